@@ -1,0 +1,26 @@
+//! `admin-api`: operators define the calendar of fan events (IAM-authorized
+//! in AWS). Definitions go to PostgreSQL and are published to the Redis gate.
+//!
+//! Init builds clients only; Redis and PostgreSQL connect on first use.
+
+use fanrush::api::AdminApi;
+use fanrush::config::{aws_config, sqs_client, AdminApiConfig};
+use fanrush::gate::EntryGate;
+use fanrush::queue::EntryQueue;
+use fanrush::store::Database;
+use lambda_http::{run, service_fn, Error, Request};
+use std::convert::Infallible;
+
+#[tokio::main(flavor = "current_thread")]
+async fn main() -> Result<(), Error> {
+    fanrush::telemetry::init();
+    let config = AdminApiConfig::from_env()?;
+    let r = &config.redis;
+    let gate = EntryGate::new(&r.url, &r.key_prefix, r.connect_timeout, r.response_timeout)?;
+    let d = &config.database;
+    let db = Database::new(&d.url, d.schema.clone(), d.connect_timeout)?;
+    let sqs = sqs_client(&aws_config().await, config.queue.attempt_timeout);
+    let queue = EntryQueue::new(sqs, &config.queue.url, config.queue.policy);
+    let api = &AdminApi::new(gate, db, queue, config.auth, config.retry_after_s);
+    run(service_fn(move |req: Request| async move { Ok::<_, Infallible>(api.handle(req).await) })).await
+}

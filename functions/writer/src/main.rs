@@ -1,0 +1,22 @@
+//! `writer`: drains the entry queue into PostgreSQL. Its SQS event source
+//! caps concurrency (`MaximumConcurrency`), which caps database connections
+//! whatever the spike. PostgreSQL connects on first use.
+
+use aws_lambda_events::event::sqs::SqsEvent;
+use fanrush::config::WriterConfig;
+use fanrush::store::Database;
+use fanrush::writer::EntryWriter;
+use lambda_runtime::{run, service_fn, Error, LambdaEvent};
+
+#[tokio::main(flavor = "current_thread")]
+async fn main() -> Result<(), Error> {
+    fanrush::telemetry::init();
+    let config = WriterConfig::from_env()?;
+    let d = &config.database;
+    let writer = &EntryWriter::new(Database::new(&d.url, d.schema.clone(), d.connect_timeout)?);
+    // An error fails the whole batch, so SQS delivers all of it again.
+    run(service_fn(move |event: LambdaEvent<SqsEvent>| async move {
+        writer.handle(event.payload).await.map_err(Error::from)
+    }))
+    .await
+}

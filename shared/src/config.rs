@@ -1,0 +1,197 @@
+//! Configuration, one `from_env` per function. Every variable, its default
+//! and its meaning is listed in the README; nothing here touches the network.
+
+use crate::queue::SendPolicy;
+use aws_config::timeout::TimeoutConfig;
+use aws_config::{BehaviorVersion, SdkConfig};
+use aws_sdk_sqs::config::retry::RetryConfig;
+use std::time::Duration;
+use thiserror::Error;
+
+/// A variable is missing or malformed. Init fails with this message, so a
+/// misconfigured function is visible at its first invocation.
+#[derive(Debug, Error)]
+pub enum ConfigError {
+    #[error("{0} must be set")]
+    Missing(&'static str),
+    #[error("{var} is invalid: {reason}")]
+    Invalid { var: &'static str, reason: String },
+}
+
+/// Where identities come from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AuthMode {
+    /// Production: the fan is the JWT authorizer's `sub`; admins need an IAM
+    /// identity in the request context.
+    Authorizer,
+    /// Local development only: `x-fan-id` names the fan and admin calls need
+    /// no IAM identity. Only `AUTH_MODE=dev` switches it on.
+    Dev,
+}
+
+impl AuthMode {
+    pub fn from_env() -> Result<Self, ConfigError> {
+        match std::env::var("AUTH_MODE").unwrap_or_default().as_str() {
+            "" | "jwt" | "iam" => Ok(Self::Authorizer),
+            "dev" => Ok(Self::Dev),
+            other => Err(ConfigError::Invalid { var: "AUTH_MODE", reason: format!("{other:?} is not jwt, iam or dev") }),
+        }
+    }
+}
+
+/// Redis settings shared by the functions that talk to the gate.
+#[derive(Debug, Clone)]
+pub struct RedisConfig {
+    pub url: String,
+    pub key_prefix: String,
+    pub connect_timeout: Duration,
+    pub response_timeout: Duration,
+}
+
+impl RedisConfig {
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Ok(Self {
+            url: var_or("REDIS_URL", "redis://127.0.0.1:6379"),
+            key_prefix: var_or("REDIS_KEY_PREFIX", "fanrush"),
+            connect_timeout: millis("REDIS_CONNECT_TIMEOUT_MS", 200)?,
+            response_timeout: millis("REDIS_RESPONSE_TIMEOUT_MS", 250)?,
+        })
+    }
+}
+
+/// PostgreSQL settings.
+#[derive(Debug, Clone)]
+pub struct DatabaseConfig {
+    pub url: String,
+    pub schema: Option<String>,
+    pub connect_timeout: Duration,
+}
+
+impl DatabaseConfig {
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Ok(Self {
+            url: required("DATABASE_URL")?,
+            schema: std::env::var("DATABASE_SCHEMA").ok().filter(|s| !s.is_empty()),
+            connect_timeout: millis("DATABASE_CONNECT_TIMEOUT_MS", 3000)?,
+        })
+    }
+}
+
+/// SQS settings for the entry queue.
+#[derive(Debug, Clone)]
+pub struct QueueConfig {
+    pub url: String,
+    pub attempt_timeout: Duration,
+    pub policy: SendPolicy,
+}
+
+impl QueueConfig {
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Ok(Self {
+            url: required("SQS_QUEUE_URL")?,
+            attempt_timeout: millis("SQS_ATTEMPT_TIMEOUT_MS", 1000)?,
+            policy: SendPolicy {
+                attempts: number("SQS_SEND_ATTEMPTS", 2)?.max(1) as u32,
+                backoff: millis("SQS_RETRY_BACKOFF_MS", 50)?,
+            },
+        })
+    }
+}
+
+/// `entry-api`.
+#[derive(Debug, Clone)]
+pub struct EntryApiConfig {
+    pub redis: RedisConfig,
+    pub queue: QueueConfig,
+    pub auth: AuthMode,
+    /// Seconds a client is asked to wait after a 503.
+    pub retry_after_s: u64,
+}
+
+impl EntryApiConfig {
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Ok(Self {
+            redis: RedisConfig::from_env()?,
+            queue: QueueConfig::from_env()?,
+            auth: AuthMode::from_env()?,
+            retry_after_s: number("RETRY_AFTER_SECONDS", 1)?,
+        })
+    }
+}
+
+/// `admin-api`.
+#[derive(Debug, Clone)]
+pub struct AdminApiConfig {
+    pub redis: RedisConfig,
+    pub database: DatabaseConfig,
+    pub queue: QueueConfig,
+    pub auth: AuthMode,
+    pub retry_after_s: u64,
+}
+
+impl AdminApiConfig {
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Ok(Self {
+            redis: RedisConfig::from_env()?,
+            database: DatabaseConfig::from_env()?,
+            queue: QueueConfig::from_env()?,
+            auth: AuthMode::from_env()?,
+            retry_after_s: number("RETRY_AFTER_SECONDS", 1)?,
+        })
+    }
+}
+
+/// `writer`.
+#[derive(Debug, Clone)]
+pub struct WriterConfig {
+    pub database: DatabaseConfig,
+}
+
+impl WriterConfig {
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Ok(Self { database: DatabaseConfig::from_env()? })
+    }
+}
+
+/// Loads the AWS SDK configuration (region, credentials chain, and
+/// `AWS_ENDPOINT_URL` for local endpoints). Credentials resolve lazily, on
+/// the first call.
+pub async fn aws_config() -> SdkConfig {
+    aws_config::defaults(BehaviorVersion::latest()).load().await
+}
+
+/// An SQS client with short timeouts and SDK retries off: [`crate::queue`]
+/// retries itself so it knows whether any attempt may have landed.
+pub fn sqs_client(sdk: &SdkConfig, attempt_timeout: Duration) -> aws_sdk_sqs::Client {
+    let config = aws_sdk_sqs::config::Builder::from(sdk)
+        .retry_config(RetryConfig::disabled())
+        .timeout_config(
+            TimeoutConfig::builder()
+                .connect_timeout(attempt_timeout.min(Duration::from_millis(500)))
+                .operation_attempt_timeout(attempt_timeout)
+                .build(),
+        )
+        .build();
+    aws_sdk_sqs::Client::from_conf(config)
+}
+
+fn var_or(var: &str, default: &str) -> String {
+    std::env::var(var).ok().filter(|v| !v.is_empty()).unwrap_or_else(|| default.to_owned())
+}
+
+fn required(var: &'static str) -> Result<String, ConfigError> {
+    std::env::var(var).ok().filter(|v| !v.is_empty()).ok_or(ConfigError::Missing(var))
+}
+
+fn number(var: &'static str, default: u64) -> Result<u64, ConfigError> {
+    match std::env::var(var) {
+        Ok(v) if !v.is_empty() => {
+            v.parse().map_err(|_| ConfigError::Invalid { var, reason: format!("{v:?} is not a whole number") })
+        }
+        _ => Ok(default),
+    }
+}
+
+fn millis(var: &'static str, default: u64) -> Result<Duration, ConfigError> {
+    number(var, default).map(Duration::from_millis)
+}

@@ -1,0 +1,192 @@
+//! Fan events: the calendar's unit. A `FanEvent` is a validated definition
+//! (window, capacity, expected peak rate); `FanEventSpec` parses one from the
+//! admin API's JSON and names the offending field when it is wrong.
+
+use super::{EventId, ValidationError};
+use chrono::{DateTime, SecondsFormat, Utc};
+use serde_json::{json, Map, Value};
+
+/// Largest capacity an event may have.
+pub const MAX_CAPACITY: i64 = 10_000_000;
+const MAX_TITLE_CHARS: usize = 200;
+/// Largest per-event lead or cooldown override, one day.
+const MAX_WINDOW_MINUTES: i64 = 24 * 60;
+
+/// A validated fan event, as stored in the calendar.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FanEvent {
+    pub id: EventId,
+    pub title: String,
+    pub opens_at: DateTime<Utc>,
+    pub closes_at: DateTime<Utc>,
+    pub capacity: i64,
+    pub expected_peak_rps: f64,
+    /// Per-event override of the scheduler's scale-out lead.
+    pub lead_minutes: Option<i64>,
+    /// Per-event override of the scheduler's scale-in cooldown.
+    pub cooldown_minutes: Option<i64>,
+}
+
+/// Parses an admin definition of a fan event.
+pub struct FanEventSpec;
+
+impl FanEventSpec {
+    /// Parses the PUT body for `id`. A body `eventId`, when present, must
+    /// agree with the path.
+    pub fn parse(id: EventId, body: &[u8]) -> Result<FanEvent, ValidationError> {
+        let value: Value = serde_json::from_slice(body)
+            .map_err(|e| ValidationError::InvalidBody(format!("not valid JSON: {e}")))?;
+        let Value::Object(fields) = value else {
+            return Err(ValidationError::InvalidBody("expected a JSON object".into()));
+        };
+        if let Some(body_id) = fields.get("eventId") {
+            if body_id.as_str() != Some(id.as_str()) {
+                return Err(invalid("eventId", "must equal the eventId in the path"));
+            }
+        }
+        Self::from_fields(id, &fields)
+    }
+
+    /// Builds an event from already-parsed JSON fields (also used by calendar
+    /// files, which carry `eventId` inline).
+    pub fn from_fields(id: EventId, fields: &Map<String, Value>) -> Result<FanEvent, ValidationError> {
+        let title = match fields.get("title") {
+            Some(Value::String(t)) if !t.trim().is_empty() && t.chars().count() <= MAX_TITLE_CHARS => t.clone(),
+            _ => return Err(invalid("title", "must be a non-empty string of at most 200 characters")),
+        };
+        let opens_at = time(fields, "opensAt")?;
+        let closes_at = time(fields, "closesAt")?;
+        if closes_at <= opens_at {
+            return Err(invalid("closesAt", "must be after opensAt"));
+        }
+        let capacity = match fields.get("capacity").and_then(Value::as_i64) {
+            Some(c) if (1..=MAX_CAPACITY).contains(&c) => c,
+            _ => return Err(invalid("capacity", "must be an integer from 1 to 10000000")),
+        };
+        let expected_peak_rps = match fields.get("expectedPeakRps").and_then(Value::as_f64) {
+            Some(r) if r.is_finite() && r >= 0.0 => r,
+            _ => return Err(invalid("expectedPeakRps", "must be a number >= 0")),
+        };
+        Ok(FanEvent {
+            id,
+            title,
+            opens_at,
+            closes_at,
+            capacity,
+            expected_peak_rps,
+            lead_minutes: minutes(fields, "leadMinutes")?,
+            cooldown_minutes: minutes(fields, "cooldownMinutes")?,
+        })
+    }
+}
+
+impl FanEvent {
+    /// The admin API's JSON view of the event.
+    pub fn to_json(&self) -> Value {
+        let mut v = json!({
+            "eventId": self.id.as_str(),
+            "title": self.title,
+            "opensAt": rfc3339(self.opens_at),
+            "closesAt": rfc3339(self.closes_at),
+            "capacity": self.capacity,
+            "expectedPeakRps": self.expected_peak_rps,
+        });
+        if let Some(m) = self.lead_minutes {
+            v["leadMinutes"] = m.into();
+        }
+        if let Some(m) = self.cooldown_minutes {
+            v["cooldownMinutes"] = m.into();
+        }
+        v
+    }
+}
+
+/// RFC 3339 in UTC with a `Z`, the one time format of every API.
+pub fn rfc3339(t: DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(SecondsFormat::AutoSi, true)
+}
+
+fn invalid(field: &'static str, reason: &str) -> ValidationError {
+    ValidationError::InvalidField { field, reason: reason.into() }
+}
+
+fn time(fields: &Map<String, Value>, field: &'static str) -> Result<DateTime<Utc>, ValidationError> {
+    fields
+        .get(field)
+        .and_then(Value::as_str)
+        .and_then(|s| DateTime::parse_from_rfc3339(s).ok())
+        .map(|t| t.with_timezone(&Utc))
+        .ok_or_else(|| invalid(field, "must be an RFC 3339 timestamp"))
+}
+
+fn minutes(fields: &Map<String, Value>, field: &'static str) -> Result<Option<i64>, ValidationError> {
+    match fields.get(field) {
+        None | Some(Value::Null) => Ok(None),
+        Some(v) => match v.as_i64() {
+            Some(m) if (0..=MAX_WINDOW_MINUTES).contains(&m) => Ok(Some(m)),
+            _ => Err(invalid(field, "must be an integer number of minutes from 0 to 1440")),
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec(body: Value) -> Result<FanEvent, ValidationError> {
+        FanEventSpec::parse(EventId::parse("demo").unwrap(), body.to_string().as_bytes())
+    }
+
+    fn valid() -> Value {
+        json!({"title": "Drop", "opensAt": "2026-12-01T10:00:00Z", "closesAt": "2026-12-01T10:30:00+09:00",
+               "capacity": 5000, "expectedPeakRps": 10000})
+    }
+
+    fn field_of(r: Result<FanEvent, ValidationError>) -> &'static str {
+        match r {
+            Err(ValidationError::InvalidField { field, .. }) => field,
+            other => panic!("expected a field error, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn parses_a_valid_event_and_normalises_times_to_utc() {
+        let e = spec(valid()).unwrap_err();
+        // 10:30+09:00 is 01:30Z, before opensAt: the window is checked in UTC.
+        assert_eq!(e, invalid("closesAt", "must be after opensAt"));
+        let mut v = valid();
+        v["closesAt"] = "2026-12-01T19:30:00+09:00".into();
+        let e = spec(v).unwrap();
+        assert_eq!(e.capacity, 5000);
+        assert_eq!(e.to_json()["closesAt"], "2026-12-01T10:30:00Z");
+    }
+
+    #[test]
+    fn names_the_field_that_is_wrong() {
+        let cases: [(&str, Value, &str); 9] = [
+            ("title", json!(""), "title"),
+            ("opensAt", json!("tomorrow"), "opensAt"),
+            ("closesAt", json!(5), "closesAt"),
+            ("capacity", json!(0), "capacity"),
+            ("capacity", json!(10_000_001), "capacity"),
+            ("capacity", json!(1.5), "capacity"),
+            ("expectedPeakRps", json!(-1), "expectedPeakRps"),
+            ("leadMinutes", json!(-5), "leadMinutes"),
+            ("eventId", json!("other"), "eventId"),
+        ];
+        for (key, value, field) in cases {
+            let mut v = valid();
+            v["closesAt"] = "2026-12-01T11:00:00Z".into();
+            v[key] = value;
+            assert_eq!(field_of(spec(v)), field, "{key}");
+        }
+    }
+
+    #[test]
+    fn refuses_non_objects_and_bad_json() {
+        for body in [&b"[]"[..], b"nope", b"", b"\"x\""] {
+            let r = FanEventSpec::parse(EventId::parse("demo").unwrap(), body);
+            assert!(matches!(r, Err(ValidationError::InvalidBody(_))), "{body:?}");
+        }
+    }
+}

@@ -1,0 +1,104 @@
+//! Putting the gate back in step with PostgreSQL.
+//!
+//! - [`restore_gate`]: after Redis lost its data (flush, failover without
+//!   persistence) the gate refuses entries; once the queue has drained, every
+//!   event's counters and fan records are rebuilt from the stored entries, so
+//!   nothing is counted from zero and no position is handed out twice.
+//! - [`sweep_pending`]: a reservation whose SQS send had an unknown outcome
+//!   stays pending until the fan retries. Once the queue has drained, the
+//!   sweep confirms those whose row exists and releases the rest.
+
+use crate::domain::{EventId, FanEvent};
+use crate::gate::{EntryGate, GateError};
+use crate::queue::{EntryQueue, QueueError};
+use crate::store::{Database, StoreError};
+use chrono::{DateTime, Utc};
+use thiserror::Error;
+
+#[derive(Debug, Error)]
+pub enum RecoveryError {
+    #[error(transparent)]
+    Gate(#[from] GateError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Queue(#[from] QueueError),
+    /// Entries are still queued: PostgreSQL is not yet the whole truth.
+    #[error("the entry queue has not drained yet")]
+    QueueNotDrained,
+}
+
+/// What [`restore_gate`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Restore {
+    /// The state was there; nothing to do.
+    NotNeeded,
+    Restored { events: usize, entries: usize },
+}
+
+/// Rebuilds the gate from PostgreSQL if Redis lost it.
+pub async fn restore_gate(gate: &EntryGate, db: &Database, queue: &EntryQueue) -> Result<Restore, RecoveryError> {
+    if gate.state_present().await? {
+        return Ok(Restore::NotNeeded);
+    }
+    if !queue.is_drained().await? {
+        return Err(RecoveryError::QueueNotDrained);
+    }
+    let events = db.events().await?;
+    let mut entries = 0;
+    for event in &events {
+        let stored = db.entries(&event.id).await?;
+        entries += stored.len();
+        gate.restore_event(event, &stored).await?;
+    }
+    gate.mark_state_present().await?;
+    tracing::info!(events = events.len(), entries, "gate state restored from postgres");
+    Ok(Restore::Restored { events: events.len(), entries })
+}
+
+/// What [`sweep_pending`] did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Sweep {
+    /// Pending reservations whose row exists: now confirmed.
+    pub confirmed: usize,
+    /// Pending reservations that never landed: slot released.
+    pub released: usize,
+}
+
+/// Resolves reservations pending since before `cutoff`, for `events`.
+pub async fn sweep_pending(
+    gate: &EntryGate,
+    db: &Database,
+    queue: &EntryQueue,
+    events: &[FanEvent],
+    cutoff: DateTime<Utc>,
+) -> Result<Sweep, RecoveryError> {
+    if !queue.is_drained().await? {
+        return Err(RecoveryError::QueueNotDrained);
+    }
+    let mut sweep = Sweep::default();
+    for event in events {
+        sweep_event(gate, db, &event.id, cutoff, &mut sweep).await?;
+    }
+    Ok(sweep)
+}
+
+async fn sweep_event(
+    gate: &EntryGate,
+    db: &Database,
+    event: &EventId,
+    cutoff: DateTime<Utc>,
+    sweep: &mut Sweep,
+) -> Result<(), RecoveryError> {
+    for (fan, position) in gate.pending_since(event, cutoff).await? {
+        if db.entry_exists(event, &fan).await? {
+            if gate.confirm_position(event, &fan, position).await? {
+                sweep.confirmed += 1;
+            }
+        } else if gate.release_stale(event, &fan, position, cutoff).await? {
+            tracing::info!(event = %event, position, "released a slot whose entry never reached the queue");
+            sweep.released += 1;
+        }
+    }
+    Ok(())
+}

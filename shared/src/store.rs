@@ -1,0 +1,273 @@
+//! PostgreSQL: the durable home of the calendar (`fan_events`) and of every
+//! accepted entry (`entries`).
+//!
+//! The connection is made on first use (never in Lambda init), migrated once
+//! per process, and replaced after a connection failure. The writer's insert is
+//! prepared once per connection so a batch costs exactly one round trip.
+
+use crate::domain::{Entry, EventId, FanEvent, FanId, Position};
+use chrono::{DateTime, Utc};
+use std::sync::Arc;
+use std::time::Duration;
+use thiserror::Error;
+use tokio::sync::Mutex;
+use tokio_postgres::error::SqlState;
+use tokio_postgres::{Client, NoTls, Row, Statement};
+
+/// The schema, idempotent so every process may apply it; serialized by an
+/// advisory lock so concurrent cold starts do not race on DDL.
+const MIGRATIONS: &str = "
+BEGIN;
+SELECT pg_advisory_xact_lock(727274);
+CREATE TABLE IF NOT EXISTS fan_events (
+    event_id          text PRIMARY KEY,
+    title             text NOT NULL,
+    opens_at          timestamptz NOT NULL,
+    closes_at         timestamptz NOT NULL,
+    capacity          bigint NOT NULL CHECK (capacity > 0),
+    expected_peak_rps double precision NOT NULL CHECK (expected_peak_rps >= 0),
+    lead_minutes      integer,
+    cooldown_minutes  integer,
+    updated_at        timestamptz NOT NULL DEFAULT now(),
+    CHECK (closes_at > opens_at)
+);
+CREATE TABLE IF NOT EXISTS entries (
+    event_id    text NOT NULL,
+    fan_id      text NOT NULL,
+    position    bigint NOT NULL CHECK (position > 0),
+    note        text,
+    accepted_at timestamptz NOT NULL,
+    written_at  timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (event_id, fan_id),
+    UNIQUE (event_id, position)
+);
+COMMIT;
+";
+
+const INSERT_ENTRIES: &str = "
+INSERT INTO entries (event_id, fan_id, position, note, accepted_at)
+SELECT * FROM unnest($1::text[], $2::text[], $3::int8[], $4::text[], $5::timestamptz[])
+ON CONFLICT (event_id, fan_id) DO NOTHING";
+
+const EVENT_COLUMNS: &str =
+    "event_id, title, opens_at, closes_at, capacity, expected_peak_rps, lead_minutes, cooldown_minutes";
+
+/// Store failures.
+#[derive(Debug, Error)]
+pub enum StoreError {
+    /// The database could not be reached or is not accepting work right now.
+    #[error("postgres is unavailable: {0}")]
+    Unavailable(tokio_postgres::Error),
+    /// The database refused these rows (a constraint, bad data).
+    #[error("postgres refused the statement: {0}")]
+    Rejected(tokio_postgres::Error),
+    #[error("bad database configuration: {0}")]
+    Config(String),
+    #[error("a stored row is invalid: {0}")]
+    Corrupt(String),
+}
+
+impl StoreError {
+    fn from_pg(e: tokio_postgres::Error) -> Self {
+        let transient = match e.code() {
+            None => true,
+            // 08 connection, 57 operator intervention (shutdown), 53 resources, 40 rollback
+            Some(code) => ["08", "57", "53", "40"].iter().any(|class| code.code().starts_with(class)),
+        };
+        if transient || e.is_closed() {
+            Self::Unavailable(e)
+        } else {
+            Self::Rejected(e)
+        }
+    }
+
+    pub fn is_unavailable(&self) -> bool {
+        matches!(self, Self::Unavailable(_))
+    }
+
+    /// True when the refusal was a unique-constraint violation.
+    pub fn is_unique_violation(&self) -> bool {
+        matches!(self, Self::Rejected(e) if e.code() == Some(&SqlState::UNIQUE_VIOLATION))
+    }
+}
+
+struct Connection {
+    client: Client,
+    insert_entries: Statement,
+}
+
+/// A lazily connected PostgreSQL database.
+pub struct Database {
+    config: tokio_postgres::Config,
+    schema: Option<String>,
+    connection: Mutex<Option<Arc<Connection>>>,
+}
+
+impl Database {
+    /// Parses the URL; does not connect. `schema`, when set, is created and
+    /// used as the search path (tests isolate themselves this way).
+    pub fn new(url: &str, schema: Option<String>, connect_timeout: Duration) -> Result<Self, StoreError> {
+        let mut config: tokio_postgres::Config = url.parse().map_err(|e| StoreError::Config(format!("{e}")))?;
+        config.connect_timeout(connect_timeout);
+        config.application_name("fanrush");
+        if let Some(s) = &schema {
+            if !s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') || s.is_empty() {
+                return Err(StoreError::Config(format!("schema name {s:?} must be [A-Za-z0-9_]+")));
+            }
+        }
+        Ok(Self { config, schema, connection: Mutex::new(None) })
+    }
+
+    async fn connection(&self) -> Result<Arc<Connection>, StoreError> {
+        let mut slot = self.connection.lock().await;
+        if let Some(c) = slot.as_ref().filter(|c| !c.client.is_closed()) {
+            return Ok(c.clone());
+        }
+        let (client, conn) = self.config.connect(NoTls).await.map_err(StoreError::Unavailable)?;
+        tokio::spawn(async move {
+            if let Err(e) = conn.await {
+                tracing::warn!(error = %e, "postgres connection closed");
+            }
+        });
+        if let Some(schema) = &self.schema {
+            client
+                .batch_execute(&format!("CREATE SCHEMA IF NOT EXISTS {schema}; SET search_path TO {schema}"))
+                .await
+                .map_err(StoreError::from_pg)?;
+        }
+        client.batch_execute(MIGRATIONS).await.map_err(StoreError::from_pg)?;
+        let insert_entries = client.prepare(INSERT_ENTRIES).await.map_err(StoreError::from_pg)?;
+        let c = Arc::new(Connection { client, insert_entries });
+        *slot = Some(c.clone());
+        Ok(c)
+    }
+
+    /// Drops the connection after a failure so the next call reconnects.
+    async fn on_error(&self, e: tokio_postgres::Error) -> StoreError {
+        let e = StoreError::from_pg(e);
+        if e.is_unavailable() {
+            *self.connection.lock().await = None;
+        }
+        e
+    }
+
+    /// Connects and migrates now (setup and tests; functions connect lazily).
+    pub async fn migrate(&self) -> Result<(), StoreError> {
+        self.connection().await.map(|_| ())
+    }
+
+    /// Inserts entries in one round trip; an entry already stored for the same
+    /// fan is skipped, so redelivery never duplicates a row. Returns how many
+    /// rows were new.
+    pub async fn insert_entries(&self, entries: &[Entry]) -> Result<u64, StoreError> {
+        if entries.is_empty() {
+            return Ok(0);
+        }
+        let c = self.connection().await?;
+        let events: Vec<&str> = entries.iter().map(|e| e.event_id.as_str()).collect();
+        let fans: Vec<&str> = entries.iter().map(|e| e.fan_id.as_str()).collect();
+        let positions: Vec<i64> = entries.iter().map(|e| e.position).collect();
+        let notes: Vec<Option<&str>> = entries.iter().map(|e| e.note.as_deref()).collect();
+        let times: Vec<DateTime<Utc>> = entries.iter().map(|e| e.accepted_at).collect();
+        match c.client.execute(&c.insert_entries, &[&events, &fans, &positions, &notes, &times]).await {
+            Ok(n) => Ok(n),
+            Err(e) => Err(self.on_error(e).await),
+        }
+    }
+
+    async fn query(&self, sql: &str, params: &[&(dyn tokio_postgres::types::ToSql + Sync)]) -> Result<Vec<Row>, StoreError> {
+        let c = self.connection().await?;
+        match c.client.query(sql, params).await {
+            Ok(rows) => Ok(rows),
+            Err(e) => Err(self.on_error(e).await),
+        }
+    }
+
+    /// Whether a fan's entry is stored.
+    pub async fn entry_exists(&self, event: &EventId, fan: &FanId) -> Result<bool, StoreError> {
+        let rows = self
+            .query("SELECT 1 FROM entries WHERE event_id = $1 AND fan_id = $2", &[&event.as_str(), &fan.as_str()])
+            .await?;
+        Ok(!rows.is_empty())
+    }
+
+    /// Every stored entry of an event, by position.
+    pub async fn entries(&self, event: &EventId) -> Result<Vec<Entry>, StoreError> {
+        let rows = self
+            .query(
+                "SELECT fan_id, position, note, accepted_at FROM entries WHERE event_id = $1 ORDER BY position",
+                &[&event.as_str()],
+            )
+            .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(Entry {
+                    event_id: event.clone(),
+                    fan_id: FanId::parse(r.get(0)).map_err(|e| StoreError::Corrupt(e.to_string()))?,
+                    position: r.get::<_, Position>(1),
+                    note: r.get(2),
+                    accepted_at: r.get(3),
+                })
+            })
+            .collect()
+    }
+
+    /// How many entries of an event are stored.
+    pub async fn written_count(&self, event: &EventId) -> Result<i64, StoreError> {
+        let rows = self.query("SELECT count(*) FROM entries WHERE event_id = $1", &[&event.as_str()]).await?;
+        Ok(rows[0].get(0))
+    }
+
+    /// Creates or replaces an event definition; true when it was created.
+    pub async fn upsert_event(&self, e: &FanEvent) -> Result<bool, StoreError> {
+        let lead = e.lead_minutes.map(|m| m as i32);
+        let cooldown = e.cooldown_minutes.map(|m| m as i32);
+        let rows = self
+            .query(
+                "INSERT INTO fan_events (event_id, title, opens_at, closes_at, capacity, expected_peak_rps, lead_minutes, cooldown_minutes)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+                 ON CONFLICT (event_id) DO UPDATE SET title = EXCLUDED.title, opens_at = EXCLUDED.opens_at,
+                   closes_at = EXCLUDED.closes_at, capacity = EXCLUDED.capacity,
+                   expected_peak_rps = EXCLUDED.expected_peak_rps, lead_minutes = EXCLUDED.lead_minutes,
+                   cooldown_minutes = EXCLUDED.cooldown_minutes, updated_at = now()
+                 RETURNING (xmax = 0) AS created",
+                &[&e.id.as_str(), &e.title, &e.opens_at, &e.closes_at, &e.capacity, &e.expected_peak_rps, &lead, &cooldown],
+            )
+            .await?;
+        Ok(rows[0].get(0))
+    }
+
+    /// One event definition.
+    pub async fn event(&self, id: &EventId) -> Result<Option<FanEvent>, StoreError> {
+        let rows = self
+            .query(&format!("SELECT {EVENT_COLUMNS} FROM fan_events WHERE event_id = $1"), &[&id.as_str()])
+            .await?;
+        rows.first().map(event_from_row).transpose()
+    }
+
+    /// The whole calendar, by opening time.
+    pub async fn events(&self) -> Result<Vec<FanEvent>, StoreError> {
+        let rows = self.query(&format!("SELECT {EVENT_COLUMNS} FROM fan_events ORDER BY opens_at, event_id"), &[]).await?;
+        rows.iter().map(event_from_row).collect()
+    }
+
+    /// Deletes an event definition; true when it existed. Its entries stay:
+    /// they are the record of who was accepted.
+    pub async fn delete_event(&self, id: &EventId) -> Result<bool, StoreError> {
+        let rows = self.query("DELETE FROM fan_events WHERE event_id = $1 RETURNING 1", &[&id.as_str()]).await?;
+        Ok(!rows.is_empty())
+    }
+}
+
+fn event_from_row(r: &Row) -> Result<FanEvent, StoreError> {
+    Ok(FanEvent {
+        id: EventId::parse(r.get(0)).map_err(|e| StoreError::Corrupt(e.to_string()))?,
+        title: r.get(1),
+        opens_at: r.get(2),
+        closes_at: r.get(3),
+        capacity: r.get(4),
+        expected_peak_rps: r.get(5),
+        lead_minutes: r.get::<_, Option<i32>>(6).map(i64::from),
+        cooldown_minutes: r.get::<_, Option<i32>>(7).map(i64::from),
+    })
+}
