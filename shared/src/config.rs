@@ -195,3 +195,24 @@ fn number(var: &'static str, default: u64) -> Result<u64, ConfigError> {
 fn millis(var: &'static str, default: u64) -> Result<Duration, ConfigError> {
     number(var, default).map(Duration::from_millis)
 }
+
+/// `scheduler`.
+#[derive(Debug, Clone)]
+pub struct SchedulerConfig {
+    pub redis: RedisConfig,
+    pub database: DatabaseConfig,
+    pub queue: QueueConfig,
+    /// How long a reservation may stay pending before the sweep resolves it.
+    pub sweep_after: Duration,
+}
+
+impl SchedulerConfig {
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Ok(Self {
+            redis: RedisConfig::from_env()?,
+            database: DatabaseConfig::from_env()?,
+            queue: QueueConfig::from_env()?,
+            sweep_after: Duration::from_secs(number("PENDING_SWEEP_AFTER_SECONDS", 300)?),
+        })
+    }
+}

@@ -102,3 +102,42 @@ async fn sweep_event(
     }
     Ok(())
 }
+
+/// What one housekeeping pass did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Housekeeping {
+    /// Set when the gate had to be restored.
+    pub restored: Option<(usize, usize)>,
+    pub sweep: Sweep,
+    /// True when the queue had not drained, so restore or sweep waits for a
+    /// later pass.
+    pub deferred: bool,
+}
+
+/// One pass of the scheduler's housekeeping: restore a lost gate, then sweep
+/// reservations pending for longer than `sweep_after`.
+pub async fn housekeeping(
+    gate: &EntryGate,
+    db: &Database,
+    queue: &EntryQueue,
+    now: DateTime<Utc>,
+    sweep_after: std::time::Duration,
+) -> Result<Housekeeping, RecoveryError> {
+    let mut report = Housekeeping::default();
+    match restore_gate(gate, db, queue).await {
+        Ok(Restore::Restored { events, entries }) => report.restored = Some((events, entries)),
+        Ok(Restore::NotNeeded) => {}
+        Err(RecoveryError::QueueNotDrained) => {
+            report.deferred = true;
+            return Ok(report);
+        }
+        Err(e) => return Err(e),
+    }
+    let cutoff = now - chrono::Duration::from_std(sweep_after).unwrap_or(chrono::Duration::MAX);
+    match sweep_pending(gate, db, queue, &db.events().await?, cutoff).await {
+        Ok(sweep) => report.sweep = sweep,
+        Err(RecoveryError::QueueNotDrained) => report.deferred = true,
+        Err(e) => return Err(e),
+    }
+    Ok(report)
+}

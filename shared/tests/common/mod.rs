@@ -1,0 +1,240 @@
+//! Shared setup for the integration tests: every test gets its own Redis key
+//! prefix, PostgreSQL schema and SQS queue (+ DLQ) on the real local
+//! services, so tests run in parallel without seeing each other.
+//!
+//! Services come from `REDIS_URL`, `DATABASE_URL` and `AWS_ENDPOINT_URL`
+//! (defaults: the local stack of `make test`).
+
+#![allow(dead_code)]
+
+use aws_config::{BehaviorVersion, Region, SdkConfig};
+use aws_lambda_events::event::sqs::SqsEvent;
+use aws_sdk_sqs::config::Credentials;
+use chrono::{DateTime, Duration as Minutes, Utc};
+use fanrush::api::{AdminApi, FanApi};
+use fanrush::config::{sqs_client, AuthMode};
+use fanrush::gate::EntryGate;
+use fanrush::queue::{provision, EntryQueue, SendPolicy};
+use fanrush::store::Database;
+use fanrush::writer::EntryWriter;
+use lambda_http::{Body, Request, Response};
+use serde_json::{json, Value};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::Duration;
+
+pub fn redis_url() -> String {
+    std::env::var("REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into())
+}
+
+pub fn database_url() -> String {
+    std::env::var("DATABASE_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
+}
+
+pub fn sqs_endpoint() -> String {
+    std::env::var("AWS_ENDPOINT_URL").unwrap_or_else(|_| "http://127.0.0.1:9324".into())
+}
+
+/// A name no other test (or earlier run) uses.
+pub fn unique(kind: &str) -> String {
+    static COUNTER: AtomicU32 = AtomicU32::new(0);
+    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos();
+    format!("{kind}_{}_{:x}_{}", std::process::id(), nanos % 0xffff_ffff, COUNTER.fetch_add(1, Ordering::Relaxed))
+}
+
+/// AWS SDK configuration for the local SQS endpoint at `endpoint`.
+pub async fn sdk_config(endpoint: &str) -> SdkConfig {
+    aws_config::defaults(BehaviorVersion::latest())
+        .endpoint_url(endpoint)
+        .region(Region::new("us-east-1"))
+        .credentials_provider(Credentials::new("test", "test", None, None, "fanrush-tests"))
+        .load()
+        .await
+}
+
+pub fn gate(url: &str, prefix: &str) -> EntryGate {
+    EntryGate::new(url, prefix, Duration::from_millis(200), Duration::from_millis(250)).unwrap()
+}
+
+pub fn database(schema: &str) -> Database {
+    Database::new(&database_url(), Some(schema.to_owned()), Duration::from_secs(3)).unwrap()
+}
+
+pub const POLICY: SendPolicy = SendPolicy { attempts: 2, backoff: Duration::from_millis(20) };
+
+/// One isolated slice of the local stack.
+pub struct Stack {
+    pub prefix: String,
+    pub schema: String,
+    pub queue_url: String,
+    pub dlq_url: String,
+    pub sqs: aws_sdk_sqs::Client,
+    pub fan: FanApi,
+    pub admin: AdminApi,
+    pub writer: EntryWriter,
+    pub db: Database,
+    pub gate: EntryGate,
+}
+
+impl Stack {
+    /// A stack whose functions talk to the services directly.
+    pub async fn new() -> Self {
+        Self::with(&redis_url(), &sqs_endpoint(), Duration::from_millis(1000)).await
+    }
+
+    /// A stack whose fan API reaches Redis at `fan_redis` and SQS at
+    /// `fan_sqs` (a fault proxy, say); everything else goes direct.
+    pub async fn with(fan_redis: &str, fan_sqs: &str, sqs_attempt_timeout: Duration) -> Self {
+        let prefix = unique("t");
+        let schema = unique("t");
+        let direct = sdk_config(&sqs_endpoint()).await;
+        let sqs = sqs_client(&direct, Duration::from_secs(5));
+        let (queue_url, dlq_url) = provision(&sqs, &prefix, 3, 2).await.expect("create test queues");
+        let fan_sqs = sqs_client(&sdk_config(fan_sqs).await, sqs_attempt_timeout);
+        let fan = FanApi::new(gate(fan_redis, &prefix), EntryQueue::new(fan_sqs, &queue_url, POLICY), AuthMode::Dev, 1);
+        let admin = AdminApi::new(
+            gate(&redis_url(), &prefix),
+            database(&schema),
+            EntryQueue::new(sqs.clone(), &queue_url, POLICY),
+            AuthMode::Dev,
+            1,
+        );
+        let db = database(&schema);
+        db.migrate().await.expect("migrate the test schema");
+        Self {
+            writer: EntryWriter::new(database(&schema)),
+            gate: gate(&redis_url(), &prefix),
+            prefix,
+            schema,
+            queue_url,
+            dlq_url,
+            sqs,
+            fan,
+            admin,
+            db,
+        }
+    }
+
+    pub fn queue(&self) -> EntryQueue {
+        EntryQueue::new(self.sqs.clone(), &self.queue_url, POLICY)
+    }
+
+    /// Defines an event through the admin API; returns its id.
+    pub async fn event(&self, capacity: i64, opens: DateTime<Utc>, closes: DateTime<Utc>) -> String {
+        let id = unique("ev").replace('_', "-");
+        let body = json!({ "title": "Test drop", "opensAt": opens.to_rfc3339(), "closesAt": closes.to_rfc3339(),
+                           "capacity": capacity, "expectedPeakRps": 1000 });
+        let r = self.admin.handle(request("PUT", &format!("/admin/events/{id}"), &[], Some(&body.to_string()))).await;
+        assert_eq!(r.status(), 201, "create event: {}", body_json(&r));
+        id
+    }
+
+    /// An event open now, for an hour.
+    pub async fn open_event(&self, capacity: i64) -> String {
+        self.event(capacity, Utc::now() - Minutes::minutes(1), Utc::now() + Minutes::hours(1)).await
+    }
+
+    /// A fan's POST to enter `event`.
+    pub async fn enter(&self, event: &str, fan: &str) -> Response<Body> {
+        self.fan.handle(request("POST", &format!("/events/{event}/entries"), &[("x-fan-id", fan)], None)).await
+    }
+
+    /// Drains the queue through the writer, as the event-source mapping
+    /// would, until it stays empty. Returns how many messages were written.
+    pub async fn drain(&self) -> usize {
+        let mut written = 0;
+        let mut empty_polls = 0;
+        while empty_polls < 2 {
+            let out = self
+                .sqs
+                .receive_message()
+                .queue_url(&self.queue_url)
+                .max_number_of_messages(10)
+                .wait_time_seconds(0)
+                .send()
+                .await
+                .expect("receive");
+            let messages = out.messages.unwrap_or_default();
+            if messages.is_empty() {
+                empty_polls += 1;
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
+            empty_polls = 0;
+            let response = self.writer.handle(sqs_event(&messages)).await.expect("writer");
+            let failed: Vec<String> = response.batch_item_failures.iter().map(|f| f.item_identifier.clone()).collect();
+            for m in &messages {
+                if !failed.contains(m.message_id.as_ref().unwrap()) {
+                    written += 1;
+                    self.sqs
+                        .delete_message()
+                        .queue_url(&self.queue_url)
+                        .receipt_handle(m.receipt_handle.clone().unwrap())
+                        .send()
+                        .await
+                        .expect("delete");
+                }
+            }
+        }
+        written
+    }
+
+    /// `(fan_id, position)` of every stored entry of `event`, by position.
+    pub async fn rows(&self, event: &str) -> Vec<(String, i64)> {
+        let id = fanrush::domain::EventId::parse(event).unwrap();
+        self.db.entries(&id).await.unwrap().into_iter().map(|e| (e.fan_id.to_string(), e.position)).collect()
+    }
+}
+
+/// An SQS event as the event-source mapping builds it from `messages`.
+pub fn sqs_event(messages: &[aws_sdk_sqs::types::Message]) -> SqsEvent {
+    let records: Vec<Value> = messages
+        .iter()
+        .map(|m| {
+            json!({ "messageId": m.message_id, "receiptHandle": m.receipt_handle, "body": m.body,
+                    "eventSource": "aws:sqs", "awsRegion": "us-east-1", "attributes": {}, "messageAttributes": {} })
+        })
+        .collect();
+    serde_json::from_value(json!({ "Records": records })).unwrap()
+}
+
+/// An API Gateway HTTP API (payload 2.0) request, parsed by lambda_http the
+/// way the runtime parses a real one.
+pub fn request(method: &str, path: &str, headers: &[(&str, &str)], body: Option<&str>) -> Request {
+    request_with(method, path, headers, body, None)
+}
+
+/// Like [`request`], with an authorizer block in the request context.
+pub fn request_with(method: &str, path: &str, headers: &[(&str, &str)], body: Option<&str>, authorizer: Option<Value>) -> Request {
+    let headers: serde_json::Map<String, Value> =
+        headers.iter().map(|(k, v)| (k.to_string(), Value::String(v.to_string()))).collect();
+    let mut context = json!({
+        "accountId": "123456789012", "apiId": "api", "domainName": "api.example.com", "domainPrefix": "api",
+        "http": { "method": method, "path": path, "protocol": "HTTP/1.1", "sourceIp": "127.0.0.1", "userAgent": "test" },
+        "requestId": unique("req"), "routeKey": "$default", "stage": "$default",
+        "time": "21/Nov/2026:00:00:00 +0000", "timeEpoch": 0
+    });
+    if let Some(a) = authorizer {
+        context["authorizer"] = a;
+    }
+    let event = json!({
+        "version": "2.0", "routeKey": "$default", "rawPath": path, "rawQueryString": "",
+        "headers": headers, "requestContext": context, "body": body, "isBase64Encoded": false
+    });
+    lambda_http::request::from_str(&event.to_string()).expect("a valid API Gateway event")
+}
+
+pub fn body_json(r: &Response<Body>) -> Value {
+    match r.body() {
+        Body::Text(t) => serde_json::from_str(t).unwrap_or(Value::Null),
+        Body::Binary(b) => serde_json::from_slice(b).unwrap_or(Value::Null),
+        _ => Value::Null,
+    }
+}
+
+/// Asserts a JSON error response with `status` and `code`.
+pub fn assert_error(r: &Response<Body>, status: u16, code: &str) {
+    let body = body_json(r);
+    assert_eq!((r.status().as_u16(), body["error"].as_str()), (status, Some(code)), "body: {body}");
+    assert!(body["message"].as_str().is_some_and(|m| !m.is_empty()), "an error needs a message: {body}");
+    assert_eq!(r.headers()["content-type"], "application/json");
+}
