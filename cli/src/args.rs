@@ -38,8 +38,4 @@ impl Args {
     pub fn opt(&self, name: &str) -> Option<&str> {
         self.values.get(name).map(String::as_str)
     }
-
-    pub fn switch(&self, name: &str) -> bool {
-        self.values.contains_key(name)
-    }
 }

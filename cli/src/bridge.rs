@@ -39,7 +39,16 @@ struct Bridge {
 pub async fn run(argv: &[String]) -> Result<(), String> {
     let args = Args::parse(
         argv,
-        &["queue-url", "invoke-url", "writer", "scheduler", "batch-size", "window-ms", "concurrency", "schedule-seconds"],
+        &[
+            "queue-url",
+            "invoke-url",
+            "writer",
+            "scheduler",
+            "batch-size",
+            "window-ms",
+            "concurrency",
+            "schedule-seconds",
+        ],
         &[],
     )?;
     let queue_url = args.opt("queue-url").map(str::to_owned).ok_or("--queue-url is required")?;
@@ -154,12 +163,8 @@ impl Bridge {
 
     /// One SQS record as the Lambda event-source mapping shapes it.
     fn record(&self, m: &Message) -> Value {
-        let attributes: serde_json::Map<String, Value> = m
-            .attributes
-            .iter()
-            .flatten()
-            .map(|(k, v)| (k.as_str().to_owned(), Value::String(v.clone())))
-            .collect();
+        let attributes: serde_json::Map<String, Value> =
+            m.attributes.iter().flatten().map(|(k, v)| (k.as_str().to_owned(), Value::String(v.clone()))).collect();
         json!({
             "messageId": m.message_id,
             "receiptHandle": m.receipt_handle,

@@ -34,7 +34,9 @@ impl AuthMode {
         match std::env::var("AUTH_MODE").unwrap_or_default().as_str() {
             "" | "jwt" | "iam" => Ok(Self::Authorizer),
             "dev" => Ok(Self::Dev),
-            other => Err(ConfigError::Invalid { var: "AUTH_MODE", reason: format!("{other:?} is not jwt, iam or dev") }),
+            other => {
+                Err(ConfigError::Invalid { var: "AUTH_MODE", reason: format!("{other:?} is not jwt, iam or dev") })
+            }
         }
     }
 }

@@ -33,7 +33,10 @@ pub enum RecoveryError {
 pub enum Restore {
     /// The state was there; nothing to do.
     NotNeeded,
-    Restored { events: usize, entries: usize },
+    Restored {
+        events: usize,
+        entries: usize,
+    },
 }
 
 /// Rebuilds the gate from PostgreSQL if Redis lost it.

@@ -175,7 +175,11 @@ impl Database {
         }
     }
 
-    async fn query(&self, sql: &str, params: &[&(dyn tokio_postgres::types::ToSql + Sync)]) -> Result<Vec<Row>, StoreError> {
+    async fn query(
+        &self,
+        sql: &str,
+        params: &[&(dyn tokio_postgres::types::ToSql + Sync)],
+    ) -> Result<Vec<Row>, StoreError> {
         let c = self.connection().await?;
         match c.client.query(sql, params).await {
             Ok(rows) => Ok(rows),
@@ -239,15 +243,15 @@ impl Database {
 
     /// One event definition.
     pub async fn event(&self, id: &EventId) -> Result<Option<FanEvent>, StoreError> {
-        let rows = self
-            .query(&format!("SELECT {EVENT_COLUMNS} FROM fan_events WHERE event_id = $1"), &[&id.as_str()])
-            .await?;
+        let rows =
+            self.query(&format!("SELECT {EVENT_COLUMNS} FROM fan_events WHERE event_id = $1"), &[&id.as_str()]).await?;
         rows.first().map(event_from_row).transpose()
     }
 
     /// The whole calendar, by opening time.
     pub async fn events(&self) -> Result<Vec<FanEvent>, StoreError> {
-        let rows = self.query(&format!("SELECT {EVENT_COLUMNS} FROM fan_events ORDER BY opens_at, event_id"), &[]).await?;
+        let rows =
+            self.query(&format!("SELECT {EVENT_COLUMNS} FROM fan_events ORDER BY opens_at, event_id"), &[]).await?;
         rows.iter().map(event_from_row).collect()
     }
 

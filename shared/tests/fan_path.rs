@@ -97,7 +97,8 @@ async fn a_fan_reads_back_its_entry_with_its_note() {
     let stack = Stack::new().await;
     let event = stack.open_event(3).await;
     let path = format!("/events/{event}/entries");
-    let r = stack.fan.handle(request("POST", &path, &[("x-fan-id", "carol")], Some(r#"{"note":"see you there"}"#))).await;
+    let r =
+        stack.fan.handle(request("POST", &path, &[("x-fan-id", "carol")], Some(r#"{"note":"see you there"}"#))).await;
     assert_eq!(r.status(), 202);
     let me = stack.fan.handle(request("GET", &format!("{path}/me"), &[("x-fan-id", "carol")], None)).await;
     assert_eq!(me.status(), 200);

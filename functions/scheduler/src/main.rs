@@ -18,7 +18,11 @@ async fn main() -> Result<(), Error> {
     let gate = &EntryGate::new(&r.url, &r.key_prefix, r.connect_timeout, r.response_timeout)?;
     let d = &config.database;
     let db = &Database::new(&d.url, d.schema.clone(), d.connect_timeout)?;
-    let queue = &EntryQueue::new(sqs_client(&aws_config().await, config.queue.attempt_timeout), &config.queue.url, config.queue.policy);
+    let queue = &EntryQueue::new(
+        sqs_client(&aws_config().await, config.queue.attempt_timeout),
+        &config.queue.url,
+        config.queue.policy,
+    );
     let sweep_after = config.sweep_after;
     run(service_fn(move |_: LambdaEvent<Value>| async move {
         let report = housekeeping(gate, db, queue, chrono::Utc::now(), sweep_after).await?;

@@ -123,9 +123,10 @@ impl AdminApi {
     async fn restore(&self) -> Result<(), ApiError> {
         match recovery::restore_gate(&self.gate, &self.db, &self.queue).await {
             Ok(_) => Ok(()),
-            Err(RecoveryError::QueueNotDrained) => {
-                Err(ApiError::unavailable(self.retry_after_s, "the gate is being restored; retry once the queue drains"))
-            }
+            Err(RecoveryError::QueueNotDrained) => Err(ApiError::unavailable(
+                self.retry_after_s,
+                "the gate is being restored; retry once the queue drains",
+            )),
             Err(e) => {
                 tracing::warn!(error = %e, "gate restore failed");
                 Err(ApiError::unavailable(self.retry_after_s, "the gate could not be restored; retry"))

@@ -82,8 +82,12 @@ impl FanApi {
             Admission::Reserved(r) => r,
             Admission::Existing(entry) => return Ok(accepted(StatusCode::OK, &entry)),
             Admission::NotFound => return Err(event_not_found()),
-            Admission::NotOpen => return Err(ApiError::new(StatusCode::FORBIDDEN, "event_not_open", "the event is not open yet")),
-            Admission::Closed => return Err(ApiError::new(StatusCode::FORBIDDEN, "event_closed", "the event has closed")),
+            Admission::NotOpen => {
+                return Err(ApiError::new(StatusCode::FORBIDDEN, "event_not_open", "the event is not open yet"))
+            }
+            Admission::Closed => {
+                return Err(ApiError::new(StatusCode::FORBIDDEN, "event_closed", "the event has closed"))
+            }
             Admission::SoldOut => return Err(ApiError::new(StatusCode::CONFLICT, "sold_out", "no places are left")),
         };
         match self.queue.send(&reservation.entry).await {
@@ -92,8 +96,12 @@ impl FanApi {
                 // finds its row later and confirms it; the fan is accepted.
                 match self.gate.confirm(&reservation).await {
                     Ok(true) => {}
-                    Ok(false) => tracing::error!(event = %event, position = reservation.entry.position, "confirmed entry had no reservation"),
-                    Err(e) => tracing::warn!(error = %e, event = %event, "could not confirm a queued entry; the sweep will"),
+                    Ok(false) => {
+                        tracing::error!(event = %event, position = reservation.entry.position, "confirmed entry had no reservation")
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %e, event = %event, "could not confirm a queued entry; the sweep will")
+                    }
                 }
                 Ok(accepted(StatusCode::ACCEPTED, &reservation.entry))
             }

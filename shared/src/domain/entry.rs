@@ -37,8 +37,8 @@ impl EntryRequest {
         if body.iter().all(u8::is_ascii_whitespace) {
             return Ok(Self::default());
         }
-        let value: Value = serde_json::from_slice(body)
-            .map_err(|e| ValidationError::InvalidBody(format!("not valid JSON: {e}")))?;
+        let value: Value =
+            serde_json::from_slice(body).map_err(|e| ValidationError::InvalidBody(format!("not valid JSON: {e}")))?;
         let Value::Object(fields) = value else {
             return Err(ValidationError::InvalidBody("expected a JSON object".into()));
         };
@@ -85,8 +85,8 @@ impl EntryMessage {
 
     /// Parses and validates a message body; anything else is a poison message.
     pub fn parse(body: &str) -> Result<Entry, ValidationError> {
-        let m: EntryMessage =
-            serde_json::from_str(body).map_err(|e| ValidationError::InvalidBody(format!("not an entry message: {e}")))?;
+        let m: EntryMessage = serde_json::from_str(body)
+            .map_err(|e| ValidationError::InvalidBody(format!("not an entry message: {e}")))?;
         if m.v != Self::VERSION {
             return Err(ValidationError::InvalidBody(format!("unknown message version {}", m.v)));
         }

@@ -34,8 +34,8 @@ impl FanEventSpec {
     /// Parses the PUT body for `id`. A body `eventId`, when present, must
     /// agree with the path.
     pub fn parse(id: EventId, body: &[u8]) -> Result<FanEvent, ValidationError> {
-        let value: Value = serde_json::from_slice(body)
-            .map_err(|e| ValidationError::InvalidBody(format!("not valid JSON: {e}")))?;
+        let value: Value =
+            serde_json::from_slice(body).map_err(|e| ValidationError::InvalidBody(format!("not valid JSON: {e}")))?;
         let Value::Object(fields) = value else {
             return Err(ValidationError::InvalidBody("expected a JSON object".into()));
         };

@@ -14,11 +14,7 @@ pub struct EventId(String);
 pub struct FanId(String);
 
 fn matches(value: &str, max: usize, extra: &[u8]) -> bool {
-    !value.is_empty()
-        && value.len() <= max
-        && value
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || extra.contains(&b))
+    !value.is_empty() && value.len() <= max && value.bytes().all(|b| b.is_ascii_alphanumeric() || extra.contains(&b))
 }
 
 impl EventId {

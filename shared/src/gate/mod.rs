@@ -123,7 +123,12 @@ pub struct EntryGate {
 
 impl EntryGate {
     /// Builds the gate; does not connect.
-    pub fn new(url: &str, prefix: &str, connect_timeout: Duration, response_timeout: Duration) -> Result<Self, GateError> {
+    pub fn new(
+        url: &str,
+        prefix: &str,
+        connect_timeout: Duration,
+        response_timeout: Duration,
+    ) -> Result<Self, GateError> {
         Ok(Self {
             redis: LazyRedis::new(url, connect_timeout, response_timeout).map_err(GateError::Refused)?,
             prefix: prefix.to_owned(),
@@ -136,7 +141,12 @@ impl EntryGate {
 
     fn event_keys(&self, id: &EventId) -> EventKeys {
         let meta = format!("{}:ev:{}", self.prefix, id);
-        EventKeys { fans: format!("{meta}:fans"), notes: format!("{meta}:notes"), pending: format!("{meta}:pending"), meta }
+        EventKeys {
+            fans: format!("{meta}:fans"),
+            notes: format!("{meta}:notes"),
+            pending: format!("{meta}:pending"),
+            meta,
+        }
     }
 
     /// Decides one entry request atomically. `token` identifies the request
@@ -164,7 +174,9 @@ impl EntryGate {
             .await?;
         let entry = |r: &[String]| parse_entry(event, fan, r);
         match reply.first().map(String::as_str) {
-            Some("reserved") => Ok(Admission::Reserved(Reservation { entry: entry(&reply[1..])?, token: token.to_owned() })),
+            Some("reserved") => {
+                Ok(Admission::Reserved(Reservation { entry: entry(&reply[1..])?, token: token.to_owned() }))
+            }
             Some("existing") => Ok(Admission::Existing(entry(&reply[1..])?)),
             Some("not_found") => Ok(Admission::NotFound),
             Some("not_open") => Ok(Admission::NotOpen),
@@ -236,7 +248,11 @@ impl EntryGate {
     }
 
     /// Fans whose reservation has been pending since before `cutoff`.
-    pub async fn pending_since(&self, event: &EventId, cutoff: DateTime<Utc>) -> Result<Vec<(FanId, Position)>, GateError> {
+    pub async fn pending_since(
+        &self,
+        event: &EventId,
+        cutoff: DateTime<Utc>,
+    ) -> Result<Vec<(FanId, Position)>, GateError> {
         let k = self.event_keys(event);
         let cutoff_ms = cutoff.timestamp_millis();
         let fans: Vec<String> = self
@@ -400,7 +416,12 @@ impl EntryGate {
             }
         }
         let pipe = pipe.ignore().to_owned();
-        self.redis.run(|mut c| { let p = pipe.clone(); async move { p.query_async::<()>(&mut c).await } }).await?;
+        self.redis
+            .run(|mut c| {
+                let p = pipe.clone();
+                async move { p.query_async::<()>(&mut c).await }
+            })
+            .await?;
         Ok(())
     }
 

@@ -204,7 +204,13 @@ pub fn request(method: &str, path: &str, headers: &[(&str, &str)], body: Option<
 }
 
 /// Like [`request`], with an authorizer block in the request context.
-pub fn request_with(method: &str, path: &str, headers: &[(&str, &str)], body: Option<&str>, authorizer: Option<Value>) -> Request {
+pub fn request_with(
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: Option<&str>,
+    authorizer: Option<Value>,
+) -> Request {
     let headers: serde_json::Map<String, Value> =
         headers.iter().map(|(k, v)| (k.to_string(), Value::String(v.to_string()))).collect();
     let mut context = json!({

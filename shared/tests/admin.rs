@@ -1,0 +1,55 @@
+//! The admin API's calendar: create, update without resetting counters,
+//! read back with counts, delete.
+
+mod common;
+
+use common::*;
+use serde_json::json;
+
+fn definition(capacity: i64) -> String {
+    json!({ "title": "Fan meeting", "opensAt": "2020-01-01T00:00:00Z", "closesAt": "2099-01-01T00:00:00Z",
+            "capacity": capacity, "expectedPeakRps": 2500.5, "leadMinutes": 45 })
+    .to_string()
+}
+
+#[tokio::test]
+async fn events_are_created_updated_listed_and_deleted() {
+    let stack = Stack::new().await;
+    let put = |capacity| stack.admin.handle(request("PUT", "/admin/events/meet", &[], Some(&definition(capacity))));
+    let created = put(3).await;
+    assert_eq!(created.status(), 201);
+    assert_eq!(body_json(&created)["leadMinutes"], 45);
+    assert_eq!(put(3).await.status(), 200, "a second PUT updates");
+
+    for fan in ["a", "b"] {
+        assert_eq!(stack.enter("meet", fan).await.status(), 202);
+    }
+    // Raising capacity moves `remaining` by the difference, keeping entries.
+    assert_eq!(put(5).await.status(), 200);
+    let view = stack.fan.handle(request("GET", "/events/meet", &[], None)).await;
+    assert_eq!(body_json(&view)["remaining"], 3);
+    assert_eq!(stack.enter("meet", "a").await.status(), 200, "existing entries survive an update");
+    let c = stack.enter("meet", "c").await;
+    assert_eq!(body_json(&c)["position"], 3, "positions continue, never restart");
+
+    // Capacity may not drop below what is taken.
+    let r = put(2).await;
+    assert_error(&r, 409, "capacity_below_accepted");
+    assert_eq!(body_json(&r)["field"], "capacity");
+
+    stack.drain().await;
+    let one = stack.admin.handle(request("GET", "/admin/events/meet", &[], None)).await;
+    let body = body_json(&one);
+    assert_eq!((body["accepted"].as_i64(), body["written"].as_i64()), (Some(3), Some(3)));
+    assert_eq!(body["expectedPeakRps"], 2500.5);
+
+    let list = stack.admin.handle(request("GET", "/admin/events", &[], None)).await;
+    assert_eq!(body_json(&list)["events"].as_array().unwrap().len(), 1);
+
+    let deleted = stack.admin.handle(request("DELETE", "/admin/events/meet", &[], None)).await;
+    assert_eq!(deleted.status(), 204);
+    assert_error(&stack.enter("meet", "d").await, 404, "event_not_found");
+    assert_error(&stack.admin.handle(request("GET", "/admin/events/meet", &[], None)).await, 404, "event_not_found");
+    assert_error(&stack.admin.handle(request("DELETE", "/admin/events/meet", &[], None)).await, 404, "event_not_found");
+    assert_eq!(stack.rows("meet").await.len(), 3, "entries stay as the record of who was accepted");
+}

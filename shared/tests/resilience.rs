@@ -1,0 +1,227 @@
+//! The fan path under failing dependencies, with faults injected between the
+//! function and the real services by the testkit's proxy (or by Redis
+//! itself): the lazy Redis connection, outages, killed and restarted
+//! connections, unknown SQS outcomes, the sweep and a gate restore.
+
+mod common;
+
+use common::*;
+use fanrush::api::{AdminApi, FanApi};
+use fanrush::config::AuthMode;
+use fanrush::recovery::housekeeping;
+use fanrush_testkit::{Fault, FaultProxy};
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+fn addr(url: &str) -> SocketAddr {
+    let hostport = url.split("://").nth(1).unwrap().trim_end_matches('/');
+    let hostport = hostport.rsplit('@').next().unwrap();
+    hostport.replace("localhost", "127.0.0.1").parse().unwrap()
+}
+
+fn remaining(r: &lambda_http::Response<lambda_http::Body>) -> i64 {
+    body_json(r)["remaining"].as_i64().unwrap()
+}
+
+async fn view(stack: &Stack, event: &str) -> i64 {
+    remaining(&stack.fan.handle(request("GET", &format!("/events/{event}"), &[], None)).await)
+}
+
+#[tokio::test]
+async fn init_never_touches_redis_and_an_outage_answers_503_at_once_then_recovers() {
+    let proxy = FaultProxy::start(addr(&redis_url())).await.unwrap();
+    proxy.set(Fault::Refuse);
+    // Building the API with Redis unreachable succeeds: nothing connects yet.
+    let stack = Stack::with(&format!("redis://{}", proxy.addr()), &sqs_endpoint(), Duration::from_secs(1)).await;
+    let event = stack.open_event(5).await;
+
+    let started = Instant::now();
+    let r = stack.enter(&event, "ann").await;
+    assert_error(&r, 503, "unavailable");
+    assert_eq!(r.headers()["retry-after"], "1");
+    assert!(started.elapsed() < Duration::from_secs(2), "an outage must not hang the request");
+
+    // Blackholed Redis: connect or response timeout, still a prompt 503.
+    proxy.set(Fault::Blackhole);
+    let started = Instant::now();
+    assert_error(&stack.enter(&event, "ann").await, 503, "unavailable");
+    assert!(started.elapsed() < Duration::from_secs(2));
+
+    // Back up: the same API object recovers without a restart.
+    proxy.set(Fault::None);
+    assert_eq!(stack.enter(&event, "ann").await.status(), 202);
+    assert_eq!(stack.drain().await, 1);
+}
+
+#[tokio::test]
+async fn a_connection_killed_while_idle_is_replaced_without_failing_the_request() {
+    // A Redis user of this test's own, so CLIENT KILL USER hits only its connections.
+    let user = unique("u");
+    let admin_conn = redis::Client::open(redis_url()).unwrap();
+    let mut admin_conn = admin_conn.get_multiplexed_async_connection().await.unwrap();
+    redis::cmd("ACL")
+        .arg(&["SETUSER", &user, "on", ">fanrush-test", "~*", "&*", "+@all"])
+        .query_async::<()>(&mut admin_conn)
+        .await
+        .unwrap();
+    let fan_url = redis_url().replacen("redis://", &format!("redis://{user}:fanrush-test@"), 1);
+    let stack = Stack::with(&fan_url, &sqs_endpoint(), Duration::from_secs(1)).await;
+    let event = stack.open_event(10).await;
+    assert_eq!(stack.enter(&event, "f1").await.status(), 202);
+
+    for round in 0..3 {
+        let killed: i64 =
+            redis::cmd("CLIENT").arg(&["KILL", "USER", &user]).query_async(&mut admin_conn).await.unwrap();
+        assert!(killed >= 1, "round {round}: the fan API's connection was killed");
+        let r = stack.enter(&event, &format!("g{round}")).await;
+        assert_eq!(r.status(), 202, "round {round}: {}", body_json(&r));
+    }
+    redis::cmd("ACL").arg(&["DELUSER", &user]).query_async::<()>(&mut admin_conn).await.unwrap();
+    assert_eq!(stack.drain().await, 4);
+}
+
+#[tokio::test]
+async fn a_redis_restart_costs_no_request() {
+    // A private redis-server with an append-only file, restarted for real.
+    let dir = std::env::temp_dir().join(unique("redis"));
+    std::fs::create_dir_all(&dir).unwrap();
+    let port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    let start = || {
+        std::process::Command::new("redis-server")
+            .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "yes"])
+            .args(["--appendfsync", "always", "--dir", dir.to_str().unwrap()])
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .expect("redis-server")
+    };
+    let wait_up = || async {
+        for _ in 0..100 {
+            if tokio::net::TcpStream::connect(("127.0.0.1", port)).await.is_ok() {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("private redis did not start");
+    };
+    let mut server = start();
+    wait_up().await;
+    let url = format!("redis://127.0.0.1:{port}");
+    let stack = Stack::new().await;
+    let fan = FanApi::new(gate(&url, &stack.prefix), stack.queue(), AuthMode::Dev, 1);
+    let admin = AdminApi::new(gate(&url, &stack.prefix), database(&stack.schema), stack.queue(), AuthMode::Dev, 1);
+    let body = r#"{"title":"t","opensAt":"2020-01-01T00:00:00Z","closesAt":"2099-01-01T00:00:00Z","capacity":9,"expectedPeakRps":1}"#;
+    assert_eq!(admin.handle(request("PUT", "/admin/events/live", &[], Some(body))).await.status(), 201);
+    let enter =
+        |fan_id: &'static str| fan.handle(request("POST", "/events/live/entries", &[("x-fan-id", fan_id)], None));
+    assert_eq!(enter("before").await.status(), 202);
+
+    server.kill().unwrap();
+    server.wait().unwrap();
+    server = start();
+    wait_up().await;
+
+    let r = enter("after").await;
+    assert_eq!(r.status(), 202, "{}", body_json(&r));
+    assert_eq!(body_json(&r)["position"], 2, "the restarted Redis kept its data");
+    server.kill().unwrap();
+    server.wait().unwrap();
+    let _ = std::fs::remove_dir_all(&dir);
+    assert_eq!(stack.drain().await, 2);
+}
+
+#[tokio::test]
+async fn sqs_unreachable_answers_503_and_releases_the_slot() {
+    let proxy = FaultProxy::start(addr(&sqs_endpoint())).await.unwrap();
+    let stack = Stack::with(&redis_url(), &format!("http://{}", proxy.addr()), Duration::from_millis(500)).await;
+    let event = stack.open_event(2).await;
+    proxy.set(Fault::Refuse);
+    let r = stack.enter(&event, "gus").await;
+    assert_error(&r, 503, "unavailable");
+    assert!(r.headers().contains_key("retry-after"));
+    assert_eq!(view(&stack, &event).await, 2, "a send that never happened gives its slot back");
+    assert_eq!(stack.drain().await, 0);
+
+    proxy.set(Fault::None);
+    let r = stack.enter(&event, "gus").await;
+    assert_eq!(r.status(), 202);
+    assert_eq!(stack.drain().await, 1);
+    assert_eq!(stack.rows(&event).await.len(), 1);
+}
+
+#[tokio::test]
+async fn an_unknown_sqs_outcome_keeps_the_position_for_the_retry_and_lands_one_row() {
+    let proxy = FaultProxy::start(addr(&sqs_endpoint())).await.unwrap();
+    let stack = Stack::with(&redis_url(), &format!("http://{}", proxy.addr()), Duration::from_millis(300)).await;
+    let event = stack.open_event(5).await;
+    assert_eq!(stack.enter(&event, "first").await.status(), 202);
+
+    // SQS stores the message but its answer never comes back.
+    proxy.set(Fault::DropResponses);
+    assert_error(&stack.enter(&event, "hana").await, 503, "unavailable");
+    assert_eq!(view(&stack, &event).await, 3, "the slot stays reserved for the retry");
+
+    proxy.set(Fault::None);
+    let retry = stack.enter(&event, "hana").await;
+    assert_eq!(retry.status(), 202);
+    assert_eq!(body_json(&retry)["position"], 2, "the retry gets the same position");
+    stack.drain().await;
+    assert_eq!(stack.rows(&event).await, vec![("first".to_owned(), 1), ("hana".to_owned(), 2)]);
+}
+
+#[tokio::test]
+async fn the_sweep_confirms_landed_entries_and_releases_ghost_slots() {
+    let proxy = FaultProxy::start(addr(&sqs_endpoint())).await.unwrap();
+    let stack = Stack::with(&redis_url(), &format!("http://{}", proxy.addr()), Duration::from_millis(300)).await;
+    let event = stack.open_event(5).await;
+
+    proxy.set(Fault::DropResponses); // landed, answer lost
+    assert_error(&stack.enter(&event, "landed").await, 503, "unavailable");
+    proxy.set(Fault::Blackhole); // never reached SQS, outcome unknown to the function
+    assert_error(&stack.enter(&event, "ghost").await, 503, "unavailable");
+    proxy.set(Fault::None);
+    assert_eq!(view(&stack, &event).await, 3);
+
+    stack.drain().await;
+    let report =
+        housekeeping(&stack.gate, &stack.db, &stack.queue(), chrono::Utc::now(), Duration::ZERO).await.unwrap();
+    assert_eq!((report.sweep.confirmed, report.sweep.released), (1, 1), "{report:?}");
+    assert_eq!(view(&stack, &event).await, 4, "the ghost's slot is free again");
+    let me = |fan| stack.fan.handle(request("GET", &format!("/events/{event}/entries/me"), &[("x-fan-id", fan)], None));
+    assert_eq!(me("landed").await.status(), 200);
+    assert_error(&me("ghost").await, 404, "entry_not_found");
+    assert_eq!(stack.rows(&event).await, vec![("landed".to_owned(), 1)]);
+}
+
+#[tokio::test]
+async fn a_gate_that_lost_its_state_refuses_then_is_rebuilt_from_postgres() {
+    let stack = Stack::new().await;
+    let event = stack.open_event(4).await;
+    for fan in ["p", "q", "r"] {
+        assert_eq!(stack.enter(&event, fan).await.status(), 202);
+    }
+    stack.drain().await;
+
+    // Lose everything this stack holds in Redis, as a flush would.
+    let mut conn = redis::Client::open(redis_url()).unwrap().get_multiplexed_async_connection().await.unwrap();
+    let keys: Vec<String> = redis::cmd("KEYS").arg(format!("{}:*", stack.prefix)).query_async(&mut conn).await.unwrap();
+    redis::cmd("DEL").arg(&keys).query_async::<()>(&mut conn).await.unwrap();
+
+    assert_error(&stack.enter(&event, "s").await, 503, "unavailable");
+    assert_error(&stack.fan.handle(request("GET", &format!("/events/{event}"), &[], None)).await, 503, "unavailable");
+
+    let report = housekeeping(&stack.gate, &stack.db, &stack.queue(), chrono::Utc::now(), Duration::from_secs(300))
+        .await
+        .unwrap();
+    assert_eq!(report.restored, Some((1, 3)));
+    assert_eq!(view(&stack, &event).await, 1);
+    assert_eq!(body_json(&stack.enter(&event, "q").await)["position"], 2, "known fans keep their place");
+    let s = stack.enter(&event, "s").await;
+    assert_eq!((s.status().as_u16(), body_json(&s)["position"].as_i64()), (202, Some(4)));
+    assert_error(&stack.enter(&event, "t").await, 409, "sold_out");
+    stack.drain().await;
+    let positions: Vec<i64> = stack.rows(&event).await.iter().map(|r| r.1).collect();
+    assert_eq!(positions, vec![1, 2, 3, 4]);
+}
