@@ -1,4 +1,4 @@
-//! Logging for every function: JSON lines on stdout (CloudWatch Logs parses
+//! Logging for every function: JSON lines on stderr (CloudWatch Logs parses
 //! them), level from `RUST_LOG` (default `info`). Secrets never reach a log
 //! line: configuration is not logged, and errors carry no credentials.
 
@@ -12,6 +12,7 @@ pub fn init() {
         .with_env_filter(filter)
         .with_current_span(false)
         .with_ansi(false)
+        .with_writer(std::io::stderr)
         .with_target(false)
         .try_init();
 }

@@ -1,0 +1,150 @@
+#!/usr/bin/env bash
+# fanrush local stack: install what is missing, start or reuse Redis,
+# PostgreSQL and the SQS endpoint, and stop on exit only what *this* shell
+# started (by PID or process group), never anything else.
+#
+# Sourced by run.sh, test.sh and friends. Ports and URLs come from the
+# environment with the defaults below.
+
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+STATE="$ROOT/.local"
+mkdir -p "$STATE"
+
+REDIS_PORT=${REDIS_PORT:-6379}
+PG_PORT=${PG_PORT:-5432}
+SQS_PORT=${SQS_PORT:-9324}
+export REDIS_URL=${REDIS_URL:-redis://127.0.0.1:$REDIS_PORT}
+export DATABASE_URL=${DATABASE_URL:-postgres://postgres@127.0.0.1:$PG_PORT/postgres}
+export AWS_ENDPOINT_URL=${AWS_ENDPOINT_URL:-http://127.0.0.1:$SQS_PORT}
+export AWS_REGION=${AWS_REGION:-us-east-1}
+# Local endpoints need some credentials; these are not secrets.
+export AWS_ACCESS_KEY_ID=${AWS_ACCESS_KEY_ID:-local}
+export AWS_SECRET_ACCESS_KEY=${AWS_SECRET_ACCESS_KEY:-local}
+# Keep the SDK away from ~/.aws and instance metadata.
+export AWS_EC2_METADATA_DISABLED=true
+
+STARTED_PIDS=()      # processes this shell started (killed by process group)
+STARTED_PG_CLUSTER="" # a PostgreSQL cluster this shell started
+
+log() { printf '\033[1m[fanrush]\033[0m %s\n' "$*" >&2; }
+
+apt_updated=""
+apt_install() {
+  if [ -z "$apt_updated" ]; then
+    log "apt-get update"
+    DEBIAN_FRONTEND=noninteractive apt-get update -qq >/dev/null
+    apt_updated=1
+  fi
+  log "apt-get install $*"
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" >/dev/null
+}
+
+port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+
+wait_port() { # port, what, seconds
+  local i
+  for ((i = 0; i < ${3:-30} * 10; i++)); do
+    port_open "$1" && return 0
+    sleep 0.1
+  done
+  log "$2 did not come up on 127.0.0.1:$1"
+  return 1
+}
+
+# Starts a command in its own process group, remembers it, logs to .local/.
+start_bg() { # name, command...
+  local name=$1
+  shift
+  setsid "$@" >"$STATE/$name.log" 2>&1 &
+  STARTED_PIDS+=("$!")
+  log "started $name (pid $!, log .local/$name.log)"
+}
+
+stop_started() {
+  local pid
+  for pid in "${STARTED_PIDS[@]:-}"; do
+    [ -n "$pid" ] || continue
+    kill -TERM -- "-$pid" 2>/dev/null || kill -TERM "$pid" 2>/dev/null || true
+  done
+  for pid in "${STARTED_PIDS[@]:-}"; do
+    [ -n "$pid" ] || continue
+    for _ in $(seq 1 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+    kill -KILL -- "-$pid" 2>/dev/null || true
+  done
+  STARTED_PIDS=()
+  if [ -n "$STARTED_PG_CLUSTER" ]; then
+    log "stopping the PostgreSQL cluster this run started"
+    pg_ctlcluster --skip-systemctl-redirect $STARTED_PG_CLUSTER stop || true
+    STARTED_PG_CLUSTER=""
+  fi
+}
+
+ensure_rust() {
+  command -v cargo >/dev/null || { log "cargo is required (rustup)"; exit 1; }
+  command -v gcc >/dev/null || apt_install build-essential
+}
+
+ensure_redis() {
+  if command -v redis-cli >/dev/null && redis-cli -h 127.0.0.1 -p "$REDIS_PORT" ping >/dev/null 2>&1; then
+    log "reusing Redis on 127.0.0.1:$REDIS_PORT"
+    return
+  fi
+  command -v redis-server >/dev/null || apt_install redis-server
+  start_bg redis redis-server --bind 127.0.0.1 --port "$REDIS_PORT" --save "" --appendonly no
+  wait_port "$REDIS_PORT" Redis
+}
+
+ensure_postgres() {
+  if command -v pg_isready >/dev/null && pg_isready -q -h 127.0.0.1 -p "$PG_PORT"; then
+    log "reusing PostgreSQL on 127.0.0.1:$PG_PORT"
+    return
+  fi
+  if ! ls /etc/postgresql/*/main >/dev/null 2>&1; then
+    apt_install postgresql
+    # A fresh Debian cluster asks for passwords on TCP; trust loopback for
+    # this local, single-user stack.
+    local hba
+    hba=$(ls /etc/postgresql/*/main/pg_hba.conf | head -n1)
+    sed -i -E 's/^(host\s+all\s+all\s+(127\.0\.0\.1\/32|::1\/128)\s+)\S+/\1trust/' "$hba"
+  fi
+  local version
+  version=$(ls /etc/postgresql | sort -V | tail -n1)
+  pg_ctlcluster --skip-systemctl-redirect "$version" main start
+  STARTED_PG_CLUSTER="$version main"
+  for _ in $(seq 1 100); do pg_isready -q -h 127.0.0.1 -p "$PG_PORT" && return; sleep 0.1; done
+  log "PostgreSQL did not come up"
+  exit 1
+}
+
+ensure_node() {
+  command -v node >/dev/null && command -v npm >/dev/null || apt_install nodejs npm
+  if [ ! -d "$ROOT/local/sqs/node_modules/fauxqs" ]; then
+    log "npm ci (fauxqs)"
+    (cd "$ROOT/local/sqs" && npm ci --no-audit --no-fund --loglevel=error)
+  fi
+}
+
+ensure_sqs() {
+  if port_open "$SQS_PORT"; then
+    log "reusing the SQS endpoint on 127.0.0.1:$SQS_PORT"
+    return
+  fi
+  ensure_node
+  start_bg sqs env FAUXQS_PORT="$SQS_PORT" node "$ROOT/local/sqs/server.mjs"
+  wait_port "$SQS_PORT" "the SQS endpoint (fauxqs)"
+}
+
+ensure_services() {
+  ensure_redis
+  ensure_postgres
+  ensure_sqs
+}
+
+ensure_pip_tool() { # command, pip package
+  command -v "$1" >/dev/null && return
+  log "pip install $2"
+  python3 -m pip install -q "$2"
+  hash -r
+}
