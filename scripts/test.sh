@@ -8,6 +8,8 @@ trap stop_started EXIT
 ensure_rust
 ensure_services
 ensure_pip_tool cfn-lint cfn-lint
+ensure_pip_tool sam aws-sam-cli
+export SAM_CLI_TELEMETRY=0
 
 cd "$ROOT"
 log "cargo fmt --check"
@@ -18,9 +20,5 @@ log "cargo test"
 cargo test --workspace --quiet 2>&1 | tee "$STATE/test.log"
 log "cfn-lint template.yaml"
 cfn-lint template.yaml
-if command -v sam >/dev/null; then
-  log "sam validate --lint"
-  sam validate --lint --template template.yaml --region "$AWS_REGION"
-else
-  log "sam CLI not installed; cfn-lint covered the template (pip install aws-sam-cli for sam validate)"
-fi
+log "sam validate --lint"
+sam validate --lint --template template.yaml --region "$AWS_REGION"

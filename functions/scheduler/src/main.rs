@@ -2,13 +2,14 @@
 //! of the gate: restores it from PostgreSQL after Redis lost its data, and
 //! resolves reservations left pending by an unknown SQS outcome.
 
+use aws_lambda_events::event::cloudwatch_events::CloudWatchEvent;
 use fanrush::config::{aws_config, sqs_client, SchedulerConfig};
 use fanrush::gate::EntryGate;
 use fanrush::queue::EntryQueue;
 use fanrush::recovery::housekeeping;
 use fanrush::store::Database;
 use lambda_runtime::{run, service_fn, Error, LambdaEvent};
-use serde_json::{json, Value};
+use serde_json::json;
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Error> {
@@ -24,7 +25,7 @@ async fn main() -> Result<(), Error> {
         config.queue.policy,
     );
     let sweep_after = config.sweep_after;
-    run(service_fn(move |_: LambdaEvent<Value>| async move {
+    run(service_fn(move |_: LambdaEvent<CloudWatchEvent>| async move {
         let report = housekeeping(gate, db, queue, chrono::Utc::now(), sweep_after).await?;
         lambda_runtime::tracing::info!(?report, "housekeeping done");
         Ok::<_, Error>(json!({
