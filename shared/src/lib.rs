@@ -19,6 +19,7 @@ pub mod domain;
 pub mod gate;
 pub mod queue;
 pub mod recovery;
+pub mod scaling;
 pub mod store;
 pub mod telemetry;
 pub mod writer;

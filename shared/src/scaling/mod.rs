@@ -1,0 +1,13 @@
+//! Scaling rules, pure and unit-tested without I/O.
+//!
+//! - [`plan`]: how much provisioned concurrency the calendar needs, when,
+//!   clamped to what the account can grant: the [`ScalingPlan`] the scheduler
+//!   reconciles and `fanrush plan` prints.
+//! - [`model`]: a model of Lambda's on-demand scaling (current and legacy)
+//!   that replays a spike against a given amount of provisioned concurrency.
+
+pub mod model;
+pub mod plan;
+
+pub use model::{simulate, ScalingModel, Simulation, Traffic};
+pub use plan::{Need, PlanAction, ScalingParams, ScalingPlan, UNRESERVED_MINIMUM};
