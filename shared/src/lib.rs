@@ -15,11 +15,15 @@
 
 pub mod api;
 pub mod config;
+pub mod control;
 pub mod domain;
 pub mod gate;
+pub mod notify;
 pub mod queue;
 pub mod recovery;
 pub mod scaling;
+pub mod scheduler;
 pub mod store;
 pub mod telemetry;
+pub mod web;
 pub mod writer;

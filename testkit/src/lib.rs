@@ -14,6 +14,12 @@
 //!
 //! [`FaultProxy::reset_all`] cuts every open connection, as `CLIENT KILL` or
 //! a service restart would. It binds loopback only.
+//!
+//! [`HttpCapture`] records HTTP requests (a Slack webhook stand-in).
+
+mod capture;
+
+pub use capture::{Captured, HttpCapture};
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};

@@ -4,10 +4,12 @@
 
 mod entry;
 mod event;
+mod ics;
 mod ids;
 
 pub use entry::{Entry, EntryMessage, EntryRequest, Note, Position, MAX_ENTRY_BODY_BYTES, MAX_NOTE_CHARS};
 pub use event::{rfc3339, FanEvent, FanEventSpec, MAX_CAPACITY};
+pub use ics::{parse_ics, IcsCalendar};
 pub use ids::{EventId, FanId};
 
 use thiserror::Error;

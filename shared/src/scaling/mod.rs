@@ -10,4 +10,4 @@ pub mod model;
 pub mod plan;
 
 pub use model::{simulate, ScalingModel, Simulation, Traffic};
-pub use plan::{Need, PlanAction, ScalingParams, ScalingPlan, UNRESERVED_MINIMUM};
+pub use plan::{grantable, Need, PlanAction, ScalingParams, ScalingPlan, UNRESERVED_MINIMUM};

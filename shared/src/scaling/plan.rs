@@ -214,10 +214,10 @@ mod tests {
         assert_eq!(
             steps,
             vec![
-                (at(9, 30), 1800, 1),  // a's lead
-                (at(9, 50), 2700, 2),  // b's lead
-                (at(10, 40), 900, 1),  // a's cooldown ends
-                (at(11, 10), 0, 0),    // b's cooldown ends
+                (at(9, 30), 1800, 1), // a's lead
+                (at(9, 50), 2700, 2), // b's lead
+                (at(10, 40), 900, 1), // a's cooldown ends
+                (at(11, 10), 0, 0),   // b's cooldown ends
             ]
         );
         assert_eq!(plan.at(at(10, 39)).provisioned_concurrency, 2700);

@@ -1,0 +1,210 @@
+//! Telling operators: a Slack incoming-webhook notifier.
+//!
+//! Every scale-out, scale-in, clamp, readiness failure, scheduler error and
+//! CloudWatch alarm becomes one [`Notice`]; its text is pure and tested. The
+//! webhook URL is a secret: it comes from Secrets Manager through the AWS
+//! Parameters and Secrets Lambda Extension on first use (or, locally, from
+//! `SLACK_WEBHOOK_URL`), is never logged, and Slack being slow or down never
+//! fails what is being reported: a failed post is logged (without the URL)
+//! and dropped.
+
+use crate::web::Web;
+use bytes::Bytes;
+use http_body_util::Full;
+use serde_json::{json, Value};
+use std::fmt::Write as _;
+use std::time::Duration;
+use tokio::sync::OnceCell;
+
+/// Something operators must hear about.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Notice {
+    /// Provisioned concurrency changed.
+    Scaled { from: i64, to: i64, events: Vec<String>, reason: String },
+    /// The calendar wanted more than the account can grant.
+    Clamped { wanted: i64, granted: i64, events: Vec<String> },
+    /// Provisioned concurrency is not ready shortly before an event opens, or failed.
+    NotReady { event: String, status: String, requested: i64, allocated: i64, reason: Option<String> },
+    /// The scheduler itself failed.
+    SchedulerError { message: String },
+    /// A CloudWatch alarm changed state.
+    Alarm { name: String, state: String, reason: String },
+}
+
+impl Notice {
+    /// The Slack message text.
+    pub fn text(&self) -> String {
+        let list = |events: &[String]| if events.is_empty() { "no events".to_owned() } else { events.join(", ") };
+        match self {
+            Self::Scaled { from, to, events, reason } => {
+                let verb = if to > from { "Scale-out" } else { "Scale-in" };
+                format!(":rocket: {verb}: entry-api provisioned concurrency {from} -> {to} ({}) - {reason}", list(events))
+            }
+            Self::Clamped { wanted, granted, events } => format!(
+                ":warning: Clamp: the calendar wants {wanted} provisioned environments for {} but the account grants {granted}",
+                list(events)
+            ),
+            Self::NotReady { event, status, requested, allocated, reason } => {
+                let mut s = format!(
+                    ":rotating_light: Not ready for {event}: provisioned concurrency {status}, {allocated}/{requested} allocated"
+                );
+                if let Some(r) = reason {
+                    let _ = write!(s, " - {r}");
+                }
+                s
+            }
+            Self::SchedulerError { message } => format!(":x: Scheduler error: {message}"),
+            Self::Alarm { name, state, reason } => format!(":bell: Alarm {name} is {state}: {reason}"),
+        }
+    }
+
+    /// The Slack payload.
+    pub fn payload(&self) -> Value {
+        json!({ "text": self.text() })
+    }
+}
+
+/// Where the webhook URL comes from.
+#[derive(Clone)]
+pub enum WebhookSource {
+    /// No Slack configured: notices are only logged.
+    Off,
+    /// A URL given directly (local runs and tests).
+    Url(String),
+    /// A Secrets Manager secret read through the Parameters and Secrets
+    /// Lambda Extension listening on `port` (default 2773).
+    Secret { secret_id: String, port: u16 },
+}
+
+impl std::fmt::Debug for WebhookSource {
+    // Never print the URL.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Off => f.write_str("Off"),
+            Self::Url(_) => f.write_str("Url(<redacted>)"),
+            Self::Secret { secret_id, port } => write!(f, "Secret({secret_id}, port {port})"),
+        }
+    }
+}
+
+impl WebhookSource {
+    /// `SLACK_WEBHOOK_SECRET_ID` (with `PARAMETERS_SECRETS_EXTENSION_HTTP_PORT`)
+    /// wins over `SLACK_WEBHOOK_URL`; neither means Slack is off.
+    pub fn from_env() -> Self {
+        let var = |k| std::env::var(k).ok().filter(|v: &String| !v.is_empty());
+        if let Some(secret_id) = var("SLACK_WEBHOOK_SECRET_ID") {
+            let port = var("PARAMETERS_SECRETS_EXTENSION_HTTP_PORT").and_then(|p| p.parse().ok()).unwrap_or(2773);
+            Self::Secret { secret_id, port }
+        } else if let Some(url) = var("SLACK_WEBHOOK_URL") {
+            Self::Url(url)
+        } else {
+            Self::Off
+        }
+    }
+}
+
+/// Posts notices to a Slack incoming webhook.
+pub struct SlackNotifier {
+    source: WebhookSource,
+    url: OnceCell<String>,
+    web: Web,
+    timeout: Duration,
+}
+
+impl SlackNotifier {
+    /// Builds the notifier; nothing is read or connected until the first post.
+    pub fn new(source: WebhookSource) -> Self {
+        Self { source, url: OnceCell::new(), web: Web::new(), timeout: Duration::from_secs(3) }
+    }
+
+    /// Posts a notice. Never fails: Slack trouble is logged and dropped.
+    pub async fn notify(&self, notice: &Notice) {
+        tracing::info!(notice = %notice.text(), "notice");
+        if matches!(self.source, WebhookSource::Off) {
+            return;
+        }
+        let result = match self.url.get_or_try_init(|| self.resolve_url()).await {
+            Ok(url) => self.web.post_json(url, &notice.payload(), self.timeout).await,
+            Err(e) => Err(e),
+        };
+        if let Err(e) = result {
+            tracing::warn!(error = %e, "slack notification failed; dropped");
+        }
+    }
+
+    async fn resolve_url(&self) -> Result<String, String> {
+        match &self.source {
+            WebhookSource::Off => Err("slack is off".into()),
+            WebhookSource::Url(url) => Ok(url.clone()),
+            WebhookSource::Secret { secret_id, port } => read_secret(secret_id, *port).await,
+        }
+    }
+}
+
+/// Reads a secret's string through the Parameters and Secrets Lambda
+/// Extension (plain HTTP on loopback, authenticated with the session token).
+pub async fn read_secret(secret_id: &str, port: u16) -> Result<String, String> {
+    let token = std::env::var("AWS_SESSION_TOKEN").unwrap_or_default();
+    let uri = format!("http://127.0.0.1:{port}/secretsmanager/get?secretId={}", encode(secret_id));
+    let request = http::Request::get(uri)
+        .header("X-Aws-Parameters-Secrets-Token", token)
+        .body(Full::new(Bytes::new()))
+        .map_err(|e| e.to_string())?;
+    let response =
+        Web::new().send(request, Duration::from_secs(3)).await.map_err(|e| format!("the secrets extension: {e}"))?;
+    if !response.status.is_success() {
+        return Err(format!("the secrets extension answered {}", response.status));
+    }
+    let value: Value =
+        serde_json::from_slice(&response.body).map_err(|_| "the secrets extension answered non-JSON".to_owned())?;
+    value["SecretString"].as_str().map(str::to_owned).ok_or_else(|| "the secret has no SecretString".to_owned())
+}
+
+fn encode(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn notices_say_what_happened_with_names_and_numbers() {
+        let out = Notice::Scaled { from: 0, to: 1800, events: vec!["drop-1".into()], reason: "opens at 10:00".into() };
+        assert_eq!(
+            out.text(),
+            ":rocket: Scale-out: entry-api provisioned concurrency 0 -> 1800 (drop-1) - opens at 10:00"
+        );
+        let r#in = Notice::Scaled { from: 1800, to: 0, events: vec![], reason: "ended".into() };
+        assert!(r#in.text().starts_with(":rocket: Scale-in") && r#in.text().contains("no events"));
+        let clamp = Notice::Clamped { wanted: 2700, granted: 1900, events: vec!["a".into(), "b".into()] };
+        assert!(
+            clamp.text().contains("wants 2700")
+                && clamp.text().contains("grants 1900")
+                && clamp.text().contains("a, b")
+        );
+        let failed = Notice::NotReady {
+            event: "a".into(),
+            status: "FAILED".into(),
+            requested: 10,
+            allocated: 0,
+            reason: Some("limit".into()),
+        };
+        assert!(failed.text().ends_with("FAILED, 0/10 allocated - limit"));
+    }
+
+    #[test]
+    fn the_webhook_url_never_shows_in_debug_output() {
+        let s = format!("{:?}", WebhookSource::Url("https://hooks.slack.com/services/T/B/secret".into()));
+        assert!(!s.contains("secret") && !s.contains("hooks"));
+        assert_eq!(
+            encode("arn:aws:secretsmanager:r:1:secret:a/b"),
+            "arn%3Aaws%3Asecretsmanager%3Ar%3A1%3Asecret%3Aa%2Fb"
+        );
+    }
+}
