@@ -39,3 +39,16 @@ impl Args {
         self.values.get(name).map(String::as_str)
     }
 }
+
+impl Args {
+    /// Whether a bare `--switch` was given.
+    pub fn switch(&self, name: &str) -> bool {
+        self.values.contains_key(name)
+    }
+
+    /// A required value.
+    pub fn need<T: FromStr>(&self, name: &str) -> Result<T, String> {
+        let v = self.values.get(name).ok_or_else(|| format!("--{name} is required"))?;
+        v.parse().map_err(|_| format!("--{name}: {v:?} is not valid"))
+    }
+}

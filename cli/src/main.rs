@@ -1,5 +1,7 @@
 //! `fanrush`: the operator CLI.
 //!
+//! - `fanrush plan`: the provisioned-concurrency plan of a calendar and its cost.
+//! - `fanrush simulate`: a spike against Lambda's scaling model.
 //! - `fanrush setup`: provisions the local stack's queue + DLQ, migrates
 //!   PostgreSQL and restores the gate; prints `SQS_QUEUE_URL=` and
 //!   `SQS_DLQ_URL=` lines for the calling script.
@@ -8,7 +10,9 @@
 
 mod args;
 mod bridge;
+mod plan;
 mod setup;
+mod simulate;
 
 use std::process::ExitCode;
 
@@ -21,7 +25,15 @@ async fn main() -> ExitCode {
     let outcome = match command.as_str() {
         "setup" => setup::run(&rest).await,
         "bridge" => bridge::run(&rest).await,
-        _ => Err(format!("usage: fanrush <setup|bridge> [options]\n{}\n{}", setup::USAGE, bridge::USAGE)),
+        "plan" => plan::run(&rest).await,
+        "simulate" => simulate::run(&rest).await,
+        _ => Err(format!(
+            "usage: fanrush <plan|simulate|setup|bridge> [options]\n{}\n{}\n{}\n{}",
+            plan::USAGE,
+            simulate::USAGE,
+            setup::USAGE,
+            bridge::USAGE
+        )),
     };
     match outcome {
         Ok(()) => ExitCode::SUCCESS,

@@ -2,6 +2,7 @@
 //! and its meaning is listed in the README; nothing here touches the network.
 
 use crate::queue::SendPolicy;
+use crate::scaling::ScalingParams;
 use aws_config::timeout::TimeoutConfig;
 use aws_config::{BehaviorVersion, SdkConfig};
 use aws_sdk_sqs::config::retry::RetryConfig;
@@ -155,6 +156,60 @@ impl WriterConfig {
     }
 }
 
+/// `scheduler`.
+#[derive(Debug, Clone)]
+pub struct SchedulerConfig {
+    pub redis: RedisConfig,
+    pub database: DatabaseConfig,
+    pub queue: QueueConfig,
+    /// How long a reservation may stay pending before the sweep resolves it.
+    pub sweep_after: Duration,
+    /// The function and alias whose provisioned concurrency is managed.
+    pub entry_function: Option<String>,
+    pub entry_alias: String,
+    /// Log what would change instead of calling the Lambda API.
+    pub dry_run: bool,
+    /// In dry run, the account limit to clamp against.
+    pub account_limit: Option<i64>,
+    pub scaling: ScalingParams,
+    /// An optional iCalendar feed of more fan events.
+    pub calendar_ics_url: Option<String>,
+}
+
+impl SchedulerConfig {
+    pub fn from_env() -> Result<Self, ConfigError> {
+        let dry_run = matches!(var_or("SCHEDULER_DRY_RUN", "false").as_str(), "true" | "1" | "yes");
+        let entry_function = std::env::var("ENTRY_FUNCTION_NAME").ok().filter(|v| !v.is_empty());
+        if !dry_run && entry_function.is_none() {
+            return Err(ConfigError::Missing("ENTRY_FUNCTION_NAME"));
+        }
+        let headroom: f64 = var_or("SCALING_HEADROOM", "1.2")
+            .parse()
+            .ok()
+            .filter(|h: &f64| h.is_finite() && *h >= 1.0)
+            .ok_or(ConfigError::Invalid { var: "SCALING_HEADROOM", reason: "must be a number >= 1".into() })?;
+        let defaults = ScalingParams::default();
+        Ok(Self {
+            redis: RedisConfig::from_env()?,
+            database: DatabaseConfig::from_env()?,
+            queue: QueueConfig::from_env()?,
+            sweep_after: Duration::from_secs(number("PENDING_SWEEP_AFTER_SECONDS", 300)?),
+            entry_function,
+            entry_alias: var_or("ENTRY_FUNCTION_ALIAS", "live"),
+            dry_run,
+            account_limit: std::env::var("ACCOUNT_CONCURRENCY_LIMIT").ok().and_then(|v| v.parse().ok()),
+            scaling: ScalingParams {
+                duration: millis("ENTRY_P99_MS", defaults.duration.as_millis() as u64)?,
+                headroom,
+                lead: chrono::Duration::minutes(number("LEAD_MINUTES", 30)? as i64),
+                cooldown: chrono::Duration::minutes(number("COOLDOWN_MINUTES", 10)? as i64),
+                ..defaults
+            },
+            calendar_ics_url: std::env::var("CALENDAR_ICS_URL").ok().filter(|v| !v.is_empty()),
+        })
+    }
+}
+
 /// Loads the AWS SDK configuration (region, credentials chain, and
 /// `AWS_ENDPOINT_URL` for local endpoints). Credentials resolve lazily, on
 /// the first call.
@@ -196,25 +251,4 @@ fn number(var: &'static str, default: u64) -> Result<u64, ConfigError> {
 
 fn millis(var: &'static str, default: u64) -> Result<Duration, ConfigError> {
     number(var, default).map(Duration::from_millis)
-}
-
-/// `scheduler`.
-#[derive(Debug, Clone)]
-pub struct SchedulerConfig {
-    pub redis: RedisConfig,
-    pub database: DatabaseConfig,
-    pub queue: QueueConfig,
-    /// How long a reservation may stay pending before the sweep resolves it.
-    pub sweep_after: Duration,
-}
-
-impl SchedulerConfig {
-    pub fn from_env() -> Result<Self, ConfigError> {
-        Ok(Self {
-            redis: RedisConfig::from_env()?,
-            database: DatabaseConfig::from_env()?,
-            queue: QueueConfig::from_env()?,
-            sweep_after: Duration::from_secs(number("PENDING_SWEEP_AFTER_SECONDS", 300)?),
-        })
-    }
 }

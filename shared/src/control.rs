@@ -73,6 +73,12 @@ impl ProvisionedConcurrency {
         Self { client, function: function.into(), qualifier: qualifier.into() }
     }
 
+    /// A client from the shared SDK configuration (standard retries, which
+    /// back off on `TooManyRequestsException`).
+    pub fn from_sdk(sdk: &aws_config::SdkConfig, function: &str, qualifier: &str) -> Self {
+        Self::new(Client::new(sdk), function, qualifier)
+    }
+
     /// The current configuration, `None` when there is none.
     pub async fn current(&self) -> Result<Option<ProvisionedState>, ControlError> {
         let out = self

@@ -9,6 +9,10 @@
 //! - [`api`]: the fan and admin HTTP APIs, written once for every transport.
 //! - [`writer`]: drains SQS batches into PostgreSQL.
 //! - [`recovery`]: restores the gate from PostgreSQL and sweeps stale reservations.
+//! - [`scaling`]: pure scaling rules (the calendar's plan, Lambda's scaling model).
+//! - [`control`]: the Lambda control plane (provisioned concurrency).
+//! - [`scheduler`] and [`tick`]: the minute reconcile loop.
+//! - [`notify`]: Slack; [`web`]: the small HTTPS client behind it.
 //! - [`config`]: one `from_env` per function.
 //!
 //! The functions under `functions/` are thin mains that wire these together.
@@ -25,5 +29,6 @@ pub mod scaling;
 pub mod scheduler;
 pub mod store;
 pub mod telemetry;
+pub mod tick;
 pub mod web;
 pub mod writer;

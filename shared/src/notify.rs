@@ -64,6 +64,23 @@ impl Notice {
     }
 }
 
+/// Reads an SNS message as a CloudWatch alarm notification; any other
+/// message is passed on with its subject.
+pub fn alarm_notice(subject: Option<&str>, message: &str) -> Notice {
+    match serde_json::from_str::<Value>(message) {
+        Ok(alarm) if alarm.get("AlarmName").is_some() => Notice::Alarm {
+            name: alarm["AlarmName"].as_str().unwrap_or("?").to_owned(),
+            state: alarm["NewStateValue"].as_str().unwrap_or("?").to_owned(),
+            reason: alarm["NewStateReason"].as_str().unwrap_or("").to_owned(),
+        },
+        _ => Notice::Alarm {
+            name: subject.unwrap_or("SNS message").to_owned(),
+            state: "NOTIFIED".to_owned(),
+            reason: message.chars().take(500).collect(),
+        },
+    }
+}
+
 /// Where the webhook URL comes from.
 #[derive(Clone)]
 pub enum WebhookSource {
@@ -196,6 +213,16 @@ mod tests {
             reason: Some("limit".into()),
         };
         assert!(failed.text().ends_with("FAILED, 0/10 allocated - limit"));
+    }
+
+    #[test]
+    fn cloudwatch_alarms_become_alarm_notices() {
+        let message = r#"{"AlarmName":"fanrush-EntryApiThrottles","NewStateValue":"ALARM","NewStateReason":"Threshold Crossed: 1 datapoint [4.0] was greater than 0.0","OldStateValue":"OK"}"#;
+        assert_eq!(
+            alarm_notice(Some("ALARM: x"), message).text(),
+            ":bell: Alarm fanrush-EntryApiThrottles is ALARM: Threshold Crossed: 1 datapoint [4.0] was greater than 0.0"
+        );
+        assert_eq!(alarm_notice(Some("hello"), "plain text").text(), ":bell: Alarm hello is NOTIFIED: plain text");
     }
 
     #[test]

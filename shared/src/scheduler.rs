@@ -13,6 +13,7 @@ use crate::notify::{Notice, SlackNotifier};
 use crate::scaling::plan::grantable;
 use crate::scaling::{PlanAction, ScalingParams, ScalingPlan, UNRESERVED_MINIMUM};
 use chrono::{DateTime, Duration, Utc};
+use metrics::gauge;
 
 /// How long before `opensAt` readiness is checked.
 pub const READINESS_CHECK_BEFORE: Duration = Duration::minutes(5);
@@ -98,6 +99,8 @@ impl Scheduler {
             }
         };
         let desired = ScalingPlan::new(&self.params, calendar, limit).at(now);
+        gauge!("DesiredProvisionedConcurrency").set(desired.provisioned_concurrency as f64);
+        gauge!("ActualProvisionedConcurrency").set(current.as_ref().map_or(0, |c| c.allocated) as f64);
         let mut alerts = 0;
 
         let applied = if desired.provisioned_concurrency == previous {

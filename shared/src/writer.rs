@@ -9,6 +9,7 @@
 use crate::domain::{Entry, EntryMessage};
 use crate::store::{Database, StoreError};
 use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent};
+use metrics::counter;
 use thiserror::Error;
 
 #[derive(Debug, Error)]
@@ -46,9 +47,13 @@ impl EntryWriter {
                 }
             }
         }
+        counter!("PoisonMessages").increment(failures.len() as u64);
         let entries: Vec<Entry> = valid.iter().map(|(_, e)| e.clone()).collect();
         match self.db.insert_entries(&entries).await {
-            Ok(written) => tracing::info!(received = entries.len(), written, "batch written"),
+            Ok(written) => {
+                counter!("RowsWritten").increment(written);
+                tracing::info!(received = entries.len(), written, "batch written");
+            }
             Err(e) if e.is_unavailable() => return Err(e.into()),
             // One row is refused (e.g. a position held by another fan): find
             // it by writing row by row, so the others still land.
@@ -56,7 +61,7 @@ impl EntryWriter {
                 tracing::warn!(error = %e, "batch refused; writing row by row");
                 for (id, entry) in &valid {
                     match self.db.insert_entries(std::slice::from_ref(entry)).await {
-                        Ok(_) => {}
+                        Ok(written) => counter!("RowsWritten").increment(written),
                         Err(e) if e.is_unavailable() => failures.push(id.clone()),
                         Err(e) => {
                             tracing::error!(message_id = %id, event = %entry.event_id, position = entry.position, error = %e, "entry refused by the database");

@@ -20,5 +20,11 @@ async fn main() -> Result<(), Error> {
     let sqs = sqs_client(&aws_config().await, config.queue.attempt_timeout);
     let queue = EntryQueue::new(sqs, &config.queue.url, config.queue.policy);
     let api = &FanApi::new(gate, queue, config.auth, config.retry_after_s);
-    run(service_fn(move |req: Request| async move { Ok::<_, Infallible>(api.handle(req).await) })).await
+    let metrics = fanrush::telemetry::metrics("entry-api");
+    run(service_fn(move |req: Request| async move {
+        let response = api.handle(req).await;
+        fanrush::telemetry::flush(metrics);
+        Ok::<_, Infallible>(response)
+    }))
+    .await
 }

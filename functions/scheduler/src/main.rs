@@ -1,39 +1,51 @@
-//! `scheduler`: runs every minute from an EventBridge schedule. Housekeeping
-//! of the gate: restores it from PostgreSQL after Redis lost its data, and
-//! resolves reservations left pending by an unknown SQS outcome.
+//! `scheduler`: runs every minute from an EventBridge schedule.
+//!
+//! 1. Housekeeping of the gate: restores it from PostgreSQL after Redis lost
+//!    its data, and resolves reservations left pending by an unknown SQS
+//!    outcome.
+//! 2. Scaling: reads the calendar (PostgreSQL, plus an optional iCalendar
+//!    feed) and reconciles `entry-api:live`'s provisioned concurrency with it,
+//!    telling Slack what it did. `SCHEDULER_DRY_RUN=true` (local) only logs.
 
 use aws_lambda_events::event::cloudwatch_events::CloudWatchEvent;
 use fanrush::config::{aws_config, sqs_client, SchedulerConfig};
+use fanrush::control::ProvisionedConcurrency;
 use fanrush::gate::EntryGate;
+use fanrush::notify::{SlackNotifier, WebhookSource};
 use fanrush::queue::EntryQueue;
-use fanrush::recovery::housekeeping;
+use fanrush::scheduler::{Scheduler, Target};
 use fanrush::store::Database;
+use fanrush::tick::{tick, Services};
+use fanrush::web::Web;
 use lambda_runtime::{run, service_fn, Error, LambdaEvent};
-use serde_json::json;
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Error> {
     fanrush::telemetry::init();
     let config = SchedulerConfig::from_env()?;
     let r = &config.redis;
-    let gate = &EntryGate::new(&r.url, &r.key_prefix, r.connect_timeout, r.response_timeout)?;
     let d = &config.database;
-    let db = &Database::new(&d.url, d.schema.clone(), d.connect_timeout)?;
-    let queue = &EntryQueue::new(
-        sqs_client(&aws_config().await, config.queue.attempt_timeout),
-        &config.queue.url,
-        config.queue.policy,
-    );
-    let sweep_after = config.sweep_after;
+    let sdk = aws_config().await;
+    let target = match (&config.entry_function, config.dry_run) {
+        (Some(function), false) => {
+            Target::Lambda(ProvisionedConcurrency::from_sdk(&sdk, function, &config.entry_alias))
+        }
+        _ => Target::DryRun { account_limit: config.account_limit },
+    };
+    let services = &Services {
+        gate: EntryGate::new(&r.url, &r.key_prefix, r.connect_timeout, r.response_timeout)?,
+        db: Database::new(&d.url, d.schema.clone(), d.connect_timeout)?,
+        queue: EntryQueue::new(sqs_client(&sdk, config.queue.attempt_timeout), &config.queue.url, config.queue.policy),
+        scheduler: Scheduler::new(target, SlackNotifier::new(WebhookSource::from_env()), config.scaling),
+        sweep_after: config.sweep_after,
+        calendar_ics_url: config.calendar_ics_url.clone(),
+        web: Web::new(),
+    };
+    let metrics = fanrush::telemetry::metrics("scheduler");
     run(service_fn(move |_: LambdaEvent<CloudWatchEvent>| async move {
-        let report = housekeeping(gate, db, queue, chrono::Utc::now(), sweep_after).await?;
-        lambda_runtime::tracing::info!(?report, "housekeeping done");
-        Ok::<_, Error>(json!({
-            "restored": report.restored.map(|(events, entries)| json!({ "events": events, "entries": entries })),
-            "confirmed": report.sweep.confirmed,
-            "released": report.sweep.released,
-            "deferred": report.deferred,
-        }))
+        let report = tick(services, chrono::Utc::now()).await.map_err(Error::from);
+        fanrush::telemetry::flush(metrics);
+        report
     }))
     .await
 }

@@ -14,9 +14,12 @@ async fn main() -> Result<(), Error> {
     let config = WriterConfig::from_env()?;
     let d = &config.database;
     let writer = &EntryWriter::new(Database::new(&d.url, d.schema.clone(), d.connect_timeout)?);
+    let metrics = fanrush::telemetry::metrics("writer");
     // An error fails the whole batch, so SQS delivers all of it again.
     run(service_fn(move |event: LambdaEvent<SqsEvent>| async move {
-        writer.handle(event.payload).await.map_err(Error::from)
+        let outcome = writer.handle(event.payload).await.map_err(Error::from);
+        fanrush::telemetry::flush(metrics);
+        outcome
     }))
     .await
 }

@@ -14,9 +14,11 @@ use crate::queue::{EntryQueue, QueueError};
 use chrono::Utc;
 use http::StatusCode;
 use lambda_http::{Body, Request, Response};
+use metrics::{counter, histogram};
 use serde_json::json;
 use std::hash::{BuildHasher, RandomState};
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Instant;
 
 /// The fan API with its adapters, built once per execution environment.
 pub struct FanApi {
@@ -72,26 +74,44 @@ impl FanApi {
     }
 
     async fn enter(&self, req: &Request, id: &str) -> Result<Response<Body>, ApiError> {
-        let fan = identity::fan(req, self.auth)?;
-        let event = EventId::parse(id)?;
-        let body = EntryRequest::parse(req.body().as_ref())?;
+        let fan = identity::fan(req, self.auth).map_err(refused)?;
+        let event = EventId::parse(id).map_err(|e| refused(e.into()))?;
+        let body = EntryRequest::parse(req.body().as_ref()).map_err(|e| refused(e.into()))?;
         let token = self.tokens.next();
-        let admission =
-            self.gate.admit(&event, &fan, &body.note, Utc::now(), &token).await.map_err(|e| self.gate_failed(e))?;
-        let reservation = match admission {
+        let started = Instant::now();
+        let admission = self.gate.admit(&event, &fan, &body.note, Utc::now(), &token).await;
+        histogram!("RedisLatencyMs").record(started.elapsed().as_secs_f64() * 1e3);
+        let reservation = match admission.map_err(|e| self.gate_failed(e))? {
             Admission::Reserved(r) => r,
-            Admission::Existing(entry) => return Ok(accepted(StatusCode::OK, &entry)),
-            Admission::NotFound => return Err(event_not_found()),
+            Admission::Existing(entry) => {
+                counter!("EntriesRepeated").increment(1);
+                return Ok(accepted(StatusCode::OK, &entry));
+            }
+            Admission::NotFound => return Err(refused(event_not_found())),
             Admission::NotOpen => {
-                return Err(ApiError::new(StatusCode::FORBIDDEN, "event_not_open", "the event is not open yet"))
+                return Err(refused(ApiError::new(
+                    StatusCode::FORBIDDEN,
+                    "event_not_open",
+                    "the event is not open yet",
+                )))
             }
             Admission::Closed => {
-                return Err(ApiError::new(StatusCode::FORBIDDEN, "event_closed", "the event has closed"))
+                return Err(refused(ApiError::new(StatusCode::FORBIDDEN, "event_closed", "the event has closed")))
             }
-            Admission::SoldOut => return Err(ApiError::new(StatusCode::CONFLICT, "sold_out", "no places are left")),
+            Admission::SoldOut => {
+                counter!("EntriesSoldOut").increment(1);
+                return Err(ApiError::new(StatusCode::CONFLICT, "sold_out", "no places are left"));
+            }
         };
-        match self.queue.send(&reservation.entry).await {
+        let started = Instant::now();
+        let sent = self.queue.send(&reservation.entry).await;
+        histogram!("SqsLatencyMs").record(started.elapsed().as_secs_f64() * 1e3);
+        if sent.is_err() {
+            counter!("SqsErrors").increment(1);
+        }
+        match sent {
             Ok(()) => {
+                counter!("EntriesAccepted").increment(1);
                 // The entry is durable now. If marking it so fails, the sweep
                 // finds its row later and confirms it; the fan is accepted.
                 match self.gate.confirm(&reservation).await {
@@ -142,6 +162,7 @@ impl FanApi {
     }
 
     fn gate_failed(&self, e: GateError) -> ApiError {
+        counter!("RedisErrors").increment(1);
         tracing::warn!(error = %e, "gate unavailable");
         let message = match e {
             GateError::StateLost => "the event state is being restored; retry",
@@ -149,6 +170,12 @@ impl FanApi {
         };
         ApiError::unavailable(self.retry_after_s, message)
     }
+}
+
+/// Counts a refusal by its reason.
+fn refused(e: ApiError) -> ApiError {
+    counter!("EntriesRejected", "reason" => e.code).increment(1);
+    e
 }
 
 fn event_not_found() -> ApiError {

@@ -1,0 +1,75 @@
+//! `fanrush plan` and `fanrush simulate` as an operator runs them.
+
+use serde_json::{json, Value};
+use std::process::Command;
+
+fn fanrush(args: &[&str]) -> Value {
+    let out = Command::new(env!("CARGO_BIN_EXE_fanrush")).args(args).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+#[test]
+fn plan_prints_the_step_function_of_overlapping_events_with_its_cost() {
+    let dir = std::env::temp_dir().join(format!("fanrush-plan-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("calendar.json");
+    let calendar = json!([
+        {"eventId":"a","title":"A","opensAt":"2026-12-01T10:00:00Z","closesAt":"2026-12-01T10:30:00Z","capacity":5000,"expectedPeakRps":10000},
+        {"eventId":"b","title":"B","opensAt":"2026-12-01T10:20:00Z","closesAt":"2026-12-01T11:00:00Z","capacity":5000,"expectedPeakRps":5000,"cooldownMinutes":0}
+    ]);
+    std::fs::write(&file, calendar.to_string()).unwrap();
+    let plan = fanrush(&[
+        "plan",
+        "--calendar",
+        file.to_str().unwrap(),
+        "--duration-ms",
+        "150",
+        "--account-limit",
+        "2100",
+        "--json",
+    ]);
+    let steps: Vec<(String, i64, bool)> = plan["actions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| {
+            (
+                a["at"].as_str().unwrap().to_owned(),
+                a["provisionedConcurrency"].as_i64().unwrap(),
+                a["clamped"].as_bool().unwrap(),
+            )
+        })
+        .collect();
+    let expect = |at: &str, n, c| (at.to_owned(), n, c);
+    assert_eq!(
+        steps,
+        [
+            expect("2026-12-01T09:30:00Z", 1800, false),
+            expect("2026-12-01T09:50:00Z", 2000, true), // 2,700 wanted, 2,100 - 100 granted
+            expect("2026-12-01T10:40:00Z", 900, false),
+            expect("2026-12-01T11:00:00Z", 0, false), // b has no cooldown
+        ]
+    );
+    assert_eq!(plan["actions"][1]["events"], json!(["a", "b"]));
+    // 1800 x 20 min + 2000 x 50 min + 900 x 20 min, at 128 MB.
+    assert_eq!(plan["cost"]["gbSeconds"], (1800.0 * 1200.0 + 2000.0 * 3000.0 + 900.0 * 1200.0) * 0.125);
+    assert!(plan["cost"]["dollars"].as_f64().unwrap() > 0.0);
+}
+
+#[test]
+fn simulate_shows_the_seed_spike_throttled_on_demand_and_absorbed_with_the_plan() {
+    let base = ["simulate", "--peak-rps", "10000", "--duration-ms", "150", "--account-limit", "10000", "--json"];
+    let cold = fanrush(&base);
+    assert!(cold["throttled"].as_u64().unwrap() > 0, "{cold}");
+    let planned = fanrush(&[&base[..], &["--provisioned", "1800"]].concat());
+    assert_eq!((planned["throttled"].as_u64(), planned["coldStarts"].as_u64()), (Some(0), Some(0)), "{planned}");
+    assert_eq!(planned["requests"], cold["requests"]);
+}
+
+#[test]
+fn bad_arguments_are_refused_with_a_message() {
+    let out = Command::new(env!("CARGO_BIN_EXE_fanrush")).args(["simulate", "--peak-rps", "x"]).output().unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--peak-rps"));
+}

@@ -1,0 +1,91 @@
+//! One scheduler tick, every minute: gate housekeeping, then the calendar
+//! (PostgreSQL plus an optional iCalendar feed) reconciled with
+//! provisioned concurrency. Every failure reaches Slack; a failing feed or
+//! housekeeping step does not stop scaling.
+
+use crate::control::ControlError;
+use crate::domain::{parse_ics, FanEvent};
+use crate::gate::EntryGate;
+use crate::notify::Notice;
+use crate::queue::EntryQueue;
+use crate::recovery::housekeeping;
+use crate::scheduler::Scheduler;
+use crate::store::{Database, StoreError};
+use crate::web::Web;
+use chrono::{DateTime, Utc};
+use serde_json::{json, Value};
+use std::time::Duration;
+use thiserror::Error;
+
+#[derive(Debug, Error)]
+pub enum TickError {
+    #[error("the calendar could not be read: {0}")]
+    Calendar(#[from] StoreError),
+    #[error(transparent)]
+    Control(#[from] ControlError),
+}
+
+/// What a tick needs, built once per execution environment.
+pub struct Services {
+    pub gate: EntryGate,
+    pub db: Database,
+    pub queue: EntryQueue,
+    pub scheduler: Scheduler,
+    pub sweep_after: Duration,
+    pub calendar_ics_url: Option<String>,
+    pub web: Web,
+}
+
+/// Runs one tick at `now` and reports what it did.
+pub async fn tick(s: &Services, now: DateTime<Utc>) -> Result<Value, TickError> {
+    let notify =
+        |message: String| async move { s.scheduler.notifier().notify(&Notice::SchedulerError { message }).await };
+    let house = match housekeeping(&s.gate, &s.db, &s.queue, now, s.sweep_after).await {
+        Ok(h) => json!({
+            "restored": h.restored.map(|(events, entries)| json!({ "events": events, "entries": entries })),
+            "confirmed": h.sweep.confirmed,
+            "released": h.sweep.released,
+            "deferred": h.deferred,
+        }),
+        Err(e) => {
+            notify(format!("gate housekeeping failed: {e}")).await;
+            json!({ "error": e.to_string() })
+        }
+    };
+    let stored = match s.db.events().await {
+        Ok(events) => events,
+        Err(e) => {
+            notify(format!("the calendar could not be read: {e}")).await;
+            return Err(e.into());
+        }
+    };
+    let mut calendar = stored.clone();
+    if let Some(url) = &s.calendar_ics_url {
+        match s.web.get_text(url, Duration::from_secs(5)).await {
+            Ok(text) => merge(&mut calendar, parse_ics(&text)),
+            Err(e) => notify(format!("the iCalendar feed could not be read: {e}")).await,
+        }
+    }
+    let r = s.scheduler.reconcile(&calendar, &stored, Some(&s.gate), now).await?;
+    Ok(json!({
+        "housekeeping": house,
+        "provisionedConcurrency": r.desired.provisioned_concurrency,
+        "previous": r.previous,
+        "applied": format!("{:?}", r.applied),
+        "events": r.desired.events.iter().map(|e| e.to_string()).collect::<Vec<_>>(),
+        "clamped": r.desired.clamped,
+        "alerts": r.alerts,
+    }))
+}
+
+/// Adds feed events; an event defined in PostgreSQL wins over the feed's.
+fn merge(calendar: &mut Vec<FanEvent>, feed: crate::domain::IcsCalendar) {
+    for why in &feed.skipped {
+        tracing::warn!(skipped = %why, "iCalendar event skipped");
+    }
+    for event in feed.events {
+        if !calendar.iter().any(|e| e.id == event.id) {
+            calendar.push(event);
+        }
+    }
+}
