@@ -61,3 +61,13 @@ async fn the_schedule_sample_is_an_event_the_scheduler_accepts() {
         .unwrap();
     assert!(!report.deferred);
 }
+
+#[tokio::test]
+async fn the_sns_sample_is_an_alarm_the_notifier_forwards() {
+    use aws_lambda_events::event::sns::SnsEvent;
+    use fanrush::notify::{alarm_notice, Notice};
+    let event: SnsEvent = serde_json::from_str(&sample("sns-alarm.json")).unwrap();
+    let sns = &event.records[0].sns;
+    let notice = alarm_notice(sns.subject.as_deref(), &sns.message);
+    assert!(matches!(&notice, Notice::Alarm { name, state, .. } if name == "fanrush-EntryApiThrottlesAlarm" && state == "ALARM"));
+}
