@@ -1,5 +1,5 @@
 # fanrush: the two commands are `make run` and `make test`.
-.PHONY: run test build lint fmt clean
+.PHONY: run test bench build lint fmt clean
 
 ## Start the whole suite locally and serve the API on 127.0.0.1:9000.
 run:
@@ -8,6 +8,10 @@ run:
 ## Install what is missing and run every check and test.
 test:
 	@scripts/test.sh
+
+## Benchmarks (release build, real local services, Node.js peer); not part of test.
+bench:
+	@scripts/bench.sh
 
 build:
 	cargo build --workspace

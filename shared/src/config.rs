@@ -1,6 +1,7 @@
 //! Configuration, one `from_env` per function. Every variable, its default
 //! and its meaning is listed in the README; nothing here touches the network.
 
+use crate::gate::RateLimit;
 use crate::queue::SendPolicy;
 use crate::scaling::ScalingParams;
 use aws_config::timeout::TimeoutConfig;
@@ -105,6 +106,8 @@ impl QueueConfig {
 #[derive(Debug, Clone)]
 pub struct EntryApiConfig {
     pub redis: RedisConfig,
+    /// Per-fan entry attempts per window (0 turns the limit off).
+    pub rate_limit: RateLimit,
     pub queue: QueueConfig,
     pub auth: AuthMode,
     /// Seconds a client is asked to wait after a 503.
@@ -115,6 +118,10 @@ impl EntryApiConfig {
     pub fn from_env() -> Result<Self, ConfigError> {
         Ok(Self {
             redis: RedisConfig::from_env()?,
+            rate_limit: RateLimit {
+                requests: number("RATE_LIMIT_REQUESTS", 10)? as u32,
+                window: millis("RATE_LIMIT_WINDOW_MS", 10_000)?,
+            },
             queue: QueueConfig::from_env()?,
             auth: AuthMode::from_env()?,
             retry_after_s: number("RETRY_AFTER_SECONDS", 1)?,

@@ -16,8 +16,10 @@ use aws_sdk_sqs::Client;
 use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
 use std::error::Error as StdError;
 use std::io;
+use std::sync::Arc;
 use std::time::Duration;
 use thiserror::Error;
+use tokio::sync::OnceCell;
 
 /// Why a send failed.
 #[derive(Debug, Error)]
@@ -45,7 +47,9 @@ pub struct SendPolicy {
 /// The queue of accepted entries.
 #[derive(Clone)]
 pub struct EntryQueue {
-    client: Client,
+    client: Arc<OnceCell<Client>>,
+    /// Attempt timeout of a client built on first use.
+    lazy_attempt_timeout: Duration,
     queue_url: String,
     policy: SendPolicy,
 }
@@ -54,7 +58,32 @@ impl EntryQueue {
     /// Wraps an SQS client. Configure the client's timeouts and turn its
     /// retries off (see [`crate::config::sqs_client`]): this type retries.
     pub fn new(client: Client, queue_url: impl Into<String>, policy: SendPolicy) -> Self {
-        Self { client, queue_url: queue_url.into(), policy }
+        Self {
+            client: Arc::new(OnceCell::new_with(Some(client))),
+            lazy_attempt_timeout: Duration::ZERO,
+            queue_url: queue_url.into(),
+            policy,
+        }
+    }
+
+    /// A queue whose SDK configuration and client are built on first use:
+    /// loading them (TLS roots, credential chain) is most of a cold start, and
+    /// Lambda init should do only what cannot wait.
+    pub fn lazy(queue_url: impl Into<String>, policy: SendPolicy, attempt_timeout: Duration) -> Self {
+        Self {
+            client: Arc::new(OnceCell::new()),
+            lazy_attempt_timeout: attempt_timeout,
+            queue_url: queue_url.into(),
+            policy,
+        }
+    }
+
+    async fn client(&self) -> &Client {
+        self.client
+            .get_or_init(|| async {
+                crate::config::sqs_client(&crate::config::aws_config().await, self.lazy_attempt_timeout)
+            })
+            .await
     }
 
     pub fn url(&self) -> &str {
@@ -70,7 +99,7 @@ impl EntryQueue {
             if attempt > 0 {
                 tokio::time::sleep(self.policy.backoff).await;
             }
-            match self.client.send_message().queue_url(&self.queue_url).message_body(&body).send().await {
+            match self.client().await.send_message().queue_url(&self.queue_url).message_body(&body).send().await {
                 Ok(_) => return Ok(()),
                 Err(e) => {
                     maybe_sent |= !surely_not_sent(&e);
@@ -85,7 +114,8 @@ impl EntryQueue {
     /// queued so far has been written or dead-lettered.
     pub async fn is_drained(&self) -> Result<bool, QueueError> {
         let out = self
-            .client
+            .client()
+            .await
             .get_queue_attributes()
             .queue_url(&self.queue_url)
             .attribute_names(QueueAttributeName::ApproximateNumberOfMessages)

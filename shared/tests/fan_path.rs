@@ -110,3 +110,32 @@ async fn a_fan_reads_back_its_entry_with_its_note() {
     let stored = stack.db.entries(&fanrush::domain::EventId::parse(&event).unwrap()).await.unwrap();
     assert_eq!(stored[0].note.as_deref(), Some("see you there"));
 }
+
+#[tokio::test]
+async fn a_fan_hammering_the_entry_endpoint_is_rate_limited_and_others_are_not() {
+    use fanrush::gate::RateLimit;
+    let stack = Stack::new().await;
+    let event = stack.open_event(1).await;
+    let limited = fanrush::api::FanApi::new(
+        gate(&redis_url(), &stack.prefix)
+            .with_rate_limit(RateLimit { requests: 3, window: std::time::Duration::from_secs(30) }),
+        stack.queue(),
+        fanrush::config::AuthMode::Dev,
+        1,
+    );
+    let enter = |fan: &'static str| {
+        limited.handle(request("POST", &format!("/events/{event}/entries"), &[("x-fan-id", fan)], None))
+    };
+    let statuses: Vec<u16> =
+        futures::future::join_all((0..6).map(|_| enter("hammer"))).await.iter().map(|r| r.status().as_u16()).collect();
+    assert_eq!(statuses.iter().filter(|s| **s == 429).count(), 3, "{statuses:?}");
+    let r = enter("hammer").await;
+    assert_error(&r, 429, "rate_limited");
+    let retry: u64 = r.headers()["retry-after"].to_str().unwrap().parse().unwrap();
+    assert!((1..=30).contains(&retry));
+    // An honest fan is unaffected, even when the event is sold out to the hammerer.
+    assert_error(&enter("honest").await, 409, "sold_out");
+    // Concurrent attempts of one fan may each send (same position); one row results.
+    stack.drain().await;
+    assert_eq!(stack.rows(&event).await, vec![("hammer".to_owned(), 1)]);
+}

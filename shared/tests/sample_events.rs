@@ -69,5 +69,7 @@ async fn the_sns_sample_is_an_alarm_the_notifier_forwards() {
     let event: SnsEvent = serde_json::from_str(&sample("sns-alarm.json")).unwrap();
     let sns = &event.records[0].sns;
     let notice = alarm_notice(sns.subject.as_deref(), &sns.message);
-    assert!(matches!(&notice, Notice::Alarm { name, state, .. } if name == "fanrush-EntryApiThrottlesAlarm" && state == "ALARM"));
+    assert!(
+        matches!(&notice, Notice::Alarm { name, state, .. } if name == "fanrush-EntryApiThrottlesAlarm" && state == "ALARM")
+    );
 }

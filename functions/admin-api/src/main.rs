@@ -4,7 +4,7 @@
 //! Init builds clients only; Redis and PostgreSQL connect on first use.
 
 use fanrush::api::AdminApi;
-use fanrush::config::{aws_config, sqs_client, AdminApiConfig};
+use fanrush::config::AdminApiConfig;
 use fanrush::gate::EntryGate;
 use fanrush::queue::EntryQueue;
 use fanrush::store::Database;
@@ -19,8 +19,7 @@ async fn main() -> Result<(), Error> {
     let gate = EntryGate::new(&r.url, &r.key_prefix, r.connect_timeout, r.response_timeout)?;
     let d = &config.database;
     let db = Database::new(&d.url, d.schema.clone(), d.connect_timeout)?;
-    let sqs = sqs_client(&aws_config().await, config.queue.attempt_timeout);
-    let queue = EntryQueue::new(sqs, &config.queue.url, config.queue.policy);
+    let queue = EntryQueue::lazy(&config.queue.url, config.queue.policy, config.queue.attempt_timeout);
     let api = &AdminApi::new(gate, db, queue, config.auth, config.retry_after_s);
     run(service_fn(move |req: Request| async move { Ok::<_, Infallible>(api.handle(req).await) })).await
 }

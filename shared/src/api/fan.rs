@@ -9,20 +9,23 @@
 use super::{identity, json_response, route, ApiError};
 use crate::config::AuthMode;
 use crate::domain::{Entry, EntryRequest, EventId};
-use crate::gate::{Admission, EntryGate, EntryLookup, GateError};
+use crate::gate::{Admission, EntryGate, EntryLookup, GateError, Reservation};
 use crate::queue::{EntryQueue, QueueError};
 use chrono::Utc;
 use http::StatusCode;
 use lambda_http::{Body, Request, Response};
 use metrics::{counter, histogram};
 use serde_json::json;
+use std::future::Future;
 use std::hash::{BuildHasher, RandomState};
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::task::Poll;
 use std::time::Instant;
 
 /// The fan API with its adapters, built once per execution environment.
 pub struct FanApi {
-    gate: EntryGate,
+    gate: Arc<EntryGate>,
     queue: EntryQueue,
     auth: AuthMode,
     retry_after_s: u64,
@@ -31,7 +34,7 @@ pub struct FanApi {
 
 impl FanApi {
     pub fn new(gate: EntryGate, queue: EntryQueue, auth: AuthMode, retry_after_s: u64) -> Self {
-        Self { gate, queue, auth, retry_after_s, tokens: RequestTokens::new() }
+        Self { gate: Arc::new(gate), queue, auth, retry_after_s, tokens: RequestTokens::new() }
     }
 
     /// Answers one request; never fails, never panics on input.
@@ -98,6 +101,13 @@ impl FanApi {
             Admission::Closed => {
                 return Err(refused(ApiError::new(StatusCode::FORBIDDEN, "event_closed", "the event has closed")))
             }
+            Admission::RateLimited { retry_after } => {
+                let seconds = retry_after.as_millis().div_ceil(1000).max(1) as u64;
+                return Err(refused(ApiError {
+                    retry_after: Some(seconds),
+                    ..ApiError::new(StatusCode::TOO_MANY_REQUESTS, "rate_limited", "too many entry attempts; slow down")
+                }));
+            }
             Admission::SoldOut => {
                 counter!("EntriesSoldOut").increment(1);
                 return Err(ApiError::new(StatusCode::CONFLICT, "sold_out", "no places are left"));
@@ -112,18 +122,9 @@ impl FanApi {
         match sent {
             Ok(()) => {
                 counter!("EntriesAccepted").increment(1);
-                // The entry is durable now. If marking it so fails, the sweep
-                // finds its row later and confirms it; the fan is accepted.
-                match self.gate.confirm(&reservation).await {
-                    Ok(true) => {}
-                    Ok(false) => {
-                        tracing::error!(event = %event, position = reservation.entry.position, "confirmed entry had no reservation")
-                    }
-                    Err(e) => {
-                        tracing::warn!(error = %e, event = %event, "could not confirm a queued entry; the sweep will")
-                    }
-                }
-                Ok(accepted(StatusCode::ACCEPTED, &reservation.entry))
+                let response = accepted(StatusCode::ACCEPTED, &reservation.entry);
+                confirm_detached(self.gate.clone(), reservation).await;
+                Ok(response)
             }
             Err(QueueError::NotSent(e)) | Err(QueueError::Api(e)) => {
                 tracing::warn!(error = %e, event = %event, "entry not queued; releasing its slot");
@@ -169,6 +170,33 @@ impl FanApi {
             _ => "the entry gate is unavailable; retry",
         };
         ApiError::unavailable(self.retry_after_s, message)
+    }
+}
+
+/// Marks a queued entry confirmed without waiting for Redis's reply: the
+/// command is handed to the connection before the fan is answered (one poll
+/// puts it on the wire queue, so this environment's next command sees it),
+/// and the reply is awaited in the background. This keeps the accept path to
+/// one awaited Redis round trip and one SQS call. If the confirm is lost (the
+/// environment is frozen or killed first), the entry stays pending and the
+/// sweep confirms it from its row; a repeat POST re-sends it with the same
+/// position, which the idempotent writer absorbs.
+async fn confirm_detached(gate: Arc<EntryGate>, reservation: Reservation) {
+    let mut confirm = Box::pin(async move {
+        let entry = &reservation.entry;
+        match gate.confirm(&reservation).await {
+            Ok(true) => {}
+            Ok(false) => {
+                tracing::error!(event = %entry.event_id, position = entry.position, "confirmed entry had no reservation")
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, event = %entry.event_id, "could not confirm a queued entry; the sweep will")
+            }
+        }
+    });
+    let first = std::future::poll_fn(|cx| Poll::Ready(confirm.as_mut().poll(cx))).await;
+    if first.is_pending() {
+        tokio::spawn(confirm);
     }
 }
 

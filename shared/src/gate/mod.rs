@@ -71,6 +71,22 @@ pub enum Admission {
     NotOpen,
     Closed,
     SoldOut,
+    /// The fan sent more than the rate limit allows; retry after this long.
+    RateLimited {
+        retry_after: Duration,
+    },
+}
+
+/// Per-fan request limit, enforced inside the admission script (no extra
+/// round trip): at most `requests` entry attempts per `window`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RateLimit {
+    pub requests: u32,
+    pub window: Duration,
+}
+
+impl RateLimit {
+    pub const OFF: Self = Self { requests: 0, window: Duration::from_secs(1) };
 }
 
 /// A pending slot owned by one request (its `token`).
@@ -119,6 +135,7 @@ pub enum Published {
 pub struct EntryGate {
     redis: LazyRedis,
     prefix: String,
+    rate_limit: RateLimit,
 }
 
 impl EntryGate {
@@ -132,7 +149,14 @@ impl EntryGate {
         Ok(Self {
             redis: LazyRedis::new(url, connect_timeout, response_timeout).map_err(GateError::Refused)?,
             prefix: prefix.to_owned(),
+            rate_limit: RateLimit::OFF,
         })
+    }
+
+    /// Limits each fan's entry attempts.
+    pub fn with_rate_limit(mut self, rate_limit: RateLimit) -> Self {
+        self.rate_limit = rate_limit;
+        self
     }
 
     fn state_key(&self) -> String {
@@ -161,14 +185,16 @@ impl EntryGate {
     ) -> Result<Admission, GateError> {
         let k = self.event_keys(event);
         let state = self.state_key();
+        let rate = format!("{}:rl:{}", self.prefix, fan);
+        let (limit, window_ms) = (self.rate_limit.requests, self.rate_limit.window.as_millis() as u64);
         let now_ms = now.timestamp_millis();
         let reply: Vec<String> = self
             .redis
             .run(|mut c| {
                 let mut inv = ADMIT.prepare_invoke();
-                inv.key(&state).key(&k.meta).key(&k.fans).key(&k.notes).key(&k.pending);
+                inv.key(&state).key(&k.meta).key(&k.fans).key(&k.notes).key(&k.pending).key(&rate);
                 inv.arg(fan.as_str()).arg(now_ms).arg(token).arg(note.as_deref().unwrap_or(""));
-                inv.arg(if note.is_some() { "1" } else { "0" });
+                inv.arg(if note.is_some() { "1" } else { "0" }).arg(limit).arg(window_ms);
                 async move { inv.invoke_async(&mut c).await }
             })
             .await?;
@@ -182,6 +208,10 @@ impl EntryGate {
             Some("not_open") => Ok(Admission::NotOpen),
             Some("closed") => Ok(Admission::Closed),
             Some("sold_out") => Ok(Admission::SoldOut),
+            Some("rate_limited") => {
+                let ms = reply.get(1).and_then(|t| t.parse::<u64>().ok()).unwrap_or(1000);
+                Ok(Admission::RateLimited { retry_after: Duration::from_millis(ms) })
+            }
             Some("state_lost") => Err(GateError::StateLost),
             _ => Err(GateError::Protocol(format!("admit: {reply:?}"))),
         }

@@ -1,9 +1,18 @@
--- Admit one fan to one event, atomically: is the state there, does the event
--- exist, has this fan entered, is it open, is capacity left, next position.
--- KEYS: state, meta, fans, notes, pending
--- ARGV: fanId, nowMs, token, note, hasNote ('1' or '0')
+-- Admit one fan to one event, atomically: is the fan within its rate, is the
+-- state there, does the event exist, has this fan entered, is it open, is
+-- capacity left, next position.
+-- KEYS: state, meta, fans, notes, pending, rate (per fan)
+-- ARGV: fanId, nowMs, token, note, hasNote ('1' or '0'), rateLimit (requests
+--       per window, 0 = off), rateWindowMs
 -- A fans record is "position:acceptedAtMs" once SQS confirmed the entry and
 -- "position:acceptedAtMs:token" while the send is pending.
+local limit = tonumber(ARGV[6] or '0')
+if limit > 0 then
+  -- A fixed window per fan: the first request of a window starts its clock.
+  local n = redis.call('INCR', KEYS[6])
+  if n == 1 then redis.call('PEXPIRE', KEYS[6], ARGV[7]) end
+  if n > limit then return {'rate_limited', tostring(redis.call('PTTL', KEYS[6]))} end
+end
 if redis.call('EXISTS', KEYS[1]) == 0 then return {'state_lost'} end
 local m = redis.call('HMGET', KEYS[2], 'opensAtMs', 'closesAtMs', 'capacity', 'taken')
 if not m[3] then return {'not_found'} end

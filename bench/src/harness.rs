@@ -1,0 +1,199 @@
+//! A Lambda Runtime API harness: the HTTP endpoint a function's runtime
+//! long-polls for invocations (`GET /2018-06-01/runtime/invocation/next`) and
+//! answers (`POST .../{id}/response` or `/error`), on loopback, with nothing
+//! else on the network path. It records when the function first asked for
+//! work (the end of its init) and when each answer arrived, and sends a
+//! unique trace id with every invocation, as Lambda does.
+
+use std::process::Stdio;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::process::{Child, Command};
+use tokio::sync::{mpsc, oneshot, Mutex as AsyncMutex};
+
+/// One invocation's answer.
+pub struct Answer {
+    pub body: String,
+    pub error: bool,
+    /// From the harness handing out the event to the answer arriving.
+    pub elapsed: Duration,
+}
+
+struct Pending {
+    request_id: String,
+    body: String,
+    reply: oneshot::Sender<Answer>,
+}
+
+struct Shared {
+    queue: AsyncMutex<mpsc::Receiver<Pending>>,
+    in_flight: Mutex<Option<(String, Instant, oneshot::Sender<Answer>)>>,
+    first_next: Mutex<Option<Instant>>,
+    first_next_signal: Mutex<Option<oneshot::Sender<Instant>>>,
+    counter: AtomicU64,
+}
+
+/// A running harness for one function process.
+pub struct Harness {
+    pub port: u16,
+    shared: Arc<Shared>,
+    send: mpsc::Sender<Pending>,
+    first: Option<oneshot::Receiver<Instant>>,
+}
+
+impl Harness {
+    pub async fn start() -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind the harness");
+        let port = listener.local_addr().unwrap().port();
+        let (send, receive) = mpsc::channel(1);
+        let (first_tx, first_rx) = oneshot::channel();
+        let shared = Arc::new(Shared {
+            queue: AsyncMutex::new(receive),
+            in_flight: Mutex::new(None),
+            first_next: Mutex::new(None),
+            first_next_signal: Mutex::new(Some(first_tx)),
+            counter: AtomicU64::new(0),
+        });
+        let s = shared.clone();
+        tokio::spawn(async move {
+            while let Ok((stream, _)) = listener.accept().await {
+                let _ = stream.set_nodelay(true);
+                tokio::spawn(serve(stream, s.clone()));
+            }
+        });
+        Self { port, shared, send, first: Some(first_rx) }
+    }
+
+    /// Starts `program` as a Lambda function against this harness.
+    pub fn spawn(&self, program: &mut Command) -> (Child, Instant) {
+        program
+            .env("AWS_LAMBDA_RUNTIME_API", format!("127.0.0.1:{}", self.port))
+            .env("AWS_LAMBDA_FUNCTION_NAME", "bench")
+            .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "128")
+            .env("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST")
+            .env("AWS_LAMBDA_LOG_STREAM_NAME", "bench")
+            .env("AWS_LAMBDA_LOG_GROUP_NAME", "bench")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .kill_on_drop(true);
+        let started = Instant::now();
+        (program.spawn().expect("spawn the function"), started)
+    }
+
+    /// Waits until the function first asks for an invocation.
+    pub async fn first_next(&mut self, timeout: Duration) -> Option<Instant> {
+        let first = self.first.take()?;
+        tokio::time::timeout(timeout, first).await.ok()?.ok()
+    }
+
+    /// Sends one invocation and waits for its answer.
+    pub async fn invoke(&self, body: String) -> Answer {
+        let n = self.shared.counter.fetch_add(1, Ordering::Relaxed);
+        let (reply, answer) = oneshot::channel();
+        let pending = Pending { request_id: format!("req-{n:012}"), body, reply };
+        self.send.send(pending).await.expect("harness alive");
+        tokio::time::timeout(Duration::from_secs(30), answer).await.expect("the function answers").expect("answer")
+    }
+}
+
+async fn serve(stream: TcpStream, shared: Arc<Shared>) {
+    let (read, mut write) = stream.into_split();
+    let mut reader = BufReader::new(read);
+    loop {
+        let mut line = String::new();
+        if reader.read_line(&mut line).await.unwrap_or(0) == 0 {
+            return;
+        }
+        let mut parts = line.split_whitespace();
+        let (method, path) = (parts.next().unwrap_or_default().to_owned(), parts.next().unwrap_or_default().to_owned());
+        let mut length = 0usize;
+        loop {
+            let mut header = String::new();
+            if reader.read_line(&mut header).await.unwrap_or(0) == 0 {
+                return;
+            }
+            let header = header.trim_end();
+            if header.is_empty() {
+                break;
+            }
+            if let Some((k, v)) = header.split_once(':') {
+                if k.eq_ignore_ascii_case("content-length") {
+                    length = v.trim().parse().unwrap_or(0);
+                }
+            }
+        }
+        let mut body = vec![0u8; length];
+        if reader.read_exact(&mut body).await.is_err() {
+            return;
+        }
+        let response = if method == "GET" && path.ends_with("/runtime/invocation/next") {
+            {
+                let mut first = shared.first_next.lock().unwrap();
+                if first.is_none() {
+                    let now = Instant::now();
+                    *first = Some(now);
+                    if let Some(tx) = shared.first_next_signal.lock().unwrap().take() {
+                        let _ = tx.send(now);
+                    }
+                }
+            }
+            let Some(p) = shared.queue.lock().await.recv().await else { return };
+            let n = shared.counter.load(Ordering::Relaxed);
+            let deadline = chrono::Utc::now().timestamp_millis() + 30_000;
+            let head = format!(
+                "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\
+                 lambda-runtime-aws-request-id: {}\r\nlambda-runtime-deadline-ms: {deadline}\r\n\
+                 lambda-runtime-invoked-function-arn: arn:aws:lambda:us-east-1:000000000000:function:bench\r\n\
+                 lambda-runtime-trace-id: Root=1-{:08x}-{:024x};Parent={:016x};Sampled=0\r\n\r\n",
+                p.body.len(),
+                p.request_id,
+                deadline / 1000,
+                n,
+                n ^ 0x5bd1e995
+            );
+            *shared.in_flight.lock().unwrap() = Some((p.request_id, Instant::now(), p.reply));
+            let mut out = head.into_bytes();
+            out.extend_from_slice(p.body.as_bytes());
+            out
+        } else if method == "POST" && (path.ends_with("/response") || path.ends_with("/error")) {
+            if let Some((_, delivered, reply)) = shared.in_flight.lock().unwrap().take() {
+                let _ = reply.send(Answer {
+                    body: String::from_utf8_lossy(&body).into_owned(),
+                    error: path.ends_with("/error"),
+                    elapsed: delivered.elapsed(),
+                });
+            }
+            b"HTTP/1.1 202 Accepted\r\ncontent-length: 16\r\n\r\n{\"status\":\"OK\"}\n".to_vec()
+        } else {
+            b"HTTP/1.1 202 Accepted\r\ncontent-length: 0\r\n\r\n".to_vec()
+        };
+        if write.write_all(&response).await.is_err() {
+            return;
+        }
+    }
+}
+
+/// Resident set size of a process, in MB.
+pub fn rss_mb(pid: u32) -> f64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next()?.parse::<f64>().ok())
+        .map_or(0.0, |kb| kb / 1024.0)
+}
+
+/// User + system CPU time of a process, in ms.
+pub fn cpu_ms(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // Fields after the command name (which may hold spaces) start after ')'.
+    let after = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
+    let fields: Vec<&str> = after.split_whitespace().collect();
+    let ticks: f64 = fields.get(11).and_then(|u| u.parse::<f64>().ok()).unwrap_or(0.0)
+        + fields.get(12).and_then(|s| s.parse::<f64>().ok()).unwrap_or(0.0);
+    ticks * 1000.0 / 100.0
+}
