@@ -32,11 +32,15 @@ impl EntryWriter {
     /// Handles one SQS event, reporting the messages that must come again.
     pub async fn handle(&self, event: SqsEvent) -> Result<SqsBatchResponse, WriterError> {
         let mut failures = Vec::new();
-        let mut valid: Vec<(String, Entry)> = Vec::with_capacity(event.records.len());
+        let mut ids: Vec<String> = Vec::with_capacity(event.records.len());
+        let mut entries: Vec<Entry> = Vec::with_capacity(event.records.len());
         for record in event.records {
             let id = record.message_id.unwrap_or_default();
             match record.body.as_deref().map(EntryMessage::parse) {
-                Some(Ok(entry)) => valid.push((id, entry)),
+                Some(Ok(entry)) => {
+                    ids.push(id);
+                    entries.push(entry);
+                }
                 Some(Err(e)) => {
                     tracing::error!(message_id = %id, error = %e, "poison message");
                     failures.push(id);
@@ -48,7 +52,6 @@ impl EntryWriter {
             }
         }
         counter!("PoisonMessages").increment(failures.len() as u64);
-        let entries: Vec<Entry> = valid.iter().map(|(_, e)| e.clone()).collect();
         match self.db.insert_entries(&entries).await {
             Ok(written) => {
                 counter!("RowsWritten").increment(written);
@@ -59,7 +62,7 @@ impl EntryWriter {
             // it by writing row by row, so the others still land.
             Err(e) => {
                 tracing::warn!(error = %e, "batch refused; writing row by row");
-                for (id, entry) in &valid {
+                for (id, entry) in ids.iter().zip(&entries) {
                     match self.db.insert_entries(std::slice::from_ref(entry)).await {
                         Ok(written) => counter!("RowsWritten").increment(written),
                         Err(e) if e.is_unavailable() => failures.push(id.clone()),

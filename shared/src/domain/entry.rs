@@ -101,8 +101,8 @@ impl EntryMessage {
             .single()
             .ok_or_else(|| ValidationError::InvalidField { field: "acceptedAtMs", reason: "out of range".into() })?;
         Ok(Entry {
-            event_id: EventId::parse(&m.event_id)?,
-            fan_id: FanId::parse(&m.fan_id)?,
+            event_id: EventId::from_string(m.event_id)?,
+            fan_id: FanId::from_string(m.fan_id)?,
             position: m.position,
             note: m.note,
             accepted_at,

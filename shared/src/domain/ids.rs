@@ -26,6 +26,15 @@ impl EventId {
         }
     }
 
+    /// Like [`EventId::parse`], keeping the string's allocation.
+    pub fn from_string(value: String) -> Result<Self, ValidationError> {
+        if matches(&value, 64, b"_-") {
+            Ok(Self(value))
+        } else {
+            Err(ValidationError::InvalidEventId)
+        }
+    }
+
     pub fn as_str(&self) -> &str {
         &self.0
     }
@@ -35,6 +44,15 @@ impl FanId {
     pub fn parse(value: &str) -> Result<Self, ValidationError> {
         if matches(value, 128, b"_.:@-") {
             Ok(Self(value.to_owned()))
+        } else {
+            Err(ValidationError::InvalidFanId)
+        }
+    }
+
+    /// Like [`FanId::parse`], keeping the string's allocation.
+    pub fn from_string(value: String) -> Result<Self, ValidationError> {
+        if matches(&value, 128, b"_.:@-") {
+            Ok(Self(value))
         } else {
             Err(ValidationError::InvalidFanId)
         }
