@@ -20,5 +20,7 @@ log "cargo test"
 cargo test --workspace --quiet 2>&1 | tee "$STATE/test.log"
 log "cfn-lint template.yaml"
 cfn-lint template.yaml
+log "IAM: no wildcard actions, no '*' resources where an ARN exists"
+python3 scripts/check-iam.py template.yaml
 log "sam validate --lint"
 sam validate --lint --template template.yaml --region "$AWS_REGION"

@@ -170,8 +170,8 @@ impl Workloads {
                 unit: "ms",
                 limit: Some(hello),
                 limit_name: "hello-world lambda_runtime".into(),
-                target: "<= 2x hello-world".into(),
-                met: Some(v <= 2.0 * hello),
+                target: "reported (the targets are entry-api's)".into(),
+                met: None,
             });
         }
     }
@@ -188,22 +188,6 @@ impl Workloads {
         for i in 0..200 {
             harness.invoke(Self::post(OPEN, &format!("warm-{i}"))).await;
         }
-        let cpu_before = cpu_ms(pid);
-        let mut accept = Vec::with_capacity(n);
-        for i in 0..n {
-            let a = harness.invoke(Self::post(OPEN, &format!("fan-{i}"))).await;
-            assert!(a.body.contains("\"statusCode\":202"), "unexpected answer: {}", a.body);
-            accept.push(a.elapsed.as_secs_f64() * 1e3);
-        }
-        let cpu_per_request = (cpu_ms(pid) - cpu_before) / n as f64;
-        let mut sold_out = Vec::with_capacity(n);
-        for i in 0..n {
-            let a = harness.invoke(Self::post(FULL, &format!("late-{i}"))).await;
-            assert!(a.body.contains("\"statusCode\":409"), "unexpected answer: {}", a.body);
-            sold_out.push(a.elapsed.as_secs_f64() * 1e3);
-        }
-        drop(child);
-
         // The bare round trips the accept path cannot avoid, same endpoints, same run.
         let script = redis::Script::new(include_str!("../../shared/src/gate/lua/admit.lua"));
         let mut conn =
@@ -227,45 +211,51 @@ impl Workloads {
             accepted_at: Utc::now(),
         })
         .to_body();
-        let mut bare = Vec::with_capacity(n);
-        let mut bare_redis = Vec::with_capacity(n);
-        for i in 0..n + 200 {
-            let started = Instant::now();
+        // One admit-script call for `fan` on the event whose keys are given,
+        // exactly as the gate makes it (rate-limit key and arguments included).
+        let admit = |keys: &[String; 5], fan: String| {
             let mut inv = script.prepare_invoke();
-            for k in &open_keys {
+            for k in keys {
                 inv.key(k);
             }
-            inv.key(format!("{}:rl:bare-{i}", self.prefix));
-            inv.arg(format!("bare-{i}"))
-                .arg(Utc::now().timestamp_millis())
-                .arg("tok")
-                .arg("")
-                .arg("0")
-                .arg(10)
-                .arg(10_000);
-            let _: Vec<String> = inv.invoke_async(&mut conn).await.unwrap();
+            inv.key(format!("{}:rl:{fan}", self.prefix));
+            inv.arg(fan).arg(Utc::now().timestamp_millis()).arg("tok").arg("").arg("0").arg(10).arg(10_000);
+            inv
+        };
+        for i in 0..200 {
+            let _: Vec<String> = admit(&open_keys, format!("bare-warm-{i}")).invoke_async(&mut conn).await.unwrap();
             self.sqs.send_message().queue_url(&self.queue_url).message_body(&body).send().await.unwrap();
-            if i >= 200 {
+        }
+
+        // Interleaved in blocks of 100, so the function and the bare calls see
+        // the same conditions (the endpoint's queue grows as the run goes on).
+        let (mut accept, mut sold_out, mut bare, mut bare_redis) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+        let mut cpu = 0.0;
+        for block in 0..n / 100 {
+            let cpu_before = cpu_ms(pid);
+            for i in block * 100..(block + 1) * 100 {
+                let a = harness.invoke(Self::post(OPEN, &format!("fan-{i}"))).await;
+                assert!(a.body.contains("\"statusCode\":202"), "unexpected answer: {}", a.body);
+                accept.push(a.elapsed.as_secs_f64() * 1e3);
+            }
+            cpu += cpu_ms(pid) - cpu_before;
+            for i in block * 100..(block + 1) * 100 {
+                let a = harness.invoke(Self::post(FULL, &format!("late-{i}"))).await;
+                assert!(a.body.contains("\"statusCode\":409"), "unexpected answer: {}", a.body);
+                sold_out.push(a.elapsed.as_secs_f64() * 1e3);
+            }
+            for i in block * 100..(block + 1) * 100 {
+                let started = Instant::now();
+                let _: Vec<String> = admit(&open_keys, format!("bare-{i}")).invoke_async(&mut conn).await.unwrap();
+                self.sqs.send_message().queue_url(&self.queue_url).message_body(&body).send().await.unwrap();
                 bare.push(started.elapsed().as_secs_f64() * 1e3);
-            }
-            let started = Instant::now();
-            let mut inv = script.prepare_invoke();
-            for k in &full_keys {
-                inv.key(k);
-            }
-            inv.key(format!("{}:rl:bare-late-{i}", self.prefix));
-            inv.arg(format!("bare-late-{i}"))
-                .arg(Utc::now().timestamp_millis())
-                .arg("tok")
-                .arg("")
-                .arg("0")
-                .arg(10)
-                .arg(10_000);
-            let _: Vec<String> = inv.invoke_async(&mut conn).await.unwrap();
-            if i >= 200 {
+                let started = Instant::now();
+                let _: Vec<String> = admit(&full_keys, format!("bare-late-{i}")).invoke_async(&mut conn).await.unwrap();
                 bare_redis.push(started.elapsed().as_secs_f64() * 1e3);
             }
         }
+        let cpu_per_request = cpu / accept.len() as f64;
+        drop(child);
         let (p50, p99) = (percentile(&mut accept, 50.0), percentile(&mut accept, 99.0));
         let (b50, b99) = (percentile(&mut bare, 50.0), percentile(&mut bare, 99.0));
         self.accept = Some((p50, p99, b50, b99));
@@ -347,6 +337,11 @@ impl Workloads {
             }
         };
         let entry = self.rss_curve(&self.binary("entry-api"), &self.env, &[], &points, body).await;
+        // The limit: a hello-world with upstream lambda_runtime's behaviour,
+        // which writes each invocation's unique trace id into the environment.
+        let mut upstream_env = self.env.clone();
+        upstream_env.push(("AWS_LAMBDA_RUST_SET_TRACE_ENV".into(), "true".into()));
+        let upstream = self.rss_curve(&self.binary("hello"), &upstream_env, &[], &points, |_| "{}".into()).await;
         let hello = self.rss_curve(&self.binary("hello"), &self.env, &[], &points, |_| "{}".into()).await;
         for (i, n) in [(1, small), (2, large)] {
             report.add(Figure {
@@ -354,7 +349,10 @@ impl Workloads {
                 value: entry[i],
                 unit: "MB",
                 limit: Some(32.0),
-                limit_name: format!("32 MB budget (hello-world here: {:.1} MB)", hello[i]),
+                limit_name: format!(
+                    "32 MB budget (hello-world: {:.1} MB; upstream trace-id env: {:.1} MB)",
+                    hello[i], upstream[i]
+                ),
                 target: "<= 32 MB".into(),
                 met: Some(entry[i] <= 32.0),
             });
@@ -363,8 +361,8 @@ impl Workloads {
             name: format!("RSS growth entry-api {small} -> {large} invocations"),
             value: entry[2] - entry[1],
             unit: "MB",
-            limit: Some(hello[2] - hello[1]),
-            limit_name: "hello-world's growth over the same invocations".into(),
+            limit: Some(upstream[2] - upstream[1]),
+            limit_name: "hello-world's growth with upstream lambda_runtime (unique trace id in the env)".into(),
             target: "no upward trend (< 1 MB)".into(),
             met: Some(entry[2] - entry[1] < 1.0),
         });

@@ -1,0 +1,74 @@
+//! Secrets never reach a log line: the Slack webhook URL, the Redis password
+//! and the database password are configured, every path that logs an error
+//! about them is driven, and the captured logs are searched for them.
+
+mod common;
+
+use common::*;
+use fanrush::api::{AdminApi, FanApi};
+use fanrush::config::AuthMode;
+use fanrush::notify::{Notice, SlackNotifier, WebhookSource};
+use fanrush::store::Database;
+use std::io::Write;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+const WEBHOOK_TOKEN: &str = "XSECRETWEBHOOKTOKEN";
+const REDIS_PASSWORD: &str = "XSECRETREDISPASSWORD";
+const DB_PASSWORD: &str = "XSECRETDBPASSWORD";
+
+#[derive(Clone, Default)]
+struct Captured(Arc<Mutex<Vec<u8>>>);
+
+impl Write for Captured {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+#[tokio::test]
+async fn no_secret_appears_in_any_log_line() {
+    let logs = Captured::default();
+    let writer = logs.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .json()
+        .with_max_level(tracing::Level::TRACE)
+        .with_writer(move || writer.clone())
+        .finish();
+    let _guard = tracing::subscriber::set_default(subscriber);
+
+    // Slack unreachable, with the webhook URL given directly and through the secrets extension.
+    let url = format!("http://127.0.0.1:1/services/T000/B000/{WEBHOOK_TOKEN}");
+    SlackNotifier::new(WebhookSource::Url(url.clone())).notify(&Notice::SchedulerError { message: "x".into() }).await;
+    let extension = fanrush_testkit::HttpCapture::start().await.unwrap();
+    extension.answer(200, &serde_json::json!({ "SecretString": url }).to_string());
+    SlackNotifier::new(WebhookSource::Secret { secret_id: "slack".into(), port: extension.port() })
+        .notify(&Notice::SchedulerError { message: "y".into() })
+        .await;
+
+    // Redis and PostgreSQL down, with passwords in their URLs.
+    let stack = Stack::new().await;
+    let redis = format!("redis://fanrush:{REDIS_PASSWORD}@127.0.0.1:1");
+    let fan = FanApi::new(gate(&redis, &stack.prefix), stack.queue(), AuthMode::Dev, 1);
+    assert_eq!(fan.handle(request("POST", "/events/e/entries", &[("x-fan-id", "f")], None)).await.status(), 503);
+    let db = Database::new(
+        &format!("postgres://fanrush:{DB_PASSWORD}@127.0.0.1:1/fanrush"),
+        None,
+        Duration::from_millis(300),
+    )
+    .unwrap();
+    let admin = AdminApi::new(gate(&redis, &stack.prefix), db, stack.queue(), AuthMode::Dev, 1);
+    assert_eq!(admin.handle(request("GET", "/admin/events", &[], None)).await.status(), 503);
+    let body = r#"{"title":"t","opensAt":"2020-01-01T00:00:00Z","closesAt":"2099-01-01T00:00:00Z","capacity":3,"expectedPeakRps":1}"#;
+    assert_eq!(admin.handle(request("PUT", "/admin/events/e", &[], Some(body))).await.status(), 503);
+
+    let text = String::from_utf8(logs.0.lock().unwrap().clone()).unwrap();
+    assert!(text.lines().count() >= 4, "the failures were logged: {text}");
+    for secret in [WEBHOOK_TOKEN, REDIS_PASSWORD, DB_PASSWORD] {
+        assert!(!text.contains(secret), "{secret} leaked into the logs:\n{text}");
+    }
+}
