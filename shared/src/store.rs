@@ -106,9 +106,10 @@ impl StoreError {
 
 struct Connection {
     client: Client,
-    /// Insert statements by row count, each a power of two: a batch is padded
-    /// to the next one by repeating its last row, which the primary key turns
-    /// into a no-op, so at most 11 statements are ever prepared.
+    /// Insert statements by row count, prepared on first use. Batch sizes
+    /// repeat (the event source fills batches up to its size), so this stays
+    /// small; padding to fewer sizes was measured slower (each padding row is
+    /// a conflict PostgreSQL must resolve).
     inserts: std::sync::Mutex<std::collections::HashMap<usize, Statement>>,
 }
 
@@ -187,7 +188,7 @@ impl Database {
             return Ok(0);
         }
         let c = self.connection().await?;
-        let rows = entries.len().next_power_of_two();
+        let rows = entries.len();
         let cached = c.inserts.lock().unwrap().get(&rows).cloned();
         let statement = match cached {
             Some(s) => s,
@@ -204,8 +205,7 @@ impl Database {
         let fans: Vec<&str> = entries.iter().map(|e| e.fan_id.as_str()).collect();
         let notes: Vec<Option<&str>> = entries.iter().map(|e| e.note.as_deref()).collect();
         let mut params: Vec<&(dyn ToSql + Sync)> = Vec::with_capacity(rows * 5);
-        for i in (0..rows).map(|i| i.min(entries.len() - 1)) {
-            let e = &entries[i];
+        for (i, e) in entries.iter().enumerate() {
             params.extend([&events[i] as &(dyn ToSql + Sync), &fans[i], &e.position, &notes[i], &e.accepted_at]);
         }
         match c.client.execute(&statement, &params).await {
