@@ -369,35 +369,36 @@ impl Workloads {
     }
 
     pub async fn writer(&self, report: &mut Report) {
-        let rows = self.runs(20_000, 2_000);
+        let rows = self.runs(60_000, 6_000);
         let url = var("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/postgres");
         for batch in [10usize, 100] {
-            let mut writer_rates = Vec::new();
-            let mut raw_rates = Vec::new();
-            for round in 0..3 {
-                let schema = format!("bench_{}_{batch}_{round}", std::process::id());
-                let db = Database::new(&url, Some(schema.clone()), Duration::from_secs(3)).unwrap();
-                db.migrate().await.unwrap();
-                let writer = EntryWriter::new(db);
-                let events: Vec<SqsEvent> = (0..rows / batch).map(|b| sqs_batch("w", b * batch, batch)).collect();
-                // Alternate which goes first, so neither always meets a warmer server.
-                if round % 2 == 1 {
-                    raw_rates.push(raw_insert(&url, &schema, rows, batch).await);
-                }
+            let schema = format!("bench_{}_{batch}", std::process::id());
+            let db = Database::new(&url, Some(schema.clone()), Duration::from_secs(3)).unwrap();
+            db.migrate().await.unwrap();
+            let writer = EntryWriter::new(db);
+            let raw = RawInsert::new(&url, &schema, batch).await;
+            let mut events = (0..rows / batch).map(|b| sqs_batch("w", b * batch, batch));
+            // Interleaved in slices of 10 batches, so both see the same server
+            // and disk conditions (commit latency varies a lot on this machine).
+            let (mut writer_time, mut raw_time) = (Duration::ZERO, Duration::ZERO);
+            for slice in 0..rows / batch / 10 {
+                let slice_events: Vec<SqsEvent> = events.by_ref().take(10).collect();
                 let started = Instant::now();
-                for e in events {
+                for e in slice_events {
                     let r = writer.handle(e).await.unwrap();
                     assert!(r.batch_item_failures.is_empty());
                 }
-                writer_rates.push(rows as f64 / started.elapsed().as_secs_f64());
-                if round % 2 == 0 {
-                    raw_rates.push(raw_insert(&url, &schema, rows, batch).await);
+                writer_time += started.elapsed();
+                let started = Instant::now();
+                for b in slice * 10..(slice + 1) * 10 {
+                    raw.insert(b * batch).await;
                 }
-                let (client, conn) = tokio_postgres::connect(&url, tokio_postgres::NoTls).await.unwrap();
-                tokio::spawn(conn);
-                client.batch_execute(&format!("DROP SCHEMA {schema} CASCADE")).await.unwrap();
+                raw_time += started.elapsed();
             }
-            let (w, r) = (median(&mut writer_rates), median(&mut raw_rates));
+            let (w, r) = (rows as f64 / writer_time.as_secs_f64(), rows as f64 / raw_time.as_secs_f64());
+            let (client, conn) = tokio_postgres::connect(&url, tokio_postgres::NoTls).await.unwrap();
+            tokio::spawn(conn);
+            client.batch_execute(&format!("DROP SCHEMA {schema} CASCADE")).await.unwrap();
             report.add(Figure {
                 name: format!("writer rows/s, SQS batches of {batch}"),
                 value: w,
@@ -552,30 +553,37 @@ fn sqs_batch(event: &str, first: usize, n: usize) -> SqsEvent {
     serde_json::from_value(json!({ "Records": records })).unwrap()
 }
 
-/// Rows/s of a plain multi-row INSERT of the same rows over one connection.
-async fn raw_insert(url: &str, schema: &str, rows: usize, batch: usize) -> f64 {
-    let (client, conn) = tokio_postgres::connect(url, tokio_postgres::NoTls).await.unwrap();
-    tokio::spawn(conn);
-    client.batch_execute(&format!("CREATE TABLE {schema}.raw (LIKE {schema}.entries INCLUDING ALL)")).await.unwrap();
-    let values: Vec<String> = (0..batch)
-        .map(|i| format!("(${}, ${}, ${}, ${}, ${})", 5 * i + 1, 5 * i + 2, 5 * i + 3, 5 * i + 4, 5 * i + 5))
-        .collect();
-    let sql = format!(
-        "INSERT INTO {schema}.raw (event_id, fan_id, position, note, accepted_at) VALUES {}",
-        values.join(", ")
-    );
-    let statement = client.prepare(&sql).await.unwrap();
-    let now = Utc::now();
-    let started = Instant::now();
-    for b in 0..rows / batch {
-        let fans: Vec<String> = (0..batch).map(|i| format!("fan-{}", b * batch + i)).collect();
-        let positions: Vec<i64> = (0..batch).map(|i| (b * batch + i) as i64 + 1).collect();
+/// A plain multi-row INSERT of the same rows over one connection: the
+/// writer's limit.
+struct RawInsert {
+    client: tokio_postgres::Client,
+    statement: tokio_postgres::Statement,
+    batch: usize,
+}
+
+impl RawInsert {
+    async fn new(url: &str, schema: &str, batch: usize) -> Self {
+        let (client, conn) = tokio_postgres::connect(url, tokio_postgres::NoTls).await.unwrap();
+        tokio::spawn(conn);
+        client.batch_execute(&format!("CREATE TABLE {schema}.raw (LIKE {schema}.entries INCLUDING ALL)")).await.unwrap();
+        let values: Vec<String> = (0..batch)
+            .map(|i| format!("(${}, ${}, ${}, ${}, ${})", 5 * i + 1, 5 * i + 2, 5 * i + 3, 5 * i + 4, 5 * i + 5))
+            .collect();
+        let sql =
+            format!("INSERT INTO {schema}.raw (event_id, fan_id, position, note, accepted_at) VALUES {}", values.join(", "));
+        let statement = client.prepare(&sql).await.unwrap();
+        Self { client, statement, batch }
+    }
+
+    async fn insert(&self, first: usize) {
+        let now = Utc::now();
+        let fans: Vec<String> = (first..first + self.batch).map(|i| format!("fan-{i}")).collect();
+        let positions: Vec<i64> = (first..first + self.batch).map(|i| i as i64 + 1).collect();
         let note: Option<String> = None;
-        let mut params: Vec<&(dyn tokio_postgres::types::ToSql + Sync)> = Vec::with_capacity(batch * 5);
-        for i in 0..batch {
+        let mut params: Vec<&(dyn tokio_postgres::types::ToSql + Sync)> = Vec::with_capacity(self.batch * 5);
+        for i in 0..self.batch {
             params.extend([&"w" as &(dyn tokio_postgres::types::ToSql + Sync), &fans[i], &positions[i], &note, &now]);
         }
-        client.execute(&statement, &params).await.unwrap();
+        self.client.execute(&self.statement, &params).await.unwrap();
     }
-    rows as f64 / started.elapsed().as_secs_f64()
 }
