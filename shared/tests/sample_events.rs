@@ -48,7 +48,7 @@ async fn the_sqs_sample_is_a_batch_the_writer_lands() {
     let event = serde_json::from_str(&sample("sqs-batch.json")).unwrap();
     let response = stack.writer.handle(event).await.unwrap();
     assert!(response.batch_item_failures.is_empty());
-    assert_eq!(stack.rows("demo").await.len(), 3);
+    assert_eq!(stack.rows("sqs-sample").await.len(), 3);
 }
 
 #[tokio::test]
