@@ -565,12 +565,17 @@ impl RawInsert {
     async fn new(url: &str, schema: &str, batch: usize) -> Self {
         let (client, conn) = tokio_postgres::connect(url, tokio_postgres::NoTls).await.unwrap();
         tokio::spawn(conn);
-        client.batch_execute(&format!("CREATE TABLE {schema}.raw (LIKE {schema}.entries INCLUDING ALL)")).await.unwrap();
+        client
+            .batch_execute(&format!("CREATE TABLE {schema}.raw (LIKE {schema}.entries INCLUDING ALL)"))
+            .await
+            .unwrap();
         let values: Vec<String> = (0..batch)
             .map(|i| format!("(${}, ${}, ${}, ${}, ${})", 5 * i + 1, 5 * i + 2, 5 * i + 3, 5 * i + 4, 5 * i + 5))
             .collect();
-        let sql =
-            format!("INSERT INTO {schema}.raw (event_id, fan_id, position, note, accepted_at) VALUES {}", values.join(", "));
+        let sql = format!(
+            "INSERT INTO {schema}.raw (event_id, fan_id, position, note, accepted_at) VALUES {}",
+            values.join(", ")
+        );
         let statement = client.prepare(&sql).await.unwrap();
         Self { client, statement, batch }
     }

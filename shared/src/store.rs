@@ -68,7 +68,10 @@ fn insert_entries_sql(rows: usize, mode: Insert) -> String {
         Insert::Plain => "",
         Insert::SkipStored => " ON CONFLICT (event_id, fan_id) DO NOTHING",
     };
-    format!("INSERT INTO entries (event_id, fan_id, position, note, accepted_at) VALUES {}{on_conflict}", values.join(", "))
+    format!(
+        "INSERT INTO entries (event_id, fan_id, position, note, accepted_at) VALUES {}{on_conflict}",
+        values.join(", ")
+    )
 }
 
 const EVENT_COLUMNS: &str =
