@@ -8,6 +8,7 @@ use aws_sdk_lambda::operation::get_provisioned_concurrency_config::GetProvisione
 use aws_sdk_lambda::types::ProvisionedConcurrencyStatusEnum;
 use aws_sdk_lambda::Client;
 use thiserror::Error;
+use tokio::sync::OnceCell;
 
 #[derive(Debug, Error)]
 pub enum ControlError {
@@ -63,26 +64,32 @@ pub struct AccountConcurrency {
 
 /// Provisioned concurrency of one function alias.
 pub struct ProvisionedConcurrency {
-    client: Client,
+    client: OnceCell<Client>,
     function: String,
     qualifier: String,
 }
 
 impl ProvisionedConcurrency {
     pub fn new(client: Client, function: impl Into<String>, qualifier: impl Into<String>) -> Self {
-        Self { client, function: function.into(), qualifier: qualifier.into() }
+        Self { client: OnceCell::new_with(Some(client)), function: function.into(), qualifier: qualifier.into() }
     }
 
-    /// A client from the shared SDK configuration (standard retries, which
-    /// back off on `TooManyRequestsException`).
-    pub fn from_sdk(sdk: &aws_config::SdkConfig, function: &str, qualifier: &str) -> Self {
-        Self::new(Client::new(sdk), function, qualifier)
+    /// A client built on first use from the default SDK configuration
+    /// (standard retries, which back off on `TooManyRequestsException`), so
+    /// Lambda init loads no TLS roots or credential chain.
+    pub fn lazy(function: impl Into<String>, qualifier: impl Into<String>) -> Self {
+        Self { client: OnceCell::new(), function: function.into(), qualifier: qualifier.into() }
+    }
+
+    async fn client(&self) -> &Client {
+        self.client.get_or_init(|| async { Client::new(&crate::config::aws_config().await) }).await
     }
 
     /// The current configuration, `None` when there is none.
     pub async fn current(&self) -> Result<Option<ProvisionedState>, ControlError> {
         let out = self
-            .client
+            .client()
+            .await
             .get_provisioned_concurrency_config()
             .function_name(&self.function)
             .qualifier(&self.qualifier)
@@ -119,7 +126,8 @@ impl ProvisionedConcurrency {
             operation: "PutProvisionedConcurrencyConfig",
             message: format!("{environments} is out of range"),
         })?;
-        self.client
+        self.client()
+            .await
             .put_provisioned_concurrency_config()
             .function_name(&self.function)
             .qualifier(&self.qualifier)
@@ -132,7 +140,8 @@ impl ProvisionedConcurrency {
 
     /// Removes the configuration.
     pub async fn remove(&self) -> Result<(), ControlError> {
-        self.client
+        self.client()
+            .await
             .delete_provisioned_concurrency_config()
             .function_name(&self.function)
             .qualifier(&self.qualifier)
@@ -144,7 +153,7 @@ impl ProvisionedConcurrency {
 
     /// The account's concurrency limit and unreserved pool.
     pub async fn account(&self) -> Result<AccountConcurrency, ControlError> {
-        let out = self.client.get_account_settings().send().await.map_err(api("GetAccountSettings"))?;
+        let out = self.client().await.get_account_settings().send().await.map_err(api("GetAccountSettings"))?;
         let limit = out.account_limit();
         let total = limit.map_or(0, |l| i64::from(l.concurrent_executions()));
         let unreserved = limit.and_then(|l| l.unreserved_concurrent_executions()).map_or(total, i64::from);

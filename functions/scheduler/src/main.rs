@@ -8,7 +8,7 @@
 //!    telling Slack what it did. `SCHEDULER_DRY_RUN=true` (local) only logs.
 
 use aws_lambda_events::event::cloudwatch_events::CloudWatchEvent;
-use fanrush::config::{aws_config, sqs_client, SchedulerConfig};
+use fanrush::config::SchedulerConfig;
 use fanrush::control::ProvisionedConcurrency;
 use fanrush::gate::EntryGate;
 use fanrush::notify::{SlackNotifier, WebhookSource};
@@ -25,17 +25,15 @@ async fn main() -> Result<(), Error> {
     let config = SchedulerConfig::from_env()?;
     let r = &config.redis;
     let d = &config.database;
-    let sdk = aws_config().await;
+    // Every client is built on first use: init reads configuration only.
     let target = match (&config.entry_function, config.dry_run) {
-        (Some(function), false) => {
-            Target::Lambda(ProvisionedConcurrency::from_sdk(&sdk, function, &config.entry_alias))
-        }
+        (Some(function), false) => Target::Lambda(ProvisionedConcurrency::lazy(function, &config.entry_alias)),
         _ => Target::DryRun { account_limit: config.account_limit },
     };
     let services = &Services {
         gate: EntryGate::new(&r.url, &r.key_prefix, r.connect_timeout, r.response_timeout)?,
         db: Database::new(&d.url, d.schema.clone(), d.connect_timeout)?,
-        queue: EntryQueue::new(sqs_client(&sdk, config.queue.attempt_timeout), &config.queue.url, config.queue.policy),
+        queue: EntryQueue::lazy(&config.queue.url, config.queue.policy, config.queue.attempt_timeout),
         scheduler: Scheduler::new(target, SlackNotifier::new(WebhookSource::from_env()), config.scaling),
         sweep_after: config.sweep_after,
         calendar_ics_url: config.calendar_ics_url.clone(),
