@@ -70,74 +70,68 @@ impl Scheduler {
         gate: Option<&EntryGate>,
         now: DateTime<Utc>,
     ) -> Result<Reconciled, ControlError> {
-        let result = self.reconcile_inner(calendar, publishable, gate, now).await;
+        // Any failure also reaches Slack as a scheduler error.
+        let result: Result<Reconciled, ControlError> = async {
+            let current = match &self.target {
+                Target::Lambda(control) => control.current().await?,
+                Target::DryRun { .. } => None,
+            };
+            let previous = current.as_ref().map_or(0, |c| c.requested);
+            let wanted = ScalingPlan::new(&self.params, calendar, None).at(now);
+            let limit = if wanted.wanted == 0 {
+                None
+            } else {
+                match &self.target {
+                    Target::Lambda(control) => Some(grantable(control.account().await?.unreserved, previous)),
+                    Target::DryRun { account_limit } => account_limit.map(|l| (l - UNRESERVED_MINIMUM).max(0)),
+                }
+            };
+            let desired = ScalingPlan::new(&self.params, calendar, limit).at(now);
+            gauge!("DesiredProvisionedConcurrency").set(desired.provisioned_concurrency as f64);
+            gauge!("ActualProvisionedConcurrency").set(current.as_ref().map_or(0, |c| c.allocated) as f64);
+            let mut alerts = 0;
+
+            let applied = if desired.provisioned_concurrency == previous {
+                Applied::Unchanged
+            } else {
+                if desired.clamped {
+                    alerts += 1;
+                    self.notifier
+                        .notify(&Notice::Clamped {
+                            wanted: desired.wanted,
+                            granted: desired.provisioned_concurrency,
+                            events: ids(&desired),
+                        })
+                        .await;
+                }
+                let applied = self.apply(desired.provisioned_concurrency, current.is_some()).await?;
+                let reason = match (&applied, desired.provisioned_concurrency > previous) {
+                    (Applied::WouldSet(_) | Applied::WouldRemove, _) => "dry run: would apply".to_owned(),
+                    (_, true) => "events entering their scale-out window".to_owned(),
+                    (_, false) => "events past their cooldown".to_owned(),
+                };
+                self.notifier
+                    .notify(&Notice::Scaled {
+                        from: previous,
+                        to: desired.provisioned_concurrency,
+                        events: ids(&desired),
+                        reason,
+                    })
+                    .await;
+                if desired.provisioned_concurrency > previous {
+                    self.prewarm(&desired, publishable, gate).await;
+                }
+                applied
+            };
+
+            alerts += self.check_readiness(calendar, &desired, current, now).await?;
+            Ok(Reconciled { desired, previous, applied, alerts })
+        }
+        .await;
         if let Err(e) = &result {
             self.notifier.notify(&Notice::SchedulerError { message: e.to_string() }).await;
         }
         result
-    }
-
-    async fn reconcile_inner(
-        &self,
-        calendar: &[FanEvent],
-        publishable: &[FanEvent],
-        gate: Option<&EntryGate>,
-        now: DateTime<Utc>,
-    ) -> Result<Reconciled, ControlError> {
-        let current = match &self.target {
-            Target::Lambda(control) => control.current().await?,
-            Target::DryRun { .. } => None,
-        };
-        let previous = current.as_ref().map_or(0, |c| c.requested);
-        let wanted = ScalingPlan::new(&self.params, calendar, None).at(now);
-        let limit = if wanted.wanted == 0 {
-            None
-        } else {
-            match &self.target {
-                Target::Lambda(control) => Some(grantable(control.account().await?.unreserved, previous)),
-                Target::DryRun { account_limit } => account_limit.map(|l| (l - UNRESERVED_MINIMUM).max(0)),
-            }
-        };
-        let desired = ScalingPlan::new(&self.params, calendar, limit).at(now);
-        gauge!("DesiredProvisionedConcurrency").set(desired.provisioned_concurrency as f64);
-        gauge!("ActualProvisionedConcurrency").set(current.as_ref().map_or(0, |c| c.allocated) as f64);
-        let mut alerts = 0;
-
-        let applied = if desired.provisioned_concurrency == previous {
-            Applied::Unchanged
-        } else {
-            if desired.clamped {
-                alerts += 1;
-                self.notifier
-                    .notify(&Notice::Clamped {
-                        wanted: desired.wanted,
-                        granted: desired.provisioned_concurrency,
-                        events: ids(&desired),
-                    })
-                    .await;
-            }
-            let applied = self.apply(desired.provisioned_concurrency, current.is_some()).await?;
-            let reason = match (&applied, desired.provisioned_concurrency > previous) {
-                (Applied::WouldSet(_) | Applied::WouldRemove, _) => "dry run: would apply".to_owned(),
-                (_, true) => "events entering their scale-out window".to_owned(),
-                (_, false) => "events past their cooldown".to_owned(),
-            };
-            self.notifier
-                .notify(&Notice::Scaled {
-                    from: previous,
-                    to: desired.provisioned_concurrency,
-                    events: ids(&desired),
-                    reason,
-                })
-                .await;
-            if desired.provisioned_concurrency > previous {
-                self.prewarm(&desired, publishable, gate).await;
-            }
-            applied
-        };
-
-        alerts += self.check_readiness(calendar, &desired, current, now).await?;
-        Ok(Reconciled { desired, previous, applied, alerts })
     }
 
     async fn apply(&self, to: i64, exists: bool) -> Result<Applied, ControlError> {
