@@ -86,10 +86,6 @@ impl EntryQueue {
             .await
     }
 
-    pub fn url(&self) -> &str {
-        &self.queue_url
-    }
-
     /// Sends one entry; `Ok` means SQS acknowledged it.
     pub async fn send(&self, entry: &Entry) -> Result<(), QueueError> {
         let body = EntryMessage::new(entry).to_body();
