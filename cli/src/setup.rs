@@ -31,7 +31,9 @@ pub async fn run(argv: &[String]) -> Result<(), String> {
     let gate = EntryGate::new(&r.url, &r.key_prefix, Duration::from_secs(2), Duration::from_secs(10))
         .map_err(|e| e.to_string())?;
     let queue = EntryQueue::new(sqs, &queue_url, SendPolicy { attempts: 1, backoff: Duration::ZERO });
-    let restored = restore_gate(&gate, &db, &queue).await.map_err(|e| e.to_string())?;
+    // Setup runs before any function is started: no request can be in flight.
+    let restored =
+        restore_gate(&gate, &db, &queue, chrono::Utc::now(), Duration::ZERO).await.map_err(|e| e.to_string())?;
     eprintln!("gate: {restored:?}");
     println!("SQS_QUEUE_URL={queue_url}");
     println!("SQS_DLQ_URL={dlq_url}");

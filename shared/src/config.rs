@@ -3,6 +3,7 @@
 
 use crate::gate::RateLimit;
 use crate::queue::SendPolicy;
+use crate::recovery::Patience;
 use crate::scaling::ScalingParams;
 use aws_config::timeout::TimeoutConfig;
 use aws_config::{BehaviorVersion, SdkConfig};
@@ -137,6 +138,8 @@ pub struct AdminApiConfig {
     pub queue: QueueConfig,
     pub auth: AuthMode,
     pub retry_after_s: u64,
+    /// See [`restore_settle`].
+    pub restore_settle: Duration,
 }
 
 impl AdminApiConfig {
@@ -147,6 +150,7 @@ impl AdminApiConfig {
             queue: QueueConfig::from_env()?,
             auth: AuthMode::from_env()?,
             retry_after_s: number("RETRY_AFTER_SECONDS", 1)?,
+            restore_settle: restore_settle()?,
         })
     }
 }
@@ -169,8 +173,8 @@ pub struct SchedulerConfig {
     pub redis: RedisConfig,
     pub database: DatabaseConfig,
     pub queue: QueueConfig,
-    /// How long a reservation may stay pending before the sweep resolves it.
-    pub sweep_after: Duration,
+    /// When the gate may be restored and stale reservations swept.
+    pub patience: Patience,
     /// The function and alias whose provisioned concurrency is managed.
     pub entry_function: Option<String>,
     pub entry_alias: String,
@@ -200,7 +204,10 @@ impl SchedulerConfig {
             redis: RedisConfig::from_env()?,
             database: DatabaseConfig::from_env()?,
             queue: QueueConfig::from_env()?,
-            sweep_after: Duration::from_secs(number("PENDING_SWEEP_AFTER_SECONDS", 300)?),
+            patience: Patience {
+                restore_settle: restore_settle()?,
+                sweep_after: Duration::from_secs(number("PENDING_SWEEP_AFTER_SECONDS", 300)?),
+            },
             entry_function,
             entry_alias: var_or("ENTRY_FUNCTION_ALIAS", "live"),
             dry_run,
@@ -215,6 +222,14 @@ impl SchedulerConfig {
             calendar_ics_url: std::env::var("CALENDAR_ICS_URL").ok().filter(|v| !v.is_empty()),
         })
     }
+}
+
+/// `GATE_RESTORE_SETTLE_SECONDS`: how long after Redis lost the gate state
+/// the restore waits, so every entry request in flight at the loss has
+/// finished (its SQS send landed or failed). Keep it above the entry
+/// function's timeout (10 s in the template).
+pub fn restore_settle() -> Result<Duration, ConfigError> {
+    Ok(Duration::from_secs(number("GATE_RESTORE_SETTLE_SECONDS", 15)?))
 }
 
 /// Loads the AWS SDK configuration (region, credentials chain, and

@@ -1,9 +1,12 @@
 //! Putting the gate back in step with PostgreSQL.
 //!
 //! - [`restore_gate`]: after Redis lost its data (flush, failover without
-//!   persistence) the gate refuses entries; once the queue has drained, every
-//!   event's counters and fan records are rebuilt from the stored entries, so
-//!   nothing is counted from zero and no position is handed out twice.
+//!   persistence) the gate refuses entries. Once every entry request that was
+//!   in flight at the loss has finished (`settle`, longer than the entry
+//!   function's timeout, counted from when the loss was first noticed) and the
+//!   queue has drained, every event's counters and fan records are rebuilt
+//!   from the stored entries, so nothing is counted from zero and no position
+//!   is handed out twice.
 //! - [`sweep_pending`]: a reservation whose SQS send had an unknown outcome
 //!   stays pending until the fan retries. Once the queue has drained, the
 //!   sweep confirms those whose row exists and releases the rest.
@@ -26,6 +29,16 @@ pub enum RecoveryError {
     /// Entries are still queued: PostgreSQL is not yet the whole truth.
     #[error("the entry queue has not drained yet")]
     QueueNotDrained,
+    /// The loss is recent: a request admitted before it may still be sending.
+    #[error("the gate state was lost {0:?} ago; waiting for requests in flight to finish")]
+    Settling(std::time::Duration),
+}
+
+impl RecoveryError {
+    /// Not a failure: a later pass will do the work.
+    pub fn is_deferred(&self) -> bool {
+        matches!(self, Self::QueueNotDrained | Self::Settling(_))
+    }
 }
 
 /// What [`restore_gate`] did.
@@ -39,10 +52,21 @@ pub enum Restore {
     },
 }
 
-/// Rebuilds the gate from PostgreSQL if Redis lost it.
-pub async fn restore_gate(gate: &EntryGate, db: &Database, queue: &EntryQueue) -> Result<Restore, RecoveryError> {
-    if gate.state_present().await? {
+/// Rebuilds the gate from PostgreSQL if Redis lost it, once the loss is
+/// `settle` old and the queue has drained.
+pub async fn restore_gate(
+    gate: &EntryGate,
+    db: &Database,
+    queue: &EntryQueue,
+    now: DateTime<Utc>,
+    settle: std::time::Duration,
+) -> Result<Restore, RecoveryError> {
+    let Some(lost_at) = gate.state_lost_since(now).await? else {
         return Ok(Restore::NotNeeded);
+    };
+    let age = (now - lost_at).to_std().unwrap_or_default();
+    if age < settle {
+        return Err(RecoveryError::Settling(age));
     }
     if !queue.is_drained().await? {
         return Err(RecoveryError::QueueNotDrained);
@@ -117,26 +141,35 @@ pub struct Housekeeping {
     pub deferred: bool,
 }
 
+/// How long [`housekeeping`] waits: see [`restore_gate`] and [`sweep_pending`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Patience {
+    /// Restore a lost gate only once the loss is this old.
+    pub restore_settle: std::time::Duration,
+    /// Resolve reservations pending for longer than this.
+    pub sweep_after: std::time::Duration,
+}
+
 /// One pass of the scheduler's housekeeping: restore a lost gate, then sweep
-/// reservations pending for longer than `sweep_after`.
+/// stale pending reservations.
 pub async fn housekeeping(
     gate: &EntryGate,
     db: &Database,
     queue: &EntryQueue,
     now: DateTime<Utc>,
-    sweep_after: std::time::Duration,
+    patience: Patience,
 ) -> Result<Housekeeping, RecoveryError> {
     let mut report = Housekeeping::default();
-    match restore_gate(gate, db, queue).await {
+    match restore_gate(gate, db, queue, now, patience.restore_settle).await {
         Ok(Restore::Restored { events, entries }) => report.restored = Some((events, entries)),
         Ok(Restore::NotNeeded) => {}
-        Err(RecoveryError::QueueNotDrained) => {
+        Err(e) if e.is_deferred() => {
             report.deferred = true;
             return Ok(report);
         }
         Err(e) => return Err(e),
     }
-    let cutoff = now - chrono::Duration::from_std(sweep_after).unwrap_or(chrono::Duration::MAX);
+    let cutoff = now - chrono::Duration::from_std(patience.sweep_after).unwrap_or(chrono::Duration::MAX);
     match sweep_pending(gate, db, queue, &db.events().await?, cutoff).await {
         Ok(sweep) => report.sweep = sweep,
         Err(RecoveryError::QueueNotDrained) => report.deferred = true,

@@ -8,7 +8,7 @@ use crate::domain::{parse_ics, FanEvent};
 use crate::gate::EntryGate;
 use crate::notify::Notice;
 use crate::queue::EntryQueue;
-use crate::recovery::housekeeping;
+use crate::recovery::{housekeeping, Patience};
 use crate::scheduler::Scheduler;
 use crate::store::{Database, StoreError};
 use crate::web::Web;
@@ -31,7 +31,7 @@ pub struct Services {
     pub db: Database,
     pub queue: EntryQueue,
     pub scheduler: Scheduler,
-    pub sweep_after: Duration,
+    pub patience: Patience,
     pub calendar_ics_url: Option<String>,
     pub web: Web,
 }
@@ -40,7 +40,7 @@ pub struct Services {
 pub async fn tick(s: &Services, now: DateTime<Utc>) -> Result<Value, TickError> {
     let notify =
         |message: String| async move { s.scheduler.notifier().notify(&Notice::SchedulerError { message }).await };
-    let house = match housekeeping(&s.gate, &s.db, &s.queue, now, s.sweep_after).await {
+    let house = match housekeeping(&s.gate, &s.db, &s.queue, now, s.patience).await {
         Ok(h) => json!({
             "restored": h.restored.map(|(events, entries)| json!({ "events": events, "entries": entries })),
             "confirmed": h.sweep.confirmed,

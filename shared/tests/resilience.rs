@@ -8,7 +8,7 @@ mod common;
 use common::*;
 use fanrush::api::{AdminApi, FanApi};
 use fanrush::config::AuthMode;
-use fanrush::recovery::housekeeping;
+use fanrush::recovery::{housekeeping, Patience};
 use fanrush_testkit::{Fault, FaultProxy};
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
@@ -185,8 +185,8 @@ async fn the_sweep_confirms_landed_entries_and_releases_ghost_slots() {
     assert_eq!(view(&stack, &event).await, 3);
 
     stack.drain().await;
-    let report =
-        housekeeping(&stack.gate, &stack.db, &stack.queue(), chrono::Utc::now(), Duration::ZERO).await.unwrap();
+    let patience = Patience { restore_settle: Duration::ZERO, sweep_after: Duration::ZERO };
+    let report = housekeeping(&stack.gate, &stack.db, &stack.queue(), chrono::Utc::now(), patience).await.unwrap();
     assert_eq!((report.sweep.confirmed, report.sweep.released), (1, 1), "{report:?}");
     assert_eq!(view(&stack, &event).await, 4, "the ghost's slot is free again");
     let me = |fan| stack.fan.handle(request("GET", &format!("/events/{event}/entries/me"), &[("x-fan-id", fan)], None));
@@ -212,9 +212,18 @@ async fn a_gate_that_lost_its_state_refuses_then_is_rebuilt_from_postgres() {
     assert_error(&stack.enter(&event, "s").await, 503, "unavailable");
     assert_error(&stack.fan.handle(request("GET", &format!("/events/{event}"), &[], None)).await, 503, "unavailable");
 
-    let report = housekeeping(&stack.gate, &stack.db, &stack.queue(), chrono::Utc::now(), Duration::from_secs(300))
-        .await
-        .unwrap();
+    // A request admitted just before the loss may still be sending: the
+    // restore waits `restore_settle` from when the loss was first noticed.
+    let patience = Patience { restore_settle: Duration::from_secs(15), sweep_after: Duration::from_secs(300) };
+    let noticed = chrono::Utc::now();
+    let early = housekeeping(&stack.gate, &stack.db, &stack.queue(), noticed, patience).await.unwrap();
+    assert_eq!((early.restored, early.deferred), (None, true), "{early:?}");
+    let later = noticed + chrono::Duration::seconds(10);
+    assert!(housekeeping(&stack.gate, &stack.db, &stack.queue(), later, patience).await.unwrap().deferred);
+    assert_error(&stack.enter(&event, "s").await, 503, "unavailable");
+
+    let settled = noticed + chrono::Duration::seconds(16);
+    let report = housekeeping(&stack.gate, &stack.db, &stack.queue(), settled, patience).await.unwrap();
     assert_eq!(report.restored, Some((1, 3)));
     assert_eq!(view(&stack, &event).await, 1);
     assert_eq!(body_json(&stack.enter(&event, "q").await)["position"], 2, "known fans keep their place");

@@ -8,7 +8,7 @@ use aws_lambda_events::event::cloudwatch_events::CloudWatchEvent;
 use common::*;
 use fanrush::api::{AdminApi, FanApi};
 use fanrush::config::AuthMode;
-use fanrush::recovery::housekeeping;
+use fanrush::recovery::{housekeeping, Patience};
 use std::time::Duration;
 
 fn sample(name: &str) -> String {
@@ -56,9 +56,8 @@ async fn the_schedule_sample_is_an_event_the_scheduler_accepts() {
     let stack = Stack::new().await;
     let tick: CloudWatchEvent = serde_json::from_str(&sample("schedule.json")).unwrap();
     assert_eq!(tick.detail_type.as_deref(), Some("Scheduled Event"));
-    let report = housekeeping(&stack.gate, &stack.db, &stack.queue(), chrono::Utc::now(), Duration::from_secs(300))
-        .await
-        .unwrap();
+    let patience = Patience { restore_settle: Duration::ZERO, sweep_after: Duration::from_secs(300) };
+    let report = housekeeping(&stack.gate, &stack.db, &stack.queue(), chrono::Utc::now(), patience).await.unwrap();
     assert!(!report.deferred);
 }
 

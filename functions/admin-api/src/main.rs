@@ -20,6 +20,7 @@ async fn main() -> Result<(), Error> {
     let d = &config.database;
     let db = Database::new(&d.url, d.schema.clone(), d.connect_timeout)?;
     let queue = EntryQueue::lazy(&config.queue.url, config.queue.policy, config.queue.attempt_timeout);
-    let api = &AdminApi::new(gate, db, queue, config.auth, config.retry_after_s);
+    let api =
+        &AdminApi::new(gate, db, queue, config.auth, config.retry_after_s).with_restore_settle(config.restore_settle);
     run(service_fn(move |req: Request| async move { Ok::<_, Infallible>(api.handle(req).await) })).await
 }

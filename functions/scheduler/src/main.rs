@@ -35,7 +35,7 @@ async fn main() -> Result<(), Error> {
         db: Database::new(&d.url, d.schema.clone(), d.connect_timeout)?,
         queue: EntryQueue::lazy(&config.queue.url, config.queue.policy, config.queue.attempt_timeout),
         scheduler: Scheduler::new(target, SlackNotifier::new(WebhookSource::from_env()), config.scaling),
-        sweep_after: config.sweep_after,
+        patience: config.patience,
         calendar_ics_url: config.calendar_ics_url.clone(),
         web: Web::new(),
     };

@@ -10,7 +10,7 @@ use crate::config::AuthMode;
 use crate::domain::{EventId, FanEventSpec, ValidationError};
 use crate::gate::{EntryGate, GateError, Published};
 use crate::queue::EntryQueue;
-use crate::recovery::{self, RecoveryError};
+use crate::recovery;
 use crate::store::{Database, StoreError};
 use http::{Method, StatusCode};
 use lambda_http::{Body, Request, Response};
@@ -26,11 +26,19 @@ pub struct AdminApi {
     queue: EntryQueue,
     auth: AuthMode,
     retry_after_s: u64,
+    restore_settle: std::time::Duration,
 }
 
 impl AdminApi {
     pub fn new(gate: EntryGate, db: Database, queue: EntryQueue, auth: AuthMode, retry_after_s: u64) -> Self {
-        Self { gate, db, queue, auth, retry_after_s }
+        Self { gate, db, queue, auth, retry_after_s, restore_settle: std::time::Duration::ZERO }
+    }
+
+    /// How long after a loss of the gate state a write may restore it (see
+    /// [`recovery::restore_gate`]); zero unless set.
+    pub fn with_restore_settle(mut self, settle: std::time::Duration) -> Self {
+        self.restore_settle = settle;
+        self
     }
 
     /// Answers one request; never fails, never panics on input.
@@ -121,9 +129,9 @@ impl AdminApi {
     }
 
     async fn restore(&self) -> Result<(), ApiError> {
-        match recovery::restore_gate(&self.gate, &self.db, &self.queue).await {
+        match recovery::restore_gate(&self.gate, &self.db, &self.queue, chrono::Utc::now(), self.restore_settle).await {
             Ok(_) => Ok(()),
-            Err(RecoveryError::QueueNotDrained) => Err(ApiError::unavailable(
+            Err(e) if e.is_deferred() => Err(ApiError::unavailable(
                 self.retry_after_s,
                 "the gate is being restored; retry once the queue drains",
             )),

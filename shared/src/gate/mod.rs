@@ -6,6 +6,7 @@
 //! | key | type | holds |
 //! |---|---|---|
 //! | `P:state` | string | present while Redis holds the whole gate state; gone after a flush or failover without persistence |
+//! | `P:state-lost-at` | string | when the loss was first noticed (ms); the restore waits until every request in flight then has finished |
 //! | `P:ev:E` | hash | event definition plus `taken` (slots reserved) and `seq` (last position handed out) |
 //! | `P:ev:E:fans` | hash | fan → `position:acceptedAtMs[:token]` (`token` while the SQS send is pending) |
 //! | `P:ev:E:notes` | hash | fan → note |
@@ -33,6 +34,7 @@ static CONFIRM: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("lu
 static RELEASE: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("lua/release.lua")));
 static EVENT: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("lua/event.lua")));
 static ENTRY: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("lua/entry.lua")));
+static LOST: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("lua/lost.lua")));
 static PUBLISH: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("lua/publish.lua")));
 
 /// Gate failures. Outcomes a fan can be told about (sold out, closed, ...)
@@ -161,6 +163,10 @@ impl EntryGate {
 
     fn state_key(&self) -> String {
         format!("{}:state", self.prefix)
+    }
+
+    fn lost_key(&self) -> String {
+        format!("{}:state-lost-at", self.prefix)
     }
 
     fn event_keys(&self, id: &EventId) -> EventKeys {
@@ -410,6 +416,28 @@ impl EntryGate {
         Ok(exists)
     }
 
+    /// `None` while Redis holds the gate state; otherwise when the loss was
+    /// first noticed (recorded now if nobody noticed it before).
+    pub async fn state_lost_since(&self, now: DateTime<Utc>) -> Result<Option<DateTime<Utc>>, GateError> {
+        let (state, lost) = (self.state_key(), self.lost_key());
+        let r: Option<i64> = self
+            .redis
+            .run(|mut c| {
+                let mut inv = LOST.prepare_invoke();
+                inv.key(&state).key(&lost).arg(now.timestamp_millis());
+                async move { inv.invoke_async(&mut c).await }
+            })
+            .await?;
+        match r {
+            None => Ok(None),
+            Some(ms) => Utc
+                .timestamp_millis_opt(ms)
+                .single()
+                .map(Some)
+                .ok_or_else(|| GateError::Protocol(format!("lost-at out of range: {ms}"))),
+        }
+    }
+
     /// Rewrites one event's gate state from its durable entries: the event
     /// definition, `taken` = the number of entries, `seq` = the highest
     /// position (so no position is ever handed out twice), and each fan's
@@ -457,11 +485,11 @@ impl EntryGate {
 
     /// Marks the gate state complete again after a restore.
     pub async fn mark_state_present(&self) -> Result<(), GateError> {
-        let key = self.state_key();
+        let (key, lost) = (self.state_key(), self.lost_key());
         self.redis
             .run(|mut c| {
-                let cmd = redis::cmd("SET").arg(&key).arg(1).to_owned();
-                async move { cmd.query_async::<()>(&mut c).await }
+                let pipe = redis::pipe().atomic().set(&key, 1).ignore().del(&lost).ignore().to_owned();
+                async move { pipe.query_async::<()>(&mut c).await }
             })
             .await?;
         Ok(())
