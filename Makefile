@@ -1,5 +1,5 @@
 # fanrush: the two commands are `make run` and `make test`.
-.PHONY: run test bench build lint fmt clean
+.PHONY: run test bench drill build lint fmt clean
 
 ## Start the whole suite locally and serve the API on 127.0.0.1:9000.
 run:
@@ -12,6 +12,11 @@ test:
 ## Benchmarks (release build, real local services, Node.js peer); not part of test.
 bench:
 	@scripts/bench.sh
+
+## The spike under faults (private Redis and PostgreSQL, fault proxies); not part of test.
+## Options: make drill DRILL_ARGS="--scenarios redis-flush,all-together --requests 40000"
+drill:
+	@scripts/drill.sh $(DRILL_ARGS)
 
 build:
 	cargo build --workspace

@@ -9,7 +9,6 @@
 //! measures and why.
 
 mod figures;
-mod harness;
 mod workloads;
 
 use figures::Report;

@@ -2,7 +2,6 @@
 //! endpoint and PostgreSQL of `make bench`, through the Runtime API harness.
 
 use crate::figures::{median, percentile, Figure, Report};
-use crate::harness::{cpu_ms, rss_mb, Harness};
 use aws_config::{BehaviorVersion, Region};
 use aws_lambda_events::event::sqs::SqsEvent;
 use aws_sdk_sqs::config::Credentials;
@@ -13,6 +12,7 @@ use fanrush::gate::{Admission, EntryGate};
 use fanrush::queue::provision;
 use fanrush::store::Database;
 use fanrush::writer::EntryWriter;
+use fanrush_testkit::runtime::{cpu_ms, rss_mb, Harness};
 use serde_json::json;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -104,6 +104,7 @@ impl Workloads {
     fn command(&self, program: &PathBuf, env: &[(String, String)]) -> Command {
         let mut c = Command::new(program);
         c.env_clear().env("PATH", var("PATH", "/usr/bin:/bin")).envs(env.iter().map(|(k, v)| (k, v)));
+        c.stdout(std::process::Stdio::null()).stderr(std::process::Stdio::null());
         c
     }
 

@@ -16,8 +16,14 @@
 //! a service restart would. It binds loopback only.
 //!
 //! [`HttpCapture`] records HTTP requests (a Slack webhook stand-in).
+//! [`runtime::Harness`] is a Lambda Runtime API for one function process;
+//! [`esm::EventSourceMapping`] is the SQS event source in front of `writer`;
+//! [`services`] starts private Redis and PostgreSQL servers (TLS optional).
 
 mod capture;
+pub mod esm;
+pub mod runtime;
+pub mod services;
 
 pub use capture::{Captured, HttpCapture};
 

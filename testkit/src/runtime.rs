@@ -4,6 +4,10 @@
 //! else on the network path. It records when the function first asked for
 //! work (the end of its init) and when each answer arrived, and sends a
 //! unique trace id with every invocation, as Lambda does.
+//!
+//! One harness is one execution environment: one invocation at a time. The
+//! benchmarks time functions under it; the drill runs the spike through a
+//! pool of them and kills environments mid-invocation ([`Harness::abandon`]).
 
 use std::process::Stdio;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -13,6 +17,15 @@ use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::process::{Child, Command};
 use tokio::sync::{mpsc, oneshot, Mutex as AsyncMutex};
+
+/// Why an invocation got no answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum InvokeError {
+    /// No answer in time (API Gateway would answer 504).
+    Timeout,
+    /// The environment was killed while it held the invocation.
+    Abandoned,
+}
 
 /// One invocation's answer.
 pub struct Answer {
@@ -67,7 +80,8 @@ impl Harness {
         Self { port, shared, send, first: Some(first_rx) }
     }
 
-    /// Starts `program` as a Lambda function against this harness.
+    /// Starts `program` as a Lambda function against this harness; its
+    /// stdout and stderr go where the caller set them.
     pub fn spawn(&self, program: &mut Command) -> (Child, Instant) {
         program
             .env("AWS_LAMBDA_RUNTIME_API", format!("127.0.0.1:{}", self.port))
@@ -77,8 +91,6 @@ impl Harness {
             .env("AWS_LAMBDA_LOG_STREAM_NAME", "bench")
             .env("AWS_LAMBDA_LOG_GROUP_NAME", "bench")
             .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
             .kill_on_drop(true);
         let started = Instant::now();
         (program.spawn().expect("spawn the function"), started)
@@ -90,13 +102,34 @@ impl Harness {
         tokio::time::timeout(timeout, first).await.ok()?.ok()
     }
 
-    /// Sends one invocation and waits for its answer.
+    /// Sends one invocation and waits for its answer; panics without one
+    /// within 30 s (benchmarks: a function that does not answer is a bug).
     pub async fn invoke(&self, body: String) -> Answer {
+        self.try_invoke(body, Duration::from_secs(30)).await.expect("the function answers")
+    }
+
+    /// Sends one invocation (queued behind any in flight) and waits up to
+    /// `timeout` for its answer.
+    pub async fn try_invoke(&self, body: String, timeout: Duration) -> Result<Answer, InvokeError> {
         let n = self.shared.counter.fetch_add(1, Ordering::Relaxed);
         let (reply, answer) = oneshot::channel();
         let pending = Pending { request_id: format!("req-{n:012}"), body, reply };
-        self.send.send(pending).await.expect("harness alive");
-        tokio::time::timeout(Duration::from_secs(30), answer).await.expect("the function answers").expect("answer")
+        let exchange = async {
+            self.send.send(pending).await.map_err(|_| InvokeError::Abandoned)?;
+            answer.await.map_err(|_| InvokeError::Abandoned)
+        };
+        tokio::time::timeout(timeout, exchange).await.map_err(|_| InvokeError::Timeout)?
+    }
+
+    /// Whether the function holds an invocation right now.
+    pub fn busy(&self) -> bool {
+        self.shared.in_flight.lock().unwrap().is_some()
+    }
+
+    /// Gives up the invocation in flight (its caller sees
+    /// [`InvokeError::Abandoned`]): call it after killing the process.
+    pub fn abandon(&self) {
+        self.shared.in_flight.lock().unwrap().take();
     }
 }
 
@@ -141,7 +174,15 @@ async fn serve(stream: TcpStream, shared: Arc<Shared>) {
                     }
                 }
             }
-            let Some(p) = shared.queue.lock().await.recv().await else { return };
+            // Wait for work, unless the function goes away first (killed):
+            // its connection closes and the next process takes the queue.
+            let p = {
+                let mut queue = shared.queue.lock().await;
+                tokio::select! {
+                    p = queue.recv() => match p { Some(p) => p, None => return },
+                    _ = reader.fill_buf() => return,
+                }
+            };
             let n = shared.counter.load(Ordering::Relaxed);
             let deadline = chrono::Utc::now().timestamp_millis() + 30_000;
             let head = format!(

@@ -1,0 +1,208 @@
+//! The spike: fans entering one event through `entry-api`, shaped as API
+//! Gateway would deliver them (JWT authorizer claims, never a header), with
+//! the retries of a well-behaved client: exponential backoff with full
+//! jitter after a 503 or no answer, `Retry-After` honoured, sold out final.
+
+use crate::functions::Pool;
+use crate::verify::Told;
+use serde_json::{json, Value};
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// The shape of the spike.
+#[derive(Debug, Clone)]
+pub struct Shape {
+    pub requests: usize,
+    pub fans: usize,
+    /// First requests arrive uniformly over this long.
+    pub duration: Duration,
+    /// A fan gives up after this many attempts or this long.
+    pub max_attempts: u32,
+    pub patience: Duration,
+    /// API Gateway's integration timeout stand-in.
+    pub attempt_timeout: Duration,
+    /// Requests in flight at once (the client side's concurrency).
+    pub in_flight: usize,
+}
+
+/// What the spike saw.
+#[derive(Debug, Default)]
+pub struct Observed {
+    /// HTTP attempts, by status ("504" = no answer in time).
+    pub statuses: BTreeMap<String, usize>,
+    pub attempts: usize,
+    /// Per fan, folded over its requests.
+    pub told: HashMap<String, Told>,
+    pub sold_out: usize,
+    pub gave_up: usize,
+}
+
+/// A tiny deterministic generator (splitmix64): arrival times and jitter
+/// need no cryptographic randomness, and a seed makes runs comparable.
+pub struct Rng(u64);
+
+impl Rng {
+    pub fn new(seed: u64) -> Self {
+        Self(seed)
+    }
+
+    pub fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+
+    /// Uniform in [0, 1).
+    pub fn unit(&mut self) -> f64 {
+        (self.next() >> 11) as f64 / (1u64 << 53) as f64
+    }
+}
+
+/// Runs the spike against `event` with fan ids `{fan_prefix}{n}`.
+pub async fn run(pool: Arc<Pool>, event: &str, fan_prefix: &str, shape: &Shape, seed: u64) -> Observed {
+    let mut rng = Rng::new(seed);
+    // Every fan sends once; the rest send twice (a double tap, a reload).
+    let mut arrivals: Vec<(Duration, usize)> = Vec::with_capacity(shape.requests);
+    let mut firsts = Vec::with_capacity(shape.fans);
+    for fan in 0..shape.fans {
+        let at = shape.duration.mul_f64(rng.unit());
+        firsts.push(at);
+        arrivals.push((at, fan));
+    }
+    for i in 0..shape.requests.saturating_sub(shape.fans) {
+        let fan = i % shape.fans.max(1);
+        arrivals.push((firsts[fan] + Duration::from_millis(200 + rng.next() % 1800), fan));
+    }
+    arrivals.sort();
+
+    let observed = Arc::new(Mutex::new(Observed::default()));
+    let gate = Arc::new(tokio::sync::Semaphore::new(shape.in_flight.max(1)));
+    let started = Instant::now();
+    let mut tasks = Vec::with_capacity(arrivals.len());
+    for (i, (at, fan)) in arrivals.into_iter().enumerate() {
+        tokio::time::sleep_until((started + at).into()).await;
+        let permit = gate.clone().acquire_owned().await.expect("semaphore open");
+        let (pool, observed, shape) = (pool.clone(), observed.clone(), shape.clone());
+        let fan = format!("{fan_prefix}{fan:05}");
+        let event = event.to_owned();
+        let seed = seed ^ (i as u64).wrapping_mul(0x2545_F491_4F6C_DD1D);
+        tasks.push(tokio::spawn(async move {
+            let outcome = enter(&pool, &event, &fan, &shape, seed, &observed).await;
+            drop(permit);
+            let mut o = observed.lock().unwrap();
+            fold(&mut o, fan, outcome);
+        }));
+    }
+    for t in tasks {
+        let _ = t.await;
+    }
+    Arc::try_unwrap(observed).map(|m| m.into_inner().unwrap()).unwrap_or_default()
+}
+
+/// The final answer to one fan request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Outcome {
+    Accepted(i64),
+    Refused { sold_out: bool },
+    GaveUp,
+}
+
+fn fold(o: &mut Observed, fan: String, outcome: Outcome) {
+    match outcome {
+        Outcome::Refused { sold_out: true } => o.sold_out += 1,
+        Outcome::GaveUp => o.gave_up += 1,
+        _ => {}
+    }
+    let before = o.told.get(&fan).copied();
+    let after = match (before, outcome) {
+        (None | Some(Told::Refused | Told::Unanswered), Outcome::Accepted(p)) => Told::Accepted(p),
+        (Some(Told::Accepted(a)), Outcome::Accepted(p)) if a != p => Told::Contradicted,
+        (Some(t @ (Told::Accepted(_) | Told::Contradicted)), _) => t,
+        (None | Some(Told::Unanswered), Outcome::Refused { .. }) => Told::Refused,
+        (Some(Told::Refused), _) => Told::Refused,
+        (None | Some(Told::Unanswered), Outcome::GaveUp) => Told::Unanswered,
+    };
+    o.told.insert(fan, after);
+}
+
+/// One fan request, retried as a careful client would.
+async fn enter(pool: &Pool, event: &str, fan: &str, shape: &Shape, seed: u64, observed: &Mutex<Observed>) -> Outcome {
+    let mut rng = Rng::new(seed);
+    let started = Instant::now();
+    let request = api_gateway_post(event, fan);
+    for attempt in 0..shape.max_attempts {
+        let answer = pool.invoke(&request, shape.attempt_timeout).await;
+        let (status, retry_after, body) = match &answer {
+            Ok(a) => parse(&a.body),
+            Err(_) => (504, None, Value::Null),
+        };
+        {
+            let mut o = observed.lock().unwrap();
+            o.attempts += 1;
+            *o.statuses.entry(status.to_string()).or_default() += 1;
+        }
+        match status {
+            200 | 202 => match body["position"].as_i64() {
+                Some(p) => return Outcome::Accepted(p),
+                None => return Outcome::GaveUp,
+            },
+            409 => return Outcome::Refused { sold_out: body["error"] == "sold_out" },
+            429 | 503 | 504 => {}
+            // Anything else is a defect the table shows; a client would not retry it.
+            _ => return Outcome::Refused { sold_out: false },
+        }
+        let backoff = Duration::from_millis(100u64 << attempt.min(5)).min(Duration::from_secs(2));
+        let wait = retry_after.unwrap_or_default().max(backoff.mul_f64(rng.unit()));
+        if started.elapsed() + wait > shape.patience {
+            break;
+        }
+        tokio::time::sleep(wait).await;
+    }
+    Outcome::GaveUp
+}
+
+/// `(status, Retry-After, JSON body)` of an API Gateway proxy response.
+fn parse(raw: &str) -> (u16, Option<Duration>, Value) {
+    let Ok(response) = serde_json::from_str::<Value>(raw) else { return (0, None, Value::Null) };
+    let status = response["statusCode"].as_u64().unwrap_or(0) as u16;
+    let headers = &response["headers"];
+    let retry_after = ["retry-after", "Retry-After"]
+        .iter()
+        .find_map(|h| headers[*h].as_str())
+        .and_then(|s| s.parse::<u64>().ok())
+        .map(Duration::from_secs);
+    let body = response["body"].as_str().and_then(|b| serde_json::from_str(b).ok()).unwrap_or(Value::Null);
+    (status, retry_after, body)
+}
+
+/// `POST /events/{event}/entries` as API Gateway's HTTP API sends it, with
+/// the fan's identity in the JWT authorizer's claims.
+fn api_gateway_post(event: &str, fan: &str) -> Value {
+    let path = format!("/events/{event}/entries");
+    json!({
+        "version": "2.0",
+        "routeKey": "POST /events/{eventId}/entries",
+        "rawPath": path,
+        "rawQueryString": "",
+        "headers": { "content-type": "application/json", "host": "drill.local" },
+        "requestContext": {
+            "accountId": "000000000000",
+            "apiId": "drill",
+            "domainName": "drill.local",
+            "domainPrefix": "drill",
+            "http": { "method": "POST", "path": path, "protocol": "HTTP/1.1", "sourceIp": "127.0.0.1", "userAgent": "fanrush-drill" },
+            "requestId": "drill",
+            "routeKey": "POST /events/{eventId}/entries",
+            "stage": "$default",
+            "time": "01/Jan/2026:00:00:00 +0000",
+            "timeEpoch": 0,
+            "authorizer": { "jwt": { "claims": { "sub": fan }, "scopes": null } }
+        },
+        "isBase64Encoded": false,
+        "pathParameters": { "eventId": event },
+        "body": "{}"
+    })
+}
