@@ -5,6 +5,7 @@ use crate::gate::RateLimit;
 use crate::queue::SendPolicy;
 use crate::recovery::Patience;
 use crate::scaling::ScalingParams;
+use crate::secrets::SecretSource;
 use aws_config::timeout::TimeoutConfig;
 use aws_config::{BehaviorVersion, SdkConfig};
 use aws_sdk_sqs::config::retry::RetryConfig;
@@ -51,6 +52,11 @@ pub struct RedisConfig {
     pub key_prefix: String,
     pub connect_timeout: Duration,
     pub response_timeout: Duration,
+    /// The AUTH token: `REDIS_AUTH_SECRET_ID` (Secrets Manager, read on the
+    /// first connect) or `REDIS_AUTH_TOKEN` (local runs only).
+    pub auth: SecretSource,
+    /// `REDIS_CA_FILE`: PEM roots for a `rediss://` server (default: the system's).
+    pub root_certificates: Option<Vec<u8>>,
 }
 
 impl RedisConfig {
@@ -60,6 +66,8 @@ impl RedisConfig {
             key_prefix: var_or("REDIS_KEY_PREFIX", "fanrush"),
             connect_timeout: millis("REDIS_CONNECT_TIMEOUT_MS", 200)?,
             response_timeout: millis("REDIS_RESPONSE_TIMEOUT_MS", 250)?,
+            auth: SecretSource::from_env("REDIS_AUTH_SECRET_ID", "REDIS_AUTH_TOKEN"),
+            root_certificates: pem_file("REDIS_CA_FILE")?,
         })
     }
 }
@@ -67,9 +75,18 @@ impl RedisConfig {
 /// PostgreSQL settings.
 #[derive(Debug, Clone)]
 pub struct DatabaseConfig {
+    /// `sslmode=require` in the URL turns TLS on (verified: the server's
+    /// certificate must chain to the roots and name its host).
     pub url: String,
     pub schema: Option<String>,
     pub connect_timeout: Duration,
+    /// The password: `DATABASE_PASSWORD_SECRET_ID` (Secrets Manager, read on
+    /// the first connect; a JSON secret's `password` field or the plain
+    /// string) or the URL's own (local runs only).
+    pub password: SecretSource,
+    /// `DATABASE_CA_FILE`: PEM roots for TLS (default: the system's; RDS
+    /// without RDS Proxy needs the RDS bundle here).
+    pub root_certificates: Option<Vec<u8>>,
 }
 
 impl DatabaseConfig {
@@ -78,7 +95,20 @@ impl DatabaseConfig {
             url: required("DATABASE_URL")?,
             schema: std::env::var("DATABASE_SCHEMA").ok().filter(|s| !s.is_empty()),
             connect_timeout: millis("DATABASE_CONNECT_TIMEOUT_MS", 3000)?,
+            password: SecretSource::from_env("DATABASE_PASSWORD_SECRET_ID", "DATABASE_PASSWORD"),
+            root_certificates: pem_file("DATABASE_CA_FILE")?,
         })
+    }
+}
+
+/// Reads the PEM file a variable names (a local file in the package, so
+/// reading it in init costs no network).
+fn pem_file(var: &'static str) -> Result<Option<Vec<u8>>, ConfigError> {
+    match std::env::var(var).ok().filter(|v| !v.is_empty()) {
+        None => Ok(None),
+        Some(path) => {
+            std::fs::read(&path).map(Some).map_err(|e| ConfigError::Invalid { var, reason: format!("{path}: {e}") })
+        }
     }
 }
 

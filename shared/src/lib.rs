@@ -13,6 +13,7 @@
 //! - [`control`]: the Lambda control plane (provisioned concurrency).
 //! - [`scheduler`] and [`tick`]: the minute reconcile loop.
 //! - [`notify`]: Slack; [`web`]: the small HTTPS client behind it.
+//! - [`secrets`]: Redis, database and Slack secrets, read at first use.
 //! - [`config`]: one `from_env` per function.
 //!
 //! The functions under `functions/` are thin mains that wire these together.
@@ -27,6 +28,7 @@ pub mod queue;
 pub mod recovery;
 pub mod scaling;
 pub mod scheduler;
+pub mod secrets;
 pub mod store;
 pub mod telemetry;
 pub mod tick;

@@ -8,9 +8,8 @@
 //! fails what is being reported: a failed post is logged (without the URL)
 //! and dropped.
 
+use crate::secrets::SecretSource;
 use crate::web::Web;
-use bytes::Bytes;
-use http_body_util::Full;
 use serde_json::{json, Value};
 use std::fmt::Write as _;
 use std::time::Duration;
@@ -81,48 +80,9 @@ pub fn alarm_notice(subject: Option<&str>, message: &str) -> Notice {
     }
 }
 
-/// Where the webhook URL comes from.
-#[derive(Clone)]
-pub enum WebhookSource {
-    /// No Slack configured: notices are only logged.
-    Off,
-    /// A URL given directly (local runs and tests).
-    Url(String),
-    /// A Secrets Manager secret read through the Parameters and Secrets
-    /// Lambda Extension listening on `port` (default 2773).
-    Secret { secret_id: String, port: u16 },
-}
-
-impl std::fmt::Debug for WebhookSource {
-    // Never print the URL.
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Self::Off => f.write_str("Off"),
-            Self::Url(_) => f.write_str("Url(<redacted>)"),
-            Self::Secret { secret_id, port } => write!(f, "Secret({secret_id}, port {port})"),
-        }
-    }
-}
-
-impl WebhookSource {
-    /// `SLACK_WEBHOOK_SECRET_ID` (with `PARAMETERS_SECRETS_EXTENSION_HTTP_PORT`)
-    /// wins over `SLACK_WEBHOOK_URL`; neither means Slack is off.
-    pub fn from_env() -> Self {
-        let var = |k| std::env::var(k).ok().filter(|v: &String| !v.is_empty());
-        if let Some(secret_id) = var("SLACK_WEBHOOK_SECRET_ID") {
-            let port = var("PARAMETERS_SECRETS_EXTENSION_HTTP_PORT").and_then(|p| p.parse().ok()).unwrap_or(2773);
-            Self::Secret { secret_id, port }
-        } else if let Some(url) = var("SLACK_WEBHOOK_URL") {
-            Self::Url(url)
-        } else {
-            Self::Off
-        }
-    }
-}
-
 /// Posts notices to a Slack incoming webhook.
 pub struct SlackNotifier {
-    source: WebhookSource,
+    source: SecretSource,
     url: OnceCell<String>,
     web: Web,
     timeout: Duration,
@@ -130,14 +90,16 @@ pub struct SlackNotifier {
 
 impl SlackNotifier {
     /// Builds the notifier; nothing is read or connected until the first post.
-    pub fn new(source: WebhookSource) -> Self {
+    /// `source` is where the webhook URL comes from
+    /// (`SecretSource::from_env("SLACK_WEBHOOK_SECRET_ID", "SLACK_WEBHOOK_URL")`).
+    pub fn new(source: SecretSource) -> Self {
         Self { source, url: OnceCell::new(), web: Web::new(), timeout: Duration::from_secs(3) }
     }
 
     /// Posts a notice. Never fails: Slack trouble is logged and dropped.
     pub async fn notify(&self, notice: &Notice) {
         tracing::info!(notice = %notice.text(), "notice");
-        if matches!(self.source, WebhookSource::Off) {
+        if self.source == SecretSource::None {
             return;
         }
         let result = match self.url.get_or_try_init(|| self.resolve_url()).await {
@@ -150,45 +112,18 @@ impl SlackNotifier {
     }
 
     async fn resolve_url(&self) -> Result<String, String> {
-        match &self.source {
-            WebhookSource::Off => Err("slack is off".into()),
-            WebhookSource::Url(url) => Ok(url.clone()),
-            WebhookSource::Secret { secret_id, port } => read_secret(secret_id, *port).await,
+        match self.source.resolve().await {
+            Ok(Some(url)) => Ok(url.expose().to_owned()),
+            Ok(None) => Err("slack is off".into()),
+            Err(e) => Err(e.to_string()),
         }
     }
-}
-
-/// Reads a secret's string through the Parameters and Secrets Lambda
-/// Extension (plain HTTP on loopback, authenticated with the session token).
-pub async fn read_secret(secret_id: &str, port: u16) -> Result<String, String> {
-    let token = std::env::var("AWS_SESSION_TOKEN").unwrap_or_default();
-    let uri = format!("http://127.0.0.1:{port}/secretsmanager/get?secretId={}", encode(secret_id));
-    let request = http::Request::get(uri)
-        .header("X-Aws-Parameters-Secrets-Token", token)
-        .body(Full::new(Bytes::new()))
-        .map_err(|e| e.to_string())?;
-    let response =
-        Web::new().send(request, Duration::from_secs(3)).await.map_err(|e| format!("the secrets extension: {e}"))?;
-    if !response.status.is_success() {
-        return Err(format!("the secrets extension answered {}", response.status));
-    }
-    let value: Value =
-        serde_json::from_slice(&response.body).map_err(|_| "the secrets extension answered non-JSON".to_owned())?;
-    value["SecretString"].as_str().map(str::to_owned).ok_or_else(|| "the secret has no SecretString".to_owned())
-}
-
-fn encode(s: &str) -> String {
-    s.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (b as char).to_string(),
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::secrets::Secret;
 
     #[test]
     fn notices_say_what_happened_with_names_and_numbers() {
@@ -227,11 +162,8 @@ mod tests {
 
     #[test]
     fn the_webhook_url_never_shows_in_debug_output() {
-        let s = format!("{:?}", WebhookSource::Url("https://hooks.slack.com/services/T/B/secret".into()));
-        assert!(!s.contains("secret") && !s.contains("hooks"));
-        assert_eq!(
-            encode("arn:aws:secretsmanager:r:1:secret:a/b"),
-            "arn%3Aaws%3Asecretsmanager%3Ar%3A1%3Asecret%3Aa%2Fb"
-        );
+        let source = SecretSource::Plain(Secret::new("https://hooks.slack.com/services/T/B/secret"));
+        let s = format!("{source:?} {:?}", SlackNotifier::new(source.clone()).source);
+        assert!(!s.contains("secret") && !s.contains("hooks"), "{s}");
     }
 }

@@ -4,12 +4,19 @@
 //! The connection is made on first use (never in Lambda init), migrated once
 //! per process, and replaced after a connection failure. The writer's insert is
 //! prepared once per connection so a batch costs exactly one round trip.
+//!
+//! `sslmode=require` in the URL connects over TLS with rustls, verifying the
+//! server against the system roots plus any given PEM roots (RDS Proxy's
+//! certificates chain to the system roots; RDS itself needs its bundle). The
+//! password may come from Secrets Manager, read on the first connect.
 
 use crate::domain::{Entry, EventId, FanEvent, FanId, Position};
+use crate::secrets::{SecretError, SecretSource};
 use std::sync::Arc;
 use std::time::Duration;
 use thiserror::Error;
-use tokio::sync::Mutex;
+use tokio::sync::{Mutex, OnceCell};
+use tokio_postgres::config::SslMode;
 use tokio_postgres::error::SqlState;
 use tokio_postgres::types::ToSql;
 use tokio_postgres::{Client, NoTls, Row, Statement};
@@ -88,6 +95,9 @@ pub enum StoreError {
     Rejected(tokio_postgres::Error),
     #[error("bad database configuration: {0}")]
     Config(String),
+    /// The password could not be read: like an outage, retry later.
+    #[error(transparent)]
+    Secret(#[from] SecretError),
     #[error("a stored row is invalid: {0}")]
     Corrupt(String),
 }
@@ -107,13 +117,57 @@ impl StoreError {
     }
 
     pub fn is_unavailable(&self) -> bool {
-        matches!(self, Self::Unavailable(_))
+        matches!(self, Self::Unavailable(_) | Self::Secret(_))
     }
 
     /// True when the refusal was a unique-constraint violation.
     pub fn is_unique_violation(&self) -> bool {
         matches!(self, Self::Rejected(e) if e.code() == Some(&SqlState::UNIQUE_VIOLATION))
     }
+}
+
+/// Connect settings once the secret is read.
+struct Ready {
+    config: tokio_postgres::Config,
+    tls: Option<tokio_postgres_rustls::MakeRustlsConnect>,
+}
+
+async fn watch<F: std::future::Future<Output = Result<(), tokio_postgres::Error>>>(conn: F) {
+    if let Err(e) = conn.await {
+        tracing::warn!(error = %e, "postgres connection closed");
+    }
+}
+
+/// A password secret is either the password itself or, as RDS and Secrets
+/// Manager rotation store it, JSON with `password` (and `username`).
+fn credentials(secret: &str) -> (Option<String>, String) {
+    match serde_json::from_str::<serde_json::Value>(secret) {
+        Ok(v) if v["password"].is_string() => {
+            (v["username"].as_str().map(str::to_owned), v["password"].as_str().unwrap_or_default().to_owned())
+        }
+        _ => (None, secret.to_owned()),
+    }
+}
+
+/// rustls with the system roots plus `extra_pem`; certificate and host name
+/// are always verified.
+fn tls_connector(extra_pem: Option<&[u8]>) -> Result<tokio_postgres_rustls::MakeRustlsConnect, StoreError> {
+    use rustls::pki_types::{pem::PemObject, CertificateDer};
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in rustls_native_certs::load_native_certs().certs {
+        let _ = roots.add(cert);
+    }
+    if let Some(pem) = extra_pem {
+        for cert in CertificateDer::pem_slice_iter(pem) {
+            let cert = cert.map_err(|e| StoreError::Config(format!("DATABASE_CA_FILE: {e}")))?;
+            roots.add(cert).map_err(|e| StoreError::Config(format!("DATABASE_CA_FILE: {e}")))?;
+        }
+    }
+    if roots.is_empty() {
+        return Err(StoreError::Config("sslmode=require but no root certificates were found".into()));
+    }
+    let config = rustls::ClientConfig::builder().with_root_certificates(roots).with_no_client_auth();
+    Ok(tokio_postgres_rustls::MakeRustlsConnect::new(config))
 }
 
 struct Connection {
@@ -130,6 +184,9 @@ pub struct Database {
     config: tokio_postgres::Config,
     schema: Option<String>,
     connection: Mutex<Option<Arc<Connection>>>,
+    password: SecretSource,
+    root_certificates: Option<Vec<u8>>,
+    ready: OnceCell<Ready>,
 }
 
 impl Database {
@@ -144,7 +201,45 @@ impl Database {
                 return Err(StoreError::Config(format!("schema name {s:?} must be [A-Za-z0-9_]+")));
             }
         }
-        Ok(Self { config, schema, connection: Mutex::new(None) })
+        Ok(Self {
+            config,
+            schema,
+            connection: Mutex::new(None),
+            password: SecretSource::None,
+            root_certificates: None,
+            ready: OnceCell::new(),
+        })
+    }
+
+    /// The database the functions use, from their configuration. Does not
+    /// connect, read the secret or load certificates.
+    pub fn from_config(c: &crate::config::DatabaseConfig) -> Result<Self, StoreError> {
+        let mut db = Self::new(&c.url, c.schema.clone(), c.connect_timeout)?;
+        db.password = c.password.clone();
+        db.root_certificates = c.root_certificates.clone();
+        Ok(db)
+    }
+
+    /// The connect settings with the password read, and the TLS connector
+    /// when the URL asks for TLS; built once, on the first connect.
+    async fn ready(&self) -> Result<&Ready, StoreError> {
+        self.ready
+            .get_or_try_init(|| async {
+                let mut config = self.config.clone();
+                if let Some(secret) = self.password.resolve().await? {
+                    let (user, password) = credentials(secret.expose());
+                    if let Some(user) = user {
+                        config.user(user);
+                    }
+                    config.password(password);
+                }
+                let tls = match config.get_ssl_mode() {
+                    SslMode::Require => Some(tls_connector(self.root_certificates.as_deref())?),
+                    _ => None,
+                };
+                Ok(Ready { config, tls })
+            })
+            .await
     }
 
     async fn connection(&self) -> Result<Arc<Connection>, StoreError> {
@@ -152,12 +247,19 @@ impl Database {
         if let Some(c) = slot.as_ref().filter(|c| !c.client.is_closed()) {
             return Ok(c.clone());
         }
-        let (client, conn) = self.config.connect(NoTls).await.map_err(StoreError::Unavailable)?;
-        tokio::spawn(async move {
-            if let Err(e) = conn.await {
-                tracing::warn!(error = %e, "postgres connection closed");
+        let ready = self.ready().await?;
+        let client = match &ready.tls {
+            Some(tls) => {
+                let (client, conn) = ready.config.connect(tls.clone()).await.map_err(StoreError::Unavailable)?;
+                tokio::spawn(watch(conn));
+                client
             }
-        });
+            None => {
+                let (client, conn) = ready.config.connect(NoTls).await.map_err(StoreError::Unavailable)?;
+                tokio::spawn(watch(conn));
+                client
+            }
+        };
         if let Some(schema) = &self.schema {
             client
                 .batch_execute(&format!("CREATE SCHEMA IF NOT EXISTS {schema}; SET search_path TO {schema}"))

@@ -16,9 +16,10 @@ use aws_smithy_mocks::{mock, mock_client, MockResponse, Rule, RuleMode};
 use chrono::{DateTime, Duration, TimeZone, Utc};
 use fanrush::control::ProvisionedConcurrency;
 use fanrush::domain::{EventId, FanEvent};
-use fanrush::notify::{Notice, SlackNotifier, WebhookSource};
+use fanrush::notify::{Notice, SlackNotifier};
 use fanrush::scaling::ScalingParams;
 use fanrush::scheduler::{Applied, Scheduler, Target};
+use fanrush::secrets::{Secret, SecretSource};
 use fanrush_testkit::HttpCapture;
 use std::sync::{Arc, Mutex};
 
@@ -113,7 +114,7 @@ fn params() -> ScalingParams {
 fn scheduler(client: Client, slack: &HttpCapture) -> Scheduler {
     Scheduler::new(
         Target::Lambda(ProvisionedConcurrency::new(client, "entry-api", "live")),
-        SlackNotifier::new(WebhookSource::Url(slack.url("/hook"))),
+        SlackNotifier::new(SecretSource::Plain(Secret::new(slack.url("/hook")))),
         params(),
     )
 }
@@ -242,7 +243,7 @@ async fn slack_being_down_never_fails_a_scale_action() {
     // Unreachable Slack too.
     let gone = Scheduler::new(
         Target::Lambda(ProvisionedConcurrency::new(client(&rules), "entry-api", "live")),
-        SlackNotifier::new(WebhookSource::Url("http://127.0.0.1:1/hook".into())),
+        SlackNotifier::new(SecretSource::Plain(Secret::new("http://127.0.0.1:1/hook"))),
         params(),
     );
     assert_eq!(gone.reconcile(&calendar, &[], None, at(10, 40)).await.unwrap().applied, Applied::Removed);
@@ -268,7 +269,7 @@ async fn dry_run_calls_no_lambda_api_and_says_what_it_would_do() {
     let slack = HttpCapture::start().await.unwrap();
     let scheduler = Scheduler::new(
         Target::DryRun { account_limit: Some(1_000) },
-        SlackNotifier::new(WebhookSource::Url(slack.url("/hook"))),
+        SlackNotifier::new(SecretSource::Plain(Secret::new(slack.url("/hook")))),
         params(),
     );
     let calendar = [event("drop", at(10, 0), at(10, 30), 10_000.0)];
@@ -282,7 +283,7 @@ async fn the_webhook_url_can_come_from_the_secrets_extension() {
     let slack = HttpCapture::start().await.unwrap();
     let extension = HttpCapture::start().await.unwrap();
     extension.answer(200, &serde_json::json!({ "SecretString": slack.url("/from-secret") }).to_string());
-    let notifier = SlackNotifier::new(WebhookSource::Secret {
+    let notifier = SlackNotifier::new(SecretSource::Extension {
         secret_id: "arn:aws:secretsmanager:x:1:secret:slack".into(),
         port: extension.port(),
     });

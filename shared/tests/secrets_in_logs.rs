@@ -1,13 +1,16 @@
 //! Secrets never reach a log line: the Slack webhook URL, the Redis password
-//! and the database password are configured, every path that logs an error
-//! about them is driven, and the captured logs are searched for them.
+//! and the database password are configured (in URLs, and read through the
+//! secrets extension as in AWS), every path that logs an error about them is
+//! driven, and the captured logs are searched for them.
 
 mod common;
 
 use common::*;
 use fanrush::api::{AdminApi, FanApi};
-use fanrush::config::AuthMode;
-use fanrush::notify::{Notice, SlackNotifier, WebhookSource};
+use fanrush::config::{AuthMode, DatabaseConfig, RedisConfig};
+use fanrush::gate::EntryGate;
+use fanrush::notify::{Notice, SlackNotifier};
+use fanrush::secrets::{Secret, SecretSource};
 use fanrush::store::Database;
 use std::io::Write;
 use std::sync::{Arc, Mutex};
@@ -43,10 +46,12 @@ async fn no_secret_appears_in_any_log_line() {
 
     // Slack unreachable, with the webhook URL given directly and through the secrets extension.
     let url = format!("http://127.0.0.1:1/services/T000/B000/{WEBHOOK_TOKEN}");
-    SlackNotifier::new(WebhookSource::Url(url.clone())).notify(&Notice::SchedulerError { message: "x".into() }).await;
+    SlackNotifier::new(SecretSource::Plain(Secret::new(url.clone())))
+        .notify(&Notice::SchedulerError { message: "x".into() })
+        .await;
     let extension = fanrush_testkit::HttpCapture::start().await.unwrap();
     extension.answer(200, &serde_json::json!({ "SecretString": url }).to_string());
-    SlackNotifier::new(WebhookSource::Secret { secret_id: "slack".into(), port: extension.port() })
+    SlackNotifier::new(SecretSource::Extension { secret_id: "slack".into(), port: extension.port() })
         .notify(&Notice::SchedulerError { message: "y".into() })
         .await;
 
@@ -65,6 +70,37 @@ async fn no_secret_appears_in_any_log_line() {
     assert_eq!(admin.handle(request("GET", "/admin/events", &[], None)).await.status(), 503);
     let body = r#"{"title":"t","opensAt":"2020-01-01T00:00:00Z","closesAt":"2099-01-01T00:00:00Z","capacity":3,"expectedPeakRps":1}"#;
     assert_eq!(admin.handle(request("PUT", "/admin/events/e", &[], Some(body))).await.status(), 503);
+
+    // The same secrets read through the secrets extension (as in AWS): the
+    // services down, then Redis up but refusing the token.
+    let redis_secret = fanrush_testkit::HttpCapture::start().await.unwrap();
+    redis_secret.answer(200, &serde_json::json!({ "SecretString": REDIS_PASSWORD }).to_string());
+    let db_secret = fanrush_testkit::HttpCapture::start().await.unwrap();
+    db_secret.answer(200, &serde_json::json!({ "SecretString": DB_PASSWORD }).to_string());
+    let redis_config = |url: &str| RedisConfig {
+        url: url.to_owned(),
+        key_prefix: stack.prefix.clone(),
+        connect_timeout: Duration::from_millis(300),
+        response_timeout: Duration::from_millis(300),
+        auth: SecretSource::Extension { secret_id: "redis".into(), port: redis_secret.port() },
+        root_certificates: None,
+    };
+    for url in ["redis://127.0.0.1:1", &redis_url()] {
+        let fan = FanApi::new(EntryGate::from_config(&redis_config(url)).unwrap(), stack.queue(), AuthMode::Dev, 1);
+        assert_eq!(fan.handle(request("POST", "/events/e/entries", &[("x-fan-id", "f")], None)).await.status(), 503);
+    }
+    let db = Database::from_config(&DatabaseConfig {
+        url: "postgres://fanrush@127.0.0.1:1/fanrush".into(),
+        schema: None,
+        connect_timeout: Duration::from_millis(300),
+        password: SecretSource::Extension { secret_id: "db".into(), port: db_secret.port() },
+        root_certificates: None,
+    })
+    .unwrap();
+    let gate = EntryGate::from_config(&redis_config("redis://127.0.0.1:1")).unwrap();
+    let admin = AdminApi::new(gate, db, stack.queue(), AuthMode::Dev, 1);
+    assert_eq!(admin.handle(request("GET", "/admin/events", &[], None)).await.status(), 503);
+    assert!(!redis_secret.requests().is_empty() && !db_secret.requests().is_empty(), "the secrets were read");
 
     let text = String::from_utf8(logs.0.lock().unwrap().clone()).unwrap();
     assert!(text.lines().count() >= 4, "the failures were logged: {text}");

@@ -15,10 +15,8 @@ use std::convert::Infallible;
 async fn main() -> Result<(), Error> {
     fanrush::telemetry::init();
     let config = AdminApiConfig::from_env()?;
-    let r = &config.redis;
-    let gate = EntryGate::new(&r.url, &r.key_prefix, r.connect_timeout, r.response_timeout)?;
-    let d = &config.database;
-    let db = Database::new(&d.url, d.schema.clone(), d.connect_timeout)?;
+    let gate = EntryGate::from_config(&config.redis)?;
+    let db = Database::from_config(&config.database)?;
     let queue = EntryQueue::lazy(&config.queue.url, config.queue.policy, config.queue.attempt_timeout);
     let api =
         &AdminApi::new(gate, db, queue, config.auth, config.retry_after_s).with_restore_settle(config.restore_settle);

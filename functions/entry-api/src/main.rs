@@ -15,9 +15,7 @@ use std::convert::Infallible;
 async fn main() -> Result<(), Error> {
     fanrush::telemetry::init();
     let config = EntryApiConfig::from_env()?;
-    let r = &config.redis;
-    let gate = EntryGate::new(&r.url, &r.key_prefix, r.connect_timeout, r.response_timeout)?
-        .with_rate_limit(config.rate_limit);
+    let gate = EntryGate::from_config(&config.redis)?.with_rate_limit(config.rate_limit);
     let queue = EntryQueue::lazy(&config.queue.url, config.queue.policy, config.queue.attempt_timeout);
     let api = &FanApi::new(gate, queue, config.auth, config.retry_after_s);
     let metrics = fanrush::telemetry::metrics("entry-api");

@@ -11,9 +11,10 @@ use aws_lambda_events::event::cloudwatch_events::CloudWatchEvent;
 use fanrush::config::SchedulerConfig;
 use fanrush::control::ProvisionedConcurrency;
 use fanrush::gate::EntryGate;
-use fanrush::notify::{SlackNotifier, WebhookSource};
+use fanrush::notify::SlackNotifier;
 use fanrush::queue::EntryQueue;
 use fanrush::scheduler::{Scheduler, Target};
+use fanrush::secrets::SecretSource;
 use fanrush::store::Database;
 use fanrush::tick::{tick, Services};
 use fanrush::web::Web;
@@ -23,18 +24,20 @@ use lambda_runtime::{run, service_fn, Error, LambdaEvent};
 async fn main() -> Result<(), Error> {
     fanrush::telemetry::init();
     let config = SchedulerConfig::from_env()?;
-    let r = &config.redis;
-    let d = &config.database;
     // Every client is built on first use: init reads configuration only.
     let target = match (&config.entry_function, config.dry_run) {
         (Some(function), false) => Target::Lambda(ProvisionedConcurrency::lazy(function, &config.entry_alias)),
         _ => Target::DryRun { account_limit: config.account_limit },
     };
     let services = &Services {
-        gate: EntryGate::new(&r.url, &r.key_prefix, r.connect_timeout, r.response_timeout)?,
-        db: Database::new(&d.url, d.schema.clone(), d.connect_timeout)?,
+        gate: EntryGate::from_config(&config.redis)?,
+        db: Database::from_config(&config.database)?,
         queue: EntryQueue::lazy(&config.queue.url, config.queue.policy, config.queue.attempt_timeout),
-        scheduler: Scheduler::new(target, SlackNotifier::new(WebhookSource::from_env()), config.scaling),
+        scheduler: Scheduler::new(
+            target,
+            SlackNotifier::new(SecretSource::from_env("SLACK_WEBHOOK_SECRET_ID", "SLACK_WEBHOOK_URL")),
+            config.scaling,
+        ),
         patience: config.patience,
         calendar_ics_url: config.calendar_ics_url.clone(),
         web: Web::new(),

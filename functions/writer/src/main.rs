@@ -12,8 +12,7 @@ use lambda_runtime::{run, service_fn, Error, LambdaEvent};
 async fn main() -> Result<(), Error> {
     fanrush::telemetry::init();
     let config = WriterConfig::from_env()?;
-    let d = &config.database;
-    let writer = &EntryWriter::new(Database::new(&d.url, d.schema.clone(), d.connect_timeout)?);
+    let writer = &EntryWriter::new(Database::from_config(&config.database)?);
     let metrics = fanrush::telemetry::metrics("writer");
     // An error fails the whole batch, so SQS delivers all of it again.
     run(service_fn(move |event: LambdaEvent<SqsEvent>| async move {

@@ -7,16 +7,26 @@
 //! connection found broken is dropped and, if it was an old one, replaced once
 //! and the command retried, so an idle environment whose connection was
 //! killed serves its next request without failing it.
+//!
+//! In-transit encryption and AUTH (ElastiCache): a `rediss://` URL connects
+//! over TLS, verified against the system roots or a PEM bundle of its own
+//! ([`LazyRedis::with_root_certificates`]); the AUTH token comes from a
+//! [`SecretSource`], read on the first connect, never from the URL in
+//! production and never logged.
 
+use crate::secrets::{SecretError, SecretSource};
 use redis::aio::MultiplexedConnection;
-use redis::{AsyncConnectionConfig, Client, RedisError};
+use redis::{AsyncConnectionConfig, Client, ConnectionInfo, IntoConnectionInfo, RedisError};
 use std::future::Future;
 use std::time::Duration;
-use tokio::sync::Mutex;
+use tokio::sync::{Mutex, OnceCell};
 
 /// A Redis client that connects on first use.
 pub struct LazyRedis {
-    client: Client,
+    info: ConnectionInfo,
+    auth: SecretSource,
+    root_certificates: Option<Vec<u8>>,
+    client: OnceCell<Client>,
     config: AsyncConnectionConfig,
     connection: Mutex<Option<MultiplexedConnection>>,
 }
@@ -28,18 +38,58 @@ pub enum RedisFailure {
     Unreachable(RedisError),
     /// Redis answered with an error (a bug, not an outage).
     Refused(RedisError),
+    /// The AUTH token could not be read.
+    Secret(SecretError),
 }
 
 impl LazyRedis {
     /// Parses the URL; does not connect.
     pub fn new(url: &str, connect_timeout: Duration, response_timeout: Duration) -> Result<Self, RedisError> {
         Ok(Self {
-            client: Client::open(url)?,
+            info: url.into_connection_info()?,
+            auth: SecretSource::None,
+            root_certificates: None,
+            client: OnceCell::new(),
             config: AsyncConnectionConfig::new()
                 .set_connection_timeout(Some(connect_timeout))
                 .set_response_timeout(Some(response_timeout)),
             connection: Mutex::new(None),
         })
+    }
+
+    /// The AUTH token, read on the first connect (it replaces any password
+    /// in the URL).
+    pub fn with_auth(mut self, auth: SecretSource) -> Self {
+        self.auth = auth;
+        self
+    }
+
+    /// PEM root certificates to verify a `rediss://` server against, instead
+    /// of the system's.
+    pub fn with_root_certificates(mut self, pem: Vec<u8>) -> Self {
+        self.root_certificates = Some(pem);
+        self
+    }
+
+    /// The client, built on first use with the AUTH token read then.
+    async fn client(&self) -> Result<&Client, RedisFailure> {
+        self.client
+            .get_or_try_init(|| async {
+                let mut info = self.info.clone();
+                if let Some(token) = self.auth.resolve().await.map_err(RedisFailure::Secret)? {
+                    let settings = info.redis_settings().clone().set_password(token.expose());
+                    info = info.set_redis_settings(settings);
+                }
+                let client = match &self.root_certificates {
+                    Some(pem) => Client::build_with_tls(
+                        info,
+                        redis::TlsCertificates { client_tls: None, root_cert: Some(pem.clone()) },
+                    ),
+                    None => Client::open(info),
+                };
+                client.map_err(RedisFailure::Refused)
+            })
+            .await
     }
 
     /// Runs `op` on a live connection. A failure on a connection that was
@@ -85,7 +135,8 @@ impl LazyRedis {
             return Ok((connection.clone(), false));
         }
         let connection = self
-            .client
+            .client()
+            .await?
             .get_multiplexed_async_connection_with_config(&self.config)
             .await
             .map_err(RedisFailure::Unreachable)?;

@@ -51,6 +51,9 @@ pub enum GateError {
     StateLost,
     #[error("unexpected reply from a gate script: {0}")]
     Protocol(String),
+    /// The Redis AUTH token could not be read.
+    #[error(transparent)]
+    Secret(#[from] crate::secrets::SecretError),
 }
 
 impl From<RedisFailure> for GateError {
@@ -58,6 +61,7 @@ impl From<RedisFailure> for GateError {
         match f {
             RedisFailure::Unreachable(e) => Self::Unavailable(e),
             RedisFailure::Refused(e) => Self::Refused(e),
+            RedisFailure::Secret(e) => Self::Secret(e),
         }
     }
 }
@@ -153,6 +157,18 @@ impl EntryGate {
             prefix: prefix.to_owned(),
             rate_limit: RateLimit::OFF,
         })
+    }
+
+    /// Builds the gate the functions use from their configuration: URL,
+    /// timeouts, AUTH token source and TLS roots. Does not connect.
+    pub fn from_config(c: &crate::config::RedisConfig) -> Result<Self, GateError> {
+        let mut redis = LazyRedis::new(&c.url, c.connect_timeout, c.response_timeout)
+            .map_err(GateError::Refused)?
+            .with_auth(c.auth.clone());
+        if let Some(pem) = &c.root_certificates {
+            redis = redis.with_root_certificates(pem.clone());
+        }
+        Ok(Self { redis, prefix: c.key_prefix.clone(), rate_limit: RateLimit::OFF })
     }
 
     /// Limits each fan's entry attempts.

@@ -1,0 +1,104 @@
+//! Redis over TLS with an AUTH token (ElastiCache in-transit encryption) and
+//! PostgreSQL over TLS with a password (RDS), each secret read through a
+//! stand-in of the Parameters and Secrets extension on first use. The
+//! functions' own constructors (`EntryGate::from_config`,
+//! `Database::from_config`) run against private servers that accept nothing
+//! else: no plaintext, no unverified certificate, no missing or wrong secret.
+
+use fanrush::config::{DatabaseConfig, RedisConfig};
+use fanrush::gate::EntryGate;
+use fanrush::secrets::{Secret, SecretSource};
+use fanrush::store::Database;
+use fanrush_testkit::services::{PrivatePostgres, PrivateRedis, TestCertificates};
+use fanrush_testkit::HttpCapture;
+use std::path::PathBuf;
+use std::time::Duration;
+
+const REDIS_TOKEN: &str = "redis-auth-token-0123456789";
+const DB_PASSWORD: &str = "db-password-9876543210";
+
+fn scratch(name: &str) -> PathBuf {
+    std::env::temp_dir().join(format!("fanrush-tls-{}-{name}", std::process::id()))
+}
+
+/// A Parameters and Secrets extension that answers every read with `value`.
+async fn secrets_extension(value: &str) -> HttpCapture {
+    let extension = HttpCapture::start().await.unwrap();
+    extension.answer(200, &serde_json::json!({ "SecretString": value }).to_string());
+    extension
+}
+
+#[tokio::test]
+async fn redis_over_tls_with_an_auth_token_from_secrets_manager() {
+    let dir = scratch("redis");
+    let certs = TestCertificates::generate(&dir.join("certs")).await.unwrap();
+    let redis =
+        PrivateRedis::start_with(dir.join("data"), Some(certs.clone()), Some(REDIS_TOKEN.into())).await.unwrap();
+    assert!(redis.url().starts_with("rediss://"));
+    let extension = secrets_extension(REDIS_TOKEN).await;
+    let config = RedisConfig {
+        url: redis.url(),
+        key_prefix: "tls".into(),
+        connect_timeout: Duration::from_secs(2),
+        response_timeout: Duration::from_secs(2),
+        auth: SecretSource::Extension { secret_id: "fanrush/redis-auth".into(), port: extension.port() },
+        root_certificates: Some(certs.ca_pem().unwrap()),
+    };
+
+    let gate = EntryGate::from_config(&config).unwrap();
+    assert!(extension.requests().is_empty(), "nothing is read before the first use");
+    gate.mark_state_present().await.unwrap();
+    assert!(gate.state_present().await.unwrap());
+    assert_eq!(extension.requests().len(), 1, "the token is read once, on the first connect");
+
+    let without_token = EntryGate::from_config(&RedisConfig { auth: SecretSource::None, ..config.clone() }).unwrap();
+    assert!(without_token.state_present().await.is_err(), "AUTH is required");
+    let wrong_token = RedisConfig { auth: SecretSource::Plain(Secret::new("wrong")), ..config.clone() };
+    assert!(EntryGate::from_config(&wrong_token).unwrap().state_present().await.is_err());
+    let system_roots = EntryGate::from_config(&RedisConfig { root_certificates: None, ..config.clone() }).unwrap();
+    assert!(system_roots.state_present().await.is_err(), "the server's certificate is verified");
+    let plaintext = RedisConfig { url: redis.url().replace("rediss://", "redis://"), ..config };
+    assert!(EntryGate::from_config(&plaintext).unwrap().state_present().await.is_err(), "TLS only");
+    drop(redis);
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[tokio::test]
+async fn postgres_over_tls_with_a_password_from_secrets_manager() {
+    let dir = scratch("pg");
+    let certs = TestCertificates::generate(&dir.join("certs")).await.unwrap();
+    let pg = PrivatePostgres::start_with(dir.join("pg"), Some(&certs), Some(DB_PASSWORD)).await.unwrap();
+    // As RDS stores it: JSON with username and password.
+    let secret = serde_json::json!({ "username": "postgres", "password": DB_PASSWORD }).to_string();
+    let extension = secrets_extension(&secret).await;
+    let config = DatabaseConfig {
+        url: format!("postgres://{}/postgres?sslmode=require", pg.addr()),
+        schema: None,
+        connect_timeout: Duration::from_secs(5),
+        password: SecretSource::Extension { secret_id: "fanrush/db".into(), port: extension.port() },
+        root_certificates: Some(certs.ca_pem().unwrap()),
+    };
+
+    let db = Database::from_config(&config).unwrap();
+    assert!(extension.requests().is_empty(), "nothing is read before the first use");
+    db.migrate().await.unwrap();
+    assert!(db.events().await.unwrap().is_empty());
+    assert_eq!(extension.requests().len(), 1, "the password is read once, on the first connect");
+
+    let user = format!("postgres://postgres@{}/postgres", pg.addr());
+    let plain_password = SecretSource::Plain(Secret::new(DB_PASSWORD));
+    let plaintext = DatabaseConfig { url: user.clone(), password: plain_password.clone(), ..config.clone() };
+    assert!(Database::from_config(&plaintext).unwrap().migrate().await.is_err(), "hostssl only");
+    let system_roots = DatabaseConfig { root_certificates: None, ..config.clone() };
+    assert!(Database::from_config(&system_roots).unwrap().migrate().await.is_err(), "the certificate is verified");
+    let wrong = DatabaseConfig {
+        url: format!("{user}?sslmode=require"),
+        password: SecretSource::Plain(Secret::new("wrong")),
+        ..config.clone()
+    };
+    assert!(Database::from_config(&wrong).unwrap().migrate().await.is_err(), "the password is checked");
+    let direct = DatabaseConfig { url: format!("{user}?sslmode=require"), password: plain_password, ..config };
+    Database::from_config(&direct).unwrap().migrate().await.expect("a plain password works too (local runs)");
+    pg.stop().await;
+    let _ = std::fs::remove_dir_all(dir);
+}
