@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # `make test`: installs what is missing, starts or reuses the local services,
 # then checks formatting, lints, runs every test against the real Redis,
-# PostgreSQL and SQS endpoint, and lints the SAM template.
+# PostgreSQL and SQS endpoint, checks the running functions against
+# openapi.yaml with schemathesis, and lints the SAM template.
 source "$(dirname "$0")/lib.sh"
+source "$(dirname "$0")/contract.sh"
 trap stop_started EXIT
 
 ensure_rust
@@ -18,6 +20,12 @@ log "cargo clippy"
 cargo clippy --workspace --all-targets --quiet -- -D warnings
 log "cargo test"
 cargo test --workspace --quiet 2>&1 | tee "$STATE/test.log"
+log "API contract: schemathesis with openapi.yaml against the running functions"
+cargo build --workspace --quiet
+run_contract
+log "drill smoke: a small spike with every fault at once (make drill runs the full set)"
+target/debug/fanrush-drill --bin-dir target/debug --requests 800 --fans 600 --capacity 200 --duration-s 3 \
+  --scenarios all-together --out "$STATE/drill-smoke.json"
 log "cfn-lint template.yaml"
 cfn-lint template.yaml
 log "IAM: no wildcard actions, no '*' resources where an ARN exists"

@@ -586,7 +586,7 @@ impl Report {
                 t,
                 "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
                 r.scenario,
-                format!("{} ({} sent)", r.requests, r.attempts),
+                format_args!("{} ({} sent)", r.requests, r.attempts),
                 n(r, "202"),
                 n(r, "200"),
                 n(r, "409"),
