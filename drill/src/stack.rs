@@ -405,14 +405,24 @@ impl Drill {
                 Ok(format!("SQS answers lost for {:.1} s (requests arrived)", d.as_secs_f64()))
             }
             Fault::PostgresRestart => {
+                // Slow the database for a second first, so a backlog builds
+                // and the restart lands while the writers are draining it.
+                self.proxies.postgres.set(ProxyFault::Delay(Duration::from_millis(100)));
+                tokio::time::sleep(Duration::from_secs(1)).await;
                 let backlog = self.queue_depth(&self.queue_url).await.unwrap_or(-1);
+                let busy = self.writers.iter().filter(|w| w.busy()).count();
                 let mut pg = self.postgres.lock().await;
-                match pg.as_mut() {
+                let restarted = match pg.as_mut() {
                     Some(pg) => pg.restart().await.map(|d| {
-                        format!("PostgreSQL restarted with {backlog} entries queued (down {:.2} s)", d.as_secs_f64())
+                        format!(
+                            "PostgreSQL restarted with {backlog} entries queued and {busy} writer batches in flight (down {:.2} s)",
+                            d.as_secs_f64()
+                        )
                     }),
                     None => Err("PostgreSQL is gone".into()),
-                }
+                };
+                self.proxies.postgres.set(ProxyFault::None);
+                restarted
             }
             Fault::WriterKilled => Ok(self.kill_a_writer().await),
         };
