@@ -48,21 +48,8 @@ run_contract() {
   fi
   local queue_url
   queue_url=$(target/debug/fanrush setup --queue fanrush-contract | sed -n 's/^SQS_QUEUE_URL=//p')
-  cat >"$STATE/contract.env" <<ENV
-REDIS_URL=$REDIS_URL
-REDIS_KEY_PREFIX=contract
-DATABASE_URL=$DATABASE_URL
-DATABASE_SCHEMA=contract
-SQS_QUEUE_URL=$queue_url
-AWS_ENDPOINT_URL=$AWS_ENDPOINT_URL
-AWS_REGION=$AWS_REGION
-AWS_ACCESS_KEY_ID=$AWS_ACCESS_KEY_ID
-AWS_SECRET_ACCESS_KEY=$AWS_SECRET_ACCESS_KEY
-AWS_EC2_METADATA_DISABLED=true
-AUTH_MODE=dev
-RATE_LIMIT_REQUESTS=0
-RUST_LOG=warn
-ENV
+  write_function_env "$STATE/contract.env" "$queue_url" \
+    REDIS_KEY_PREFIX=contract DATABASE_SCHEMA=contract RATE_LIMIT_REQUESTS=0 RUST_LOG=warn
   if port_open "$CONTRACT_PORT"; then
     log "127.0.0.1:$CONTRACT_PORT is taken; set CONTRACT_PORT"
     return 1

@@ -142,6 +142,26 @@ ensure_services() {
   ensure_sqs
 }
 
+# Writes the environment file of locally run functions: the services of this
+# stack, the queue, local AWS credentials, AUTH_MODE=dev, then any extra
+# KEY=value lines given.
+write_function_env() { # file, queue url, extra KEY=value...
+  local file=$1 queue_url=$2
+  shift 2
+  {
+    echo "REDIS_URL=$REDIS_URL"
+    echo "DATABASE_URL=$DATABASE_URL"
+    echo "SQS_QUEUE_URL=$queue_url"
+    echo "AWS_ENDPOINT_URL=$AWS_ENDPOINT_URL"
+    echo "AWS_REGION=$AWS_REGION"
+    echo "AWS_ACCESS_KEY_ID=$AWS_ACCESS_KEY_ID"
+    echo "AWS_SECRET_ACCESS_KEY=$AWS_SECRET_ACCESS_KEY"
+    echo "AWS_EC2_METADATA_DISABLED=true"
+    echo "AUTH_MODE=dev"
+    printf '%s\n' "$@"
+  } >"$file"
+}
+
 ensure_pip_tool() { # command, pip package
   command -v "$1" >/dev/null && return
   log "pip install $2"
