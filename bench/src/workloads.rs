@@ -2,9 +2,7 @@
 //! endpoint and PostgreSQL of `make bench`, through the Runtime API harness.
 
 use crate::figures::{median, percentile, Figure, Report};
-use aws_config::{BehaviorVersion, Region};
 use aws_lambda_events::event::sqs::SqsEvent;
-use aws_sdk_sqs::config::Credentials;
 use chrono::{Duration as Minutes, Utc};
 use fanrush::config::sqs_client;
 use fanrush::domain::{Entry, EntryMessage, EventId, FanEvent, FanId};
@@ -12,6 +10,7 @@ use fanrush::gate::{Admission, EntryGate};
 use fanrush::queue::provision;
 use fanrush::store::Database;
 use fanrush::writer::EntryWriter;
+use fanrush_testkit::local_aws;
 use fanrush_testkit::runtime::{cpu_ms, rss_mb, Harness};
 use serde_json::json;
 use std::path::PathBuf;
@@ -49,12 +48,7 @@ impl Workloads {
         let endpoint = var("AWS_ENDPOINT_URL", "http://127.0.0.1:9324");
         let database_url = var("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/postgres");
         let prefix = format!("bench-{}", std::process::id());
-        let sdk = aws_config::defaults(BehaviorVersion::latest())
-            .endpoint_url(&endpoint)
-            .region(Region::new("us-east-1"))
-            .credentials_provider(Credentials::new("local", "local", None, None, "bench"))
-            .load()
-            .await;
+        let sdk = local_aws::sdk_config(&endpoint).await;
         let sqs = sqs_client(&sdk, Duration::from_secs(5));
         let (queue_url, _) = provision(&sqs, &prefix, 5, 30).await.expect("bench queue");
         let gate = EntryGate::new(&redis_url, &prefix, Duration::from_secs(1), Duration::from_secs(1)).unwrap();
@@ -77,23 +71,19 @@ impl Workloads {
         {
             gate.confirm(&r).await.unwrap();
         }
-        let env = vec![
-            ("REDIS_URL", redis_url.clone()),
-            ("REDIS_KEY_PREFIX", prefix.clone()),
-            ("SQS_QUEUE_URL", queue_url.clone()),
-            ("AWS_ENDPOINT_URL", endpoint),
-            ("AWS_REGION", "us-east-1".into()),
-            ("AWS_ACCESS_KEY_ID", "local".into()),
-            ("AWS_SECRET_ACCESS_KEY", "local".into()),
-            ("AWS_EC2_METADATA_DISABLED", "true".into()),
-            ("DATABASE_URL", database_url),
-            ("AUTH_MODE", "dev".into()),
-            ("SCHEDULER_DRY_RUN", "true".into()),
-            ("RUST_LOG", "warn".into()),
-        ]
-        .into_iter()
-        .map(|(k, v)| (k.to_owned(), v))
-        .collect();
+        let mut env = local_aws::function_env(&endpoint);
+        env.extend(
+            [
+                ("REDIS_URL", redis_url.clone()),
+                ("REDIS_KEY_PREFIX", prefix.clone()),
+                ("SQS_QUEUE_URL", queue_url.clone()),
+                ("DATABASE_URL", database_url),
+                ("AUTH_MODE", "dev".into()),
+                ("SCHEDULER_DRY_RUN", "true".into()),
+                ("RUST_LOG", "warn".into()),
+            ]
+            .map(|(k, v)| (k.to_owned(), v)),
+        );
         Self { root, quick, env, redis_url, prefix, queue_url, sqs, accept: None }
     }
 

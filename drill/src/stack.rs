@@ -5,8 +5,6 @@ use crate::faults::{all_scenarios, Fault, Scenario};
 use crate::functions::{Environment, FunctionSpec, Pool};
 use crate::spike::{self, Observed, Shape};
 use crate::verify::{self, GateView, Tally};
-use aws_config::{BehaviorVersion, Region};
-use aws_sdk_sqs::config::Credentials;
 use aws_sdk_sqs::types::QueueAttributeName;
 use chrono::Utc;
 use fanrush::domain::{EventId, FanEvent};
@@ -15,7 +13,7 @@ use fanrush::queue::provision;
 use fanrush::store::Database;
 use fanrush_testkit::esm::{EventSourceMapping, Polled};
 use fanrush_testkit::services::{PrivatePostgres, PrivateRedis};
-use fanrush_testkit::{Fault as ProxyFault, FaultProxy};
+use fanrush_testkit::{local_aws, Fault as ProxyFault, FaultProxy};
 use serde_json::{json, Value};
 use std::fmt::Write as _;
 use std::net::SocketAddr;
@@ -168,12 +166,7 @@ impl Drill {
             postgres: proxy(postgres.addr()).await?,
         };
 
-        let sdk = aws_config::defaults(BehaviorVersion::latest())
-            .endpoint_url(endpoint())
-            .region(Region::new("us-east-1"))
-            .credentials_provider(Credentials::new("local", "local", None, None, "drill"))
-            .load()
-            .await;
+        let sdk = local_aws::sdk_config(&endpoint()).await;
         let sqs = fanrush::config::sqs_client(&sdk, Duration::from_secs(10));
         let (queue_url, dlq_url) = provision(&sqs, &format!("fanrush-drill-{}", std::process::id()), 10, 3)
             .await
@@ -185,20 +178,17 @@ impl Drill {
         gate.mark_state_present().await.map_err(|e| e.to_string())?;
 
         let env = |extra: &[(&str, &str)]| -> Vec<(String, String)> {
-            let mut v: Vec<(String, String)> = [
-                ("REDIS_URL", format!("redis://{}", proxies.redis.addr())),
-                ("DATABASE_URL", format!("postgres://postgres@{}/postgres", proxies.postgres.addr())),
-                ("SQS_QUEUE_URL", queue_url.clone()),
-                ("AWS_ENDPOINT_URL", format!("http://{}", proxies.sqs.addr())),
-                ("AWS_REGION", "us-east-1".into()),
-                ("AWS_ACCESS_KEY_ID", "local".into()),
-                ("AWS_SECRET_ACCESS_KEY", "local".into()),
-                ("AWS_EC2_METADATA_DISABLED", "true".into()),
-                ("RUST_LOG", "warn".into()),
-            ]
-            .into_iter()
-            .map(|(k, v)| (k.to_owned(), v))
-            .collect();
+            // The functions reach every service through the drill's proxies.
+            let mut v = local_aws::function_env(&format!("http://{}", proxies.sqs.addr()));
+            v.extend(
+                [
+                    ("REDIS_URL", format!("redis://{}", proxies.redis.addr())),
+                    ("DATABASE_URL", format!("postgres://postgres@{}/postgres", proxies.postgres.addr())),
+                    ("SQS_QUEUE_URL", queue_url.clone()),
+                    ("RUST_LOG", "warn".into()),
+                ]
+                .map(|(k, v)| (k.to_owned(), v)),
+            );
             v.extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
             v
         };

@@ -18,10 +18,12 @@
 //! [`HttpCapture`] records HTTP requests (a Slack webhook stand-in).
 //! [`runtime::Harness`] is a Lambda Runtime API for one function process;
 //! [`esm::EventSourceMapping`] is the SQS event source in front of `writer`;
-//! [`services`] starts private Redis and PostgreSQL servers (TLS optional).
+//! [`services`] starts private Redis and PostgreSQL servers (TLS optional);
+//! [`local_aws`] points SDK clients and functions at a local endpoint.
 
 mod capture;
 pub mod esm;
+pub mod local_aws;
 pub mod runtime;
 pub mod services;
 

@@ -7,9 +7,8 @@
 
 #![allow(dead_code)]
 
-use aws_config::{BehaviorVersion, Region, SdkConfig};
+use aws_config::SdkConfig;
 use aws_lambda_events::event::sqs::SqsEvent;
-use aws_sdk_sqs::config::Credentials;
 use chrono::{DateTime, Duration as Minutes, Utc};
 use fanrush::api::{AdminApi, FanApi};
 use fanrush::config::{sqs_client, AuthMode};
@@ -43,12 +42,7 @@ pub fn unique(kind: &str) -> String {
 
 /// AWS SDK configuration for the local SQS endpoint at `endpoint`.
 pub async fn sdk_config(endpoint: &str) -> SdkConfig {
-    aws_config::defaults(BehaviorVersion::latest())
-        .endpoint_url(endpoint)
-        .region(Region::new("us-east-1"))
-        .credentials_provider(Credentials::new("test", "test", None, None, "fanrush-tests"))
-        .load()
-        .await
+    fanrush_testkit::local_aws::sdk_config(endpoint).await
 }
 
 pub fn gate(url: &str, prefix: &str) -> EntryGate {
