@@ -48,17 +48,20 @@ async fn redis_over_tls_with_an_auth_token_from_secrets_manager() {
     let gate = EntryGate::from_config(&config).unwrap();
     assert!(extension.requests().is_empty(), "nothing is read before the first use");
     gate.mark_state_present().await.unwrap();
-    assert!(gate.state_present().await.unwrap());
+    assert_eq!(gate.state_lost_since(chrono::Utc::now()).await.unwrap(), None, "the state is there");
     assert_eq!(extension.requests().len(), 1, "the token is read once, on the first connect");
 
     let without_token = EntryGate::from_config(&RedisConfig { auth: SecretSource::None, ..config.clone() }).unwrap();
-    assert!(without_token.state_present().await.is_err(), "AUTH is required");
+    assert!(without_token.state_lost_since(chrono::Utc::now()).await.is_err(), "AUTH is required");
     let wrong_token = RedisConfig { auth: SecretSource::Plain(Secret::new("wrong")), ..config.clone() };
-    assert!(EntryGate::from_config(&wrong_token).unwrap().state_present().await.is_err());
+    assert!(EntryGate::from_config(&wrong_token).unwrap().state_lost_since(chrono::Utc::now()).await.is_err());
     let system_roots = EntryGate::from_config(&RedisConfig { root_certificates: None, ..config.clone() }).unwrap();
-    assert!(system_roots.state_present().await.is_err(), "the server's certificate is verified");
+    assert!(system_roots.state_lost_since(chrono::Utc::now()).await.is_err(), "the server's certificate is verified");
     let plaintext = RedisConfig { url: redis.url().replace("rediss://", "redis://"), ..config };
-    assert!(EntryGate::from_config(&plaintext).unwrap().state_present().await.is_err(), "TLS only");
+    assert!(
+        EntryGate::from_config(&plaintext).unwrap().state_lost_since(chrono::Utc::now()).await.is_err(),
+        "TLS only"
+    );
     drop(redis);
     let _ = std::fs::remove_dir_all(dir);
 }

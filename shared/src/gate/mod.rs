@@ -419,19 +419,6 @@ impl EntryGate {
         Ok(())
     }
 
-    /// Whether Redis still holds the gate state.
-    pub async fn state_present(&self) -> Result<bool, GateError> {
-        let key = self.state_key();
-        let exists = self
-            .redis
-            .run(|mut c| {
-                let cmd = redis::cmd("EXISTS").arg(&key).to_owned();
-                async move { cmd.query_async::<bool>(&mut c).await }
-            })
-            .await?;
-        Ok(exists)
-    }
-
     /// `None` while Redis holds the gate state; otherwise when the loss was
     /// first noticed (recorded now if nobody noticed it before).
     pub async fn state_lost_since(&self, now: DateTime<Utc>) -> Result<Option<DateTime<Utc>>, GateError> {
