@@ -76,7 +76,7 @@ impl Environment {
 
 /// Environments of one function, invoked round-robin.
 pub struct Pool {
-    pub environments: Vec<Environment>,
+    environments: Vec<Environment>,
     next: AtomicUsize,
 }
 
