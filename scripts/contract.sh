@@ -46,9 +46,10 @@ run_contract() {
     python3 -m pip install -q 'schemathesis==4.32.5'
     hash -r
   fi
-  local queue_url
-  queue_url=$(target/debug/fanrush setup --queue fanrush-contract | sed -n 's/^SQS_QUEUE_URL=//p')
-  write_function_env "$STATE/contract.env" "$queue_url" \
+  local setup SQS_QUEUE_URL SQS_DLQ_URL
+  setup=$(target/debug/fanrush setup --queue fanrush-contract)
+  eval "$setup" # SQS_QUEUE_URL, SQS_DLQ_URL
+  write_function_env "$STATE/contract.env" "$SQS_QUEUE_URL" "$SQS_DLQ_URL" \
     REDIS_KEY_PREFIX=contract DATABASE_SCHEMA=contract RATE_LIMIT_REQUESTS=0 RUST_LOG=warn
   if port_open "$CONTRACT_PORT"; then
     log "127.0.0.1:$CONTRACT_PORT is taken; set CONTRACT_PORT"

@@ -143,15 +143,16 @@ ensure_services() {
 }
 
 # Writes the environment file of locally run functions: the services of this
-# stack, the queue, local AWS credentials, AUTH_MODE=dev, then any extra
-# KEY=value lines given.
-write_function_env() { # file, queue url, extra KEY=value...
-  local file=$1 queue_url=$2
-  shift 2
+# stack, the queue and its DLQ, local AWS credentials, AUTH_MODE=dev, then
+# any extra KEY=value lines given.
+write_function_env() { # file, queue url, DLQ url, extra KEY=value...
+  local file=$1 queue_url=$2 dlq_url=$3
+  shift 3
   {
     echo "REDIS_URL=$REDIS_URL"
     echo "DATABASE_URL=$DATABASE_URL"
     echo "SQS_QUEUE_URL=$queue_url"
+    echo "SQS_DLQ_URL=$dlq_url"
     echo "AWS_ENDPOINT_URL=$AWS_ENDPOINT_URL"
     echo "AWS_REGION=$AWS_REGION"
     echo "AWS_ACCESS_KEY_ID=$AWS_ACCESS_KEY_ID"

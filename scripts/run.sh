@@ -25,7 +25,7 @@ setup=$(target/debug/fanrush setup --queue "$QUEUE_NAME")
 eval "$setup" # SQS_QUEUE_URL, SQS_DLQ_URL
 export SQS_QUEUE_URL SQS_DLQ_URL
 
-write_function_env "$STATE/run.env" "$SQS_QUEUE_URL" SCHEDULER_DRY_RUN=true "RUST_LOG=${RUST_LOG:-info}"
+write_function_env "$STATE/run.env" "$SQS_QUEUE_URL" "$SQS_DLQ_URL" SCHEDULER_DRY_RUN=true "RUST_LOG=${RUST_LOG:-info}"
 
 for port in "$INVOKE_PORT" "$API_PORT"; do
   if port_open "$port"; then

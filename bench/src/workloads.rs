@@ -77,6 +77,7 @@ impl Workloads {
                 ("REDIS_URL", redis_url.clone()),
                 ("REDIS_KEY_PREFIX", prefix.clone()),
                 ("SQS_QUEUE_URL", queue_url.clone()),
+                ("SQS_DLQ_URL", format!("{queue_url}-dlq")),
                 ("DATABASE_URL", database_url),
                 ("AUTH_MODE", "dev".into()),
                 ("SCHEDULER_DRY_RUN", "true".into()),

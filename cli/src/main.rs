@@ -5,12 +5,14 @@
 //! - `fanrush setup`: provisions the local stack's queue + DLQ, migrates
 //!   PostgreSQL and restores the gate; prints `SQS_QUEUE_URL=` and
 //!   `SQS_DLQ_URL=` lines for the calling script.
+//! - `fanrush redrive`: replays the DLQ into the entry queue.
 //! - `fanrush bridge`: the local stand-in for Lambda's event sources (SQS
 //!   event-source mapping to `writer`, the minute schedule to `scheduler`).
 
 mod args;
 mod bridge;
 mod plan;
+mod redrive;
 mod setup;
 mod simulate;
 
@@ -27,10 +29,12 @@ async fn main() -> ExitCode {
         "bridge" => bridge::run(&rest).await,
         "plan" => plan::run(&rest).await,
         "simulate" => simulate::run(&rest).await,
+        "redrive" => redrive::run(&rest).await,
         _ => Err(format!(
-            "usage: fanrush <plan|simulate|setup|bridge> [options]\n{}\n{}\n{}\n{}",
+            "usage: fanrush <plan|simulate|redrive|setup|bridge> [options]\n{}\n{}\n{}\n{}\n{}",
             plan::USAGE,
             simulate::USAGE,
+            redrive::USAGE,
             setup::USAGE,
             bridge::USAGE
         )),

@@ -8,7 +8,7 @@ use crate::args::Args;
 use fanrush::config::{aws_config, sqs_client, DatabaseConfig, RedisConfig};
 use fanrush::gate::EntryGate;
 use fanrush::queue::{provision, EntryQueue, SendPolicy};
-use fanrush::recovery::restore_gate;
+use fanrush::recovery::{restore_gate, Queues};
 use fanrush::store::Database;
 use std::time::Duration;
 
@@ -32,8 +32,10 @@ pub async fn run(argv: &[String]) -> Result<(), String> {
         .map_err(|e| e.to_string())?;
     let queue = EntryQueue::new(sqs, &queue_url, SendPolicy { attempts: 1, backoff: Duration::ZERO });
     // Setup runs before any function is started: no request can be in flight.
+    let dead_letters = queue.dead_letters(&dlq_url);
+    let queues = Queues { entries: &queue, dead_letters: &dead_letters };
     let restored =
-        restore_gate(&gate, &db, &queue, chrono::Utc::now(), Duration::ZERO).await.map_err(|e| e.to_string())?;
+        restore_gate(&gate, &db, &queues, chrono::Utc::now(), Duration::ZERO).await.map_err(|e| e.to_string())?;
     eprintln!("gate: {restored:?}");
     println!("SQS_QUEUE_URL={queue_url}");
     println!("SQS_DLQ_URL={dlq_url}");

@@ -185,6 +185,7 @@ impl Drill {
                     ("REDIS_URL", format!("redis://{}", proxies.redis.addr())),
                     ("DATABASE_URL", format!("postgres://postgres@{}/postgres", proxies.postgres.addr())),
                     ("SQS_QUEUE_URL", queue_url.clone()),
+                    ("SQS_DLQ_URL", dlq_url.clone()),
                     ("RUST_LOG", "warn".into()),
                 ]
                 .map(|(k, v)| (k.to_owned(), v)),

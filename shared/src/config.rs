@@ -116,14 +116,32 @@ fn pem_file(var: &'static str) -> Result<Option<Vec<u8>>, ConfigError> {
 #[derive(Debug, Clone)]
 pub struct QueueConfig {
     pub url: String,
+    /// `SQS_DLQ_URL`: the entry queue's DLQ. Required where the gate is
+    /// restored or swept (admin-api, scheduler): entries in it count as taken.
+    pub dead_letter_url: Option<String>,
     pub attempt_timeout: Duration,
     pub policy: SendPolicy,
 }
 
 impl QueueConfig {
+    /// The entry queue, with its DLQ required.
+    pub fn with_dead_letters_from_env() -> Result<Self, ConfigError> {
+        let c = Self::from_env()?;
+        c.dead_letter_url.as_ref().ok_or(ConfigError::Missing("SQS_DLQ_URL"))?;
+        Ok(c)
+    }
+
+    /// The entry queue client (built on first use) and, when configured, its DLQ.
+    pub fn queues(&self) -> (crate::queue::EntryQueue, Option<crate::queue::DeadLetterQueue>) {
+        let queue = crate::queue::EntryQueue::lazy(&self.url, self.policy, self.attempt_timeout);
+        let dead = self.dead_letter_url.as_ref().map(|url| queue.dead_letters(url));
+        (queue, dead)
+    }
+
     pub fn from_env() -> Result<Self, ConfigError> {
         Ok(Self {
             url: required("SQS_QUEUE_URL")?,
+            dead_letter_url: std::env::var("SQS_DLQ_URL").ok().filter(|v| !v.is_empty()),
             attempt_timeout: millis("SQS_ATTEMPT_TIMEOUT_MS", 1000)?,
             policy: SendPolicy {
                 attempts: number("SQS_SEND_ATTEMPTS", 2)?.max(1) as u32,
@@ -177,7 +195,7 @@ impl AdminApiConfig {
         Ok(Self {
             redis: RedisConfig::from_env()?,
             database: DatabaseConfig::from_env()?,
-            queue: QueueConfig::from_env()?,
+            queue: QueueConfig::with_dead_letters_from_env()?,
             auth: AuthMode::from_env()?,
             retry_after_s: number("RETRY_AFTER_SECONDS", 1)?,
             restore_settle: restore_settle()?,
@@ -233,7 +251,7 @@ impl SchedulerConfig {
         Ok(Self {
             redis: RedisConfig::from_env()?,
             database: DatabaseConfig::from_env()?,
-            queue: QueueConfig::from_env()?,
+            queue: QueueConfig::with_dead_letters_from_env()?,
             patience: Patience {
                 restore_settle: restore_settle()?,
                 sweep_after: Duration::from_secs(number("PENDING_SWEEP_AFTER_SECONDS", 300)?),

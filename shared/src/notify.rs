@@ -28,6 +28,9 @@ pub enum Notice {
     SchedulerError { message: String },
     /// A CloudWatch alarm changed state.
     Alarm { name: String, state: String, reason: String },
+    /// Accepted entries sit in the DLQ: named, so an operator knows whose
+    /// entries wait for `fanrush redrive`. `entries` is `event/fan@position`.
+    DeadLetters { entries: Vec<String>, unreadable: usize },
 }
 
 impl Notice {
@@ -54,6 +57,22 @@ impl Notice {
             }
             Self::SchedulerError { message } => format!(":x: Scheduler error: {message}"),
             Self::Alarm { name, state, reason } => format!(":bell: Alarm {name} is {state}: {reason}"),
+            Self::DeadLetters { entries, unreadable } => {
+                const SHOWN: usize = 20;
+                let mut s = format!(
+                    ":rotating_light: {} accepted entries are in the DLQ (their places stay taken): {}",
+                    entries.len(),
+                    entries.iter().take(SHOWN).cloned().collect::<Vec<_>>().join(", ")
+                );
+                if entries.len() > SHOWN {
+                    let _ = write!(s, " and {} more", entries.len() - SHOWN);
+                }
+                if *unreadable > 0 {
+                    let _ = write!(s, "; {unreadable} messages are not entries");
+                }
+                s.push_str(". Fix the cause (see the writer's log), then run `fanrush redrive`.");
+                s
+            }
         }
     }
 

@@ -8,8 +8,14 @@
 //! idempotent writer turns any duplicate delivery into one row. SDK retries
 //! are off and retried here instead, because whether *any* attempt might have
 //! landed decides which of the last two it is.
+//!
+//! [`DeadLetterQueue`]: entries SQS gave up delivering (after the redrive
+//! policy's `maxReceiveCount`). Each was told "accepted", so the sweep and
+//! the gate restore count them as taken; the scheduler names them to Slack;
+//! [`DeadLetterQueue::redrive_into`] (`fanrush redrive`) puts them back once
+//! the cause is fixed.
 
-use crate::domain::{Entry, EntryMessage};
+use crate::domain::{Entry, EntryMessage, EventId, FanId};
 use aws_sdk_sqs::error::{DisplayErrorContext, SdkError};
 use aws_sdk_sqs::types::QueueAttributeName;
 use aws_sdk_sqs::Client;
@@ -33,6 +39,9 @@ pub enum QueueError {
     /// A queue-management call failed.
     #[error("SQS call failed: {0}")]
     Api(String),
+    /// Another reader holds some dead letters out of sight right now.
+    #[error("{0} dead letters are being read by someone else; try again shortly")]
+    DeadLettersBusy(i64),
 }
 
 /// How hard to try one send.
@@ -109,19 +118,185 @@ impl EntryQueue {
     /// True when no message is waiting, in flight or delayed: every entry
     /// queued so far has been written or dead-lettered.
     pub async fn is_drained(&self) -> Result<bool, QueueError> {
-        let out = self
-            .client()
-            .await
-            .get_queue_attributes()
-            .queue_url(&self.queue_url)
-            .attribute_names(QueueAttributeName::ApproximateNumberOfMessages)
-            .attribute_names(QueueAttributeName::ApproximateNumberOfMessagesNotVisible)
-            .attribute_names(QueueAttributeName::ApproximateNumberOfMessagesDelayed)
-            .send()
-            .await
-            .map_err(|e| QueueError::Api(DisplayErrorContext(&e).to_string()))?;
-        let attrs = out.attributes.unwrap_or_default();
-        Ok(attrs.values().all(|v| v.trim() == "0"))
+        Ok(depth(self.client().await, &self.queue_url).await?.total() == 0)
+    }
+
+    /// The dead-letter queue at `url`, through this queue's client.
+    pub fn dead_letters(&self, url: impl Into<String>) -> DeadLetterQueue {
+        DeadLetterQueue { queue: Self { queue_url: url.into(), ..self.clone() } }
+    }
+}
+
+/// How many messages a queue holds, as SQS approximates them.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Depth {
+    pub visible: i64,
+    /// Received by someone and not yet deleted or back.
+    pub in_flight: i64,
+    pub delayed: i64,
+}
+
+impl Depth {
+    pub fn total(&self) -> i64 {
+        self.visible + self.in_flight + self.delayed
+    }
+}
+
+async fn depth(client: &Client, url: &str) -> Result<Depth, QueueError> {
+    let out = client
+        .get_queue_attributes()
+        .queue_url(url)
+        .attribute_names(QueueAttributeName::ApproximateNumberOfMessages)
+        .attribute_names(QueueAttributeName::ApproximateNumberOfMessagesNotVisible)
+        .attribute_names(QueueAttributeName::ApproximateNumberOfMessagesDelayed)
+        .send()
+        .await
+        .map_err(|e| QueueError::Api(DisplayErrorContext(&e).to_string()))?;
+    let attrs = out.attributes.unwrap_or_default();
+    let get = |name: QueueAttributeName| attrs.get(&name).and_then(|v| v.trim().parse().ok()).unwrap_or(0);
+    Ok(Depth {
+        visible: get(QueueAttributeName::ApproximateNumberOfMessages),
+        in_flight: get(QueueAttributeName::ApproximateNumberOfMessagesNotVisible),
+        delayed: get(QueueAttributeName::ApproximateNumberOfMessagesDelayed),
+    })
+}
+
+/// Entries read from the DLQ without removing them.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DeadLetters {
+    pub entries: Vec<Entry>,
+    /// Messages that are not entry messages at all (they hold no fan's place).
+    pub unreadable: usize,
+}
+
+impl DeadLetters {
+    /// The dead-lettered entry of this fan in this event, if any.
+    pub fn find(&self, event: &EventId, fan: &FanId) -> Option<&Entry> {
+        self.entries.iter().find(|e| &e.event_id == event && &e.fan_id == fan)
+    }
+}
+
+/// What [`DeadLetterQueue::redrive_into`] did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Redriven {
+    pub moved: usize,
+    /// Moved too, though not entry messages: they will come back to the DLQ.
+    pub unreadable: usize,
+}
+
+/// The DLQ behind the entry queue.
+pub struct DeadLetterQueue {
+    queue: EntryQueue,
+}
+
+/// How long a peek hides what it read: long enough to page through a DLQ
+/// without reading a message twice, short enough to hand it back quickly.
+const PEEK_VISIBILITY_S: i32 = 10;
+
+impl DeadLetterQueue {
+    pub async fn depth(&self) -> Result<Depth, QueueError> {
+        depth(self.queue.client().await, &self.queue.queue_url).await
+    }
+
+    /// Reads every dead letter without deleting any (each reappears after
+    /// [`PEEK_VISIBILITY_S`]). `DeadLettersBusy` when some are out of
+    /// sight (another reader has them) or the read came back short, so a
+    /// caller never mistakes "not seen" for "not there".
+    pub async fn peek(&self) -> Result<DeadLetters, QueueError> {
+        let before = self.depth().await?;
+        if before.total() == 0 {
+            return Ok(DeadLetters::default());
+        }
+        if before.in_flight > 0 {
+            return Err(QueueError::DeadLettersBusy(before.in_flight));
+        }
+        let mut seen = std::collections::HashSet::new();
+        let mut letters = DeadLetters::default();
+        let mut empty = 0;
+        while (seen.len() as i64) < before.visible && empty < 3 {
+            let out = self
+                .queue
+                .client()
+                .await
+                .receive_message()
+                .queue_url(&self.queue.queue_url)
+                .max_number_of_messages(10)
+                .visibility_timeout(PEEK_VISIBILITY_S)
+                .wait_time_seconds(0)
+                .send()
+                .await
+                .map_err(|e| QueueError::Api(DisplayErrorContext(&e).to_string()))?;
+            let messages = out.messages.unwrap_or_default();
+            empty = if messages.is_empty() { empty + 1 } else { 0 };
+            for m in messages {
+                if !seen.insert(m.message_id.clone().unwrap_or_default()) {
+                    continue;
+                }
+                match m.body.as_deref().map(EntryMessage::parse) {
+                    Some(Ok(entry)) => letters.entries.push(entry),
+                    _ => letters.unreadable += 1,
+                }
+            }
+        }
+        if (seen.len() as i64) < before.visible {
+            return Err(QueueError::DeadLettersBusy(before.visible - seen.len() as i64));
+        }
+        Ok(letters)
+    }
+
+    /// Moves every dead letter back into `queue`: send, then delete. A stop
+    /// between the two leaves the message in both; the writer's insert is
+    /// idempotent per fan, so the replay still makes one row.
+    pub async fn redrive_into(&self, queue: &EntryQueue) -> Result<Redriven, QueueError> {
+        let api = |e: &dyn std::fmt::Display| QueueError::Api(e.to_string());
+        let client = self.queue.client().await;
+        let mut done = Redriven::default();
+        let mut empty = 0;
+        while empty < 3 {
+            let out = client
+                .receive_message()
+                .queue_url(&self.queue.queue_url)
+                .max_number_of_messages(10)
+                .visibility_timeout(30)
+                .wait_time_seconds(0)
+                .send()
+                .await
+                .map_err(|e| api(&DisplayErrorContext(e)))?;
+            let messages = out.messages.unwrap_or_default();
+            if messages.is_empty() {
+                empty += 1;
+                if self.depth().await?.total() == 0 {
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(200)).await;
+                continue;
+            }
+            empty = 0;
+            for m in messages {
+                let body = m.body.unwrap_or_default();
+                queue
+                    .client()
+                    .await
+                    .send_message()
+                    .queue_url(&queue.queue_url)
+                    .message_body(&body)
+                    .send()
+                    .await
+                    .map_err(|e| api(&DisplayErrorContext(e)))?;
+                client
+                    .delete_message()
+                    .queue_url(&self.queue.queue_url)
+                    .receipt_handle(m.receipt_handle.unwrap_or_default())
+                    .send()
+                    .await
+                    .map_err(|e| api(&DisplayErrorContext(e)))?;
+                done.moved += 1;
+                if EntryMessage::parse(&body).is_err() {
+                    done.unreadable += 1;
+                }
+            }
+        }
+        Ok(done)
     }
 }
 

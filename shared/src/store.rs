@@ -48,6 +48,9 @@ CREATE TABLE IF NOT EXISTS entries (
     PRIMARY KEY (event_id, fan_id),
     UNIQUE (event_id, position)
 );
+-- A deleted event is retired, not forgotten: its id is never reused, so new
+-- positions can never collide with the entries it already holds.
+ALTER TABLE fan_events ADD COLUMN IF NOT EXISTS deleted_at timestamptz;
 COMMIT;
 ";
 
@@ -84,14 +87,23 @@ fn insert_entries_sql(rows: usize, mode: Insert) -> String {
 const EVENT_COLUMNS: &str =
     "event_id, title, opens_at, closes_at, capacity, expected_peak_rps, lead_minutes, cooldown_minutes";
 
+/// What [`Database::upsert_event`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Upserted {
+    Created,
+    Updated,
+    /// Nothing: the id belongs to a deleted event.
+    Retired,
+}
+
 /// Store failures.
 #[derive(Debug, Error)]
 pub enum StoreError {
     /// The database could not be reached or is not accepting work right now.
-    #[error("postgres is unavailable: {0}")]
+    #[error("postgres is unavailable: {}", describe(.0))]
     Unavailable(tokio_postgres::Error),
     /// The database refused these rows (a constraint, bad data).
-    #[error("postgres refused the statement: {0}")]
+    #[error("postgres refused the statement: {}", describe(.0))]
     Rejected(tokio_postgres::Error),
     #[error("bad database configuration: {0}")]
     Config(String),
@@ -100,6 +112,26 @@ pub enum StoreError {
     Secret(#[from] SecretError),
     #[error("a stored row is invalid: {0}")]
     Corrupt(String),
+}
+
+/// The database's own words: SQLSTATE, message and detail for an error the
+/// server sent (tokio-postgres displays only "db error"), the cause chain
+/// for a client-side one. Neither ever holds the password.
+fn describe(e: &tokio_postgres::Error) -> String {
+    if let Some(db) = e.as_db_error() {
+        let mut text = format!("SQLSTATE {} {}", db.code().code(), db.message());
+        if let Some(detail) = db.detail() {
+            text.push_str(&format!(" ({detail})"));
+        }
+        return text;
+    }
+    let mut text = e.to_string();
+    let mut source = std::error::Error::source(e);
+    while let Some(s) = source {
+        text.push_str(&format!(": {s}"));
+        source = s.source();
+    }
+    text
 }
 
 impl StoreError {
@@ -358,12 +390,21 @@ impl Database {
         Ok(!rows.is_empty())
     }
 
-    /// Every stored entry of an event, by position.
+    /// Every stored entry of an event, by position (checks and tests; a
+    /// restore pages through them with [`Database::entries_after`]).
     pub async fn entries(&self, event: &EventId) -> Result<Vec<Entry>, StoreError> {
+        self.entries_after(event, 0, i64::MAX).await
+    }
+
+    /// At most `limit` stored entries of an event after `position`, by
+    /// position: keyset pages on the `(event_id, position)` index, so memory
+    /// stays bounded however large the event.
+    pub async fn entries_after(&self, event: &EventId, position: Position, limit: i64) -> Result<Vec<Entry>, StoreError> {
         let rows = self
             .query(
-                "SELECT fan_id, position, note, accepted_at FROM entries WHERE event_id = $1 ORDER BY position",
-                &[&event.as_str()],
+                "SELECT fan_id, position, note, accepted_at FROM entries WHERE event_id = $1 AND position > $2
+                 ORDER BY position LIMIT $3",
+                &[&event.as_str(), &position, &limit],
             )
             .await?;
         rows.iter()
@@ -379,14 +420,25 @@ impl Database {
             .collect()
     }
 
+    /// How many entries an event holds and its highest position.
+    pub async fn entry_totals(&self, event: &EventId) -> Result<(i64, Position), StoreError> {
+        let rows = self
+            .query(
+                "SELECT count(*), coalesce(max(position), 0) FROM entries WHERE event_id = $1",
+                &[&event.as_str()],
+            )
+            .await?;
+        Ok((rows[0].get(0), rows[0].get(1)))
+    }
+
     /// How many entries of an event are stored.
     pub async fn written_count(&self, event: &EventId) -> Result<i64, StoreError> {
         let rows = self.query("SELECT count(*) FROM entries WHERE event_id = $1", &[&event.as_str()]).await?;
         Ok(rows[0].get(0))
     }
 
-    /// Creates or replaces an event definition; true when it was created.
-    pub async fn upsert_event(&self, e: &FanEvent) -> Result<bool, StoreError> {
+    /// Creates or replaces an event definition, unless its id is retired.
+    pub async fn upsert_event(&self, e: &FanEvent) -> Result<Upserted, StoreError> {
         let lead = e.lead_minutes.map(|m| m as i32);
         let cooldown = e.cooldown_minutes.map(|m| m as i32);
         let rows = self
@@ -397,31 +449,57 @@ impl Database {
                    closes_at = EXCLUDED.closes_at, capacity = EXCLUDED.capacity,
                    expected_peak_rps = EXCLUDED.expected_peak_rps, lead_minutes = EXCLUDED.lead_minutes,
                    cooldown_minutes = EXCLUDED.cooldown_minutes, updated_at = now()
+                 WHERE fan_events.deleted_at IS NULL
                  RETURNING (xmax = 0) AS created",
                 &[&e.id.as_str(), &e.title, &e.opens_at, &e.closes_at, &e.capacity, &e.expected_peak_rps, &lead, &cooldown],
             )
             .await?;
-        Ok(rows[0].get(0))
+        Ok(match rows.first().map(|r| r.get::<_, bool>(0)) {
+            Some(true) => Upserted::Created,
+            Some(false) => Upserted::Updated,
+            None => Upserted::Retired,
+        })
+    }
+
+    /// True when an event with this id was deleted: the id is not reusable.
+    pub async fn is_retired(&self, id: &EventId) -> Result<bool, StoreError> {
+        let rows = self
+            .query("SELECT 1 FROM fan_events WHERE event_id = $1 AND deleted_at IS NOT NULL", &[&id.as_str()])
+            .await?;
+        Ok(!rows.is_empty())
     }
 
     /// One event definition.
     pub async fn event(&self, id: &EventId) -> Result<Option<FanEvent>, StoreError> {
-        let rows =
-            self.query(&format!("SELECT {EVENT_COLUMNS} FROM fan_events WHERE event_id = $1"), &[&id.as_str()]).await?;
+        let rows = self
+            .query(
+                &format!("SELECT {EVENT_COLUMNS} FROM fan_events WHERE event_id = $1 AND deleted_at IS NULL"),
+                &[&id.as_str()],
+            )
+            .await?;
         rows.first().map(event_from_row).transpose()
     }
 
-    /// The whole calendar, by opening time.
+    /// The whole calendar (deleted events left out), by opening time.
     pub async fn events(&self) -> Result<Vec<FanEvent>, StoreError> {
-        let rows =
-            self.query(&format!("SELECT {EVENT_COLUMNS} FROM fan_events ORDER BY opens_at, event_id"), &[]).await?;
+        let rows = self
+            .query(
+                &format!("SELECT {EVENT_COLUMNS} FROM fan_events WHERE deleted_at IS NULL ORDER BY opens_at, event_id"),
+                &[],
+            )
+            .await?;
         rows.iter().map(event_from_row).collect()
     }
 
-    /// Deletes an event definition; true when it existed. Its entries stay:
-    /// they are the record of who was accepted.
+    /// Deletes an event definition; true when it existed. Its entries stay
+    /// (they are the record of who was accepted) and its id is retired.
     pub async fn delete_event(&self, id: &EventId) -> Result<bool, StoreError> {
-        let rows = self.query("DELETE FROM fan_events WHERE event_id = $1 RETURNING 1", &[&id.as_str()]).await?;
+        let rows = self
+            .query(
+                "UPDATE fan_events SET deleted_at = now() WHERE event_id = $1 AND deleted_at IS NULL RETURNING 1",
+                &[&id.as_str()],
+            )
+            .await?;
         Ok(!rows.is_empty())
     }
 }

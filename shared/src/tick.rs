@@ -7,8 +7,8 @@ use crate::control::ControlError;
 use crate::domain::{parse_ics, FanEvent};
 use crate::gate::EntryGate;
 use crate::notify::Notice;
-use crate::queue::EntryQueue;
-use crate::recovery::{housekeeping, Patience};
+use crate::queue::{DeadLetterQueue, EntryQueue};
+use crate::recovery::{housekeeping, Patience, Queues};
 use crate::scheduler::Scheduler;
 use crate::store::{Database, StoreError};
 use crate::web::Web;
@@ -30,6 +30,10 @@ pub struct Services {
     pub gate: EntryGate,
     pub db: Database,
     pub queue: EntryQueue,
+    pub dead_letters: DeadLetterQueue,
+    /// The dead letters Slack was last told about, so a standing DLQ is
+    /// named once per change, not every minute.
+    pub dead_letters_told: std::sync::Mutex<Vec<String>>,
     pub scheduler: Scheduler,
     pub patience: Patience,
     pub calendar_ics_url: Option<String>,
@@ -40,7 +44,8 @@ pub struct Services {
 pub async fn tick(s: &Services, now: DateTime<Utc>) -> Result<Value, TickError> {
     let notify =
         |message: String| async move { s.scheduler.notifier().notify(&Notice::SchedulerError { message }).await };
-    let house = match housekeeping(&s.gate, &s.db, &s.queue, now, s.patience).await {
+    let queues = Queues { entries: &s.queue, dead_letters: &s.dead_letters };
+    let house = match housekeeping(&s.gate, &s.db, &queues, now, s.patience).await {
         Ok(h) => json!({
             "restored": h.restored.map(|(events, entries)| json!({ "events": events, "entries": entries })),
             "confirmed": h.sweep.confirmed,
@@ -52,6 +57,7 @@ pub async fn tick(s: &Services, now: DateTime<Utc>) -> Result<Value, TickError> 
             json!({ "error": e.to_string() })
         }
     };
+    let dead = name_dead_letters(s).await;
     let stored = match s.db.events().await {
         Ok(events) => events,
         Err(e) => {
@@ -69,6 +75,7 @@ pub async fn tick(s: &Services, now: DateTime<Utc>) -> Result<Value, TickError> 
     let r = s.scheduler.reconcile(&calendar, &stored, Some(&s.gate), now).await?;
     Ok(json!({
         "housekeeping": house,
+        "deadLetters": dead,
         "provisionedConcurrency": r.desired.provisioned_concurrency,
         "previous": r.previous,
         "applied": format!("{:?}", r.applied),
@@ -76,6 +83,35 @@ pub async fn tick(s: &Services, now: DateTime<Utc>) -> Result<Value, TickError> 
         "clamped": r.desired.clamped,
         "alerts": r.alerts,
     }))
+}
+
+/// Names the entries in the DLQ to Slack when they changed since last told;
+/// returns how many there are.
+async fn name_dead_letters(s: &Services) -> Value {
+    let peeked = match s.dead_letters.depth().await {
+        Ok(d) if d.total() == 0 => Ok(Default::default()),
+        Ok(_) => s.dead_letters.peek().await,
+        Err(e) => Err(e),
+    };
+    let letters = match peeked {
+        Ok(l) => l,
+        Err(e) => return json!({ "error": e.to_string() }),
+    };
+    let mut names: Vec<String> =
+        letters.entries.iter().map(|e| format!("{}/{}@{}", e.event_id, e.fan_id, e.position)).collect();
+    names.sort();
+    let changed = {
+        let mut told = s.dead_letters_told.lock().unwrap();
+        let changed = *told != names;
+        told.clone_from(&names);
+        changed
+    };
+    if changed && (!names.is_empty() || letters.unreadable > 0) {
+        tracing::error!(count = names.len(), unreadable = letters.unreadable, "accepted entries are dead-lettered");
+        let notice = Notice::DeadLetters { entries: names.clone(), unreadable: letters.unreadable };
+        s.scheduler.notifier().notify(&notice).await;
+    }
+    json!({ "entries": names.len(), "unreadable": letters.unreadable })
 }
 
 /// Adds feed events; an event defined in PostgreSQL wins over the feed's.

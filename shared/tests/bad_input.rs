@@ -81,6 +81,7 @@ async fn the_admin_api_refuses_requests_without_an_iam_identity() {
         gate(&redis_url(), &stack.prefix),
         database(&stack.schema),
         stack.queue(),
+        stack.dead_letters(),
         AuthMode::Authorizer,
         1,
     );

@@ -8,7 +8,7 @@ mod common;
 use common::*;
 use fanrush::api::{AdminApi, FanApi};
 use fanrush::config::AuthMode;
-use fanrush::recovery::{housekeeping, Patience};
+use fanrush::recovery::Patience;
 use fanrush_testkit::{Fault, FaultProxy};
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
@@ -81,7 +81,7 @@ async fn a_connection_killed_while_idle_is_replaced_without_failing_the_request(
 }
 
 #[tokio::test]
-async fn a_redis_restart_costs_no_request() {
+async fn a_redis_restart_is_noticed_and_refused_until_the_gate_is_restored() {
     // A private redis-server with an append-only file, restarted for real.
     let dir = std::env::temp_dir().join(unique("redis"));
     std::fs::create_dir_all(&dir).unwrap();
@@ -111,7 +111,14 @@ async fn a_redis_restart_costs_no_request() {
     let url = format!("redis://127.0.0.1:{port}");
     let stack = Stack::new().await;
     let fan = FanApi::new(gate(&url, &stack.prefix), stack.queue(), AuthMode::Dev, 1);
-    let admin = AdminApi::new(gate(&url, &stack.prefix), database(&stack.schema), stack.queue(), AuthMode::Dev, 1);
+    let admin = AdminApi::new(
+        gate(&url, &stack.prefix),
+        database(&stack.schema),
+        stack.queue(),
+        stack.dead_letters(),
+        AuthMode::Dev,
+        1,
+    );
     let body = r#"{"title":"t","opensAt":"2020-01-01T00:00:00Z","closesAt":"2099-01-01T00:00:00Z","capacity":9,"expectedPeakRps":1}"#;
     assert_eq!(admin.handle(request("PUT", "/admin/events/live", &[], Some(body))).await.status(), 201);
     let enter =
@@ -123,13 +130,22 @@ async fn a_redis_restart_costs_no_request() {
     server = start();
     wait_up().await;
 
+    // The data came back, but this is another server process: nothing tells
+    // a full restart from one that came back from an older snapshot, so the
+    // gate refuses until it is rebuilt from what is durable.
+    assert_error(&enter("after").await, 503, "unavailable");
+    assert_eq!(stack.drain().await, 1);
+    let patience = Patience { restore_settle: Duration::ZERO, sweep_after: Duration::from_secs(300) };
+    let report = stack.housekeeping_of(&gate(&url, &stack.prefix), chrono::Utc::now(), patience).await;
+    assert_eq!(report.restored, Some((1, 1)), "{report:?}");
     let r = enter("after").await;
     assert_eq!(r.status(), 202, "{}", body_json(&r));
-    assert_eq!(body_json(&r)["position"], 2, "the restarted Redis kept its data");
+    assert_eq!(body_json(&r)["position"], 2, "restored from PostgreSQL: position 1 is taken");
+    assert_eq!(enter("before").await.status(), 200, "the fan already in is still in");
     server.kill().unwrap();
     server.wait().unwrap();
     let _ = std::fs::remove_dir_all(&dir);
-    assert_eq!(stack.drain().await, 2);
+    assert_eq!(stack.drain().await, 1);
 }
 
 #[tokio::test]
@@ -186,7 +202,7 @@ async fn the_sweep_confirms_landed_entries_and_releases_ghost_slots() {
 
     stack.drain().await;
     let patience = Patience { restore_settle: Duration::ZERO, sweep_after: Duration::ZERO };
-    let report = housekeeping(&stack.gate, &stack.db, &stack.queue(), chrono::Utc::now(), patience).await.unwrap();
+    let report = stack.housekeeping(chrono::Utc::now(), patience).await;
     assert_eq!((report.sweep.confirmed, report.sweep.released), (1, 1), "{report:?}");
     assert_eq!(view(&stack, &event).await, 4, "the ghost's slot is free again");
     let me = |fan| stack.fan.handle(request("GET", &format!("/events/{event}/entries/me"), &[("x-fan-id", fan)], None));
@@ -216,14 +232,14 @@ async fn a_gate_that_lost_its_state_refuses_then_is_rebuilt_from_postgres() {
     // restore waits `restore_settle` from when the loss was first noticed.
     let patience = Patience { restore_settle: Duration::from_secs(15), sweep_after: Duration::from_secs(300) };
     let noticed = chrono::Utc::now();
-    let early = housekeeping(&stack.gate, &stack.db, &stack.queue(), noticed, patience).await.unwrap();
+    let early = stack.housekeeping(noticed, patience).await;
     assert_eq!((early.restored, early.deferred), (None, true), "{early:?}");
     let later = noticed + chrono::Duration::seconds(10);
-    assert!(housekeeping(&stack.gate, &stack.db, &stack.queue(), later, patience).await.unwrap().deferred);
+    assert!(stack.housekeeping(later, patience).await.deferred);
     assert_error(&stack.enter(&event, "s").await, 503, "unavailable");
 
     let settled = noticed + chrono::Duration::seconds(16);
-    let report = housekeeping(&stack.gate, &stack.db, &stack.queue(), settled, patience).await.unwrap();
+    let report = stack.housekeeping(settled, patience).await;
     assert_eq!(report.restored, Some((1, 3)));
     assert_eq!(view(&stack, &event).await, 1);
     assert_eq!(body_json(&stack.enter(&event, "q").await)["position"], 2, "known fans keep their place");

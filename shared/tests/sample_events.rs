@@ -8,7 +8,7 @@ use aws_lambda_events::event::cloudwatch_events::CloudWatchEvent;
 use common::*;
 use fanrush::api::{AdminApi, FanApi};
 use fanrush::config::AuthMode;
-use fanrush::recovery::{housekeeping, Patience};
+use fanrush::recovery::Patience;
 use std::time::Duration;
 
 fn sample(name: &str) -> String {
@@ -26,6 +26,7 @@ async fn the_http_samples_drive_both_apis_with_production_auth() {
         gate(&redis_url(), &stack.prefix),
         database(&stack.schema),
         stack.queue(),
+        stack.dead_letters(),
         AuthMode::Authorizer,
         1,
     );
@@ -57,7 +58,7 @@ async fn the_schedule_sample_is_an_event_the_scheduler_accepts() {
     let tick: CloudWatchEvent = serde_json::from_str(&sample("schedule.json")).unwrap();
     assert_eq!(tick.detail_type.as_deref(), Some("Scheduled Event"));
     let patience = Patience { restore_settle: Duration::ZERO, sweep_after: Duration::from_secs(300) };
-    let report = housekeeping(&stack.gate, &stack.db, &stack.queue(), chrono::Utc::now(), patience).await.unwrap();
+    let report = stack.housekeeping(chrono::Utc::now(), patience).await;
     assert!(!report.deferred);
 }
 

@@ -66,7 +66,7 @@ async fn no_secret_appears_in_any_log_line() {
         Duration::from_millis(300),
     )
     .unwrap();
-    let admin = AdminApi::new(gate(&redis, &stack.prefix), db, stack.queue(), AuthMode::Dev, 1);
+    let admin = AdminApi::new(gate(&redis, &stack.prefix), db, stack.queue(), stack.dead_letters(), AuthMode::Dev, 1);
     assert_eq!(admin.handle(request("GET", "/admin/events", &[], None)).await.status(), 503);
     let body = r#"{"title":"t","opensAt":"2020-01-01T00:00:00Z","closesAt":"2099-01-01T00:00:00Z","capacity":3,"expectedPeakRps":1}"#;
     assert_eq!(admin.handle(request("PUT", "/admin/events/e", &[], Some(body))).await.status(), 503);
@@ -98,7 +98,7 @@ async fn no_secret_appears_in_any_log_line() {
     })
     .unwrap();
     let gate = EntryGate::from_config(&redis_config("redis://127.0.0.1:1")).unwrap();
-    let admin = AdminApi::new(gate, db, stack.queue(), AuthMode::Dev, 1);
+    let admin = AdminApi::new(gate, db, stack.queue(), stack.dead_letters(), AuthMode::Dev, 1);
     assert_eq!(admin.handle(request("GET", "/admin/events", &[], None)).await.status(), 503);
     assert!(!redis_secret.requests().is_empty() && !db_secret.requests().is_empty(), "the secrets were read");
 

@@ -6,7 +6,6 @@
 use fanrush::api::AdminApi;
 use fanrush::config::AdminApiConfig;
 use fanrush::gate::EntryGate;
-use fanrush::queue::EntryQueue;
 use fanrush::store::Database;
 use lambda_http::{run, service_fn, Error, Request};
 use std::convert::Infallible;
@@ -17,8 +16,9 @@ async fn main() -> Result<(), Error> {
     let config = AdminApiConfig::from_env()?;
     let gate = EntryGate::from_config(&config.redis)?;
     let db = Database::from_config(&config.database)?;
-    let queue = EntryQueue::lazy(&config.queue.url, config.queue.policy, config.queue.attempt_timeout);
-    let api =
-        &AdminApi::new(gate, db, queue, config.auth, config.retry_after_s).with_restore_settle(config.restore_settle);
+    let (queue, dead_letters) = config.queue.queues();
+    let dead_letters = dead_letters.ok_or("SQS_DLQ_URL must be set")?;
+    let api = &AdminApi::new(gate, db, queue, dead_letters, config.auth, config.retry_after_s)
+        .with_restore_settle(config.restore_settle);
     run(service_fn(move |req: Request| async move { Ok::<_, Infallible>(api.handle(req).await) })).await
 }

@@ -12,7 +12,6 @@ use fanrush::config::SchedulerConfig;
 use fanrush::control::ProvisionedConcurrency;
 use fanrush::gate::EntryGate;
 use fanrush::notify::SlackNotifier;
-use fanrush::queue::EntryQueue;
 use fanrush::scheduler::{Scheduler, Target};
 use fanrush::secrets::SecretSource;
 use fanrush::store::Database;
@@ -29,10 +28,13 @@ async fn main() -> Result<(), Error> {
         (Some(function), false) => Target::Lambda(ProvisionedConcurrency::lazy(function, &config.entry_alias)),
         _ => Target::DryRun { account_limit: config.account_limit },
     };
+    let (queue, dead_letters) = config.queue.queues();
     let services = &Services {
         gate: EntryGate::from_config(&config.redis)?,
         db: Database::from_config(&config.database)?,
-        queue: EntryQueue::lazy(&config.queue.url, config.queue.policy, config.queue.attempt_timeout),
+        queue,
+        dead_letters: dead_letters.ok_or("SQS_DLQ_URL must be set")?,
+        dead_letters_told: Default::default(),
         scheduler: Scheduler::new(
             target,
             SlackNotifier::new(SecretSource::from_env("SLACK_WEBHOOK_SECRET_ID", "SLACK_WEBHOOK_URL")),

@@ -4,14 +4,18 @@
 //! capacity below the slots already taken, never resetting counters) and then
 //! stored in PostgreSQL, the calendar the scheduler reads. If the second step
 //! fails the client gets 503 and its retry converges both.
+//!
+//! A deleted event's id is retired: its entries stay in PostgreSQL, and a
+//! new event under the same id would hand their positions out again, so a
+//! PUT of a retired id is refused with 409 `event_id_retired`.
 
 use super::{identity, json_response, no_content, route, ApiError};
 use crate::config::AuthMode;
 use crate::domain::{EventId, FanEventSpec, ValidationError};
 use crate::gate::{EntryGate, GateError, Published};
-use crate::queue::EntryQueue;
-use crate::recovery;
-use crate::store::{Database, StoreError};
+use crate::queue::{DeadLetterQueue, EntryQueue};
+use crate::recovery::{self, Queues};
+use crate::store::{Database, StoreError, Upserted};
 use http::{Method, StatusCode};
 use lambda_http::{Body, Request, Response};
 use serde_json::{json, Value};
@@ -24,14 +28,22 @@ pub struct AdminApi {
     gate: EntryGate,
     db: Database,
     queue: EntryQueue,
+    dead_letters: DeadLetterQueue,
     auth: AuthMode,
     retry_after_s: u64,
     restore_settle: std::time::Duration,
 }
 
 impl AdminApi {
-    pub fn new(gate: EntryGate, db: Database, queue: EntryQueue, auth: AuthMode, retry_after_s: u64) -> Self {
-        Self { gate, db, queue, auth, retry_after_s, restore_settle: std::time::Duration::ZERO }
+    pub fn new(
+        gate: EntryGate,
+        db: Database,
+        queue: EntryQueue,
+        dead_letters: DeadLetterQueue,
+        auth: AuthMode,
+        retry_after_s: u64,
+    ) -> Self {
+        Self { gate, db, queue, dead_letters, auth, retry_after_s, restore_settle: std::time::Duration::ZERO }
     }
 
     /// How long after a loss of the gate state a write may restore it (see
@@ -88,6 +100,9 @@ impl AdminApi {
             return Err(ValidationError::BodyTooLarge { limit: MAX_EVENT_BODY_BYTES, actual: body.len() }.into());
         }
         let event = FanEventSpec::parse(id, body)?;
+        if self.db.is_retired(&event.id).await.map_err(|e| self.store_failed(e))? {
+            return Err(retired(&event.id));
+        }
         let published = match self.gate.publish(&event).await {
             Err(GateError::StateLost) => {
                 self.restore().await?;
@@ -109,7 +124,15 @@ impl AdminApi {
                 })
             }
         };
-        let created = self.db.upsert_event(&event).await.map_err(|e| self.store_failed(e))?;
+        let created = match self.db.upsert_event(&event).await.map_err(|e| self.store_failed(e))? {
+            Upserted::Created => true,
+            Upserted::Updated => false,
+            // Deleted between the check and now: take the definition back out.
+            Upserted::Retired => {
+                self.gate.unpublish(&event.id).await.map_err(|e| self.gate_failed(e))?;
+                return Err(retired(&event.id));
+            }
+        };
         tracing::info!(event = %event.id, operator, created, "fan event defined");
         let mut body = event.to_json();
         body["accepted"] = taken.into();
@@ -129,7 +152,8 @@ impl AdminApi {
     }
 
     async fn restore(&self) -> Result<(), ApiError> {
-        match recovery::restore_gate(&self.gate, &self.db, &self.queue, chrono::Utc::now(), self.restore_settle).await {
+        let queues = Queues { entries: &self.queue, dead_letters: &self.dead_letters };
+        match recovery::restore_gate(&self.gate, &self.db, &queues, chrono::Utc::now(), self.restore_settle).await {
             Ok(_) => Ok(()),
             Err(e) if e.is_deferred() => Err(ApiError::unavailable(
                 self.retry_after_s,
@@ -144,13 +168,25 @@ impl AdminApi {
 
     fn gate_failed(&self, e: GateError) -> ApiError {
         tracing::warn!(error = %e, "gate unavailable");
-        ApiError::unavailable(self.retry_after_s, "redis is unavailable; retry")
+        let message = match e {
+            GateError::EvictionPossible(_) => "redis may evict the gate's keys; set maxmemory-policy noeviction",
+            _ => "redis is unavailable; retry",
+        };
+        ApiError::unavailable(self.retry_after_s, message)
     }
 
     fn store_failed(&self, e: StoreError) -> ApiError {
         tracing::warn!(error = %e, "store unavailable");
         ApiError::unavailable(self.retry_after_s, "the database is unavailable; retry")
     }
+}
+
+fn retired(id: &EventId) -> ApiError {
+    ApiError::new(
+        StatusCode::CONFLICT,
+        "event_id_retired",
+        format!("event {id} was deleted and its entries are kept; define the new event under a new id"),
+    )
 }
 
 fn event_not_found() -> ApiError {

@@ -133,7 +133,7 @@ impl FanApi {
                 }
                 Err(ApiError::unavailable(self.retry_after_s, "the entry queue is unavailable; retry"))
             }
-            Err(QueueError::Unknown(e)) => {
+            Err(e @ (QueueError::Unknown(_) | QueueError::DeadLettersBusy(_))) => {
                 tracing::warn!(error = %e, event = %event, "entry send outcome unknown; keeping its slot for the retry");
                 Err(ApiError::unavailable(self.retry_after_s, "the entry queue did not answer; retry"))
             }
@@ -156,6 +156,11 @@ impl FanApi {
                 }),
             )),
             EntryLookup::EventNotFound => Err(event_not_found()),
+            EntryLookup::Archived => Err(ApiError::new(
+                StatusCode::GONE,
+                "entry_archived",
+                "this event has closed; its entries are kept by the organiser but no longer shown here",
+            )),
             EntryLookup::None | EntryLookup::Pending => {
                 Err(ApiError::not_found("entry_not_found", "you have no accepted entry in this event"))
             }
@@ -167,6 +172,7 @@ impl FanApi {
         tracing::warn!(error = %e, "gate unavailable");
         let message = match e {
             GateError::StateLost => "the event state is being restored; retry",
+            GateError::EvictionPossible(_) => "the entry gate is misconfigured and refuses entries; retry later",
             _ => "the entry gate is unavailable; retry",
         };
         ApiError::unavailable(self.retry_after_s, message)

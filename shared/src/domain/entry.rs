@@ -44,6 +44,12 @@ impl EntryRequest {
         };
         let note = match fields.get("note") {
             None | Some(Value::Null) => None,
+            Some(Value::String(s)) if !super::storable_text(s) => {
+                return Err(ValidationError::InvalidField {
+                    field: "note",
+                    reason: "must not contain the NUL character (U+0000)".into(),
+                })
+            }
             Some(Value::String(s)) if s.chars().count() <= MAX_NOTE_CHARS => Some(s.clone()),
             Some(Value::String(_)) => {
                 return Err(ValidationError::InvalidBody(format!("note must be at most {MAX_NOTE_CHARS} characters")))
@@ -96,6 +102,9 @@ impl EntryMessage {
         if m.note.as_ref().is_some_and(|n| n.chars().count() > MAX_NOTE_CHARS) {
             return Err(ValidationError::InvalidField { field: "note", reason: "too long".into() });
         }
+        if m.note.as_deref().is_some_and(|n| !super::storable_text(n)) {
+            return Err(ValidationError::InvalidField { field: "note", reason: "contains NUL".into() });
+        }
         let accepted_at = Utc
             .timestamp_millis_opt(m.accepted_at_ms)
             .single()
@@ -143,6 +152,19 @@ mod tests {
         assert_eq!(EntryRequest::parse(body.as_bytes()).unwrap().note.as_deref(), Some(note.as_str()));
         let body = serde_json::json!({ "note": "a".repeat(281) }).to_string();
         assert!(matches!(EntryRequest::parse(body.as_bytes()), Err(ValidationError::InvalidBody(_))));
+    }
+
+    #[test]
+    fn refuses_a_note_postgresql_cannot_store() {
+        for body in [&br#"{"note":"a\u0000b"}"#[..], br#"{"note":"\u0000"}"#] {
+            assert!(
+                matches!(EntryRequest::parse(body), Err(ValidationError::InvalidField { field: "note", .. })),
+                "{}",
+                String::from_utf8_lossy(body)
+            );
+        }
+        let poison = r#"{"v":1,"eventId":"e","fanId":"f","position":1,"note":"a\u0000","acceptedAtMs":0}"#;
+        assert!(EntryMessage::parse(poison).is_err());
     }
 
     #[test]

@@ -51,8 +51,14 @@ impl FanEventSpec {
     /// files, which carry `eventId` inline).
     pub fn from_fields(id: EventId, fields: &Map<String, Value>) -> Result<FanEvent, ValidationError> {
         let title = match fields.get("title") {
-            Some(Value::String(t)) if !t.trim().is_empty() && t.chars().count() <= MAX_TITLE_CHARS => t.clone(),
-            _ => return Err(invalid("title", "must be a non-empty string of at most 200 characters")),
+            Some(Value::String(t))
+                if !t.trim().is_empty() && t.chars().count() <= MAX_TITLE_CHARS && super::storable_text(t) =>
+            {
+                t.clone()
+            }
+            _ => {
+                return Err(invalid("title", "must be a non-empty string of at most 200 characters, without NUL (U+0000)"))
+            }
         };
         let opens_at = time(fields, "opensAt")?;
         let closes_at = time(fields, "closesAt")?;
@@ -163,8 +169,9 @@ mod tests {
 
     #[test]
     fn names_the_field_that_is_wrong() {
-        let cases: [(&str, Value, &str); 9] = [
+        let cases: [(&str, Value, &str); 10] = [
             ("title", json!(""), "title"),
+            ("title", json!("a\u{0}b"), "title"),
             ("opensAt", json!("tomorrow"), "opensAt"),
             ("closesAt", json!(5), "closesAt"),
             ("capacity", json!(0), "capacity"),

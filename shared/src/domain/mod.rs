@@ -14,6 +14,14 @@ pub use ids::{EventId, FanId};
 
 use thiserror::Error;
 
+/// True when PostgreSQL can store `text` in a `text` column. A Rust string
+/// is valid UTF-8, so only one character is left that PostgreSQL refuses:
+/// NUL (U+0000), which its text types cannot hold in any encoding. The APIs
+/// refuse what the database would, so nothing accepted is refused later.
+pub fn storable_text(text: &str) -> bool {
+    !text.contains('\0')
+}
+
 /// Why a piece of input was refused. Each variant maps to one stable
 /// machine-readable code in [`crate::api`].
 #[derive(Debug, Clone, PartialEq, Eq, Error)]

@@ -13,11 +13,20 @@
 //! ([`LazyRedis::with_root_certificates`]); the AUTH token comes from a
 //! [`SecretSource`], read on the first connect, never from the URL in
 //! production and never logged.
+//!
+//! Each new connection first reads the server's `INFO` (one round trip,
+//! before any command): its `run_id`, which the gate uses to notice that it
+//! is talking to another server than the one its state was built on (a
+//! failover, a restart from a snapshot), and its `maxmemory-policy` (read
+//! from `INFO`, because ElastiCache refuses `CONFIG GET`). A `READONLY`
+//! answer means the endpoint now names a demoted primary: the connection is
+//! replaced, as after a failover.
 
 use crate::secrets::{SecretError, SecretSource};
 use redis::aio::MultiplexedConnection;
 use redis::{AsyncConnectionConfig, Client, ConnectionInfo, IntoConnectionInfo, RedisError};
 use std::future::Future;
+use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{Mutex, OnceCell};
 
@@ -28,7 +37,35 @@ pub struct LazyRedis {
     root_certificates: Option<Vec<u8>>,
     client: OnceCell<Client>,
     config: AsyncConnectionConfig,
-    connection: Mutex<Option<MultiplexedConnection>>,
+    connection: Mutex<Option<(MultiplexedConnection, Arc<Server>)>>,
+}
+
+/// What a connection learned about its server when it was opened.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Server {
+    /// Unique to one server process: a promoted replica or a restarted
+    /// server has a new one.
+    pub run_id: String,
+    /// `maxmemory_policy` as the server reports it.
+    pub maxmemory_policy: String,
+}
+
+impl Server {
+    /// Parses the `INFO` reply (`key:value` lines).
+    pub fn from_info(info: &str) -> Option<Self> {
+        let field = |name: &str| {
+            info.lines().find_map(|l| l.strip_prefix(name)?.strip_prefix(':')).map(|v| v.trim().to_owned())
+        };
+        Some(Self { run_id: field("run_id").filter(|r| !r.is_empty())?, maxmemory_policy: field("maxmemory_policy")? })
+    }
+
+    /// True when the server may evict keys that have no TTL, such as the
+    /// gate's counters and fan records: every `allkeys-*` policy. `volatile-*`
+    /// policies evict only keys with a TTL, and `noeviction` refuses writes
+    /// instead.
+    pub fn may_evict_gate_keys(&self) -> bool {
+        self.maxmemory_policy.starts_with("allkeys")
+    }
 }
 
 /// How a Redis operation failed, from the caller's point of view.
@@ -92,17 +129,18 @@ impl LazyRedis {
             .await
     }
 
-    /// Runs `op` on a live connection. A failure on a connection that was
+    /// Runs `op` on a live connection, with what the connection learned
+    /// about its server. A failure on a connection that was
     /// already open (it may have gone stale while the environment sat idle)
     /// replaces the connection and retries once; a failure on a fresh one is
     /// returned at once so an outage answers quickly.
     pub async fn run<T, F, Fut>(&self, op: F) -> Result<T, RedisFailure>
     where
-        F: Fn(MultiplexedConnection) -> Fut,
+        F: Fn(MultiplexedConnection, Arc<Server>) -> Fut,
         Fut: Future<Output = Result<T, RedisError>>,
     {
-        let (connection, fresh) = self.connection().await?;
-        match op(connection).await {
+        let (connection, server, fresh) = self.connection().await?;
+        match op(connection, server).await {
             Ok(value) => Ok(value),
             Err(e) if is_connection_failure(&e) => {
                 self.forget().await;
@@ -110,8 +148,8 @@ impl LazyRedis {
                     return Err(RedisFailure::Unreachable(e));
                 }
                 tracing::info!(error = %e, "redis connection went stale; reconnecting");
-                let (connection, _) = self.connection().await?;
-                op(connection).await.map_err(|e| self.classify(e))
+                let (connection, server, _) = self.connection().await?;
+                op(connection, server).await.map_err(|e| self.classify(e))
             }
             Err(e) => Err(RedisFailure::Refused(e)),
         }
@@ -129,19 +167,32 @@ impl LazyRedis {
         }
     }
 
-    async fn connection(&self) -> Result<(MultiplexedConnection, bool), RedisFailure> {
+    async fn connection(&self) -> Result<(MultiplexedConnection, Arc<Server>, bool), RedisFailure> {
         let mut slot = self.connection.lock().await;
-        if let Some(connection) = slot.as_ref() {
-            return Ok((connection.clone(), false));
+        if let Some((connection, server)) = slot.as_ref() {
+            return Ok((connection.clone(), server.clone(), false));
         }
-        let connection = self
+        let mut connection = self
             .client()
             .await?
             .get_multiplexed_async_connection_with_config(&self.config)
             .await
             .map_err(RedisFailure::Unreachable)?;
-        *slot = Some(connection.clone());
-        Ok((connection, true))
+        let info: String = redis::cmd("INFO").query_async(&mut connection).await.map_err(|e| {
+            if is_connection_failure(&e) {
+                RedisFailure::Unreachable(e)
+            } else {
+                RedisFailure::Refused(e)
+            }
+        })?;
+        let server = Server::from_info(&info).map(Arc::new).ok_or_else(|| {
+            RedisFailure::Refused(RedisError::from((
+                redis::ErrorKind::UnexpectedReturnType,
+                "INFO named no run_id or maxmemory_policy",
+            )))
+        })?;
+        *slot = Some((connection.clone(), server.clone()));
+        Ok((connection, server, true))
     }
 
     async fn forget(&self) {
@@ -149,6 +200,30 @@ impl LazyRedis {
     }
 }
 
+/// A broken, timed-out or demoted connection: drop it and connect again.
+/// `READONLY` comes from a primary that a failover turned into a replica
+/// while this connection stayed open to it.
 fn is_connection_failure(e: &RedisError) -> bool {
-    e.is_io_error() || e.is_connection_dropped() || e.is_timeout() || e.is_unrecoverable_error()
+    e.is_io_error()
+        || e.is_connection_dropped()
+        || e.is_timeout()
+        || e.is_unrecoverable_error()
+        || e.code() == Some("READONLY")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Server;
+
+    #[test]
+    fn reads_the_server_identity_and_its_eviction_policy_from_info() {
+        let info = "# Server\r\nredis_version:7.0.15\r\nrun_id:abc123\r\n# Memory\r\nmaxmemory_policy:allkeys-lru\r\n";
+        let server = Server::from_info(info).unwrap();
+        assert_eq!((server.run_id.as_str(), server.maxmemory_policy.as_str()), ("abc123", "allkeys-lru"));
+        assert!(server.may_evict_gate_keys());
+        for safe in ["noeviction", "volatile-lru", "volatile-ttl"] {
+            assert!(!Server { maxmemory_policy: safe.into(), ..server.clone() }.may_evict_gate_keys(), "{safe}");
+        }
+        assert_eq!(Server::from_info("run_id:\r\nmaxmemory_policy:noeviction"), None, "an empty run_id");
+    }
 }

@@ -5,22 +5,36 @@
 //!
 //! | key | type | holds |
 //! |---|---|---|
-//! | `P:state` | string | present while Redis holds the whole gate state; gone after a flush or failover without persistence |
-//! | `P:state-lost-at` | string | when the loss was first noticed (ms); the restore waits until every request in flight then has finished |
-//! | `P:ev:E` | hash | event definition plus `taken` (slots reserved) and `seq` (last position handed out) |
-//! | `P:ev:E:fans` | hash | fan → `position:acceptedAtMs[:token]` (`token` while the SQS send is pending) |
+//! | `P:state` | string | the `run_id` of the server the whole gate state was built on |
+//! | `P:state-lost-at` | string | `run_id:ms`: when a server first noticed its state missing or foreign |
+//! | `P:restoring` | string | the lease of the one restorer at work (token, expires) |
+//! | `P:ev:E` | hash | event definition, `taken` (slots held), `seq` (last position handed out), `archived` |
+//! | `P:ev:E:fans` | hash | fan → record (below) |
 //! | `P:ev:E:notes` | hash | fan → note |
-//! | `P:ev:E:pending` | sorted set | fans whose send is pending, by time, for the sweep |
+//! | `P:ev:E:pending` | sorted set | fans whose send is pending, by the time of the last send, for the sweep |
 //!
-//! A reservation is made pending, sent to SQS, then confirmed. If the send
-//! surely did not reach SQS, the request that owns the reservation releases
-//! it; if the outcome is unknown it stays pending, so the fan's retry gets the
-//! same position, and the sweep releases it later only when PostgreSQL shows
-//! it never landed.
+//! A fan's record is `position:acceptedAtMs` once the entry is durably
+//! queued; `position:acceptedAtMs:token` while one request's SQS send is
+//! pending; `position:acceptedAtMs:token:shared` once another request (a
+//! retry, a double tap) took the send over. A request whose send surely never
+//! reached SQS releases its slot only when the record is its own and not
+//! shared: a shared record's first send may still land, so only the sweep
+//! releases it, after the queue drained and neither PostgreSQL nor the DLQ
+//! holds the entry.
+//!
+//! **The fence.** Redis may go back in time: a failover promotes a replica
+//! that missed the last acknowledged writes (replication is asynchronous), a
+//! server restarts from an older snapshot. Either way the server is a new
+//! process with a new `run_id`, and every connection learns its server's
+//! `run_id` when it opens ([`LazyRedis`]). Every script that reads or
+//! decides checks `P:state` against it, so the first request on another
+//! server is refused (`state_lost`, 503) before it can admit anyone, and the
+//! state stays refused until [`crate::recovery`] rebuilds it from PostgreSQL
+//! and the DLQ and stamps it with the new server's `run_id`.
 
 mod connection;
 
-pub use connection::{LazyRedis, RedisFailure};
+pub use connection::{LazyRedis, RedisFailure, Server};
 
 use crate::domain::{Entry, EventId, FanEvent, FanId, Note, Position};
 use chrono::{DateTime, TimeZone, Utc};
@@ -36,6 +50,7 @@ static EVENT: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("lua/
 static ENTRY: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("lua/entry.lua")));
 static LOST: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("lua/lost.lua")));
 static PUBLISH: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("lua/publish.lua")));
+static RESTORE: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("lua/restore.lua")));
 
 /// Gate failures. Outcomes a fan can be told about (sold out, closed, ...)
 /// are not errors: they are [`Admission`] variants.
@@ -45,10 +60,18 @@ pub enum GateError {
     Unavailable(redis::RedisError),
     #[error("redis refused a gate command: {0}")]
     Refused(redis::RedisError),
-    /// Redis lost the gate state (flush, failover without persistence). The
-    /// gate refuses to count from zero until it is restored from PostgreSQL.
-    #[error("the gate state is gone from redis and must be restored")]
+    /// The gate state is missing (a flush) or was built on another server (a
+    /// failover, a restart from a snapshot): it may have gone back in time,
+    /// so it refuses everything until it is restored from PostgreSQL.
+    #[error("the gate state is gone from redis or was built on another server, and must be restored")]
     StateLost,
+    /// The server may evict keys without a TTL (`maxmemory-policy
+    /// allkeys-*`): fan records and counters could vanish silently.
+    #[error("redis may evict the gate's keys (maxmemory-policy {0}); admissions are refused until it is noeviction")]
+    EvictionPossible(String),
+    /// Another restorer holds the restore lease, or this one lost it.
+    #[error("another restore is in progress")]
+    RestoreBusy,
     #[error("unexpected reply from a gate script: {0}")]
     Protocol(String),
     /// The Redis AUTH token could not be read.
@@ -126,6 +149,9 @@ pub enum EntryLookup {
     /// Reserved, but SQS has not confirmed it yet.
     Pending,
     Confirmed(Entry),
+    /// The event closed before the gate was last restored; its fan records
+    /// were not brought back (they are in PostgreSQL).
+    Archived,
 }
 
 /// Result of publishing an event definition.
@@ -135,6 +161,71 @@ pub enum Published {
     Ok { taken: i64 },
     /// Refused: the new capacity is below the slots already taken.
     CapacityBelowTaken { taken: i64 },
+}
+
+/// How much of an event a restore brings back.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Restored {
+    /// Open or upcoming: definition, counters and every fan's record.
+    Whole,
+    /// Closed: definition and counters only.
+    Archived,
+}
+
+/// The right to write a restore, held by one restorer at a time. Every
+/// write under it checks it is still held, so a restorer that stalled past
+/// its lease writes nothing.
+#[derive(Debug, Clone)]
+pub struct RestoreLease {
+    token: String,
+    ttl: Duration,
+}
+
+/// Whether a script checks `P:state` against the connection's server.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Fence {
+    /// ARGV[1] is the server's `run_id`.
+    Server,
+    /// As `Server`, and refused outright if the server may evict gate keys.
+    ServerAndEviction,
+    None,
+}
+
+/// A gate script's reply: a tag, then its fields.
+struct Reply(Vec<String>);
+
+impl Reply {
+    fn tag(&self) -> &str {
+        self.0.first().map(String::as_str).unwrap_or_default()
+    }
+
+    fn field(&self, i: usize) -> Result<&str, GateError> {
+        self.0.get(i).map(String::as_str).ok_or_else(|| self.unexpected())
+    }
+
+    fn int(&self, i: usize) -> Result<i64, GateError> {
+        let s = self.field(i)?;
+        s.parse().map_err(|_| GateError::Protocol(format!("not an integer: {s:?} in {:?}", self.0)))
+    }
+
+    /// `[tag, position, acceptedAtMs, hasNote, note]` as an entry.
+    fn entry(&self, event: &EventId, fan: &FanId) -> Result<Entry, GateError> {
+        let accepted_at = Utc
+            .timestamp_millis_opt(self.int(2)?)
+            .single()
+            .ok_or_else(|| GateError::Protocol(format!("acceptedAt out of range: {:?}", self.0)))?;
+        Ok(Entry {
+            event_id: event.clone(),
+            fan_id: fan.clone(),
+            position: self.int(1)?,
+            note: (self.field(3)? == "1").then(|| self.field(4).map(str::to_owned)).transpose()?,
+            accepted_at,
+        })
+    }
+
+    fn unexpected(&self) -> GateError {
+        GateError::Protocol(format!("{:?}", self.0))
+    }
 }
 
 /// The Redis admission gate.
@@ -177,12 +268,8 @@ impl EntryGate {
         self
     }
 
-    fn state_key(&self) -> String {
-        format!("{}:state", self.prefix)
-    }
-
-    fn lost_key(&self) -> String {
-        format!("{}:state-lost-at", self.prefix)
+    fn key(&self, name: &str) -> String {
+        format!("{}:{name}", self.prefix)
     }
 
     fn event_keys(&self, id: &EventId) -> EventKeys {
@@ -192,6 +279,61 @@ impl EntryGate {
             notes: format!("{meta}:notes"),
             pending: format!("{meta}:pending"),
             meta,
+        }
+    }
+
+    /// Runs one gate script: `keys`, then (when fenced) the server's
+    /// `run_id`, then `args`. A stale connection is replaced and the script
+    /// retried once (see [`LazyRedis::run`]).
+    async fn call<T: redis::FromRedisValue>(
+        &self,
+        script: &'static Script,
+        fence: Fence,
+        keys: &[&str],
+        args: &[&str],
+    ) -> Result<T, GateError> {
+        let reply = self
+            .redis
+            .run(|mut c, server| {
+                let mut inv = script.prepare_invoke();
+                for k in keys {
+                    inv.key(*k);
+                }
+                if fence != Fence::None {
+                    inv.arg(server.run_id.as_str());
+                }
+                for a in args {
+                    inv.arg(*a);
+                }
+                let refuse = (fence == Fence::ServerAndEviction && server.may_evict_gate_keys())
+                    .then(|| server.maxmemory_policy.clone());
+                async move {
+                    match refuse {
+                        Some(policy) => Ok(Err(policy)),
+                        None => inv.invoke_async(&mut c).await.map(Ok),
+                    }
+                }
+            })
+            .await?;
+        reply.map_err(|policy| {
+            metrics::counter!("RedisEvictionPossible").increment(1);
+            tracing::error!(maxmemory_policy = %policy, "redis may evict gate keys; admissions refused");
+            GateError::EvictionPossible(policy)
+        })
+    }
+
+    /// A script whose reply is `[tag, ...]`; `state_lost` is an error.
+    async fn call_tagged(
+        &self,
+        script: &'static Script,
+        fence: Fence,
+        keys: &[&str],
+        args: &[&str],
+    ) -> Result<Reply, GateError> {
+        let reply = Reply(self.call(script, fence, keys, args).await?);
+        match reply.tag() {
+            "state_lost" => Err(GateError::StateLost),
+            _ => Ok(reply),
         }
     }
 
@@ -206,37 +348,28 @@ impl EntryGate {
         token: &str,
     ) -> Result<Admission, GateError> {
         let k = self.event_keys(event);
-        let state = self.state_key();
-        let rate = format!("{}:rl:{}", self.prefix, fan);
-        let (limit, window_ms) = (self.rate_limit.requests, self.rate_limit.window.as_millis() as u64);
-        let now_ms = now.timestamp_millis();
-        let reply: Vec<String> = self
-            .redis
-            .run(|mut c| {
-                let mut inv = ADMIT.prepare_invoke();
-                inv.key(&state).key(&k.meta).key(&k.fans).key(&k.notes).key(&k.pending).key(&rate);
-                inv.arg(fan.as_str()).arg(now_ms).arg(token).arg(note.as_deref().unwrap_or(""));
-                inv.arg(if note.is_some() { "1" } else { "0" }).arg(limit).arg(window_ms);
-                async move { inv.invoke_async(&mut c).await }
-            })
+        let (state, rate) = (self.key("state"), self.key(&format!("rl:{fan}")));
+        let (now_ms, limit) = (now.timestamp_millis().to_string(), self.rate_limit.requests.to_string());
+        let window_ms = self.rate_limit.window.as_millis().to_string();
+        let has_note = if note.is_some() { "1" } else { "0" };
+        let r = self
+            .call_tagged(
+                &ADMIT,
+                Fence::ServerAndEviction,
+                &[&state, &k.meta, &k.fans, &k.notes, &k.pending, &rate],
+                &[fan.as_str(), &now_ms, token, note.as_deref().unwrap_or(""), has_note, &limit, &window_ms],
+            )
             .await?;
-        let entry = |r: &[String]| parse_entry(event, fan, r);
-        match reply.first().map(String::as_str) {
-            Some("reserved") => {
-                Ok(Admission::Reserved(Reservation { entry: entry(&reply[1..])?, token: token.to_owned() }))
-            }
-            Some("existing") => Ok(Admission::Existing(entry(&reply[1..])?)),
-            Some("not_found") => Ok(Admission::NotFound),
-            Some("not_open") => Ok(Admission::NotOpen),
-            Some("closed") => Ok(Admission::Closed),
-            Some("sold_out") => Ok(Admission::SoldOut),
-            Some("rate_limited") => {
-                let ms = reply.get(1).and_then(|t| t.parse::<u64>().ok()).unwrap_or(1000);
-                Ok(Admission::RateLimited { retry_after: Duration::from_millis(ms) })
-            }
-            Some("state_lost") => Err(GateError::StateLost),
-            _ => Err(GateError::Protocol(format!("admit: {reply:?}"))),
-        }
+        Ok(match r.tag() {
+            "reserved" => Admission::Reserved(Reservation { entry: r.entry(event, fan)?, token: token.to_owned() }),
+            "existing" => Admission::Existing(r.entry(event, fan)?),
+            "not_found" => Admission::NotFound,
+            "not_open" => Admission::NotOpen,
+            "closed" => Admission::Closed,
+            "sold_out" => Admission::SoldOut,
+            "rate_limited" => Admission::RateLimited { retry_after: Duration::from_millis(r.int(1)?.max(1) as u64) },
+            _ => return Err(r.unexpected()),
+        })
     }
 
     /// Marks a reservation durably queued. False when the reservation was not
@@ -248,25 +381,19 @@ impl EntryGate {
     /// Marks a fan's pending record at `position` durably queued.
     pub async fn confirm_position(&self, event: &EventId, fan: &FanId, position: Position) -> Result<bool, GateError> {
         let k = self.event_keys(event);
-        let done: i64 = self
-            .redis
-            .run(|mut c| {
-                let mut inv = CONFIRM.prepare_invoke();
-                inv.key(&k.fans).key(&k.pending).arg(fan.as_str()).arg(position);
-                async move { inv.invoke_async(&mut c).await }
-            })
-            .await?;
+        let done: i64 =
+            self.call(&CONFIRM, Fence::None, &[&k.fans, &k.pending], &[fan.as_str(), &position.to_string()]).await?;
         Ok(done == 1)
     }
 
-    /// Releases a reservation this request owns and whose send surely never
-    /// reached SQS.
+    /// Releases a reservation this request owns, whose send surely never
+    /// reached SQS, and that no other request took over.
     pub async fn release(&self, r: &Reservation) -> Result<bool, GateError> {
-        self.release_pending(&r.entry.event_id, &r.entry.fan_id, r.entry.position, &r.token, None).await
+        self.release_pending(&r.entry.event_id, &r.entry.fan_id, r.entry.position, &r.token, "").await
     }
 
     /// Releases a pending reservation older than `cutoff`, whoever owns it
-    /// (the sweep, once PostgreSQL shows the entry never landed).
+    /// (the sweep, once PostgreSQL and the DLQ show the entry never landed).
     pub async fn release_stale(
         &self,
         event: &EventId,
@@ -274,7 +401,7 @@ impl EntryGate {
         position: Position,
         cutoff: DateTime<Utc>,
     ) -> Result<bool, GateError> {
-        self.release_pending(event, fan, position, "", Some(cutoff.timestamp_millis())).await
+        self.release_pending(event, fan, position, "", &cutoff.timestamp_millis().to_string()).await
     }
 
     async fn release_pending(
@@ -283,18 +410,16 @@ impl EntryGate {
         fan: &FanId,
         position: Position,
         token: &str,
-        cutoff_ms: Option<i64>,
+        cutoff_ms: &str,
     ) -> Result<bool, GateError> {
         let k = self.event_keys(event);
-        let cutoff = cutoff_ms.map(|c| c.to_string()).unwrap_or_default();
         let done: i64 = self
-            .redis
-            .run(|mut c| {
-                let mut inv = RELEASE.prepare_invoke();
-                inv.key(&k.meta).key(&k.fans).key(&k.notes).key(&k.pending);
-                inv.arg(fan.as_str()).arg(position).arg(token).arg(&cutoff);
-                async move { inv.invoke_async(&mut c).await }
-            })
+            .call(
+                &RELEASE,
+                Fence::None,
+                &[&k.meta, &k.fans, &k.notes, &k.pending],
+                &[fan.as_str(), &position.to_string(), token, cutoff_ms],
+            )
             .await?;
         Ok(done == 1)
     }
@@ -307,22 +432,19 @@ impl EntryGate {
     ) -> Result<Vec<(FanId, Position)>, GateError> {
         let k = self.event_keys(event);
         let cutoff_ms = cutoff.timestamp_millis();
-        let fans: Vec<String> = self
+        let (fans, records): (Vec<String>, Vec<Option<String>>) = self
             .redis
-            .run(|mut c| {
-                let key = k.pending.clone();
-                async move { redis::cmd("ZRANGEBYSCORE").arg(key).arg("-inf").arg(cutoff_ms).query_async(&mut c).await }
-            })
-            .await?;
-        if fans.is_empty() {
-            return Ok(Vec::new());
-        }
-        let records: Vec<Option<String>> = self
-            .redis
-            .run(|mut c| {
-                let mut cmd = redis::cmd("HMGET");
-                cmd.arg(&k.fans).arg(&fans);
-                async move { cmd.query_async(&mut c).await }
+            .run(|mut c, _| {
+                let (pending, fans) = (k.pending.clone(), k.fans.clone());
+                async move {
+                    let ids: Vec<String> =
+                        redis::cmd("ZRANGEBYSCORE").arg(&pending).arg("-inf").arg(cutoff_ms).query_async(&mut c).await?;
+                    if ids.is_empty() {
+                        return Ok((ids, Vec::new()));
+                    }
+                    let records = redis::cmd("HMGET").arg(&fans).arg(&ids).query_async(&mut c).await?;
+                    Ok((ids, records))
+                }
             })
             .await?;
         Ok(fans
@@ -338,71 +460,53 @@ impl EntryGate {
     /// The fan API's view of an event, `None` when it does not exist.
     pub async fn event(&self, id: &EventId) -> Result<Option<EventView>, GateError> {
         let k = self.event_keys(id);
-        let state = self.state_key();
-        let r: Vec<String> = self
-            .redis
-            .run(|mut c| {
-                let mut inv = EVENT.prepare_invoke();
-                inv.key(&state).key(&k.meta);
-                async move { inv.invoke_async(&mut c).await }
-            })
-            .await?;
-        match r.first().map(String::as_str) {
-            Some("ok") if r.len() == 6 => Ok(Some(EventView {
-                title: r[1].clone(),
-                opens_at: r[2].clone(),
-                closes_at: r[3].clone(),
-                capacity: int(&r[4])?,
-                taken: int(&r[5])?,
+        let r = self.call_tagged(&EVENT, Fence::Server, &[&self.key("state"), &k.meta], &[]).await?;
+        match r.tag() {
+            "ok" => Ok(Some(EventView {
+                title: r.field(1)?.to_owned(),
+                opens_at: r.field(2)?.to_owned(),
+                closes_at: r.field(3)?.to_owned(),
+                capacity: r.int(4)?,
+                taken: r.int(5)?,
             })),
-            Some("not_found") => Ok(None),
-            Some("state_lost") => Err(GateError::StateLost),
-            _ => Err(GateError::Protocol(format!("event: {r:?}"))),
+            "not_found" => Ok(None),
+            _ => Err(r.unexpected()),
         }
     }
 
     /// One fan's entry in one event.
     pub async fn entry(&self, event: &EventId, fan: &FanId) -> Result<EntryLookup, GateError> {
         let k = self.event_keys(event);
-        let state = self.state_key();
-        let r: Vec<String> = self
-            .redis
-            .run(|mut c| {
-                let mut inv = ENTRY.prepare_invoke();
-                inv.key(&state).key(&k.meta).key(&k.fans).key(&k.notes).arg(fan.as_str());
-                async move { inv.invoke_async(&mut c).await }
-            })
-            .await?;
-        match r.first().map(String::as_str) {
-            Some("ok") => Ok(EntryLookup::Confirmed(parse_entry(event, fan, &r[1..])?)),
-            Some("pending") => Ok(EntryLookup::Pending),
-            Some("none") => Ok(EntryLookup::None),
-            Some("not_found") => Ok(EntryLookup::EventNotFound),
-            Some("state_lost") => Err(GateError::StateLost),
-            _ => Err(GateError::Protocol(format!("entry: {r:?}"))),
-        }
+        let keys = [self.key("state"), k.meta, k.fans, k.notes];
+        let r = self.call_tagged(&ENTRY, Fence::Server, &keys.each_ref().map(String::as_str), &[fan.as_str()]).await?;
+        Ok(match r.tag() {
+            "ok" => EntryLookup::Confirmed(r.entry(event, fan)?),
+            "pending" => EntryLookup::Pending,
+            "none" => EntryLookup::None,
+            "archived" => EntryLookup::Archived,
+            "not_found" => EntryLookup::EventNotFound,
+            _ => return Err(r.unexpected()),
+        })
     }
 
     /// Publishes an event definition, keeping its counters.
     pub async fn publish(&self, e: &FanEvent) -> Result<Published, GateError> {
         let k = self.event_keys(&e.id);
-        let state = self.state_key();
         let json = e.to_json();
-        let r: Vec<String> = self
-            .redis
-            .run(|mut c| {
-                let mut inv = PUBLISH.prepare_invoke();
-                inv.key(&state).key(&k.meta);
-                inv.arg(&e.title).arg(json["opensAt"].as_str()).arg(json["closesAt"].as_str());
-                inv.arg(e.opens_at.timestamp_millis()).arg(e.closes_at.timestamp_millis()).arg(e.capacity);
-                async move { inv.invoke_async(&mut c).await }
-            })
-            .await?;
-        match (r.first().map(String::as_str), r.get(1)) {
-            (Some("ok"), Some(t)) => Ok(Published::Ok { taken: int(t)? }),
-            (Some("below"), Some(t)) => Ok(Published::CapacityBelowTaken { taken: int(t)? }),
-            (Some("state_lost"), _) => Err(GateError::StateLost),
-            _ => Err(GateError::Protocol(format!("publish: {r:?}"))),
+        let (opens_ms, closes_ms) = (e.opens_at.timestamp_millis().to_string(), e.closes_at.timestamp_millis().to_string());
+        let args = [
+            e.title.as_str(),
+            json["opensAt"].as_str().unwrap_or_default(),
+            json["closesAt"].as_str().unwrap_or_default(),
+            &opens_ms,
+            &closes_ms,
+            &e.capacity.to_string(),
+        ];
+        let r = self.call_tagged(&PUBLISH, Fence::ServerAndEviction, &[&self.key("state"), &k.meta], &args).await?;
+        match r.tag() {
+            "ok" => Ok(Published::Ok { taken: r.int(1)? }),
+            "below" => Ok(Published::CapacityBelowTaken { taken: r.int(1)? }),
+            _ => Err(r.unexpected()),
         }
     }
 
@@ -410,8 +514,8 @@ impl EntryGate {
     pub async fn unpublish(&self, id: &EventId) -> Result<(), GateError> {
         let k = self.event_keys(id);
         self.redis
-            .run(|mut c| {
-                let mut cmd = redis::cmd("DEL");
+            .run(|mut c, _| {
+                let mut cmd = redis::cmd("UNLINK");
                 cmd.arg(&k.meta).arg(&k.fans).arg(&k.notes).arg(&k.pending);
                 async move { cmd.query_async::<i64>(&mut c).await }
             })
@@ -419,83 +523,129 @@ impl EntryGate {
         Ok(())
     }
 
-    /// `None` while Redis holds the gate state; otherwise when the loss was
-    /// first noticed (recorded now if nobody noticed it before).
+    /// `None` while Redis holds the gate state built on this server;
+    /// otherwise when this server first noticed it missing or foreign
+    /// (recorded now if nobody noticed before).
     pub async fn state_lost_since(&self, now: DateTime<Utc>) -> Result<Option<DateTime<Utc>>, GateError> {
-        let (state, lost) = (self.state_key(), self.lost_key());
+        let keys = [self.key("state"), self.key("state-lost-at")];
         let r: Option<i64> = self
-            .redis
-            .run(|mut c| {
-                let mut inv = LOST.prepare_invoke();
-                inv.key(&state).key(&lost).arg(now.timestamp_millis());
-                async move { inv.invoke_async(&mut c).await }
-            })
+            .call(&LOST, Fence::Server, &keys.each_ref().map(String::as_str), &[&now.timestamp_millis().to_string()])
             .await?;
-        match r {
-            None => Ok(None),
-            Some(ms) => Utc
-                .timestamp_millis_opt(ms)
-                .single()
-                .map(Some)
-                .ok_or_else(|| GateError::Protocol(format!("lost-at out of range: {ms}"))),
-        }
+        r.map(|ms| {
+            Utc.timestamp_millis_opt(ms).single().ok_or_else(|| GateError::Protocol(format!("lost-at out of range: {ms}")))
+        })
+        .transpose()
     }
 
-    /// Rewrites one event's gate state from its durable entries: the event
-    /// definition, `taken` = the number of entries, `seq` = the highest
-    /// position (so no position is ever handed out twice), and each fan's
-    /// confirmed record. Part of a restore; see [`crate::recovery`].
-    pub async fn restore_event(&self, e: &FanEvent, entries: &[Entry]) -> Result<(), GateError> {
+    /// Takes the restore lease (or renews it, for its holder). `RestoreBusy`
+    /// when another restorer holds it.
+    pub async fn begin_restore(&self, token: &str, ttl: Duration) -> Result<RestoreLease, GateError> {
+        let lease = RestoreLease { token: token.to_owned(), ttl };
+        self.restore_step(&lease, "begin", &[], &[]).await?;
+        Ok(lease)
+    }
+
+    /// Clears what the gate holds for one event, before it is rewritten.
+    pub async fn restore_clear(&self, lease: &RestoreLease, id: &EventId) -> Result<(), GateError> {
+        let k = self.event_keys(id);
+        self.restore_step(lease, "clear", &[&k.meta, &k.fans, &k.notes, &k.pending], &[]).await
+    }
+
+    /// Writes confirmed fan records (and notes) for stored entries; called
+    /// chunk by chunk so no restorer holds a whole event in memory.
+    pub async fn restore_entries(&self, lease: &RestoreLease, id: &EventId, entries: &[Entry]) -> Result<(), GateError> {
+        if entries.is_empty() {
+            return Ok(());
+        }
+        let k = self.event_keys(id);
+        let records: Vec<String> =
+            entries.iter().map(|x| format!("{}:{}", x.position, x.accepted_at.timestamp_millis())).collect();
+        let mut args: Vec<&str> = Vec::with_capacity(entries.len() * 4);
+        for (x, record) in entries.iter().zip(&records) {
+            let (has, note) = match &x.note {
+                Some(n) => ("1", n.as_str()),
+                None => ("0", ""),
+            };
+            args.extend([x.fan_id.as_str(), record, has, note]);
+        }
+        self.restore_step(lease, "rows", &[&k.fans, &k.notes], &args).await
+    }
+
+    /// Writes an event's definition and counters: `taken` entries held,
+    /// `seq` the highest position ever stored (so none is handed out twice).
+    pub async fn restore_definition(
+        &self,
+        lease: &RestoreLease,
+        e: &FanEvent,
+        taken: i64,
+        seq: Position,
+        restored: Restored,
+    ) -> Result<(), GateError> {
         let k = self.event_keys(&e.id);
         let json = e.to_json();
-        let seq = entries.iter().map(|x| x.position).max().unwrap_or(0);
-        let mut pipe = redis::pipe();
-        pipe.atomic().del(&k.meta).del(&k.fans).del(&k.notes).del(&k.pending);
-        pipe.hset_multiple(
-            &k.meta,
-            &[
-                ("title", e.title.clone()),
-                ("opensAt", json["opensAt"].as_str().unwrap_or_default().to_owned()),
-                ("closesAt", json["closesAt"].as_str().unwrap_or_default().to_owned()),
-                ("opensAtMs", e.opens_at.timestamp_millis().to_string()),
-                ("closesAtMs", e.closes_at.timestamp_millis().to_string()),
-                ("capacity", e.capacity.to_string()),
-                ("taken", entries.len().to_string()),
-                ("seq", seq.to_string()),
-            ],
-        );
-        for chunk in entries.chunks(1000) {
-            let records: Vec<(&str, String)> = chunk
-                .iter()
-                .map(|x| (x.fan_id.as_str(), format!("{}:{}", x.position, x.accepted_at.timestamp_millis())))
-                .collect();
-            pipe.hset_multiple(&k.fans, &records);
-            let notes: Vec<(&str, &str)> =
-                chunk.iter().filter_map(|x| Some((x.fan_id.as_str(), x.note.as_deref()?))).collect();
-            if !notes.is_empty() {
-                pipe.hset_multiple(&k.notes, &notes);
-            }
-        }
-        let pipe = pipe.ignore().to_owned();
-        self.redis
-            .run(|mut c| {
-                let p = pipe.clone();
-                async move { p.query_async::<()>(&mut c).await }
-            })
-            .await?;
-        Ok(())
+        let fields = [
+            ("title", e.title.clone()),
+            ("opensAt", json["opensAt"].as_str().unwrap_or_default().to_owned()),
+            ("closesAt", json["closesAt"].as_str().unwrap_or_default().to_owned()),
+            ("opensAtMs", e.opens_at.timestamp_millis().to_string()),
+            ("closesAtMs", e.closes_at.timestamp_millis().to_string()),
+            ("capacity", e.capacity.to_string()),
+            ("taken", taken.to_string()),
+            ("seq", seq.to_string()),
+            ("archived", if restored == Restored::Archived { "1" } else { "0" }.to_owned()),
+        ];
+        let args: Vec<&str> = fields.iter().flat_map(|(f, v)| [*f, v.as_str()]).collect();
+        self.restore_step(lease, "meta", &[&k.meta], &args).await
     }
 
-    /// Marks the gate state complete again after a restore.
+    /// Stamps the gate state with this server's `run_id`: admissions resume.
+    pub async fn finish_restore(&self, lease: &RestoreLease) -> Result<(), GateError> {
+        let keys = [self.key("state"), self.key("state-lost-at")];
+        self.restore_step(lease, "finish", &keys.each_ref().map(String::as_str), &[]).await
+    }
+
+    async fn restore_step(
+        &self,
+        lease: &RestoreLease,
+        step: &str,
+        keys: &[&str],
+        args: &[&str],
+    ) -> Result<(), GateError> {
+        let lease_key = self.key("restoring");
+        let all_keys: Vec<&str> = std::iter::once(lease_key.as_str()).chain(keys.iter().copied()).collect();
+        let ttl = lease.ttl.as_millis().max(1).to_string();
+        let all_args: Vec<&str> = [lease.token.as_str(), &ttl, step].into_iter().chain(args.iter().copied()).collect();
+        // The finish step stamps the server's run_id: pass it as an argument.
+        let done: i64 = if step == "finish" {
+            self.redis
+                .run(|mut c, server| {
+                    let mut inv = RESTORE.prepare_invoke();
+                    all_keys.iter().for_each(|k| {
+                        inv.key(*k);
+                    });
+                    all_args.iter().for_each(|a| {
+                        inv.arg(*a);
+                    });
+                    inv.arg(server.run_id.as_str());
+                    async move { inv.invoke_async(&mut c).await }
+                })
+                .await?
+        } else {
+            self.call(&RESTORE, Fence::None, &all_keys, &all_args).await?
+        };
+        if done == 1 {
+            Ok(())
+        } else {
+            Err(GateError::RestoreBusy)
+        }
+    }
+
+    /// Marks an empty gate complete, built on this server: a new
+    /// deployment's first setup (and tests). Never use it on a gate that
+    /// held entries; restore that instead.
     pub async fn mark_state_present(&self) -> Result<(), GateError> {
-        let (key, lost) = (self.state_key(), self.lost_key());
-        self.redis
-            .run(|mut c| {
-                let pipe = redis::pipe().atomic().set(&key, 1).ignore().del(&lost).ignore().to_owned();
-                async move { pipe.query_async::<()>(&mut c).await }
-            })
-            .await?;
-        Ok(())
+        let lease = self.begin_restore("setup", Duration::from_secs(10)).await?;
+        self.finish_restore(&lease).await
     }
 }
 
@@ -504,26 +654,4 @@ struct EventKeys {
     fans: String,
     notes: String,
     pending: String,
-}
-
-fn int(s: &str) -> Result<i64, GateError> {
-    s.parse().map_err(|_| GateError::Protocol(format!("not an integer: {s:?}")))
-}
-
-/// Parses `[position, acceptedAtMs, hasNote, note]` from a script reply.
-fn parse_entry(event: &EventId, fan: &FanId, r: &[String]) -> Result<Entry, GateError> {
-    let [pos, at, has_note, note] = r else {
-        return Err(GateError::Protocol(format!("entry record: {r:?}")));
-    };
-    let accepted_at = Utc
-        .timestamp_millis_opt(int(at)?)
-        .single()
-        .ok_or_else(|| GateError::Protocol(format!("acceptedAt out of range: {at}")))?;
-    Ok(Entry {
-        event_id: event.clone(),
-        fan_id: fan.clone(),
-        position: int(pos)?,
-        note: (has_note == "1").then(|| note.clone()),
-        accepted_at,
-    })
 }

@@ -85,10 +85,12 @@ impl Stack {
         let (queue_url, dlq_url) = provision(&sqs, &prefix, 3, 2).await.expect("create test queues");
         let fan_sqs = sqs_client(&sdk_config(fan_sqs).await, sqs_attempt_timeout);
         let fan = FanApi::new(gate(fan_redis, &prefix), EntryQueue::new(fan_sqs, &queue_url, POLICY), AuthMode::Dev, 1);
+        let admin_queue = EntryQueue::new(sqs.clone(), &queue_url, POLICY);
         let admin = AdminApi::new(
             gate(&redis_url(), &prefix),
             database(&schema),
-            EntryQueue::new(sqs.clone(), &queue_url, POLICY),
+            admin_queue.clone(),
+            admin_queue.dead_letters(&dlq_url),
             AuthMode::Dev,
             1,
         );
@@ -110,6 +112,31 @@ impl Stack {
 
     pub fn queue(&self) -> EntryQueue {
         EntryQueue::new(self.sqs.clone(), &self.queue_url, POLICY)
+    }
+
+    pub fn dead_letters(&self) -> fanrush::queue::DeadLetterQueue {
+        self.queue().dead_letters(&self.dlq_url)
+    }
+
+    /// One scheduler housekeeping pass over this stack's gate at `now`.
+    pub async fn housekeeping(
+        &self,
+        now: DateTime<Utc>,
+        patience: fanrush::recovery::Patience,
+    ) -> fanrush::recovery::Housekeeping {
+        self.housekeeping_of(&self.gate, now, patience).await
+    }
+
+    /// Like [`Stack::housekeeping`], for a gate of the caller's.
+    pub async fn housekeeping_of(
+        &self,
+        gate: &EntryGate,
+        now: DateTime<Utc>,
+        patience: fanrush::recovery::Patience,
+    ) -> fanrush::recovery::Housekeeping {
+        let (queue, dead_letters) = (self.queue(), self.dead_letters());
+        let queues = fanrush::recovery::Queues { entries: &queue, dead_letters: &dead_letters };
+        fanrush::recovery::housekeeping(gate, &self.db, &queues, now, patience).await.expect("housekeeping")
     }
 
     /// Defines an event through the admin API; returns its id.

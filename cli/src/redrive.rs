@@ -1,0 +1,32 @@
+//! `fanrush redrive`: replays the entry queue's DLQ into the entry queue,
+//! once the cause that dead-lettered the entries is fixed. Idempotent: the
+//! writer stores one row per fan and event however often an entry arrives,
+//! so running it twice, or after a stop half-way, loses and duplicates
+//! nothing.
+
+use crate::args::Args;
+use fanrush::config::{aws_config, sqs_client};
+use fanrush::queue::{EntryQueue, SendPolicy};
+use std::time::Duration;
+
+pub const USAGE: &str =
+    "  fanrush redrive --queue-url URL --dlq-url URL   (env: AWS_ENDPOINT_URL, or the AWS credentials chain)";
+
+pub async fn run(argv: &[String]) -> Result<(), String> {
+    let args = Args::parse(argv, &["queue-url", "dlq-url"], &[])?;
+    let queue_url: String = args.need("queue-url")?;
+    let dlq_url: String = args.need("dlq-url")?;
+    let sqs = sqs_client(&aws_config().await, Duration::from_secs(10));
+    let queue = EntryQueue::new(sqs, &queue_url, SendPolicy { attempts: 1, backoff: Duration::ZERO });
+    let dead_letters = queue.dead_letters(&dlq_url);
+    let done = dead_letters.redrive_into(&queue).await.map_err(|e| e.to_string())?;
+    let left = dead_letters.depth().await.map_err(|e| e.to_string())?.total();
+    println!(
+        "{}",
+        serde_json::json!({ "moved": done.moved, "notEntries": done.unreadable, "leftInDlq": left })
+    );
+    if left > 0 {
+        return Err(format!("{left} messages are still in the DLQ (being read elsewhere); run it again"));
+    }
+    Ok(())
+}

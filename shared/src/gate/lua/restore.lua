@@ -1,0 +1,31 @@
+-- One step of a gate restore, fenced by the restorer's lease: a restorer
+-- that lost its lease (it stalled, another took over) writes nothing.
+-- KEYS: lease, then per step:
+--   begin:  -                      take or renew the lease
+--   clear:  meta, fans, notes, pending
+--   rows:   fans, notes            ARGV[4..]: fan, record, hasNote, note (x n)
+--   meta:   meta                   ARGV[4..]: field, value (x n)
+--   finish: state, lostAt          ARGV[4]: server run_id
+-- ARGV: token, leaseMs, step, ...
+local holder = redis.call('GET', KEYS[1])
+if ARGV[3] == 'begin' then
+  if holder and holder ~= ARGV[1] then return 0 end
+  redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+  return 1
+end
+if holder ~= ARGV[1] then return 0 end
+redis.call('PEXPIRE', KEYS[1], ARGV[2])
+if ARGV[3] == 'clear' then
+  redis.call('UNLINK', KEYS[2], KEYS[3], KEYS[4], KEYS[5])
+elseif ARGV[3] == 'rows' then
+  for i = 4, #ARGV, 4 do
+    redis.call('HSET', KEYS[2], ARGV[i], ARGV[i + 1])
+    if ARGV[i + 2] == '1' then redis.call('HSET', KEYS[3], ARGV[i], ARGV[i + 3]) end
+  end
+elseif ARGV[3] == 'meta' then
+  for i = 4, #ARGV, 2 do redis.call('HSET', KEYS[2], ARGV[i], ARGV[i + 1]) end
+elseif ARGV[3] == 'finish' then
+  redis.call('SET', KEYS[2], ARGV[4])
+  redis.call('DEL', KEYS[3], KEYS[1])
+end
+return 1
