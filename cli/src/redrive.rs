@@ -21,10 +21,7 @@ pub async fn run(argv: &[String]) -> Result<(), String> {
     let dead_letters = queue.dead_letters(&dlq_url);
     let done = dead_letters.redrive_into(&queue).await.map_err(|e| e.to_string())?;
     let left = dead_letters.depth().await.map_err(|e| e.to_string())?.total();
-    println!(
-        "{}",
-        serde_json::json!({ "moved": done.moved, "notEntries": done.unreadable, "leftInDlq": left })
-    );
+    println!("{}", serde_json::json!({ "moved": done.moved, "notEntries": done.unreadable, "leftInDlq": left }));
     if left > 0 {
         return Err(format!("{left} messages are still in the DLQ (being read elsewhere); run it again"));
     }

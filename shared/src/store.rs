@@ -399,7 +399,12 @@ impl Database {
     /// At most `limit` stored entries of an event after `position`, by
     /// position: keyset pages on the `(event_id, position)` index, so memory
     /// stays bounded however large the event.
-    pub async fn entries_after(&self, event: &EventId, position: Position, limit: i64) -> Result<Vec<Entry>, StoreError> {
+    pub async fn entries_after(
+        &self,
+        event: &EventId,
+        position: Position,
+        limit: i64,
+    ) -> Result<Vec<Entry>, StoreError> {
         let rows = self
             .query(
                 "SELECT fan_id, position, note, accepted_at FROM entries WHERE event_id = $1 AND position > $2
@@ -423,10 +428,7 @@ impl Database {
     /// How many entries an event holds and its highest position.
     pub async fn entry_totals(&self, event: &EventId) -> Result<(i64, Position), StoreError> {
         let rows = self
-            .query(
-                "SELECT count(*), coalesce(max(position), 0) FROM entries WHERE event_id = $1",
-                &[&event.as_str()],
-            )
+            .query("SELECT count(*), coalesce(max(position), 0) FROM entries WHERE event_id = $1", &[&event.as_str()])
             .await?;
         Ok((rows[0].get(0), rows[0].get(1)))
     }

@@ -50,7 +50,7 @@ pub enum Fault {
 /// A fault-injecting TCP proxy on 127.0.0.1.
 pub struct FaultProxy {
     addr: SocketAddr,
-    upstream: SocketAddr,
+    upstream: Arc<Mutex<SocketAddr>>,
     fault: watch::Sender<Fault>,
     shared: Arc<Mutex<Shared>>,
 }
@@ -67,7 +67,12 @@ impl FaultProxy {
         let listener = bind(SocketAddr::from(([127, 0, 0, 1], 0)))?;
         let addr = listener.local_addr()?;
         let (fault, _) = watch::channel(Fault::None);
-        let proxy = Self { addr, upstream, fault, shared: Arc::new(Mutex::new(Shared::default())) };
+        let proxy = Self {
+            addr,
+            upstream: Arc::new(Mutex::new(upstream)),
+            fault,
+            shared: Arc::new(Mutex::new(Shared::default())),
+        };
         proxy.listen(listener);
         Ok(proxy)
     }
@@ -94,6 +99,13 @@ impl FaultProxy {
         }
     }
 
+    /// Sends new connections to `upstream` from now on, as a DNS name does
+    /// when a failover moves it to another node. Open connections stay
+    /// where they are until cut ([`FaultProxy::reset_all`]).
+    pub fn set_upstream(&self, upstream: SocketAddr) {
+        *self.upstream.lock().unwrap() = upstream;
+    }
+
     /// Cuts every open connection (the service sees them close; the client
     /// sees a reset), as `CLIENT KILL` or a restart would.
     pub fn reset_all(&self) {
@@ -101,12 +113,13 @@ impl FaultProxy {
     }
 
     fn listen(&self, listener: TcpListener) {
-        let upstream = self.upstream;
+        let upstream = self.upstream.clone();
         let fault = self.fault.subscribe();
         let shared = self.shared.clone();
         let task = tokio::spawn(async move {
             while let Ok((client, _)) = listener.accept().await {
-                let conn = tokio::spawn(serve(client, upstream, fault.clone()));
+                let to = *upstream.lock().unwrap();
+                let conn = tokio::spawn(serve(client, to, fault.clone()));
                 let mut s = shared.lock().unwrap();
                 s.connections.retain(|c| !c.is_finished());
                 s.connections.push(conn);

@@ -156,6 +156,51 @@ impl PrivateRedis {
         self.spawn().await?;
         Ok(down.elapsed())
     }
+
+    /// Writes a snapshot now (`SAVE`) and keeps a copy at `to`.
+    pub async fn snapshot(&self, to: &Path) -> Result<(), String> {
+        self.command(&["SAVE"]).await?;
+        std::fs::copy(self.dir.join("dump.rdb"), to).map(drop).map_err(|e| format!("copy the snapshot: {e}"))
+    }
+
+    /// Stops the server without saving and starts it from the snapshot at
+    /// `from`, as a node that comes back from an older backup would: what
+    /// was written since is gone. Returns how long it was down.
+    pub async fn restart_from_snapshot(&mut self, from: &Path) -> Result<Duration, String> {
+        let down = Instant::now();
+        let _ = self.command(&["SHUTDOWN", "NOSAVE"]).await;
+        if let Some(mut child) = self.child.take() {
+            let _ = tokio::time::timeout(Duration::from_secs(10), child.wait()).await;
+            let _ = child.kill().await;
+        }
+        std::fs::copy(from, self.dir.join("dump.rdb")).map_err(|e| format!("restore the snapshot: {e}"))?;
+        self.spawn().await?;
+        Ok(down.elapsed())
+    }
+
+    /// SIGKILL: the node is gone at once, with whatever it had not replicated.
+    pub async fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill().await;
+        }
+    }
+
+    /// Replicates from the server at `primary` (`REPLICAOF`); waits until
+    /// the first sync is done.
+    pub async fn replicate_from(&self, primary: SocketAddr) -> Result<(), String> {
+        self.command(&["REPLICAOF", &primary.ip().to_string(), &primary.port().to_string()]).await?;
+        wait_until("the replica's first sync", Duration::from_secs(10), || async {
+            matches!(self.command(&["INFO", "replication"]).await,
+                Ok(redis::Value::BulkString(b)) if String::from_utf8_lossy(&b).contains("master_link_status:up"))
+        })
+        .await
+    }
+
+    /// `REPLICAOF NO ONE`: this replica becomes a primary, as a failover
+    /// promotes one.
+    pub async fn promote(&self) -> Result<(), String> {
+        self.command(&["REPLICAOF", "NO", "ONE"]).await.map(drop)
+    }
 }
 
 /// A PostgreSQL cluster of the drill's own (`initdb` in a temporary

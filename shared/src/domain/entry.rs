@@ -118,8 +118,28 @@ impl EntryMessage {
         })
     }
 
+    /// The message body: JSON in ASCII only, every other character written
+    /// as a `\uXXXX` escape (a surrogate pair above U+FFFF). SQS accepts
+    /// U+10000 and up in a body, but not every endpoint that speaks its API
+    /// does (fauxqs refuses them), and an ASCII body is accepted by all, so
+    /// a fan's emoji can never turn into a refused send.
     pub fn to_body(&self) -> String {
-        serde_json::to_string(self).expect("an entry message always serializes")
+        let json = serde_json::to_string(self).expect("an entry message always serializes");
+        if json.is_ascii() {
+            return json;
+        }
+        let mut body = String::with_capacity(json.len() + 32);
+        for c in json.chars() {
+            if c.is_ascii() {
+                body.push(c);
+            } else {
+                // Outside ASCII, serde_json's output only has characters inside strings.
+                for unit in c.encode_utf16(&mut [0; 2]) {
+                    body.push_str(&format!("\\u{unit:04x}"));
+                }
+            }
+        }
+        body
     }
 }
 
@@ -186,6 +206,10 @@ mod tests {
             accepted_at: Utc.timestamp_millis_opt(1_700_000_000_123).unwrap(),
         };
         assert_eq!(EntryMessage::parse(&EntryMessage::new(&entry).to_body()).unwrap(), entry);
+        let emoji = Entry { note: Some("가 🎉 \u{FFFD}".into()), ..entry.clone() };
+        let body = EntryMessage::new(&emoji).to_body();
+        assert!(body.is_ascii() && body.contains("\\ud83c\\udf89"), "{body}");
+        assert_eq!(EntryMessage::parse(&body).unwrap(), emoji);
         for poison in [
             "not json",
             r#"{"v":2,"eventId":"e","fanId":"f","position":1,"acceptedAtMs":0}"#,

@@ -57,7 +57,10 @@ impl FanEventSpec {
                 t.clone()
             }
             _ => {
-                return Err(invalid("title", "must be a non-empty string of at most 200 characters, without NUL (U+0000)"))
+                return Err(invalid(
+                    "title",
+                    "must be a non-empty string of at most 200 characters, without NUL (U+0000)",
+                ))
             }
         };
         let opens_at = time(fields, "opensAt")?;

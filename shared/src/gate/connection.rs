@@ -195,7 +195,10 @@ impl LazyRedis {
         Ok((connection, server, true))
     }
 
-    async fn forget(&self) {
+    /// Drops the connection, so the next command connects and reads the
+    /// server's `INFO` again (after a refusal that a configuration change
+    /// on the server may lift).
+    pub async fn forget(&self) {
         *self.connection.lock().await = None;
     }
 }

@@ -315,6 +315,10 @@ impl EntryGate {
                 }
             })
             .await?;
+        if reply.is_err() {
+            // Read the policy again next time: an operator may fix it.
+            self.redis.forget().await;
+        }
         reply.map_err(|policy| {
             metrics::counter!("RedisEvictionPossible").increment(1);
             tracing::error!(maxmemory_policy = %policy, "redis may evict gate keys; admissions refused");
@@ -437,8 +441,12 @@ impl EntryGate {
             .run(|mut c, _| {
                 let (pending, fans) = (k.pending.clone(), k.fans.clone());
                 async move {
-                    let ids: Vec<String> =
-                        redis::cmd("ZRANGEBYSCORE").arg(&pending).arg("-inf").arg(cutoff_ms).query_async(&mut c).await?;
+                    let ids: Vec<String> = redis::cmd("ZRANGEBYSCORE")
+                        .arg(&pending)
+                        .arg("-inf")
+                        .arg(cutoff_ms)
+                        .query_async(&mut c)
+                        .await?;
                     if ids.is_empty() {
                         return Ok((ids, Vec::new()));
                     }
@@ -493,7 +501,8 @@ impl EntryGate {
     pub async fn publish(&self, e: &FanEvent) -> Result<Published, GateError> {
         let k = self.event_keys(&e.id);
         let json = e.to_json();
-        let (opens_ms, closes_ms) = (e.opens_at.timestamp_millis().to_string(), e.closes_at.timestamp_millis().to_string());
+        let (opens_ms, closes_ms) =
+            (e.opens_at.timestamp_millis().to_string(), e.closes_at.timestamp_millis().to_string());
         let args = [
             e.title.as_str(),
             json["opensAt"].as_str().unwrap_or_default(),
@@ -532,7 +541,9 @@ impl EntryGate {
             .call(&LOST, Fence::Server, &keys.each_ref().map(String::as_str), &[&now.timestamp_millis().to_string()])
             .await?;
         r.map(|ms| {
-            Utc.timestamp_millis_opt(ms).single().ok_or_else(|| GateError::Protocol(format!("lost-at out of range: {ms}")))
+            Utc.timestamp_millis_opt(ms)
+                .single()
+                .ok_or_else(|| GateError::Protocol(format!("lost-at out of range: {ms}")))
         })
         .transpose()
     }
@@ -553,7 +564,12 @@ impl EntryGate {
 
     /// Writes confirmed fan records (and notes) for stored entries; called
     /// chunk by chunk so no restorer holds a whole event in memory.
-    pub async fn restore_entries(&self, lease: &RestoreLease, id: &EventId, entries: &[Entry]) -> Result<(), GateError> {
+    pub async fn restore_entries(
+        &self,
+        lease: &RestoreLease,
+        id: &EventId,
+        entries: &[Entry],
+    ) -> Result<(), GateError> {
         if entries.is_empty() {
             return Ok(());
         }
