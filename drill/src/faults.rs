@@ -22,6 +22,18 @@ pub enum Fault {
     PostgresRestart,
     /// A writer process SIGKILLed in the middle of a batch.
     WriterKilled,
+    /// A Multi-AZ failover with asynchronous replication: the replica's link
+    /// is cut (it stops receiving writes the primary still acknowledges) for
+    /// this long, then the primary is killed, the replica promoted, the
+    /// endpoint moved to it and every client connection cut.
+    RedisFailover(Duration),
+    /// A snapshot is taken, the primary keeps admitting for this long, then
+    /// it restarts from that snapshot: everything since is gone.
+    RedisStaleSnapshot(Duration),
+    /// SQS stores sends but their answers are lost (unknown outcomes), then
+    /// refuses every connection (the retries' sends surely fail), each for
+    /// this long.
+    SqsUnknownThenRefused(Duration),
 }
 
 /// One drill scenario: a name and its faults, each at a fraction of the
@@ -48,6 +60,9 @@ pub fn all_scenarios() -> Vec<Scenario> {
         Scenario { name: "sqs-answers-lost", faults: vec![(0.1, SqsAnswersLost(s2))] },
         Scenario { name: "postgres-restart", faults: vec![(0.2, PostgresRestart)] },
         Scenario { name: "writer-killed", faults: vec![(0.1, WriterKilled), (0.2, WriterKilled), (0.3, WriterKilled)] },
+        Scenario { name: "redis-failover", faults: vec![(0.05, RedisFailover(Duration::from_secs(1)))] },
+        Scenario { name: "redis-stale-snapshot", faults: vec![(0.1, RedisStaleSnapshot(s2))] },
+        Scenario { name: "sqs-unknown-then-refused", faults: vec![(0.1, SqsUnknownThenRefused(s2))] },
         Scenario {
             name: "all-together",
             faults: vec![

@@ -173,8 +173,14 @@ impl Drill {
             .map_err(|e| format!("the SQS endpoint at {}: {e}", endpoint()))?;
         let db = Database::new(&postgres.url(), None, Duration::from_secs(5)).map_err(|e| e.to_string())?;
         db.migrate().await.map_err(|e| e.to_string())?;
-        let gate = EntryGate::new(&redis.url(), PREFIX, Duration::from_secs(2), Duration::from_secs(5))
-            .map_err(|e| e.to_string())?;
+        // Through the endpoint proxy, which a failover moves to the replica.
+        let gate = EntryGate::new(
+            &format!("redis://{}", proxies.redis.addr()),
+            PREFIX,
+            Duration::from_secs(2),
+            Duration::from_secs(5),
+        )
+        .map_err(|e| e.to_string())?;
         gate.mark_state_present().await.map_err(|e| e.to_string())?;
 
         let env = |extra: &[(&str, &str)]| -> Vec<(String, String)> {
@@ -416,8 +422,64 @@ impl Drill {
                 restarted
             }
             Fault::WriterKilled => Ok(self.kill_a_writer().await),
+            Fault::RedisFailover(lag) => self.failover(lag).await,
+            Fault::RedisStaleSnapshot(lag) => {
+                let snapshot = self.root.join("stale.rdb");
+                let redis = self.redis.lock().await;
+                match redis.snapshot(&snapshot).await {
+                    Ok(()) => {
+                        drop(redis);
+                        tokio::time::sleep(lag).await;
+                        let mut redis = self.redis.lock().await;
+                        redis.restart_from_snapshot(&snapshot).await.map(|d| {
+                            format!(
+                                "Redis restarted from a snapshot {:.1} s old (down {:.2} s)",
+                                lag.as_secs_f64(),
+                                d.as_secs_f64()
+                            )
+                        })
+                    }
+                    Err(e) => Err(e),
+                }
+            }
+            Fault::SqsUnknownThenRefused(d) => {
+                self.proxies.sqs.set(ProxyFault::DropResponses);
+                tokio::time::sleep(d).await;
+                self.proxies.sqs.set(ProxyFault::Refuse);
+                tokio::time::sleep(d).await;
+                self.proxies.sqs.set(ProxyFault::None);
+                Ok(format!("SQS answers lost for {0:.1} s, then SQS refused for {0:.1} s", d.as_secs_f64()))
+            }
         };
         outcome.unwrap_or_else(|e| format!("{fault:?} failed: {e}"))
+    }
+
+    /// A failover as ElastiCache plays it with asynchronous replication: a
+    /// replica of the drill's Redis (through a link proxy) stops receiving
+    /// writes for `lag` while the primary keeps acknowledging them; then the
+    /// primary dies, the replica is promoted, the endpoint (the functions'
+    /// proxy) moves to it and every client connection is cut. The replica
+    /// then stands in as the drill's Redis.
+    async fn failover(&self, lag: Duration) -> Result<String, String> {
+        let redis = self.redis.lock().await;
+        let dir = self.root.join(format!("replica-{}", Instant::now().duration_since(self.started).as_millis()));
+        let replica = PrivateRedis::start(dir).await?;
+        let link = FaultProxy::start(redis.addr()).await.map_err(|e| e.to_string())?;
+        replica.replicate_from(link.addr()).await?;
+        link.set(ProxyFault::Blackhole);
+        link.reset_all();
+        drop(redis);
+        tokio::time::sleep(lag).await;
+        let mut redis = self.redis.lock().await;
+        redis.kill().await;
+        replica.promote().await?;
+        self.proxies.redis.set_upstream(replica.addr());
+        self.proxies.redis.reset_all();
+        *redis = replica;
+        Ok(format!(
+            "Redis failover: replication cut {:.1} s before the primary died; replica promoted",
+            lag.as_secs_f64()
+        ))
     }
 
     /// Slows PostgreSQL's answers so a batch is surely in flight, then
