@@ -5,7 +5,6 @@ use crate::faults::{all_scenarios, Fault, Scenario};
 use crate::functions::{Environment, FunctionSpec, Pool};
 use crate::spike::{self, Observed, Shape};
 use crate::verify::{self, GateView, Tally};
-use aws_sdk_sqs::types::QueueAttributeName;
 use chrono::Utc;
 use fanrush::domain::{EventId, FanEvent};
 use fanrush::gate::EntryGate;
@@ -560,17 +559,7 @@ impl Drill {
     }
 
     async fn queue_depth(&self, url: &str) -> Result<i64, String> {
-        let out = self
-            .sqs
-            .get_queue_attributes()
-            .queue_url(url)
-            .attribute_names(QueueAttributeName::ApproximateNumberOfMessages)
-            .attribute_names(QueueAttributeName::ApproximateNumberOfMessagesNotVisible)
-            .attribute_names(QueueAttributeName::ApproximateNumberOfMessagesDelayed)
-            .send()
-            .await
-            .map_err(|e| aws_sdk_sqs::error::DisplayErrorContext(e).to_string())?;
-        Ok(out.attributes.unwrap_or_default().values().filter_map(|v| v.trim().parse::<i64>().ok()).sum())
+        fanrush::queue::depth(&self.sqs, url).await.map(|d| d.total()).map_err(|e| e.to_string())
     }
 
     pub async fn stop(self) {

@@ -142,7 +142,8 @@ impl Depth {
     }
 }
 
-async fn depth(client: &Client, url: &str) -> Result<Depth, QueueError> {
+/// How many messages the queue at `url` holds.
+pub async fn depth(client: &Client, url: &str) -> Result<Depth, QueueError> {
     let out = client
         .get_queue_attributes()
         .queue_url(url)
