@@ -10,6 +10,9 @@ ensure_rust
 ensure_pip_tool cargo-lambda cargo-lambda
 ensure_services
 ensure_node
+# The restore benchmark reads its child's peak RSS with GNU time; psql fills its schema.
+[ -x /usr/bin/time ] || apt_install time
+command -v psql >/dev/null || apt_install postgresql-client
 if [ ! -d "$ROOT/bench/peer/node_modules/ioredis" ]; then
   log "npm ci (bench peer)"
   (cd "$ROOT/bench/peer" && npm ci --no-audit --no-fund --loglevel=error)

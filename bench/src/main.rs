@@ -4,11 +4,12 @@
 //!
 //! Figures (each a median over repeated runs unless it is a percentile):
 //! cold start, memory, accept path, sold-out path, CPU per request, writer
-//! throughput, package size, concurrency per 10,000 rps, and the seed's
+//! throughput, the gate restore of a 1,000,000-entry event, package size, concurrency per 10,000 rps, and the seed's
 //! Node.js stack (`bench/peer`) side by side. See the README for what each
 //! measures and why.
 
 mod figures;
+mod restore;
 mod workloads;
 
 use figures::Report;
@@ -19,7 +20,7 @@ async fn main() {
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
     let args: Vec<String> = std::env::args().collect();
     let quick = args.iter().any(|a| a == "--quick");
-    // `--only a,b` runs just those sections (cold,accept,memory,writer,package,peer).
+    // `--only a,b` runs just those sections (cold,accept,memory,writer,restore,package,peer).
     let only: Option<Vec<String>> = args
         .iter()
         .position(|a| a == "--only")
@@ -45,6 +46,10 @@ async fn main() {
     if run("writer") {
         eprintln!("[bench] writer");
         w.writer(&mut report).await;
+    }
+    if run("restore") {
+        eprintln!("[bench] gate restore at scale");
+        restore::restore(&root, w.env(), quick, &mut report).await;
     }
     if run("package") {
         eprintln!("[bench] package size");

@@ -88,6 +88,11 @@ impl Workloads {
         Self { root, quick, env, redis_url, prefix, queue_url, sqs, accept: None }
     }
 
+    /// The functions' environment for the local services.
+    pub fn env(&self) -> &[(String, String)] {
+        &self.env
+    }
+
     fn binary(&self, name: &str) -> PathBuf {
         self.root.join("target/release").join(name)
     }

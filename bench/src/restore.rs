@@ -1,0 +1,95 @@
+//! The gate restore at scale: an open event with 1,000,000 stored entries
+//! (100,000 with `--quick`), Redis's gate state gone, and `fanrush setup`
+//! (the same `restore_gate` the scheduler and admin-api run) rebuilding it
+//! in a process of its own, timed, with its peak RSS read by `/usr/bin/time`.
+//! Targets: under 60 s and under 96 MB (a 128 MB function with headroom).
+
+use crate::figures::{Figure, Report};
+use std::path::Path;
+use tokio::process::Command;
+
+pub async fn restore(root: &Path, env: &[(String, String)], quick: bool, report: &mut Report) {
+    let entries: i64 = if quick { 100_000 } else { 1_000_000 };
+    let schema = format!("bench_restore_{}", std::process::id());
+    let prefix = format!("bench-restore-{}", std::process::id());
+    let database_url = env.iter().find(|(k, _)| k == "DATABASE_URL").map(|(_, v)| v.clone()).unwrap_or_default();
+    let env: Vec<(String, String)> = env
+        .iter()
+        .filter(|(k, _)| k != "REDIS_KEY_PREFIX" && k != "DATABASE_SCHEMA")
+        .cloned()
+        .chain([("REDIS_KEY_PREFIX".into(), prefix.clone()), ("DATABASE_SCHEMA".into(), schema.clone())])
+        .collect();
+    let setup = || {
+        let mut c = Command::new("/usr/bin/time");
+        c.args(["-f", "%e %M"]).arg(root.join("target/release/fanrush")).args(["setup", "--queue", &prefix]);
+        c.envs(env.iter().cloned()).stdout(std::process::Stdio::null());
+        c
+    };
+    // First run: the schema, the queues and an empty gate.
+    if !setup().stderr(std::process::Stdio::null()).status().await.is_ok_and(|s| s.success()) {
+        eprintln!("  restore: fanrush setup failed; skipped");
+        return;
+    }
+    let fill = format!(
+        "SET search_path TO {schema};
+         INSERT INTO fan_events (event_id, title, opens_at, closes_at, capacity, expected_peak_rps)
+           VALUES ('big', 'Big', now() - interval '1 hour', now() + interval '1 day', {entries}, 10000);
+         INSERT INTO entries (event_id, fan_id, position, note, accepted_at)
+           SELECT 'big', 'fan-' || g, g, CASE WHEN g % 10 = 0 THEN 'note ' || g END, now()
+           FROM generate_series(1, {entries}) g;"
+    );
+    let filled = Command::new("psql").arg(&database_url).args(["-q", "-c", &fill]).status().await;
+    if !filled.is_ok_and(|s| s.success()) {
+        eprintln!("  restore: could not fill the schema; skipped");
+        return;
+    }
+    let mut redis = match redis::Client::open(
+        env.iter().find(|(k, _)| k == "REDIS_URL").map(|(_, v)| v.as_str()).unwrap_or("redis://127.0.0.1:6379"),
+    ) {
+        Ok(c) => c.get_multiplexed_async_connection().await.ok(),
+        Err(_) => None,
+    };
+    if let Some(c) = redis.as_mut() {
+        let _: Result<(), _> = redis::cmd("DEL").arg(format!("{prefix}:state")).query_async(c).await;
+    }
+    let out = setup().output().await;
+    let measured = out.ok().and_then(|o| {
+        let text = String::from_utf8_lossy(&o.stderr).into_owned();
+        let last = text.lines().last()?.to_owned();
+        let mut it = last.split_whitespace();
+        Some((it.next()?.parse::<f64>().ok()?, it.next()?.parse::<f64>().ok()? / 1024.0))
+    });
+    let _ = Command::new("psql")
+        .arg(&database_url)
+        .args(["-q", "-c", &format!("SET client_min_messages = warning; DROP SCHEMA {schema} CASCADE")])
+        .status()
+        .await;
+    if let Some(c) = redis.as_mut() {
+        let keys: Vec<String> = redis::cmd("KEYS").arg(format!("{prefix}:*")).query_async(c).await.unwrap_or_default();
+        if !keys.is_empty() {
+            let _: Result<(), _> = redis::cmd("UNLINK").arg(&keys).query_async(c).await;
+        }
+    }
+    let Some((seconds, rss_mb)) = measured else {
+        eprintln!("  restore: no measurement (is /usr/bin/time installed?)");
+        return;
+    };
+    report.add(Figure {
+        name: format!("restore: time for {entries} entries"),
+        value: seconds,
+        unit: "s",
+        limit: Some(60.0),
+        limit_name: "target".into(),
+        target: "under 60 s".into(),
+        met: Some(seconds < 60.0),
+    });
+    report.add(Figure {
+        name: format!("restore: peak RSS for {entries} entries"),
+        value: rss_mb,
+        unit: "MB",
+        limit: Some(96.0),
+        limit_name: "target (a 128 MB function)".into(),
+        target: "under 96 MB".into(),
+        met: Some(rss_mb < 96.0),
+    });
+}
