@@ -47,10 +47,14 @@ run_contract() {
     hash -r
   fi
   local setup SQS_QUEUE_URL SQS_DLQ_URL
-  setup=$(target/debug/fanrush setup --queue fanrush-contract)
+  # A queue, schema and key prefix of this run's own: the fuzzer deletes
+  # `demo`, and a deleted event id is retired for good, so no run may inherit
+  # another's. Setup migrates the schema and makes the empty gate ready.
+  local run_id="contract_$$_$(date +%s)"
+  setup=$(REDIS_KEY_PREFIX="$run_id" DATABASE_SCHEMA="$run_id" target/debug/fanrush setup --queue "$run_id")
   eval "$setup" # SQS_QUEUE_URL, SQS_DLQ_URL
   write_function_env "$STATE/contract.env" "$SQS_QUEUE_URL" "$SQS_DLQ_URL" \
-    REDIS_KEY_PREFIX=contract DATABASE_SCHEMA=contract RATE_LIMIT_REQUESTS=0 RUST_LOG=warn
+    REDIS_KEY_PREFIX="$run_id" DATABASE_SCHEMA="$run_id" RATE_LIMIT_REQUESTS=0 RUST_LOG=warn
   if port_open "$CONTRACT_PORT"; then
     log "127.0.0.1:$CONTRACT_PORT is taken; set CONTRACT_PORT"
     return 1
@@ -77,4 +81,5 @@ run_contract() {
   # positive_data_acceptance: "closesAt after opensAt" spans two fields, which
   # OpenAPI 3.0 cannot say, so schema-valid bodies may rightly get 400.
   st_run "$base" '^/admin' --exclude-checks positive_data_acceptance
+  psql "$DATABASE_URL" -q -c "SET client_min_messages = warning; DROP SCHEMA IF EXISTS $run_id CASCADE" || true
 }
