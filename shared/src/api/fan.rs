@@ -3,8 +3,8 @@
 //! The accept path is one Redis script and one SQS send. A fan is told
 //! `accepted` only after SQS acknowledged the entry; when Redis or SQS fails
 //! the fan gets 503 with Retry-After, and the reservation is either released
-//! (the send surely never happened) or kept pending so the retry gets the
-//! same position.
+//! (the send surely never happened and no other request took it over) or
+//! kept pending so the retry gets the same position.
 
 use super::{identity, json_response, route, ApiError};
 use crate::config::AuthMode;

@@ -631,24 +631,8 @@ impl EntryGate {
         let all_keys: Vec<&str> = std::iter::once(lease_key.as_str()).chain(keys.iter().copied()).collect();
         let ttl = lease.ttl.as_millis().max(1).to_string();
         let all_args: Vec<&str> = [lease.token.as_str(), &ttl, step].into_iter().chain(args.iter().copied()).collect();
-        // The finish step stamps the server's run_id: pass it as an argument.
-        let done: i64 = if step == "finish" {
-            self.redis
-                .run(|mut c, server| {
-                    let mut inv = RESTORE.prepare_invoke();
-                    all_keys.iter().for_each(|k| {
-                        inv.key(*k);
-                    });
-                    all_args.iter().for_each(|a| {
-                        inv.arg(*a);
-                    });
-                    inv.arg(server.run_id.as_str());
-                    async move { inv.invoke_async(&mut c).await }
-                })
-                .await?
-        } else {
-            self.call(&RESTORE, Fence::None, &all_keys, &all_args).await?
-        };
+        // Fenced by the server so the finish step can stamp its run_id.
+        let done: i64 = self.call(&RESTORE, Fence::Server, &all_keys, &all_args).await?;
         if done == 1 {
             Ok(())
         } else {
