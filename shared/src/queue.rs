@@ -199,10 +199,12 @@ impl DeadLetterQueue {
         depth(self.queue.client().await, &self.queue.queue_url).await
     }
 
-    /// Reads every dead letter without deleting any (each reappears after
-    /// [`PEEK_VISIBILITY_S`]). `DeadLettersBusy` when some are out of
-    /// sight (another reader has them) or the read came back short, so a
-    /// caller never mistakes "not seen" for "not there".
+    /// Reads every dead letter without deleting any, then hands each back
+    /// at once (visibility timeout 0), so the next reader (the restore, the
+    /// sweep, `fanrush redrive`) does not find them out of sight; any not
+    /// handed back reappear after [`PEEK_VISIBILITY_S`]. `DeadLettersBusy`
+    /// when some are out of sight (another reader has them) or the read came
+    /// back short, so a caller never mistakes "not seen" for "not there".
     pub async fn peek(&self) -> Result<DeadLetters, QueueError> {
         let before = self.depth().await?;
         if before.total() == 0 {
@@ -212,6 +214,7 @@ impl DeadLetterQueue {
             return Err(QueueError::DeadLettersBusy(before.in_flight));
         }
         let mut seen = std::collections::HashSet::new();
+        let mut receipts = Vec::new();
         let mut letters = DeadLetters::default();
         let mut empty = 0;
         while (seen.len() as i64) < before.visible && empty < 3 {
@@ -233,16 +236,53 @@ impl DeadLetterQueue {
                 if !seen.insert(m.message_id.clone().unwrap_or_default()) {
                     continue;
                 }
+                receipts.extend(m.receipt_handle.clone());
                 match m.body.as_deref().map(EntryMessage::parse) {
                     Some(Ok(entry)) => letters.entries.push(entry),
                     _ => letters.unreadable += 1,
                 }
             }
         }
+        self.hand_back(&receipts).await;
         if (seen.len() as i64) < before.visible {
             return Err(QueueError::DeadLettersBusy(before.visible - seen.len() as i64));
         }
         Ok(letters)
+    }
+
+    /// Makes peeked messages visible again now ("ChangeMessageVisibility":
+    /// a timeout of 0 makes a received message visible again, SQS Developer
+    /// Guide, "Amazon SQS visibility timeout"). Best effort: what fails to
+    /// come back now comes back when the peek's visibility timeout ends.
+    async fn hand_back(&self, receipts: &[String]) {
+        let client = self.queue.client().await;
+        // ChangeMessageVisibilityBatch takes at most 10 entries (SQS API
+        // Reference, "ChangeMessageVisibilityBatch").
+        for chunk in receipts.chunks(10) {
+            let entries = chunk.iter().enumerate().filter_map(|(i, receipt)| {
+                aws_sdk_sqs::types::ChangeMessageVisibilityBatchRequestEntry::builder()
+                    .id(i.to_string())
+                    .receipt_handle(receipt)
+                    .visibility_timeout(0)
+                    .build()
+                    .ok()
+            });
+            let sent = client
+                .change_message_visibility_batch()
+                .queue_url(&self.queue.queue_url)
+                .set_entries(Some(entries.collect()))
+                .send()
+                .await;
+            match sent {
+                Ok(out) if out.failed.is_empty() => {}
+                Ok(out) => {
+                    tracing::warn!(failed = out.failed.len(), "some dead letters stay hidden until the peek's timeout")
+                }
+                Err(e) => {
+                    tracing::warn!(error = %DisplayErrorContext(&e), "dead letters stay hidden until the peek's timeout")
+                }
+            }
+        }
     }
 
     /// Moves every dead letter back into `queue`: send, then delete. A stop
