@@ -17,5 +17,5 @@ cd "$ROOT"
 # The spike is CPU-bound on a small machine: optimized builds (the `drill`
 # profile: release without LTO, so it builds in minutes).
 log "building the functions and the drill (profile drill)"
-cargo build --quiet --profile drill -p entry-api -p writer -p scheduler -p fanrush-drill
+cargo build --quiet --profile drill -p entry-api -p admin-api -p writer -p scheduler -p fanrush-cli -p fanrush-drill
 target/drill/fanrush-drill --bin-dir target/drill "$@"

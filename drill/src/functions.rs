@@ -82,10 +82,21 @@ pub struct Pool {
 
 impl Pool {
     pub async fn start(spec: &FunctionSpec, size: usize) -> Result<Self, String> {
+        Self::start_each(spec, size, |_, _| {}).await
+    }
+
+    /// Starts `size` environments, letting `adjust` change environment i's
+    /// spec (e.g. its own network path to a service).
+    pub async fn start_each(
+        spec: &FunctionSpec,
+        size: usize,
+        adjust: impl Fn(usize, &mut FunctionSpec),
+    ) -> Result<Self, String> {
         let mut environments = Vec::with_capacity(size);
         for i in 0..size {
             let mut s = spec.clone();
             s.log = spec.log.with_extension(format!("{i}.log"));
+            adjust(i, &mut s);
             environments.push(Environment::start(s).await?);
         }
         Ok(Self { environments, next: AtomicUsize::new(0) })

@@ -20,11 +20,14 @@
 mod faults;
 mod functions;
 mod gateway;
+mod options;
+mod report;
 mod spike;
 mod stack;
 mod verify;
 
-use stack::{Drill, Options};
+use options::Options;
+use stack::Drill;
 use std::process::ExitCode;
 
 #[tokio::main]

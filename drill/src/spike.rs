@@ -26,6 +26,16 @@ pub struct Shape {
     pub in_flight: usize,
 }
 
+/// When a fan's second request follows its first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Repeat {
+    /// A reload, 0.2 to 2 s later.
+    Reload,
+    /// A double tap, within 5 ms: both requests are in flight at once, in
+    /// two execution environments.
+    DoubleTap,
+}
+
 /// What the spike saw.
 #[derive(Debug, Default)]
 pub struct Observed {
@@ -62,9 +72,9 @@ impl Rng {
 }
 
 /// Runs the spike against `event` with fan ids `{fan_prefix}{n}`.
-pub async fn run(pool: Arc<Pool>, event: &str, fan_prefix: &str, shape: &Shape, seed: u64) -> Observed {
+pub async fn run(pool: Arc<Pool>, event: &str, fan_prefix: &str, shape: &Shape, repeat: Repeat, seed: u64) -> Observed {
     let mut rng = Rng::new(seed);
-    // Every fan sends once; the rest send twice (a double tap, a reload).
+    // Every fan sends once; the rest send twice (a reload or a double tap).
     let mut arrivals: Vec<(Duration, usize)> = Vec::with_capacity(shape.requests);
     let mut firsts = Vec::with_capacity(shape.fans);
     for fan in 0..shape.fans {
@@ -74,7 +84,11 @@ pub async fn run(pool: Arc<Pool>, event: &str, fan_prefix: &str, shape: &Shape, 
     }
     for i in 0..shape.requests.saturating_sub(shape.fans) {
         let fan = i % shape.fans.max(1);
-        arrivals.push((firsts[fan] + Duration::from_millis(200 + rng.next() % 1800), fan));
+        let after = match repeat {
+            Repeat::Reload => Duration::from_millis(200 + rng.next() % 1800),
+            Repeat::DoubleTap => Duration::from_micros(rng.next() % 5_000),
+        };
+        arrivals.push((firsts[fan] + after, fan));
     }
     arrivals.sort();
 

@@ -1,9 +1,12 @@
 //! The drill's stack and its run: services, proxies, function pools, the
-//! event-source mapping and the schedule; one scenario at a time.
+//! event-source mapping and the schedule; one scenario at a time. The
+//! faults themselves are played in [`crate::faults`].
 
-use crate::faults::{all_scenarios, Fault, Scenario};
+use crate::faults::Scenario;
 use crate::functions::{Environment, FunctionSpec, Pool};
-use crate::spike::{self, Observed, Shape};
+use crate::options::Options;
+use crate::report::{Report, Row};
+use crate::spike::{self, Observed};
 use crate::verify::{self, GateView, Tally};
 use chrono::Utc;
 use fanrush::domain::{EventId, FanEvent};
@@ -13,8 +16,7 @@ use fanrush::store::Database;
 use fanrush_testkit::esm::{EventSourceMapping, Polled};
 use fanrush_testkit::services::{PrivatePostgres, PrivateRedis};
 use fanrush_testkit::{local_aws, Fault as ProxyFault, FaultProxy};
-use serde_json::{json, Value};
-use std::fmt::Write as _;
+use serde_json::json;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -23,7 +25,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::Mutex;
 
 /// The gate's key prefix (the functions' default).
-const PREFIX: &str = "fanrush";
+pub const PREFIX: &str = "fanrush";
 /// The compressed schedule and the recovery waits the drill gives the
 /// scheduler (production: every minute, 15 s and 300 s). Both waits stay
 /// above the longest an entry request can be in flight here (about 2 s:
@@ -32,107 +34,46 @@ const TICK: Duration = Duration::from_secs(1);
 const RESTORE_SETTLE_S: &str = "5";
 const SWEEP_AFTER_S: &str = "5";
 
-pub struct Options {
-    pub shape: Shape,
-    pub capacity: i64,
-    pub scenarios: Vec<String>,
-    pub entry_environments: usize,
-    pub writers: usize,
-    pub bin_dir: PathBuf,
-    pub out: PathBuf,
-    pub seed: u64,
-    pub settle_limit: Duration,
-}
-
-impl Options {
-    pub const USAGE: &'static str = "usage: fanrush-drill [--requests 20000] [--fans 15000] [--capacity 5000] [--duration-s 10]\n       [--scenarios all|baseline,redis-flush,...] [--entry-environments 6] [--writers 2]\n       [--bin-dir target/debug] [--out target/drill/results.json] [--seed 1]\n       fanrush-drill gateway [--port 9400] [--bin-dir target/debug] [--log-dir .local] [--entry-environments 2]";
-
-    pub fn parse(args: Vec<String>) -> Result<Self, String> {
-        let mut o = Self {
-            shape: Shape {
-                requests: 20_000,
-                fans: 15_000,
-                duration: Duration::from_secs(10),
-                max_attempts: 40,
-                patience: Duration::from_secs(90),
-                attempt_timeout: Duration::from_secs(5),
-                in_flight: 256,
-            },
-            capacity: 5_000,
-            scenarios: vec!["all".into()],
-            entry_environments: 6,
-            writers: 2,
-            bin_dir: PathBuf::from("target/debug"),
-            out: PathBuf::from("target/drill/results.json"),
-            seed: 1,
-            settle_limit: Duration::from_secs(180),
-        };
-        let mut it = args.into_iter();
-        while let Some(flag) = it.next() {
-            let value = it.next().ok_or_else(|| format!("{flag} needs a value"))?;
-            let bad = || format!("{flag}: {value:?} is not valid");
-            match flag.as_str() {
-                "--requests" => o.shape.requests = value.parse().map_err(|_| bad())?,
-                "--fans" => o.shape.fans = value.parse().map_err(|_| bad())?,
-                "--capacity" => o.capacity = value.parse().map_err(|_| bad())?,
-                "--duration-s" => o.shape.duration = Duration::from_secs_f64(value.parse().map_err(|_| bad())?),
-                "--scenarios" => o.scenarios = value.split(',').map(str::to_owned).collect(),
-                "--entry-environments" => o.entry_environments = value.parse().map_err(|_| bad())?,
-                "--writers" => o.writers = value.parse().map_err(|_| bad())?,
-                "--bin-dir" => o.bin_dir = PathBuf::from(value),
-                "--out" => o.out = PathBuf::from(value),
-                "--seed" => o.seed = value.parse().map_err(|_| bad())?,
-                _ => return Err(format!("unknown option {flag}")),
-            }
-        }
-        if o.shape.fans == 0 || o.shape.requests < o.shape.fans || o.capacity < 1 {
-            return Err("need --fans >= 1, --requests >= --fans and --capacity >= 1".into());
-        }
-        if o.entry_environments == 0 || o.writers == 0 {
-            return Err("need at least one entry environment and one writer".into());
-        }
-        Ok(o)
-    }
-
-    fn selected(&self) -> Result<Vec<Scenario>, String> {
-        let every = all_scenarios();
-        if self.scenarios.iter().any(|s| s == "all") {
-            return Ok(every);
-        }
-        let known: Vec<&str> = every.iter().map(|s| s.name).collect();
-        if let Some(bad) = self.scenarios.iter().find(|s| !known.contains(&s.as_str())) {
-            return Err(format!("unknown scenario {bad:?}; known: {}", known.join(", ")));
-        }
-        Ok(every.into_iter().filter(|s| self.scenarios.iter().any(|n| n == s.name)).collect())
-    }
-}
-
 /// Proxies between the functions and each service.
-struct Proxies {
-    redis: FaultProxy,
-    sqs: FaultProxy,
-    postgres: FaultProxy,
+pub(crate) struct Proxies {
+    pub redis: FaultProxy,
+    /// The scheduler's and admin-api's path to SQS.
+    pub sqs: FaultProxy,
+    /// Each entry environment's own path to SQS (its own network
+    /// interface in AWS), so one can fail while another works.
+    pub sqs_paths: Vec<FaultProxy>,
+    pub postgres: FaultProxy,
+}
+
+impl Proxies {
+    /// SQS fails the same way for every function.
+    pub fn set_sqs(&self, fault: ProxyFault) {
+        self.sqs.set(fault);
+        self.sqs_paths.iter().for_each(|p| p.set(fault));
+    }
 }
 
 pub struct Drill {
-    root: PathBuf,
-    redis: Mutex<PrivateRedis>,
-    postgres: Mutex<Option<PrivatePostgres>>,
-    proxies: Proxies,
-    sqs: aws_sdk_sqs::Client,
-    queue_url: String,
-    dlq_url: String,
-    db: Database,
+    pub(crate) root: PathBuf,
+    pub(crate) bin_dir: PathBuf,
+    pub(crate) redis: Mutex<PrivateRedis>,
+    pub(crate) postgres: Mutex<Option<PrivatePostgres>>,
+    pub(crate) proxies: Proxies,
+    pub(crate) sqs: aws_sdk_sqs::Client,
+    pub(crate) queue_url: String,
+    pub(crate) dlq_url: String,
+    pub(crate) db: Database,
     gate: EntryGate,
     entry: Arc<Pool>,
-    writers: Vec<Arc<Environment>>,
+    pub(crate) admin: Environment,
+    pub(crate) writers: Vec<Arc<Environment>>,
     scheduler: Arc<Environment>,
     stop: Arc<AtomicBool>,
     ticks_failed: Arc<std::sync::atomic::AtomicUsize>,
-    started: Instant,
+    pub(crate) started: Instant,
 }
 
-fn endpoint() -> String {
+pub(crate) fn endpoint() -> String {
     std::env::var("AWS_ENDPOINT_URL").unwrap_or_else(|_| "http://127.0.0.1:9324".into())
 }
 
@@ -159,9 +100,14 @@ impl Drill {
         let postgres = PrivatePostgres::start(root.join("pg")).await?;
         let sqs_addr = loopback(&endpoint())?;
         let proxy = |a| async move { FaultProxy::start(a).await.map_err(|e| format!("proxy: {e}")) };
+        let mut sqs_paths = Vec::with_capacity(o.entry_environments);
+        for _ in 0..o.entry_environments {
+            sqs_paths.push(proxy(sqs_addr).await?);
+        }
         let proxies = Proxies {
             redis: proxy(redis.addr()).await?,
             sqs: proxy(sqs_addr).await?,
+            sqs_paths,
             postgres: proxy(postgres.addr()).await?,
         };
 
@@ -204,12 +150,19 @@ impl Drill {
             env: env(extra),
             log: logs.join(name),
         };
-        for name in ["entry-api", "writer", "scheduler"] {
+        for name in ["entry-api", "admin-api", "writer", "scheduler", "fanrush"] {
             if !o.bin_dir.join(name).exists() {
                 return Err(format!("{} is missing; build the workspace first", o.bin_dir.join(name).display()));
             }
         }
-        let entry = Arc::new(Pool::start(&spec("entry-api", &[]), o.entry_environments).await?);
+        let entry = Arc::new(
+            Pool::start_each(&spec("entry-api", &[]), o.entry_environments, |i, s| {
+                s.env.push(("AWS_ENDPOINT_URL".into(), format!("http://{}", proxies.sqs_paths[i].addr())));
+            })
+            .await?,
+        );
+        // IAM-authorized in AWS: the drill's requests carry an IAM identity.
+        let admin = Environment::start(spec("admin-api", &[("GATE_RESTORE_SETTLE_SECONDS", RESTORE_SETTLE_S)])).await?;
         let mut writers = Vec::new();
         for i in 0..o.writers {
             let mut s = spec("writer", &[]);
@@ -229,6 +182,7 @@ impl Drill {
         );
         let drill = Self {
             root,
+            bin_dir: o.bin_dir.clone(),
             redis: Mutex::new(redis),
             postgres: Mutex::new(Some(postgres)),
             proxies,
@@ -238,6 +192,7 @@ impl Drill {
             db,
             gate,
             entry,
+            admin,
             writers,
             scheduler,
             stop: Arc::new(AtomicBool::new(false)),
@@ -323,19 +278,27 @@ impl Drill {
             return row;
         }
         let faults = async {
-            let mut injected = Vec::new();
             let base = Instant::now();
-            let timeline = scenario.faults.iter().map(|(at, fault)| async move {
-                tokio::time::sleep_until((base + o.shape.duration.mul_f64(*at)).into()).await;
-                self.inject(*fault).await
+            let timeline = scenario.faults.iter().map(|(at, fault)| {
+                let event_id = &event_id;
+                async move {
+                    tokio::time::sleep_until((base + o.shape.duration.mul_f64(*at)).into()).await;
+                    self.inject(*fault, event_id, o).await
+                }
             });
-            injected.extend(futures::future::join_all(timeline).await);
-            injected
+            futures::future::join_all(timeline).await
         };
         let fan_prefix = format!("s{index}-fan-");
-        let spike = spike::run(self.entry.clone(), &event_id, &fan_prefix, &o.shape, o.seed + index as u64);
+        let seed = o.seed + index as u64;
+        let spike = spike::run(self.entry.clone(), &event_id, &fan_prefix, &o.shape, scenario.repeat, seed);
         let (observed, injected) = tokio::join!(spike, faults);
-        row.faults = injected;
+        for outcome in injected {
+            match outcome {
+                Ok(done) => row.faults.push(done),
+                Err(e) => row.problems.push(e),
+            }
+        }
+        row.deleted_event = scenario.deletes_event;
         let settled = self.settle(&event_id, o.settle_limit).await;
         if let Err(e) = &settled {
             row.problems.push(e.clone());
@@ -352,16 +315,7 @@ impl Drill {
     }
 
     async fn open_event(&self, id: &str, capacity: i64) -> Result<(), String> {
-        let event = FanEvent {
-            id: EventId::parse(id).map_err(|e| e.to_string())?,
-            title: "Drill".into(),
-            opens_at: Utc::now() - chrono::Duration::minutes(1),
-            closes_at: Utc::now() + chrono::Duration::hours(2),
-            capacity,
-            expected_peak_rps: 2_000.0,
-            lead_minutes: None,
-            cooldown_minutes: None,
-        };
+        let event = Self::event(id, capacity)?;
         self.db.upsert_event(&event).await.map_err(|e| e.to_string())?;
         // A scenario before may have left the gate to be restored; wait for it.
         for _ in 0..600 {
@@ -373,136 +327,18 @@ impl Drill {
         Err("the gate did not accept the event within 60 s".into())
     }
 
-    async fn inject(&self, fault: Fault) -> String {
-        let outcome = match fault {
-            Fault::RedisClientsKilled => {
-                self.redis.lock().await.kill_clients().await.map(|n| format!("Redis: {n} client connections killed"))
-            }
-            Fault::RedisRestart => self
-                .redis
-                .lock()
-                .await
-                .restart_with_data()
-                .await
-                .map(|d| format!("Redis restarted with its data (down {:.2} s)", d.as_secs_f64())),
-            Fault::RedisFlush => {
-                self.redis.lock().await.flush().await.map(|_| "Redis lost its data (FLUSHALL)".to_owned())
-            }
-            Fault::SqsUnreachable(d) => {
-                self.proxies.sqs.set(ProxyFault::Refuse);
-                tokio::time::sleep(d).await;
-                self.proxies.sqs.set(ProxyFault::None);
-                Ok(format!("SQS unreachable for {:.1} s", d.as_secs_f64()))
-            }
-            Fault::SqsAnswersLost(d) => {
-                self.proxies.sqs.set(ProxyFault::DropResponses);
-                tokio::time::sleep(d).await;
-                self.proxies.sqs.set(ProxyFault::None);
-                Ok(format!("SQS answers lost for {:.1} s (requests arrived)", d.as_secs_f64()))
-            }
-            Fault::PostgresRestart => {
-                // Slow the database for a second first, so a backlog builds
-                // and the restart lands while the writers are draining it.
-                self.proxies.postgres.set(ProxyFault::Delay(Duration::from_millis(100)));
-                tokio::time::sleep(Duration::from_secs(1)).await;
-                let backlog = self.queue_depth(&self.queue_url).await.unwrap_or(-1);
-                let busy = self.writers.iter().filter(|w| w.busy()).count();
-                let mut pg = self.postgres.lock().await;
-                let restarted = match pg.as_mut() {
-                    Some(pg) => pg.restart().await.map(|d| {
-                        format!(
-                            "PostgreSQL restarted with {backlog} entries queued and {busy} writer batches in flight (down {:.2} s)",
-                            d.as_secs_f64()
-                        )
-                    }),
-                    None => Err("PostgreSQL is gone".into()),
-                };
-                self.proxies.postgres.set(ProxyFault::None);
-                restarted
-            }
-            Fault::WriterKilled => Ok(self.kill_a_writer().await),
-            Fault::RedisFailover(lag) => self.failover(lag).await,
-            Fault::RedisStaleSnapshot(lag) => {
-                let snapshot = self.root.join("stale.rdb");
-                let redis = self.redis.lock().await;
-                match redis.snapshot(&snapshot).await {
-                    Ok(()) => {
-                        drop(redis);
-                        tokio::time::sleep(lag).await;
-                        let mut redis = self.redis.lock().await;
-                        redis.restart_from_snapshot(&snapshot).await.map(|d| {
-                            format!(
-                                "Redis restarted from a snapshot {:.1} s old (down {:.2} s)",
-                                lag.as_secs_f64(),
-                                d.as_secs_f64()
-                            )
-                        })
-                    }
-                    Err(e) => Err(e),
-                }
-            }
-            Fault::SqsUnknownThenRefused(d) => {
-                self.proxies.sqs.set(ProxyFault::DropResponses);
-                tokio::time::sleep(d).await;
-                self.proxies.sqs.set(ProxyFault::Refuse);
-                tokio::time::sleep(d).await;
-                self.proxies.sqs.set(ProxyFault::None);
-                Ok(format!("SQS answers lost for {0:.1} s, then SQS refused for {0:.1} s", d.as_secs_f64()))
-            }
-        };
-        outcome.unwrap_or_else(|e| format!("{fault:?} failed: {e}"))
-    }
-
-    /// A failover as ElastiCache plays it with asynchronous replication: a
-    /// replica of the drill's Redis (through a link proxy) stops receiving
-    /// writes for `lag` while the primary keeps acknowledging them; then the
-    /// primary dies, the replica is promoted, the endpoint (the functions'
-    /// proxy) moves to it and every client connection is cut. The replica
-    /// then stands in as the drill's Redis.
-    async fn failover(&self, lag: Duration) -> Result<String, String> {
-        let redis = self.redis.lock().await;
-        let dir = self.root.join(format!("replica-{}", Instant::now().duration_since(self.started).as_millis()));
-        let replica = PrivateRedis::start(dir).await?;
-        let link = FaultProxy::start(redis.addr()).await.map_err(|e| e.to_string())?;
-        replica.replicate_from(link.addr()).await?;
-        link.set(ProxyFault::Blackhole);
-        link.reset_all();
-        drop(redis);
-        tokio::time::sleep(lag).await;
-        let mut redis = self.redis.lock().await;
-        redis.kill().await;
-        replica.promote().await?;
-        self.proxies.redis.set_upstream(replica.addr());
-        self.proxies.redis.reset_all();
-        *redis = replica;
-        Ok(format!(
-            "Redis failover: replication cut {:.1} s before the primary died; replica promoted",
-            lag.as_secs_f64()
-        ))
-    }
-
-    /// Slows PostgreSQL's answers so a batch is surely in flight, then
-    /// SIGKILLs the writer holding it.
-    async fn kill_a_writer(&self) -> String {
-        self.proxies.postgres.set(ProxyFault::Delay(Duration::from_millis(200)));
-        let deadline = Instant::now() + Duration::from_secs(5);
-        let mut victim = None;
-        while Instant::now() < deadline && victim.is_none() {
-            victim = self.writers.iter().find(|w| w.busy());
-            if victim.is_none() {
-                tokio::time::sleep(Duration::from_millis(5)).await;
-            }
-        }
-        if victim.is_some() {
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        let mid_batch = victim.unwrap_or(&self.writers[0]).kill_and_replace().await;
-        self.proxies.postgres.set(ProxyFault::None);
-        if mid_batch {
-            "writer SIGKILLed mid-batch".to_owned()
-        } else {
-            "writer SIGKILLed while idle (no batch in flight within 5 s)".to_owned()
-        }
+    /// The scenario's fan event: open for two hours from a minute ago.
+    pub(crate) fn event(id: &str, capacity: i64) -> Result<FanEvent, String> {
+        Ok(FanEvent {
+            id: EventId::parse(id).map_err(|e| e.to_string())?,
+            title: "Drill".into(),
+            opens_at: Utc::now() - chrono::Duration::minutes(1),
+            closes_at: Utc::now() + chrono::Duration::hours(2),
+            capacity,
+            expected_peak_rps: 2_000.0,
+            lead_minutes: None,
+            cooldown_minutes: None,
+        })
     }
 
     /// Waits until the queue drained, the gate state is there and nothing
@@ -558,7 +394,7 @@ impl Drill {
         Ok(verify::check(capacity, &observed.told, &rows, &gate, observed.sold_out))
     }
 
-    async fn queue_depth(&self, url: &str) -> Result<i64, String> {
+    pub(crate) async fn queue_depth(&self, url: &str) -> Result<i64, String> {
         fanrush::queue::depth(&self.sqs, url).await.map(|d| d.total()).map_err(|e| e.to_string())
     }
 
@@ -576,120 +412,5 @@ impl Drill {
             self.started.elapsed().as_secs_f64(),
             self.ticks_failed.load(Ordering::Relaxed)
         );
-    }
-}
-
-/// One scenario's line of the table.
-#[derive(Debug, Default)]
-pub struct Row {
-    pub scenario: String,
-    pub requests: usize,
-    pub attempts: usize,
-    pub statuses: std::collections::BTreeMap<String, usize>,
-    pub faults: Vec<String>,
-    pub tally: Tally,
-    pub gave_up: usize,
-    pub dead_lettered: i64,
-    pub problems: Vec<String>,
-    pub seconds: f64,
-}
-
-impl Row {
-    fn fill(&mut self, o: &Observed) {
-        self.attempts = o.attempts;
-        self.statuses = o.statuses.clone();
-        self.gave_up = o.gave_up;
-    }
-
-    /// Answers that are neither a decision (200/202/409), a throttle (429)
-    /// nor a retryable refusal (503): any of them is a defect.
-    fn unexpected(&self) -> usize {
-        self.statuses
-            .iter()
-            .filter(|(s, _)| !matches!(s.as_str(), "200" | "202" | "409" | "429" | "503" | "504"))
-            .map(|(_, n)| n)
-            .sum()
-    }
-
-    fn clean(&self) -> bool {
-        self.tally.clean() && self.unexpected() == 0 && self.problems.is_empty() && self.dead_lettered == 0
-    }
-}
-
-pub struct Report {
-    pub rows: Vec<Row>,
-    pub shape: String,
-    pub capacity: i64,
-}
-
-impl Report {
-    pub fn clean(&self) -> bool {
-        !self.rows.is_empty() && self.rows.iter().all(Row::clean)
-    }
-
-    pub fn table(&self) -> String {
-        let mut t = String::new();
-        let n = |r: &Row, s: &str| r.statuses.get(s).copied().unwrap_or(0);
-        let _ = writeln!(t, "| scenario | requests (HTTP attempts) | 202 | 200 | 409 | 429 | 503 | no answer | other | faults | accepted | rows | lost | duplicates | oversold | leaked | ghost | gave up | DLQ |");
-        let _ = writeln!(t, "|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|");
-        for r in &self.rows {
-            let x = &r.tally;
-            let _ = writeln!(
-                t,
-                "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
-                r.scenario,
-                format_args!("{} ({} sent)", r.requests, r.attempts),
-                n(r, "202"),
-                n(r, "200"),
-                n(r, "409"),
-                n(r, "429"),
-                n(r, "503"),
-                n(r, "504"),
-                r.unexpected(),
-                r.faults.len(),
-                x.accepted,
-                x.rows,
-                x.lost,
-                x.duplicates,
-                x.oversold,
-                x.leaked,
-                x.ghost,
-                r.gave_up,
-                r.dead_lettered
-            );
-        }
-        let _ = writeln!(t);
-        for r in &self.rows {
-            for f in &r.faults {
-                let _ = writeln!(t, "- {}: {f}", r.scenario);
-            }
-            for p in &r.problems {
-                let _ = writeln!(t, "- {}: PROBLEM: {p}", r.scenario);
-            }
-        }
-        let verdict = if self.clean() { "every invariant held" } else { "AN INVARIANT WAS BROKEN" };
-        let _ = writeln!(t, "\ncapacity {} per scenario; {verdict}", self.capacity);
-        t
-    }
-
-    pub fn save(&self, path: &std::path::Path) -> std::io::Result<()> {
-        if let Some(dir) = path.parent() {
-            std::fs::create_dir_all(dir)?;
-        }
-        let rows: Vec<Value> = self
-            .rows
-            .iter()
-            .map(|r| {
-                json!({
-                    "scenario": r.scenario, "requests": r.requests, "attempts": r.attempts, "statuses": r.statuses, "faults": r.faults,
-                    "accepted": r.tally.accepted, "rows": r.tally.rows, "lost": r.tally.lost,
-                    "duplicates": r.tally.duplicates, "oversold": r.tally.oversold, "leaked": r.tally.leaked,
-                    "ghost": r.tally.ghost, "gaveUp": r.gave_up, "deadLettered": r.dead_lettered,
-                    "problems": r.problems, "seconds": r.seconds, "clean": r.clean(),
-                })
-            })
-            .collect();
-        let doc = json!({ "shape": self.shape, "capacity": self.capacity, "clean": self.clean(), "scenarios": rows });
-        std::fs::write(path, serde_json::to_string_pretty(&doc).unwrap_or_default())
     }
 }

@@ -1,0 +1,127 @@
+//! The drill's report: one row per scenario, the table `make drill`
+//! prints and the JSON it saves.
+
+use crate::spike::Observed;
+use crate::verify::Tally;
+use serde_json::{json, Value};
+use std::fmt::Write as _;
+
+/// One scenario's line of the table.
+#[derive(Debug, Default)]
+pub struct Row {
+    pub scenario: String,
+    pub requests: usize,
+    pub attempts: usize,
+    pub statuses: std::collections::BTreeMap<String, usize>,
+    pub faults: Vec<String>,
+    pub tally: Tally,
+    pub gave_up: usize,
+    pub dead_lettered: i64,
+    pub problems: Vec<String>,
+    pub seconds: f64,
+    /// 404 `event_not_found` is a right answer (the event was deleted).
+    pub deleted_event: bool,
+}
+
+impl Row {
+    pub fn fill(&mut self, o: &Observed) {
+        self.attempts = o.attempts;
+        self.statuses = o.statuses.clone();
+        self.gave_up = o.gave_up;
+    }
+
+    /// Answers that are neither a decision (200/202/409, and 404 for an
+    /// event deleted mid-spike), a throttle (429) nor a retryable refusal
+    /// (503): any of them is a defect.
+    fn unexpected(&self) -> usize {
+        self.statuses
+            .iter()
+            .filter(|(s, _)| !matches!(s.as_str(), "200" | "202" | "409" | "429" | "503" | "504"))
+            .filter(|(s, _)| !(self.deleted_event && s.as_str() == "404"))
+            .map(|(_, n)| n)
+            .sum()
+    }
+
+    fn clean(&self) -> bool {
+        self.tally.clean() && self.unexpected() == 0 && self.problems.is_empty() && self.dead_lettered == 0
+    }
+}
+
+pub struct Report {
+    pub rows: Vec<Row>,
+    pub shape: String,
+    pub capacity: i64,
+}
+
+impl Report {
+    pub fn clean(&self) -> bool {
+        !self.rows.is_empty() && self.rows.iter().all(Row::clean)
+    }
+
+    pub fn table(&self) -> String {
+        let mut t = String::new();
+        let n = |r: &Row, s: &str| r.statuses.get(s).copied().unwrap_or(0);
+        let _ = writeln!(t, "| scenario | requests (HTTP attempts) | 202 | 200 | 409 | 404 | 429 | 503 | no answer | other | faults | accepted | rows | lost | duplicates | oversold | leaked | ghost | gave up | DLQ |");
+        let _ = writeln!(t, "|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|");
+        for r in &self.rows {
+            let x = &r.tally;
+            let _ = writeln!(
+                t,
+                "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
+                r.scenario,
+                format_args!("{} ({} sent)", r.requests, r.attempts),
+                n(r, "202"),
+                n(r, "200"),
+                n(r, "409"),
+                n(r, "404"),
+                n(r, "429"),
+                n(r, "503"),
+                n(r, "504"),
+                r.unexpected(),
+                r.faults.len(),
+                x.accepted,
+                x.rows,
+                x.lost,
+                x.duplicates,
+                x.oversold,
+                x.leaked,
+                x.ghost,
+                r.gave_up,
+                r.dead_lettered
+            );
+        }
+        let _ = writeln!(t);
+        for r in &self.rows {
+            for f in &r.faults {
+                let _ = writeln!(t, "- {}: {f}", r.scenario);
+            }
+            for p in &r.problems {
+                let _ = writeln!(t, "- {}: PROBLEM: {p}", r.scenario);
+            }
+        }
+        let verdict = if self.clean() { "every invariant held" } else { "AN INVARIANT WAS BROKEN" };
+        let _ = writeln!(t, "\ncapacity {} per scenario; {verdict}", self.capacity);
+        t
+    }
+
+    pub fn save(&self, path: &std::path::Path) -> std::io::Result<()> {
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir)?;
+        }
+        let rows: Vec<Value> = self
+            .rows
+            .iter()
+            .map(|r| {
+                json!({
+                    "scenario": r.scenario, "requests": r.requests, "attempts": r.attempts, "statuses": r.statuses, "faults": r.faults,
+                    "accepted": r.tally.accepted, "rows": r.tally.rows, "lost": r.tally.lost,
+                    "duplicates": r.tally.duplicates, "oversold": r.tally.oversold, "leaked": r.tally.leaked,
+                    "ghost": r.tally.ghost, "gaveUp": r.gave_up, "deadLettered": r.dead_lettered,
+                    "problems": r.problems, "seconds": r.seconds, "clean": r.clean(),
+                })
+            })
+            .collect();
+        let doc = json!({ "shape": self.shape, "capacity": self.capacity, "clean": self.clean(), "scenarios": rows });
+        std::fs::write(path, serde_json::to_string_pretty(&doc).unwrap_or_default())
+    }
+}
