@@ -7,7 +7,7 @@ source "$(dirname "$0")/lib.sh"
 trap stop_started EXIT
 
 ensure_rust
-ensure_pip_tool cargo-lambda cargo-lambda
+ensure_pip_tool cargo-lambda cargo-lambda==1.9.2
 ensure_services
 ensure_node
 # The restore benchmark reads its child's peak RSS with GNU time; psql fills its schema.

@@ -16,7 +16,7 @@ CONTRACT_PORT=${CONTRACT_PORT:-9400}
 # without its security requirements; the Rust tests check that production mode
 # refuses requests without them.
 local_spec() {
-  python3 - "$ROOT/openapi.yaml" "$STATE/openapi.local.yaml" <<'PY'
+  "$VENV/bin/python" - "$ROOT/openapi.yaml" "$STATE/openapi.local.yaml" <<'PY'
 import sys, yaml
 spec = yaml.safe_load(open(sys.argv[1]))
 spec.pop("security", None)
@@ -41,9 +41,10 @@ st_run() { # base url, path regex, extra args...
 
 run_contract() {
   # The flags and checks below are schemathesis 4's; pin the version tested.
-  if ! schemathesis --version 2>/dev/null | grep -q '4\.32\.5'; then
-    log "pip install schemathesis==4.32.5"
-    python3 -m pip install -q 'schemathesis==4.32.5'
+  if ! "$VENV/bin/schemathesis" --version 2>/dev/null | grep -q '4\.32\.5'; then
+    ensure_venv
+    log "pip install schemathesis==4.32.5 (into $VENV)"
+    "$VENV/bin/pip" install -q 'schemathesis==4.32.5'
     hash -r
   fi
   local setup SQS_QUEUE_URL SQS_DLQ_URL

@@ -163,9 +163,25 @@ write_function_env() { # file, queue url, DLQ url, extra KEY=value...
   } >"$file"
 }
 
-ensure_pip_tool() { # command, pip package
-  command -v "$1" >/dev/null && return
-  log "pip install $2"
-  python3 -m pip install -q "$2"
+# Python tools live in the project's own virtual environment, never in the
+# machine's interpreter: created on first use, its bin/ first on PATH.
+VENV="$STATE/venv"
+export PATH="$VENV/bin:$PATH"
+ensure_venv() {
+  [ -x "$VENV/bin/pip" ] && return
+  python3 -m venv -h >/dev/null 2>&1 || apt_install python3-venv
+  log "python3 -m venv $VENV"
+  rm -rf "$VENV"
+  python3 -m venv "$VENV"
+  "$VENV/bin/pip" install -q --upgrade pip
+}
+
+ensure_pip_tool() { # command, pinned pip package (name==version)
+  if [ -x "$VENV/bin/$1" ] && "$VENV/bin/pip" freeze 2>/dev/null | grep -qix "$2"; then
+    return
+  fi
+  ensure_venv
+  log "pip install $2 (into $VENV)"
+  "$VENV/bin/pip" install -q "$2"
   hash -r
 }

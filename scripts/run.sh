@@ -14,7 +14,7 @@ API_PORT=${API_PORT:-8080}
 QUEUE_NAME=${QUEUE_NAME:-fanrush-entries}
 
 ensure_rust
-ensure_pip_tool cargo-lambda cargo-lambda
+ensure_pip_tool cargo-lambda cargo-lambda==1.9.2
 ensure_services
 
 cd "$ROOT"

@@ -9,8 +9,9 @@ trap stop_started EXIT
 
 ensure_rust
 ensure_services
-ensure_pip_tool cfn-lint cfn-lint
-ensure_pip_tool sam aws-sam-cli
+# Pinned: the versions make test was last run with.
+ensure_pip_tool sam aws-sam-cli==1.170.0
+ensure_pip_tool cfn-lint cfn-lint==1.58.0
 export SAM_CLI_TELEMETRY=0
 
 cd "$ROOT"
@@ -29,6 +30,6 @@ target/debug/fanrush-drill --bin-dir target/debug --requests 800 --fans 600 --ca
 log "cfn-lint template.yaml"
 cfn-lint template.yaml
 log "IAM: no wildcard actions, no '*' resources where an ARN exists"
-python3 scripts/check-iam.py template.yaml
+"$VENV/bin/python" scripts/check-iam.py template.yaml
 log "sam validate --lint"
 sam validate --lint --template template.yaml --region "$AWS_REGION"
