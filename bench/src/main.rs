@@ -4,11 +4,13 @@
 //!
 //! Figures (each a median over repeated runs unless it is a percentile):
 //! cold start, memory, accept path, sold-out path, CPU per request, writer
-//! throughput, the gate restore of a 1,000,000-entry event, package size, concurrency per 10,000 rps, and the seed's
+//! throughput, the gate restore of a 1,000,000-entry event, the latency
+//! cost of `WAIT 1` per admission, package size, concurrency per 10,000 rps, and the seed's
 //! Node.js stack (`bench/peer`) side by side. See the README for what each
 //! measures and why.
 
 mod figures;
+mod replication;
 mod restore;
 mod workloads;
 
@@ -20,7 +22,7 @@ async fn main() {
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
     let args: Vec<String> = std::env::args().collect();
     let quick = args.iter().any(|a| a == "--quick");
-    // `--only a,b` runs just those sections (cold,accept,memory,writer,restore,package,peer).
+    // `--only a,b` runs just those sections (cold,accept,memory,writer,restore,replication,package,peer).
     let only: Option<Vec<String>> = args
         .iter()
         .position(|a| a == "--only")
@@ -50,6 +52,10 @@ async fn main() {
     if run("restore") {
         eprintln!("[bench] gate restore at scale");
         restore::restore(&root, w.env(), quick, &mut report).await;
+    }
+    if run("replication") {
+        eprintln!("[bench] the cost of WAIT 1 per admission");
+        replication::replication(quick, &mut report).await;
     }
     if run("package") {
         eprintln!("[bench] package size");

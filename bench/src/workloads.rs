@@ -50,7 +50,7 @@ impl Workloads {
         let prefix = format!("bench-{}", std::process::id());
         let sdk = local_aws::sdk_config(&endpoint).await;
         let sqs = sqs_client(&sdk, Duration::from_secs(5));
-        let (queue_url, _) = provision(&sqs, &prefix, 5, 30).await.expect("bench queue");
+        let (queue_url, dlq_url) = provision(&sqs, &prefix, 5, 30).await.expect("bench queue");
         let gate = EntryGate::new(&redis_url, &prefix, Duration::from_secs(1), Duration::from_secs(1)).unwrap();
         gate.mark_state_present().await.expect("redis");
         let event = |id: &str, capacity| FanEvent {
@@ -77,7 +77,7 @@ impl Workloads {
                 ("REDIS_URL", redis_url.clone()),
                 ("REDIS_KEY_PREFIX", prefix.clone()),
                 ("SQS_QUEUE_URL", queue_url.clone()),
-                ("SQS_DLQ_URL", format!("{queue_url}-dlq")),
+                ("SQS_DLQ_URL", dlq_url),
                 ("DATABASE_URL", database_url),
                 ("AUTH_MODE", "dev".into()),
                 ("SCHEDULER_DRY_RUN", "true".into()),
