@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The API contract check of `make test`: serves the entry-api and admin-api
-# binaries behind `fanrush-drill gateway` (a small API Gateway stand-in that
+# binaries behind `fanrush-local gateway` (a small API Gateway stand-in that
 # sends them payload-2.0 events, base64-encoding bodies that are not UTF-8 as
 # API Gateway does; cargo lambda watch answers such bodies with its own 500),
 # on a port of its own with its own queue, Redis key prefix and database
@@ -52,7 +52,7 @@ run_contract() {
   # `demo`, and a deleted event id is retired for good, so no run may inherit
   # another's. Setup migrates the schema and makes the empty gate ready.
   local run_id="contract_$$_$(date +%s)"
-  setup=$(REDIS_KEY_PREFIX="$run_id" DATABASE_SCHEMA="$run_id" target/debug/fanrush setup --queue "$run_id")
+  setup=$(REDIS_KEY_PREFIX="$run_id" DATABASE_SCHEMA="$run_id" target/debug/fanrush-local setup --queue "$run_id")
   eval "$setup" # SQS_QUEUE_URL, SQS_DLQ_URL
   write_function_env "$STATE/contract.env" "$SQS_QUEUE_URL" "$SQS_DLQ_URL" \
     REDIS_KEY_PREFIX="$run_id" DATABASE_SCHEMA="$run_id" RATE_LIMIT_REQUESTS=0 RUST_LOG=warn
@@ -61,7 +61,7 @@ run_contract() {
     return 1
   fi
   # shellcheck disable=SC2046 # contract.env holds KEY=value lines without spaces
-  start_bg contract-gateway env $(cat "$STATE/contract.env") target/debug/fanrush-drill gateway \
+  start_bg contract-gateway env $(cat "$STATE/contract.env") target/debug/fanrush-local gateway \
     --port "$CONTRACT_PORT" --bin-dir target/debug --log-dir "$STATE"
   wait_port "$CONTRACT_PORT" "the contract gateway" 60
   local base="http://127.0.0.1:$CONTRACT_PORT"

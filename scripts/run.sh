@@ -21,7 +21,7 @@ cd "$ROOT"
 log "building the workspace"
 cargo build --workspace --quiet
 
-setup=$(target/debug/fanrush setup --queue "$QUEUE_NAME")
+setup=$(target/debug/fanrush-local setup --queue "$QUEUE_NAME")
 eval "$setup" # SQS_QUEUE_URL, SQS_DLQ_URL
 export SQS_QUEUE_URL SQS_DLQ_URL
 
@@ -37,7 +37,7 @@ start_bg functions cargo lambda watch --invoke-address 127.0.0.1 --invoke-port "
   --env-file "$STATE/run.env" --concurrency "${FUNCTION_CONCURRENCY:-4}" --ignore-changes
 wait_port "$INVOKE_PORT" "cargo lambda watch" 120
 
-start_bg bridge target/debug/fanrush bridge --queue-url "$SQS_QUEUE_URL" \
+start_bg bridge target/debug/fanrush-local bridge --queue-url "$SQS_QUEUE_URL" \
   --invoke-url "http://127.0.0.1:$INVOKE_PORT" --batch-size "${WRITER_BATCH_SIZE:-100}" \
   --concurrency "${WRITER_MAX_CONCURRENCY:-2}"
 
@@ -46,7 +46,7 @@ start_bg bridge target/debug/fanrush bridge --queue-url "$SQS_QUEUE_URL" \
 # (cargo lambda watch's function URLs answer a body that is not UTF-8 with a
 # 500 of their own before the function sees it).
 # shellcheck disable=SC2046 # run.env holds KEY=value lines without spaces
-start_bg api env $(cat "$STATE/run.env") target/debug/fanrush-drill gateway --port "$API_PORT" \
+start_bg api env $(cat "$STATE/run.env") target/debug/fanrush-local gateway --port "$API_PORT" \
   --bin-dir target/debug --log-dir "$STATE" --entry-environments "${FUNCTION_CONCURRENCY:-4}"
 wait_port "$API_PORT" "the API gateway stand-in" 60
 

@@ -19,7 +19,7 @@
 //! No local proxy models that faithfully, so the README adds it in words.
 
 use crate::figures::{percentile, Figure, Report};
-use fanrush_testkit::services::PrivateRedis;
+use fanrush_local::services::PrivateRedis;
 use std::time::Instant;
 
 /// An admission's writes, in one script: the counter, the fan's record and

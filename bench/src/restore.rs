@@ -1,5 +1,5 @@
 //! The gate restore at scale: an open event with 1,000,000 stored entries
-//! (100,000 with `--quick`), Redis's gate state gone, and `fanrush setup`
+//! (100,000 with `--quick`), Redis's gate state gone, and `fanrush-local setup`
 //! (the same `restore_gate` the scheduler and admin-api run) rebuilding it
 //! in a process of its own, timed, with its peak RSS read by `/usr/bin/time`.
 //! Targets: under 60 s and under 96 MB (a 128 MB function with headroom).
@@ -21,13 +21,13 @@ pub async fn restore(root: &Path, env: &[(String, String)], quick: bool, report:
         .collect();
     let setup = || {
         let mut c = Command::new("/usr/bin/time");
-        c.args(["-f", "%e %M"]).arg(root.join("target/release/fanrush")).args(["setup", "--queue", &prefix]);
+        c.args(["-f", "%e %M"]).arg(root.join("target/release/fanrush-local")).args(["setup", "--queue", &prefix]);
         c.envs(env.iter().cloned()).stdout(std::process::Stdio::null());
         c
     };
     // First run: the schema, the queues and an empty gate.
     if !setup().stderr(std::process::Stdio::null()).status().await.is_ok_and(|s| s.success()) {
-        eprintln!("  restore: fanrush setup failed; skipped");
+        eprintln!("  restore: fanrush-local setup failed; skipped");
         return;
     }
     let fill = format!(

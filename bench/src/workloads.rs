@@ -4,14 +4,14 @@
 use crate::figures::{median, percentile, Figure, Report};
 use aws_lambda_events::event::sqs::SqsEvent;
 use chrono::{Duration as Minutes, Utc};
-use fanrush::config::sqs_client;
-use fanrush::domain::{Entry, EntryMessage, EventId, FanEvent, FanId};
-use fanrush::gate::{Admission, EntryGate};
-use fanrush::queue::provision;
-use fanrush::store::Database;
-use fanrush::writer::EntryWriter;
-use fanrush_testkit::local_aws;
-use fanrush_testkit::runtime::{cpu_ms, rss_mb, Harness};
+use fanrush::adapters::aws_sdk::sqs_client;
+use fanrush::adapters::postgres_store::Database;
+use fanrush::adapters::redis_gate::{Admission, EntryGate};
+use fanrush::rules::domain::{Entry, EntryMessage, EventId, FanEvent, FanId};
+use fanrush::usecases::writer::EntryWriter;
+use fanrush_local::local_aws;
+use fanrush_local::local_aws::provision;
+use fanrush_local::runtime::{cpu_ms, rss_mb, Harness};
 use serde_json::json;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -186,7 +186,7 @@ impl Workloads {
             harness.invoke(Self::post(OPEN, &format!("warm-{i}"))).await;
         }
         // The bare round trips the accept path cannot avoid, same endpoints, same run.
-        let script = redis::Script::new(include_str!("../../shared/src/gate/lua/admit.lua"));
+        let script = redis::Script::new(include_str!("../../shared/src/adapters/redis_gate/lua/admit.lua"));
         let mut conn =
             redis::Client::open(self.redis_url.as_str()).unwrap().get_multiplexed_async_connection().await.unwrap();
         let keys = |e: &str| {
@@ -432,9 +432,14 @@ impl Workloads {
         let peer = self.root.join("bench/peer/bootstrap.mjs");
         let node = PathBuf::from(var("NODE", "/usr/bin/node"));
         let mut peer_env = self.env.clone();
-        peer_env.push(("ADMIT_SCRIPT".into(), self.root.join("shared/src/gate/lua/admit.lua").display().to_string()));
-        peer_env
-            .push(("CONFIRM_SCRIPT".into(), self.root.join("shared/src/gate/lua/confirm.lua").display().to_string()));
+        peer_env.push((
+            "ADMIT_SCRIPT".into(),
+            self.root.join("shared/src/adapters/redis_gate/lua/admit.lua").display().to_string(),
+        ));
+        peer_env.push((
+            "CONFIRM_SCRIPT".into(),
+            self.root.join("shared/src/adapters/redis_gate/lua/confirm.lua").display().to_string(),
+        ));
         let args = [peer.to_str().unwrap()];
         let node_cold = self.cold_start(&node, &peer_env, &args).await;
         let rust_cold = self.cold_start(&self.binary("entry-api"), &self.env, &[]).await;
@@ -501,7 +506,7 @@ impl Workloads {
         // in-region round trips it cannot avoid.
         let own = (p99 - b99).max(0.0);
         let in_region_ms = own + ELASTICACHE_P99_MS * 2.0 + SQS_SEND_P99_MS;
-        let params = fanrush::scaling::ScalingParams {
+        let params = fanrush::rules::scaling::ScalingParams {
             duration: Duration::from_secs_f64(in_region_ms / 1e3),
             ..Default::default()
         };

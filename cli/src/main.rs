@@ -2,18 +2,13 @@
 //!
 //! - `fanrush plan`: the provisioned-concurrency plan of a calendar and its cost.
 //! - `fanrush simulate`: a spike against Lambda's scaling model.
-//! - `fanrush setup`: provisions the local stack's queue + DLQ, migrates
-//!   PostgreSQL and restores the gate; prints `SQS_QUEUE_URL=` and
-//!   `SQS_DLQ_URL=` lines for the calling script.
 //! - `fanrush redrive`: replays the DLQ into the entry queue.
-//! - `fanrush bridge`: the local stand-in for Lambda's event sources (SQS
-//!   event-source mapping to `writer`, the minute schedule to `scheduler`).
+//!
+//! Operator commands only; the local stand-ins (`setup`, `bridge`,
+//! `gateway`) are `fanrush-local`'s.
 
-mod args;
-mod bridge;
 mod plan;
 mod redrive;
-mod setup;
 mod simulate;
 
 use std::process::ExitCode;
@@ -25,18 +20,14 @@ async fn main() -> ExitCode {
     let command = argv.next().unwrap_or_default();
     let rest: Vec<String> = argv.collect();
     let outcome = match command.as_str() {
-        "setup" => setup::run(&rest).await,
-        "bridge" => bridge::run(&rest).await,
         "plan" => plan::run(&rest).await,
         "simulate" => simulate::run(&rest).await,
         "redrive" => redrive::run(&rest).await,
         _ => Err(format!(
-            "usage: fanrush <plan|simulate|redrive|setup|bridge> [options]\n{}\n{}\n{}\n{}\n{}",
+            "usage: fanrush <plan|simulate|redrive> [options]\n{}\n{}\n{}",
             plan::USAGE,
             simulate::USAGE,
-            redrive::USAGE,
-            setup::USAGE,
-            bridge::USAGE
+            redrive::USAGE
         )),
     };
     match outcome {

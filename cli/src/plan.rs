@@ -1,9 +1,9 @@
 //! `fanrush plan`: the provisioned-concurrency step function a calendar
 //! needs, with its estimated cost, before the event.
 
-use crate::args::Args;
-use fanrush::domain::{parse_ics, rfc3339, EventId, FanEvent, FanEventSpec};
-use fanrush::scaling::{grantable, ScalingParams, ScalingPlan};
+use fanrush::flags::Args;
+use fanrush::rules::domain::{parse_ics, rfc3339, EventId, FanEvent, FanEventSpec};
+use fanrush::rules::scaling::{grantable, ScalingParams, ScalingPlan};
 use serde_json::{json, Value};
 
 pub const USAGE: &str =

@@ -4,9 +4,9 @@
 //! so running it twice, or after a stop half-way, loses and duplicates
 //! nothing.
 
-use crate::args::Args;
-use fanrush::config::{aws_config, sqs_client};
-use fanrush::queue::{EntryQueue, SendPolicy};
+use fanrush::adapters::aws_sdk::{aws_config, sqs_client};
+use fanrush::adapters::sqs_queue::{EntryQueue, SendPolicy};
+use fanrush::flags::Args;
 use std::time::Duration;
 
 pub const USAGE: &str =

@@ -1,8 +1,8 @@
 //! `fanrush simulate`: replays a spike against Lambda's scaling model, with
 //! or without provisioned concurrency.
 
-use crate::args::Args;
-use fanrush::scaling::{simulate, ScalingModel, Traffic};
+use fanrush::flags::Args;
+use fanrush::rules::scaling::{simulate, ScalingModel, Traffic};
 use serde_json::json;
 
 pub const USAGE: &str =

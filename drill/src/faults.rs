@@ -8,8 +8,8 @@
 use crate::options::Options;
 use crate::spike::Repeat;
 use crate::stack::{Drill, PREFIX};
-use fanrush_testkit::services::PrivateRedis;
-use fanrush_testkit::{local_aws, Fault as ProxyFault, FaultProxy};
+use fanrush_local::services::PrivateRedis;
+use fanrush_local::{local_aws, Fault as ProxyFault, FaultProxy};
 use serde_json::{json, Value};
 use std::time::{Duration, Instant};
 
@@ -400,7 +400,7 @@ impl Drill {
     /// rebuilt gate counts the dead-lettered entries as taken.
     async fn flush_and_check_restore(&self, event: &str, dead: i64) -> Result<(), String> {
         self.redis.lock().await.flush().await?;
-        let id = fanrush::domain::EventId::parse(event).map_err(|e| e.to_string())?;
+        let id = fanrush::rules::domain::EventId::parse(event).map_err(|e| e.to_string())?;
         let started = Instant::now();
         while started.elapsed() < Duration::from_secs(60) {
             tokio::time::sleep(Duration::from_millis(500)).await;

@@ -10,16 +10,11 @@
 //! when lost, duplicates, oversold, leaked and ghost are all zero and no
 //! answer was a 5xx other than 503.
 //!
-//! `fanrush-drill gateway` serves the fan and admin APIs over HTTP through
-//! the same harness (see [`gateway`]), for the API contract check.
-//!
 //! Everything runs on loopback: a private redis-server and PostgreSQL
 //! cluster (children of the drill), the SQS endpoint of `make run`
 //! (`AWS_ENDPOINT_URL`), and a fault proxy in front of each.
 
 mod faults;
-mod functions;
-mod gateway;
 mod options;
 mod report;
 mod spike;
@@ -33,15 +28,6 @@ use std::process::ExitCode;
 #[tokio::main]
 async fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    if args.first().map(String::as_str) == Some("gateway") {
-        return match gateway::serve(args[1..].to_vec()).await {
-            Ok(()) => ExitCode::SUCCESS,
-            Err(e) => {
-                eprintln!("fanrush-drill gateway: {e}");
-                ExitCode::from(2)
-            }
-        };
-    }
     let options = match Options::parse(args) {
         Ok(o) => o,
         Err(e) => {

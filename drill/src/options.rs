@@ -19,7 +19,7 @@ pub struct Options {
 }
 
 impl Options {
-    pub const USAGE: &'static str = "usage: fanrush-drill [--requests 20000] [--fans 15000] [--capacity 5000] [--duration-s 10]\n       [--scenarios all|baseline,redis-flush,...] [--entry-environments 6] [--writers 2]\n       [--bin-dir target/debug] [--out target/drill/results.json] [--seed 1]\n       fanrush-drill gateway [--port 9400] [--bin-dir target/debug] [--log-dir .local] [--entry-environments 2]";
+    pub const USAGE: &'static str = "usage: fanrush-drill [--requests 20000] [--fans 15000] [--capacity 5000] [--duration-s 10]\n       [--scenarios all|baseline,redis-flush,...] [--entry-environments 6] [--writers 2]\n       [--bin-dir target/debug] [--out target/drill/results.json] [--seed 1]";
 
     pub fn parse(args: Vec<String>) -> Result<Self, String> {
         let mut o = Self {

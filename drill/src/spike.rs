@@ -3,8 +3,8 @@
 //! the retries of a well-behaved client: exponential backoff with full
 //! jitter after a 503 or no answer, `Retry-After` honoured, sold out final.
 
-use crate::functions::Pool;
 use crate::verify::Told;
+use fanrush_local::pool::Pool;
 use serde_json::{json, Value};
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};

@@ -3,19 +3,19 @@
 //! faults themselves are played in [`crate::faults`].
 
 use crate::faults::Scenario;
-use crate::functions::{Environment, FunctionSpec, Pool};
 use crate::options::Options;
 use crate::report::{Report, Row};
 use crate::spike::{self, Observed};
 use crate::verify::{self, GateView, Tally};
 use chrono::Utc;
-use fanrush::domain::{EventId, FanEvent};
-use fanrush::gate::EntryGate;
-use fanrush::queue::provision;
-use fanrush::store::Database;
-use fanrush_testkit::esm::{EventSourceMapping, Polled};
-use fanrush_testkit::services::{PrivatePostgres, PrivateRedis};
-use fanrush_testkit::{local_aws, Fault as ProxyFault, FaultProxy};
+use fanrush::adapters::postgres_store::Database;
+use fanrush::adapters::redis_gate::EntryGate;
+use fanrush::rules::domain::{EventId, FanEvent};
+use fanrush_local::esm::{EventSourceMapping, Polled};
+use fanrush_local::local_aws::provision;
+use fanrush_local::pool::{Environment, FunctionSpec, Pool};
+use fanrush_local::services::{PrivatePostgres, PrivateRedis};
+use fanrush_local::{local_aws, Fault as ProxyFault, FaultProxy};
 use serde_json::json;
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -112,7 +112,7 @@ impl Drill {
         };
 
         let sdk = local_aws::sdk_config(&endpoint()).await;
-        let sqs = fanrush::config::sqs_client(&sdk, Duration::from_secs(10));
+        let sqs = fanrush::adapters::aws_sdk::sqs_client(&sdk, Duration::from_secs(10));
         let (queue_url, dlq_url) = provision(&sqs, &format!("fanrush-drill-{}", std::process::id()), 10, 3)
             .await
             .map_err(|e| format!("the SQS endpoint at {}: {e}", endpoint()))?;
@@ -395,7 +395,7 @@ impl Drill {
     }
 
     pub(crate) async fn queue_depth(&self, url: &str) -> Result<i64, String> {
-        fanrush::queue::depth(&self.sqs, url).await.map(|d| d.total()).map_err(|e| e.to_string())
+        fanrush::adapters::sqs_queue::depth(&self.sqs, url).await.map(|d| d.total()).map_err(|e| e.to_string())
     }
 
     pub async fn stop(self) {

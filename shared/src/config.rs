@@ -1,14 +1,23 @@
-//! Configuration, one `from_env` per function. Every variable, its default
-//! and its meaning is listed in the README; nothing here touches the network.
+//! Configuration, one `from_env` per function, and what each function
+//! runs built from it (`fan_api`, `admin_api`, `writer`, `job`,
+//! `notifier`): the top layer, so adapters and use cases never read the
+//! environment themselves. Every variable, its default and its meaning is
+//! listed in the README; nothing here touches the network, so init stays
+//! free of connections.
 
-use crate::gate::RateLimit;
-use crate::queue::SendPolicy;
-use crate::recovery::Patience;
-use crate::scaling::ScalingParams;
-use crate::secrets::SecretSource;
-use aws_config::timeout::TimeoutConfig;
-use aws_config::{BehaviorVersion, SdkConfig};
-use aws_sdk_sqs::config::retry::RetryConfig;
+use crate::adapters::https::HttpsClient;
+use crate::adapters::lambda_control::ProvisionedConcurrency;
+use crate::adapters::postgres_store::{Database, StoreError};
+use crate::adapters::redis_gate::{EntryGate, GateError, LazyRedis, RateLimit};
+use crate::adapters::secrets::SecretSource;
+use crate::adapters::slack::SlackNotifier;
+use crate::adapters::sqs_queue::{DeadLetterQueue, EntryQueue, SendPolicy};
+use crate::rules::scaling::ScalingParams;
+use crate::usecases::api::{AdminApi, AuthMode, FanApi};
+use crate::usecases::provisioning::{Provisioner, Target};
+use crate::usecases::recovery::Patience;
+use crate::usecases::scheduler_job::{CalendarFeed, GateUpkeep, SchedulerJob};
+use crate::usecases::writer::EntryWriter;
 use std::time::Duration;
 use thiserror::Error;
 
@@ -20,28 +29,21 @@ pub enum ConfigError {
     Missing(&'static str),
     #[error("{var} is invalid: {reason}")]
     Invalid { var: &'static str, reason: String },
+    /// The Redis settings do not make a client (a malformed URL).
+    #[error(transparent)]
+    Redis(#[from] GateError),
+    /// The database settings do not make a client (URL, schema name).
+    #[error(transparent)]
+    Database(#[from] StoreError),
 }
 
-/// Where identities come from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum AuthMode {
-    /// Production: the fan is the JWT authorizer's `sub`; admins need an IAM
-    /// identity in the request context.
-    Authorizer,
-    /// Local development only: `x-fan-id` names the fan and admin calls need
-    /// no IAM identity. Only `AUTH_MODE=dev` switches it on.
-    Dev,
-}
-
-impl AuthMode {
-    pub fn from_env() -> Result<Self, ConfigError> {
-        match std::env::var("AUTH_MODE").unwrap_or_default().as_str() {
-            "" | "jwt" | "iam" => Ok(Self::Authorizer),
-            "dev" => Ok(Self::Dev),
-            other => {
-                Err(ConfigError::Invalid { var: "AUTH_MODE", reason: format!("{other:?} is not jwt, iam or dev") })
-            }
-        }
+/// `AUTH_MODE`: `jwt`/`iam` (or unset) for the authorizer, `dev` only when
+/// explicitly asked for.
+pub fn auth_mode() -> Result<AuthMode, ConfigError> {
+    match std::env::var("AUTH_MODE").unwrap_or_default().as_str() {
+        "" | "jwt" | "iam" => Ok(AuthMode::Authorizer),
+        "dev" => Ok(AuthMode::Dev),
+        other => Err(ConfigError::Invalid { var: "AUTH_MODE", reason: format!("{other:?} is not jwt, iam or dev") }),
     }
 }
 
@@ -70,6 +72,18 @@ impl RedisConfig {
             root_certificates: pem_file("REDIS_CA_FILE")?,
         })
     }
+
+    /// The gate on these settings: URL, timeouts, AUTH token source, TLS
+    /// roots. Does not connect.
+    pub fn gate(&self) -> Result<EntryGate, ConfigError> {
+        let mut redis = LazyRedis::new(&self.url, self.connect_timeout, self.response_timeout)
+            .map_err(GateError::Refused)?
+            .with_auth(self.auth.clone());
+        if let Some(pem) = &self.root_certificates {
+            redis = redis.with_root_certificates(pem.clone());
+        }
+        Ok(EntryGate::on(redis, &self.key_prefix))
+    }
 }
 
 /// PostgreSQL settings.
@@ -97,6 +111,17 @@ impl DatabaseConfig {
             connect_timeout: millis("DATABASE_CONNECT_TIMEOUT_MS", 3000)?,
             password: SecretSource::from_env("DATABASE_PASSWORD_SECRET_ID", "DATABASE_PASSWORD"),
             root_certificates: pem_file("DATABASE_CA_FILE")?,
+        })
+    }
+
+    /// The database on these settings. Does not connect, read the secret or
+    /// load certificates.
+    pub fn database(&self) -> Result<Database, ConfigError> {
+        let db =
+            Database::new(&self.url, self.schema.clone(), self.connect_timeout)?.with_password(self.password.clone());
+        Ok(match &self.root_certificates {
+            Some(pem) => db.with_root_certificates(pem.clone()),
+            None => db,
         })
     }
 }
@@ -131,11 +156,16 @@ impl QueueConfig {
         Ok(c)
     }
 
-    /// The entry queue client (built on first use) and, when configured, its DLQ.
-    pub fn queues(&self) -> (crate::queue::EntryQueue, Option<crate::queue::DeadLetterQueue>) {
-        let queue = crate::queue::EntryQueue::lazy(&self.url, self.policy, self.attempt_timeout);
-        let dead = self.dead_letter_url.as_ref().map(|url| queue.dead_letters(url));
-        (queue, dead)
+    /// The entry queue; its client is built on first use.
+    pub fn queue(&self) -> EntryQueue {
+        EntryQueue::lazy(&self.url, self.policy, self.attempt_timeout)
+    }
+
+    /// The entry queue and its DLQ.
+    pub fn queues(&self) -> Result<(EntryQueue, DeadLetterQueue), ConfigError> {
+        let queue = self.queue();
+        let dead = queue.dead_letters(self.dead_letter_url.as_ref().ok_or(ConfigError::Missing("SQS_DLQ_URL"))?);
+        Ok((queue, dead))
     }
 
     pub fn from_env() -> Result<Self, ConfigError> {
@@ -172,9 +202,15 @@ impl EntryApiConfig {
                 window: millis("RATE_LIMIT_WINDOW_MS", 10_000)?,
             },
             queue: QueueConfig::from_env()?,
-            auth: AuthMode::from_env()?,
+            auth: auth_mode()?,
             retry_after_s: number("RETRY_AFTER_SECONDS", 1)?,
         })
+    }
+
+    /// The fan API with its gate (rate-limited) and queue.
+    pub fn fan_api(&self) -> Result<FanApi, ConfigError> {
+        let gate = self.redis.gate()?.with_rate_limit(self.rate_limit);
+        Ok(FanApi::new(gate, self.queue.queue(), self.auth, self.retry_after_s))
     }
 }
 
@@ -196,10 +232,18 @@ impl AdminApiConfig {
             redis: RedisConfig::from_env()?,
             database: DatabaseConfig::from_env()?,
             queue: QueueConfig::with_dead_letters_from_env()?,
-            auth: AuthMode::from_env()?,
+            auth: auth_mode()?,
             retry_after_s: number("RETRY_AFTER_SECONDS", 1)?,
             restore_settle: restore_settle()?,
         })
+    }
+
+    /// The admin API with its gate, database, queue and DLQ.
+    pub fn admin_api(&self) -> Result<AdminApi, ConfigError> {
+        let (queue, dead_letters) = self.queue.queues()?;
+        let (gate, db) = (self.redis.gate()?, self.database.database()?);
+        Ok(AdminApi::new(gate, db, queue, dead_letters, self.auth, self.retry_after_s)
+            .with_restore_settle(self.restore_settle))
     }
 }
 
@@ -212,6 +256,29 @@ pub struct WriterConfig {
 impl WriterConfig {
     pub fn from_env() -> Result<Self, ConfigError> {
         Ok(Self { database: DatabaseConfig::from_env()? })
+    }
+
+    /// The writer on its database.
+    pub fn writer(&self) -> Result<EntryWriter, ConfigError> {
+        Ok(EntryWriter::new(self.database.database()?))
+    }
+}
+
+/// `notifier`, and every function that tells Slack.
+#[derive(Debug, Clone)]
+pub struct NotifierConfig {
+    /// The webhook URL: `SLACK_WEBHOOK_SECRET_ID` (Secrets Manager, read on
+    /// the first post) or `SLACK_WEBHOOK_URL` (local runs only).
+    pub webhook: SecretSource,
+}
+
+impl NotifierConfig {
+    pub fn from_env() -> Self {
+        Self { webhook: SecretSource::from_env("SLACK_WEBHOOK_SECRET_ID", "SLACK_WEBHOOK_URL") }
+    }
+
+    pub fn notifier(&self) -> SlackNotifier {
+        SlackNotifier::new(self.webhook.clone())
     }
 }
 
@@ -233,6 +300,7 @@ pub struct SchedulerConfig {
     pub scaling: ScalingParams,
     /// An optional iCalendar feed of more fan events.
     pub calendar_ics_url: Option<String>,
+    pub slack: NotifierConfig,
 }
 
 impl SchedulerConfig {
@@ -268,7 +336,27 @@ impl SchedulerConfig {
                 ..defaults
             },
             calendar_ics_url: std::env::var("CALENDAR_ICS_URL").ok().filter(|v| !v.is_empty()),
+            slack: NotifierConfig::from_env(),
         })
+    }
+
+    /// The scheduler's job: gate upkeep, the calendar feed, and provisioning
+    /// against the Lambda API (or, in dry run, none). Nothing connects here.
+    pub fn job(&self) -> Result<SchedulerJob, ConfigError> {
+        let target = match (&self.entry_function, self.dry_run) {
+            (Some(function), false) => Target::Lambda(ProvisionedConcurrency::lazy(function, &self.entry_alias)),
+            _ => Target::DryRun { account_limit: self.account_limit },
+        };
+        let (queue, dead_letters) = self.queue.queues()?;
+        let upkeep = GateUpkeep {
+            gate: self.redis.gate()?,
+            db: self.database.database()?,
+            queue,
+            dead_letters,
+            patience: self.patience,
+        };
+        let feed = self.calendar_ics_url.clone().map(|url| CalendarFeed { url, https: HttpsClient::new() });
+        Ok(SchedulerJob::new(upkeep, feed, Provisioner::new(target, self.slack.notifier(), self.scaling)))
     }
 }
 
@@ -278,28 +366,6 @@ impl SchedulerConfig {
 /// function's timeout (10 s in the template).
 pub fn restore_settle() -> Result<Duration, ConfigError> {
     Ok(Duration::from_secs(number("GATE_RESTORE_SETTLE_SECONDS", 15)?))
-}
-
-/// Loads the AWS SDK configuration (region, credentials chain, and
-/// `AWS_ENDPOINT_URL` for local endpoints). Credentials resolve lazily, on
-/// the first call.
-pub async fn aws_config() -> SdkConfig {
-    aws_config::defaults(BehaviorVersion::latest()).load().await
-}
-
-/// An SQS client with short timeouts and SDK retries off: [`crate::queue`]
-/// retries itself so it knows whether any attempt may have landed.
-pub fn sqs_client(sdk: &SdkConfig, attempt_timeout: Duration) -> aws_sdk_sqs::Client {
-    let config = aws_sdk_sqs::config::Builder::from(sdk)
-        .retry_config(RetryConfig::disabled())
-        .timeout_config(
-            TimeoutConfig::builder()
-                .connect_timeout(attempt_timeout.min(Duration::from_millis(500)))
-                .operation_attempt_timeout(attempt_timeout)
-                .build(),
-        )
-        .build();
-    aws_sdk_sqs::Client::from_conf(config)
 }
 
 fn var_or(var: &str, default: &str) -> String {

@@ -1,36 +1,29 @@
-//! fanrush shared crate: the domain rules of a first-come-first-served fan
-//! event and one adapter per real system they touch.
+//! fanrush: the rules of a first-come-first-served fan event, one adapter
+//! per real system they touch, and the jobs the Lambda functions run.
 //!
-//! - [`domain`]: pure rules and types (`FanEvent`, `Entry`, `Position`, input
-//!   validation). No I/O.
-//! - [`gate`]: the Redis admission gate (atomic scripts, lazy connection).
-//! - [`queue`]: the SQS entry queue that buffers every accepted entry.
-//! - [`store`]: PostgreSQL, the durable home of the calendar and the entries.
-//! - [`api`]: the fan and admin HTTP APIs, written once for every transport.
-//! - [`writer`]: drains SQS batches into PostgreSQL.
-//! - [`recovery`]: restores the gate from PostgreSQL and sweeps stale reservations.
-//! - [`scaling`]: pure scaling rules (the calendar's plan, Lambda's scaling model).
-//! - [`control`]: the Lambda control plane (provisioned concurrency).
-//! - [`scheduler`] and [`tick`]: the minute reconcile loop.
-//! - [`notify`]: Slack; [`web`]: the small HTTPS client behind it.
-//! - [`secrets`]: Redis, database and Slack secrets, read at first use.
-//! - [`config`]: one `from_env` per function.
+//! The layers, each depending only on those above it:
 //!
-//! The functions under `functions/` are thin mains that wire these together.
+//! 1. [`rules`]: pure, no I/O. [`rules::domain`] (events, entries,
+//!    validation) and [`rules::scaling`] (the provisioned-concurrency plan:
+//!    `ScalingPlan::environments`; Lambda's scaling model).
+//! 2. [`adapters`]: one per real system. The admission rule is
+//!    `adapters/redis_gate/lua/admit.lua`, run atomically by
+//!    [`adapters::redis_gate::EntryGate::admit`]; then [`adapters::sqs_queue`],
+//!    [`adapters::postgres_store`], [`adapters::lambda_control`],
+//!    [`adapters::slack`], [`adapters::secrets`], [`adapters::https`].
+//! 3. [`usecases`]: the fan and admin APIs, the writer, recovery,
+//!    provisioning and the scheduler's job.
+//! 4. [`config`]: each function's settings from its environment, and the
+//!    clients and use case built from them (`from_config`), lazily: nothing
+//!    connects in init.
+//!
+//! [`telemetry`] (logs and metrics) is used by every layer; [`flags`] by the
+//! command-line tools only. The functions
+//! under `functions/` are thin mains: telemetry, configuration, run.
 
-pub mod api;
+pub mod adapters;
 pub mod config;
-pub mod control;
-pub mod domain;
-pub mod gate;
-pub mod notify;
-pub mod queue;
-pub mod recovery;
-pub mod scaling;
-pub mod scheduler;
-pub mod secrets;
-pub mod store;
+pub mod flags;
+pub mod rules;
 pub mod telemetry;
-pub mod tick;
-pub mod web;
-pub mod writer;
+pub mod usecases;

@@ -4,9 +4,9 @@
 mod common;
 
 use common::*;
-use fanrush::api::{AdminApi, FanApi};
-use fanrush::config::AuthMode;
-use fanrush::queue::EntryQueue;
+use fanrush::adapters::sqs_queue::EntryQueue;
+use fanrush::usecases::api::AuthMode;
+use fanrush::usecases::api::{AdminApi, FanApi};
 use serde_json::json;
 
 /// method, path, headers, body, expected status, expected error code

@@ -107,20 +107,20 @@ async fn a_fan_reads_back_its_entry_with_its_note() {
     let none = stack.fan.handle(request("GET", &format!("{path}/me"), &[("x-fan-id", "dave")], None)).await;
     assert_error(&none, 404, "entry_not_found");
     stack.drain().await;
-    let stored = stack.db.entries(&fanrush::domain::EventId::parse(&event).unwrap()).await.unwrap();
+    let stored = stack.db.entries(&fanrush::rules::domain::EventId::parse(&event).unwrap()).await.unwrap();
     assert_eq!(stored[0].note.as_deref(), Some("see you there"));
 }
 
 #[tokio::test]
 async fn a_fan_hammering_the_entry_endpoint_is_rate_limited_and_others_are_not() {
-    use fanrush::gate::RateLimit;
+    use fanrush::adapters::redis_gate::RateLimit;
     let stack = Stack::new().await;
     let event = stack.open_event(1).await;
-    let limited = fanrush::api::FanApi::new(
+    let limited = fanrush::usecases::api::FanApi::new(
         gate(&redis_url(), &stack.prefix)
             .with_rate_limit(RateLimit { requests: 3, window: std::time::Duration::from_secs(30) }),
         stack.queue(),
-        fanrush::config::AuthMode::Dev,
+        fanrush::usecases::api::AuthMode::Dev,
         1,
     );
     let enter = |fan: &'static str| {

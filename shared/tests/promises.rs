@@ -6,12 +6,13 @@
 mod common;
 
 use common::*;
-use fanrush::api::FanApi;
-use fanrush::config::{sqs_client, AuthMode};
-use fanrush::queue::EntryQueue;
-use fanrush::recovery::Patience;
-use fanrush_testkit::services::PrivateRedis;
-use fanrush_testkit::{Fault, FaultProxy};
+use fanrush::adapters::aws_sdk::sqs_client;
+use fanrush::adapters::sqs_queue::EntryQueue;
+use fanrush::usecases::api::AuthMode;
+use fanrush::usecases::api::FanApi;
+use fanrush::usecases::recovery::Patience;
+use fanrush_local::services::PrivateRedis;
+use fanrush_local::{Fault, FaultProxy};
 use std::net::SocketAddr;
 use std::time::Duration;
 
@@ -109,7 +110,7 @@ async fn a_promoted_replica_that_missed_writes_refuses_until_restored_and_overse
     let event = stack.open_event(3).await; // published on the shared Redis; this gate is another
     let gate_there = gate(&url, &stack.prefix);
     gate_there.mark_state_present().await.unwrap();
-    let stored = stack.db.event(&fanrush::domain::EventId::parse(&event).unwrap()).await.unwrap().unwrap();
+    let stored = stack.db.event(&fanrush::rules::domain::EventId::parse(&event).unwrap()).await.unwrap().unwrap();
     gate_there.publish(&stored).await.unwrap();
     let enter =
         |f: &'static str| fan.handle(request("POST", &format!("/events/{event}/entries"), &[("x-fan-id", f)], None));
@@ -153,9 +154,9 @@ async fn a_redis_that_may_evict_gate_keys_refuses_admissions_until_it_cannot() {
     let event = stack.open_event(5).await;
     let there = gate(&redis.url(), &stack.prefix);
     there.mark_state_present().await.unwrap();
-    let stored = stack.db.event(&fanrush::domain::EventId::parse(&event).unwrap()).await.unwrap().unwrap();
+    let stored = stack.db.event(&fanrush::rules::domain::EventId::parse(&event).unwrap()).await.unwrap().unwrap();
     assert!(
-        matches!(there.publish(&stored).await, Err(fanrush::gate::GateError::EvictionPossible(p)) if p == "allkeys-lru")
+        matches!(there.publish(&stored).await, Err(fanrush::adapters::redis_gate::GateError::EvictionPossible(p)) if p == "allkeys-lru")
     );
 
     redis.command(&["CONFIG", "SET", "maxmemory-policy", "volatile-lru"]).await.unwrap();
@@ -257,7 +258,7 @@ fn every_note_the_api_accepts_is_stored_as_told() {
         prop_assert!(matches!(status, 202 | 400 | 413), "{status}: {}", body_json(&r));
         prop_assert_eq!(status == 202, !note.contains('\0') && note.chars().count() <= 280 && body.len() <= 1024);
         rt.block_on(stack.drain());
-        let id = fanrush::domain::EventId::parse(&event).unwrap();
+        let id = fanrush::rules::domain::EventId::parse(&event).unwrap();
         let stored = rt.block_on(stack.db.entries(&id)).unwrap();
         let row = stored.iter().find(|e| e.fan_id.as_str() == fan);
         if status == 202 {

@@ -1,15 +1,15 @@
 //! The fan path under failing dependencies, with faults injected between the
-//! function and the real services by the testkit's proxy (or by Redis
+//! function and the real services by fanrush-local's fault proxy (or by Redis
 //! itself): the lazy Redis connection, outages, killed and restarted
 //! connections, unknown SQS outcomes, the sweep and a gate restore.
 
 mod common;
 
 use common::*;
-use fanrush::api::{AdminApi, FanApi};
-use fanrush::config::AuthMode;
-use fanrush::recovery::Patience;
-use fanrush_testkit::{Fault, FaultProxy};
+use fanrush::usecases::api::AuthMode;
+use fanrush::usecases::api::{AdminApi, FanApi};
+use fanrush::usecases::recovery::Patience;
+use fanrush_local::{Fault, FaultProxy};
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 

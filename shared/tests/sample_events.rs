@@ -6,9 +6,9 @@ mod common;
 
 use aws_lambda_events::event::cloudwatch_events::CloudWatchEvent;
 use common::*;
-use fanrush::api::{AdminApi, FanApi};
-use fanrush::config::AuthMode;
-use fanrush::recovery::Patience;
+use fanrush::usecases::api::AuthMode;
+use fanrush::usecases::api::{AdminApi, FanApi};
+use fanrush::usecases::recovery::Patience;
 use std::time::Duration;
 
 fn sample(name: &str) -> String {
@@ -65,7 +65,7 @@ async fn the_schedule_sample_is_an_event_the_scheduler_accepts() {
 #[tokio::test]
 async fn the_sns_sample_is_an_alarm_the_notifier_forwards() {
     use aws_lambda_events::event::sns::SnsEvent;
-    use fanrush::notify::{alarm_notice, Notice};
+    use fanrush::adapters::slack::{alarm_notice, Notice};
     let event: SnsEvent = serde_json::from_str(&sample("sns-alarm.json")).unwrap();
     let sns = &event.records[0].sns;
     let notice = alarm_notice(sns.subject.as_deref(), &sns.message);

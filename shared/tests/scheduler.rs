@@ -14,13 +14,13 @@ use aws_sdk_lambda::types::{AccountLimit, ProvisionedConcurrencyStatusEnum};
 use aws_sdk_lambda::Client;
 use aws_smithy_mocks::{mock, mock_client, MockResponse, Rule, RuleMode};
 use chrono::{DateTime, Duration, TimeZone, Utc};
-use fanrush::control::ProvisionedConcurrency;
-use fanrush::domain::{EventId, FanEvent};
-use fanrush::notify::{Notice, SlackNotifier};
-use fanrush::scaling::ScalingParams;
-use fanrush::scheduler::{Applied, Scheduler, Target};
-use fanrush::secrets::{Secret, SecretSource};
-use fanrush_testkit::HttpCapture;
+use fanrush::adapters::lambda_control::ProvisionedConcurrency;
+use fanrush::adapters::secrets::{Secret, SecretSource};
+use fanrush::adapters::slack::{Notice, SlackNotifier};
+use fanrush::rules::domain::{EventId, FanEvent};
+use fanrush::rules::scaling::ScalingParams;
+use fanrush::usecases::provisioning::{Applied, Provisioner, Target};
+use fanrush_local::HttpCapture;
 use std::sync::{Arc, Mutex};
 
 /// Lambda's provisioned-concurrency state as the fake control plane keeps it.
@@ -111,8 +111,8 @@ fn params() -> ScalingParams {
     ScalingParams { duration: std::time::Duration::from_millis(150), ..Default::default() }
 }
 
-fn scheduler(client: Client, slack: &HttpCapture) -> Scheduler {
-    Scheduler::new(
+fn scheduler(client: Client, slack: &HttpCapture) -> Provisioner {
+    Provisioner::new(
         Target::Lambda(ProvisionedConcurrency::new(client, "entry-api", "live")),
         SlackNotifier::new(SecretSource::Plain(Secret::new(slack.url("/hook")))),
         params(),
@@ -241,7 +241,7 @@ async fn slack_being_down_never_fails_a_scale_action() {
     assert_eq!(r.applied, Applied::Set(1800));
     assert_eq!(slack.requests().len(), 1, "the notice was attempted");
     // Unreachable Slack too.
-    let gone = Scheduler::new(
+    let gone = Provisioner::new(
         Target::Lambda(ProvisionedConcurrency::new(client(&rules), "entry-api", "live")),
         SlackNotifier::new(SecretSource::Plain(Secret::new("http://127.0.0.1:1/hook"))),
         params(),
@@ -267,7 +267,7 @@ async fn a_control_plane_failure_is_reported_to_slack_as_a_scheduler_error() {
 #[tokio::test]
 async fn dry_run_calls_no_lambda_api_and_says_what_it_would_do() {
     let slack = HttpCapture::start().await.unwrap();
-    let scheduler = Scheduler::new(
+    let scheduler = Provisioner::new(
         Target::DryRun { account_limit: Some(1_000) },
         SlackNotifier::new(SecretSource::Plain(Secret::new(slack.url("/hook")))),
         params(),

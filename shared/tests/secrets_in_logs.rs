@@ -6,12 +6,12 @@
 mod common;
 
 use common::*;
-use fanrush::api::{AdminApi, FanApi};
-use fanrush::config::{AuthMode, DatabaseConfig, RedisConfig};
-use fanrush::gate::EntryGate;
-use fanrush::notify::{Notice, SlackNotifier};
-use fanrush::secrets::{Secret, SecretSource};
-use fanrush::store::Database;
+use fanrush::adapters::postgres_store::Database;
+use fanrush::adapters::secrets::{Secret, SecretSource};
+use fanrush::adapters::slack::{Notice, SlackNotifier};
+use fanrush::config::{DatabaseConfig, RedisConfig};
+use fanrush::usecases::api::AuthMode;
+use fanrush::usecases::api::{AdminApi, FanApi};
 use std::io::Write;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -49,7 +49,7 @@ async fn no_secret_appears_in_any_log_line() {
     SlackNotifier::new(SecretSource::Plain(Secret::new(url.clone())))
         .notify(&Notice::SchedulerError { message: "x".into() })
         .await;
-    let extension = fanrush_testkit::HttpCapture::start().await.unwrap();
+    let extension = fanrush_local::HttpCapture::start().await.unwrap();
     extension.answer(200, &serde_json::json!({ "SecretString": url }).to_string());
     SlackNotifier::new(SecretSource::Extension { secret_id: "slack".into(), port: extension.port() })
         .notify(&Notice::SchedulerError { message: "y".into() })
@@ -73,9 +73,9 @@ async fn no_secret_appears_in_any_log_line() {
 
     // The same secrets read through the secrets extension (as in AWS): the
     // services down, then Redis up but refusing the token.
-    let redis_secret = fanrush_testkit::HttpCapture::start().await.unwrap();
+    let redis_secret = fanrush_local::HttpCapture::start().await.unwrap();
     redis_secret.answer(200, &serde_json::json!({ "SecretString": REDIS_PASSWORD }).to_string());
-    let db_secret = fanrush_testkit::HttpCapture::start().await.unwrap();
+    let db_secret = fanrush_local::HttpCapture::start().await.unwrap();
     db_secret.answer(200, &serde_json::json!({ "SecretString": DB_PASSWORD }).to_string());
     let redis_config = |url: &str| RedisConfig {
         url: url.to_owned(),
@@ -86,18 +86,19 @@ async fn no_secret_appears_in_any_log_line() {
         root_certificates: None,
     };
     for url in ["redis://127.0.0.1:1", &redis_url()] {
-        let fan = FanApi::new(EntryGate::from_config(&redis_config(url)).unwrap(), stack.queue(), AuthMode::Dev, 1);
+        let fan = FanApi::new(redis_config(url).gate().unwrap(), stack.queue(), AuthMode::Dev, 1);
         assert_eq!(fan.handle(request("POST", "/events/e/entries", &[("x-fan-id", "f")], None)).await.status(), 503);
     }
-    let db = Database::from_config(&DatabaseConfig {
+    let db = DatabaseConfig {
         url: "postgres://fanrush@127.0.0.1:1/fanrush".into(),
         schema: None,
         connect_timeout: Duration::from_millis(300),
         password: SecretSource::Extension { secret_id: "db".into(), port: db_secret.port() },
         root_certificates: None,
-    })
+    }
+    .database()
     .unwrap();
-    let gate = EntryGate::from_config(&redis_config("redis://127.0.0.1:1")).unwrap();
+    let gate = redis_config("redis://127.0.0.1:1").gate().unwrap();
     let admin = AdminApi::new(gate, db, stack.queue(), stack.dead_letters(), AuthMode::Dev, 1);
     assert_eq!(admin.handle(request("GET", "/admin/events", &[], None)).await.status(), 503);
     assert!(!redis_secret.requests().is_empty() && !db_secret.requests().is_empty(), "the secrets were read");

@@ -1,16 +1,14 @@
 //! Redis over TLS with an AUTH token (ElastiCache in-transit encryption) and
 //! PostgreSQL over TLS with a password (RDS), each secret read through a
 //! stand-in of the Parameters and Secrets extension on first use. The
-//! functions' own constructors (`EntryGate::from_config`,
-//! `Database::from_config`) run against private servers that accept nothing
+//! functions' own constructors (`RedisConfig::gate`,
+//! `DatabaseConfig::database`) run against private servers that accept nothing
 //! else: no plaintext, no unverified certificate, no missing or wrong secret.
 
+use fanrush::adapters::secrets::{Secret, SecretSource};
 use fanrush::config::{DatabaseConfig, RedisConfig};
-use fanrush::gate::EntryGate;
-use fanrush::secrets::{Secret, SecretSource};
-use fanrush::store::Database;
-use fanrush_testkit::services::{PrivatePostgres, PrivateRedis, TestCertificates};
-use fanrush_testkit::HttpCapture;
+use fanrush_local::services::{PrivatePostgres, PrivateRedis, TestCertificates};
+use fanrush_local::HttpCapture;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -45,23 +43,20 @@ async fn redis_over_tls_with_an_auth_token_from_secrets_manager() {
         root_certificates: Some(certs.ca_pem().unwrap()),
     };
 
-    let gate = EntryGate::from_config(&config).unwrap();
+    let gate = config.gate().unwrap();
     assert!(extension.requests().is_empty(), "nothing is read before the first use");
     gate.mark_state_present().await.unwrap();
     assert_eq!(gate.state_lost_since(chrono::Utc::now()).await.unwrap(), None, "the state is there");
     assert_eq!(extension.requests().len(), 1, "the token is read once, on the first connect");
 
-    let without_token = EntryGate::from_config(&RedisConfig { auth: SecretSource::None, ..config.clone() }).unwrap();
+    let without_token = RedisConfig { auth: SecretSource::None, ..config.clone() }.gate().unwrap();
     assert!(without_token.state_lost_since(chrono::Utc::now()).await.is_err(), "AUTH is required");
     let wrong_token = RedisConfig { auth: SecretSource::Plain(Secret::new("wrong")), ..config.clone() };
-    assert!(EntryGate::from_config(&wrong_token).unwrap().state_lost_since(chrono::Utc::now()).await.is_err());
-    let system_roots = EntryGate::from_config(&RedisConfig { root_certificates: None, ..config.clone() }).unwrap();
+    assert!(wrong_token.gate().unwrap().state_lost_since(chrono::Utc::now()).await.is_err());
+    let system_roots = RedisConfig { root_certificates: None, ..config.clone() }.gate().unwrap();
     assert!(system_roots.state_lost_since(chrono::Utc::now()).await.is_err(), "the server's certificate is verified");
     let plaintext = RedisConfig { url: redis.url().replace("rediss://", "redis://"), ..config };
-    assert!(
-        EntryGate::from_config(&plaintext).unwrap().state_lost_since(chrono::Utc::now()).await.is_err(),
-        "TLS only"
-    );
+    assert!(plaintext.gate().unwrap().state_lost_since(chrono::Utc::now()).await.is_err(), "TLS only");
     drop(redis);
     let _ = std::fs::remove_dir_all(dir);
 }
@@ -82,7 +77,7 @@ async fn postgres_over_tls_with_a_password_from_secrets_manager() {
         root_certificates: Some(certs.ca_pem().unwrap()),
     };
 
-    let db = Database::from_config(&config).unwrap();
+    let db = config.database().unwrap();
     assert!(extension.requests().is_empty(), "nothing is read before the first use");
     db.migrate().await.unwrap();
     assert!(db.events().await.unwrap().is_empty());
@@ -91,17 +86,17 @@ async fn postgres_over_tls_with_a_password_from_secrets_manager() {
     let user = format!("postgres://postgres@{}/postgres", pg.addr());
     let plain_password = SecretSource::Plain(Secret::new(DB_PASSWORD));
     let plaintext = DatabaseConfig { url: user.clone(), password: plain_password.clone(), ..config.clone() };
-    assert!(Database::from_config(&plaintext).unwrap().migrate().await.is_err(), "hostssl only");
+    assert!(plaintext.database().unwrap().migrate().await.is_err(), "hostssl only");
     let system_roots = DatabaseConfig { root_certificates: None, ..config.clone() };
-    assert!(Database::from_config(&system_roots).unwrap().migrate().await.is_err(), "the certificate is verified");
+    assert!(system_roots.database().unwrap().migrate().await.is_err(), "the certificate is verified");
     let wrong = DatabaseConfig {
         url: format!("{user}?sslmode=require"),
         password: SecretSource::Plain(Secret::new("wrong")),
         ..config.clone()
     };
-    assert!(Database::from_config(&wrong).unwrap().migrate().await.is_err(), "the password is checked");
+    assert!(wrong.database().unwrap().migrate().await.is_err(), "the password is checked");
     let direct = DatabaseConfig { url: format!("{user}?sslmode=require"), password: plain_password, ..config };
-    Database::from_config(&direct).unwrap().migrate().await.expect("a plain password works too (local runs)");
+    direct.database().unwrap().migrate().await.expect("a plain password works too (local runs)");
     pg.stop().await;
     let _ = std::fs::remove_dir_all(dir);
 }

@@ -6,9 +6,9 @@ mod common;
 
 use chrono::{TimeZone, Utc};
 use common::*;
-use fanrush::domain::{Entry, EntryMessage, EventId, FanId};
-use fanrush::store::Database;
-use fanrush::writer::EntryWriter;
+use fanrush::adapters::postgres_store::Database;
+use fanrush::rules::domain::{Entry, EntryMessage, EventId, FanId};
+use fanrush::usecases::writer::EntryWriter;
 use std::time::Duration;
 
 fn entry(event: &str, fan: &str, position: i64) -> Entry {

@@ -4,20 +4,14 @@
 //! Init reads configuration only: Redis connects and the SQS client is built
 //! on first use, so no network call and no TLS setup happens in init.
 
-use fanrush::api::FanApi;
 use fanrush::config::EntryApiConfig;
-use fanrush::gate::EntryGate;
-use fanrush::queue::EntryQueue;
 use lambda_http::{run, service_fn, Error, Request};
 use std::convert::Infallible;
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Error> {
     fanrush::telemetry::init();
-    let config = EntryApiConfig::from_env()?;
-    let gate = EntryGate::from_config(&config.redis)?.with_rate_limit(config.rate_limit);
-    let queue = EntryQueue::lazy(&config.queue.url, config.queue.policy, config.queue.attempt_timeout);
-    let api = &FanApi::new(gate, queue, config.auth, config.retry_after_s);
+    let api = &EntryApiConfig::from_env()?.fan_api()?;
     let metrics = fanrush::telemetry::metrics("entry-api");
     run(service_fn(move |req: Request| async move {
         let response = api.handle(req).await;

@@ -4,15 +4,12 @@
 
 use aws_lambda_events::event::sqs::SqsEvent;
 use fanrush::config::WriterConfig;
-use fanrush::store::Database;
-use fanrush::writer::EntryWriter;
 use lambda_runtime::{run, service_fn, Error, LambdaEvent};
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Error> {
     fanrush::telemetry::init();
-    let config = WriterConfig::from_env()?;
-    let writer = &EntryWriter::new(Database::from_config(&config.database)?);
+    let writer = &WriterConfig::from_env()?.writer()?;
     let metrics = fanrush::telemetry::metrics("writer");
     // An error fails the whole batch, so SQS delivers all of it again.
     run(service_fn(move |event: LambdaEvent<SqsEvent>| async move {

@@ -10,12 +10,14 @@
 use aws_config::SdkConfig;
 use aws_lambda_events::event::sqs::SqsEvent;
 use chrono::{DateTime, Duration as Minutes, Utc};
-use fanrush::api::{AdminApi, FanApi};
-use fanrush::config::{sqs_client, AuthMode};
-use fanrush::gate::EntryGate;
-use fanrush::queue::{provision, EntryQueue, SendPolicy};
-use fanrush::store::Database;
-use fanrush::writer::EntryWriter;
+use fanrush::adapters::aws_sdk::sqs_client;
+use fanrush::adapters::postgres_store::Database;
+use fanrush::adapters::redis_gate::EntryGate;
+use fanrush::adapters::sqs_queue::{EntryQueue, SendPolicy};
+use fanrush::usecases::api::AuthMode;
+use fanrush::usecases::api::{AdminApi, FanApi};
+use fanrush::usecases::writer::EntryWriter;
+use fanrush_local::local_aws::provision;
 use lambda_http::{Body, Request, Response};
 use serde_json::{json, Value};
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -42,7 +44,7 @@ pub fn unique(kind: &str) -> String {
 
 /// AWS SDK configuration for the local SQS endpoint at `endpoint`.
 pub async fn sdk_config(endpoint: &str) -> SdkConfig {
-    fanrush_testkit::local_aws::sdk_config(endpoint).await
+    fanrush_local::local_aws::sdk_config(endpoint).await
 }
 
 pub fn gate(url: &str, prefix: &str) -> EntryGate {
@@ -114,7 +116,7 @@ impl Stack {
         EntryQueue::new(self.sqs.clone(), &self.queue_url, POLICY)
     }
 
-    pub fn dead_letters(&self) -> fanrush::queue::DeadLetterQueue {
+    pub fn dead_letters(&self) -> fanrush::adapters::sqs_queue::DeadLetterQueue {
         self.queue().dead_letters(&self.dlq_url)
     }
 
@@ -122,8 +124,8 @@ impl Stack {
     pub async fn housekeeping(
         &self,
         now: DateTime<Utc>,
-        patience: fanrush::recovery::Patience,
-    ) -> fanrush::recovery::Housekeeping {
+        patience: fanrush::usecases::recovery::Patience,
+    ) -> fanrush::usecases::recovery::Housekeeping {
         self.housekeeping_of(&self.gate, now, patience).await
     }
 
@@ -132,11 +134,11 @@ impl Stack {
         &self,
         gate: &EntryGate,
         now: DateTime<Utc>,
-        patience: fanrush::recovery::Patience,
-    ) -> fanrush::recovery::Housekeeping {
+        patience: fanrush::usecases::recovery::Patience,
+    ) -> fanrush::usecases::recovery::Housekeeping {
         let (queue, dead_letters) = (self.queue(), self.dead_letters());
-        let queues = fanrush::recovery::Queues { entries: &queue, dead_letters: &dead_letters };
-        fanrush::recovery::housekeeping(gate, &self.db, &queues, now, patience).await.expect("housekeeping")
+        let queues = fanrush::usecases::recovery::Queues { entries: &queue, dead_letters: &dead_letters };
+        fanrush::usecases::recovery::housekeeping(gate, &self.db, &queues, now, patience).await.expect("housekeeping")
     }
 
     /// Defines an event through the admin API; returns its id.
@@ -201,7 +203,7 @@ impl Stack {
 
     /// `(fan_id, position)` of every stored entry of `event`, by position.
     pub async fn rows(&self, event: &str) -> Vec<(String, i64)> {
-        let id = fanrush::domain::EventId::parse(event).unwrap();
+        let id = fanrush::rules::domain::EventId::parse(event).unwrap();
         self.db.entries(&id).await.unwrap().into_iter().map(|e| (e.fan_id.to_string(), e.position)).collect()
     }
 }

@@ -1,0 +1,45 @@
+//! `fanrush-local setup`: makes a local stack ready. Creates the entry queue and
+//! its DLQ (redrive after `--max-receive-count` receives), applies the
+//! PostgreSQL schema and restores the gate from PostgreSQL if Redis lost it.
+//! Idempotent: run it against services that are already set up and it
+//! changes nothing.
+
+use crate::local_aws::provision;
+use fanrush::adapters::aws_sdk::{aws_config, sqs_client};
+use fanrush::adapters::postgres_store::Database;
+use fanrush::adapters::redis_gate::EntryGate;
+use fanrush::adapters::sqs_queue::{EntryQueue, SendPolicy};
+use fanrush::config::{DatabaseConfig, RedisConfig};
+use fanrush::flags::Args;
+use fanrush::usecases::recovery::{restore_gate, Queues};
+use std::time::Duration;
+
+pub const USAGE: &str =
+    "  fanrush-local setup [--queue NAME] [--visibility-timeout S] [--max-receive-count N]   (env: AWS_ENDPOINT_URL, DATABASE_URL, REDIS_URL)";
+
+pub async fn run(argv: &[String]) -> Result<(), String> {
+    let args = Args::parse(argv, &["queue", "visibility-timeout", "max-receive-count"], &[])?;
+    let name: String = args.get("queue", "fanrush-entries".to_owned())?;
+    let sdk = aws_config().await;
+    let sqs = sqs_client(&sdk, Duration::from_secs(5));
+    let (queue_url, dlq_url) =
+        provision(&sqs, &name, args.get("max-receive-count", 5)?, args.get("visibility-timeout", 10)?)
+            .await
+            .map_err(|e| e.to_string())?;
+    let d = DatabaseConfig::from_env().map_err(|e| e.to_string())?;
+    let db = Database::new(&d.url, d.schema.clone(), d.connect_timeout).map_err(|e| e.to_string())?;
+    db.migrate().await.map_err(|e| e.to_string())?;
+    let r = RedisConfig::from_env().map_err(|e| e.to_string())?;
+    let gate = EntryGate::new(&r.url, &r.key_prefix, Duration::from_secs(2), Duration::from_secs(10))
+        .map_err(|e| e.to_string())?;
+    let queue = EntryQueue::new(sqs, &queue_url, SendPolicy { attempts: 1, backoff: Duration::ZERO });
+    // Setup runs before any function is started: no request can be in flight.
+    let dead_letters = queue.dead_letters(&dlq_url);
+    let queues = Queues { entries: &queue, dead_letters: &dead_letters };
+    let restored =
+        restore_gate(&gate, &db, &queues, chrono::Utc::now(), Duration::ZERO).await.map_err(|e| e.to_string())?;
+    eprintln!("gate: {restored:?}");
+    println!("SQS_QUEUE_URL={queue_url}");
+    println!("SQS_DLQ_URL={dlq_url}");
+    Ok(())
+}

@@ -1,0 +1,137 @@
+//! Secrets the functions need: the Redis AUTH token, the database password
+//! and the Slack webhook URL. In AWS they come from Secrets Manager through
+//! the Parameters and Secrets Lambda Extension, read at first use (never in
+//! init, never from template text); locally a plain value may stand in.
+//! A [`Secret`] never prints: its `Debug` is redacted and it has no
+//! `Display`, so it cannot reach a log line by accident.
+
+use crate::adapters::https::HttpsClient;
+use bytes::Bytes;
+use http_body_util::Full;
+use serde_json::Value;
+use std::time::Duration;
+use thiserror::Error;
+
+/// A secret value.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(value: impl Into<String>) -> Self {
+        Self(value.into())
+    }
+
+    /// The value, for the one call that needs it.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Secret(<redacted>)")
+    }
+}
+
+/// Why a secret could not be read. Never holds the secret.
+#[derive(Debug, Clone, Error, PartialEq, Eq)]
+#[error("secret {secret_id:?} could not be read: {reason}")]
+pub struct SecretError {
+    pub secret_id: String,
+    pub reason: String,
+}
+
+/// Where a secret comes from.
+#[derive(Clone, PartialEq, Eq)]
+pub enum SecretSource {
+    /// Not configured.
+    None,
+    /// A value given directly (local runs and tests only).
+    Plain(Secret),
+    /// A Secrets Manager secret read through the extension on `port`.
+    Extension { secret_id: String, port: u16 },
+}
+
+impl std::fmt::Debug for SecretSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::None => f.write_str("None"),
+            Self::Plain(_) => f.write_str("Plain(<redacted>)"),
+            Self::Extension { secret_id, port } => write!(f, "Extension({secret_id}, port {port})"),
+        }
+    }
+}
+
+impl SecretSource {
+    /// `secret_id_var` (a Secrets Manager id or ARN, read through the
+    /// extension on `PARAMETERS_SECRETS_EXTENSION_HTTP_PORT`, 2773) wins over
+    /// `plain_var` (the value itself, for local runs); neither means none.
+    pub fn from_env(secret_id_var: &str, plain_var: &str) -> Self {
+        let var = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
+        if let Some(secret_id) = var(secret_id_var) {
+            let port = var("PARAMETERS_SECRETS_EXTENSION_HTTP_PORT").and_then(|p| p.parse().ok()).unwrap_or(2773);
+            Self::Extension { secret_id, port }
+        } else if let Some(value) = var(plain_var) {
+            Self::Plain(Secret(value))
+        } else {
+            Self::None
+        }
+    }
+
+    /// Reads the secret (`None` when not configured).
+    pub async fn resolve(&self) -> Result<Option<Secret>, SecretError> {
+        match self {
+            Self::None => Ok(None),
+            Self::Plain(s) => Ok(Some(s.clone())),
+            Self::Extension { secret_id, port } => read_secret(secret_id, *port)
+                .await
+                .map(|v| Some(Secret(v)))
+                .map_err(|reason| SecretError { secret_id: secret_id.clone(), reason }),
+        }
+    }
+}
+
+/// Reads a secret's string through the Parameters and Secrets Lambda
+/// Extension (plain HTTP on loopback, authenticated with the session token).
+pub async fn read_secret(secret_id: &str, port: u16) -> Result<String, String> {
+    let token = std::env::var("AWS_SESSION_TOKEN").unwrap_or_default();
+    let uri = format!("http://127.0.0.1:{port}/secretsmanager/get?secretId={}", encode(secret_id));
+    let request = http::Request::get(uri)
+        .header("X-Aws-Parameters-Secrets-Token", token)
+        .body(Full::new(Bytes::new()))
+        .map_err(|e| e.to_string())?;
+    let response = HttpsClient::new()
+        .send(request, Duration::from_secs(3))
+        .await
+        .map_err(|e| format!("the secrets extension: {e}"))?;
+    if !response.status.is_success() {
+        return Err(format!("the secrets extension answered {}", response.status));
+    }
+    let value: Value =
+        serde_json::from_slice(&response.body).map_err(|_| "the secrets extension answered non-JSON".to_owned())?;
+    value["SecretString"].as_str().map(str::to_owned).ok_or_else(|| "the secret has no SecretString".to_owned())
+}
+
+fn encode(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn secret_ids_are_percent_encoded_and_values_never_print() {
+        assert_eq!(
+            encode("arn:aws:secretsmanager:r:1:secret:a/b"),
+            "arn%3Aaws%3Asecretsmanager%3Ar%3A1%3Asecret%3Aa%2Fb"
+        );
+        let shown = format!("{:?} {:?}", Secret::new("hunter2"), SecretSource::Plain(Secret::new("hunter2")));
+        assert!(!shown.contains("hunter2"), "{shown}");
+    }
+}

@@ -1,0 +1,194 @@
+//! The admin API (`admin-api`): operators define the calendar of fan events.
+//!
+//! A definition is published to the Redis gate first (atomically refusing a
+//! capacity below the slots already taken, never resetting counters) and then
+//! stored in PostgreSQL, the calendar the scheduler reads. If the second step
+//! fails the client gets 503 and its retry converges both.
+//!
+//! A deleted event's id is retired: its entries stay in PostgreSQL, and a
+//! new event under the same id would hand their positions out again, so a
+//! PUT of a retired id is refused with 409 `event_id_retired`.
+
+use super::AuthMode;
+use super::{identity, json_response, no_content, route, ApiError};
+use crate::adapters::postgres_store::{Database, StoreError, Upserted};
+use crate::adapters::redis_gate::{EntryGate, GateError, Published};
+use crate::adapters::sqs_queue::{DeadLetterQueue, EntryQueue};
+use crate::rules::domain::{EventId, FanEventSpec, ValidationError};
+use crate::usecases::recovery::{self, Queues};
+use http::{Method, StatusCode};
+use lambda_http::{Body, Request, Response};
+use serde_json::{json, Value};
+
+/// Largest event definition accepted.
+const MAX_EVENT_BODY_BYTES: usize = 16 * 1024;
+
+/// The admin API with its adapters, built once per execution environment.
+pub struct AdminApi {
+    gate: EntryGate,
+    db: Database,
+    queue: EntryQueue,
+    dead_letters: DeadLetterQueue,
+    auth: AuthMode,
+    retry_after_s: u64,
+    restore_settle: std::time::Duration,
+}
+
+impl AdminApi {
+    pub fn new(
+        gate: EntryGate,
+        db: Database,
+        queue: EntryQueue,
+        dead_letters: DeadLetterQueue,
+        auth: AuthMode,
+        retry_after_s: u64,
+    ) -> Self {
+        Self { gate, db, queue, dead_letters, auth, retry_after_s, restore_settle: std::time::Duration::ZERO }
+    }
+
+    /// How long after a loss of the gate state a write may restore it (see
+    /// [`recovery::restore_gate`]); zero unless set.
+    pub fn with_restore_settle(mut self, settle: std::time::Duration) -> Self {
+        self.restore_settle = settle;
+        self
+    }
+
+    /// Answers one request; never fails, never panics on input.
+    pub async fn handle(&self, req: Request) -> Response<Body> {
+        self.route(&req).await.unwrap_or_else(ApiError::into_response)
+    }
+
+    async fn route(&self, req: &Request) -> Result<Response<Body>, ApiError> {
+        let segments = route::segments(req.uri().path());
+        let id = match segments.as_slice() {
+            ["admin", "events"] => None,
+            ["admin", "events", id] => Some(*id),
+            _ => return Err(ApiError::route_not_found()),
+        };
+        let allowed = if id.is_some() { "GET, PUT, DELETE" } else { "GET" };
+        route::allow(req.method(), allowed)?;
+        let operator = identity::admin(req, self.auth)?;
+        let Some(id) = id else { return self.list().await };
+        let id = EventId::parse(id)?;
+        match *req.method() {
+            Method::PUT => self.put(&operator, id, req.body().as_ref()).await,
+            Method::DELETE => self.delete(&operator, &id).await,
+            _ => self.get(&id).await,
+        }
+    }
+
+    async fn list(&self) -> Result<Response<Body>, ApiError> {
+        let events = self.db.events().await.map_err(|e| self.store_failed(e))?;
+        let events: Vec<Value> = events.iter().map(|e| e.to_json()).collect();
+        Ok(json_response(StatusCode::OK, &json!({ "events": events })))
+    }
+
+    async fn get(&self, id: &EventId) -> Result<Response<Body>, ApiError> {
+        let event = self.db.event(id).await.map_err(|e| self.store_failed(e))?.ok_or_else(event_not_found)?;
+        let written = self.db.written_count(id).await.map_err(|e| self.store_failed(e))?;
+        let view = self.gate.event(id).await.map_err(|e| self.gate_failed(e))?;
+        let mut body = event.to_json();
+        // `accepted` counts slots held in the gate (queued or written);
+        // `written` counts rows already in PostgreSQL.
+        body["accepted"] = view.map(|v| v.taken).into();
+        body["written"] = written.into();
+        Ok(json_response(StatusCode::OK, &body))
+    }
+
+    async fn put(&self, operator: &str, id: EventId, body: &[u8]) -> Result<Response<Body>, ApiError> {
+        if body.len() > MAX_EVENT_BODY_BYTES {
+            return Err(ValidationError::BodyTooLarge { limit: MAX_EVENT_BODY_BYTES, actual: body.len() }.into());
+        }
+        let event = FanEventSpec::parse(id, body)?;
+        if self.db.is_retired(&event.id).await.map_err(|e| self.store_failed(e))? {
+            return Err(retired(&event.id));
+        }
+        let published = match self.gate.publish(&event).await {
+            Err(GateError::StateLost) => {
+                self.restore().await?;
+                self.gate.publish(&event).await
+            }
+            other => other,
+        }
+        .map_err(|e| self.gate_failed(e))?;
+        let taken = match published {
+            Published::Ok { taken } => taken,
+            Published::CapacityBelowTaken { taken } => {
+                return Err(ApiError {
+                    field: Some("capacity"),
+                    ..ApiError::new(
+                        StatusCode::CONFLICT,
+                        "capacity_below_accepted",
+                        format!("{taken} places are already taken; capacity cannot go below that"),
+                    )
+                })
+            }
+        };
+        let created = match self.db.upsert_event(&event).await.map_err(|e| self.store_failed(e))? {
+            Upserted::Created => true,
+            Upserted::Updated => false,
+            // Deleted between the check and now: take the definition back out.
+            Upserted::Retired => {
+                self.gate.unpublish(&event.id).await.map_err(|e| self.gate_failed(e))?;
+                return Err(retired(&event.id));
+            }
+        };
+        tracing::info!(event = %event.id, operator, created, "fan event defined");
+        let mut body = event.to_json();
+        body["accepted"] = taken.into();
+        let status = if created { StatusCode::CREATED } else { StatusCode::OK };
+        Ok(json_response(status, &body))
+    }
+
+    async fn delete(&self, operator: &str, id: &EventId) -> Result<Response<Body>, ApiError> {
+        // Close the gate first so no fan enters an event being deleted.
+        self.gate.unpublish(id).await.map_err(|e| self.gate_failed(e))?;
+        let existed = self.db.delete_event(id).await.map_err(|e| self.store_failed(e))?;
+        if !existed {
+            return Err(event_not_found());
+        }
+        tracing::info!(event = %id, operator, "fan event deleted");
+        Ok(no_content())
+    }
+
+    async fn restore(&self) -> Result<(), ApiError> {
+        let queues = Queues { entries: &self.queue, dead_letters: &self.dead_letters };
+        match recovery::restore_gate(&self.gate, &self.db, &queues, chrono::Utc::now(), self.restore_settle).await {
+            Ok(_) => Ok(()),
+            Err(e) if e.is_deferred() => Err(ApiError::unavailable(
+                self.retry_after_s,
+                "the gate is being restored; retry once the queue drains",
+            )),
+            Err(e) => {
+                tracing::warn!(error = %e, "gate restore failed");
+                Err(ApiError::unavailable(self.retry_after_s, "the gate could not be restored; retry"))
+            }
+        }
+    }
+
+    fn gate_failed(&self, e: GateError) -> ApiError {
+        tracing::warn!(error = %e, "gate unavailable");
+        let message = match e {
+            GateError::EvictionPossible(_) => "redis may evict the gate's keys; set maxmemory-policy noeviction",
+            _ => "redis is unavailable; retry",
+        };
+        ApiError::unavailable(self.retry_after_s, message)
+    }
+
+    fn store_failed(&self, e: StoreError) -> ApiError {
+        tracing::warn!(error = %e, "store unavailable");
+        ApiError::unavailable(self.retry_after_s, "the database is unavailable; retry")
+    }
+}
+
+fn retired(id: &EventId) -> ApiError {
+    ApiError::new(
+        StatusCode::CONFLICT,
+        "event_id_retired",
+        format!("event {id} was deleted and its entries are kept; define the new event under a new id"),
+    )
+}
+
+fn event_not_found() -> ApiError {
+    ApiError::not_found("event_not_found", "no such event")
+}

@@ -1,0 +1,110 @@
+//! The HTTP APIs, written once for every transport lambda_http speaks (API
+//! Gateway HTTP API, function URLs, `cargo lambda watch`).
+//!
+//! Every failure becomes an [`ApiError`] and is turned into a response in
+//! exactly one place, [`ApiError::into_response`], with a stable
+//! machine-readable `error` code and a human `message`.
+
+pub mod admin;
+pub mod fan;
+mod identity;
+mod route;
+
+pub use admin::AdminApi;
+pub use fan::FanApi;
+pub use identity::AuthMode;
+
+use crate::rules::domain::ValidationError;
+use http::{header, HeaderValue, StatusCode};
+use lambda_http::{Body, Response};
+use serde_json::{json, Value};
+
+/// A refusal with its status, code and message.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ApiError {
+    pub status: StatusCode,
+    pub code: &'static str,
+    pub message: String,
+    /// The offending input field, for 400s about one field.
+    pub field: Option<&'static str>,
+    /// Seconds to wait, for 503s and 429s.
+    pub retry_after: Option<u64>,
+    /// Allowed methods, for 405s.
+    pub allow: Option<&'static str>,
+}
+
+impl ApiError {
+    pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+        Self { status, code, message: message.into(), field: None, retry_after: None, allow: None }
+    }
+
+    pub fn not_found(code: &'static str, message: impl Into<String>) -> Self {
+        Self::new(StatusCode::NOT_FOUND, code, message)
+    }
+
+    /// A dependency failed: ask the client to retry. Nothing the client was
+    /// told is accepted depends on this answer.
+    pub fn unavailable(retry_after: u64, message: impl Into<String>) -> Self {
+        Self { retry_after: Some(retry_after), ..Self::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", message) }
+    }
+
+    pub fn method_not_allowed(allow: &'static str) -> Self {
+        Self {
+            allow: Some(allow),
+            ..Self::new(StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed", format!("allowed: {allow}"))
+        }
+    }
+
+    pub fn route_not_found() -> Self {
+        Self::not_found("route_not_found", "no such route")
+    }
+
+    /// The one mapping from an error to a response.
+    pub fn into_response(self) -> Response<Body> {
+        let mut body = json!({ "error": self.code, "message": self.message });
+        if let Some(field) = self.field {
+            body["field"] = field.into();
+        }
+        let mut response = json_response(self.status, &body);
+        let headers = response.headers_mut();
+        if let Some(s) = self.retry_after {
+            headers.insert(header::RETRY_AFTER, HeaderValue::from(s));
+        }
+        if let Some(allow) = self.allow {
+            headers.insert(header::ALLOW, HeaderValue::from_static(allow));
+        }
+        response
+    }
+}
+
+impl From<ValidationError> for ApiError {
+    fn from(e: ValidationError) -> Self {
+        let message = e.to_string();
+        match e {
+            ValidationError::InvalidEventId => Self::new(StatusCode::BAD_REQUEST, "invalid_event_id", message),
+            ValidationError::InvalidFanId => Self::new(StatusCode::BAD_REQUEST, "invalid_fan_id", message),
+            ValidationError::BodyTooLarge { .. } => Self::new(StatusCode::PAYLOAD_TOO_LARGE, "body_too_large", message),
+            ValidationError::InvalidBody(_) => Self::new(StatusCode::BAD_REQUEST, "invalid_body", message),
+            ValidationError::InvalidField { field, .. } => {
+                Self { field: Some(field), ..Self::new(StatusCode::BAD_REQUEST, "invalid_field", message) }
+            }
+        }
+    }
+}
+
+/// A JSON response that no cache keeps.
+pub fn json_response(status: StatusCode, body: &Value) -> Response<Body> {
+    let mut response = Response::new(Body::Text(body.to_string()));
+    *response.status_mut() = status;
+    let headers = response.headers_mut();
+    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    response
+}
+
+/// An empty 204.
+pub fn no_content() -> Response<Body> {
+    let mut response = Response::new(Body::Empty);
+    *response.status_mut() = StatusCode::NO_CONTENT;
+    response
+}

@@ -1,0 +1,17 @@
+//! What fanrush does, one module per job, each written against the rules
+//! and the adapters and built from [`crate::config`] by a function's main.
+//!
+//! - [`api`]: the fan API (`entry-api`) and the admin API (`admin-api`).
+//! - [`writer`]: drains SQS batches into PostgreSQL (`writer`).
+//! - [`recovery`]: restores the gate from PostgreSQL and the DLQ, sweeps
+//!   reservations whose send outcome was unknown.
+//! - [`provisioning`]: reconciles `entry-api:live`'s provisioned concurrency
+//!   with the calendar's plan and tells Slack.
+//! - [`scheduler_job`]: the scheduler's minute job (`scheduler`): recovery,
+//!   the calendar, provisioning, dead letters named.
+
+pub mod api;
+pub mod provisioning;
+pub mod recovery;
+pub mod scheduler_job;
+pub mod writer;

@@ -1,0 +1,218 @@
+//! The scheduler's reconcile loop: bring `entry-api:live`'s provisioned
+//! concurrency to what the calendar wants *now*, tell Slack about it, and
+//! check readiness shortly before each event opens.
+//!
+//! Idempotent: with nothing to change it makes no write call, and two
+//! overlapping runs compute and request the same value. In dry-run (local)
+//! mode it talks to no Lambda API at all and only says what it would do.
+
+use crate::adapters::lambda_control::{ControlError, ProvisionedConcurrency, ProvisionedState, ProvisionedStatus};
+use crate::adapters::redis_gate::EntryGate;
+use crate::adapters::slack::{Notice, SlackNotifier};
+use crate::rules::domain::{rfc3339, FanEvent};
+use crate::rules::scaling::plan::grantable;
+use crate::rules::scaling::{PlanAction, ScalingParams, ScalingPlan, UNRESERVED_MINIMUM};
+use chrono::{DateTime, Duration, Utc};
+use metrics::gauge;
+
+/// How long before `opensAt` readiness is checked.
+pub const READINESS_CHECK_BEFORE: Duration = Duration::minutes(5);
+
+/// What one reconcile did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Applied {
+    Unchanged,
+    Set(i64),
+    Removed,
+    WouldSet(i64),
+    WouldRemove,
+}
+
+/// The outcome of one reconcile.
+#[derive(Debug, Clone)]
+pub struct Reconciled {
+    pub desired: PlanAction,
+    pub previous: i64,
+    pub applied: Applied,
+    pub alerts: usize,
+}
+
+/// Where the scheduler acts.
+pub enum Target {
+    /// The real control plane.
+    Lambda(ProvisionedConcurrency),
+    /// Dry run: no Lambda calls; `account_limit`, if known, bounds the plan.
+    DryRun { account_limit: Option<i64> },
+}
+
+pub struct Provisioner {
+    target: Target,
+    notifier: SlackNotifier,
+    params: ScalingParams,
+}
+
+impl Provisioner {
+    pub fn new(target: Target, notifier: SlackNotifier, params: ScalingParams) -> Self {
+        Self { target, notifier, params }
+    }
+
+    pub fn notifier(&self) -> &SlackNotifier {
+        &self.notifier
+    }
+
+    /// Reconciles once. `calendar` drives the plan; `publishable` are the
+    /// gate's own events (from PostgreSQL), re-published at scale-out to
+    /// pre-warm the cache.
+    pub async fn reconcile(
+        &self,
+        calendar: &[FanEvent],
+        publishable: &[FanEvent],
+        gate: Option<&EntryGate>,
+        now: DateTime<Utc>,
+    ) -> Result<Reconciled, ControlError> {
+        // Any failure also reaches Slack as a scheduler error.
+        let result: Result<Reconciled, ControlError> = async {
+            let current = match &self.target {
+                Target::Lambda(control) => control.current().await?,
+                Target::DryRun { .. } => None,
+            };
+            let previous = current.as_ref().map_or(0, |c| c.requested);
+            let wanted = ScalingPlan::new(&self.params, calendar, None).at(now);
+            let limit = if wanted.wanted == 0 {
+                None
+            } else {
+                match &self.target {
+                    Target::Lambda(control) => Some(grantable(control.account().await?.unreserved, previous)),
+                    Target::DryRun { account_limit } => account_limit.map(|l| (l - UNRESERVED_MINIMUM).max(0)),
+                }
+            };
+            let desired = ScalingPlan::new(&self.params, calendar, limit).at(now);
+            gauge!("DesiredProvisionedConcurrency").set(desired.provisioned_concurrency as f64);
+            gauge!("ActualProvisionedConcurrency").set(current.as_ref().map_or(0, |c| c.allocated) as f64);
+            let mut alerts = 0;
+
+            let applied = if desired.provisioned_concurrency == previous {
+                Applied::Unchanged
+            } else {
+                if desired.clamped {
+                    alerts += 1;
+                    self.notifier
+                        .notify(&Notice::Clamped {
+                            wanted: desired.wanted,
+                            granted: desired.provisioned_concurrency,
+                            events: ids(&desired),
+                        })
+                        .await;
+                }
+                let applied = self.apply(desired.provisioned_concurrency, current.is_some()).await?;
+                let reason = match (&applied, desired.provisioned_concurrency > previous) {
+                    (Applied::WouldSet(_) | Applied::WouldRemove, _) => "dry run: would apply".to_owned(),
+                    (_, true) => "events entering their scale-out window".to_owned(),
+                    (_, false) => "events past their cooldown".to_owned(),
+                };
+                self.notifier
+                    .notify(&Notice::Scaled {
+                        from: previous,
+                        to: desired.provisioned_concurrency,
+                        events: ids(&desired),
+                        reason,
+                    })
+                    .await;
+                if desired.provisioned_concurrency > previous {
+                    self.prewarm(&desired, publishable, gate).await;
+                }
+                applied
+            };
+
+            alerts += self.check_readiness(calendar, &desired, current, now).await?;
+            Ok(Reconciled { desired, previous, applied, alerts })
+        }
+        .await;
+        if let Err(e) = &result {
+            self.notifier.notify(&Notice::SchedulerError { message: e.to_string() }).await;
+        }
+        result
+    }
+
+    async fn apply(&self, to: i64, exists: bool) -> Result<Applied, ControlError> {
+        match &self.target {
+            Target::Lambda(control) if to == 0 => {
+                if exists {
+                    control.remove().await?;
+                }
+                Ok(Applied::Removed)
+            }
+            Target::Lambda(control) => {
+                control.set(to).await?;
+                Ok(Applied::Set(to))
+            }
+            Target::DryRun { .. } if to == 0 => Ok(Applied::WouldRemove),
+            Target::DryRun { .. } => Ok(Applied::WouldSet(to)),
+        }
+    }
+
+    /// Re-publishes the starting events so the gate holds them before the
+    /// spike. Publishing never resets counters; a failure is only logged.
+    async fn prewarm(&self, desired: &PlanAction, publishable: &[FanEvent], gate: Option<&EntryGate>) {
+        let Some(gate) = gate else { return };
+        for event in publishable.iter().filter(|e| desired.events.contains(&e.id)) {
+            if let Err(e) = gate.publish(event).await {
+                tracing::warn!(event = %event.id, error = %e, "pre-warm publish failed");
+            }
+        }
+    }
+
+    /// Alerts when an event opens within [`READINESS_CHECK_BEFORE`] and the
+    /// configuration is not READY with everything allocated, and whenever it
+    /// is FAILED.
+    async fn check_readiness(
+        &self,
+        calendar: &[FanEvent],
+        desired: &PlanAction,
+        before: Option<ProvisionedState>,
+        now: DateTime<Utc>,
+    ) -> Result<usize, ControlError> {
+        let Target::Lambda(control) = &self.target else { return Ok(0) };
+        let due: Vec<&FanEvent> = calendar
+            .iter()
+            .filter(|e| {
+                let check_at = e.opens_at - READINESS_CHECK_BEFORE;
+                check_at <= now && now < check_at + Duration::minutes(1) && desired.events.contains(&e.id)
+            })
+            .collect();
+        let failed = before.as_ref().is_some_and(|s| s.status == ProvisionedStatus::Failed);
+        if due.is_empty() && !failed {
+            return Ok(0);
+        }
+        let state = control.current().await?;
+        let mut alerts = 0;
+        let names: Vec<String> = if due.is_empty() {
+            ids(desired)
+        } else {
+            due.iter().map(|e| format!("{} (opens {})", e.id, rfc3339(e.opens_at))).collect()
+        };
+        let not_ready = match &state {
+            None => !due.is_empty(),
+            Some(s) => s.status == ProvisionedStatus::Failed || (!due.is_empty() && !s.is_ready()),
+        };
+        if not_ready {
+            for name in names {
+                alerts += 1;
+                self.notifier
+                    .notify(&Notice::NotReady {
+                        event: name,
+                        status: state.as_ref().map_or("NONE", |s| s.status.as_str()).to_owned(),
+                        requested: state.as_ref().map_or(0, |s| s.requested),
+                        allocated: state.as_ref().map_or(0, |s| s.allocated),
+                        reason: state.as_ref().and_then(|s| s.reason.clone()),
+                    })
+                    .await;
+            }
+        }
+        Ok(alerts)
+    }
+}
+
+fn ids(action: &PlanAction) -> Vec<String> {
+    action.events.iter().map(|e| e.to_string()).collect()
+}

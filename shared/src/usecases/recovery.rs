@@ -1,0 +1,234 @@
+//! Putting the gate back in step with PostgreSQL and the DLQ.
+//!
+//! - [`restore_gate`]: the gate refuses everything once its state is missing
+//!   or was built on another server (a failover, a restart from a snapshot;
+//!   see [`crate::adapters::redis_gate`]). Once every entry request that was in flight then
+//!   has finished (`settle`, longer than the entry function's timeout,
+//!   counted from when the loss was first noticed) and the queue has
+//!   drained, one restorer (a lease in Redis, every write fenced by it)
+//!   rebuilds each open or upcoming event from its stored entries, read in
+//!   pages of [`RESTORE_PAGE`] rows, plus its dead-lettered ones; a closed
+//!   event gets its definition and counters only. Nothing is counted from
+//!   zero and no stored or dead-lettered position is handed out again.
+//! - [`sweep_pending`]: a reservation whose SQS send had an unknown outcome
+//!   stays pending until the fan retries. Once the queue has drained, the
+//!   sweep confirms those whose row exists or whose message is in the DLQ,
+//!   and releases the rest.
+
+use crate::adapters::postgres_store::{Database, StoreError};
+use crate::adapters::redis_gate::{EntryGate, GateError, Restored};
+use crate::adapters::sqs_queue::{DeadLetterQueue, DeadLetters, EntryQueue, QueueError};
+use crate::rules::domain::{Entry, FanEvent};
+use chrono::{DateTime, Utc};
+use std::time::Duration;
+use thiserror::Error;
+
+/// Rows read and written per step of a restore: a page is a few MB at
+/// most, so a 128 MB function restores an event of any size.
+pub const RESTORE_PAGE: i64 = 5_000;
+/// How long a restorer's lease lasts without a write renewing it.
+const RESTORE_LEASE: Duration = Duration::from_secs(60);
+
+#[derive(Debug, Error)]
+pub enum RecoveryError {
+    #[error(transparent)]
+    Gate(#[from] GateError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Queue(#[from] QueueError),
+    /// Entries are still queued: PostgreSQL is not yet the whole truth.
+    #[error("the entry queue has not drained yet")]
+    QueueNotDrained,
+    /// The loss is recent: a request admitted before it may still be sending.
+    #[error("the gate state was lost {0:?} ago; waiting for requests in flight to finish")]
+    Settling(Duration),
+}
+
+impl RecoveryError {
+    /// Not a failure: a later pass will do the work.
+    pub fn is_deferred(&self) -> bool {
+        matches!(
+            self,
+            Self::QueueNotDrained
+                | Self::Settling(_)
+                | Self::Gate(GateError::RestoreBusy)
+                | Self::Queue(QueueError::DeadLettersBusy(_))
+        )
+    }
+}
+
+/// The queues recovery must see drained and read: the entry queue and its DLQ.
+pub struct Queues<'a> {
+    pub entries: &'a EntryQueue,
+    pub dead_letters: &'a DeadLetterQueue,
+}
+
+/// What [`restore_gate`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Restore {
+    /// The state was there; nothing to do.
+    NotNeeded,
+    Restored {
+        events: usize,
+        entries: usize,
+    },
+}
+
+/// Rebuilds the gate from PostgreSQL and the DLQ if it is lost, once the
+/// loss is `settle` old and the queue has drained.
+pub async fn restore_gate(
+    gate: &EntryGate,
+    db: &Database,
+    queues: &Queues<'_>,
+    now: DateTime<Utc>,
+    settle: Duration,
+) -> Result<Restore, RecoveryError> {
+    let Some(lost_at) = gate.state_lost_since(now).await? else {
+        return Ok(Restore::NotNeeded);
+    };
+    let age = (now - lost_at).to_std().unwrap_or_default();
+    if age < settle {
+        return Err(RecoveryError::Settling(age));
+    }
+    if !queues.entries.is_drained().await? {
+        return Err(RecoveryError::QueueNotDrained);
+    }
+    let lease = gate.begin_restore(&restore_token(), RESTORE_LEASE).await?;
+    let dead = queues.dead_letters.peek().await?;
+    let events = db.events().await?;
+    let mut entries = 0;
+    for event in &events {
+        gate.restore_clear(&lease, &event.id).await?;
+        let mine: Vec<&Entry> = dead.entries.iter().filter(|e| e.event_id == event.id).collect();
+        let (taken, seq) = if event.closes_at > now {
+            let (mut taken, mut seq) = (0i64, 0);
+            loop {
+                let page = db.entries_after(&event.id, seq, RESTORE_PAGE).await?;
+                let Some(last) = page.last() else { break };
+                seq = last.position;
+                taken += page.len() as i64;
+                gate.restore_entries(&lease, &event.id, &page).await?;
+            }
+            // Dead letters count as taken; a row, where there is one, wins.
+            let mut extra = Vec::new();
+            for e in &mine {
+                if !db.entry_exists(&event.id, &e.fan_id).await? {
+                    extra.push((*e).clone());
+                }
+            }
+            gate.restore_entries(&lease, &event.id, &extra).await?;
+            let dead_seq = extra.iter().map(|e| e.position).max().unwrap_or(0);
+            (taken + extra.len() as i64, seq.max(dead_seq))
+        } else {
+            let (taken, seq) = db.entry_totals(&event.id).await?;
+            (taken + mine.len() as i64, seq.max(mine.iter().map(|e| e.position).max().unwrap_or(0)))
+        };
+        entries += taken as usize;
+        let restored = if event.closes_at > now { Restored::Whole } else { Restored::Archived };
+        gate.restore_definition(&lease, event, taken, seq, restored).await?;
+    }
+    gate.finish_restore(&lease).await?;
+    tracing::info!(events = events.len(), entries, dead_letters = dead.entries.len(), "gate state restored");
+    Ok(Restore::Restored { events: events.len(), entries })
+}
+
+/// A restorer's token: unique per process and call.
+fn restore_token() -> String {
+    use std::hash::{BuildHasher, RandomState};
+    format!("{:016x}", RandomState::new().hash_one((std::process::id(), Utc::now().timestamp_nanos_opt())))
+}
+
+/// What [`sweep_pending`] did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Sweep {
+    /// Pending reservations whose row exists or whose message is in the
+    /// DLQ: now confirmed.
+    pub confirmed: usize,
+    /// Pending reservations that never landed: slot released.
+    pub released: usize,
+}
+
+/// Resolves reservations pending since before `cutoff`, for `events`.
+pub async fn sweep_pending(
+    gate: &EntryGate,
+    db: &Database,
+    queues: &Queues<'_>,
+    events: &[FanEvent],
+    cutoff: DateTime<Utc>,
+) -> Result<Sweep, RecoveryError> {
+    if !queues.entries.is_drained().await? {
+        return Err(RecoveryError::QueueNotDrained);
+    }
+    let mut candidates = Vec::new();
+    for event in events {
+        for (fan, position) in gate.pending_since(&event.id, cutoff).await? {
+            candidates.push((event.id.clone(), fan, position));
+        }
+    }
+    if candidates.is_empty() {
+        return Ok(Sweep::default());
+    }
+    // Read the DLQ only when there is something to decide.
+    let dead: DeadLetters = queues.dead_letters.peek().await?;
+    let mut sweep = Sweep::default();
+    for (event, fan, position) in candidates {
+        if db.entry_exists(&event, &fan).await? || dead.find(&event, &fan).is_some() {
+            if gate.confirm_position(&event, &fan, position).await? {
+                sweep.confirmed += 1;
+            }
+        } else if gate.release_stale(&event, &fan, position, cutoff).await? {
+            tracing::info!(event = %event, position, "released a slot whose entry never reached the queue");
+            sweep.released += 1;
+        }
+    }
+    Ok(sweep)
+}
+
+/// What one housekeeping pass did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Housekeeping {
+    /// Set when the gate had to be restored.
+    pub restored: Option<(usize, usize)>,
+    pub sweep: Sweep,
+    /// True when restore or sweep waits for a later pass (the queue has not
+    /// drained, the loss is recent, another restorer is at work).
+    pub deferred: bool,
+}
+
+/// How long [`housekeeping`] waits: see [`restore_gate`] and [`sweep_pending`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Patience {
+    /// Restore a lost gate only once the loss is this old.
+    pub restore_settle: Duration,
+    /// Resolve reservations pending for longer than this.
+    pub sweep_after: Duration,
+}
+
+/// One pass of the scheduler's housekeeping: restore a lost gate, then sweep
+/// stale pending reservations.
+pub async fn housekeeping(
+    gate: &EntryGate,
+    db: &Database,
+    queues: &Queues<'_>,
+    now: DateTime<Utc>,
+    patience: Patience,
+) -> Result<Housekeeping, RecoveryError> {
+    let mut report = Housekeeping::default();
+    match restore_gate(gate, db, queues, now, patience.restore_settle).await {
+        Ok(Restore::Restored { events, entries }) => report.restored = Some((events, entries)),
+        Ok(Restore::NotNeeded) => {}
+        Err(e) if e.is_deferred() => {
+            report.deferred = true;
+            return Ok(report);
+        }
+        Err(e) => return Err(e),
+    }
+    let cutoff = now - chrono::Duration::from_std(patience.sweep_after).unwrap_or(chrono::Duration::MAX);
+    match sweep_pending(gate, db, queues, &db.events().await?, cutoff).await {
+        Ok(sweep) => report.sweep = sweep,
+        Err(e) if e.is_deferred() => report.deferred = true,
+        Err(e) => return Err(e),
+    }
+    Ok(report)
+}
