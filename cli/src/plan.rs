@@ -48,6 +48,19 @@ pub async fn run(argv: &[String]) -> Result<(), String> {
             })
         })
         .collect();
+    let needs: Vec<Value> = plan
+        .needs
+        .iter()
+        .map(|n| {
+            json!({
+                "eventId": n.event.as_str(),
+                "environments": n.environments,
+                "boundBy": n.bound.as_str(),
+                "from": rfc3339(n.from),
+                "until": rfc3339(n.until),
+            })
+        })
+        .collect();
     let cost = json!({
         "gbSeconds": (gb_seconds * 1000.0).round() / 1000.0,
         "dollars": (gb_seconds * price * 100.0).round() / 100.0,
@@ -55,8 +68,18 @@ pub async fn run(argv: &[String]) -> Result<(), String> {
         "pricePerGbSecond": price,
     });
     if args.switch("json") {
-        println!("{}", json!({ "actions": actions, "cost": cost }));
+        println!("{}", json!({ "needs": needs, "actions": actions, "cost": cost }));
         return Ok(());
+    }
+    for n in &plan.needs {
+        println!(
+            "{}: {} environments from {} until {}, bound by {}",
+            n.event,
+            n.environments,
+            rfc3339(n.from),
+            rfc3339(n.until),
+            n.bound.as_str()
+        );
     }
     println!("{:<22} {:>12}  {:<8} events", "at", "provisioned", "clamped");
     for a in &actions {

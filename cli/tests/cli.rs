@@ -55,6 +55,13 @@ fn plan_prints_the_step_function_of_overlapping_events_with_its_cost() {
     // 1800 x 20 min + 2000 x 50 min + 900 x 20 min, at 128 MB.
     assert_eq!(plan["cost"]["gbSeconds"], (1800.0 * 1200.0 + 2000.0 * 3000.0 + 900.0 * 1200.0) * 0.125);
     assert!(plan["cost"]["dollars"].as_f64().unwrap() > 0.0);
+    assert_eq!(plan["needs"][0]["boundBy"], "concurrency (rps x p99)", "150 ms: in-flight requests bind");
+
+    // At the default 20 ms, 10,000 rps is 200 in flight, but an environment
+    // serves at most 10 rps: 1,000 x 1.2 headroom.
+    let fast = fanrush(&["plan", "--calendar", file.to_str().unwrap(), "--json"]);
+    assert_eq!(fast["needs"][0]["environments"], 1200, "{fast}");
+    assert_eq!(fast["needs"][0]["boundBy"], "request rate (rps / 10 per environment)");
 }
 
 #[test]

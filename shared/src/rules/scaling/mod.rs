@@ -10,4 +10,6 @@ pub mod model;
 pub mod plan;
 
 pub use model::{simulate, ScalingModel, Simulation, Traffic};
-pub use plan::{grantable, Need, PlanAction, ScalingParams, ScalingPlan, UNRESERVED_MINIMUM};
+pub use plan::{
+    grantable, Bound, Need, PlanAction, ScalingParams, ScalingPlan, RPS_PER_ENVIRONMENT, UNRESERVED_MINIMUM,
+};

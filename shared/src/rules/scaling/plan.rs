@@ -1,8 +1,13 @@
 //! The calendar's provisioned-concurrency plan.
 //!
-//! Each fan event needs `ceil(expectedPeakRps x p99 duration x headroom)`
-//! environments on `entry-api:live` (the seed's example: 10,000 rps x 0.15 s
-//! = 1,500) from `opensAt - lead` to `closesAt + cooldown`. The lead is never
+//! Each fan event needs
+//! `ceil(max(expectedPeakRps x p99 duration, expectedPeakRps / 10) x headroom)`
+//! environments on `entry-api:live` from `opensAt - lead` to
+//! `closesAt + cooldown`. The first term is concurrency (the seed's example:
+//! 10,000 rps x 0.15 s = 1,500); the second is Lambda's cap of 10 requests
+//! per second per environment, which binds for any handler faster than
+//! 100 ms (10,000 rps at 20 ms needs 1,000 environments, not 200). The plan
+//! says which term bound ([`Bound`]). The lead is never
 //! shorter than the time Lambda needs to allocate that many environments plus
 //! a margin. Overlapping events add up; the sum is clamped to what the account
 //! can grant, and a clamp is reported.
@@ -19,6 +24,33 @@ pub const UNRESERVED_MINIMUM: i64 = 100;
 /// per function", AWS Lambda Developer Guide, configuring provisioned
 /// concurrency).
 pub const PROVISIONING_RATE_PER_MINUTE: i64 = 6_000;
+
+/// Requests per second one execution environment can serve, whatever its
+/// duration. AWS Lambda Developer Guide, "Understanding Lambda function
+/// scaling", "Understanding concurrency and requests per second": "each
+/// execution environment can only serve up to 10 requests per second", and
+/// on an alias provisioned concurrency serves up to 10 x the allocated
+/// amount per second (Lambda quotas page, "Function configuration,
+/// deployment, and execution").
+pub const RPS_PER_ENVIRONMENT: f64 = 10.0;
+
+/// Which term of the need was larger.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Bound {
+    /// `peakRps x p99`: requests in flight at once.
+    Concurrency,
+    /// `peakRps / 10`: Lambda's per-environment request rate.
+    RequestRate,
+}
+
+impl Bound {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Concurrency => "concurrency (rps x p99)",
+            Self::RequestRate => "request rate (rps / 10 per environment)",
+        }
+    }
+}
 
 /// The knobs of the plan.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -58,6 +90,7 @@ impl Default for ScalingParams {
 pub struct Need {
     pub event: EventId,
     pub environments: i64,
+    pub bound: Bound,
     pub from: DateTime<Utc>,
     pub until: DateTime<Utc>,
 }
@@ -86,10 +119,18 @@ pub struct ScalingPlan {
 impl ScalingParams {
     /// Environments one event needs.
     pub fn environments(&self, peak_rps: f64) -> i64 {
-        let bare = peak_rps * self.duration.as_secs_f64() * self.headroom;
+        self.sizing(peak_rps).0
+    }
+
+    /// Environments one event needs, and which term bound.
+    pub fn sizing(&self, peak_rps: f64) -> (i64, Bound) {
+        let concurrency = peak_rps * self.duration.as_secs_f64();
+        let rate = peak_rps / RPS_PER_ENVIRONMENT;
+        let (bare, bound) =
+            if rate > concurrency { (rate, Bound::RequestRate) } else { (concurrency, Bound::Concurrency) };
         // Round away float noise (10,000 x 0.15 x 1.2 is 1800.0000000000002).
-        let rounded = (bare * 1e6).round() / 1e6;
-        rounded.ceil().max(0.0) as i64
+        let rounded = (bare * self.headroom * 1e6).round() / 1e6;
+        (rounded.ceil().max(0.0) as i64, bound)
     }
 
     /// The lead for `environments`: the event's or default lead, raised to
@@ -101,10 +142,10 @@ impl ScalingParams {
     }
 
     pub fn need(&self, e: &FanEvent) -> Need {
-        let environments = self.environments(e.expected_peak_rps);
+        let (environments, bound) = self.sizing(e.expected_peak_rps);
         let lead = self.lead_for(environments, e.lead_minutes.map(Duration::minutes));
         let cooldown = e.cooldown_minutes.map(Duration::minutes).unwrap_or(self.cooldown);
-        Need { event: e.id.clone(), environments, from: e.opens_at - lead, until: e.closes_at + cooldown }
+        Need { event: e.id.clone(), environments, bound, from: e.opens_at - lead, until: e.closes_at + cooldown }
     }
 }
 
@@ -190,10 +231,24 @@ mod tests {
     #[test]
     fn the_seed_example_needs_1500_bare_and_1800_with_headroom() {
         let bare = ScalingParams { headroom: 1.0, ..seed() };
-        assert_eq!(bare.environments(10_000.0), 1500);
+        assert_eq!(bare.sizing(10_000.0), (1500, Bound::Concurrency), "10,000 rps x 150 ms");
         assert_eq!(seed().environments(10_000.0), 1800);
         assert_eq!(seed().environments(1.0), 1, "any traffic needs at least one environment");
         assert_eq!(seed().environments(0.0), 0);
+    }
+
+    #[test]
+    fn a_fast_handler_is_bound_by_ten_requests_per_second_per_environment() {
+        let fast = ScalingParams { duration: std::time::Duration::from_millis(20), headroom: 1.0, ..seed() };
+        // 10,000 rps x 20 ms is only 200 in flight, but 200 environments
+        // serve at most 2,000 rps: 1,000 are needed.
+        assert_eq!(fast.sizing(10_000.0), (1000, Bound::RequestRate));
+        let with_headroom = ScalingParams { headroom: 1.2, ..fast };
+        assert_eq!(with_headroom.sizing(10_000.0), (1200, Bound::RequestRate), "1,000 x headroom");
+        // At exactly 100 ms both terms agree; above it concurrency binds.
+        let tenth = ScalingParams { duration: std::time::Duration::from_millis(100), ..fast };
+        assert_eq!(tenth.sizing(10_000.0), (1000, Bound::Concurrency));
+        assert_eq!(ScalingParams::default().sizing(10_000.0), (1200, Bound::RequestRate), "the defaults: 20 ms, 1.2");
     }
 
     #[test]
