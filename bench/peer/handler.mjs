@@ -13,6 +13,10 @@ redis.defineCommand("confirm", { numberOfKeys: 2, lua: readFileSync(process.env.
 const sqs = new SQSClient({ useQueueUrlAsEndpoint: false });
 const queueUrl = process.env.SQS_QUEUE_URL;
 let counter = 0;
+// The gate's fence, as fanrush does it: the server's run_id, read once per
+// connection (fanrush reads INFO at connect), passed to every admission.
+let runId;
+const serverRunId = async () => (runId ??= /run_id:(\w+)/.exec(await redis.info("server"))[1]);
 
 const json = (statusCode, body) => ({ statusCode, headers: { "content-type": "application/json" }, body: JSON.stringify(body) });
 
@@ -26,7 +30,7 @@ export async function handler(event) {
   const meta = `${prefix}:ev:${eventId}`;
   const token = `${process.pid}-${counter++}`;
   const r = await redis.admit(`${prefix}:state`, meta, `${meta}:fans`, `${meta}:notes`, `${meta}:pending`, `${prefix}:rl:${fan}`,
-    fan, Date.now(), token, "", "0", 10, 10000);
+    await serverRunId(), fan, Date.now(), token, "", "0", 10, 10000);
   if (r[0] === "existing") return json(200, { eventId, fanId: fan, position: Number(r[1]), status: "accepted" });
   if (r[0] === "sold_out") return json(409, { error: "sold_out", message: "no places are left" });
   if (r[0] !== "reserved") return json(404, { error: r[0], message: r[0] });

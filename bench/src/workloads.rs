@@ -209,19 +209,32 @@ impl Workloads {
             accepted_at: Utc::now(),
         })
         .to_body();
+        // The gate's fence: the server's run_id, read once per connection as
+        // the gate reads it at connect.
+        let info: String = redis::cmd("INFO").arg("server").query_async(&mut conn).await.unwrap();
+        let run_id = fanrush::adapters::redis_gate::Server::from_info(&format!("{info}\nmaxmemory_policy:noeviction"))
+            .expect("INFO names the run_id")
+            .run_id;
         // One admit-script call for `fan` on the event whose keys are given,
-        // exactly as the gate makes it (rate-limit key and arguments included).
+        // exactly as the gate makes it (fence, rate-limit key and arguments
+        // included).
         let admit = |keys: &[String; 5], fan: String| {
             let mut inv = script.prepare_invoke();
             for k in keys {
                 inv.key(k);
             }
             inv.key(format!("{}:rl:{fan}", self.prefix));
+            inv.arg(&run_id);
             inv.arg(fan).arg(Utc::now().timestamp_millis()).arg("tok").arg("").arg("0").arg(10).arg(10_000);
             inv
         };
+        // A bare call answered anything else (`state_lost` from a missing
+        // fence) would be a cheaper path than the function's: refuse it.
+        let expect =
+            |reply: Vec<String>, tag: &str| assert_eq!(reply.first().map(String::as_str), Some(tag), "{reply:?}");
         for i in 0..200 {
-            let _: Vec<String> = admit(&open_keys, format!("bare-warm-{i}")).invoke_async(&mut conn).await.unwrap();
+            let reply: Vec<String> = admit(&open_keys, format!("bare-warm-{i}")).invoke_async(&mut conn).await.unwrap();
+            expect(reply, "reserved");
             self.sqs.send_message().queue_url(&self.queue_url).message_body(&body).send().await.unwrap();
         }
 
@@ -244,12 +257,15 @@ impl Workloads {
             }
             for i in block * 100..(block + 1) * 100 {
                 let started = Instant::now();
-                let _: Vec<String> = admit(&open_keys, format!("bare-{i}")).invoke_async(&mut conn).await.unwrap();
+                let reply: Vec<String> = admit(&open_keys, format!("bare-{i}")).invoke_async(&mut conn).await.unwrap();
                 self.sqs.send_message().queue_url(&self.queue_url).message_body(&body).send().await.unwrap();
                 bare.push(started.elapsed().as_secs_f64() * 1e3);
+                expect(reply, "reserved");
                 let started = Instant::now();
-                let _: Vec<String> = admit(&full_keys, format!("bare-late-{i}")).invoke_async(&mut conn).await.unwrap();
+                let reply: Vec<String> =
+                    admit(&full_keys, format!("bare-late-{i}")).invoke_async(&mut conn).await.unwrap();
                 bare_redis.push(started.elapsed().as_secs_f64() * 1e3);
+                expect(reply, "sold_out");
             }
         }
         let cpu_per_request = cpu / accept.len() as f64;
