@@ -5,10 +5,12 @@
 //! Figures (each a median over repeated runs unless it is a percentile):
 //! cold start, memory, accept path, sold-out path, CPU per request, writer
 //! throughput, the gate restore of a 1,000,000-entry event, the latency
-//! cost of `WAIT 1` per admission, package size, concurrency per 10,000 rps, and the seed's
+//! cost of `WAIT 1` per admission, admissions per second on one Redis core
+//! (the preflight's ceiling), package size, concurrency per 10,000 rps, and the seed's
 //! Node.js stack (`bench/peer`) side by side. See the README for what each
 //! measures and why.
 
+mod admissions;
 mod figures;
 mod replication;
 mod restore;
@@ -22,7 +24,7 @@ async fn main() {
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
     let args: Vec<String> = std::env::args().collect();
     let quick = args.iter().any(|a| a == "--quick");
-    // `--only a,b` runs just those sections (cold,accept,memory,writer,restore,replication,package,peer).
+    // `--only a,b` runs just those sections (cold,accept,memory,writer,restore,replication,admissions,package,peer).
     let only: Option<Vec<String>> = args
         .iter()
         .position(|a| a == "--only")
@@ -56,6 +58,10 @@ async fn main() {
     if run("replication") {
         eprintln!("[bench] the cost of WAIT 1 per admission");
         replication::replication(quick, &mut report).await;
+    }
+    if run("admissions") {
+        eprintln!("[bench] admissions per second on one Redis core");
+        admissions::admissions(quick, &mut report).await;
     }
     if run("package") {
         eprintln!("[bench] package size");
