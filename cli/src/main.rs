@@ -1,13 +1,16 @@
 //! `fanrush`: the operator CLI.
 //!
 //! - `fanrush plan`: the provisioned-concurrency plan of a calendar and its cost.
-//! - `fanrush simulate`: a spike against Lambda's scaling model.
+//! - `fanrush simulate`: a spike through API Gateway's and Lambda's limits.
+//! - `fanrush preflight`: every quota the calendar needs next to the account's.
 //! - `fanrush redrive`: replays the DLQ into the entry queue.
 //!
 //! Operator commands only; the local stand-ins (`setup`, `bridge`,
 //! `gateway`) are `fanrush-local`'s.
 
+mod calendar;
 mod plan;
+mod preflight;
 mod redrive;
 mod simulate;
 
@@ -22,11 +25,13 @@ async fn main() -> ExitCode {
     let outcome = match command.as_str() {
         "plan" => plan::run(&rest).await,
         "simulate" => simulate::run(&rest).await,
+        "preflight" => preflight::run(&rest).await,
         "redrive" => redrive::run(&rest).await,
         _ => Err(format!(
-            "usage: fanrush <plan|simulate|redrive> [options]\n{}\n{}\n{}",
+            "usage: fanrush <plan|simulate|preflight|redrive> [options]\n{}\n{}\n{}\n{}",
             plan::USAGE,
             simulate::USAGE,
+            preflight::USAGE,
             redrive::USAGE
         )),
     };

@@ -1,8 +1,9 @@
 //! `fanrush plan`: the provisioned-concurrency step function a calendar
 //! needs, with its estimated cost, before the event.
 
+use crate::calendar;
 use fanrush::flags::Args;
-use fanrush::rules::domain::{parse_ics, rfc3339, EventId, FanEvent, FanEventSpec};
+use fanrush::rules::domain::{rfc3339, EventId};
 use fanrush::rules::scaling::{grantable, ScalingParams, ScalingPlan};
 use serde_json::{json, Value};
 
@@ -10,9 +11,7 @@ pub const USAGE: &str =
     "  fanrush plan --calendar FILE(.json|.ics) [--duration-ms D] [--headroom H] [--account-limit N]
                [--memory-mb 128] [--price-per-gb-second P] [--json]";
 
-/// Lambda's provisioned-concurrency price, x86_64 in us-east-1 (USD per
-/// GB-second of allocated provisioned concurrency; arm64 is $0.0000033334).
-pub const PRICE_PER_GB_SECOND: f64 = 0.000_004_166_7;
+pub use fanrush::rules::scaling::preflight::PRICE_PER_GB_SECOND;
 
 pub async fn run(argv: &[String]) -> Result<(), String> {
     let args = Args::parse(
@@ -20,17 +19,12 @@ pub async fn run(argv: &[String]) -> Result<(), String> {
         &["calendar", "duration-ms", "headroom", "account-limit", "memory-mb", "price-per-gb-second"],
         &["json"],
     )?;
-    let path: String = args.need("calendar")?;
-    let text = std::fs::read_to_string(&path).map_err(|e| format!("{path}: {e}"))?;
-    let events = if path.ends_with(".ics") { ics(&text) } else { json_calendar(&text)? };
-    let defaults = ScalingParams::default();
-    let params = ScalingParams {
-        duration: std::time::Duration::from_secs_f64(
-            args.get("duration-ms", defaults.duration.as_secs_f64() * 1e3)? / 1e3,
-        ),
-        headroom: args.get("headroom", defaults.headroom)?,
-        ..defaults
-    };
+    let calendar = calendar::load(&args.need::<String>("calendar")?, chrono::Utc::now())?;
+    for why in &calendar.skipped {
+        eprintln!("skipped: {why}");
+    }
+    let events = calendar.events;
+    let params = scaling_params(&args)?;
     let limit: Option<i64> = args.opt("account-limit").map(|v| v.parse().map_err(|_| "--account-limit")).transpose()?;
     let plan = ScalingPlan::new(&params, &events, limit.map(|l| grantable(l, 0)));
     let memory_mb: u32 = args.get("memory-mb", 128)?;
@@ -99,25 +93,14 @@ pub async fn run(argv: &[String]) -> Result<(), String> {
     Ok(())
 }
 
-fn json_calendar(text: &str) -> Result<Vec<FanEvent>, String> {
-    let value: Value = serde_json::from_str(text).map_err(|e| format!("calendar: not JSON: {e}"))?;
-    let items = value.as_array().ok_or("calendar: expected a JSON array of events")?;
-    items
-        .iter()
-        .enumerate()
-        .map(|(i, item)| {
-            let fields = item.as_object().ok_or(format!("calendar[{i}]: not an object"))?;
-            let id = fields.get("eventId").and_then(Value::as_str).ok_or(format!("calendar[{i}]: no eventId"))?;
-            let id = EventId::parse(id).map_err(|e| format!("calendar[{i}]: {e}"))?;
-            FanEventSpec::from_fields(id, fields).map_err(|e| format!("calendar[{i}]: {e}"))
-        })
-        .collect()
-}
-
-fn ics(text: &str) -> Vec<FanEvent> {
-    let calendar = parse_ics(text);
-    for why in &calendar.skipped {
-        eprintln!("skipped: {why}");
-    }
-    calendar.events
+/// `--duration-ms` and `--headroom` over the scheduler's defaults.
+pub fn scaling_params(args: &Args) -> Result<ScalingParams, String> {
+    let defaults = ScalingParams::default();
+    Ok(ScalingParams {
+        duration: std::time::Duration::from_secs_f64(
+            args.get("duration-ms", defaults.duration.as_secs_f64() * 1e3)? / 1e3,
+        ),
+        headroom: args.get("headroom", defaults.headroom)?,
+        ..defaults
+    })
 }

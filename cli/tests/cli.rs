@@ -1,4 +1,4 @@
-//! `fanrush plan` and `fanrush simulate` as an operator runs them.
+//! `fanrush plan`, `simulate` and `preflight` as an operator runs them.
 
 use serde_json::{json, Value};
 use std::process::Command;
@@ -72,6 +72,66 @@ fn simulate_shows_the_seed_spike_throttled_on_demand_and_absorbed_with_the_plan(
     let planned = fanrush(&[&base[..], &["--provisioned", "1800"]].concat());
     assert_eq!((planned["throttled"].as_u64(), planned["coldStarts"].as_u64()), (Some(0), Some(0)), "{planned}");
     assert_eq!(planned["requests"], cold["requests"]);
+    assert_eq!(cold["throttledByApiGateway"], 0, "10,000 rps is within API Gateway's default: {cold}");
+    assert_eq!(cold["throttledByLambda"], cold["throttled"]);
+}
+
+#[test]
+fn simulate_says_which_limit_bit() {
+    // 20,000 rps with 2,000 warm environments at 20 ms: Lambda would serve
+    // it all, API Gateway's default 10,000 rps (5,000 bucket) refuses ~95,000.
+    let base = ["simulate", "--peak-rps", "20000", "--duration-ms", "20", "--hold-seconds", "10"];
+    let args = [&base[..], &["--provisioned", "2000", "--account-limit", "100000", "--json"]].concat();
+    let by_default = fanrush(&args);
+    let api = by_default["throttledByApiGateway"].as_u64().unwrap();
+    assert!((94_980..=95_020).contains(&api), "{by_default}");
+    assert_eq!(by_default["throttledByLambda"], 0, "{by_default}");
+    assert_eq!(by_default["throttled"].as_u64(), Some(api));
+    let raised = fanrush(&[&args[..], &["--api-rate", "20000", "--api-burst", "10000"]].concat());
+    assert_eq!(raised["throttled"], 0, "{raised}");
+    // Lambda's default 1,000 environments serve 10,000 rps at most.
+    let small = fanrush(&[&base[..], &["--provisioned", "1000", "--api-rate", "20000", "--json"]].concat());
+    assert!(small["throttledByLambda"].as_u64().unwrap() > 0, "{small}");
+    assert_eq!(small["throttledByApiGateway"], 0, "{small}");
+}
+
+/// Runs `fanrush preflight` on `calendar`; returns its exit status and JSON.
+fn preflight(calendar: &Value, extra: &[&str]) -> (bool, Value) {
+    let dir = std::env::temp_dir().join(format!("fanrush-preflight-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join(format!("calendar-{}.json", extra.join("_").replace(['-', ':'], "")));
+    std::fs::write(&file, calendar.to_string()).unwrap();
+    let args = [&["preflight", "--calendar", file.to_str().unwrap(), "--now", "2026-12-01T12:00:00Z", "--json"], extra]
+        .concat();
+    let out = Command::new(env!("CARGO_BIN_EXE_fanrush")).args(&args).output().unwrap();
+    (out.status.success(), serde_json::from_slice(&out.stdout).unwrap())
+}
+
+#[test]
+fn preflight_fails_a_default_account_and_says_what_to_raise() {
+    let calendar = json!([
+        {"eventId":"gig","title":"Gig","opensAt":"2026-12-01T20:00:00Z","closesAt":"2026-12-01T20:30:00Z","capacity":100000,"expectedPeakRps":12000}
+    ]);
+    let (ok, report) = preflight(&calendar, &["--account-limit", "1000"]);
+    assert!(!ok, "a failed check exits non-zero: {report}");
+    assert_eq!(report["ok"], false);
+    let checks = report["checks"].as_array().unwrap();
+    let failed: Vec<&str> = checks.iter().filter(|c| c["ok"] == false).map(|c| c["name"].as_str().unwrap()).collect();
+    assert!(failed.iter().any(|n| n.contains("concurrency")), "{failed:?}");
+    assert!(failed.contains(&"gig: api gateway throttle rate"), "12,000 rps over 10,000: {failed:?}");
+    for c in checks {
+        assert!(c["needed"].is_number() && c["available"].is_number() && c["ok"].is_boolean(), "{c}");
+    }
+    // 12,000 rps / 10 x 1.2 = 1,440 environments; 1,540 with the 100 kept unreserved.
+    assert_eq!(report["events"][0]["environments"], 1440);
+    let concurrency = checks.iter().find(|c| c["name"] == "gig: lambda account concurrency").unwrap();
+    assert_eq!((concurrency["needed"].as_f64(), concurrency["available"].as_f64()), (Some(1540.0), Some(1000.0)));
+    assert!(concurrency["raise"].as_str().unwrap().contains("+540"), "{concurrency}");
+
+    let raised = ["--account-limit", "2000", "--api-rate", "15000", "--redis-admissions-per-second", "50000"];
+    let (ok, report) = preflight(&calendar, &raised);
+    assert!(ok, "raised quotas pass: {report}");
+    assert!(report["checks"].as_array().unwrap().iter().all(|c| c["ok"] == true));
 }
 
 #[test]

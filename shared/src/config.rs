@@ -12,9 +12,10 @@ use crate::adapters::redis_gate::{EntryGate, GateError, LazyRedis, RateLimit};
 use crate::adapters::secrets::SecretSource;
 use crate::adapters::slack::SlackNotifier;
 use crate::adapters::sqs_queue::{DeadLetterQueue, EntryQueue, SendPolicy};
+use crate::rules::scaling::preflight::{Capacities, Pricing, PRICE_PER_GB_SECOND};
 use crate::rules::scaling::ScalingParams;
 use crate::usecases::api::{AdminApi, AuthMode, FanApi};
-use crate::usecases::provisioning::{Provisioner, Target};
+use crate::usecases::provisioning::{PreflightInputs, Provisioner, Target};
 use crate::usecases::recovery::Patience;
 use crate::usecases::scheduler_job::{CalendarFeed, GateUpkeep, SchedulerJob};
 use crate::usecases::writer::EntryWriter;
@@ -301,6 +302,8 @@ pub struct SchedulerConfig {
     /// An optional iCalendar feed of more fan events.
     pub calendar_ics_url: Option<String>,
     pub slack: NotifierConfig,
+    /// What the preflight at scale-out needs besides `GetAccountSettings`.
+    pub preflight: PreflightInputs,
 }
 
 impl SchedulerConfig {
@@ -337,6 +340,18 @@ impl SchedulerConfig {
             },
             calendar_ics_url: std::env::var("CALENDAR_ICS_URL").ok().filter(|v| !v.is_empty()),
             slack: NotifierConfig::from_env(),
+            preflight: PreflightInputs {
+                api_rate: number("API_THROTTLE_RATE_QUOTA", 10_000)? as f64,
+                api_burst: number("API_THROTTLE_BURST_QUOTA", 5_000)? as f64,
+                capacities: Capacities {
+                    writer_max_concurrency: number("WRITER_MAX_CONCURRENCY", 5)? as i64,
+                    ..Capacities::default()
+                },
+                pricing: Pricing {
+                    memory_mb: number("ENTRY_MEMORY_MB", 128)? as u32,
+                    per_gb_second: PRICE_PER_GB_SECOND,
+                },
+            },
         })
     }
 
@@ -356,7 +371,11 @@ impl SchedulerConfig {
             patience: self.patience,
         };
         let feed = self.calendar_ics_url.clone().map(|url| CalendarFeed { url, https: HttpsClient::new() });
-        Ok(SchedulerJob::new(upkeep, feed, Provisioner::new(target, self.slack.notifier(), self.scaling)))
+        Ok(SchedulerJob::new(
+            upkeep,
+            feed,
+            Provisioner::new(target, self.slack.notifier(), self.scaling).with_preflight(self.preflight),
+        ))
     }
 }
 

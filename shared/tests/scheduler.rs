@@ -18,8 +18,9 @@ use fanrush::adapters::lambda_control::ProvisionedConcurrency;
 use fanrush::adapters::secrets::{Secret, SecretSource};
 use fanrush::adapters::slack::{Notice, SlackNotifier};
 use fanrush::rules::domain::{EventId, FanEvent};
+use fanrush::rules::scaling::preflight::{Capacities, Pricing, PRICE_PER_GB_SECOND};
 use fanrush::rules::scaling::ScalingParams;
-use fanrush::usecases::provisioning::{Applied, Provisioner, Target};
+use fanrush::usecases::provisioning::{Applied, PreflightInputs, Provisioner, Target};
 use fanrush_local::HttpCapture;
 use std::sync::{Arc, Mutex};
 
@@ -201,6 +202,43 @@ async fn a_failed_or_unready_configuration_before_opening_raises_an_alert() {
     let before = slack.requests().len();
     assert_eq!(scheduler.reconcile(&calendar, &[], None, at(9, 55)).await.unwrap().alerts, 0);
     assert_eq!(slack.requests().len(), before);
+}
+
+#[tokio::test]
+async fn every_scale_out_posts_the_preflight_with_what_to_raise() {
+    let state = Shared::default();
+    let rules = rules(&state, 9_000);
+    let slack = HttpCapture::start().await.unwrap();
+    // The account has 10,000 concurrent executions (GetAccountSettings); API
+    // Gateway's quota is 5,000 rps, below the event's 10,000.
+    let inputs = PreflightInputs {
+        api_rate: 5_000.0,
+        api_burst: 2_500.0,
+        capacities: Capacities::default(),
+        pricing: Pricing { memory_mb: 128, per_gb_second: PRICE_PER_GB_SECOND },
+    };
+    let scheduler = scheduler(client(&rules), &slack).with_preflight(inputs);
+    let calendar = [event("drop", at(10, 0), at(10, 30), 10_000.0)];
+    let r = scheduler.reconcile(&calendar, &[], None, at(9, 30)).await.unwrap();
+    assert_eq!((r.applied, r.alerts), (Applied::Set(1800), 1));
+    let texts = slack_texts(&slack);
+    assert_eq!(texts.len(), 2, "the scale-out, then its preflight: {texts:?}");
+    let preflight = &texts[1];
+    assert!(preflight.starts_with(":rotating_light: Preflight for drop: 1 of "), "{preflight}");
+    assert!(
+        preflight.contains("drop: api gateway throttle rate needs 10000 but has 5000")
+            && preflight.contains("ApiThrottleRateQuota=10000"),
+        "{preflight}"
+    );
+    assert!(!preflight.contains("lambda account concurrency"), "1,900 of 10,000 passes: {preflight}");
+    // A quota that fits is said too, and is no alert.
+    let roomy = PreflightInputs { api_rate: 20_000.0, ..inputs };
+    let (state, slack) = (Shared::default(), HttpCapture::start().await.unwrap());
+    let roomy_scheduler = self::scheduler(client(&self::rules(&state, 9_000)), &slack).with_preflight(roomy);
+    let r = roomy_scheduler.reconcile(&calendar, &[], None, at(9, 30)).await.unwrap();
+    assert_eq!(r.alerts, 0);
+    let texts = slack_texts(&slack);
+    assert!(texts[1].starts_with(":white_check_mark: Preflight for drop: all "), "{texts:?}");
 }
 
 #[tokio::test]

@@ -28,6 +28,11 @@ pub enum Notice {
     SchedulerError { message: String },
     /// A CloudWatch alarm changed state.
     Alarm { name: String, state: String, reason: String },
+    /// The preflight at scale-out: how many quota checks ran, and each that
+    /// failed with what to raise.
+    Preflight { events: Vec<String>, checks: usize, failed: Vec<String> },
+    /// Calendar feed entries that are not in the plan, each with why.
+    CalendarSkipped { entries: Vec<String> },
     /// Accepted entries sit in the DLQ: named, so an operator knows whose
     /// entries wait for `fanrush redrive`. `entries` is `event/fan@position`.
     DeadLetters { entries: Vec<String>, unreadable: usize },
@@ -57,6 +62,20 @@ impl Notice {
             }
             Self::SchedulerError { message } => format!(":x: Scheduler error: {message}"),
             Self::Alarm { name, state, reason } => format!(":bell: Alarm {name} is {state}: {reason}"),
+            Self::Preflight { events, checks, failed } if failed.is_empty() => {
+                format!(":white_check_mark: Preflight for {}: all {checks} quota checks pass", list(events))
+            }
+            Self::Preflight { events, checks, failed } => format!(
+                ":rotating_light: Preflight for {}: {} of {checks} quota checks fail - {}",
+                list(events),
+                failed.len(),
+                failed.join("; ")
+            ),
+            Self::CalendarSkipped { entries } => format!(
+                ":warning: {} calendar feed entries are skipped (no scale-out for them): {}",
+                entries.len(),
+                entries.join("; ")
+            ),
             Self::DeadLetters { entries, unreadable } => {
                 const SHOWN: usize = 20;
                 let mut s = format!(

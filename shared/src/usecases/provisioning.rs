@@ -2,15 +2,22 @@
 //! concurrency to what the calendar wants *now*, tell Slack about it, and
 //! check readiness shortly before each event opens.
 //!
+//! At every scale-out it runs the preflight over the starting events (when
+//! configured with [`Provisioner::with_preflight`]) and posts it to Slack:
+//! a quota that is short is said before the fans arrive.
+//!
 //! Idempotent: with nothing to change it makes no write call, and two
 //! overlapping runs compute and request the same value. In dry-run (local)
 //! mode it talks to no Lambda API at all and only says what it would do.
 
-use crate::adapters::lambda_control::{ControlError, ProvisionedConcurrency, ProvisionedState, ProvisionedStatus};
+use crate::adapters::lambda_control::{
+    AccountConcurrency, ControlError, ProvisionedConcurrency, ProvisionedState, ProvisionedStatus,
+};
 use crate::adapters::redis_gate::EntryGate;
 use crate::adapters::slack::{Notice, SlackNotifier};
 use crate::rules::domain::{rfc3339, FanEvent};
 use crate::rules::scaling::plan::grantable;
+use crate::rules::scaling::preflight::{preflight, Account, Capacities, Pricing};
 use crate::rules::scaling::{PlanAction, ScalingParams, ScalingPlan, UNRESERVED_MINIMUM};
 use chrono::{DateTime, Duration, Utc};
 use metrics::gauge;
@@ -45,15 +52,33 @@ pub enum Target {
     DryRun { account_limit: Option<i64> },
 }
 
+/// What the preflight needs besides the account's Lambda concurrency (read
+/// with `GetAccountSettings`): API Gateway's quota, which no API reports to
+/// the function, and the measured capacities.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct PreflightInputs {
+    pub api_rate: f64,
+    pub api_burst: f64,
+    pub capacities: Capacities,
+    pub pricing: Pricing,
+}
+
 pub struct Provisioner {
     target: Target,
     notifier: SlackNotifier,
     params: ScalingParams,
+    preflight: Option<PreflightInputs>,
 }
 
 impl Provisioner {
     pub fn new(target: Target, notifier: SlackNotifier, params: ScalingParams) -> Self {
-        Self { target, notifier, params }
+        Self { target, notifier, params, preflight: None }
+    }
+
+    /// Runs the preflight at every scale-out and posts it to Slack.
+    pub fn with_preflight(mut self, inputs: PreflightInputs) -> Self {
+        self.preflight = Some(inputs);
+        self
     }
 
     pub fn notifier(&self) -> &SlackNotifier {
@@ -78,14 +103,20 @@ impl Provisioner {
             };
             let previous = current.as_ref().map_or(0, |c| c.requested);
             let wanted = ScalingPlan::new(&self.params, calendar, None).at(now);
-            let limit = if wanted.wanted == 0 {
+            let account = if wanted.wanted == 0 {
                 None
             } else {
                 match &self.target {
-                    Target::Lambda(control) => Some(grantable(control.account().await?.unreserved, previous)),
-                    Target::DryRun { account_limit } => account_limit.map(|l| (l - UNRESERVED_MINIMUM).max(0)),
+                    Target::Lambda(control) => Some(control.account().await?),
+                    Target::DryRun { account_limit } => {
+                        account_limit.map(|l| AccountConcurrency { limit: l, unreserved: l })
+                    }
                 }
             };
+            let limit = account.map(|a| match &self.target {
+                Target::Lambda(_) => grantable(a.unreserved, previous),
+                Target::DryRun { .. } => (a.limit - UNRESERVED_MINIMUM).max(0),
+            });
             let desired = ScalingPlan::new(&self.params, calendar, limit).at(now);
             gauge!("DesiredProvisionedConcurrency").set(desired.provisioned_concurrency as f64);
             gauge!("ActualProvisionedConcurrency").set(current.as_ref().map_or(0, |c| c.allocated) as f64);
@@ -120,6 +151,7 @@ impl Provisioner {
                     .await;
                 if desired.provisioned_concurrency > previous {
                     self.prewarm(&desired, publishable, gate).await;
+                    alerts += self.preflight(calendar, &desired, account, previous, now).await;
                 }
                 applied
             };
@@ -160,6 +192,40 @@ impl Provisioner {
                 tracing::warn!(event = %event.id, error = %e, "pre-warm publish failed");
             }
         }
+    }
+
+    /// Posts the preflight of the events in `desired` to Slack; 1 when a
+    /// check failed (an alert), else 0.
+    async fn preflight(
+        &self,
+        calendar: &[FanEvent],
+        desired: &PlanAction,
+        account: Option<AccountConcurrency>,
+        previous: i64,
+        now: DateTime<Utc>,
+    ) -> usize {
+        let Some(inputs) = self.preflight else { return 0 };
+        let events: Vec<FanEvent> = calendar.iter().filter(|e| desired.events.contains(&e.id)).cloned().collect();
+        // Unknown in a dry run without ACCOUNT_CONCURRENCY_LIMIT: AWS's default.
+        let account = account.unwrap_or(AccountConcurrency { limit: 1_000, unreserved: 1_000 });
+        let account = Account {
+            concurrency: account.limit,
+            unreserved: account.unreserved,
+            already_provisioned: previous,
+            api_rate: inputs.api_rate,
+            api_burst: inputs.api_burst,
+        };
+        let report = preflight(&self.params, &events, account, inputs.capacities, inputs.pricing, now);
+        let failed: Vec<String> = report
+            .failed()
+            .map(|c| {
+                let raise = c.raise.as_deref().unwrap_or("");
+                format!("{} needs {} but has {}: {raise}", c.name, c.needed, c.available)
+            })
+            .collect();
+        let alert = usize::from(!failed.is_empty());
+        self.notifier.notify(&Notice::Preflight { events: ids(desired), checks: report.checks.len(), failed }).await;
+        alert
     }
 
     /// Alerts when an event opens within [`READINESS_CHECK_BEFORE`] and the

@@ -3,13 +3,17 @@
 //! - [`plan`]: how much provisioned concurrency the calendar needs, when,
 //!   clamped to what the account can grant: the [`ScalingPlan`] the scheduler
 //!   reconciles and `fanrush plan` prints.
-//! - [`model`]: a model of Lambda's on-demand scaling (current and legacy)
-//!   that replays a spike against a given amount of provisioned concurrency.
+//! - [`model`]: a model of what AWS does to a spike (API Gateway's account
+//!   throttle, Lambda's request rates, on-demand scaling, current and
+//!   legacy) against a given amount of provisioned concurrency.
+//! - [`preflight`]: every quota an event needs next to what the account
+//!   has, what to raise and by how much.
 
 pub mod model;
 pub mod plan;
+pub mod preflight;
 
-pub use model::{simulate, ScalingModel, Simulation, Traffic};
+pub use model::{simulate, Quotas, ScalingModel, Simulation, Traffic, ACCOUNT_RPS_PER_CONCURRENCY};
 pub use plan::{
     grantable, Bound, Need, PlanAction, ScalingParams, ScalingPlan, RPS_PER_ENVIRONMENT, UNRESERVED_MINIMUM,
 };

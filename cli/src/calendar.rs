@@ -1,0 +1,36 @@
+//! Reading a calendar file for `plan` and `preflight`: a JSON array of
+//! events (the admin API's fields plus `eventId`) or an iCalendar file.
+
+use fanrush::rules::domain::{parse_ics, EventId, FanEvent, FanEventSpec};
+use serde_json::Value;
+
+/// A calendar's events, and the entries that were skipped, each named with why.
+pub struct Calendar {
+    pub events: Vec<FanEvent>,
+    pub skipped: Vec<String>,
+}
+
+/// Reads `path`; an iCalendar file's recurrences are expanded around `now`.
+pub fn load(path: &str, now: chrono::DateTime<chrono::Utc>) -> Result<Calendar, String> {
+    let text = std::fs::read_to_string(path).map_err(|e| format!("{path}: {e}"))?;
+    if path.ends_with(".ics") {
+        let calendar = parse_ics(&text, now);
+        return Ok(Calendar { events: calendar.events, skipped: calendar.skipped });
+    }
+    Ok(Calendar { events: json_calendar(&text)?, skipped: Vec::new() })
+}
+
+fn json_calendar(text: &str) -> Result<Vec<FanEvent>, String> {
+    let value: Value = serde_json::from_str(text).map_err(|e| format!("calendar: not JSON: {e}"))?;
+    let items = value.as_array().ok_or("calendar: expected a JSON array of events")?;
+    items
+        .iter()
+        .enumerate()
+        .map(|(i, item)| {
+            let fields = item.as_object().ok_or(format!("calendar[{i}]: not an object"))?;
+            let id = fields.get("eventId").and_then(Value::as_str).ok_or(format!("calendar[{i}]: no eventId"))?;
+            let id = EventId::parse(id).map_err(|e| format!("calendar[{i}]: {e}"))?;
+            FanEventSpec::from_fields(id, fields).map_err(|e| format!("calendar[{i}]: {e}"))
+        })
+        .collect()
+}

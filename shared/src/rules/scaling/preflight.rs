@@ -1,0 +1,416 @@
+//! The preflight: every quota a fan event needs, next to what the account
+//! has, before the event. Pure: the account's figures come from
+//! `GetAccountSettings` or flags, the capacities from `make bench`.
+//!
+//! For each event, and for each set of events whose scale-out windows
+//! overlap (they share the account, the API Gateway throttle and the one
+//! Redis primary, so their needs add up), it checks:
+//!
+//! - Lambda "Concurrent executions" (account, Region): the environments plus
+//!   the 100 Lambda keeps unreserved (Lambda quotas page);
+//! - the unreserved pool the provisioned concurrency draws from;
+//! - Lambda's account request rate, 10 x the concurrency limit (Lambda
+//!   Developer Guide, "Understanding concurrency and requests per second");
+//! - API Gateway's account throttle rate ("Throttle quota per account, per
+//!   Region across HTTP APIs, REST APIs, WebSocket APIs, and WebSocket
+//!   callback APIs", API Gateway quotas page);
+//! - admissions per second on one Redis primary (ElastiCache with cluster
+//!   mode disabled keeps every key on one primary; one event's keys are on
+//!   one shard in any case), against the ceiling `make bench` measured;
+//!
+//! and for each event: the time left to allocate provisioned concurrency
+//! (a minute or two to start, then up to 6,000 environments a minute,
+//! Lambda Developer Guide, "Configuring provisioned concurrency"), the queue
+//! drain time at the writer's measured rate, and the cost.
+
+use super::plan::{grantable, Bound, ScalingParams, ScalingPlan, PROVISIONING_RATE_PER_MINUTE, UNRESERVED_MINIMUM};
+use super::ACCOUNT_RPS_PER_CONCURRENCY;
+use crate::rules::domain::{EventId, FanEvent};
+use chrono::{DateTime, Duration, Utc};
+
+/// Admissions per second of `admit.lua` on one Redis core for new fans,
+/// from `make bench` ("admissions/s: admit.lua, new fans": 23,899 on
+/// 2026-11-23, Redis 7.0 on one core of a 2-core AMD EPYC, the core 98%
+/// busy; sold-out fans 30,982, repeat fans 34,586). A loopback figure:
+/// ElastiCache's network adds latency per call, not work per call; its
+/// cores may be faster or slower than this one, so measure yours.
+pub const MEASURED_REDIS_ADMISSIONS_PER_SECOND: f64 = 23_899.0;
+
+/// Rows per second one writer invocation inserts, SQS batches of 100, from
+/// `make bench` ("writer rows/s, SQS batches of 100": 48,505 on 2026-11-23,
+/// PostgreSQL 15 on loopback; 83,841 in the run before, the raw insert
+/// moving with it). The preflight drains at one writer's rate: a lower
+/// bound, as `MaximumConcurrency` writers add more only while the database
+/// keeps up. Over RDS Proxy each batch adds network round trips: measure.
+pub const MEASURED_WRITER_ROWS_PER_SECOND: f64 = 48_505.0;
+
+/// Lambda's provisioned-concurrency price, x86_64 in us-east-1 (USD per
+/// GB-second of allocated provisioned concurrency; arm64 is $0.0000033334;
+/// AWS Lambda pricing page).
+pub const PRICE_PER_GB_SECOND: f64 = 0.000_004_166_7;
+
+/// Lambda's provisioned-concurrency allocation "takes a minute or two" to
+/// start before it proceeds at [`PROVISIONING_RATE_PER_MINUTE`].
+pub const ALLOCATION_START: Duration = Duration::minutes(2);
+
+/// What the account has.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Account {
+    /// Lambda "Concurrent executions".
+    pub concurrency: i64,
+    /// `UnreservedConcurrentExecutions` from `GetAccountSettings`.
+    pub unreserved: i64,
+    /// Provisioned concurrency `entry-api` already holds (it is in the pool).
+    pub already_provisioned: i64,
+    /// API Gateway's throttle rate and burst for the account and Region.
+    pub api_rate: f64,
+    pub api_burst: f64,
+}
+
+impl Account {
+    /// AWS's defaults for a new account in a large Region.
+    pub fn defaults() -> Self {
+        Self { concurrency: 1_000, unreserved: 1_000, already_provisioned: 0, api_rate: 10_000.0, api_burst: 5_000.0 }
+    }
+}
+
+/// What fanrush itself can do, measured by `make bench`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Capacities {
+    pub redis_admissions_per_second: f64,
+    pub writer_rows_per_second: f64,
+    /// The writer's event-source `MaximumConcurrency` (one database
+    /// connection each).
+    pub writer_max_concurrency: i64,
+}
+
+impl Default for Capacities {
+    fn default() -> Self {
+        Self {
+            redis_admissions_per_second: MEASURED_REDIS_ADMISSIONS_PER_SECOND,
+            writer_rows_per_second: MEASURED_WRITER_ROWS_PER_SECOND,
+            writer_max_concurrency: 5,
+        }
+    }
+}
+
+/// The provisioned-concurrency price.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Pricing {
+    pub memory_mb: u32,
+    /// USD per GB-second of allocated provisioned concurrency.
+    pub per_gb_second: f64,
+}
+
+/// One quota next to its need.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Check {
+    /// `"<event or a + b>: <quota>"`.
+    pub name: String,
+    pub needed: f64,
+    pub available: f64,
+    pub ok: bool,
+    /// What to raise, and by how much, when not ok.
+    pub raise: Option<String>,
+}
+
+/// One event's figures.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EventFigures {
+    pub event: EventId,
+    pub peak_rps: f64,
+    pub capacity: i64,
+    pub environments: i64,
+    pub bound: Bound,
+    pub scale_out_at: DateTime<Utc>,
+    pub scale_in_at: DateTime<Utc>,
+    /// Time Lambda needs to allocate `environments`.
+    pub allocation: Duration,
+    /// `peak_rps` over the measured Redis ceiling.
+    pub redis_load: f64,
+    /// Worst-case queue depth (every admitted fan queued before the writer
+    /// drains any) and the time to drain it at one writer's rate.
+    pub queue_depth: i64,
+    pub drain_seconds: f64,
+    pub database_connections: i64,
+    pub cost_dollars: f64,
+}
+
+/// Events whose windows overlap, at the moment their sum peaks.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Overlap {
+    pub events: Vec<EventId>,
+    pub at: DateTime<Utc>,
+    pub environments: i64,
+    pub peak_rps: f64,
+}
+
+/// The whole report.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Preflight {
+    pub events: Vec<EventFigures>,
+    pub overlaps: Vec<Overlap>,
+    pub checks: Vec<Check>,
+    /// Calendar entries that are not in the plan, each named with why.
+    pub skipped: Vec<String>,
+}
+
+impl Preflight {
+    pub fn ok(&self) -> bool {
+        self.checks.iter().all(|c| c.ok)
+    }
+
+    pub fn failed(&self) -> impl Iterator<Item = &Check> {
+        self.checks.iter().filter(|c| !c.ok)
+    }
+}
+
+/// Time Lambda needs to allocate `environments` of provisioned concurrency.
+pub fn allocation_time(environments: i64) -> Duration {
+    let rate = PROVISIONING_RATE_PER_MINUTE;
+    ALLOCATION_START + Duration::minutes((environments.max(0) + rate - 1) / rate)
+}
+
+/// The preflight of the events in `events` still to close at `now`.
+pub fn preflight(
+    params: &ScalingParams,
+    events: &[FanEvent],
+    account: Account,
+    capacities: Capacities,
+    pricing: Pricing,
+    now: DateTime<Utc>,
+) -> Preflight {
+    let events: Vec<FanEvent> = events.iter().filter(|e| e.closes_at > now).cloned().collect();
+    let events = &events[..];
+    let plan = ScalingPlan::new(params, events, None);
+    let gb = f64::from(pricing.memory_mb) / 1024.0;
+    let mut report = Preflight { events: Vec::new(), overlaps: Vec::new(), checks: Vec::new(), skipped: Vec::new() };
+    for need in &plan.needs {
+        let Some(event) = events.iter().find(|e| e.id == need.event) else { continue };
+        let drain_rate = capacities.writer_rows_per_second.max(f64::MIN_POSITIVE);
+        let figures = EventFigures {
+            event: need.event.clone(),
+            peak_rps: event.expected_peak_rps,
+            capacity: event.capacity,
+            environments: need.environments,
+            bound: need.bound,
+            scale_out_at: need.from,
+            scale_in_at: need.until,
+            allocation: allocation_time(need.environments),
+            redis_load: event.expected_peak_rps / capacities.redis_admissions_per_second.max(f64::MIN_POSITIVE),
+            queue_depth: event.capacity,
+            drain_seconds: event.capacity as f64 / drain_rate,
+            database_connections: capacities.writer_max_concurrency,
+            cost_dollars: need.environments as f64
+                * (need.until - need.from).num_seconds() as f64
+                * gb
+                * pricing.per_gb_second,
+        };
+        let label = need.event.to_string();
+        report.checks.extend(shared_checks(&label, need.environments, event.expected_peak_rps, account, capacities));
+        // Allocation starts when the scheduler asks (scale-out, or now when
+        // that is already past) and must end by the opening.
+        let starts = need.from.max(now);
+        let left = (event.opens_at - starts).max(Duration::zero());
+        report.checks.push(check(
+            format!("{label}: provisioned concurrency allocation time (minutes)"),
+            minutes(figures.allocation),
+            minutes(left),
+            format!(
+                "start earlier: set leadMinutes to at least {} (the scheduler already raises the lead; \
+                 this event is too close to its opening)",
+                figures.allocation.num_minutes() + 1
+            ),
+        ));
+        let window = (need.until - event.opens_at).num_seconds() as f64;
+        report.checks.push(check(
+            format!("{label}: queue drain before scale-in (seconds)"),
+            figures.drain_seconds,
+            window,
+            "raise the writer's MaximumConcurrency or the database's capacity".to_owned(),
+        ));
+        report.events.push(figures);
+    }
+    for action in plan.actions().iter().filter(|a| a.events.len() > 1) {
+        let peak_rps: f64 = events.iter().filter(|e| action.events.contains(&e.id)).map(|e| e.expected_peak_rps).sum();
+        match report.overlaps.iter_mut().find(|o| o.events == action.events) {
+            Some(o) if o.environments >= action.wanted => {}
+            Some(o) => (o.at, o.environments) = (action.at, action.wanted),
+            None => report.overlaps.push(Overlap {
+                events: action.events.clone(),
+                at: action.at,
+                environments: action.wanted,
+                peak_rps,
+            }),
+        }
+    }
+    for o in &report.overlaps {
+        let label = o.events.iter().map(EventId::as_str).collect::<Vec<_>>().join(" + ");
+        report.checks.extend(shared_checks(&label, o.environments, o.peak_rps, account, capacities));
+    }
+    report
+}
+
+/// The checks one event and an overlap share: what they draw from the
+/// account, API Gateway and Redis together.
+fn shared_checks(
+    label: &str,
+    environments: i64,
+    peak_rps: f64,
+    account: Account,
+    capacities: Capacities,
+) -> Vec<Check> {
+    let concurrency_needed = environments + UNRESERVED_MINIMUM;
+    let account_rps = ACCOUNT_RPS_PER_CONCURRENCY * account.concurrency as f64;
+    vec![
+        check(
+            format!("{label}: lambda account concurrency"),
+            concurrency_needed as f64,
+            account.concurrency as f64,
+            format!(
+                "request Lambda \"Concurrent executions\" of at least {concurrency_needed} (+{}) in Service Quotas",
+                concurrency_needed - account.concurrency
+            ),
+        ),
+        check(
+            format!("{label}: lambda unreserved concurrency"),
+            environments as f64,
+            grantable(account.unreserved, account.already_provisioned) as f64,
+            "free reserved concurrency held by other functions, or raise \"Concurrent executions\"".to_owned(),
+        ),
+        check(
+            format!("{label}: lambda account requests per second"),
+            peak_rps,
+            account_rps,
+            format!(
+                "raise \"Concurrent executions\" to at least {} (10 requests per second each)",
+                (peak_rps / ACCOUNT_RPS_PER_CONCURRENCY).ceil()
+            ),
+        ),
+        check(
+            format!("{label}: api gateway throttle rate"),
+            peak_rps,
+            account.api_rate,
+            format!(
+                "request the API Gateway throttle quota (L-8A5B8E43) of at least {} rps (+{}), then deploy with \
+                 ApiThrottleRateQuota={}",
+                peak_rps.ceil(),
+                (peak_rps - account.api_rate).ceil(),
+                peak_rps.ceil()
+            ),
+        ),
+        check(
+            format!("{label}: redis admissions/s on one primary"),
+            peak_rps,
+            capacities.redis_admissions_per_second,
+            "spread the opening (a queue page or staggered starts): one event's keys live on one Redis core".to_owned(),
+        ),
+    ]
+}
+
+fn check(name: String, needed: f64, available: f64, raise: String) -> Check {
+    let ok = needed <= available;
+    Check { name, needed, available, ok, raise: (!ok).then_some(raise) }
+}
+
+fn minutes(d: Duration) -> f64 {
+    d.num_seconds() as f64 / 60.0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::TimeZone;
+
+    fn t(h: u32, m: u32) -> DateTime<Utc> {
+        Utc.with_ymd_and_hms(2026, 12, 1, h, m, 0).unwrap()
+    }
+
+    fn event(id: &str, opens: (u32, u32), closes: (u32, u32), rps: f64, capacity: i64) -> FanEvent {
+        FanEvent {
+            id: EventId::parse(id).unwrap(),
+            title: id.into(),
+            opens_at: t(opens.0, opens.1),
+            closes_at: t(closes.0, closes.1),
+            capacity,
+            expected_peak_rps: rps,
+            lead_minutes: None,
+            cooldown_minutes: None,
+        }
+    }
+
+    const PRICING: Pricing = Pricing { memory_mb: 128, per_gb_second: PRICE_PER_GB_SECOND };
+
+    fn run(events: &[FanEvent], account: Account, now: DateTime<Utc>) -> Preflight {
+        preflight(&ScalingParams::default(), events, account, Capacities::default(), PRICING, now)
+    }
+
+    fn named<'a>(p: &'a Preflight, name: &str) -> &'a Check {
+        p.checks.iter().find(|c| c.name == name).unwrap_or_else(|| panic!("no check {name}: {:?}", p.checks))
+    }
+
+    #[test]
+    fn a_default_account_fails_a_10000_rps_opening_on_concurrency_and_says_by_how_much() {
+        let p = run(&[event("gig", (20, 0), (20, 30), 10_000.0, 100_000)], Account::defaults(), t(12, 0));
+        assert!(!p.ok());
+        // 1,200 environments (10,000 rps / 10 x 1.2) + the 100 Lambda keeps unreserved.
+        let c = named(&p, "gig: lambda account concurrency");
+        assert_eq!((c.needed, c.available, c.ok), (1_300.0, 1_000.0, false));
+        assert!(c.raise.as_deref().unwrap().contains("at least 1300 (+300)"), "{c:?}");
+        // 10,000 rps is exactly API Gateway's default rate and Lambda's 10 x 1,000.
+        assert!(named(&p, "gig: api gateway throttle rate").ok);
+        assert!(named(&p, "gig: lambda account requests per second").ok);
+        let f = &p.events[0];
+        assert_eq!((f.environments, f.bound), (1_200, Bound::RequestRate));
+        assert_eq!(f.allocation, Duration::minutes(3), "2 to start + 1,200 at 6,000 a minute");
+        assert!((f.drain_seconds - 100_000.0 / 48_505.0).abs() < 1e-9, "100,000 rows at one writer's rate: {f:?}");
+        // 1,200 x (30 lead + 30 open + 10 cooldown) min x 0.125 GB x price.
+        let cost = 1_200.0 * 70.0 * 60.0 * 0.125 * 0.000_004_166_7;
+        assert!((f.cost_dollars - cost).abs() < 1e-9, "{f:?}");
+    }
+
+    #[test]
+    fn raised_quotas_pass_every_check() {
+        let raised = Account { concurrency: 3_000, unreserved: 3_000, api_rate: 20_000.0, ..Account::defaults() };
+        let p = run(&[event("gig", (20, 0), (20, 30), 10_000.0, 100_000)], raised, t(12, 0));
+        assert!(p.ok(), "{:?}", p.failed().collect::<Vec<_>>());
+        assert!(p.checks.iter().all(|c| c.raise.is_none()));
+    }
+
+    #[test]
+    fn overlapping_events_are_checked_together() {
+        let raised = Account { concurrency: 2_000, unreserved: 2_000, ..Account::defaults() };
+        // a (1,200) and b (600) each fit in 2,000; together at 10:20 they
+        // need 1,800 + 100, which fits, but 15,000 rps does not fit API Gateway.
+        let events = [event("a", (10, 0), (10, 30), 10_000.0, 1_000), event("b", (10, 20), (11, 0), 5_000.0, 1_000)];
+        let p = run(&events, raised, t(8, 0));
+        assert!(named(&p, "a: api gateway throttle rate").ok);
+        assert!(named(&p, "b: api gateway throttle rate").ok);
+        assert_eq!(p.overlaps.len(), 1, "{:?}", p.overlaps);
+        assert_eq!((p.overlaps[0].environments, p.overlaps[0].peak_rps), (1_800, 15_000.0));
+        let both = named(&p, "a + b: api gateway throttle rate");
+        assert!(!both.ok && both.raise.as_deref().unwrap().contains("ApiThrottleRateQuota=15000"), "{both:?}");
+        assert!(named(&p, "a + b: lambda account concurrency").ok);
+    }
+
+    #[test]
+    fn an_event_created_minutes_before_it_opens_cannot_be_allocated_in_time() {
+        let big = Account { concurrency: 200_000, unreserved: 200_000, api_rate: 1e6, ..Account::defaults() };
+        // 100,000 rps: 12,000 environments need 2 + 2 minutes; 3 are left.
+        let p = run(&[event("late", (20, 0), (20, 30), 100_000.0, 1_000)], big, t(19, 57));
+        let c = named(&p, "late: provisioned concurrency allocation time (minutes)");
+        assert_eq!((c.needed, c.available, c.ok), (4.0, 3.0, false));
+        // Planned ahead, the lead covers it.
+        let ahead = run(&[event("late", (20, 0), (20, 30), 100_000.0, 1_000)], big, t(12, 0));
+        assert!(named(&ahead, "late: provisioned concurrency allocation time (minutes)").ok);
+    }
+
+    #[test]
+    fn one_redis_core_caps_one_events_admissions() {
+        let big = Account { concurrency: 200_000, unreserved: 200_000, api_rate: 1e6, ..Account::defaults() };
+        let p = run(&[event("huge", (20, 0), (20, 30), 50_000.0, 1_000)], big, t(12, 0));
+        let c = named(&p, "huge: redis admissions/s on one primary");
+        assert!(!c.ok && c.needed == 50_000.0, "{c:?}");
+        assert!((p.events[0].redis_load - 50_000.0 / MEASURED_REDIS_ADMISSIONS_PER_SECOND).abs() < 1e-9);
+    }
+}
