@@ -1,7 +1,7 @@
 //! The scheduler function's job, every minute: gate housekeeping (restore,
 //! sweep), the dead letters named to Slack, then the calendar (PostgreSQL
-//! plus an optional iCalendar feed) reconciled with provisioned
-//! concurrency. Every failure reaches Slack; a failing feed or housekeeping
+//! plus an optional iCalendar feed, whose skipped entries are named to
+//! Slack) reconciled with provisioned concurrency. Every failure reaches Slack; a failing feed or housekeeping
 //! step does not stop scaling.
 
 use crate::adapters::https::HttpsClient;
@@ -51,11 +51,13 @@ pub struct SchedulerJob {
     /// The dead letters Slack was last told about, so a standing DLQ is
     /// named once per change, not every minute.
     dead_letters_told: std::sync::Mutex<Vec<String>>,
+    /// Likewise the feed entries skipped.
+    skipped_told: std::sync::Mutex<Vec<String>>,
 }
 
 impl SchedulerJob {
     pub fn new(upkeep: GateUpkeep, feed: Option<CalendarFeed>, provisioner: Provisioner) -> Self {
-        Self { upkeep, feed, provisioner, dead_letters_told: Default::default() }
+        Self { upkeep, feed, provisioner, dead_letters_told: Default::default(), skipped_told: Default::default() }
     }
 
     /// Runs the job once at `now` and reports what it did.
@@ -88,7 +90,14 @@ impl SchedulerJob {
         let mut calendar = stored.clone();
         if let Some(feed) = &job.feed {
             match feed.https.get_text(&feed.url, Duration::from_secs(5)).await {
-                Ok(text) => merge(&mut calendar, parse_ics(&text)),
+                Ok(text) => {
+                    let feed = parse_ics(&text, now);
+                    if changed(&job.skipped_told, &feed.skipped) && !feed.skipped.is_empty() {
+                        let notice = Notice::CalendarSkipped { entries: feed.skipped.clone() };
+                        job.provisioner.notifier().notify(&notice).await;
+                    }
+                    merge(&mut calendar, feed);
+                }
                 Err(e) => notify(format!("the iCalendar feed could not be read: {e}")).await,
             }
         }
@@ -122,18 +131,20 @@ async fn name_dead_letters(job: &SchedulerJob) -> Value {
     let mut names: Vec<String> =
         letters.entries.iter().map(|e| format!("{}/{}@{}", e.event_id, e.fan_id, e.position)).collect();
     names.sort();
-    let changed = {
-        let mut told = job.dead_letters_told.lock().unwrap();
-        let changed = *told != names;
-        told.clone_from(&names);
-        changed
-    };
-    if changed && (!names.is_empty() || letters.unreadable > 0) {
+    if changed(&job.dead_letters_told, &names) && (!names.is_empty() || letters.unreadable > 0) {
         tracing::error!(count = names.len(), unreadable = letters.unreadable, "accepted entries are dead-lettered");
         let notice = Notice::DeadLetters { entries: names.clone(), unreadable: letters.unreadable };
         job.provisioner.notifier().notify(&notice).await;
     }
     json!({ "entries": names.len(), "unreadable": letters.unreadable })
+}
+
+/// Records `now` as what Slack was told; true when it differs from before.
+fn changed(told: &std::sync::Mutex<Vec<String>>, now: &[String]) -> bool {
+    let mut told = told.lock().unwrap();
+    let changed = *told != now;
+    *told = now.to_vec();
+    changed
 }
 
 /// Adds feed events; an event defined in PostgreSQL wins over the feed's.

@@ -1,15 +1,33 @@
 //! An iCalendar (RFC 5545) feed as a calendar of fan events, for scaling.
 //!
-//! Each VEVENT gives a window from DTSTART/DTEND (UTC `...Z` or a floating
-//! time read as UTC; all-day and TZID times are skipped with a warning), its
-//! UID as the event id (characters outside `[A-Za-z0-9_-]` become `-`), its
-//! SUMMARY as the title and the peak rate from `X-FANRUSH-PEAK-RPS`
-//! (optional `X-FANRUSH-CAPACITY`, `X-FANRUSH-LEAD-MINUTES`,
-//! `X-FANRUSH-COOLDOWN-MINUTES`).
+//! Parsed with the maintained `icalendar` crate (its parser, and its
+//! recurrence expansion through `rrule`), time zones from `chrono-tz`
+//! (the IANA database). Each VEVENT gives a window from DTSTART/DTEND:
+//!
+//! - UTC (`...Z`) or `TZID=Area/City` times (a Seoul calendar writes
+//!   `DTSTART;TZID=Asia/Seoul:20261201T200000`, 11:00 UTC);
+//! - floating times (no zone) in the calendar's `X-WR-TIMEZONE`, or skipped
+//!   when it has none: guessing a zone would scale out hours off;
+//! - all-day events (`VALUE=DATE`) skipped: they have no opening second;
+//! - `RRULE` (with `RDATE`/`EXDATE`) expanded into one event per
+//!   occurrence from a day ago to [`RECURRENCE_HORIZON`] ahead, each with
+//!   the first occurrence's duration and the id `<uid>-<yyyymmddThhmm>`.
+//!
+//! Its UID is the event id (characters outside `[A-Za-z0-9_-]` become `-`),
+//! SUMMARY the title, `X-FANRUSH-PEAK-RPS` the peak rate (optional
+//! `X-FANRUSH-CAPACITY`, `X-FANRUSH-LEAD-MINUTES`,
+//! `X-FANRUSH-COOLDOWN-MINUTES`). Nothing is skipped silently: every VEVENT
+//! that is not planned is in [`IcsCalendar::skipped`] with why.
 
 use super::{EventId, FanEvent};
-use chrono::{DateTime, NaiveDateTime, Utc};
-use std::collections::HashMap;
+use chrono::{DateTime, Duration, NaiveDateTime, TimeZone, Utc};
+use icalendar::{Calendar, CalendarDateTime, Component, DatePerhapsTime, Event};
+
+/// How far ahead recurring events are expanded: past any scale-out lead.
+pub const RECURRENCE_HORIZON: Duration = Duration::days(35);
+
+/// At most this many occurrences of one VEVENT inside the horizon.
+const MAX_OCCURRENCES: u16 = 500;
 
 /// Events found in a feed, and why any VEVENT was skipped.
 #[derive(Debug, Default)]
@@ -18,71 +36,74 @@ pub struct IcsCalendar {
     pub skipped: Vec<String>,
 }
 
-/// Parses a feed. Never fails: what cannot be read is skipped and named.
-pub fn parse_ics(text: &str) -> IcsCalendar {
-    let mut calendar = IcsCalendar::default();
-    let mut current: Option<HashMap<String, (String, String)>> = None;
-    for line in unfold(text) {
-        let (head, value) = match line.split_once(':') {
-            Some(pair) => pair,
-            None => continue,
-        };
-        let (name, params) = head.split_once(';').unwrap_or((head, ""));
-        let name = name.to_ascii_uppercase();
-        match (name.as_str(), value.trim()) {
-            ("BEGIN", "VEVENT") => current = Some(HashMap::new()),
-            ("END", "VEVENT") => {
-                if let Some(props) = current.take() {
-                    match event(&props) {
-                        Ok(e) => calendar.events.push(e),
-                        Err(why) => calendar.skipped.push(why),
-                    }
-                }
-            }
-            _ => {
-                if let Some(props) = current.as_mut() {
-                    props.insert(name, (params.to_owned(), unescape(value)));
-                }
-            }
+/// Parses a feed as seen at `now` (recurrences are expanded around it).
+/// Never fails: what cannot be read is skipped and named.
+pub fn parse_ics(text: &str, now: DateTime<Utc>) -> IcsCalendar {
+    let mut out = IcsCalendar::default();
+    let calendar: Calendar = match text.parse() {
+        Ok(c) => c,
+        Err(e) => {
+            out.skipped.push(format!("the feed is not iCalendar: {}", first_line(&e)));
+            return out;
+        }
+    };
+    let zone = calendar.get_timezone().map(str::to_owned);
+    for event in calendar.calendar_events() {
+        let uid = event.get_uid().unwrap_or("").to_owned();
+        let named =
+            |why: String| if uid.is_empty() { format!("a VEVENT without UID: {why}") } else { format!("{uid}: {why}") };
+        match read(&event, zone.as_deref(), now) {
+            Ok(mut events) => out.events.append(&mut events),
+            Err(why) => out.skipped.push(named(why)),
         }
     }
-    calendar
+    out
 }
 
-/// Joins folded lines (a line starting with a space or tab continues the last).
-fn unfold(text: &str) -> Vec<String> {
-    let mut lines: Vec<String> = Vec::new();
-    for raw in text.lines() {
-        let raw = raw.trim_end_matches('\r');
-        match (raw.strip_prefix([' ', '\t']), lines.last_mut()) {
-            (Some(rest), Some(last)) => last.push_str(rest),
-            _ => lines.push(raw.to_owned()),
-        }
+/// One VEVENT as fan events: one, or one per occurrence.
+fn read(event: &icalendar::CalendarEvent<'_>, zone: Option<&str>, now: DateTime<Utc>) -> Result<Vec<FanEvent>, String> {
+    let uid = event.get_uid().ok_or("no UID")?;
+    let start = instant(event.get_start(), "DTSTART", zone)?;
+    let end = instant(event.get_end(), "DTEND", zone)?;
+    if end <= start {
+        return Err("DTEND is not after DTSTART".into());
     }
-    lines
+    let template = fan_event(event.event(), uid, start, end)?;
+    if event.property_value("RRULE").is_none() && event.property_value("RDATE").is_none() {
+        return Ok(vec![template]);
+    }
+    if let Some(DatePerhapsTime::DateTime(CalendarDateTime::Floating(_))) = event.get_start() {
+        // rrule would read a floating DTSTART in the machine's own zone.
+        return Err("a recurring event with a floating DTSTART (give it a TZID)".into());
+    }
+    let set = event.get_recurrence().map_err(|e| format!("RRULE: {e}"))?;
+    let window = (now - Duration::days(1), now + RECURRENCE_HORIZON);
+    let utc = |t: DateTime<Utc>| t.with_timezone(&icalendar::Tz::UTC);
+    let occurrences = set.after(utc(window.0)).before(utc(window.1)).all(MAX_OCCURRENCES);
+    let length = end - start;
+    Ok(occurrences
+        .dates
+        .iter()
+        .filter_map(|at| {
+            let opens_at = at.with_timezone(&Utc);
+            // 50 + '-' + 13 characters stays within an event id's 64.
+            let base: String = template.id.as_str().chars().take(50).collect();
+            let id = EventId::parse(&format!("{base}-{}", at.format("%Y%m%dT%H%M"))).ok()?;
+            Some(FanEvent { id, opens_at, closes_at: opens_at + length, ..template.clone() })
+        })
+        .collect())
 }
 
-fn unescape(v: &str) -> String {
-    v.replace("\\n", "\n").replace("\\N", "\n").replace("\\,", ",").replace("\\;", ";").replace("\\\\", "\\")
-}
-
-fn event(props: &HashMap<String, (String, String)>) -> Result<FanEvent, String> {
-    let get = |k: &str| props.get(k).map(|(_, v)| v.as_str());
-    let uid = get("UID").ok_or("a VEVENT without UID")?;
+fn fan_event(event: &Event, uid: &str, opens_at: DateTime<Utc>, closes_at: DateTime<Utc>) -> Result<FanEvent, String> {
     let id: String =
         uid.chars().map(|c| if c.is_ascii_alphanumeric() || c == '_' || c == '-' { c } else { '-' }).take(64).collect();
-    let id = EventId::parse(&id).map_err(|e| format!("{uid}: {e}"))?;
-    let opens_at = time(props, "DTSTART").map_err(|e| format!("{uid}: {e}"))?;
-    let closes_at = time(props, "DTEND").map_err(|e| format!("{uid}: {e}"))?;
-    if closes_at <= opens_at {
-        return Err(format!("{uid}: DTEND is not after DTSTART"));
-    }
-    let number = |k: &str| get(k).and_then(|v| v.trim().parse::<f64>().ok());
+    let id = EventId::parse(&id).map_err(|e| e.to_string())?;
+    let number = |k: &str| event.property_value(k).and_then(|v| v.trim().parse::<f64>().ok());
     let expected_peak_rps = number("X-FANRUSH-PEAK-RPS").filter(|r| r.is_finite() && *r >= 0.0);
-    let expected_peak_rps = expected_peak_rps.ok_or_else(|| format!("{uid}: no valid X-FANRUSH-PEAK-RPS"))?;
+    let expected_peak_rps = expected_peak_rps.ok_or("no valid X-FANRUSH-PEAK-RPS")?;
     Ok(FanEvent {
         id,
-        title: get("SUMMARY").unwrap_or(uid).to_owned(),
+        title: event.get_summary().unwrap_or(uid).to_owned(),
         opens_at,
         closes_at,
         capacity: number("X-FANRUSH-CAPACITY").map_or(1, |c| c as i64).max(1),
@@ -92,29 +113,51 @@ fn event(props: &HashMap<String, (String, String)>) -> Result<FanEvent, String> 
     })
 }
 
-fn time(props: &HashMap<String, (String, String)>, key: &str) -> Result<DateTime<Utc>, String> {
-    let (params, value) = props.get(key).ok_or_else(|| format!("no {key}"))?;
-    if params.to_ascii_uppercase().contains("TZID") || params.to_ascii_uppercase().contains("VALUE=DATE") {
-        return Err(format!("{key} with {params} is not supported; use UTC (...Z)"));
+/// A DTSTART/DTEND as an instant.
+fn instant(value: Option<DatePerhapsTime>, key: &str, zone: Option<&str>) -> Result<DateTime<Utc>, String> {
+    match value.ok_or_else(|| format!("no {key} (or not a date-time)"))? {
+        DatePerhapsTime::Date(_) => Err(format!("an all-day event ({key} is a DATE): it has no opening second")),
+        DatePerhapsTime::DateTime(CalendarDateTime::Utc(t)) => Ok(t),
+        DatePerhapsTime::DateTime(CalendarDateTime::WithTimezone { date_time, tzid }) => in_zone(date_time, &tzid, key),
+        DatePerhapsTime::DateTime(CalendarDateTime::Floating(date_time)) => match zone {
+            Some(zone) => in_zone(date_time, zone, key),
+            None => Err(format!("{key} is a floating time and the calendar has no X-WR-TIMEZONE")),
+        },
     }
-    let naive = NaiveDateTime::parse_from_str(value.trim_end_matches('Z'), "%Y%m%dT%H%M%S")
-        .map_err(|_| format!("{key} {value:?} is not a date-time"))?;
-    Ok(naive.and_utc())
+}
+
+fn in_zone(local: NaiveDateTime, zone: &str, key: &str) -> Result<DateTime<Utc>, String> {
+    let tz: chrono_tz::Tz = zone.parse().map_err(|_| format!("{key}: unknown time zone {zone:?}"))?;
+    // In a DST gap there is no such local time; in an overlap, the earlier
+    // one scales out sooner, never later.
+    tz.from_local_datetime(&local)
+        .earliest()
+        .map(|t| t.with_timezone(&Utc))
+        .ok_or_else(|| format!("{key}: {local} does not exist in {zone}"))
+}
+
+fn first_line(e: &str) -> &str {
+    e.lines().find(|l| !l.trim().is_empty()).unwrap_or(e).trim()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    const FEED: &str = "BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//fanrush//EN\r\n\
-BEGIN:VEVENT\r\nUID:drop-42@fans.example\r\nSUMMARY:Album drop\\, limited\r\nDTSTART:20261201T100000Z\r\n\
-DTEND:20261201T103000Z\r\nX-FANRUSH-PEAK-RPS:10000\r\nX-FANRUSH-LEAD-\r\n MINUTES:45\r\nEND:VEVENT\r\n\
-BEGIN:VEVENT\r\nUID:tz\r\nDTSTART;TZID=Asia/Seoul:20261201T190000\r\nDTEND:20261201T200000Z\r\nX-FANRUSH-PEAK-RPS:5\r\nEND:VEVENT\r\n\
-BEGIN:VEVENT\r\nUID:norate\r\nDTSTART:20261201T100000Z\r\nDTEND:20261201T110000Z\r\nEND:VEVENT\r\nEND:VCALENDAR\r\n";
+    fn now() -> DateTime<Utc> {
+        Utc.with_ymd_and_hms(2026, 11, 23, 0, 0, 0).unwrap()
+    }
+
+    fn feed(events: &str) -> String {
+        format!("BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//fanrush//EN\r\n{events}END:VCALENDAR\r\n")
+    }
+
+    const UTC_EVENT: &str = "BEGIN:VEVENT\r\nUID:drop-42@fans.example\r\nSUMMARY:Album drop\\, limited\r\n\
+DTSTART:20261201T100000Z\r\nDTEND:20261201T103000Z\r\nX-FANRUSH-PEAK-RPS:10000\r\nX-FANRUSH-LEAD-\r\n MINUTES:45\r\nEND:VEVENT\r\n";
 
     #[test]
-    fn reads_vevents_with_the_peak_rate_and_skips_what_it_cannot_read() {
-        let cal = parse_ics(FEED);
+    fn reads_a_utc_vevent_with_the_peak_rate_and_folded_lines() {
+        let cal = parse_ics(&feed(UTC_EVENT), now());
         assert_eq!(cal.events.len(), 1, "{:?}", cal.skipped);
         let e = &cal.events[0];
         assert_eq!(e.id.as_str(), "drop-42-fans-example");
@@ -122,7 +165,67 @@ BEGIN:VEVENT\r\nUID:norate\r\nDTSTART:20261201T100000Z\r\nDTEND:20261201T110000Z
         assert_eq!(e.opens_at.to_rfc3339(), "2026-12-01T10:00:00+00:00");
         assert_eq!(e.expected_peak_rps, 10000.0);
         assert_eq!(e.lead_minutes, Some(45), "folded lines are joined");
-        assert_eq!(cal.skipped.len(), 2);
-        assert!(cal.skipped[0].contains("TZID") && cal.skipped[1].contains("X-FANRUSH-PEAK-RPS"));
+        assert!(cal.skipped.is_empty());
+    }
+
+    #[test]
+    fn a_seoul_calendar_opens_at_its_utc_instant() {
+        let seoul = "BEGIN:VEVENT\r\nUID:seoul-showcase\r\nSUMMARY:Showcase\r\n\
+DTSTART;TZID=Asia/Seoul:20261201T200000\r\nDTEND;TZID=Asia/Seoul:20261201T203000\r\nX-FANRUSH-PEAK-RPS:5000\r\nEND:VEVENT\r\n";
+        let cal = parse_ics(&feed(seoul), now());
+        assert!(cal.skipped.is_empty(), "{:?}", cal.skipped);
+        let e = &cal.events[0];
+        // 20:00 KST (UTC+9, no DST) is 11:00 UTC.
+        assert_eq!(
+            (e.opens_at.to_rfc3339().as_str(), e.closes_at.to_rfc3339().as_str()),
+            ("2026-12-01T11:00:00+00:00", "2026-12-01T11:30:00+00:00")
+        );
+        // A floating time in a calendar whose X-WR-TIMEZONE is Seoul: the same instant.
+        let floating = "X-WR-TIMEZONE:Asia/Seoul\r\nBEGIN:VEVENT\r\nUID:floating\r\n\
+DTSTART:20261201T200000\r\nDTEND:20261201T203000\r\nX-FANRUSH-PEAK-RPS:5000\r\nEND:VEVENT\r\n";
+        let cal = parse_ics(&feed(floating), now());
+        assert_eq!(cal.events[0].opens_at, e.opens_at, "{:?}", cal.skipped);
+    }
+
+    #[test]
+    fn weekly_recurrences_become_one_event_each_in_local_time() {
+        // Every Friday 20:00 in Seoul, four times, one cancelled by EXDATE.
+        let weekly = "BEGIN:VEVENT\r\nUID:weekly-live\r\nSUMMARY:Weekly live\r\n\
+DTSTART;TZID=Asia/Seoul:20261204T200000\r\nDTEND;TZID=Asia/Seoul:20261204T210000\r\n\
+RRULE:FREQ=WEEKLY;COUNT=4\r\nEXDATE;TZID=Asia/Seoul:20261211T200000\r\nX-FANRUSH-PEAK-RPS:2000\r\nEND:VEVENT\r\n";
+        let cal = parse_ics(&feed(weekly), now());
+        assert!(cal.skipped.is_empty(), "{:?}", cal.skipped);
+        let got: Vec<(String, String)> =
+            cal.events.iter().map(|e| (e.id.to_string(), e.opens_at.to_rfc3339())).collect();
+        assert_eq!(
+            got,
+            [
+                ("weekly-live-20261204T2000".to_owned(), "2026-12-04T11:00:00+00:00".to_owned()),
+                ("weekly-live-20261218T2000".to_owned(), "2026-12-18T11:00:00+00:00".to_owned()),
+                ("weekly-live-20261225T2000".to_owned(), "2026-12-25T11:00:00+00:00".to_owned()),
+            ]
+        );
+        assert!(cal.events.iter().all(|e| e.closes_at - e.opens_at == Duration::hours(1)));
+        // Occurrences beyond the horizon wait for a later run.
+        let early = parse_ics(&feed(weekly), now() - Duration::days(30));
+        assert!(early.events.is_empty() && early.skipped.is_empty(), "{:?}", early.events);
+    }
+
+    #[test]
+    fn every_skipped_vevent_is_named_with_why() {
+        let bad = "BEGIN:VEVENT\r\nUID:all-day\r\nDTSTART;VALUE=DATE:20261201\r\nDTEND;VALUE=DATE:20261202\r\n\
+X-FANRUSH-PEAK-RPS:5\r\nEND:VEVENT\r\n\
+BEGIN:VEVENT\r\nUID:norate\r\nDTSTART:20261201T100000Z\r\nDTEND:20261201T110000Z\r\nEND:VEVENT\r\n\
+BEGIN:VEVENT\r\nUID:floating\r\nDTSTART:20261201T100000\r\nDTEND:20261201T110000\r\nX-FANRUSH-PEAK-RPS:5\r\nEND:VEVENT\r\n\
+BEGIN:VEVENT\r\nUID:mars\r\nDTSTART;TZID=Mars/Olympus:20261201T100000\r\nDTEND:20261201T110000Z\r\nX-FANRUSH-PEAK-RPS:5\r\nEND:VEVENT\r\n";
+        let cal = parse_ics(&feed(&format!("{UTC_EVENT}{bad}")), now());
+        assert_eq!(cal.events.len(), 1);
+        assert_eq!(cal.skipped.len(), 4, "{:?}", cal.skipped);
+        assert!(cal.skipped[0].starts_with("all-day: an all-day event"), "{:?}", cal.skipped);
+        assert!(cal.skipped[1].starts_with("norate: no valid X-FANRUSH-PEAK-RPS"), "{:?}", cal.skipped);
+        assert!(cal.skipped[2].contains("floating time"), "{:?}", cal.skipped);
+        assert!(cal.skipped[3].contains("unknown time zone \"Mars/Olympus\""), "{:?}", cal.skipped);
+        let garbage = parse_ics("not a calendar", now());
+        assert!(garbage.events.is_empty() && garbage.skipped[0].starts_with("the feed is not iCalendar"));
     }
 }
