@@ -6,12 +6,14 @@
 //! cold start, memory, accept path, sold-out path, CPU per request, writer
 //! throughput, the gate restore of a 1,000,000-entry event, the latency
 //! cost of `WAIT 1` per admission, admissions per second on one Redis core
-//! (the preflight's ceiling), package size, concurrency per 10,000 rps, and the seed's
+//! (the preflight's ceiling), the opening second (200 environments' first
+//! requests at once against Redis with TLS and AUTH), package size, concurrency per 10,000 rps, and the seed's
 //! Node.js stack (`bench/peer`) side by side. See the README for what each
 //! measures and why.
 
 mod admissions;
 mod figures;
+mod opening;
 mod replication;
 mod restore;
 mod workloads;
@@ -24,7 +26,7 @@ async fn main() {
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
     let args: Vec<String> = std::env::args().collect();
     let quick = args.iter().any(|a| a == "--quick");
-    // `--only a,b` runs just those sections (cold,accept,memory,writer,restore,replication,admissions,package,peer).
+    // `--only a,b` runs just those sections (cold,accept,memory,writer,restore,replication,admissions,opening,package,peer).
     let only: Option<Vec<String>> = args
         .iter()
         .position(|a| a == "--only")
@@ -62,6 +64,10 @@ async fn main() {
     if run("admissions") {
         eprintln!("[bench] admissions per second on one Redis core");
         admissions::admissions(quick, &mut report).await;
+    }
+    if run("opening") {
+        eprintln!("[bench] the opening second");
+        opening::opening(&root, w.env(), quick, &mut report).await;
     }
     if run("package") {
         eprintln!("[bench] package size");
