@@ -11,7 +11,7 @@ pub const USAGE: &str =
     "  fanrush plan --calendar FILE(.json|.ics) [--duration-ms D] [--headroom H] [--account-limit N]
                [--memory-mb 128] [--price-per-gb-second P] [--json]";
 
-pub use fanrush::rules::scaling::preflight::PRICE_PER_GB_SECOND;
+use fanrush::rules::scaling::preflight::PRICE_PER_GB_SECOND;
 
 pub async fn run(argv: &[String]) -> Result<(), String> {
     let args = Args::parse(

@@ -7,11 +7,11 @@
 //! API Gateway itself); the Redis and writer capacities from `make bench`.
 
 use crate::calendar;
-use crate::plan::{scaling_params, PRICE_PER_GB_SECOND};
+use crate::plan::scaling_params;
 use fanrush::adapters::lambda_control::ProvisionedConcurrency;
 use fanrush::flags::Args;
 use fanrush::rules::domain::{rfc3339, EventId};
-use fanrush::rules::scaling::preflight::{preflight, Account, Capacities, Preflight, Pricing};
+use fanrush::rules::scaling::preflight::{preflight, Account, Capacities, Preflight, Pricing, PRICE_PER_GB_SECOND};
 use serde_json::{json, Value};
 
 pub const USAGE: &str =
@@ -81,7 +81,7 @@ pub async fn run(argv: &[String]) -> Result<(), String> {
     if args.switch("json") {
         println!("{}", to_json(&report, account, capacities));
     } else {
-        print_text(&report);
+        print_text(&report, capacities);
     }
     let failed = report.failed().count();
     if failed > 0 {
@@ -105,9 +105,9 @@ fn to_json(report: &Preflight, account: Account, capacities: Capacities) -> Valu
                 "scaleInAt": rfc3339(f.scale_in_at),
                 "allocationMinutes": f.allocation.num_minutes(),
                 "redisLoad": round(f.redis_load, 3),
-                "queueDepth": f.queue_depth,
+                "queueDepth": f.capacity,
                 "drainSeconds": round(f.drain_seconds, 3),
-                "databaseConnections": f.database_connections,
+                "databaseConnections": capacities.writer_max_concurrency,
                 "costDollars": round(f.cost_dollars, 2),
             })
         })
@@ -127,7 +127,9 @@ fn to_json(report: &Preflight, account: Account, capacities: Capacities) -> Valu
     let checks: Vec<Value> = report
         .checks
         .iter()
-        .map(|c| json!({ "name": c.name, "needed": c.needed, "available": c.available, "ok": c.ok, "raise": c.raise }))
+        .map(
+            |c| json!({ "name": c.name, "needed": c.needed, "available": c.available, "ok": c.ok(), "raise": c.raise }),
+        )
         .collect();
     json!({
         "ok": report.ok(),
@@ -149,7 +151,7 @@ fn to_json(report: &Preflight, account: Account, capacities: Capacities) -> Valu
     })
 }
 
-fn print_text(report: &Preflight) {
+fn print_text(report: &Preflight, capacities: Capacities) {
     for f in &report.events {
         println!(
             "{}: {} rps, capacity {}: {} environments (bound by {}) from {} until {}, {} min to allocate; \
@@ -163,9 +165,9 @@ fn print_text(report: &Preflight) {
             rfc3339(f.scale_in_at),
             f.allocation.num_minutes(),
             f.redis_load * 100.0,
-            f.queue_depth,
+            f.capacity,
             f.drain_seconds,
-            f.database_connections,
+            capacities.writer_max_concurrency,
             f.cost_dollars
         );
     }
@@ -185,7 +187,7 @@ fn print_text(report: &Preflight) {
     for c in &report.checks {
         println!(
             "{:<4} {:<70} needed {:>12} available {:>12}",
-            if c.ok { "ok" } else { "FAIL" },
+            if c.ok() { "ok" } else { "FAIL" },
             c.name,
             c.needed,
             c.available

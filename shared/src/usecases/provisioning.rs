@@ -18,7 +18,7 @@ use crate::adapters::slack::{Notice, SlackNotifier};
 use crate::rules::domain::{rfc3339, FanEvent};
 use crate::rules::scaling::plan::grantable;
 use crate::rules::scaling::preflight::{preflight, Account, Capacities, Pricing};
-use crate::rules::scaling::{PlanAction, ScalingParams, ScalingPlan, UNRESERVED_MINIMUM};
+use crate::rules::scaling::{PlanAction, ScalingParams, ScalingPlan};
 use chrono::{DateTime, Duration, Utc};
 use metrics::gauge;
 
@@ -113,10 +113,9 @@ impl Provisioner {
                     }
                 }
             };
-            let limit = account.map(|a| match &self.target {
-                Target::Lambda(_) => grantable(a.unreserved, previous),
-                Target::DryRun { .. } => (a.limit - UNRESERVED_MINIMUM).max(0),
-            });
+            // In a dry run nothing is held (previous is 0) and the whole
+            // limit counts as unreserved: the same rule as in AWS.
+            let limit = account.map(|a| grantable(a.unreserved, previous));
             let desired = ScalingPlan::new(&self.params, calendar, limit).at(now);
             gauge!("DesiredProvisionedConcurrency").set(desired.provisioned_concurrency as f64);
             gauge!("ActualProvisionedConcurrency").set(current.as_ref().map_or(0, |c| c.allocated) as f64);
@@ -206,11 +205,11 @@ impl Provisioner {
     ) -> usize {
         let Some(inputs) = self.preflight else { return 0 };
         let events: Vec<FanEvent> = calendar.iter().filter(|e| desired.events.contains(&e.id)).cloned().collect();
-        // Unknown in a dry run without ACCOUNT_CONCURRENCY_LIMIT: AWS's default.
-        let account = account.unwrap_or(AccountConcurrency { limit: 1_000, unreserved: 1_000 });
+        // Unknown in a dry run without ACCOUNT_CONCURRENCY_LIMIT: AWS's defaults.
+        let defaults = Account::defaults();
         let account = Account {
-            concurrency: account.limit,
-            unreserved: account.unreserved,
+            concurrency: account.map_or(defaults.concurrency, |a| a.limit),
+            unreserved: account.map_or(defaults.unreserved, |a| a.unreserved),
             already_provisioned: previous,
             api_rate: inputs.api_rate,
             api_burst: inputs.api_burst,

@@ -109,9 +109,14 @@ pub struct Check {
     pub name: String,
     pub needed: f64,
     pub available: f64,
-    pub ok: bool,
     /// What to raise, and by how much, when not ok.
     pub raise: Option<String>,
+}
+
+impl Check {
+    pub fn ok(&self) -> bool {
+        self.needed <= self.available
+    }
 }
 
 /// One event's figures.
@@ -128,11 +133,9 @@ pub struct EventFigures {
     pub allocation: Duration,
     /// `peak_rps` over the measured Redis ceiling.
     pub redis_load: f64,
-    /// Worst-case queue depth (every admitted fan queued before the writer
-    /// drains any) and the time to drain it at one writer's rate.
-    pub queue_depth: i64,
+    /// Time to drain the worst-case queue, `capacity` entries (every
+    /// admitted fan queued before the writer drains any), at one writer's rate.
     pub drain_seconds: f64,
-    pub database_connections: i64,
     pub cost_dollars: f64,
 }
 
@@ -157,11 +160,11 @@ pub struct Preflight {
 
 impl Preflight {
     pub fn ok(&self) -> bool {
-        self.checks.iter().all(|c| c.ok)
+        self.checks.iter().all(Check::ok)
     }
 
     pub fn failed(&self) -> impl Iterator<Item = &Check> {
-        self.checks.iter().filter(|c| !c.ok)
+        self.checks.iter().filter(|c| !c.ok())
     }
 }
 
@@ -198,9 +201,7 @@ pub fn preflight(
             scale_in_at: need.until,
             allocation: allocation_time(need.environments),
             redis_load: event.expected_peak_rps / capacities.redis_admissions_per_second.max(f64::MIN_POSITIVE),
-            queue_depth: event.capacity,
             drain_seconds: event.capacity as f64 / drain_rate,
-            database_connections: capacities.writer_max_concurrency,
             cost_dollars: need.environments as f64
                 * (need.until - need.from).num_seconds() as f64
                 * gb
@@ -309,8 +310,7 @@ fn shared_checks(
 }
 
 fn check(name: String, needed: f64, available: f64, raise: String) -> Check {
-    let ok = needed <= available;
-    Check { name, needed, available, ok, raise: (!ok).then_some(raise) }
+    Check { name, needed, available, raise: (needed > available).then_some(raise) }
 }
 
 fn minutes(d: Duration) -> f64 {
@@ -355,11 +355,11 @@ mod tests {
         assert!(!p.ok());
         // 1,200 environments (10,000 rps / 10 x 1.2) + the 100 Lambda keeps unreserved.
         let c = named(&p, "gig: lambda account concurrency");
-        assert_eq!((c.needed, c.available, c.ok), (1_300.0, 1_000.0, false));
+        assert_eq!((c.needed, c.available, c.ok()), (1_300.0, 1_000.0, false));
         assert!(c.raise.as_deref().unwrap().contains("at least 1300 (+300)"), "{c:?}");
         // 10,000 rps is exactly API Gateway's default rate and Lambda's 10 x 1,000.
-        assert!(named(&p, "gig: api gateway throttle rate").ok);
-        assert!(named(&p, "gig: lambda account requests per second").ok);
+        assert!(named(&p, "gig: api gateway throttle rate").ok());
+        assert!(named(&p, "gig: lambda account requests per second").ok());
         let f = &p.events[0];
         assert_eq!((f.environments, f.bound), (1_200, Bound::RequestRate));
         assert_eq!(f.allocation, Duration::minutes(3), "2 to start + 1,200 at 6,000 a minute");
@@ -384,13 +384,13 @@ mod tests {
         // need 1,800 + 100, which fits, but 15,000 rps does not fit API Gateway.
         let events = [event("a", (10, 0), (10, 30), 10_000.0, 1_000), event("b", (10, 20), (11, 0), 5_000.0, 1_000)];
         let p = run(&events, raised, t(8, 0));
-        assert!(named(&p, "a: api gateway throttle rate").ok);
-        assert!(named(&p, "b: api gateway throttle rate").ok);
+        assert!(named(&p, "a: api gateway throttle rate").ok());
+        assert!(named(&p, "b: api gateway throttle rate").ok());
         assert_eq!(p.overlaps.len(), 1, "{:?}", p.overlaps);
         assert_eq!((p.overlaps[0].environments, p.overlaps[0].peak_rps), (1_800, 15_000.0));
         let both = named(&p, "a + b: api gateway throttle rate");
-        assert!(!both.ok && both.raise.as_deref().unwrap().contains("ApiThrottleRateQuota=15000"), "{both:?}");
-        assert!(named(&p, "a + b: lambda account concurrency").ok);
+        assert!(!both.ok() && both.raise.as_deref().unwrap().contains("ApiThrottleRateQuota=15000"), "{both:?}");
+        assert!(named(&p, "a + b: lambda account concurrency").ok());
     }
 
     #[test]
@@ -399,10 +399,10 @@ mod tests {
         // 100,000 rps: 12,000 environments need 2 + 2 minutes; 3 are left.
         let p = run(&[event("late", (20, 0), (20, 30), 100_000.0, 1_000)], big, t(19, 57));
         let c = named(&p, "late: provisioned concurrency allocation time (minutes)");
-        assert_eq!((c.needed, c.available, c.ok), (4.0, 3.0, false));
+        assert_eq!((c.needed, c.available, c.ok()), (4.0, 3.0, false));
         // Planned ahead, the lead covers it.
         let ahead = run(&[event("late", (20, 0), (20, 30), 100_000.0, 1_000)], big, t(12, 0));
-        assert!(named(&ahead, "late: provisioned concurrency allocation time (minutes)").ok);
+        assert!(named(&ahead, "late: provisioned concurrency allocation time (minutes)").ok());
     }
 
     #[test]
@@ -410,7 +410,7 @@ mod tests {
         let big = Account { concurrency: 200_000, unreserved: 200_000, api_rate: 1e6, ..Account::defaults() };
         let p = run(&[event("huge", (20, 0), (20, 30), 50_000.0, 1_000)], big, t(12, 0));
         let c = named(&p, "huge: redis admissions/s on one primary");
-        assert!(!c.ok && c.needed == 50_000.0, "{c:?}");
+        assert!(!c.ok() && c.needed == 50_000.0, "{c:?}");
         assert!((p.events[0].redis_load - 50_000.0 / MEASURED_REDIS_ADMISSIONS_PER_SECOND).abs() < 1e-9);
     }
 }
