@@ -192,6 +192,27 @@ pub struct EntryApiConfig {
     pub auth: AuthMode,
     /// Seconds a client is asked to wait after a 503.
     pub retry_after_s: u64,
+    /// `Some(connect budget)` when Lambda initializes this environment ahead
+    /// of traffic: see [`warm_at_init`].
+    pub warm_at_init: Option<Duration>,
+}
+
+/// Whether init should open connections now, and with what connect budget.
+///
+/// Lambda sets `AWS_LAMBDA_INITIALIZATION_TYPE=provisioned-concurrency` when
+/// it initializes an environment for provisioned concurrency, ahead of any
+/// request (Lambda Developer Guide, "Defined runtime environment variables",
+/// https://docs.aws.amazon.com/lambda/latest/dg/configuration-envvars.html).
+/// Such an environment does the opening second's connect work in init, when
+/// no fan waits: otherwise thousands of environments open TLS connections to
+/// one Redis primary in the same second. On-demand environments stay lazy
+/// (their init is on a fan's request path). The budget is far inside init's
+/// limit, which for provisioned concurrency is 130 s or the function timeout
+/// ("Understanding the Lambda execution environment lifecycle", Init phase,
+/// https://docs.aws.amazon.com/lambda/latest/dg/lambda-runtime-environment.html).
+fn warm_at_init() -> Option<Duration> {
+    let provisioned = std::env::var("AWS_LAMBDA_INITIALIZATION_TYPE").is_ok_and(|t| t == "provisioned-concurrency");
+    provisioned.then_some(Duration::from_secs(2))
 }
 
 impl EntryApiConfig {
@@ -205,6 +226,7 @@ impl EntryApiConfig {
             queue: QueueConfig::from_env()?,
             auth: auth_mode()?,
             retry_after_s: number("RETRY_AFTER_SECONDS", 1)?,
+            warm_at_init: warm_at_init(),
         })
     }
 

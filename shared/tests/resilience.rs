@@ -81,6 +81,48 @@ async fn a_connection_killed_while_idle_is_replaced_without_failing_the_request(
 }
 
 #[tokio::test]
+async fn a_provisioned_environment_connects_in_init_and_still_recovers_what_goes_wrong_after() {
+    let user = unique("u");
+    let admin_conn = redis::Client::open(redis_url()).unwrap();
+    let mut admin_conn = admin_conn.get_multiplexed_async_connection().await.unwrap();
+    redis::cmd("ACL")
+        .arg(&["SETUSER", &user, "on", ">fanrush-test", "~*", "&*", "+@all"])
+        .query_async::<()>(&mut admin_conn)
+        .await
+        .unwrap();
+    let proxy = FaultProxy::start(addr(&redis_url())).await.unwrap();
+    let fan_url = format!("redis://{user}:fanrush-test@{}", proxy.addr());
+    let stack = Stack::with(&fan_url, &sqs_endpoint(), Duration::from_secs(1)).await;
+    let event = stack.open_event(10).await;
+    let kill = || {
+        let (mut admin, user) = (admin_conn.clone(), user.clone());
+        async move { redis::cmd("CLIENT").arg(&["KILL", "USER", &user]).query_async::<i64>(&mut admin).await }
+    };
+
+    // Warming opens the connection before any fan arrives.
+    stack.fan.warm(Duration::from_secs(2)).await.unwrap();
+    assert_eq!(kill().await.unwrap(), 1, "warming opened one connection");
+    // That connection was killed while the environment sat idle: the first
+    // fan is still admitted, on a replacement.
+    let r = stack.enter(&event, "f1").await;
+    assert_eq!(r.status(), 202, "{}", body_json(&r));
+
+    // Another environment, Redis unreachable at its init: warming fails
+    // within its budget and keeps nothing; its first request, with Redis
+    // back, connects as usual.
+    let other = FanApi::new(gate(&fan_url, &stack.prefix), stack.queue(), AuthMode::Dev, 1);
+    proxy.set(Fault::Refuse);
+    let started = Instant::now();
+    assert!(other.warm(Duration::from_millis(500)).await.is_err());
+    assert!(started.elapsed() < Duration::from_secs(2), "warming is bounded by its budget");
+    proxy.set(Fault::None);
+    let r = other.handle(request("POST", &format!("/events/{event}/entries"), &[("x-fan-id", "f2")], None)).await;
+    assert_eq!(r.status(), 202, "{}", body_json(&r));
+    redis::cmd("ACL").arg(&["DELUSER", &user]).query_async::<()>(&mut admin_conn).await.unwrap();
+    assert_eq!(stack.drain().await, 2);
+}
+
+#[tokio::test]
 async fn a_redis_restart_is_noticed_and_refused_until_the_gate_is_restored() {
     // A private redis-server with an append-only file, restarted for real.
     let dir = std::env::temp_dir().join(unique("redis"));

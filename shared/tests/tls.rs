@@ -47,7 +47,8 @@ async fn redis_over_tls_with_an_auth_token_from_secrets_manager() {
     assert!(extension.requests().is_empty(), "nothing is read before the first use");
     gate.mark_state_present().await.unwrap();
     assert_eq!(gate.state_lost_since(chrono::Utc::now()).await.unwrap(), None, "the state is there");
-    assert_eq!(extension.requests().len(), 1, "the token is read once, on the first connect");
+    assert_eq!(gate.state_lost_since(chrono::Utc::now()).await.unwrap(), None);
+    assert_eq!(extension.requests().len(), 1, "the token is read once per connection, not per command");
 
     let without_token = RedisConfig { auth: SecretSource::None, ..config.clone() }.gate().unwrap();
     assert!(without_token.state_lost_since(chrono::Utc::now()).await.is_err(), "AUTH is required");
@@ -57,6 +58,65 @@ async fn redis_over_tls_with_an_auth_token_from_secrets_manager() {
     assert!(system_roots.state_lost_since(chrono::Utc::now()).await.is_err(), "the server's certificate is verified");
     let plaintext = RedisConfig { url: redis.url().replace("rediss://", "redis://"), ..config };
     assert!(plaintext.gate().unwrap().state_lost_since(chrono::Utc::now()).await.is_err(), "TLS only");
+    drop(redis);
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+/// Runs one command as the server's admin (the token given), over TLS.
+async fn admin(redis: &PrivateRedis, certs: &TestCertificates, token: &str, cmd: &redis::Cmd) -> redis::Value {
+    let url = redis.url().replacen("rediss://", &format!("rediss://:{token}@"), 1);
+    let tls = redis::TlsCertificates { client_tls: None, root_cert: Some(certs.ca_pem().unwrap()) };
+    let client = redis::Client::build_with_tls(url, tls).unwrap();
+    let mut c = client.get_multiplexed_async_connection().await.unwrap();
+    cmd.query_async(&mut c).await.unwrap()
+}
+
+fn connected_clients(info: &redis::Value) -> usize {
+    let text = redis::from_redis_value::<String>(info.clone()).unwrap();
+    text.lines().find_map(|l| l.strip_prefix("connected_clients:")).unwrap().trim().parse().unwrap()
+}
+
+#[tokio::test]
+async fn a_provisioned_init_opens_tls_without_the_secret_and_a_rotated_token_is_read_again() {
+    let dir = scratch("rotate");
+    let certs = TestCertificates::generate(&dir.join("certs")).await.unwrap();
+    let redis =
+        PrivateRedis::start_with(dir.join("data"), Some(certs.clone()), Some(REDIS_TOKEN.into())).await.unwrap();
+    let extension = secrets_extension(REDIS_TOKEN).await;
+    let config = RedisConfig {
+        url: redis.url(),
+        key_prefix: "rotate".into(),
+        connect_timeout: Duration::from_secs(2),
+        response_timeout: Duration::from_secs(2),
+        auth: SecretSource::Extension { secret_id: "fanrush/redis-auth".into(), port: extension.port() },
+        root_certificates: Some(certs.ca_pem().unwrap()),
+    };
+    let info_clients = redis::cmd("INFO").arg("clients").clone();
+    let before = connected_clients(&admin(&redis, &certs, REDIS_TOKEN, &info_clients).await);
+
+    // Init: the TLS connection is opened, but the extension, which init may
+    // not call, is not asked for the token.
+    let gate = config.gate().unwrap();
+    gate.warm(Duration::from_secs(2)).await.unwrap();
+    assert!(extension.requests().is_empty(), "init never calls the secrets extension");
+    let after = connected_clients(&admin(&redis, &certs, REDIS_TOKEN, &info_clients).await);
+    assert_eq!(after, before + 1, "warming opened one connection");
+    // The first request introduces it: the token is read then.
+    gate.mark_state_present().await.unwrap();
+    assert_eq!(extension.requests().len(), 1);
+
+    // The token is rotated and the connection drops. The secrets extension
+    // still serves the old token (its cache, SECRETS_MANAGER_TTL): the
+    // reconnect fails on AUTH.
+    const ROTATED: &str = "redis-auth-token-rotated-42";
+    admin(&redis, &certs, REDIS_TOKEN, redis::cmd("CONFIG").arg(&["SET", "requirepass", ROTATED])).await;
+    admin(&redis, &certs, ROTATED, redis::cmd("CLIENT").arg(&["KILL", "TYPE", "normal", "SKIPME", "yes"])).await;
+    assert!(gate.state_lost_since(chrono::Utc::now()).await.is_err(), "the old token is refused");
+    // Once the extension serves the new token, the next request reads it
+    // again and gets in, in the same environment.
+    extension.answer(200, &serde_json::json!({ "SecretString": ROTATED }).to_string());
+    assert_eq!(gate.state_lost_since(chrono::Utc::now()).await.unwrap(), None);
+    assert!(extension.requests().len() >= 3, "the token was read again after the AUTH failure");
     drop(redis);
     let _ = std::fs::remove_dir_all(dir);
 }

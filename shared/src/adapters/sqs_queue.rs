@@ -98,6 +98,12 @@ impl EntryQueue {
             .await
     }
 
+    /// Builds a lazy queue's SDK configuration and client now (no network
+    /// call): for an environment initialized ahead of traffic.
+    pub async fn warm(&self) {
+        self.client().await;
+    }
+
     /// Sends one entry; `Ok` means SQS acknowledged it.
     pub async fn send(&self, entry: &Entry) -> Result<(), QueueError> {
         let body = EntryMessage::new(entry).to_body();

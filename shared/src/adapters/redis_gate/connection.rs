@@ -11,20 +11,36 @@
 //! In-transit encryption and AUTH (ElastiCache): a `rediss://` URL connects
 //! over TLS, verified against the system roots or a PEM bundle of its own
 //! ([`LazyRedis::with_root_certificates`]); the AUTH token comes from a
-//! [`SecretSource`], read on the first connect, never from the URL in
-//! production and never logged.
+//! [`SecretSource`], read at every new connection (so a reconnect after a
+//! rotation picks up the new token), never from the URL in production and
+//! never logged.
 //!
-//! Each new connection first reads the server's `INFO` (one round trip,
-//! before any command): its `run_id`, which the gate uses to notice that it
+//! A connection is opened (TCP, TLS) and then introduced: `AUTH` (when there
+//! is a password), `SELECT` and `INFO` in one pipelined round trip, before
+//! any command. `INFO` gives the server's `run_id`, which the gate uses to notice that it
 //! is talking to another server than the one its state was built on (a
 //! failover, a restart from a snapshot), and its `maxmemory-policy` (read
 //! from `INFO`, because ElastiCache refuses `CONFIG GET`). A `READONLY`
 //! answer means the endpoint now names a demoted primary: the connection is
 //! replaced, as after a failover.
+//!
+//! [`LazyRedis::warm`] opens the connection ahead of the first command, for
+//! an environment Lambda initializes before traffic (provisioned
+//! concurrency). It awaits the connect to its end: the design notes' incident
+//! was a connect still in flight when Lambda froze the environment after
+//! init, which timed out on thaw. A warmed connection is then an old one like
+//! any other, replaced once if it went stale. When the AUTH token comes from
+//! the Parameters and Secrets extension, which may not be called during init
+//! (Systems Manager User Guide, "Using Parameter Store parameters in AWS
+//! Lambda functions": the extension can only be called during the INVOKE
+//! phase), the warm stops after TLS and the first request introduces the
+//! connection: the same one round trip an unwarmed connection spends on
+//! `INFO`.
 
+use crate::adapters::secrets::Secret;
 use crate::adapters::secrets::{SecretError, SecretSource};
 use redis::aio::MultiplexedConnection;
-use redis::{AsyncConnectionConfig, Client, ConnectionInfo, IntoConnectionInfo, RedisError};
+use redis::{AsyncConnectionConfig, Client, ConnectionInfo, IntoConnectionInfo, RedisConnectionInfo, RedisError};
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
@@ -32,12 +48,28 @@ use tokio::sync::{Mutex, OnceCell};
 
 /// A Redis client that connects on first use.
 pub struct LazyRedis {
+    /// Where to connect, with the URL's credentials and database moved to
+    /// `credentials`: they are sent when the connection is introduced.
     info: ConnectionInfo,
+    credentials: UrlCredentials,
     auth: SecretSource,
     root_certificates: Option<Vec<u8>>,
     client: OnceCell<Client>,
     config: AsyncConnectionConfig,
-    connection: Mutex<Option<(MultiplexedConnection, Arc<Server>)>>,
+    connection: Mutex<Option<Open>>,
+}
+
+/// What the URL said about who to be and which database to use.
+struct UrlCredentials {
+    username: Option<String>,
+    password: Option<Secret>,
+    db: i64,
+}
+
+/// An open connection; `server` is `None` until it is introduced.
+struct Open {
+    connection: MultiplexedConnection,
+    server: Option<Arc<Server>>,
 }
 
 /// What a connection learned about its server when it was opened.
@@ -82,8 +114,19 @@ pub enum RedisFailure {
 impl LazyRedis {
     /// Parses the URL; does not connect.
     pub fn new(url: &str, connect_timeout: Duration, response_timeout: Duration) -> Result<Self, RedisError> {
+        let info = url.into_connection_info()?;
+        let settings = info.redis_settings();
+        let credentials = UrlCredentials {
+            username: settings.username().map(str::to_owned),
+            password: settings.password().map(Secret::new),
+            db: settings.db(),
+        };
+        // No AUTH, SELECT or CLIENT SETINFO while connecting: the
+        // introduction sends what is needed, after the secret is read.
+        let info = info.set_redis_settings(RedisConnectionInfo::default().set_skip_set_lib_name());
         Ok(Self {
-            info: url.into_connection_info()?,
+            info,
+            credentials,
             auth: SecretSource::None,
             root_certificates: None,
             client: OnceCell::new(),
@@ -94,8 +137,8 @@ impl LazyRedis {
         })
     }
 
-    /// The AUTH token, read on the first connect (it replaces any password
-    /// in the URL).
+    /// The AUTH token, read at each new connection (it replaces any
+    /// password in the URL).
     pub fn with_auth(mut self, auth: SecretSource) -> Self {
         self.auth = auth;
         self
@@ -108,15 +151,11 @@ impl LazyRedis {
         self
     }
 
-    /// The client, built on first use with the AUTH token read then.
+    /// The client (address and TLS settings; no credentials), built on first use.
     async fn client(&self) -> Result<&Client, RedisFailure> {
         self.client
             .get_or_try_init(|| async {
-                let mut info = self.info.clone();
-                if let Some(token) = self.auth.resolve().await.map_err(RedisFailure::Secret)? {
-                    let settings = info.redis_settings().clone().set_password(token.expose());
-                    info = info.set_redis_settings(settings);
-                }
+                let info = self.info.clone();
                 let client = match &self.root_certificates {
                     Some(pem) => Client::build_with_tls(
                         info,
@@ -167,32 +206,91 @@ impl LazyRedis {
         }
     }
 
+    /// Connects now unless a connection is open, allowing `connect_budget`
+    /// for the connect instead of the per-request connect timeout (no fan
+    /// waits on it); commands keep the usual response timeout. Introduces
+    /// the connection too unless its AUTH token must come from the secrets
+    /// extension, which init may not call.
+    pub async fn warm(&self, connect_budget: Duration) -> Result<(), RedisFailure> {
+        let mut slot = self.connection.lock().await;
+        if slot.is_some() {
+            return Ok(());
+        }
+        let config = self.config.clone().set_connection_timeout(Some(connect_budget));
+        let mut connection = self.open(&config).await?;
+        let server = match &self.auth {
+            SecretSource::Extension { .. } => None,
+            _ => Some(self.introduce(&mut connection).await?),
+        };
+        *slot = Some(Open { connection, server });
+        Ok(())
+    }
+
+    /// A live, introduced connection, and whether it was opened just now.
     async fn connection(&self) -> Result<(MultiplexedConnection, Arc<Server>, bool), RedisFailure> {
         let mut slot = self.connection.lock().await;
-        if let Some((connection, server)) = slot.as_ref() {
+        if let Some(Open { connection, server: Some(server) }) = slot.as_ref() {
             return Ok((connection.clone(), server.clone(), false));
         }
-        let mut connection = self
-            .client()
+        // Opened at init, not yet introduced: it may have gone stale while
+        // the environment sat frozen.
+        if let Some(Open { mut connection, .. }) = slot.take() {
+            match self.introduce(&mut connection).await {
+                Ok(server) => {
+                    *slot = Some(Open { connection: connection.clone(), server: Some(server.clone()) });
+                    return Ok((connection, server, false));
+                }
+                Err(RedisFailure::Unreachable(e)) => {
+                    tracing::info!(error = %e, "the connection opened at init went stale; reconnecting");
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        let mut connection = self.open(&self.config).await?;
+        let server = self.introduce(&mut connection).await?;
+        *slot = Some(Open { connection: connection.clone(), server: Some(server.clone()) });
+        Ok((connection, server, true))
+    }
+
+    /// TCP and, for `rediss://`, TLS.
+    async fn open(&self, config: &AsyncConnectionConfig) -> Result<MultiplexedConnection, RedisFailure> {
+        self.client()
             .await?
-            .get_multiplexed_async_connection_with_config(&self.config)
+            .get_multiplexed_async_connection_with_config(config)
             .await
-            .map_err(RedisFailure::Unreachable)?;
-        let info: String = redis::cmd("INFO").query_async(&mut connection).await.map_err(|e| {
+            .map_err(RedisFailure::Unreachable)
+    }
+
+    /// `AUTH` (the token read now, else the URL's password), `SELECT` and
+    /// `INFO`, pipelined: one round trip.
+    async fn introduce(&self, connection: &mut MultiplexedConnection) -> Result<Arc<Server>, RedisFailure> {
+        let token =
+            self.auth.resolve().await.map_err(RedisFailure::Secret)?.or_else(|| self.credentials.password.clone());
+        let mut pipe = redis::pipe();
+        if let Some(token) = &token {
+            let auth = pipe.cmd("AUTH");
+            if let Some(username) = &self.credentials.username {
+                auth.arg(username);
+            }
+            auth.arg(token.expose()).ignore();
+        }
+        if self.credentials.db != 0 {
+            pipe.cmd("SELECT").arg(self.credentials.db).ignore();
+        }
+        pipe.cmd("INFO");
+        let (info,): (String,) = pipe.query_async(connection).await.map_err(|e| {
             if is_connection_failure(&e) {
                 RedisFailure::Unreachable(e)
             } else {
                 RedisFailure::Refused(e)
             }
         })?;
-        let server = Server::from_info(&info).map(Arc::new).ok_or_else(|| {
+        Server::from_info(&info).map(Arc::new).ok_or_else(|| {
             RedisFailure::Refused(RedisError::from((
                 redis::ErrorKind::UnexpectedReturnType,
                 "INFO named no run_id or maxmemory_policy",
             )))
-        })?;
-        *slot = Some((connection.clone(), server.clone()));
-        Ok((connection, server, true))
+        })
     }
 
     /// Drops the connection, so the next command connects and reads the

@@ -256,6 +256,11 @@ impl EntryGate {
         Self { redis, prefix: prefix.to_owned(), rate_limit: RateLimit::OFF }
     }
 
+    /// Opens the Redis connection now; see [`LazyRedis::warm`].
+    pub async fn warm(&self, connect_budget: Duration) -> Result<(), GateError> {
+        Ok(self.redis.warm(connect_budget).await?)
+    }
+
     /// Limits each fan's entry attempts.
     pub fn with_rate_limit(mut self, rate_limit: RateLimit) -> Self {
         self.rate_limit = rate_limit;

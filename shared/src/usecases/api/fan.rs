@@ -21,7 +21,7 @@ use std::hash::{BuildHasher, RandomState};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::task::Poll;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 /// The fan API with its adapters, built once per execution environment.
 pub struct FanApi {
@@ -35,6 +35,23 @@ pub struct FanApi {
 impl FanApi {
     pub fn new(gate: EntryGate, queue: EntryQueue, auth: AuthMode, retry_after_s: u64) -> Self {
         Self { gate: Arc::new(gate), queue, auth, retry_after_s, tokens: RequestTokens::new() }
+    }
+
+    /// Does now what the first request would otherwise do: builds the SQS
+    /// client and opens the Redis connection (TLS, AUTH, `INFO`) with
+    /// `connect_budget` for the connect. For environments Lambda initializes
+    /// ahead of traffic; on error (logged) nothing is kept and the first
+    /// request connects as usual.
+    pub async fn warm(&self, connect_budget: Duration) -> Result<(), GateError> {
+        let started = Instant::now();
+        self.queue.warm().await;
+        let warmed = self.gate.warm(connect_budget).await;
+        let ms = started.elapsed().as_millis() as u64;
+        match &warmed {
+            Ok(()) => tracing::info!(ms, "warmed at init: SQS client built, Redis connected"),
+            Err(e) => tracing::warn!(ms, error = %e, "warming at init failed; the first request connects"),
+        }
+        warmed
     }
 
     /// Answers one request; never fails, never panics on input.
