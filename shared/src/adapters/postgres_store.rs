@@ -8,7 +8,9 @@
 //! `sslmode=require` in the URL connects over TLS with rustls, verifying the
 //! server against the system roots plus any given PEM roots (RDS Proxy's
 //! certificates chain to the system roots; RDS itself needs its bundle). The
-//! password may come from Secrets Manager, read on the first connect.
+//! password may come from Secrets Manager, read at every new connection, so
+//! a reconnect after a rotation (or after the old password was refused) uses
+//! the current one.
 
 use crate::adapters::secrets::{SecretError, SecretSource};
 use crate::rules::domain::{Entry, EventId, FanEvent, FanId, Position};
@@ -160,7 +162,6 @@ impl StoreError {
 
 /// Connect settings once the secret is read.
 struct Ready {
-    config: tokio_postgres::Config,
     tls: Option<tokio_postgres_rustls::MakeRustlsConnect>,
 }
 
@@ -243,8 +244,8 @@ impl Database {
         })
     }
 
-    /// The password from a secret (Secrets Manager, read on the first
-    /// connect) instead of the URL's own.
+    /// The password from a secret (Secrets Manager, read at each new
+    /// connection) instead of the URL's own.
     pub fn with_password(mut self, password: SecretSource) -> Self {
         self.password = password;
         self
@@ -257,26 +258,31 @@ impl Database {
         self
     }
 
-    /// The connect settings with the password read, and the TLS connector
-    /// when the URL asks for TLS; built once, on the first connect.
+    /// The TLS connector when the URL asks for TLS; built once, on the first
+    /// connect.
     async fn ready(&self) -> Result<&Ready, StoreError> {
         self.ready
             .get_or_try_init(|| async {
-                let mut config = self.config.clone();
-                if let Some(secret) = self.password.resolve().await? {
-                    let (user, password) = credentials(secret.expose());
-                    if let Some(user) = user {
-                        config.user(user);
-                    }
-                    config.password(password);
-                }
-                let tls = match config.get_ssl_mode() {
+                let tls = match self.config.get_ssl_mode() {
                     SslMode::Require => Some(tls_connector(self.root_certificates.as_deref())?),
                     _ => None,
                 };
-                Ok(Ready { config, tls })
+                Ok(Ready { tls })
             })
             .await
+    }
+
+    /// The connect settings with the password read now.
+    async fn credentials(&self) -> Result<tokio_postgres::Config, StoreError> {
+        let mut config = self.config.clone();
+        if let Some(secret) = self.password.resolve().await? {
+            let (user, password) = credentials(secret.expose());
+            if let Some(user) = user {
+                config.user(user);
+            }
+            config.password(password);
+        }
+        Ok(config)
     }
 
     async fn connection(&self) -> Result<Arc<Connection>, StoreError> {
@@ -285,14 +291,15 @@ impl Database {
             return Ok(c.clone());
         }
         let ready = self.ready().await?;
+        let config = self.credentials().await?;
         let client = match &ready.tls {
             Some(tls) => {
-                let (client, conn) = ready.config.connect(tls.clone()).await.map_err(StoreError::Unavailable)?;
+                let (client, conn) = config.connect(tls.clone()).await.map_err(StoreError::Unavailable)?;
                 tokio::spawn(watch(conn));
                 client
             }
             None => {
-                let (client, conn) = ready.config.connect(NoTls).await.map_err(StoreError::Unavailable)?;
+                let (client, conn) = config.connect(NoTls).await.map_err(StoreError::Unavailable)?;
                 tokio::spawn(watch(conn));
                 client
             }
