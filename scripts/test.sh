@@ -29,7 +29,7 @@ target/debug/fanrush-drill --bin-dir target/debug --requests 800 --fans 600 --ca
   --scenarios all-together --out "$STATE/drill-smoke.json"
 log "cfn-lint template.yaml"
 cfn-lint template.yaml
-log "IAM: no wildcard actions, no '*' resources where an ARN exists"
+log "IAM, on the SAM-transformed template: no wildcard actions, no '*' resources where an ARN exists"
 "$VENV/bin/python" scripts/check-iam.py template.yaml
 log "sam validate --lint"
 sam validate --lint --template template.yaml --region "$AWS_REGION"
