@@ -53,3 +53,21 @@ async fn events_are_created_updated_listed_and_deleted() {
     assert_error(&stack.admin.handle(request("DELETE", "/admin/events/meet", &[], None)).await, 404, "event_not_found");
     assert_eq!(stack.rows("meet").await.len(), 3, "entries stay as the record of who was accepted");
 }
+
+#[tokio::test]
+async fn a_publish_from_a_calendar_read_before_the_delete_cannot_bring_the_event_back() {
+    let stack = Stack::new().await;
+    let put = || stack.admin.handle(request("PUT", "/admin/events/gone", &[], Some(&definition(10))));
+    assert_eq!(put().await.status(), 201);
+    assert_eq!(stack.enter("gone", "a").await.status(), 202);
+    // The scheduler read the calendar (with this event) just before the
+    // operator deleted it, and publishes after: the drill caught this
+    // handing position 1 out a second time.
+    let read_before = stack.db.event(&fanrush::rules::domain::EventId::parse("gone").unwrap()).await.unwrap().unwrap();
+    assert_eq!(stack.admin.handle(request("DELETE", "/admin/events/gone", &[], None)).await.status(), 204);
+    assert_eq!(stack.gate.publish(&read_before).await.unwrap(), fanrush::adapters::redis_gate::Published::Retired);
+    assert_error(&stack.enter("gone", "b").await, 404, "event_not_found");
+    assert_error(&put().await, 409, "event_id_retired");
+    assert_eq!(stack.drain().await, 1);
+    assert_eq!(stack.rows("gone").await.len(), 1);
+}

@@ -8,7 +8,7 @@
 //! | `P:state` | string | the `run_id` of the server the whole gate state was built on |
 //! | `P:state-lost-at` | string | `run_id:ms`: when a server first noticed its state missing or foreign |
 //! | `P:restoring` | string | the lease of the one restorer at work (token, expires) |
-//! | `P:ev:E` | hash | event definition, `taken` (slots held), `seq` (last position handed out), `archived` |
+//! | `P:ev:E` | hash | event definition, `taken` (slots held), `seq` (last position handed out), `archived`; for a deleted event only `retired` = 1 (a tombstone: the id is never published again) |
 //! | `P:ev:E:fans` | hash | fan → record (below) |
 //! | `P:ev:E:notes` | hash | fan → note |
 //! | `P:ev:E:pending` | sorted set | fans whose send is pending, by the time of the last send, for the sweep |
@@ -51,6 +51,7 @@ static ENTRY: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("lua/
 static LOST: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("lua/lost.lua")));
 static PUBLISH: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("lua/publish.lua")));
 static RESTORE: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("lua/restore.lua")));
+static RETIRE: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("lua/retire.lua")));
 
 /// Gate failures. Outcomes a fan can be told about (sold out, closed, ...)
 /// are not errors: they are [`Admission`] variants.
@@ -161,6 +162,8 @@ pub enum Published {
     Ok { taken: i64 },
     /// Refused: the new capacity is below the slots already taken.
     CapacityBelowTaken { taken: i64 },
+    /// Refused: the id was retired (deleted) and is never published again.
+    Retired,
 }
 
 /// How much of an event a restore brings back.
@@ -514,21 +517,21 @@ impl EntryGate {
         match r.tag() {
             "ok" => Ok(Published::Ok { taken: r.int(1)? }),
             "below" => Ok(Published::CapacityBelowTaken { taken: r.int(1)? }),
+            "retired" => Ok(Published::Retired),
             _ => Err(r.unexpected()),
         }
     }
 
-    /// Removes an event and everything the gate holds for it.
+    /// Removes everything the gate holds for an event and retires its id:
+    /// a later publish of it is refused ([`Published::Retired`]).
     pub async fn unpublish(&self, id: &EventId) -> Result<(), GateError> {
         let k = self.event_keys(id);
-        self.redis
-            .run(|mut c, _| {
-                let mut cmd = redis::cmd("UNLINK");
-                cmd.arg(&k.meta).arg(&k.fans).arg(&k.notes).arg(&k.pending);
-                async move { cmd.query_async::<i64>(&mut c).await }
-            })
-            .await?;
-        Ok(())
+        let keys = [k.meta.as_str(), &k.fans, &k.notes, &k.pending];
+        let r = self.call_tagged(&RETIRE, Fence::None, &keys, &[]).await?;
+        match r.tag() {
+            "ok" => Ok(()),
+            _ => Err(r.unexpected()),
+        }
     }
 
     /// `None` while Redis holds the gate state built on this server;

@@ -113,6 +113,8 @@ impl AdminApi {
         .map_err(|e| self.gate_failed(e))?;
         let taken = match published {
             Published::Ok { taken } => taken,
+            // Deleted between the check above and the publish.
+            Published::Retired => return Err(retired(&event.id)),
             Published::CapacityBelowTaken { taken } => {
                 return Err(ApiError {
                     field: Some("capacity"),
