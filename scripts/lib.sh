@@ -176,6 +176,20 @@ ensure_venv() {
   "$VENV/bin/pip" install -q --upgrade pip
 }
 
+# Rust tools go into the project (.local/cargo), never the machine's cargo bin.
+CARGO_TOOLS="$ROOT/.local/cargo"
+export PATH="$CARGO_TOOLS/bin:$PATH"
+
+ensure_cargo_tool() { # command, crate, pinned version
+  if [ -x "$CARGO_TOOLS/bin/$1" ] && "$CARGO_TOOLS/bin/$1" --version 2>/dev/null | grep -q "$3"; then
+    return
+  fi
+  log "cargo install $2 $3 (into $CARGO_TOOLS; a few minutes, once)"
+  CARGO_TARGET_DIR="$ROOT/.local/cargo-build" cargo install --quiet --locked "$2" --version "$3" --root "$CARGO_TOOLS"
+  rm -rf "$ROOT/.local/cargo-build"
+  hash -r
+}
+
 ensure_pip_tool() { # command, pinned pip package (name==version)
   if [ -x "$VENV/bin/$1" ] && "$VENV/bin/pip" freeze 2>/dev/null | grep -qix "$2"; then
     return

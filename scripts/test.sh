@@ -2,7 +2,9 @@
 # `make test`: installs what is missing, starts or reuses the local services,
 # then checks formatting, lints, runs every test against the real Redis,
 # PostgreSQL and SQS endpoint, checks the running functions against
-# openapi.yaml with schemathesis, and lints the SAM template.
+# openapi.yaml with schemathesis, and checks the SAM template (cfn-lint,
+# the policy rules in rules/ with cfn-guard, IAM after the SAM transform,
+# sam validate).
 source "$(dirname "$0")/lib.sh"
 source "$(dirname "$0")/contract.sh"
 trap stop_started EXIT
@@ -12,6 +14,7 @@ ensure_services
 # Pinned: the versions make test was last run with.
 ensure_pip_tool sam aws-sam-cli==1.170.0
 ensure_pip_tool cfn-lint cfn-lint==1.58.0
+ensure_cargo_tool cfn-guard cfn-guard 3.2.1
 export SAM_CLI_TELEMETRY=0
 
 cd "$ROOT"
@@ -31,5 +34,8 @@ log "cfn-lint template.yaml"
 cfn-lint template.yaml
 log "IAM, on the SAM-transformed template: no wildcard actions, no '*' resources where an ARN exists"
 "$VENV/bin/python" scripts/check-iam.py template.yaml
+log "policy rules (cfn-guard): each rule's own failing cases, then template.yaml"
+cfn-guard test --rules-file rules/template.guard --test-data rules/template.tests.yaml
+cfn-guard validate --rules rules/template.guard --data template.yaml --show-summary fail
 log "sam validate --lint"
 sam validate --lint --template template.yaml --region "$AWS_REGION"
