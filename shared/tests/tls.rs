@@ -141,7 +141,8 @@ async fn postgres_over_tls_with_a_password_from_secrets_manager() {
     assert!(extension.requests().is_empty(), "nothing is read before the first use");
     db.migrate().await.unwrap();
     assert!(db.events().await.unwrap().is_empty());
-    assert_eq!(extension.requests().len(), 1, "the password is read once, on the first connect");
+    assert!(db.events().await.unwrap().is_empty());
+    assert_eq!(extension.requests().len(), 1, "the password is read once per connection, not per query");
 
     let user = format!("postgres://postgres@{}/postgres", pg.addr());
     let plain_password = SecretSource::Plain(Secret::new(DB_PASSWORD));
@@ -157,6 +158,52 @@ async fn postgres_over_tls_with_a_password_from_secrets_manager() {
     assert!(wrong.database().unwrap().migrate().await.is_err(), "the password is checked");
     let direct = DatabaseConfig { url: format!("{user}?sslmode=require"), password: plain_password, ..config };
     direct.database().unwrap().migrate().await.expect("a plain password works too (local runs)");
+    pg.stop().await;
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+/// Runs SQL on the private server as its superuser, over TLS, with `password`.
+fn psql(pg: &PrivatePostgres, password: &str, sql: &str) {
+    let status = std::process::Command::new("psql")
+        .arg(format!("host=127.0.0.1 port={} user=postgres dbname=postgres sslmode=require", pg.addr().port()))
+        .args(["-v", "ON_ERROR_STOP=1", "-qc", sql])
+        .env("PGPASSWORD", password)
+        .stdout(std::process::Stdio::null())
+        .status()
+        .expect("psql");
+    assert!(status.success(), "psql: {sql}");
+}
+
+#[tokio::test]
+async fn a_rotated_database_password_is_read_again_at_the_next_connection() {
+    let dir = scratch("pg-rotate");
+    let certs = TestCertificates::generate(&dir.join("certs")).await.unwrap();
+    let pg = PrivatePostgres::start_with(dir.join("pg"), Some(&certs), Some(DB_PASSWORD)).await.unwrap();
+    let as_rds = |password: &str| serde_json::json!({ "username": "postgres", "password": password }).to_string();
+    let extension = secrets_extension(&as_rds(DB_PASSWORD)).await;
+    let db = DatabaseConfig {
+        url: format!("postgres://{}/postgres?sslmode=require", pg.addr()),
+        schema: None,
+        connect_timeout: Duration::from_secs(5),
+        password: SecretSource::Extension { secret_id: "fanrush/db".into(), port: extension.port() },
+        root_certificates: Some(certs.ca_pem().unwrap()),
+    }
+    .database()
+    .unwrap();
+    db.migrate().await.unwrap();
+    assert_eq!(extension.requests().len(), 1);
+
+    // Rotation: the password changes and the function's connection drops.
+    const ROTATED: &str = "db-password-rotated-1234";
+    psql(&pg, DB_PASSWORD, &format!("ALTER USER postgres PASSWORD '{ROTATED}'"));
+    psql(&pg, ROTATED, "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = 'fanrush'");
+    // The extension still serves the old password (its cache): refused.
+    assert!(db.events().await.is_err());
+    assert!(db.events().await.is_err(), "the old password is refused");
+    // It serves the new one: the next connection reads it, same Database.
+    extension.answer(200, &serde_json::json!({ "SecretString": as_rds(ROTATED) }).to_string());
+    db.events().await.expect("the rotated password is read at the next connection");
+    assert!(extension.requests().len() >= 3, "read again after the refusal");
     pg.stop().await;
     let _ = std::fs::remove_dir_all(dir);
 }
