@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # `make bench`: builds release binaries (and the Lambda zips with cargo
-# lambda), starts or reuses the local services, installs the Node.js peer,
+# lambda, x86_64 and arm64), starts or reuses the local services, installs the Node.js peer,
 # runs every benchmark and writes target/bench/results.json.
 # `scripts/bench.sh --quick` runs fewer iterations (a smoke, not figures).
 source "$(dirname "$0")/lib.sh"
@@ -24,4 +24,13 @@ cargo build --release --workspace --quiet
 log "cargo lambda build --release (zipped bootstraps, x86_64)"
 cargo lambda build --release --output-format zip --quiet \
   --bin entry-api --bin admin-api --bin writer --bin scheduler --bin notifier
+# arm64 is the template's default architecture: cross-built here (zig, by
+# cargo lambda) and its entry-api run under qemu-user against the same
+# services (qemu-aarch64 and the arm64 C library from Debian).
+log "cargo lambda build --release --arm64 (the template's default architecture)"
+rustup target list --installed | grep -q aarch64-unknown-linux-gnu || rustup target add aarch64-unknown-linux-gnu
+cargo lambda build --release --arm64 --output-format zip --lambda-dir target/lambda-arm64 --quiet \
+  --bin entry-api --bin admin-api --bin writer --bin scheduler --bin notifier
+command -v qemu-aarch64 >/dev/null || apt_install qemu-user
+[ -d /usr/aarch64-linux-gnu/lib ] || apt_install libc6-arm64-cross
 NODE=$(command -v node) target/release/fanrush-bench "$@"

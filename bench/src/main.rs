@@ -26,7 +26,7 @@ async fn main() {
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
     let args: Vec<String> = std::env::args().collect();
     let quick = args.iter().any(|a| a == "--quick");
-    // `--only a,b` runs just those sections (cold,accept,memory,writer,restore,replication,admissions,opening,package,peer).
+    // `--only a,b` runs just those sections (cold,accept,memory,writer,restore,replication,admissions,opening,package,arm64,peer).
     let only: Option<Vec<String>> = args
         .iter()
         .position(|a| a == "--only")
@@ -72,6 +72,10 @@ async fn main() {
     if run("package") {
         eprintln!("[bench] package size");
         w.package_sizes(&mut report);
+    }
+    if run("arm64") {
+        eprintln!("[bench] arm64, the template's default architecture");
+        w.arm64(&mut report).await;
     }
     if run("peer") {
         eprintln!("[bench] Node.js peer");
