@@ -426,15 +426,20 @@ impl Workloads {
     }
 
     pub fn package_sizes(&self, report: &mut Report) {
+        self.zip_sizes("target/lambda", "x86_64", report);
+    }
+
+    /// The zipped bootstrap of each function under `dir`, for `arch`.
+    fn zip_sizes(&self, dir: &str, arch: &str, report: &mut Report) {
         for f in ["entry-api", "admin-api", "writer", "scheduler", "notifier"] {
-            let zip = self.root.join("target/lambda").join(f).join("bootstrap.zip");
+            let zip = self.root.join(dir).join(f).join("bootstrap.zip");
             let Ok(meta) = std::fs::metadata(&zip) else {
-                eprintln!("  no {} (run cargo lambda build --release --output-format zip)", zip.display());
+                eprintln!("  no {} (see scripts/bench.sh for the cargo lambda build)", zip.display());
                 continue;
             };
             let mb = meta.len() as f64 / 1_048_576.0;
             report.add(Figure {
-                name: format!("package size: {f} (zipped bootstrap, x86_64)"),
+                name: format!("package size: {f} (zipped bootstrap, {arch})"),
                 value: mb,
                 unit: "MB",
                 limit: Some(5.0),
@@ -452,23 +457,7 @@ impl Workloads {
     /// run under emulation proves the binary works, not how fast it is: its
     /// cold start is reported, never compared.
     pub async fn arm64(&self, report: &mut Report) {
-        for f in ["entry-api", "admin-api", "writer", "scheduler", "notifier"] {
-            let zip = self.root.join("target/lambda-arm64").join(f).join("bootstrap.zip");
-            let Ok(meta) = std::fs::metadata(&zip) else {
-                eprintln!("  no {} (run cargo lambda build --release --arm64)", zip.display());
-                continue;
-            };
-            let mb = meta.len() as f64 / 1_048_576.0;
-            report.add(Figure {
-                name: format!("package size: {f} (zipped bootstrap, arm64)"),
-                value: mb,
-                unit: "MB",
-                limit: Some(5.0),
-                limit_name: "5 MB".into(),
-                target: if f == "entry-api" { "< 5 MB".into() } else { "reported".into() },
-                met: (f == "entry-api").then_some(mb < 5.0),
-            });
-        }
+        self.zip_sizes("target/lambda-arm64", "arm64", report);
         let binary = self.root.join("target/aarch64-unknown-linux-gnu/release/entry-api");
         let qemu = PathBuf::from("/usr/bin/qemu-aarch64");
         if !binary.exists() || !qemu.exists() {

@@ -27,6 +27,42 @@ async fn view(stack: &Stack, event: &str) -> i64 {
     remaining(&stack.fan.handle(request("GET", &format!("/events/{event}"), &[], None)).await)
 }
 
+/// A Redis user of a test's own, so `CLIENT KILL USER` hits only the
+/// connections of the API built on [`RedisUser::url`].
+struct RedisUser {
+    name: String,
+    admin: redis::aio::MultiplexedConnection,
+}
+
+impl RedisUser {
+    async fn create() -> Self {
+        let name = unique("u");
+        let client = redis::Client::open(redis_url()).unwrap();
+        let mut admin = client.get_multiplexed_async_connection().await.unwrap();
+        redis::cmd("ACL")
+            .arg(&["SETUSER", &name, "on", ">fanrush-test", "~*", "&*", "+@all"])
+            .query_async::<()>(&mut admin)
+            .await
+            .unwrap();
+        Self { name, admin }
+    }
+
+    /// A URL for this user at `hostport`.
+    fn url(&self, hostport: &str) -> String {
+        format!("redis://{}:fanrush-test@{hostport}", self.name)
+    }
+
+    /// Kills this user's connections; how many there were.
+    async fn kill(&self) -> i64 {
+        let mut admin = self.admin.clone();
+        redis::cmd("CLIENT").arg(&["KILL", "USER", &self.name]).query_async(&mut admin).await.unwrap()
+    }
+
+    async fn delete(mut self) {
+        redis::cmd("ACL").arg(&["DELUSER", &self.name]).query_async::<()>(&mut self.admin).await.unwrap();
+    }
+}
+
 #[tokio::test]
 async fn init_never_touches_redis_and_an_outage_answers_503_at_once_then_recovers() {
     let proxy = FaultProxy::start(addr(&redis_url())).await.unwrap();
@@ -55,53 +91,31 @@ async fn init_never_touches_redis_and_an_outage_answers_503_at_once_then_recover
 
 #[tokio::test]
 async fn a_connection_killed_while_idle_is_replaced_without_failing_the_request() {
-    // A Redis user of this test's own, so CLIENT KILL USER hits only its connections.
-    let user = unique("u");
-    let admin_conn = redis::Client::open(redis_url()).unwrap();
-    let mut admin_conn = admin_conn.get_multiplexed_async_connection().await.unwrap();
-    redis::cmd("ACL")
-        .arg(&["SETUSER", &user, "on", ">fanrush-test", "~*", "&*", "+@all"])
-        .query_async::<()>(&mut admin_conn)
-        .await
-        .unwrap();
-    let fan_url = redis_url().replacen("redis://", &format!("redis://{user}:fanrush-test@"), 1);
-    let stack = Stack::with(&fan_url, &sqs_endpoint(), Duration::from_secs(1)).await;
+    let user = RedisUser::create().await;
+    let stack = Stack::with(&user.url(&addr(&redis_url()).to_string()), &sqs_endpoint(), Duration::from_secs(1)).await;
     let event = stack.open_event(10).await;
     assert_eq!(stack.enter(&event, "f1").await.status(), 202);
 
     for round in 0..3 {
-        let killed: i64 =
-            redis::cmd("CLIENT").arg(&["KILL", "USER", &user]).query_async(&mut admin_conn).await.unwrap();
-        assert!(killed >= 1, "round {round}: the fan API's connection was killed");
+        assert!(user.kill().await >= 1, "round {round}: the fan API's connection was killed");
         let r = stack.enter(&event, &format!("g{round}")).await;
         assert_eq!(r.status(), 202, "round {round}: {}", body_json(&r));
     }
-    redis::cmd("ACL").arg(&["DELUSER", &user]).query_async::<()>(&mut admin_conn).await.unwrap();
+    user.delete().await;
     assert_eq!(stack.drain().await, 4);
 }
 
 #[tokio::test]
 async fn a_provisioned_environment_connects_in_init_and_still_recovers_what_goes_wrong_after() {
-    let user = unique("u");
-    let admin_conn = redis::Client::open(redis_url()).unwrap();
-    let mut admin_conn = admin_conn.get_multiplexed_async_connection().await.unwrap();
-    redis::cmd("ACL")
-        .arg(&["SETUSER", &user, "on", ">fanrush-test", "~*", "&*", "+@all"])
-        .query_async::<()>(&mut admin_conn)
-        .await
-        .unwrap();
+    let user = RedisUser::create().await;
     let proxy = FaultProxy::start(addr(&redis_url())).await.unwrap();
-    let fan_url = format!("redis://{user}:fanrush-test@{}", proxy.addr());
+    let fan_url = user.url(&proxy.addr().to_string());
     let stack = Stack::with(&fan_url, &sqs_endpoint(), Duration::from_secs(1)).await;
     let event = stack.open_event(10).await;
-    let kill = || {
-        let (mut admin, user) = (admin_conn.clone(), user.clone());
-        async move { redis::cmd("CLIENT").arg(&["KILL", "USER", &user]).query_async::<i64>(&mut admin).await }
-    };
 
     // Warming opens the connection before any fan arrives.
     stack.fan.warm(Duration::from_secs(2)).await.unwrap();
-    assert_eq!(kill().await.unwrap(), 1, "warming opened one connection");
+    assert_eq!(user.kill().await, 1, "warming opened one connection");
     // That connection was killed while the environment sat idle: the first
     // fan is still admitted, on a replacement.
     let r = stack.enter(&event, "f1").await;
@@ -118,7 +132,7 @@ async fn a_provisioned_environment_connects_in_init_and_still_recovers_what_goes
     proxy.set(Fault::None);
     let r = other.handle(request("POST", &format!("/events/{event}/entries"), &[("x-fan-id", "f2")], None)).await;
     assert_eq!(r.status(), 202, "{}", body_json(&r));
-    redis::cmd("ACL").arg(&["DELUSER", &user]).query_async::<()>(&mut admin_conn).await.unwrap();
+    user.delete().await;
     assert_eq!(stack.drain().await, 2);
 }
 

@@ -26,6 +26,18 @@ async fn secrets_extension(value: &str) -> HttpCapture {
     extension
 }
 
+/// The gate's settings for a private TLS Redis, the token read through `extension`.
+fn redis_config(redis: &PrivateRedis, certs: &TestCertificates, extension: &HttpCapture, prefix: &str) -> RedisConfig {
+    RedisConfig {
+        url: redis.url(),
+        key_prefix: prefix.into(),
+        connect_timeout: Duration::from_secs(2),
+        response_timeout: Duration::from_secs(2),
+        auth: SecretSource::Extension { secret_id: "fanrush/redis-auth".into(), port: extension.port() },
+        root_certificates: Some(certs.ca_pem().unwrap()),
+    }
+}
+
 #[tokio::test]
 async fn redis_over_tls_with_an_auth_token_from_secrets_manager() {
     let dir = scratch("redis");
@@ -34,14 +46,7 @@ async fn redis_over_tls_with_an_auth_token_from_secrets_manager() {
         PrivateRedis::start_with(dir.join("data"), Some(certs.clone()), Some(REDIS_TOKEN.into())).await.unwrap();
     assert!(redis.url().starts_with("rediss://"));
     let extension = secrets_extension(REDIS_TOKEN).await;
-    let config = RedisConfig {
-        url: redis.url(),
-        key_prefix: "tls".into(),
-        connect_timeout: Duration::from_secs(2),
-        response_timeout: Duration::from_secs(2),
-        auth: SecretSource::Extension { secret_id: "fanrush/redis-auth".into(), port: extension.port() },
-        root_certificates: Some(certs.ca_pem().unwrap()),
-    };
+    let config = redis_config(&redis, &certs, &extension, "tls");
 
     let gate = config.gate().unwrap();
     assert!(extension.requests().is_empty(), "nothing is read before the first use");
@@ -83,14 +88,7 @@ async fn a_provisioned_init_opens_tls_without_the_secret_and_a_rotated_token_is_
     let redis =
         PrivateRedis::start_with(dir.join("data"), Some(certs.clone()), Some(REDIS_TOKEN.into())).await.unwrap();
     let extension = secrets_extension(REDIS_TOKEN).await;
-    let config = RedisConfig {
-        url: redis.url(),
-        key_prefix: "rotate".into(),
-        connect_timeout: Duration::from_secs(2),
-        response_timeout: Duration::from_secs(2),
-        auth: SecretSource::Extension { secret_id: "fanrush/redis-auth".into(), port: extension.port() },
-        root_certificates: Some(certs.ca_pem().unwrap()),
-    };
+    let config = redis_config(&redis, &certs, &extension, "rotate");
     let info_clients = redis::cmd("INFO").arg("clients").clone();
     let before = connected_clients(&admin(&redis, &certs, REDIS_TOKEN, &info_clients).await);
 

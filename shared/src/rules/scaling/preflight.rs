@@ -29,20 +29,21 @@ use crate::rules::domain::{EventId, FanEvent};
 use chrono::{DateTime, Duration, Utc};
 
 /// Admissions per second of `admit.lua` on one Redis core for new fans,
-/// from `make bench` ("admissions/s: admit.lua, new fans": 23,899 on
-/// 2026-11-23, Redis 7.0 on one core of a 2-core AMD EPYC, the core 98%
-/// busy; sold-out fans 30,982, repeat fans 34,586). A loopback figure:
+/// from `make bench` ("admissions/s: admit.lua, new fans": 21,177 in the
+/// final run of 2026-11-23, Redis 7.0 on one core of a 2-core AMD EPYC, the
+/// core 99% busy; sold-out fans 42,986, repeat fans 40,480; an earlier run
+/// the same day gave 23,899 for new fans). A loopback figure:
 /// ElastiCache's network adds latency per call, not work per call; its
 /// cores may be faster or slower than this one, so measure yours.
-pub const MEASURED_REDIS_ADMISSIONS_PER_SECOND: f64 = 23_899.0;
+pub const MEASURED_REDIS_ADMISSIONS_PER_SECOND: f64 = 21_177.0;
 
 /// Rows per second one writer invocation inserts, SQS batches of 100, from
-/// `make bench` ("writer rows/s, SQS batches of 100": 48,505 on 2026-11-23,
-/// PostgreSQL 15 on loopback; 83,841 in the run before, the raw insert
-/// moving with it). The preflight drains at one writer's rate: a lower
+/// `make bench` ("writer rows/s, SQS batches of 100": 41,639 in the final
+/// run of 2026-11-23, PostgreSQL 15 on loopback; 48,505 and 83,841 in runs
+/// before, the raw insert moving with it). The preflight drains at one writer's rate: a lower
 /// bound, as `MaximumConcurrency` writers add more only while the database
 /// keeps up. Over RDS Proxy each batch adds network round trips: measure.
-pub const MEASURED_WRITER_ROWS_PER_SECOND: f64 = 48_505.0;
+pub const MEASURED_WRITER_ROWS_PER_SECOND: f64 = 41_639.0;
 
 /// Lambda's provisioned-concurrency price, x86_64 in us-east-1 (USD per
 /// GB-second of allocated provisioned concurrency; arm64 is $0.0000033334;
@@ -363,7 +364,7 @@ mod tests {
         let f = &p.events[0];
         assert_eq!((f.environments, f.bound), (1_200, Bound::RequestRate));
         assert_eq!(f.allocation, Duration::minutes(3), "2 to start + 1,200 at 6,000 a minute");
-        assert!((f.drain_seconds - 100_000.0 / 48_505.0).abs() < 1e-9, "100,000 rows at one writer's rate: {f:?}");
+        assert!((f.drain_seconds - 100_000.0 / 41_639.0).abs() < 1e-9, "100,000 rows at one writer's rate: {f:?}");
         // 1,200 x (30 lead + 30 open + 10 cooldown) min x 0.125 GB x price.
         let cost = 1_200.0 * 70.0 * 60.0 * 0.125 * 0.000_004_166_7;
         assert!((f.cost_dollars - cost).abs() < 1e-9, "{f:?}");
