@@ -185,7 +185,10 @@ ensure_cargo_tool() { # command, crate, pinned version
     return
   fi
   log "cargo install $2 $3 (into $CARGO_TOOLS; a few minutes, once)"
-  CARGO_TARGET_DIR="$ROOT/.local/cargo-build" cargo install --quiet --locked "$2" --version "$3" --root "$CARGO_TOOLS"
+  # A checker, not a hot path: no LTO and light optimisation build it in
+  # about 2.5 min on 2 cores instead of about 10 (measured with cfn-guard).
+  CARGO_PROFILE_RELEASE_LTO=false CARGO_PROFILE_RELEASE_CODEGEN_UNITS=16 CARGO_PROFILE_RELEASE_OPT_LEVEL=1 \
+    CARGO_TARGET_DIR="$ROOT/.local/cargo-build" cargo install --quiet --locked "$2" --version "$3" --root "$CARGO_TOOLS"
   rm -rf "$ROOT/.local/cargo-build"
   hash -r
 }
