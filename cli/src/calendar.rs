@@ -1,23 +1,18 @@
 //! Reading a calendar file for `plan` and `preflight`: a JSON array of
 //! events (the admin API's fields plus `eventId`) or an iCalendar file.
 
-use fanrush::rules::domain::{parse_ics, EventId, FanEvent, FanEventSpec};
+use fanrush::rules::domain::{parse_ics, EventId, FanEvent, FanEventSpec, IcsCalendar};
 use serde_json::Value;
 
-/// A calendar's events, and the entries that were skipped, each named with why.
-pub struct Calendar {
-    pub events: Vec<FanEvent>,
-    pub skipped: Vec<String>,
-}
-
 /// Reads `path`; an iCalendar file's recurrences are expanded around `now`.
-pub fn load(path: &str, now: chrono::DateTime<chrono::Utc>) -> Result<Calendar, String> {
+/// Both kinds come back as an [`IcsCalendar`]: events, and the entries
+/// skipped, each named with why (a JSON calendar skips none).
+pub fn load(path: &str, now: chrono::DateTime<chrono::Utc>) -> Result<IcsCalendar, String> {
     let text = std::fs::read_to_string(path).map_err(|e| format!("{path}: {e}"))?;
     if path.ends_with(".ics") {
-        let calendar = parse_ics(&text, now);
-        return Ok(Calendar { events: calendar.events, skipped: calendar.skipped });
+        return Ok(parse_ics(&text, now));
     }
-    Ok(Calendar { events: json_calendar(&text)?, skipped: Vec::new() })
+    Ok(IcsCalendar { events: json_calendar(&text)?, skipped: Vec::new() })
 }
 
 fn json_calendar(text: &str) -> Result<Vec<FanEvent>, String> {

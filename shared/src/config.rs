@@ -12,6 +12,7 @@ use crate::adapters::redis_gate::{EntryGate, GateError, LazyRedis, RateLimit};
 use crate::adapters::secrets::SecretSource;
 use crate::adapters::slack::SlackNotifier;
 use crate::adapters::sqs_queue::{DeadLetterQueue, EntryQueue, SendPolicy};
+use crate::rules::scaling::model::Quotas;
 use crate::rules::scaling::preflight::{Capacities, Pricing, PRICE_PER_GB_SECOND};
 use crate::rules::scaling::ScalingParams;
 use crate::usecases::api::{AdminApi, AuthMode, FanApi};
@@ -363,8 +364,8 @@ impl SchedulerConfig {
             calendar_ics_url: std::env::var("CALENDAR_ICS_URL").ok().filter(|v| !v.is_empty()),
             slack: NotifierConfig::from_env(),
             preflight: PreflightInputs {
-                api_rate: number("API_THROTTLE_RATE_QUOTA", 10_000)? as f64,
-                api_burst: number("API_THROTTLE_BURST_QUOTA", 5_000)? as f64,
+                api_rate: number("API_THROTTLE_RATE_QUOTA", Quotas::default().api_rate as u64)? as f64,
+                api_burst: number("API_THROTTLE_BURST_QUOTA", Quotas::default().api_burst as u64)? as f64,
                 capacities: Capacities {
                     writer_max_concurrency: number("WRITER_MAX_CONCURRENCY", 5)? as i64,
                     ..Capacities::default()

@@ -78,6 +78,13 @@ impl SecretSource {
         }
     }
 
+    /// Whether Lambda init may read it: the Parameters and Secrets extension
+    /// can only be called during the INVOKE phase (Systems Manager User
+    /// Guide, "Using Parameter Store parameters in AWS Lambda functions").
+    pub fn readable_in_init(&self) -> bool {
+        !matches!(self, Self::Extension { .. })
+    }
+
     /// Reads the secret (`None` when not configured).
     pub async fn resolve(&self) -> Result<Option<Secret>, SecretError> {
         match self {

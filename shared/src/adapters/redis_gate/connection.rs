@@ -111,6 +111,18 @@ pub enum RedisFailure {
     Secret(SecretError),
 }
 
+impl RedisFailure {
+    /// A broken, timed-out or demoted connection is `Unreachable` (drop it,
+    /// connect again); any other error is Redis refusing the command.
+    fn of(e: RedisError) -> Self {
+        if is_connection_failure(&e) {
+            Self::Unreachable(e)
+        } else {
+            Self::Refused(e)
+        }
+    }
+}
+
 impl LazyRedis {
     /// Parses the URL; does not connect.
     pub fn new(url: &str, connect_timeout: Duration, response_timeout: Duration) -> Result<Self, RedisError> {
@@ -195,15 +207,14 @@ impl LazyRedis {
     }
 
     fn classify(&self, e: RedisError) -> RedisFailure {
-        if is_connection_failure(&e) {
+        let failure = RedisFailure::of(e);
+        if matches!(failure, RedisFailure::Unreachable(_)) {
             // Drop it without waiting: the next call reconnects.
             if let Ok(mut slot) = self.connection.try_lock() {
                 *slot = None;
             }
-            RedisFailure::Unreachable(e)
-        } else {
-            RedisFailure::Refused(e)
         }
+        failure
     }
 
     /// Connects now unless a connection is open, allowing `connect_budget`
@@ -218,10 +229,7 @@ impl LazyRedis {
         }
         let config = self.config.clone().set_connection_timeout(Some(connect_budget));
         let mut connection = self.open(&config).await?;
-        let server = match &self.auth {
-            SecretSource::Extension { .. } => None,
-            _ => Some(self.introduce(&mut connection).await?),
-        };
+        let server = if self.auth.readable_in_init() { Some(self.introduce(&mut connection).await?) } else { None };
         *slot = Some(Open { connection, server });
         Ok(())
     }
@@ -278,13 +286,7 @@ impl LazyRedis {
             pipe.cmd("SELECT").arg(self.credentials.db).ignore();
         }
         pipe.cmd("INFO");
-        let (info,): (String,) = pipe.query_async(connection).await.map_err(|e| {
-            if is_connection_failure(&e) {
-                RedisFailure::Unreachable(e)
-            } else {
-                RedisFailure::Refused(e)
-            }
-        })?;
+        let (info,): (String,) = pipe.query_async(connection).await.map_err(RedisFailure::of)?;
         Server::from_info(&info).map(Arc::new).ok_or_else(|| {
             RedisFailure::Refused(RedisError::from((
                 redis::ErrorKind::UnexpectedReturnType,

@@ -23,6 +23,7 @@
 //! Lambda Developer Guide, "Configuring provisioned concurrency"), the queue
 //! drain time at the writer's measured rate, and the cost.
 
+use super::model::Quotas;
 use super::plan::{grantable, Bound, ScalingParams, ScalingPlan, PROVISIONING_RATE_PER_MINUTE, UNRESERVED_MINIMUM};
 use super::ACCOUNT_RPS_PER_CONCURRENCY;
 use crate::rules::domain::{EventId, FanEvent};
@@ -69,9 +70,17 @@ pub struct Account {
 }
 
 impl Account {
-    /// AWS's defaults for a new account in a large Region.
+    /// AWS's defaults for a new account in a large Region, as the model
+    /// states them ([`Quotas::default`]); nothing reserved or provisioned.
     pub fn defaults() -> Self {
-        Self { concurrency: 1_000, unreserved: 1_000, already_provisioned: 0, api_rate: 10_000.0, api_burst: 5_000.0 }
+        let q = Quotas::default();
+        Self {
+            concurrency: q.account_concurrency,
+            unreserved: q.account_concurrency,
+            already_provisioned: 0,
+            api_rate: q.api_rate,
+            api_burst: q.api_burst,
+        }
     }
 }
 
