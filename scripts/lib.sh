@@ -142,9 +142,20 @@ ensure_services() {
   ensure_sqs
 }
 
+# The line's ticket key for local runs: made once, kept in .local, so tickets
+# survive a restart of `make run` (in AWS the template generates it as a
+# Secrets Manager secret).
+line_ticket_secret() {
+  local file="$STATE/line-ticket.secret"
+  if [ ! -s "$file" ]; then
+    (umask 077 && head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n' >"$file")
+  fi
+  cat "$file"
+}
+
 # Writes the environment file of locally run functions: the services of this
-# stack, the queue and its DLQ, local AWS credentials, AUTH_MODE=dev, then
-# any extra KEY=value lines given.
+# stack, the queue and its DLQ, local AWS credentials, AUTH_MODE=dev, the
+# line's ticket key, then any extra KEY=value lines given.
 write_function_env() { # file, queue url, DLQ url, extra KEY=value...
   local file=$1 queue_url=$2 dlq_url=$3
   shift 3
@@ -159,6 +170,7 @@ write_function_env() { # file, queue url, DLQ url, extra KEY=value...
     echo "AWS_SECRET_ACCESS_KEY=$AWS_SECRET_ACCESS_KEY"
     echo "AWS_EC2_METADATA_DISABLED=true"
     echo "AUTH_MODE=dev"
+    echo "LINE_TICKET_SECRET=$(line_ticket_secret)"
     printf '%s\n' "$@"
   } >"$file"
 }

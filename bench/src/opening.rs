@@ -26,7 +26,7 @@
 
 use crate::figures::{percentile, Figure, Report};
 use chrono::{Duration as Minutes, Utc};
-use fanrush::adapters::redis_gate::{EntryGate, LazyRedis};
+use fanrush::adapters::redis_gate::{EntryGate, LazyRedis, SeedWrite};
 use fanrush::adapters::secrets::{Secret, SecretSource};
 use fanrush::rules::domain::{EventId, FanEvent};
 use fanrush_local::pool::{FunctionSpec, Pool};
@@ -112,16 +112,20 @@ async fn measure(
         .with_root_certificates(certs.ca_pem()?);
     let gate = EntryGate::on(lazy, prefix);
     gate.mark_state_present().await.map_err(|e| e.to_string())?;
-    gate.publish(&FanEvent {
-        id: EventId::parse("opening").unwrap(),
-        title: "Opening".into(),
-        opens_at: Utc::now() - Minutes::minutes(1),
-        closes_at: Utc::now() + Minutes::hours(1),
-        capacity: 1_000_000,
-        expected_peak_rps: 10_000.0,
-        lead_minutes: None,
-        cooldown_minutes: None,
-    })
+    gate.publish(
+        &FanEvent {
+            id: EventId::parse("opening").unwrap(),
+            title: "Opening".into(),
+            opens_at: Utc::now() - Minutes::minutes(1),
+            closes_at: Utc::now() + Minutes::hours(1),
+            capacity: 1_000_000,
+            expected_peak_rps: 10_000.0,
+            lead_minutes: None,
+            cooldown_minutes: None,
+            line: None,
+        },
+        SeedWrite::Keep,
+    )
     .await
     .map_err(|e| e.to_string())?;
 

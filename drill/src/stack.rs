@@ -9,7 +9,7 @@ use crate::spike::{self, Observed};
 use crate::verify::{self, GateView, Tally};
 use chrono::Utc;
 use fanrush::adapters::postgres_store::Database;
-use fanrush::adapters::redis_gate::EntryGate;
+use fanrush::adapters::redis_gate::{new_line_seed, EntryGate, SeedWrite};
 use fanrush::rules::domain::{EventId, FanEvent};
 use fanrush_local::esm::{EventSourceMapping, Polled};
 use fanrush_local::local_aws::provision;
@@ -316,10 +316,10 @@ impl Drill {
 
     async fn open_event(&self, id: &str, capacity: i64) -> Result<(), String> {
         let event = Self::event(id, capacity)?;
-        self.db.upsert_event(&event).await.map_err(|e| e.to_string())?;
+        self.db.upsert_event(&event, &new_line_seed()).await.map_err(|e| e.to_string())?;
         // A scenario before may have left the gate to be restored; wait for it.
         for _ in 0..600 {
-            match self.gate.publish(&event).await {
+            match self.gate.publish(&event, SeedWrite::Keep).await {
                 Ok(_) => return Ok(()),
                 Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
             }
@@ -338,6 +338,7 @@ impl Drill {
             expected_peak_rps: 2_000.0,
             lead_minutes: None,
             cooldown_minutes: None,
+            line: None,
         })
     }
 

@@ -15,7 +15,7 @@ use crate::adapters::sqs_queue::{DeadLetterQueue, EntryQueue, SendPolicy};
 use crate::rules::scaling::model::Quotas;
 use crate::rules::scaling::preflight::{Capacities, Pricing, PRICE_PER_GB_SECOND};
 use crate::rules::scaling::ScalingParams;
-use crate::usecases::api::{AdminApi, AuthMode, FanApi};
+use crate::usecases::api::{AdminApi, AuthMode, FanApi, TicketKeyring};
 use crate::usecases::provisioning::{PreflightInputs, Provisioner, Target};
 use crate::usecases::recovery::Patience;
 use crate::usecases::scheduler_job::{CalendarFeed, GateUpkeep, SchedulerJob};
@@ -196,6 +196,15 @@ pub struct EntryApiConfig {
     /// `Some(connect budget)` when Lambda initializes this environment ahead
     /// of traffic: see [`warm_at_init`].
     pub warm_at_init: Option<Duration>,
+    /// The line's ticket key: `LINE_TICKET_SECRET_ID` (Secrets Manager,
+    /// read at first use; its `AWSPREVIOUS` version still verifies after a
+    /// rotation) or `LINE_TICKET_SECRET` (local runs only, with an optional
+    /// `LINE_TICKET_SECRET_PREVIOUS`).
+    pub ticket_key: SecretSource,
+    pub previous_ticket_key: SecretSource,
+    /// `LINE_SYNC_MS`: how often each event's line is synced with the gate,
+    /// at most.
+    pub line_sync: Duration,
 }
 
 /// Whether init should open connections now, and with what connect budget.
@@ -228,13 +237,17 @@ impl EntryApiConfig {
             auth: auth_mode()?,
             retry_after_s: number("RETRY_AFTER_SECONDS", 1)?,
             warm_at_init: warm_at_init(),
+            ticket_key: SecretSource::from_env("LINE_TICKET_SECRET_ID", "LINE_TICKET_SECRET"),
+            previous_ticket_key: SecretSource::from_env("", "LINE_TICKET_SECRET_PREVIOUS"),
+            line_sync: millis("LINE_SYNC_MS", crate::usecases::api::fan::LINE_SYNC_DEFAULT.as_millis() as u64)?,
         })
     }
 
-    /// The fan API with its gate (rate-limited) and queue.
+    /// The fan API with its gate (rate-limited), queue and line.
     pub fn fan_api(&self) -> Result<FanApi, ConfigError> {
         let gate = self.redis.gate()?.with_rate_limit(self.rate_limit);
-        Ok(FanApi::new(gate, self.queue.queue(), self.auth, self.retry_after_s))
+        let keys = TicketKeyring::new(self.ticket_key.clone(), self.previous_ticket_key.clone());
+        Ok(FanApi::new(gate, self.queue.queue(), self.auth, self.retry_after_s).with_line(keys, self.line_sync))
     }
 }
 

@@ -65,7 +65,10 @@ async fn a_publish_from_a_calendar_read_before_the_delete_cannot_bring_the_event
     // handing position 1 out a second time.
     let read_before = stack.db.event(&fanrush::rules::domain::EventId::parse("gone").unwrap()).await.unwrap().unwrap();
     assert_eq!(stack.admin.handle(request("DELETE", "/admin/events/gone", &[], None)).await.status(), 204);
-    assert_eq!(stack.gate.publish(&read_before).await.unwrap(), fanrush::adapters::redis_gate::Published::Retired);
+    assert_eq!(
+        stack.gate.publish(&read_before, fanrush::adapters::redis_gate::SeedWrite::Keep).await.unwrap(),
+        fanrush::adapters::redis_gate::Published::Retired
+    );
     assert_error(&stack.enter("gone", "b").await, 404, "event_not_found");
     assert_error(&put().await, 409, "event_id_retired");
     assert_eq!(stack.drain().await, 1);

@@ -20,7 +20,7 @@ async fn malformed_fan_requests_get_4xx_json_and_the_api_keeps_serving() {
     let fan = [("x-fan-id", "erin")];
     let big = format!("{{\"note\":\"{}\"}}", "x".repeat(2000));
     let long_note = json!({ "note": "n".repeat(281) }).to_string();
-    let long_fan = "f".repeat(129);
+    let long_fan = "f".repeat(fanrush::rules::domain::MAX_FAN_ID_BYTES + 1);
     let cases: Vec<Case> = vec![
         ("POST", entries.clone(), fan.to_vec(), Some("{not json"), 400, "invalid_body"),
         ("POST", entries.clone(), fan.to_vec(), Some("[1,2]"), 400, "invalid_body"),
@@ -28,7 +28,7 @@ async fn malformed_fan_requests_get_4xx_json_and_the_api_keeps_serving() {
         ("POST", entries.clone(), fan.to_vec(), Some(&long_note), 400, "invalid_body"),
         ("POST", entries.clone(), fan.to_vec(), Some(&big), 413, "body_too_large"),
         ("POST", entries.clone(), vec![], None, 401, "unauthenticated"),
-        ("POST", entries.clone(), vec![("x-fan-id", "bad id!")], None, 400, "invalid_fan_id"),
+        ("POST", entries.clone(), vec![("x-fan-id", "tab\tin an id")], None, 400, "invalid_fan_id"),
         ("POST", entries.clone(), vec![("x-fan-id", long_fan.as_str())], None, 400, "invalid_fan_id"),
         ("POST", "/events/bad.id/entries".into(), fan.to_vec(), None, 400, "invalid_event_id"),
         ("GET", format!("/events/{}", "e".repeat(65)), vec![], None, 400, "invalid_event_id"),

@@ -7,6 +7,7 @@ mod common;
 
 use common::*;
 use fanrush::adapters::aws_sdk::sqs_client;
+use fanrush::adapters::redis_gate::SeedWrite;
 use fanrush::adapters::sqs_queue::EntryQueue;
 use fanrush::usecases::api::AuthMode;
 use fanrush::usecases::api::FanApi;
@@ -111,7 +112,7 @@ async fn a_promoted_replica_that_missed_writes_refuses_until_restored_and_overse
     let gate_there = gate(&url, &stack.prefix);
     gate_there.mark_state_present().await.unwrap();
     let stored = stack.db.event(&fanrush::rules::domain::EventId::parse(&event).unwrap()).await.unwrap().unwrap();
-    gate_there.publish(&stored).await.unwrap();
+    gate_there.publish(&stored, SeedWrite::Keep).await.unwrap();
     let enter =
         |f: &'static str| fan.handle(request("POST", &format!("/events/{event}/entries"), &[("x-fan-id", f)], None));
     let me =
@@ -156,12 +157,12 @@ async fn a_redis_that_may_evict_gate_keys_refuses_admissions_until_it_cannot() {
     there.mark_state_present().await.unwrap();
     let stored = stack.db.event(&fanrush::rules::domain::EventId::parse(&event).unwrap()).await.unwrap().unwrap();
     assert!(
-        matches!(there.publish(&stored).await, Err(fanrush::adapters::redis_gate::GateError::EvictionPossible(p)) if p == "allkeys-lru")
+        matches!(there.publish(&stored, SeedWrite::Keep).await, Err(fanrush::adapters::redis_gate::GateError::EvictionPossible(p)) if p == "allkeys-lru")
     );
 
     redis.command(&["CONFIG", "SET", "maxmemory-policy", "volatile-lru"]).await.unwrap();
     let fan = FanApi::new(gate(&redis.url(), &stack.prefix), stack.queue(), AuthMode::Dev, 1);
-    there.publish(&stored).await.expect("volatile-* never evicts keys without a TTL");
+    there.publish(&stored, SeedWrite::Keep).await.expect("volatile-* never evicts keys without a TTL");
     let r = fan.handle(request("POST", &format!("/events/{event}/entries"), &[("x-fan-id", "f")], None)).await;
     assert_eq!(r.status(), 202, "{}", body_json(&r));
 

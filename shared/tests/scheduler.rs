@@ -105,6 +105,7 @@ fn event(id: &str, opens: DateTime<Utc>, closes: DateTime<Utc>, rps: f64) -> Fan
         expected_peak_rps: rps,
         lead_minutes: None,
         cooldown_minutes: None,
+        line: None,
     }
 }
 

@@ -13,7 +13,8 @@
 //! the current one.
 
 use crate::adapters::secrets::{SecretError, SecretSource};
-use crate::rules::domain::{Entry, EventId, FanEvent, FanId, Position};
+use crate::rules::domain::{Entry, EventId, FanEvent, FanId, LineSettings, Position};
+use crate::rules::line::Pause;
 use std::sync::Arc;
 use std::time::Duration;
 use thiserror::Error;
@@ -23,38 +24,39 @@ use tokio_postgres::error::SqlState;
 use tokio_postgres::types::ToSql;
 use tokio_postgres::{Client, NoTls, Row, Statement};
 
-/// The schema, idempotent so every process may apply it; serialized by an
-/// advisory lock so concurrent cold starts do not race on DDL.
-const MIGRATIONS: &str = "
-BEGIN;
-SELECT pg_advisory_xact_lock(727274);
-CREATE TABLE IF NOT EXISTS fan_events (
-    event_id          text PRIMARY KEY,
-    title             text NOT NULL,
-    opens_at          timestamptz NOT NULL,
-    closes_at         timestamptz NOT NULL,
-    capacity          bigint NOT NULL CHECK (capacity > 0),
-    expected_peak_rps double precision NOT NULL CHECK (expected_peak_rps >= 0),
-    lead_minutes      integer,
-    cooldown_minutes  integer,
-    updated_at        timestamptz NOT NULL DEFAULT now(),
-    CHECK (closes_at > opens_at)
-);
-CREATE TABLE IF NOT EXISTS entries (
-    event_id    text NOT NULL,
-    fan_id      text NOT NULL,
-    position    bigint NOT NULL CHECK (position > 0),
-    note        text,
-    accepted_at timestamptz NOT NULL,
-    written_at  timestamptz NOT NULL DEFAULT now(),
-    PRIMARY KEY (event_id, fan_id),
-    UNIQUE (event_id, position)
-);
--- A deleted event is retired, not forgotten: its id is never reused, so new
--- positions can never collide with the entries it already holds.
-ALTER TABLE fan_events ADD COLUMN IF NOT EXISTS deleted_at timestamptz;
-COMMIT;
-";
+/// The schema, as migrations applied in order (`migrations/*.sql`). Each
+/// connection applies those it does not find in `schema_migrations`, in one
+/// transaction under an advisory lock, so concurrent cold starts do not race
+/// on DDL and a half-applied migration never stays.
+const MIGRATIONS: &[(&str, &str)] = &[
+    ("0001_calendar_and_entries", include_str!("../../../migrations/0001_calendar_and_entries.sql")),
+    ("0002_retired_event_ids", include_str!("../../../migrations/0002_retired_event_ids.sql")),
+    ("0003_the_line", include_str!("../../../migrations/0003_the_line.sql")),
+];
+
+/// Applies the migrations `client` has not seen (its search path decides
+/// the schema).
+async fn migrate(client: &mut Client) -> Result<(), tokio_postgres::Error> {
+    let tx = client.transaction().await?;
+    tx.batch_execute(
+        "SELECT pg_advisory_xact_lock(727274);
+         CREATE TABLE IF NOT EXISTS schema_migrations (
+             version    text PRIMARY KEY,
+             applied_at timestamptz NOT NULL DEFAULT now()
+         );",
+    )
+    .await?;
+    let applied: Vec<String> =
+        tx.query("SELECT version FROM schema_migrations", &[]).await?.iter().map(|r| r.get(0)).collect();
+    for (version, sql) in MIGRATIONS {
+        if applied.iter().any(|a| a == version) {
+            continue;
+        }
+        tx.batch_execute(sql).await?;
+        tx.execute("INSERT INTO schema_migrations (version) VALUES ($1)", &[version]).await?;
+    }
+    tx.commit().await
+}
 
 /// Most rows one insert statement carries (5 parameters each, well under
 /// PostgreSQL's 65,535).
@@ -86,8 +88,17 @@ fn insert_entries_sql(rows: usize, mode: Insert) -> String {
     )
 }
 
-const EVENT_COLUMNS: &str =
-    "event_id, title, opens_at, closes_at, capacity, expected_peak_rps, lead_minutes, cooldown_minutes";
+const EVENT_COLUMNS: &str = "event_id, title, opens_at, closes_at, capacity, expected_peak_rps, lead_minutes, \
+     cooldown_minutes, admissions_per_second, prequeue_minutes";
+
+/// What the line keeps in PostgreSQL beside the definition.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LineRecord {
+    /// The pre-queue's secret shuffle seed, fixed at creation.
+    pub seed: String,
+    /// When the gate was lost and restored: the line's clock stood still.
+    pub pauses: Vec<Pause>,
+}
 
 /// What [`Database::upsert_event`] did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -310,7 +321,8 @@ impl Database {
                 .await
                 .map_err(StoreError::from_pg)?;
         }
-        client.batch_execute(MIGRATIONS).await.map_err(StoreError::from_pg)?;
+        let mut client = client;
+        migrate(&mut client).await.map_err(StoreError::from_pg)?;
         let c = Arc::new(Connection { client, inserts: Default::default() });
         *slot = Some(c.clone());
         Ok(c)
@@ -451,28 +463,77 @@ impl Database {
         Ok(rows[0].get(0))
     }
 
-    /// Creates or replaces an event definition, unless its id is retired.
-    pub async fn upsert_event(&self, e: &FanEvent) -> Result<Upserted, StoreError> {
+    /// Creates or replaces an event definition, unless its id is retired. A
+    /// new event's line seed is `seed`; an existing one keeps its own. The
+    /// seed the event holds comes back with the outcome.
+    pub async fn upsert_event(&self, e: &FanEvent, seed: &str) -> Result<(Upserted, String), StoreError> {
         let lead = e.lead_minutes.map(|m| m as i32);
         let cooldown = e.cooldown_minutes.map(|m| m as i32);
+        let rate = e.line.map(|l| l.admissions_per_second);
+        let prequeue = e.line.map(|l| l.prequeue_minutes as i32);
         let rows = self
             .query(
-                "INSERT INTO fan_events (event_id, title, opens_at, closes_at, capacity, expected_peak_rps, lead_minutes, cooldown_minutes)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+                "INSERT INTO fan_events (event_id, title, opens_at, closes_at, capacity, expected_peak_rps, lead_minutes,
+                   cooldown_minutes, admissions_per_second, prequeue_minutes, line_seed)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
                  ON CONFLICT (event_id) DO UPDATE SET title = EXCLUDED.title, opens_at = EXCLUDED.opens_at,
                    closes_at = EXCLUDED.closes_at, capacity = EXCLUDED.capacity,
                    expected_peak_rps = EXCLUDED.expected_peak_rps, lead_minutes = EXCLUDED.lead_minutes,
-                   cooldown_minutes = EXCLUDED.cooldown_minutes, updated_at = now()
+                   cooldown_minutes = EXCLUDED.cooldown_minutes, admissions_per_second = EXCLUDED.admissions_per_second,
+                   prequeue_minutes = EXCLUDED.prequeue_minutes, updated_at = now()
                  WHERE fan_events.deleted_at IS NULL
-                 RETURNING (xmax = 0) AS created",
-                &[&e.id.as_str(), &e.title, &e.opens_at, &e.closes_at, &e.capacity, &e.expected_peak_rps, &lead, &cooldown],
+                 RETURNING (xmax = 0) AS created, line_seed",
+                &[
+                    &e.id.as_str(),
+                    &e.title,
+                    &e.opens_at,
+                    &e.closes_at,
+                    &e.capacity,
+                    &e.expected_peak_rps,
+                    &lead,
+                    &cooldown,
+                    &rate,
+                    &prequeue,
+                    &seed,
+                ],
             )
             .await?;
-        Ok(match rows.first().map(|r| r.get::<_, bool>(0)) {
-            Some(true) => Upserted::Created,
-            Some(false) => Upserted::Updated,
-            None => Upserted::Retired,
+        Ok(match rows.first().map(|r| (r.get::<_, bool>(0), r.get::<_, String>(1))) {
+            Some((true, seed)) => (Upserted::Created, seed),
+            Some((false, seed)) => (Upserted::Updated, seed),
+            None => (Upserted::Retired, String::new()),
         })
+    }
+
+    /// The line's seed and pauses of an event (deleted or not), if it exists.
+    pub async fn line_record(&self, id: &EventId) -> Result<Option<LineRecord>, StoreError> {
+        let rows =
+            self.query("SELECT line_seed, line_pauses FROM fan_events WHERE event_id = $1", &[&id.as_str()]).await?;
+        Ok(rows.first().map(|r| LineRecord { seed: r.get(0), pauses: Pause::parse_list(r.get(1)) }))
+    }
+
+    /// Records that the line's clock stood still over `pause`, merged into
+    /// the pauses before it (so recording the same loss twice is harmless).
+    /// Returns every pause of the event.
+    pub async fn record_pause(&self, id: &EventId, pause: Pause) -> Result<Vec<Pause>, StoreError> {
+        let record = self.line_record(id).await?.ok_or_else(|| StoreError::Corrupt(format!("no event {id}")))?;
+        let mut pauses = record.pauses;
+        let pause = match pauses.last() {
+            Some(last) => Pause { start_ms: pause.start_ms.max(last.end_ms), end_ms: pause.end_ms },
+            None => pause,
+        };
+        if pause.end_ms > pause.start_ms {
+            match pauses.last_mut() {
+                Some(last) if last.end_ms == pause.start_ms => last.end_ms = pause.end_ms,
+                _ => pauses.push(pause),
+            }
+        }
+        self.query(
+            "UPDATE fan_events SET line_pauses = $2 WHERE event_id = $1",
+            &[&id.as_str(), &Pause::format_list(&pauses)],
+        )
+        .await?;
+        Ok(pauses)
     }
 
     /// True when an event with this id was deleted: the id is not reusable.
@@ -528,5 +589,9 @@ fn event_from_row(r: &Row) -> Result<FanEvent, StoreError> {
         expected_peak_rps: r.get(5),
         lead_minutes: r.get::<_, Option<i32>>(6).map(i64::from),
         cooldown_minutes: r.get::<_, Option<i32>>(7).map(i64::from),
+        line: r.get::<_, Option<i64>>(8).map(|admissions_per_second| LineSettings {
+            admissions_per_second,
+            prequeue_minutes: r.get::<_, Option<i32>>(9).map_or(0, i64::from),
+        }),
     })
 }

@@ -87,36 +87,76 @@ impl SecretSource {
 
     /// Reads the secret (`None` when not configured).
     pub async fn resolve(&self) -> Result<Option<Secret>, SecretError> {
+        self.resolve_stage(Stage::Current).await
+    }
+
+    /// Reads the secret's version before the last rotation (Secrets
+    /// Manager's `AWSPREVIOUS`); `None` when there is none (never rotated)
+    /// or the source has no versions.
+    pub async fn resolve_previous(&self) -> Result<Option<Secret>, SecretError> {
+        match self {
+            Self::Extension { .. } => self.resolve_stage(Stage::Previous).await,
+            _ => Ok(None),
+        }
+    }
+
+    async fn resolve_stage(&self, stage: Stage) -> Result<Option<Secret>, SecretError> {
         match self {
             Self::None => Ok(None),
             Self::Plain(s) => Ok(Some(s.clone())),
-            Self::Extension { secret_id, port } => read_secret(secret_id, *port)
-                .await
-                .map(|v| Some(Secret(v)))
-                .map_err(|reason| SecretError { secret_id: secret_id.clone(), reason }),
+            Self::Extension { secret_id, port } => match read_secret_stage(secret_id, *port, stage).await {
+                Ok(v) => Ok(Some(Secret(v))),
+                Err(Missing::NoSuchVersion) => Ok(None),
+                Err(Missing::Failed(reason)) => Err(SecretError { secret_id: secret_id.clone(), reason }),
+            },
         }
     }
 }
 
+/// A secret's version, by its Secrets Manager staging label.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Stage {
+    Current,
+    Previous,
+}
+
+enum Missing {
+    /// The extension answered that the version does not exist.
+    NoSuchVersion,
+    Failed(String),
+}
+
 /// Reads a secret's string through the Parameters and Secrets Lambda
 /// Extension (plain HTTP on loopback, authenticated with the session token).
-pub async fn read_secret(secret_id: &str, port: u16) -> Result<String, String> {
+async fn read_secret_stage(secret_id: &str, port: u16, stage: Stage) -> Result<String, Missing> {
     let token = std::env::var("AWS_SESSION_TOKEN").unwrap_or_default();
-    let uri = format!("http://127.0.0.1:{port}/secretsmanager/get?secretId={}", encode(secret_id));
+    let stage = match stage {
+        Stage::Current => "",
+        Stage::Previous => "&versionStage=AWSPREVIOUS",
+    };
+    let uri = format!("http://127.0.0.1:{port}/secretsmanager/get?secretId={}{stage}", encode(secret_id));
     let request = http::Request::get(uri)
         .header("X-Aws-Parameters-Secrets-Token", token)
         .body(Full::new(Bytes::new()))
-        .map_err(|e| e.to_string())?;
+        .map_err(|e| Missing::Failed(e.to_string()))?;
     let response = HttpsClient::new()
         .send(request, Duration::from_secs(3))
         .await
-        .map_err(|e| format!("the secrets extension: {e}"))?;
-    if !response.status.is_success() {
-        return Err(format!("the secrets extension answered {}", response.status));
+        .map_err(|e| Missing::Failed(format!("the secrets extension: {e}")))?;
+    // Secrets Manager's ResourceNotFoundException for a staging label no
+    // version carries comes back as a 400 from the extension.
+    if !stage.is_empty() && matches!(response.status.as_u16(), 400 | 404) {
+        return Err(Missing::NoSuchVersion);
     }
-    let value: Value =
-        serde_json::from_slice(&response.body).map_err(|_| "the secrets extension answered non-JSON".to_owned())?;
-    value["SecretString"].as_str().map(str::to_owned).ok_or_else(|| "the secret has no SecretString".to_owned())
+    if !response.status.is_success() {
+        return Err(Missing::Failed(format!("the secrets extension answered {}", response.status)));
+    }
+    let value: Value = serde_json::from_slice(&response.body)
+        .map_err(|_| Missing::Failed("the secrets extension answered non-JSON".to_owned()))?;
+    value["SecretString"]
+        .as_str()
+        .map(str::to_owned)
+        .ok_or_else(|| Missing::Failed("the secret has no SecretString".to_owned()))
 }
 
 fn encode(s: &str) -> String {

@@ -2,6 +2,8 @@
 //!
 //! - [`domain`]: identifiers, fan events, entries, input validation (what
 //!   the APIs accept is exactly what PostgreSQL stores).
+//! - [`line`]: the waiting room in front of the gate: signed tickets, the
+//!   order of places, the front's pace, when a waiting fan comes back.
 //! - [`scaling`]: the provisioned-concurrency plan of a calendar and a model
 //!   of Lambda's on-demand scaling.
 //!
@@ -10,4 +12,5 @@
 //! [`crate::adapters::redis_gate`], is the only code that calls it.
 
 pub mod domain;
+pub mod line;
 pub mod scaling;

@@ -13,7 +13,7 @@
 use crate::adapters::lambda_control::{
     AccountConcurrency, ControlError, ProvisionedConcurrency, ProvisionedState, ProvisionedStatus,
 };
-use crate::adapters::redis_gate::EntryGate;
+use crate::adapters::redis_gate::{new_line_seed, EntryGate, SeedWrite};
 use crate::adapters::slack::{Notice, SlackNotifier};
 use crate::rules::domain::{rfc3339, FanEvent};
 use crate::rules::scaling::plan::grantable;
@@ -187,7 +187,7 @@ impl Provisioner {
     async fn prewarm(&self, desired: &PlanAction, publishable: &[FanEvent], gate: Option<&EntryGate>) {
         let Some(gate) = gate else { return };
         for event in publishable.iter().filter(|e| desired.events.contains(&e.id)) {
-            if let Err(e) = gate.publish(event).await {
+            if let Err(e) = gate.publish(event, SeedWrite::IfMissing(&new_line_seed())).await {
                 tracing::warn!(event = %event.id, error = %e, "pre-warm publish failed");
             }
         }

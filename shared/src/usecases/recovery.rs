@@ -9,7 +9,10 @@
 //!   rebuilds each open or upcoming event from its stored entries, read in
 //!   pages of [`RESTORE_PAGE`] rows, plus its dead-lettered ones; a closed
 //!   event gets its definition and counters only. Nothing is counted from
-//!   zero and no stored or dead-lettered position is handed out again.
+//!   zero and no stored or dead-lettered position is handed out again. An
+//!   event's line gets back its seed, and a pause for the time nobody could
+//!   be admitted, so the line resumes where it stood (see
+//!   [`crate::rules::line::front`]).
 //! - [`sweep_pending`]: a reservation whose SQS send had an unknown outcome
 //!   stays pending until the fan retries. Once the queue has drained, the
 //!   sweep confirms those whose row exists or whose message is in the DLQ,
@@ -19,6 +22,7 @@ use crate::adapters::postgres_store::{Database, StoreError};
 use crate::adapters::redis_gate::{EntryGate, GateError, Restored};
 use crate::adapters::sqs_queue::{DeadLetterQueue, DeadLetters, EntryQueue, QueueError};
 use crate::rules::domain::{Entry, FanEvent};
+use crate::rules::line::{Pause, FRONT_HORIZON};
 use chrono::{DateTime, Utc};
 use std::time::Duration;
 use thiserror::Error;
@@ -126,7 +130,24 @@ pub async fn restore_gate(
         };
         entries += taken as usize;
         let restored = if event.closes_at > now { Restored::Whole } else { Restored::Archived };
-        gate.restore_definition(&lease, event, taken, seq, restored).await?;
+        let record = match event.line {
+            Some(_) => db.line_record(&event.id).await?,
+            None => None,
+        };
+        let line = record.as_ref().map(|r| (r.seed.as_str(), r.pauses.as_slice()));
+        gate.restore_definition(&lease, event, line, taken, seq, restored).await?;
+    }
+    // The line's clock stood still from when the environments stopped
+    // moving their fronts (at most FRONT_HORIZON after the loss) until now:
+    // nobody's turn came while nobody could be admitted.
+    let resumed = Utc::now();
+    for event in events.iter().filter(|e| e.line.is_some() && e.closes_at > lost_at) {
+        let start = (lost_at + FRONT_HORIZON).max(event.opens_at).timestamp_millis();
+        let pause = Pause { start_ms: start, end_ms: resumed.timestamp_millis() };
+        if pause.end_ms > pause.start_ms {
+            let pauses = db.record_pause(&event.id, pause).await?;
+            gate.restore_line_pauses(&lease, &event.id, &pauses).await?;
+        }
     }
     gate.finish_restore(&lease).await?;
     tracing::info!(events = events.len(), entries, dead_letters = dead.entries.len(), "gate state restored");

@@ -128,8 +128,9 @@ async fn name_dead_letters(job: &SchedulerJob) -> Value {
         Ok(l) => l,
         Err(e) => return json!({ "error": e.to_string() }),
     };
+    // `event/fan@position`, the fan percent-encoded: a `sub` may hold `/` or `@`.
     let mut names: Vec<String> =
-        letters.entries.iter().map(|e| format!("{}/{}@{}", e.event_id, e.fan_id, e.position)).collect();
+        letters.entries.iter().map(|e| format!("{}/{}@{}", e.event_id, e.fan_id.encoded(), e.position)).collect();
     names.sort();
     if changed(&job.dead_letters_told, &names) && (!names.is_empty() || letters.unreadable > 0) {
         tracing::error!(count = names.len(), unreadable = letters.unreadable, "accepted entries are dead-lettered");

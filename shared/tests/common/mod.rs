@@ -13,9 +13,10 @@ use chrono::{DateTime, Duration as Minutes, Utc};
 use fanrush::adapters::aws_sdk::sqs_client;
 use fanrush::adapters::postgres_store::Database;
 use fanrush::adapters::redis_gate::EntryGate;
+use fanrush::adapters::secrets::{Secret, SecretSource};
 use fanrush::adapters::sqs_queue::{EntryQueue, SendPolicy};
 use fanrush::usecases::api::AuthMode;
-use fanrush::usecases::api::{AdminApi, FanApi};
+use fanrush::usecases::api::{AdminApi, FanApi, TicketKeyring};
 use fanrush::usecases::writer::EntryWriter;
 use fanrush_local::local_aws::provision;
 use lambda_http::{Body, Request, Response};
@@ -57,6 +58,18 @@ pub fn database(schema: &str) -> Database {
 
 pub const POLICY: SendPolicy = SendPolicy { attempts: 2, backoff: Duration::from_millis(20) };
 
+/// The line's ticket key every test stack signs with.
+pub const TICKET_KEY: &str = "test-line-ticket-key";
+
+/// How often a test stack's fan API syncs each line with the gate.
+pub const LINE_SYNC: Duration = Duration::from_millis(250);
+
+/// A fan API on `gate` and `queue` that signs tickets with [`TICKET_KEY`].
+pub fn fan_api(gate: EntryGate, queue: EntryQueue, auth: AuthMode) -> FanApi {
+    let keys = TicketKeyring::new(SecretSource::Plain(Secret::new(TICKET_KEY)), SecretSource::None);
+    FanApi::new(gate, queue, auth, 1).with_line(keys, LINE_SYNC)
+}
+
 /// One isolated slice of the local stack.
 pub struct Stack {
     pub prefix: String,
@@ -86,7 +99,7 @@ impl Stack {
         let sqs = sqs_client(&direct, Duration::from_secs(5));
         let (queue_url, dlq_url) = provision(&sqs, &prefix, 3, 2).await.expect("create test queues");
         let fan_sqs = sqs_client(&sdk_config(fan_sqs).await, sqs_attempt_timeout);
-        let fan = FanApi::new(gate(fan_redis, &prefix), EntryQueue::new(fan_sqs, &queue_url, POLICY), AuthMode::Dev, 1);
+        let fan = fan_api(gate(fan_redis, &prefix), EntryQueue::new(fan_sqs, &queue_url, POLICY), AuthMode::Dev);
         let admin_queue = EntryQueue::new(sqs.clone(), &queue_url, POLICY);
         let admin = AdminApi::new(
             gate(&redis_url(), &prefix),
@@ -149,6 +162,34 @@ impl Stack {
         let r = self.admin.handle(request("PUT", &format!("/admin/events/{id}"), &[], Some(&body.to_string()))).await;
         assert_eq!(r.status(), 201, "create event: {}", body_json(&r));
         id
+    }
+
+    /// Defines an event with a line of `rate` admissions a second and a
+    /// pre-queue of `prequeue_minutes`; returns its id.
+    pub async fn lined_event(
+        &self,
+        capacity: i64,
+        rate: i64,
+        prequeue_minutes: i64,
+        opens: DateTime<Utc>,
+        closes: DateTime<Utc>,
+    ) -> String {
+        let id = unique("ln").replace('_', "-");
+        let body = json!({ "title": "Lined drop", "opensAt": opens.to_rfc3339(), "closesAt": closes.to_rfc3339(),
+                           "capacity": capacity, "expectedPeakRps": 1000, "admissionsPerSecond": rate,
+                           "prequeueMinutes": prequeue_minutes });
+        let r = self.admin.handle(request("PUT", &format!("/admin/events/{id}"), &[], Some(&body.to_string()))).await;
+        assert_eq!(r.status(), 201, "create event: {}", body_json(&r));
+        id
+    }
+
+    /// A fan's POST with its line ticket.
+    pub async fn enter_with(&self, event: &str, fan: &str, ticket: Option<&str>) -> Response<Body> {
+        let mut headers = vec![("x-fan-id", fan)];
+        if let Some(t) = ticket {
+            headers.push(("x-fanrush-ticket", t));
+        }
+        self.fan.handle(request("POST", &format!("/events/{event}/entries"), &headers, None)).await
     }
 
     /// An event open now, for an hour.

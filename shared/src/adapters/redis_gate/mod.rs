@@ -8,10 +8,12 @@
 //! | `P:state` | string | the `run_id` of the server the whole gate state was built on |
 //! | `P:state-lost-at` | string | `run_id:ms`: when a server first noticed its state missing or foreign |
 //! | `P:restoring` | string | the lease of the one restorer at work (token, expires) |
-//! | `P:ev:E` | hash | event definition, `taken` (slots held), `seq` (last position handed out), `archived`; for a deleted event only `retired` = 1 (a tombstone: the id is never published again) |
+//! | `P:ev:E` | hash | event definition, `taken` (slots held), `seq` (last position handed out), `archived`; for a deleted event only `retired` = 1 (a tombstone: the id is never published again); for an event with a line also `lineRate`, `linePrequeueMs` (when joining opens), `lineSeed`, `linePauses` and the pace's `lineTokens`, `lineTokensAt` |
 //! | `P:ev:E:fans` | hash | fan → record (below) |
 //! | `P:ev:E:notes` | hash | fan → note |
 //! | `P:ev:E:pending` | sorted set | fans whose send is pending, by the time of the last send, for the sweep |
+//! | `P:ev:E:line` | string | the line's counts of tickets issued, `u32`s (`BITFIELD`): the pre-queue's, then one per 100 ms bucket after the opening; a restore leaves them, so a failover keeps what replicated |
+//! | `P:rl:F` | string | a fan's entry attempts in the rate-limit window (`F` percent-encoded) |
 //!
 //! A fan's record is `position:acceptedAtMs` once the entry is durably
 //! queued; `position:acceptedAtMs:token` while one request's SQS send is
@@ -31,12 +33,19 @@
 //! server is refused (`state_lost`, 503) before it can admit anyone, and the
 //! state stays refused until [`crate::usecases::recovery`] rebuilds it from PostgreSQL
 //! and the DLQ and stamps it with the new server's `run_id`.
+//!
+//! **The line** ([`crate::rules::line`]) costs the gate one call per
+//! execution environment per sync ([`EntryGate::sync_line`], `line.lua`),
+//! whatever the environment's traffic, plus the admission of each fan whose
+//! turn came. `admit.lua` paces those admissions with a token bucket of the
+//! event's rate, and sends a caller that does not follow the line to it.
 
 mod connection;
 
 pub use connection::{LazyRedis, RedisFailure, Server};
 
 use crate::rules::domain::{Entry, EventId, FanEvent, FanId, Note, Position};
+use crate::rules::line::Pause;
 use chrono::{DateTime, TimeZone, Utc};
 use redis::Script;
 use std::sync::LazyLock;
@@ -52,6 +61,7 @@ static LOST: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("lua/l
 static PUBLISH: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("lua/publish.lua")));
 static RESTORE: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("lua/restore.lua")));
 static RETIRE: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("lua/retire.lua")));
+static LINE: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("lua/line.lua")));
 
 /// Gate failures. Outcomes a fan can be told about (sold out, closed, ...)
 /// are not errors: they are [`Admission`] variants.
@@ -105,6 +115,141 @@ pub enum Admission {
     RateLimited {
         retry_after: Duration,
     },
+    /// The event has a line and the caller did not say the fan's turn came.
+    Lined,
+    /// The fan's turn came, but the line's pace lets nobody else in for
+    /// this long.
+    Paced {
+        retry_after: Duration,
+    },
+    /// Asked only for an entry the fan already has (its turn passed), and it
+    /// has none.
+    TurnMissed,
+}
+
+/// What an admission call says about the line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LineCall {
+    /// The caller does not follow a line (an event without one).
+    Unlined,
+    /// The fan's turn came: admit it, at the line's pace.
+    Turn,
+    /// The fan's turn passed: only an entry it already has.
+    Existing,
+}
+
+impl LineCall {
+    fn arg(self) -> &'static str {
+        match self {
+            Self::Unlined => "",
+            Self::Turn => "admit",
+            Self::Existing => "existing",
+        }
+    }
+}
+
+/// A new event's line seed: 128 bits from the operating system's random
+/// source, kept secret (never served), fixing the pre-queue's shuffle.
+pub fn new_line_seed() -> String {
+    let mut bytes = [0u8; 16];
+    getrandom::fill(&mut bytes).expect("the operating system's random source");
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// How a publish writes the line's seed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SeedWrite<'a> {
+    /// Leave the seed the gate holds.
+    Keep,
+    /// This is the event's seed (the one PostgreSQL stores).
+    Set(&'a str),
+    /// Use this one only if the gate holds none (an event of the calendar
+    /// feed, which PostgreSQL does not store).
+    IfMissing(&'a str),
+}
+
+impl SeedWrite<'_> {
+    fn value(&self) -> &str {
+        match self {
+            Self::Keep => "",
+            Self::Set(s) | Self::IfMissing(s) => s,
+        }
+    }
+
+    fn mode(&self) -> &'static str {
+        match self {
+            Self::Keep => "",
+            Self::Set(_) => "set",
+            Self::IfMissing(_) => "missing",
+        }
+    }
+}
+
+/// Tickets one execution environment issued since its last sync.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct IssuedTickets {
+    /// In the pre-queue.
+    pub prequeued: u64,
+    /// `(arrival bucket after the opening, tickets)`.
+    pub arrivals: Vec<(u64, u64)>,
+}
+
+impl IssuedTickets {
+    pub fn is_empty(&self) -> bool {
+        self.prequeued == 0 && self.arrivals.is_empty()
+    }
+
+    /// Counts one ticket in `bucket` (`None`: the pre-queue).
+    pub fn add(&mut self, bucket: Option<u64>, n: u64) {
+        match bucket {
+            None => self.prequeued += n,
+            Some(b) => match self.arrivals.iter_mut().find(|(x, _)| *x == b) {
+                Some((_, m)) => *m += n,
+                None => self.arrivals.push((b, n)),
+            },
+        }
+    }
+
+    pub fn absorb(&mut self, other: IssuedTickets) {
+        self.add(None, other.prequeued);
+        for (b, n) in other.arrivals {
+            self.add(Some(b), n);
+        }
+    }
+}
+
+/// What a line sync read back.
+#[derive(Debug, Clone, PartialEq)]
+pub enum LineSync {
+    NotFound,
+    /// The event has no line (any more).
+    Unlined {
+        capacity: i64,
+        taken: i64,
+    },
+    Lined(LineStatus),
+}
+
+/// An event's line as the gate holds it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LineStatus {
+    pub capacity: i64,
+    pub taken: i64,
+    pub opens_at_ms: i64,
+    pub closes_at_ms: i64,
+    /// Admissions per second.
+    pub rate: f64,
+    /// When fans may first join (the pre-queue's start, or the opening).
+    pub joinable_from_ms: i64,
+    pub seed: String,
+    pub pauses: Vec<Pause>,
+    pub prequeued: u64,
+    /// `arrivals[i]` is the count of bucket `from_bucket + i`.
+    pub from_bucket: u64,
+    pub arrivals: Vec<u64>,
+    /// How many buckets the gate counts; past `from_bucket + 2999` the rest
+    /// comes with the next sync.
+    pub buckets: u64,
 }
 
 /// Per-fan request limit, enforced inside the admission script (no extra
@@ -280,6 +425,7 @@ impl EntryGate {
             fans: format!("{meta}:fans"),
             notes: format!("{meta}:notes"),
             pending: format!("{meta}:pending"),
+            line: format!("{meta}:line"),
             meta,
         }
     }
@@ -352,9 +498,10 @@ impl EntryGate {
         note: &Note,
         now: DateTime<Utc>,
         token: &str,
+        line: LineCall,
     ) -> Result<Admission, GateError> {
         let k = self.event_keys(event);
-        let (state, rate) = (self.key("state"), self.key(&format!("rl:{fan}")));
+        let (state, rate) = (self.key("state"), self.key(&format!("rl:{}", fan.encoded())));
         let (now_ms, limit) = (now.timestamp_millis().to_string(), self.rate_limit.requests.to_string());
         let window_ms = self.rate_limit.window.as_millis().to_string();
         let has_note = if note.is_some() { "1" } else { "0" };
@@ -363,7 +510,16 @@ impl EntryGate {
                 &ADMIT,
                 Fence::ServerAndEviction,
                 &[&state, &k.meta, &k.fans, &k.notes, &k.pending, &rate],
-                &[fan.as_str(), &now_ms, token, note.as_deref().unwrap_or(""), has_note, &limit, &window_ms],
+                &[
+                    fan.as_str(),
+                    &now_ms,
+                    token,
+                    note.as_deref().unwrap_or(""),
+                    has_note,
+                    &limit,
+                    &window_ms,
+                    line.arg(),
+                ],
             )
             .await?;
         Ok(match r.tag() {
@@ -374,6 +530,9 @@ impl EntryGate {
             "closed" => Admission::Closed,
             "sold_out" => Admission::SoldOut,
             "rate_limited" => Admission::RateLimited { retry_after: Duration::from_millis(r.int(1)?.max(1) as u64) },
+            "lined" => Admission::Lined,
+            "paced" => Admission::Paced { retry_after: Duration::from_millis(r.int(1)?.max(1) as u64) },
+            "turn_missed" => Admission::TurnMissed,
             _ => return Err(r.unexpected()),
         })
     }
@@ -499,12 +658,15 @@ impl EntryGate {
         })
     }
 
-    /// Publishes an event definition, keeping its counters.
-    pub async fn publish(&self, e: &FanEvent) -> Result<Published, GateError> {
+    /// Publishes an event definition, keeping its counters, and writes its
+    /// line's seed as `seed` says.
+    pub async fn publish(&self, e: &FanEvent, seed: SeedWrite<'_>) -> Result<Published, GateError> {
         let k = self.event_keys(&e.id);
         let json = e.to_json();
         let (opens_ms, closes_ms) =
             (e.opens_at.timestamp_millis().to_string(), e.closes_at.timestamp_millis().to_string());
+        let rate = e.line.map(|l| l.admissions_per_second.to_string()).unwrap_or_default();
+        let joinable_ms = e.joinable_from().timestamp_millis().to_string();
         let args = [
             e.title.as_str(),
             json["opensAt"].as_str().unwrap_or_default(),
@@ -512,6 +674,10 @@ impl EntryGate {
             &opens_ms,
             &closes_ms,
             &e.capacity.to_string(),
+            &rate,
+            &joinable_ms,
+            seed.value(),
+            seed.mode(),
         ];
         let r = self.call_tagged(&PUBLISH, Fence::ServerAndEviction, &[&self.key("state"), &k.meta], &args).await?;
         match r.tag() {
@@ -526,12 +692,88 @@ impl EntryGate {
     /// a later publish of it is refused ([`Published::Retired`]).
     pub async fn unpublish(&self, id: &EventId) -> Result<(), GateError> {
         let k = self.event_keys(id);
-        let keys = [k.meta.as_str(), &k.fans, &k.notes, &k.pending];
+        let keys = [k.meta.as_str(), &k.fans, &k.notes, &k.pending, &k.line];
         let r = self.call_tagged(&RETIRE, Fence::None, &keys, &[]).await?;
         match r.tag() {
             "ok" => Ok(()),
             _ => Err(r.unexpected()),
         }
+    }
+
+    /// One execution environment's sync with an event's line: adds the
+    /// tickets it issued since its last sync to the gate's counts and reads
+    /// the line back, with the counts of every bucket from `from_bucket`.
+    pub async fn sync_line(
+        &self,
+        event: &EventId,
+        issued: &IssuedTickets,
+        from_bucket: u64,
+    ) -> Result<LineSync, GateError> {
+        let k = self.event_keys(event);
+        let mut args = vec![issued.prequeued.to_string(), from_bucket.to_string()];
+        for (bucket, n) in &issued.arrivals {
+            args.extend([bucket.to_string(), n.to_string()]);
+        }
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let keys = [self.key("state"), k.meta, k.line];
+        let reply: Vec<redis::Value> =
+            self.call(&LINE, Fence::Server, &keys.each_ref().map(String::as_str), &args).await?;
+        let text = |i: usize| -> Result<String, GateError> {
+            match reply.get(i) {
+                Some(redis::Value::BulkString(b)) => Ok(String::from_utf8_lossy(b).into_owned()),
+                Some(redis::Value::Int(n)) => Ok(n.to_string()),
+                Some(redis::Value::SimpleString(s)) => Ok(s.clone()),
+                other => Err(GateError::Protocol(format!("line sync field {i}: {other:?}"))),
+            }
+        };
+        let number = |i: usize| -> Result<f64, GateError> {
+            let s = text(i)?;
+            s.parse().map_err(|_| GateError::Protocol(format!("line sync field {i}: not a number: {s:?}")))
+        };
+        let int = |i: usize| number(i).map(|x| x as i64);
+        match text(0)?.as_str() {
+            "state_lost" => Err(GateError::StateLost),
+            "not_found" => Ok(LineSync::NotFound),
+            "unlined" => Ok(LineSync::Unlined { capacity: int(1)?, taken: int(2)? }),
+            "ok" => {
+                let counters = |i: usize| -> Vec<u64> {
+                    match reply.get(i) {
+                        Some(redis::Value::BulkString(b)) => {
+                            b.chunks_exact(4).map(|c| u32::from_be_bytes([c[0], c[1], c[2], c[3]]) as u64).collect()
+                        }
+                        _ => Vec::new(),
+                    }
+                };
+                let arrivals = counters(12);
+                Ok(LineSync::Lined(LineStatus {
+                    capacity: int(1)?,
+                    taken: int(2)?,
+                    opens_at_ms: int(3)?,
+                    closes_at_ms: int(4)?,
+                    rate: number(5)?,
+                    joinable_from_ms: int(6)?,
+                    seed: text(7)?,
+                    pauses: Pause::parse_list(&text(8)?),
+                    prequeued: counters(9).first().copied().unwrap_or(0),
+                    from_bucket: int(10)?.max(0) as u64,
+                    buckets: int(11)?.max(0) as u64,
+                    arrivals,
+                }))
+            }
+            other => Err(GateError::Protocol(format!("line sync: {other:?}"))),
+        }
+    }
+
+    /// Writes an event's line pauses (after a restore recorded a new one).
+    pub async fn restore_line_pauses(
+        &self,
+        lease: &RestoreLease,
+        id: &EventId,
+        pauses: &[Pause],
+    ) -> Result<(), GateError> {
+        let k = self.event_keys(id);
+        let text = Pause::format_list(pauses);
+        self.restore_step(lease, "meta", &[&k.meta], &["linePauses", &text]).await
     }
 
     /// `None` while Redis holds the gate state built on this server;
@@ -595,6 +837,7 @@ impl EntryGate {
         &self,
         lease: &RestoreLease,
         e: &FanEvent,
+        line: Option<(&str, &[Pause])>,
         taken: i64,
         seq: Position,
         restored: Restored,
@@ -612,6 +855,15 @@ impl EntryGate {
             ("seq", seq.to_string()),
             ("archived", if restored == Restored::Archived { "1" } else { "0" }.to_owned()),
         ];
+        let mut fields = fields.to_vec();
+        if let (Some(settings), Some((seed, pauses))) = (e.line, line) {
+            fields.extend([
+                ("lineRate", settings.admissions_per_second.to_string()),
+                ("linePrequeueMs", e.joinable_from().timestamp_millis().to_string()),
+                ("lineSeed", seed.to_owned()),
+                ("linePauses", Pause::format_list(pauses)),
+            ]);
+        }
         let args: Vec<&str> = fields.iter().flat_map(|(f, v)| [*f, v.as_str()]).collect();
         self.restore_step(lease, "meta", &[&k.meta], &args).await
     }
@@ -656,4 +908,5 @@ struct EventKeys {
     fans: String,
     notes: String,
     pending: String,
+    line: String,
 }

@@ -1,6 +1,7 @@
 //! Fan events: the calendar's unit. A `FanEvent` is a validated definition
-//! (window, capacity, expected peak rate); `FanEventSpec` parses one from the
-//! admin API's JSON and names the offending field when it is wrong.
+//! (window, capacity, expected peak rate, and optionally a line in front of
+//! the gate); `FanEventSpec` parses one from the admin API's JSON and names
+//! the offending field when it is wrong.
 
 use super::{EventId, ValidationError};
 use chrono::{DateTime, SecondsFormat, Utc};
@@ -9,8 +10,21 @@ use serde_json::{json, Map, Value};
 /// Largest capacity an event may have.
 pub const MAX_CAPACITY: i64 = 10_000_000;
 const MAX_TITLE_CHARS: usize = 200;
-/// Largest per-event lead or cooldown override, one day.
+/// Largest per-event lead or cooldown override, and the longest pre-queue:
+/// one day.
 const MAX_WINDOW_MINUTES: i64 = 24 * 60;
+/// Highest line rate: far above what one Redis core admits (tens of
+/// thousands a second), low enough that its arithmetic stays exact.
+pub const MAX_ADMISSIONS_PER_SECOND: i64 = 1_000_000;
+
+/// An event's line (the waiting room in front of its gate): the gate admits
+/// at most `admissions_per_second` new fans in any one second, and fans may
+/// join the line `prequeue_minutes` before the opening.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LineSettings {
+    pub admissions_per_second: i64,
+    pub prequeue_minutes: i64,
+}
 
 /// A validated fan event, as stored in the calendar.
 #[derive(Debug, Clone, PartialEq)]
@@ -25,6 +39,8 @@ pub struct FanEvent {
     pub lead_minutes: Option<i64>,
     /// Per-event override of the scheduler's scale-in cooldown.
     pub cooldown_minutes: Option<i64>,
+    /// The line in front of the gate; `None`: fans go straight to the gate.
+    pub line: Option<LineSettings>,
 }
 
 /// Parses an admin definition of a fan event.
@@ -85,8 +101,43 @@ impl FanEventSpec {
             expected_peak_rps,
             lead_minutes: minutes(fields, "leadMinutes")?,
             cooldown_minutes: minutes(fields, "cooldownMinutes")?,
+            line: line(fields)?,
         })
     }
+}
+
+impl LineSettings {
+    /// `admissionsPerSecond` (an integer from 1) makes a line;
+    /// `prequeueMinutes` (an integer from 0 to 1440, default 0) is allowed
+    /// only with it. Also read from a calendar feed's properties.
+    pub fn from_fields(fields: &Map<String, Value>) -> Result<Option<Self>, ValidationError> {
+        line(fields)
+    }
+}
+
+fn line(fields: &Map<String, Value>) -> Result<Option<LineSettings>, ValidationError> {
+    let given = |k: &str| fields.get(k).filter(|v| !v.is_null());
+    let rate = match given("admissionsPerSecond") {
+        None => None,
+        Some(v) => match v.as_i64() {
+            Some(r) if (1..=MAX_ADMISSIONS_PER_SECOND).contains(&r) => Some(r),
+            _ => return Err(invalid("admissionsPerSecond", "must be an integer from 1 to 1000000")),
+        },
+    };
+    let prequeue = match given("prequeueMinutes") {
+        None => 0,
+        Some(_) if rate.is_none() => {
+            return Err(invalid(
+                "prequeueMinutes",
+                "is allowed only with admissionsPerSecond (a pre-queue needs a line)",
+            ))
+        }
+        Some(v) => match v.as_i64() {
+            Some(m) if (0..=MAX_WINDOW_MINUTES).contains(&m) => m,
+            _ => return Err(invalid("prequeueMinutes", "must be an integer number of minutes from 0 to 1440")),
+        },
+    };
+    Ok(rate.map(|admissions_per_second| LineSettings { admissions_per_second, prequeue_minutes: prequeue }))
 }
 
 impl FanEvent {
@@ -106,7 +157,16 @@ impl FanEvent {
         if let Some(m) = self.cooldown_minutes {
             v["cooldownMinutes"] = m.into();
         }
+        if let Some(line) = self.line {
+            v["admissionsPerSecond"] = line.admissions_per_second.into();
+            v["prequeueMinutes"] = line.prequeue_minutes.into();
+        }
         v
+    }
+
+    /// When fans may first join: the opening, or the start of the pre-queue.
+    pub fn joinable_from(&self) -> DateTime<Utc> {
+        self.opens_at - chrono::Duration::minutes(self.line.map_or(0, |l| l.prequeue_minutes))
     }
 }
 
@@ -190,6 +250,37 @@ mod tests {
             v[key] = value;
             assert_eq!(field_of(spec(v)), field, "{key}");
         }
+    }
+
+    #[test]
+    fn a_line_is_an_integer_rate_with_an_optional_prequeue() {
+        let mut v = valid();
+        v["closesAt"] = "2026-12-01T11:00:00Z".into();
+        assert_eq!(spec(v.clone()).unwrap().line, None, "no rate, no line");
+        v["admissionsPerSecond"] = json!(300);
+        let e = spec(v.clone()).unwrap();
+        assert_eq!(e.line, Some(LineSettings { admissions_per_second: 300, prequeue_minutes: 0 }));
+        assert_eq!(
+            (e.to_json()["admissionsPerSecond"].clone(), e.to_json()["prequeueMinutes"].clone()),
+            (json!(300), json!(0))
+        );
+        v["prequeueMinutes"] = json!(30);
+        let e = spec(v.clone()).unwrap();
+        assert_eq!(e.line.unwrap().prequeue_minutes, 30);
+        assert_eq!(e.joinable_from(), e.opens_at - chrono::Duration::minutes(30));
+        for bad in [json!(0), json!(-1), json!(1.5), json!("300"), json!(true), json!(1_000_001)] {
+            let mut w = v.clone();
+            w["admissionsPerSecond"] = bad.clone();
+            assert_eq!(field_of(spec(w)), "admissionsPerSecond", "{bad}");
+        }
+        for bad in [json!(-1), json!(1441), json!(2.5), json!("5")] {
+            let mut w = v.clone();
+            w["prequeueMinutes"] = bad.clone();
+            assert_eq!(field_of(spec(w)), "prequeueMinutes", "{bad}");
+        }
+        let mut w = v.clone();
+        w["admissionsPerSecond"] = Value::Null;
+        assert_eq!(field_of(spec(w)), "prequeueMinutes", "a pre-queue without a rate");
     }
 
     #[test]

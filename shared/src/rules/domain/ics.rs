@@ -16,10 +16,12 @@
 //! Its UID is the event id (characters outside `[A-Za-z0-9_-]` become `-`),
 //! SUMMARY the title, `X-FANRUSH-PEAK-RPS` the peak rate (optional
 //! `X-FANRUSH-CAPACITY`, `X-FANRUSH-LEAD-MINUTES`,
-//! `X-FANRUSH-COOLDOWN-MINUTES`). Nothing is skipped silently: every VEVENT
+//! `X-FANRUSH-COOLDOWN-MINUTES`, and the line: `X-FANRUSH-ADMISSIONS-PER-SECOND`
+//! with `X-FANRUSH-PREQUEUE-MINUTES`, checked as the admin API checks
+//! `admissionsPerSecond` and `prequeueMinutes`). Nothing is skipped silently: every VEVENT
 //! that is not planned is in [`IcsCalendar::skipped`] with why.
 
-use super::{EventId, FanEvent};
+use super::{EventId, FanEvent, LineSettings, ValidationError};
 use chrono::{DateTime, Duration, NaiveDateTime, TimeZone, Utc};
 use icalendar::{Calendar, CalendarDateTime, Component, DatePerhapsTime, Event};
 
@@ -101,6 +103,24 @@ fn fan_event(event: &Event, uid: &str, opens_at: DateTime<Utc>, closes_at: DateT
     let number = |k: &str| event.property_value(k).and_then(|v| v.trim().parse::<f64>().ok());
     let expected_peak_rps = number("X-FANRUSH-PEAK-RPS").filter(|r| r.is_finite() && *r >= 0.0);
     let expected_peak_rps = expected_peak_rps.ok_or("no valid X-FANRUSH-PEAK-RPS")?;
+    // The line's fields, as the admin API reads them: an integer is a JSON
+    // number, anything else stays a string and is refused by the same rule.
+    let mut line_fields = serde_json::Map::new();
+    for (property, field) in
+        [("X-FANRUSH-ADMISSIONS-PER-SECOND", "admissionsPerSecond"), ("X-FANRUSH-PREQUEUE-MINUTES", "prequeueMinutes")]
+    {
+        if let Some(raw) = event.property_value(property) {
+            let value = raw.trim().parse::<i64>().map(serde_json::Value::from).unwrap_or_else(|_| raw.trim().into());
+            line_fields.insert(field.to_owned(), value);
+        }
+    }
+    let line = LineSettings::from_fields(&line_fields).map_err(|e| match e {
+        ValidationError::InvalidField { field: "admissionsPerSecond", reason } => {
+            format!("X-FANRUSH-ADMISSIONS-PER-SECOND {reason}")
+        }
+        ValidationError::InvalidField { reason, .. } => format!("X-FANRUSH-PREQUEUE-MINUTES {reason}"),
+        other => other.to_string(),
+    })?;
     Ok(FanEvent {
         id,
         title: event.get_summary().unwrap_or(uid).to_owned(),
@@ -110,6 +130,7 @@ fn fan_event(event: &Event, uid: &str, opens_at: DateTime<Utc>, closes_at: DateT
         expected_peak_rps,
         lead_minutes: number("X-FANRUSH-LEAD-MINUTES").map(|m| m as i64),
         cooldown_minutes: number("X-FANRUSH-COOLDOWN-MINUTES").map(|m| m as i64),
+        line,
     })
 }
 
@@ -227,5 +248,21 @@ BEGIN:VEVENT\r\nUID:mars\r\nDTSTART;TZID=Mars/Olympus:20261201T100000\r\nDTEND:2
         assert!(cal.skipped[3].contains("unknown time zone \"Mars/Olympus\""), "{:?}", cal.skipped);
         let garbage = parse_ics("not a calendar", now());
         assert!(garbage.events.is_empty() && garbage.skipped[0].starts_with("the feed is not iCalendar"));
+    }
+
+    #[test]
+    fn a_vevent_carries_its_line_or_is_skipped_for_a_bad_one() {
+        let lined = "BEGIN:VEVENT\r\nUID:lined\r\nDTSTART:20261201T100000Z\r\nDTEND:20261201T110000Z\r\n\
+X-FANRUSH-PEAK-RPS:60000\r\nX-FANRUSH-ADMISSIONS-PER-SECOND:12000\r\nX-FANRUSH-PREQUEUE-MINUTES:15\r\nEND:VEVENT\r\n\
+BEGIN:VEVENT\r\nUID:zero\r\nDTSTART:20261201T100000Z\r\nDTEND:20261201T110000Z\r\n\
+X-FANRUSH-PEAK-RPS:5\r\nX-FANRUSH-ADMISSIONS-PER-SECOND:0\r\nEND:VEVENT\r\n\
+BEGIN:VEVENT\r\nUID:orphan\r\nDTSTART:20261201T100000Z\r\nDTEND:20261201T110000Z\r\n\
+X-FANRUSH-PEAK-RPS:5\r\nX-FANRUSH-PREQUEUE-MINUTES:10\r\nEND:VEVENT\r\n";
+        let cal = parse_ics(&feed(lined), now());
+        assert_eq!(cal.events.len(), 1, "{:?}", cal.skipped);
+        let line = cal.events[0].line.expect("a line");
+        assert_eq!((line.admissions_per_second, line.prequeue_minutes), (12_000, 15));
+        assert!(cal.skipped[0].starts_with("zero: X-FANRUSH-ADMISSIONS-PER-SECOND must be"), "{:?}", cal.skipped);
+        assert!(cal.skipped[1].starts_with("orphan: X-FANRUSH-PREQUEUE-MINUTES is allowed only"), "{:?}", cal.skipped);
     }
 }

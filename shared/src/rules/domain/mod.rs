@@ -8,9 +8,9 @@ mod ics;
 mod ids;
 
 pub use entry::{Entry, EntryMessage, EntryRequest, Note, Position, MAX_ENTRY_BODY_BYTES, MAX_NOTE_CHARS};
-pub use event::{rfc3339, FanEvent, FanEventSpec, MAX_CAPACITY};
+pub use event::{rfc3339, FanEvent, FanEventSpec, LineSettings, MAX_ADMISSIONS_PER_SECOND, MAX_CAPACITY};
 pub use ics::{parse_ics, IcsCalendar};
-pub use ids::{EventId, FanId};
+pub use ids::{EventId, FanId, MAX_FAN_ID_BYTES};
 
 use thiserror::Error;
 
@@ -28,7 +28,7 @@ pub fn storable_text(text: &str) -> bool {
 pub enum ValidationError {
     #[error("eventId must match [A-Za-z0-9_-]{{1,64}}")]
     InvalidEventId,
-    #[error("fanId must match [A-Za-z0-9_.:@-]{{1,128}}")]
+    #[error("fanId (the JWT sub) must be 1 to 512 bytes with no control characters")]
     InvalidFanId,
     #[error("the body must be at most {limit} bytes, got {actual}")]
     BodyTooLarge { limit: usize, actual: usize },

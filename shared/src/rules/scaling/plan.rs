@@ -217,6 +217,7 @@ mod tests {
             expected_peak_rps: rps,
             lead_minutes: None,
             cooldown_minutes: None,
+            line: None,
         }
     }
 

@@ -12,7 +12,7 @@
 use super::AuthMode;
 use super::{identity, json_response, no_content, route, ApiError};
 use crate::adapters::postgres_store::{Database, StoreError, Upserted};
-use crate::adapters::redis_gate::{EntryGate, GateError, Published};
+use crate::adapters::redis_gate::{EntryGate, GateError, Published, SeedWrite};
 use crate::adapters::sqs_queue::{DeadLetterQueue, EntryQueue};
 use crate::rules::domain::{EventId, FanEventSpec, ValidationError};
 use crate::usecases::recovery::{self, Queues};
@@ -103,10 +103,14 @@ impl AdminApi {
         if self.db.is_retired(&event.id).await.map_err(|e| self.store_failed(e))? {
             return Err(retired(&event.id));
         }
-        let published = match self.gate.publish(&event).await {
+        // The line's seed is fixed when the event is first stored: an update
+        // publishes the stored one, a new event a fresh one.
+        let stored = self.db.line_record(&event.id).await.map_err(|e| self.store_failed(e))?;
+        let seed = stored.map_or_else(crate::adapters::redis_gate::new_line_seed, |r| r.seed);
+        let published = match self.gate.publish(&event, SeedWrite::Set(&seed)).await {
             Err(GateError::StateLost) => {
                 self.restore().await?;
-                self.gate.publish(&event).await
+                self.gate.publish(&event, SeedWrite::Set(&seed)).await
             }
             other => other,
         }
@@ -126,7 +130,12 @@ impl AdminApi {
                 })
             }
         };
-        let created = match self.db.upsert_event(&event).await.map_err(|e| self.store_failed(e))? {
+        let (upserted, kept_seed) = self.db.upsert_event(&event, &seed).await.map_err(|e| self.store_failed(e))?;
+        if upserted != Upserted::Retired && kept_seed != seed {
+            // Another PUT created the event first: its seed is the one stored.
+            self.gate.publish(&event, SeedWrite::Set(&kept_seed)).await.map_err(|e| self.gate_failed(e))?;
+        }
+        let created = match upserted {
             Upserted::Created => true,
             Upserted::Updated => false,
             // Deleted between the check and now: take the definition back out.

@@ -5,10 +5,16 @@
 //! the fan gets 503 with Retry-After, and the reservation is either released
 //! (the send surely never happened and no other request took it over) or
 //! kept pending so the retry gets the same position.
+//!
+//! For an event with a line ([`super::line`]), a POST joins the line or
+//! polls it with the fan's ticket, and is answered 203 `waiting` from this
+//! environment's memory until the fan's turn comes; then the same POST takes
+//! the accept path, at the gate's pace.
 
+use super::line::{LineError, Lines, Step, TicketKeyring, TICKET_HEADER};
 use super::AuthMode;
 use super::{identity, json_response, route, ApiError};
-use crate::adapters::redis_gate::{Admission, EntryGate, EntryLookup, GateError, Reservation};
+use crate::adapters::redis_gate::{Admission, EntryGate, EntryLookup, GateError, LineCall, Reservation};
 use crate::adapters::sqs_queue::{EntryQueue, QueueError};
 use crate::rules::domain::{Entry, EntryRequest, EventId};
 use chrono::Utc;
@@ -30,11 +36,29 @@ pub struct FanApi {
     auth: AuthMode,
     retry_after_s: u64,
     tokens: RequestTokens,
+    lines: Lines,
 }
+
+/// How often an environment syncs each event's line with the gate, at
+/// most: the status it answers waiting fans from is never older.
+pub const LINE_SYNC_DEFAULT: Duration = Duration::from_secs(1);
 
 impl FanApi {
     pub fn new(gate: EntryGate, queue: EntryQueue, auth: AuthMode, retry_after_s: u64) -> Self {
-        Self { gate: Arc::new(gate), queue, auth, retry_after_s, tokens: RequestTokens::new() }
+        Self {
+            gate: Arc::new(gate),
+            queue,
+            auth,
+            retry_after_s,
+            tokens: RequestTokens::new(),
+            lines: Lines::new(TicketKeyring::none(), LINE_SYNC_DEFAULT),
+        }
+    }
+
+    /// The line's ticket keys, and how often each event's line is synced.
+    pub fn with_line(mut self, keys: TicketKeyring, sync_every: Duration) -> Self {
+        self.lines = Lines::new(keys, sync_every);
+        self
     }
 
     /// Does now what the first request would otherwise do: builds the SQS
@@ -97,39 +121,96 @@ impl FanApi {
         let fan = identity::fan(req, self.auth).map_err(refused)?;
         let event = EventId::parse(id).map_err(|e| refused(e.into()))?;
         let body = EntryRequest::parse(req.body().as_ref()).map_err(|e| refused(e.into()))?;
-        let token = self.tokens.next();
-        let started = Instant::now();
-        let admission = self.gate.admit(&event, &fan, &body.note, Utc::now(), &token).await;
-        histogram!("RedisLatencyMs").record(started.elapsed().as_secs_f64() * 1e3);
-        let reservation = match admission.map_err(|e| self.gate_failed(e))? {
-            Admission::Reserved(r) => r,
-            Admission::Existing(entry) => {
-                counter!("EntriesRepeated").increment(1);
-                return Ok(accepted(StatusCode::OK, &entry));
-            }
-            Admission::NotFound => return Err(refused(event_not_found())),
-            Admission::NotOpen => {
+        let ticket = match req.headers().get(TICKET_HEADER).map(|v| v.to_str()) {
+            None => None,
+            Some(Ok(t)) => Some(t),
+            Some(Err(_)) => {
                 return Err(refused(ApiError::new(
-                    StatusCode::FORBIDDEN,
-                    "event_not_open",
-                    "the event is not open yet",
+                    StatusCode::BAD_REQUEST,
+                    "invalid_ticket",
+                    "the ticket is malformed",
                 )))
             }
-            Admission::Closed => {
-                return Err(refused(ApiError::new(StatusCode::FORBIDDEN, "event_closed", "the event has closed")))
-            }
-            Admission::RateLimited { retry_after } => {
-                let seconds = retry_after.as_millis().div_ceil(1000).max(1) as u64;
-                return Err(refused(ApiError {
-                    retry_after: Some(seconds),
-                    ..ApiError::new(StatusCode::TOO_MANY_REQUESTS, "rate_limited", "too many entry attempts; slow down")
-                }));
-            }
-            Admission::SoldOut => {
-                counter!("EntriesSoldOut").increment(1);
-                return Err(ApiError::new(StatusCode::CONFLICT, "sold_out", "no places are left"));
-            }
         };
+        let now = Utc::now();
+        let mut step = self.lines.step(&self.gate, &event, &fan, ticket, now).await.map_err(|e| self.line_failed(e))?;
+        for _ in 0..2 {
+            let (call, place) = match step {
+                Step::Answer(response) => return Ok(response),
+                Step::Unlined => (LineCall::Unlined, None),
+                Step::Turn { call, place } => (call, Some(place)),
+            };
+            let token = self.tokens.next();
+            let started = Instant::now();
+            let admission = self.gate.admit(&event, &fan, &body.note, now, &token, call).await;
+            histogram!("RedisLatencyMs").record(started.elapsed().as_secs_f64() * 1e3);
+            let reservation = match admission.map_err(|e| self.gate_failed(e))? {
+                Admission::Reserved(r) => r,
+                Admission::Lined => {
+                    // The event has a line this environment did not know of.
+                    self.lines.adopt(&self.gate, &event, now).await.map_err(|e| self.line_failed(e))?;
+                    step = self
+                        .lines
+                        .step(&self.gate, &event, &fan, ticket, now)
+                        .await
+                        .map_err(|e| self.line_failed(e))?;
+                    continue;
+                }
+                Admission::Paced { retry_after } => {
+                    let place =
+                        place.ok_or_else(|| self.gate_failed(GateError::Protocol("paced without a line".into())))?;
+                    return self
+                        .lines
+                        .paced(&event, &fan, place, now, retry_after)
+                        .await
+                        .map_err(|e| self.line_failed(e));
+                }
+                Admission::TurnMissed => {
+                    return Err(refused(ApiError::new(
+                        StatusCode::GONE,
+                        "turn_missed",
+                        "your turn came and passed; join the line again (POST without the ticket)",
+                    )))
+                }
+                Admission::Existing(entry) => {
+                    counter!("EntriesRepeated").increment(1);
+                    return Ok(accepted(StatusCode::OK, &entry));
+                }
+                Admission::NotFound => return Err(refused(event_not_found())),
+                Admission::NotOpen => {
+                    return Err(refused(ApiError::new(
+                        StatusCode::FORBIDDEN,
+                        "event_not_open",
+                        "the event is not open yet",
+                    )))
+                }
+                Admission::Closed => {
+                    return Err(refused(ApiError::new(StatusCode::FORBIDDEN, "event_closed", "the event has closed")))
+                }
+                Admission::RateLimited { retry_after } => {
+                    let seconds = retry_after.as_millis().div_ceil(1000).max(1) as u64;
+                    return Err(refused(ApiError {
+                        retry_after: Some(seconds),
+                        ..ApiError::new(
+                            StatusCode::TOO_MANY_REQUESTS,
+                            "rate_limited",
+                            "too many entry attempts; slow down",
+                        )
+                    }));
+                }
+                Admission::SoldOut => {
+                    counter!("EntriesSoldOut").increment(1);
+                    self.lines.sold_out(&event);
+                    return Err(ApiError::new(StatusCode::CONFLICT, "sold_out", "no places are left"));
+                }
+            };
+            return self.queue_entry(&event, reservation).await;
+        }
+        Err(self.gate_failed(GateError::Protocol("the gate kept sending this request to the line".into())))
+    }
+
+    /// Sends a reserved entry to SQS and answers: 202 once it is queued.
+    async fn queue_entry(&self, event: &EventId, reservation: Reservation) -> Result<Response<Body>, ApiError> {
         let started = Instant::now();
         let sent = self.queue.send(&reservation.entry).await;
         histogram!("SqsLatencyMs").record(started.elapsed().as_secs_f64() * 1e3);
@@ -153,6 +234,20 @@ impl FanApi {
             Err(e @ (QueueError::Unknown(_) | QueueError::DeadLettersBusy(_))) => {
                 tracing::warn!(error = %e, event = %event, "entry send outcome unknown; keeping its slot for the retry");
                 Err(ApiError::unavailable(self.retry_after_s, "the entry queue did not answer; retry"))
+            }
+        }
+    }
+
+    fn line_failed(&self, e: LineError) -> ApiError {
+        match e {
+            LineError::Gate(e) => self.gate_failed(e),
+            LineError::NotFound => refused(event_not_found()),
+            // Counted as EntriesSoldOut already, as the gate's sold out is.
+            LineError::Refused(e) if e.code == "sold_out" => e,
+            LineError::Refused(e) => refused(e),
+            LineError::NoKeys(why) => {
+                tracing::error!(why, "the line cannot sign tickets");
+                ApiError::unavailable(self.retry_after_s, "the line cannot issue tickets right now; retry later")
             }
         }
     }

@@ -8,11 +8,13 @@
 pub mod admin;
 pub mod fan;
 mod identity;
+pub mod line;
 mod route;
 
 pub use admin::AdminApi;
 pub use fan::FanApi;
 pub use identity::AuthMode;
+pub use line::{TicketKeyring, TICKET_HEADER, WAITING};
 
 use crate::rules::domain::ValidationError;
 use http::{header, HeaderValue, StatusCode};

@@ -1,0 +1,148 @@
+//! The line: a waiting room in front of the gate, pure rules with no I/O.
+//!
+//! An event with `admissionsPerSecond` has a line. A fan's first POST joins
+//! it and gets a [`Ticket`]: a [`Place`] signed by fanrush, so joining and
+//! waiting cost the gate's Redis nothing. Places are ordered:
+//!
+//! - fans who join in the pre-queue (before the opening) are all ahead of
+//!   everyone who arrives after it, in a uniformly random order fixed by a
+//!   shuffle key (SHA-256 of the event's secret seed and the fan), so when
+//!   in the window a fan joined does not matter, and joining again, from
+//!   any device, draws the same key;
+//! - after the opening, first come, first served by arrival in
+//!   [`BUCKET_MS`] buckets, shuffled within a bucket by the same key.
+//!
+//! A fan that loses its ticket and joins again gets a place no better than
+//! its first: the same one in the pre-queue, a later arrival after the
+//! opening. The front ([`front`]) advances at the event's rate through
+//! those places; a fan whose turn came repeats its POST with its ticket
+//! and is admitted by the gate as before. [`poll`] says when a waiting fan
+//! should come back.
+
+pub mod front;
+pub mod poll;
+pub mod ticket;
+
+pub use front::{Front, FrontWalk, LineCounts, LineShape, Pause};
+pub use ticket::{Ticket, TicketError, TicketKey, TicketKeys, TICKET_TTL};
+
+use sha2::{Digest, Sha256};
+use std::time::Duration;
+
+/// Arrivals after the opening are first come, first served to this many
+/// milliseconds; inside one bucket the shuffle key orders them, so pressing
+/// first within a tenth of a second (a bot's edge) wins nothing.
+pub const BUCKET_MS: i64 = 100;
+
+/// How long a fan whose turn came has to come back with its ticket before
+/// the turn is gone (then it may join again, at the back). Four times the
+/// longest wait the line ever asks for after the opening, so a fan that
+/// follows `Retry-After` never misses its turn.
+pub const TURN_WINDOW: Duration = Duration::from_secs(120);
+
+/// How far an execution environment moves its front past its last sync
+/// with the gate. A gate that stopped answering stops every front within
+/// this, and the restore pauses the line from the loss plus this on, so no
+/// fan is told its turn came and then that it did not.
+pub const FRONT_HORIZON: chrono::Duration = chrono::Duration::seconds(2);
+
+/// A place in an event's line. The derived order is the line's order: every
+/// pre-queued place before every arrival.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Place {
+    /// Joined before the opening; ordered by the shuffle key.
+    Prequeue { shuffle: u64 },
+    /// Joined after the opening: `at_ms` is the start of the arrival's
+    /// bucket (Unix ms); the shuffle key orders a bucket.
+    Arrival { at_ms: i64, shuffle: u32 },
+}
+
+/// The shuffle key of a fan in an event: a keyed hash, so nobody can
+/// compute a fan's place, or choose one, without the event's seed.
+fn shuffle(seed: &[u8], event: &str, fan: &str) -> [u8; 32] {
+    Sha256::digest(
+        [b"fanrush/line-shuffle\0".as_slice(), seed, b"\0", event.as_bytes(), b"\0", fan.as_bytes()].concat(),
+    )
+    .into()
+}
+
+/// The place a fan holds after a POST at `now_ms`: the one its valid ticket
+/// names, else a new one (the pre-queue's before the opening, an arrival
+/// after it).
+pub fn place_for(held: Option<Place>, seed: &[u8], event: &str, fan: &str, now_ms: i64, opens_at_ms: i64) -> Place {
+    if let Some(place) = held {
+        return place;
+    }
+    let key = shuffle(seed, event, fan);
+    if now_ms < opens_at_ms {
+        Place::Prequeue { shuffle: u64::from_be_bytes(key[..8].try_into().expect("8 bytes")) }
+    } else {
+        Place::Arrival {
+            at_ms: opens_at_ms + (now_ms - opens_at_ms).div_euclid(BUCKET_MS) * BUCKET_MS,
+            shuffle: u32::from_be_bytes(key[8..12].try_into().expect("4 bytes")),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    const OPEN: i64 = 1_800_000_000_000;
+
+    #[test]
+    fn the_prequeue_draws_the_same_place_whenever_and_wherever_a_fan_joins() {
+        let a = place_for(None, b"seed", "gig", "fan-1", OPEN - 3_600_000, OPEN);
+        let b = place_for(None, b"seed", "gig", "fan-1", OPEN - 1, OPEN);
+        assert_eq!(a, b, "joined an hour or a millisecond before the opening: the same place");
+        assert!(matches!(a, Place::Prequeue { .. }));
+        assert_ne!(a, place_for(None, b"other-seed", "gig", "fan-1", OPEN - 1, OPEN), "the seed decides");
+        let after = place_for(None, b"seed", "gig", "fan-1", OPEN + 250, OPEN);
+        assert_eq!(
+            after,
+            Place::Arrival {
+                at_ms: OPEN + 200,
+                shuffle: match after {
+                    Place::Arrival { shuffle, .. } => shuffle,
+                    _ => 0,
+                }
+            }
+        );
+        assert!(a < after, "every pre-queued place is ahead of every arrival");
+    }
+
+    #[test]
+    fn a_held_ticket_keeps_its_place() {
+        let first = place_for(None, b"s", "gig", "f", OPEN + 10, OPEN);
+        assert_eq!(place_for(Some(first), b"s", "gig", "f", OPEN + 99_000, OPEN), first);
+    }
+
+    proptest! {
+        /// Whatever order joins, refreshes (with the ticket), re-joins
+        /// (ticket lost) and joins from a second device arrive in, before
+        /// or after the opening, no fan ever holds a better place than its
+        /// first.
+        #[test]
+        fn no_fan_ever_holds_a_better_place_than_its_first(
+            steps in prop::collection::vec((0usize..6, 0usize..2, any::<bool>(), 0i64..5_000), 1..200),
+            start in -3_000i64..3_000,
+        ) {
+            let mut now = OPEN + start;
+            let mut first: [Option<Place>; 6] = [None; 6];
+            // Each fan has two devices, each keeping the last ticket it got.
+            let mut devices: [[Option<Place>; 2]; 6] = [[None; 2]; 6];
+            for (fan, device, lost, gap) in steps {
+                now += gap;
+                let name = format!("fan-{fan}");
+                if lost {
+                    devices[fan][device] = None;
+                }
+                let place = place_for(devices[fan][device], b"seed", "gig", &name, now, OPEN);
+                let best = *first[fan].get_or_insert(place);
+                prop_assert!(place >= best, "{} held {:?}, then {:?}", name, best, place);
+                devices[fan][device] = Some(place);
+            }
+        }
+    }
+}

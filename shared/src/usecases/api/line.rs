@@ -1,0 +1,466 @@
+//! The fan API's side of the line ([`crate::rules::line`]): what one
+//! execution environment keeps of each event with a line, and the answers
+//! it gives without asking the gate.
+//!
+//! An environment learns that an event has a line from the gate itself
+//! (`admit.lua` answers `lined` to a caller that did not follow one), so an
+//! event without a line costs nothing more than it did. From then on the
+//! environment syncs with the gate at most once per `max_age`
+//! ([`EntryGate::sync_line`]): the tickets it issued meanwhile go into the
+//! gate's counts, and the line's rate, seed, pauses and counts come back.
+//! Between syncs every join and every poll is answered from memory: the
+//! ticket is verified and the front computed here, and only a fan whose
+//! turn came reaches the gate. When syncs fail, the front stops
+//! [`FRONT_HORIZON`] after the last good one, so no fan is told its turn
+//! came while the gate cannot admit it.
+
+use super::{json_response, ApiError};
+use crate::adapters::redis_gate::{EntryGate, GateError, IssuedTickets, LineCall, LineStatus, LineSync};
+use crate::adapters::secrets::SecretSource;
+use crate::rules::domain::{EventId, FanId};
+use crate::rules::line::front::bucket_of;
+use crate::rules::line::poll::{come_back_in, retry_after_header};
+use crate::rules::line::{
+    place_for, FrontWalk, LineCounts, LineShape, Place, Ticket, TicketError, TicketKeys, FRONT_HORIZON, TURN_WINDOW,
+};
+use chrono::{DateTime, Utc};
+use http::{HeaderValue, StatusCode};
+use lambda_http::{Body, Response};
+use metrics::counter;
+use serde_json::json;
+use std::collections::HashMap;
+use std::hash::{BuildHasher, RandomState};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+/// The request header a fan repeats its POST with.
+pub const TICKET_HEADER: &str = "x-fanrush-ticket";
+
+/// The waiting answer's status: 203 Non-Authoritative Information. No other
+/// answer of either API uses it, so a client can tell "keep waiting" from
+/// every final answer by the status alone; it is a 2xx (waiting is the line
+/// working, not an error: API Gateway's 4XX/5XX metrics and the alarms on
+/// them stay quiet during an opening); it carries a body; and its meaning
+/// fits: the answer is the line's estimate, not the gate's decision.
+pub const WAITING: StatusCode = StatusCode::NON_AUTHORITATIVE_INFORMATION;
+
+/// Buckets the gate's counts are re-read behind the present at each sync
+/// (30 s): an environment that flushed late still lands in the others'.
+const RECOUNT_BUCKETS: u64 = 300;
+
+/// How often the ticket keys are read again (the secrets extension caches
+/// them for 300 s by default), and at most how often an unknown key id
+/// makes them be read early.
+const KEYS_TTL: Duration = Duration::from_secs(300);
+const KEYS_REFRESH_GAP: Duration = Duration::from_secs(10);
+
+/// Why the line could not answer.
+#[derive(Debug)]
+pub(super) enum LineError {
+    /// The gate could not be reached, and nothing is known of the line yet.
+    Gate(GateError),
+    /// The event does not exist.
+    NotFound,
+    /// A refusal to answer as it is (bad ticket, not open, sold out...).
+    Refused(ApiError),
+    /// No ticket key is configured or readable: the line cannot issue or
+    /// verify tickets.
+    NoKeys(String),
+}
+
+/// What to do with a POST to an event.
+pub(super) enum Step {
+    /// The event has no line (as far as this environment knows).
+    Unlined,
+    /// The fan's turn came: ask the gate.
+    Turn { call: LineCall, place: Place },
+    /// The answer, given without the gate.
+    Answer(Response<Body>),
+}
+
+/// The ticket signing keys, read through a secret source and cached.
+pub struct TicketKeyring {
+    current: SecretSource,
+    /// A local stand-in for `AWSPREVIOUS` (the extension reads that itself).
+    previous: SecretSource,
+    cached: tokio::sync::Mutex<Option<(TicketKeys, Instant)>>,
+}
+
+impl TicketKeyring {
+    pub fn new(current: SecretSource, previous: SecretSource) -> Self {
+        Self { current, previous, cached: tokio::sync::Mutex::new(None) }
+    }
+
+    /// No keys: events with a line answer 503 until one is configured.
+    pub fn none() -> Self {
+        Self::new(SecretSource::None, SecretSource::None)
+    }
+
+    async fn keys(&self, refresh: bool) -> Result<TicketKeys, String> {
+        let mut cached = self.cached.lock().await;
+        if let Some((keys, at)) = cached.as_ref() {
+            let fresh = at.elapsed() < KEYS_TTL;
+            if fresh && !(refresh && at.elapsed() >= KEYS_REFRESH_GAP) {
+                return Ok(keys.clone());
+            }
+        }
+        let current = self.current.resolve().await.map_err(|e| e.to_string())?;
+        let Some(current) = current.filter(|c| !c.expose().is_empty()) else {
+            return Err("no ticket key is configured (LINE_TICKET_SECRET_ID)".into());
+        };
+        let previous = match self.previous.resolve().await.map_err(|e| e.to_string())? {
+            Some(p) => Some(p),
+            None => self.current.resolve_previous().await.map_err(|e| e.to_string())?,
+        };
+        let keys = TicketKeys::new(current.expose().as_bytes(), previous.as_ref().map(|p| p.expose().as_bytes()));
+        *cached = Some((keys.clone(), Instant::now()));
+        Ok(keys)
+    }
+}
+
+/// One event's line as this environment knows it.
+struct EventLine {
+    status: LineStatus,
+    /// The gate's counts as last read (they only grow: merged by maximum,
+    /// so a late reply never takes a count back).
+    counts: LineCounts,
+    walk: FrontWalk,
+    synced_at: Instant,
+    synced_at_ms: i64,
+    /// Tickets issued here since the last sync, and those a sync in flight
+    /// is carrying: counted in the walk until the gate's counts hold them.
+    issued: IssuedTickets,
+    in_flight: IssuedTickets,
+    /// When the sync on its way started (a sync whose request was dropped
+    /// stops counting as on its way after [`SYNC_ABANDONED`]).
+    syncing: Option<Instant>,
+}
+
+/// Longer than any sync takes (Redis's connect and response timeouts).
+const SYNC_ABANDONED: Duration = Duration::from_secs(5);
+
+impl EventLine {
+    fn new(status: LineStatus, now_ms: i64) -> Self {
+        let mut line = Self {
+            counts: LineCounts::default(),
+            walk: FrontWalk::new(shape_of(&status, LineCounts::default())),
+            status,
+            synced_at: Instant::now(),
+            synced_at_ms: now_ms,
+            issued: IssuedTickets::default(),
+            in_flight: IssuedTickets::default(),
+            syncing: None,
+        };
+        line.absorb();
+        line
+    }
+
+    /// Takes a sync's reply (the status already stored, its counts in
+    /// `status.arrivals` from `status.from_bucket`) into the environment's
+    /// copy and rebuilds the walk.
+    fn absorb(&mut self) {
+        let s = &self.status;
+        let mut read = LineCounts { prequeued: s.prequeued, arrivals: vec![0; s.from_bucket as usize] };
+        read.arrivals.extend_from_slice(&s.arrivals);
+        self.counts.merge(&read);
+        let mut counts = self.counts.clone();
+        for pending in [&self.issued, &self.in_flight] {
+            counts.prequeued += pending.prequeued;
+            for (bucket, n) in &pending.arrivals {
+                let b = *bucket as usize;
+                if counts.arrivals.len() <= b {
+                    counts.arrivals.resize(b + 1, 0);
+                }
+                counts.arrivals[b] += n;
+            }
+        }
+        self.walk = FrontWalk::new(shape_of(s, counts));
+    }
+
+    /// Counts a ticket issued here: in the next sync, and in this
+    /// environment's front at once.
+    fn count(&mut self, place: &Place) {
+        self.walk.add(place);
+        let bucket = match place {
+            Place::Prequeue { .. } => None,
+            Place::Arrival { at_ms, .. } => Some(bucket_of(*at_ms, self.status.opens_at_ms) as u64),
+        };
+        self.issued.add(bucket, 1);
+    }
+
+    /// The first bucket a sync should read back.
+    fn recount_from(&self, now_ms: i64) -> u64 {
+        let now_bucket = bucket_of(now_ms, self.status.opens_at_ms) as u64;
+        (self.counts.arrivals.len() as u64).min(now_bucket.saturating_sub(RECOUNT_BUCKETS))
+    }
+}
+
+fn shape_of(s: &LineStatus, counts: LineCounts) -> LineShape {
+    LineShape { opens_at_ms: s.opens_at_ms, rate: s.rate, pauses: s.pauses.clone(), counts }
+}
+
+/// Every event with a line this environment has seen.
+pub(super) struct Lines {
+    events: Mutex<HashMap<EventId, EventLine>>,
+    keys: TicketKeyring,
+    max_age: Duration,
+    jitter_seed: u64,
+    jitter_counter: AtomicU64,
+}
+
+impl Lines {
+    pub fn new(keys: TicketKeyring, max_age: Duration) -> Self {
+        Self {
+            events: Mutex::new(HashMap::new()),
+            keys,
+            max_age,
+            jitter_seed: RandomState::new().hash_one(std::process::id()),
+            jitter_counter: AtomicU64::new(0),
+        }
+    }
+
+    fn jitter(&self) -> f64 {
+        let n = RandomState::new().hash_one((self.jitter_seed, self.jitter_counter.fetch_add(1, Ordering::Relaxed)));
+        (n >> 11) as f64 / (1u64 << 53) as f64
+    }
+
+    /// Learns (or re-reads) an event's line from the gate after it answered
+    /// `lined`.
+    pub async fn adopt(&self, gate: &EntryGate, event: &EventId, now: DateTime<Utc>) -> Result<(), LineError> {
+        self.sync(gate, event, now, true).await.map(|_| ())
+    }
+
+    /// Syncs when the environment's copy is older than `max_age` (or
+    /// `force`), unless a sync of it is already on its way. Returns whether
+    /// the event (still) has a line; a failed sync leaves the last copy in
+    /// use.
+    async fn sync(
+        &self,
+        gate: &EntryGate,
+        event: &EventId,
+        now: DateTime<Utc>,
+        force: bool,
+    ) -> Result<bool, LineError> {
+        let now_ms = now.timestamp_millis();
+        let (mut carried, mut from) = {
+            let mut events = self.events.lock().unwrap();
+            match events.get_mut(event) {
+                Some(line) if line.syncing.is_some_and(|at| at.elapsed() < SYNC_ABANDONED) => return Ok(true),
+                Some(line) if !force && line.synced_at.elapsed() < self.max_age => return Ok(true),
+                Some(line) => {
+                    line.syncing = Some(Instant::now());
+                    // An abandoned sync's tickets go out with this one.
+                    let abandoned = std::mem::take(&mut line.in_flight);
+                    line.issued.absorb(abandoned);
+                    line.in_flight = std::mem::take(&mut line.issued);
+                    (line.in_flight.clone(), line.recount_from(now_ms))
+                }
+                None if !force => return Ok(false),
+                None => (IssuedTickets::default(), 0),
+            }
+        };
+        loop {
+            let outcome = gate.sync_line(event, &carried, from).await;
+            let failed = {
+                let mut events = self.events.lock().unwrap();
+                match outcome {
+                    Ok(LineSync::Lined(status)) => {
+                        let next = status.from_bucket + status.arrivals.len() as u64;
+                        let more = status.buckets > next;
+                        let line =
+                            events.entry(event.clone()).or_insert_with(|| EventLine::new(status.clone(), now_ms));
+                        line.status = status;
+                        line.in_flight = IssuedTickets::default();
+                        line.absorb();
+                        line.synced_at = Instant::now();
+                        line.synced_at_ms = now_ms;
+                        if !more {
+                            line.syncing = None;
+                            return Ok(true);
+                        }
+                        // A long line's first sync: read the rest of the counts.
+                        (carried, from) = (IssuedTickets::default(), next);
+                        None
+                    }
+                    Ok(LineSync::Unlined { .. }) => {
+                        events.remove(event);
+                        return Ok(false);
+                    }
+                    Ok(LineSync::NotFound) => {
+                        events.remove(event);
+                        return Err(LineError::NotFound);
+                    }
+                    Err(e) => {
+                        let Some(line) = events.get_mut(event) else { return Err(LineError::Gate(e)) };
+                        // Not flushed: count them again next time.
+                        let unsent = std::mem::take(&mut line.in_flight);
+                        line.issued.absorb(unsent);
+                        line.syncing = None;
+                        Some(e)
+                    }
+                }
+            };
+            if let Some(e) = failed {
+                tracing::warn!(error = %e, event = %event, "line sync failed; answering from the last one");
+                if matches!(e, GateError::StateLost) {
+                    // Mark the loss now, not at the scheduler's next run, so
+                    // the restore's pause starts where the fronts stopped.
+                    let _ = gate.state_lost_since(now).await;
+                }
+                return Ok(true);
+            }
+        }
+    }
+
+    /// Decides a POST to an event: answered here, or the fan's turn came.
+    pub async fn step(
+        &self,
+        gate: &EntryGate,
+        event: &EventId,
+        fan: &FanId,
+        ticket: Option<&str>,
+        now: DateTime<Utc>,
+    ) -> Result<Step, LineError> {
+        if !self.sync(gate, event, now, false).await? {
+            return Ok(Step::Unlined);
+        }
+        let keys = self.keys.keys(false).await.map_err(LineError::NoKeys)?;
+        let now_ms = now.timestamp_millis();
+        let held = match ticket {
+            None => None,
+            Some(text) => match Ticket::verify(text, &keys, event.as_str(), fan.as_str(), now.timestamp()) {
+                Ok(t) => Some(t.place),
+                Err(TicketError::UnknownKey) => {
+                    // Perhaps a rotation this environment has not seen yet.
+                    let keys = self.keys.keys(true).await.map_err(LineError::NoKeys)?;
+                    let again = Ticket::verify(text, &keys, event.as_str(), fan.as_str(), now.timestamp());
+                    Some(again.map_err(|e| LineError::Refused(ticket_refused(e)))?.place)
+                }
+                Err(e) => return Err(LineError::Refused(ticket_refused(e))),
+            },
+        };
+        let mut events = self.events.lock().unwrap();
+        let Some(line) = events.get_mut(event) else { return Ok(Step::Unlined) };
+        if now_ms < line.status.joinable_from_ms {
+            return Err(LineError::Refused(ApiError::new(
+                StatusCode::FORBIDDEN,
+                "event_not_open",
+                "the event is not open yet",
+            )));
+        }
+        if now_ms >= line.status.closes_at_ms {
+            return Err(LineError::Refused(ApiError::new(
+                StatusCode::FORBIDDEN,
+                "event_closed",
+                "the event has closed",
+            )));
+        }
+        let place =
+            place_for(held, line.status.seed.as_bytes(), event.as_str(), fan.as_str(), now_ms, line.status.opens_at_ms);
+        if held.is_none() {
+            line.count(&place);
+            counter!("LineJoined").increment(1);
+        }
+        // A front whose gate stopped answering stops with it.
+        let t = now_ms.min(line.synced_at_ms + FRONT_HORIZON.num_milliseconds());
+        if line.walk.front(t).passed(&place) {
+            let came = line.walk.turn_came_at(&place, t).unwrap_or(t);
+            let missed = now_ms - came > TURN_WINDOW.as_millis() as i64;
+            return Ok(Step::Turn { call: if missed { LineCall::Existing } else { LineCall::Turn }, place });
+        }
+        if line.status.taken >= line.status.capacity {
+            counter!("EntriesSoldOut").increment(1);
+            return Err(LineError::Refused(ApiError::new(StatusCode::CONFLICT, "sold_out", "no places are left")));
+        }
+        let answer = self.waiting(line, &keys, event, fan, place, now, t, None);
+        Ok(Step::Answer(answer))
+    }
+
+    /// The waiting answer for a fan whose turn came but whom the gate's pace
+    /// holds back for `retry_after`.
+    pub async fn paced(
+        &self,
+        event: &EventId,
+        fan: &FanId,
+        place: Place,
+        now: DateTime<Utc>,
+        retry_after: Duration,
+    ) -> Result<Response<Body>, LineError> {
+        counter!("LinePaced").increment(1);
+        let keys = self.keys.keys(false).await.map_err(LineError::NoKeys)?;
+        let mut events = self.events.lock().unwrap();
+        let line = events.get_mut(event).ok_or(LineError::NotFound)?;
+        let t = now.timestamp_millis();
+        Ok(self.waiting(line, &keys, event, fan, place, now, t, Some(retry_after)))
+    }
+
+    /// The gate answered sold out: every waiting fan here is told so too.
+    pub fn sold_out(&self, event: &EventId) {
+        if let Some(line) = self.events.lock().unwrap().get_mut(event) {
+            line.status.taken = line.status.taken.max(line.status.capacity);
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn waiting(
+        &self,
+        line: &mut EventLine,
+        keys: &TicketKeys,
+        event: &EventId,
+        fan: &FanId,
+        place: Place,
+        now: DateTime<Utc>,
+        front_at: i64,
+        paced: Option<Duration>,
+    ) -> Response<Body> {
+        counter!("LineWaiting").increment(1);
+        let now_ms = now.timestamp_millis();
+        let open = now_ms >= line.status.opens_at_ms;
+        let eta = match paced {
+            Some(_) => 0.0,
+            None => line.walk.eta_seconds(&place, front_at),
+        };
+        let wait = paced.unwrap_or_else(|| come_back_in(eta, self.jitter(), open));
+        let ticket = Ticket { place, issued_at_s: now.timestamp() }.encode(keys, event.as_str(), fan.as_str());
+        let mut body = json!({
+            "eventId": event.as_str(),
+            "fanId": fan.as_str(),
+            "status": "waiting",
+            "ticket": ticket,
+            "position": null,
+            "ahead": null,
+            "etaSeconds": null,
+            "retryAfterMs": wait.as_millis() as u64,
+        });
+        let shuffled = open || !matches!(place, Place::Prequeue { .. });
+        if shuffled {
+            let shape = line.walk.shape();
+            let rank = shape.rank(&place);
+            let ahead = (rank - line.walk.front_rank(front_at)).max(0.0);
+            body["position"] = (rank.floor() as i64 + 1).into();
+            body["ahead"] = (if paced.is_some() { 0 } else { ahead.ceil() as i64 }).into();
+            body["etaSeconds"] = (eta.ceil() as i64).into();
+        } else {
+            body["opensInSeconds"] = ((line.status.opens_at_ms - now_ms).max(0) as u64).div_ceil(1000).into();
+        }
+        let mut response = json_response(WAITING, &body);
+        let headers = response.headers_mut();
+        headers.insert(http::header::RETRY_AFTER, HeaderValue::from(retry_after_header(wait)));
+        if let Ok(value) = HeaderValue::from_str(&ticket) {
+            headers.insert(TICKET_HEADER, value);
+        }
+        response
+    }
+}
+
+fn ticket_refused(e: TicketError) -> ApiError {
+    counter!("LineTicketsRefused").increment(1);
+    match e {
+        TicketError::Malformed => ApiError::new(StatusCode::BAD_REQUEST, "invalid_ticket", e.to_string()),
+        TicketError::UnknownKey | TicketError::Forged => {
+            ApiError::new(StatusCode::FORBIDDEN, "invalid_ticket", TicketError::Forged.to_string())
+        }
+        TicketError::Expired => ApiError::new(StatusCode::FORBIDDEN, "ticket_expired", e.to_string()),
+    }
+}

@@ -1,0 +1,451 @@
+//! The line in front of the gate, through the fan and admin APIs on the
+//! real Redis, PostgreSQL and SQS endpoint: waiting answers with a signed
+//! ticket, admission at the fan's turn and at the line's pace, the
+//! pre-queue's shuffle, sold out without the gate, tickets bound to their
+//! fan and event, a restore that keeps the line's seed and pauses it, and
+//! identity providers' subjects stored exactly.
+
+mod common;
+
+use chrono::{Duration as Minutes, Utc};
+use common::*;
+use fanrush::adapters::redis_gate::{Admission, EntryGate, LineCall, SeedWrite};
+use fanrush::adapters::secrets::{Secret, SecretSource};
+use fanrush::rules::domain::{EventId, FanId};
+use fanrush::rules::line::{Place, Ticket, TicketKeys};
+use fanrush::usecases::api::{AuthMode, TicketKeyring, WAITING};
+use fanrush::usecases::recovery::Patience;
+use lambda_http::{Body, Response};
+use serde_json::{json, Value};
+use std::time::{Duration, Instant};
+
+/// A fan following the line's protocol: join, then repeat the POST with its
+/// ticket when told, until a final answer. Returns it, the waiting answers
+/// on the way, and when the final one came.
+async fn follow(stack: &Stack, event: &str, fan: &str, limit: Duration) -> (Response<Body>, Vec<Value>, Instant) {
+    follow_from(stack, event, fan, None, limit).await
+}
+
+/// [`follow`] for a fan that already holds a ticket.
+async fn follow_from(
+    stack: &Stack,
+    event: &str,
+    fan: &str,
+    ticket: Option<String>,
+    limit: Duration,
+) -> (Response<Body>, Vec<Value>, Instant) {
+    let started = Instant::now();
+    let mut waits = Vec::new();
+    let mut ticket = ticket;
+    loop {
+        let r = stack.enter_with(event, fan, ticket.as_deref()).await;
+        if r.status() != WAITING {
+            return (r, waits, Instant::now());
+        }
+        let body = body_json(&r);
+        assert_eq!(body["status"], "waiting", "{body}");
+        ticket = Some(body["ticket"].as_str().expect("a ticket").to_owned());
+        let wait = Duration::from_millis(body["retryAfterMs"].as_u64().expect("retryAfterMs"));
+        waits.push(body);
+        assert!(started.elapsed() < limit, "{fan} still waiting after {limit:?}: {:?}", waits.last());
+        tokio::time::sleep(wait.min(Duration::from_secs(2))).await;
+    }
+}
+
+fn keys() -> TicketKeys {
+    TicketKeys::new(TICKET_KEY.as_bytes(), None)
+}
+
+#[tokio::test]
+async fn fans_wait_with_a_ticket_and_are_admitted_at_their_turn_at_the_lines_pace() {
+    let stack = Stack::new().await;
+    let rate = 10;
+    let event = stack.lined_event(100, rate, 0, Utc::now() - Minutes::minutes(1), Utc::now() + Minutes::hours(1)).await;
+    let fans: Vec<String> = (0..30).map(|i| format!("fan-{i:02}")).collect();
+    let runs = futures::future::join_all(fans.iter().map(|f| follow(&stack, &event, f, Duration::from_secs(20)))).await;
+    let mut waited = 0;
+    for (fan, (r, waits, _)) in fans.iter().zip(&runs) {
+        assert_eq!(r.status(), 202, "{fan}: {}", body_json(r));
+        assert_eq!(body_json(r)["status"], "accepted");
+        for w in waits {
+            for field in ["position", "ahead", "etaSeconds"] {
+                assert!(w[field].is_u64(), "{fan}: {field} must be a number after the opening: {w}");
+            }
+            assert_eq!(w["fanId"], fan.as_str());
+            assert_eq!(w["eventId"], event.as_str());
+        }
+        waited += usize::from(!waits.is_empty());
+    }
+    assert!(waited >= 20, "30 fans at 10 a second: most of them wait ({waited})");
+    assert_eq!(stack.drain().await, 30);
+    // The gate's own clock: no second of admissions above 1.1 x the rate.
+    let id = EventId::parse(&event).unwrap();
+    let mut at: Vec<i64> =
+        stack.db.entries(&id).await.unwrap().iter().map(|e| e.accepted_at.timestamp_millis()).collect();
+    at.sort();
+    let busiest = (0..at.len()).map(|i| at[i..].iter().take_while(|t| **t < at[i] + 1000).count()).max().unwrap();
+    assert!(busiest as f64 <= 1.1 * rate as f64, "{busiest} admissions in one second at a rate of {rate}");
+}
+
+#[tokio::test]
+async fn a_waiting_answer_is_203_with_a_signed_ticket_position_eta_and_retry_after() {
+    let stack = Stack::new().await;
+    let event = stack.lined_event(100, 1, 0, Utc::now() - Minutes::minutes(1), Utc::now() + Minutes::hours(1)).await;
+    for fan in ["a", "b", "c", "d"] {
+        stack.enter(&event, fan).await;
+    }
+    // A bucket later than theirs: behind all four.
+    tokio::time::sleep(Duration::from_millis(150)).await;
+    let r = stack.enter(&event, "e").await;
+    assert_eq!(r.status(), 203, "{}", body_json(&r));
+    let body = body_json(&r);
+    let ticket = body["ticket"].as_str().unwrap().to_owned();
+    assert_eq!(r.headers()["x-fanrush-ticket"], ticket.as_str());
+    let retry: u64 = r.headers()["retry-after"].to_str().unwrap().parse().unwrap();
+    assert!((1..=31).contains(&retry), "{retry}");
+    assert!(body["position"].as_u64().unwrap() >= 5 && body["ahead"].as_u64().unwrap() >= 2, "{body}");
+    assert!(body["etaSeconds"].as_u64().unwrap() >= 1, "{body}");
+    let verified = Ticket::verify(&ticket, &keys(), &event, "e", Utc::now().timestamp()).expect("signed for e");
+    assert!(matches!(verified.place, Place::Arrival { .. }));
+    // Polling with it keeps the place, and the line only moves forward.
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    let again = body_json(&stack.enter_with(&event, "e", Some(&ticket)).await);
+    assert_eq!(again["position"], body["position"], "{again}");
+    assert!(again["ahead"].as_u64() <= body["ahead"].as_u64(), "{body} then {again}");
+    let renewed =
+        Ticket::verify(again["ticket"].as_str().unwrap(), &keys(), &event, "e", Utc::now().timestamp()).unwrap();
+    assert_eq!(renewed.place, verified.place);
+}
+
+#[tokio::test]
+async fn a_ticket_is_bound_to_its_fan_and_event_and_a_bad_one_admits_no_one() {
+    let stack = Stack::new().await;
+    let event = stack.lined_event(100, 1, 0, Utc::now() - Minutes::minutes(1), Utc::now() + Minutes::hours(1)).await;
+    let other = stack.lined_event(100, 1, 0, Utc::now() - Minutes::minutes(1), Utc::now() + Minutes::hours(1)).await;
+    for fan in ["a", "b", "c"] {
+        stack.enter(&event, fan).await;
+    }
+    let mine = body_json(&stack.enter(&event, "mallory").await)["ticket"].as_str().unwrap().to_owned();
+    assert_error(&stack.enter_with(&event, "trudy", Some(&mine)).await, 403, "invalid_ticket");
+    assert_error(&stack.enter_with(&other, "mallory", Some(&mine)).await, 403, "invalid_ticket");
+    // An earlier place, forged with another key, or written by hand.
+    let forged = Ticket { place: Place::Arrival { at_ms: 0, shuffle: 0 }, issued_at_s: Utc::now().timestamp() };
+    let forged = forged.encode(&TicketKeys::new(b"not-the-key", None), &event, "mallory");
+    assert_error(&stack.enter_with(&event, "mallory", Some(&forged)).await, 403, "invalid_ticket");
+    let mut tampered = mine.clone().into_bytes();
+    tampered[5] = if tampered[5] == b'A' { b'B' } else { b'A' };
+    let tampered = String::from_utf8(tampered).unwrap();
+    let r = stack.enter_with(&event, "mallory", Some(&tampered)).await;
+    assert!(matches!(r.status().as_u16(), 400 | 403), "{}", body_json(&r));
+    assert_error(&stack.enter_with(&event, "mallory", Some("hello")).await, 400, "invalid_ticket");
+    let old = Ticket { place: Place::Arrival { at_ms: 0, shuffle: 0 }, issued_at_s: Utc::now().timestamp() - 3_600 };
+    assert_error(
+        &stack.enter_with(&event, "mallory", Some(&old.encode(&keys(), &event, "mallory"))).await,
+        403,
+        "ticket_expired",
+    );
+    // Nobody got in with a bad ticket.
+    stack.drain().await;
+    let rows = stack.rows(&event).await;
+    assert!(!rows.iter().any(|(f, _)| f == "trudy" || f == "mallory"), "{rows:?}");
+}
+
+#[tokio::test]
+async fn the_prequeue_is_shuffled_and_every_prequeued_fan_is_ahead_of_every_later_one() {
+    let stack = Stack::new().await;
+    let opens = Utc::now() + Minutes::milliseconds(2_500);
+    let event = stack.lined_event(100, 40, 10, opens, opens + Minutes::hours(1)).await;
+    // Before the pre-queue: not open.
+    let early = stack.lined_event(100, 40, 1, Utc::now() + Minutes::minutes(5), Utc::now() + Minutes::hours(1)).await;
+    assert_error(&stack.enter(&early, "eager").await, 403, "event_not_open");
+
+    let pre: Vec<String> = (0..20).map(|i| format!("pre-{i:02}")).collect();
+    let mut tickets = Vec::new();
+    for fan in &pre {
+        let r = stack.enter(&event, fan).await;
+        assert_eq!(r.status(), 203, "{}", body_json(&r));
+        let b = body_json(&r);
+        assert!(
+            b["position"].is_null() && b["ahead"].is_null() && b["etaSeconds"].is_null(),
+            "before the shuffle: {b}"
+        );
+        assert!((1..=3).contains(&b["opensInSeconds"].as_u64().unwrap()), "{b}");
+        tickets.push(b["ticket"].as_str().unwrap().to_owned());
+    }
+    // Joining again without the ticket, before the opening, draws the same place.
+    let again = body_json(&stack.enter(&event, &pre[3]).await);
+    let place = |t: &str, fan: &str| Ticket::verify(t, &keys(), &event, fan, Utc::now().timestamp()).unwrap().place;
+    assert_eq!(place(again["ticket"].as_str().unwrap(), &pre[3]), place(&tickets[3], &pre[3]));
+
+    tokio::time::sleep((opens - Utc::now()).to_std().unwrap_or_default() + Duration::from_millis(200)).await;
+    let late: Vec<String> = (0..5).map(|i| format!("late-{i}")).collect();
+    let held = tickets.iter().map(|t| Some(t.clone())).chain(late.iter().map(|_| None));
+    let runs = futures::future::join_all(
+        pre.iter().chain(&late).zip(held).map(|(f, t)| follow_from(&stack, &event, f, t, Duration::from_secs(20))),
+    )
+    .await;
+    for (fan, (r, _, _)) in pre.iter().chain(&late).zip(&runs) {
+        assert_eq!(r.status(), 202, "{fan}: {}", body_json(r));
+    }
+    stack.drain().await;
+    let rows = stack.rows(&event).await;
+    let position = |fan: &str| rows.iter().find(|(f, _)| f == fan).map(|(_, p)| *p).unwrap();
+    let last_pre = pre.iter().map(|f| position(f)).max().unwrap();
+    let first_late = late.iter().map(|f| position(f)).min().unwrap();
+    assert!(last_pre < first_late, "every pre-queued fan is admitted before every later one: {rows:?}");
+    // The pre-queue was admitted in its shuffle order, not in the order it joined.
+    let mut by_shuffle: Vec<(Place, i64)> = pre.iter().zip(&tickets).map(|(f, t)| (place(t, f), position(f))).collect();
+    by_shuffle.sort();
+    let in_order = by_shuffle.windows(2).filter(|w| w[0].1 < w[1].1).count();
+    assert!(in_order >= 16, "admitted in shuffle order (allowing the pace's few ties): {by_shuffle:?}");
+    let joined_order: Vec<i64> = pre.iter().map(|f| position(f)).collect();
+    assert_ne!(joined_order, (1..=20).collect::<Vec<i64>>(), "not first come, first served in the pre-queue");
+}
+
+#[tokio::test]
+async fn once_sold_out_every_waiting_fan_is_told_so_without_a_gate_script() {
+    let redis =
+        fanrush_local::services::PrivateRedis::start(std::env::temp_dir().join(unique("soldout"))).await.unwrap();
+    let stack = Stack::with(&redis.url(), &sqs_endpoint(), Duration::from_millis(1000)).await;
+    let gate =
+        EntryGate::new(&redis.url(), &stack.prefix, Duration::from_millis(200), Duration::from_millis(250)).unwrap();
+    gate.mark_state_present().await.unwrap();
+    let id = unique("so").replace('_', "-");
+    let event = fanrush::rules::domain::FanEvent {
+        id: EventId::parse(&id).unwrap(),
+        title: "Two places".into(),
+        opens_at: Utc::now() - Minutes::minutes(1),
+        closes_at: Utc::now() + Minutes::hours(1),
+        capacity: 2,
+        expected_peak_rps: 10.0,
+        lead_minutes: None,
+        cooldown_minutes: None,
+        line: Some(fanrush::rules::domain::LineSettings { admissions_per_second: 1, prequeue_minutes: 0 }),
+    };
+    gate.publish(&event, SeedWrite::Set("seed")).await.unwrap();
+    // Twenty fans join at once; at one a second, the line lets two in.
+    let mut waiting: Vec<(String, String, u64)> = Vec::new();
+    for i in 0..20 {
+        let fan = format!("f{i:02}");
+        let r = stack.enter(&id, &fan).await;
+        if r.status() == WAITING {
+            let b = body_json(&r);
+            waiting.push((fan, b["ticket"].as_str().unwrap().to_owned(), b["position"].as_u64().unwrap()));
+        }
+    }
+    let mut admitted = 20 - waiting.len();
+    let started = Instant::now();
+    while admitted < 2 {
+        assert!(started.elapsed() < Duration::from_secs(15), "two places should go within seconds");
+        for (fan, ticket, _) in &waiting {
+            if stack.enter_with(&id, fan, Some(ticket)).await.status() == 202 {
+                admitted += 1;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    // The environment learns the gate is full at its next sync.
+    tokio::time::sleep(LINE_SYNC + Duration::from_millis(100)).await;
+    let scripts = |info: String| {
+        info.lines()
+            .filter(|l| l.starts_with("cmdstat_evalsha") || l.starts_with("cmdstat_eval:"))
+            .filter_map(|l| l.split("calls=").nth(1)?.split(',').next()?.parse::<u64>().ok())
+            .sum::<u64>()
+    };
+    let info = || async {
+        match redis.command(&["INFO", "commandstats"]).await.unwrap() {
+            redis::Value::BulkString(b) => String::from_utf8_lossy(&b).into_owned(),
+            redis::Value::VerbatimString { text, .. } => text,
+            other => panic!("INFO answered {other:?}"),
+        }
+    };
+    // The ten furthest back are far from their turn: the environment's copy answers them.
+    waiting.sort_by_key(|(_, _, position)| *position);
+    let before = scripts(info().await);
+    for (fan, ticket, _) in waiting.iter().rev().take(10) {
+        assert_error(&stack.enter_with(&id, fan, Some(ticket)).await, 409, "sold_out");
+    }
+    let after = scripts(info().await);
+    // At most the environment's own sync (one a LINE_SYNC), never one per POST.
+    assert!(after - before <= 1, "ten sold-out answers ran {} gate scripts", after - before);
+}
+
+#[tokio::test]
+async fn the_admin_api_stores_the_line_and_refuses_every_bad_value_by_name() {
+    let stack = Stack::new().await;
+    let event = stack.lined_event(100, 300, 30, Utc::now() + Minutes::hours(1), Utc::now() + Minutes::hours(2)).await;
+    let got = body_json(&stack.admin.handle(request("GET", &format!("/admin/events/{event}"), &[], None)).await);
+    assert_eq!((got["admissionsPerSecond"].clone(), got["prequeueMinutes"].clone()), (json!(300), json!(30)), "{got}");
+    assert!(got.get("lineSeed").is_none() && !got.to_string().contains("seed"), "the seed is never served: {got}");
+    let base = json!({ "title": "t", "opensAt": "2030-01-01T00:00:00Z", "closesAt": "2030-01-01T01:00:00Z",
+                       "capacity": 5, "expectedPeakRps": 1 });
+    for (field, value) in [
+        ("admissionsPerSecond", json!(0)),
+        ("admissionsPerSecond", json!(-3)),
+        ("admissionsPerSecond", json!(2.5)),
+        ("prequeueMinutes", json!(1441)),
+    ] {
+        let mut body = base.clone();
+        body["admissionsPerSecond"] = json!(10);
+        body[field] = value.clone();
+        let r = stack.admin.handle(request("PUT", "/admin/events/bad-line", &[], Some(&body.to_string()))).await;
+        assert_error(&r, 400, "invalid_field");
+        assert_eq!(body_json(&r)["field"], field, "{field} = {value}");
+    }
+    let mut orphan = base.clone();
+    orphan["prequeueMinutes"] = json!(5);
+    let r = stack.admin.handle(request("PUT", "/admin/events/bad-line", &[], Some(&orphan.to_string()))).await;
+    assert_eq!((r.status().as_u16(), body_json(&r)["field"].clone()), (400, json!("prequeueMinutes")));
+}
+
+#[tokio::test]
+async fn a_restore_keeps_the_lines_seed_and_pauses_its_clock_and_tickets_still_hold() {
+    let stack = Stack::new().await;
+    let event = stack.lined_event(100, 1, 0, Utc::now() - Minutes::minutes(1), Utc::now() + Minutes::hours(1)).await;
+    for fan in ["a", "b", "c"] {
+        stack.enter(&event, fan).await;
+    }
+    let before = body_json(&stack.enter(&event, "d").await);
+    let ticket = before["ticket"].as_str().unwrap().to_owned();
+    let meta = format!("{}:ev:{event}", stack.prefix);
+    let mut redis = redis::Client::open(redis_url()).unwrap().get_multiplexed_async_connection().await.unwrap();
+    let seed: String = redis::cmd("HGET").arg(&meta).arg("lineSeed").query_async(&mut redis).await.unwrap();
+    // The gate loses its state (a flush of these keys, as after a failover
+    // to an empty replica).
+    let keys: Vec<String> =
+        redis::cmd("KEYS").arg(format!("{}:*", stack.prefix)).query_async(&mut redis).await.unwrap();
+    let _: () = redis::cmd("DEL").arg(&keys).query_async(&mut redis).await.unwrap();
+    let patience = Patience { restore_settle: Duration::from_millis(2_500), sweep_after: Duration::from_secs(300) };
+    let first = stack.housekeeping(Utc::now(), patience).await;
+    assert!(first.deferred && first.restored.is_none(), "settling first: {first:?}");
+    // Meanwhile nobody is admitted: a fan still waiting is told to wait (from
+    // the environment's last copy), one whose turn came gets 503.
+    let meanwhile = stack.enter_with(&event, "d", Some(&ticket)).await;
+    assert!(matches!(meanwhile.status().as_u16(), 203 | 503), "{}", body_json(&meanwhile));
+    stack.drain().await;
+    tokio::time::sleep(Duration::from_millis(2_700)).await;
+    let restored = stack.housekeeping(Utc::now(), patience).await;
+    assert!(restored.restored.is_some(), "{restored:?}");
+    let after_seed: String = redis::cmd("HGET").arg(&meta).arg("lineSeed").query_async(&mut redis).await.unwrap();
+    assert_eq!(after_seed, seed, "the seed comes back from PostgreSQL");
+    let pauses: String = redis::cmd("HGET").arg(&meta).arg("linePauses").query_async(&mut redis).await.unwrap();
+    let pauses = fanrush::rules::line::Pause::parse_list(&pauses);
+    assert_eq!(pauses.len(), 1, "one pause for the loss");
+    assert!(pauses[0].end_ms - pauses[0].start_ms >= 300, "{pauses:?}");
+    // The fan's ticket still holds its place.
+    tokio::time::sleep(LINE_SYNC + Duration::from_millis(50)).await;
+    let r = stack.enter_with(&event, "d", Some(&ticket)).await;
+    assert!(matches!(r.status().as_u16(), 202 | 203), "{}", body_json(&r));
+    if r.status() == 203 {
+        assert_eq!(body_json(&r)["position"], before["position"]);
+    }
+}
+
+#[tokio::test]
+async fn a_rotated_key_keeps_fans_waiting_and_moves_them_onto_the_new_key() {
+    let stack = Stack::new().await;
+    let event = stack.lined_event(100, 1, 0, Utc::now() - Minutes::minutes(1), Utc::now() + Minutes::hours(1)).await;
+    for fan in ["a", "b", "c"] {
+        stack.enter(&event, fan).await;
+    }
+    let old = body_json(&stack.enter(&event, "w").await)["ticket"].as_str().unwrap().to_owned();
+    let rotated = TicketKeyring::new(
+        SecretSource::Plain(Secret::new("the-new-key")),
+        SecretSource::Plain(Secret::new(TICKET_KEY)),
+    );
+    let after = fanrush::usecases::api::FanApi::new(gate(&redis_url(), &stack.prefix), stack.queue(), AuthMode::Dev, 1)
+        .with_line(rotated, LINE_SYNC);
+    let r = after
+        .handle(request(
+            "POST",
+            &format!("/events/{event}/entries"),
+            &[("x-fan-id", "w"), ("x-fanrush-ticket", &old)],
+            None,
+        ))
+        .await;
+    assert!(matches!(r.status().as_u16(), 202 | 203), "{}", body_json(&r));
+    if r.status() == 203 {
+        let renewed = body_json(&r)["ticket"].as_str().unwrap().to_owned();
+        let new_keys = TicketKeys::new(b"the-new-key", None);
+        assert!(
+            Ticket::verify(&renewed, &new_keys, &event, "w", Utc::now().timestamp()).is_ok(),
+            "signed with the new key"
+        );
+    }
+}
+
+#[tokio::test]
+async fn the_gate_paces_admissions_and_sends_a_caller_that_ignores_the_line_to_it() {
+    let stack = Stack::new().await;
+    let event = stack.lined_event(100, 10, 0, Utc::now() - Minutes::minutes(1), Utc::now() + Minutes::hours(1)).await;
+    let id = EventId::parse(&event).unwrap();
+    let (id, gate) = (&id, &stack.gate);
+    let admit = |i: usize, call: LineCall| async move {
+        let fan = FanId::parse(&format!("g{i}")).unwrap();
+        gate.admit(id, &fan, &None, Utc::now(), &format!("t{i}"), call).await.unwrap()
+    };
+    assert_eq!(admit(0, LineCall::Unlined).await, Admission::Lined);
+    // A burst of a tenth of a second's worth (1 at 10 a second), then paced.
+    assert!(matches!(admit(1, LineCall::Turn).await, Admission::Reserved(_)));
+    assert!(matches!(admit(2, LineCall::Turn).await, Admission::Paced { .. }));
+    tokio::time::sleep(Duration::from_millis(120)).await;
+    assert!(matches!(admit(2, LineCall::Turn).await, Admission::Reserved(_)));
+    // A fan whose turn passed gets only what it already has.
+    assert_eq!(admit(3, LineCall::Existing).await, Admission::TurnMissed);
+    assert!(matches!(admit(1, LineCall::Existing).await, Admission::Reserved(_)), "its pending entry, taken over");
+}
+
+/// JWT `sub`s as identity providers issue them (RFC 7519: a StringOrURI).
+const SUBJECTS: [(&str, &str); 7] = [
+    ("cognito", "6f1b2a54-3c0d-4e6a-9f1e-2b7c8d9e0f11"),
+    ("auth0", "auth0|5f7c8ec7c33c6c004bbafe82"),
+    ("google via auth0", "google-oauth2|110169484474386276334"),
+    ("google", "110169484474386276334"),
+    ("okta", "00u1abcd2EFGH3ijk4x7"),
+    ("entra id", "AAAAAAAAAAAAAAAAAAAAAIkzqFVrSaSaFHy782bbtaQ"),
+    ("uri", "https://idp.example/users/42?tenant=a b"),
+];
+
+#[tokio::test]
+async fn every_identity_providers_subject_enters_and_is_stored_exactly() {
+    let stack = Stack::new().await;
+    let fan = fan_api(gate(&redis_url(), &stack.prefix), stack.queue(), AuthMode::Authorizer);
+    let plain = stack.open_event(100).await;
+    let lined =
+        stack.lined_event(100, 1_000, 0, Utc::now() - Minutes::minutes(1), Utc::now() + Minutes::hours(1)).await;
+    for (provider, sub) in SUBJECTS {
+        for event in [&plain, &lined] {
+            let auth = json!({ "jwt": { "claims": { "sub": sub }, "scopes": null } });
+            let mut ticket: Option<String> = None;
+            let status = loop {
+                let mut headers = vec![];
+                if let Some(t) = &ticket {
+                    headers.push(("x-fanrush-ticket", t.as_str()));
+                }
+                let r = fan
+                    .handle(request_with(
+                        "POST",
+                        &format!("/events/{event}/entries"),
+                        &headers,
+                        None,
+                        Some(auth.clone()),
+                    ))
+                    .await;
+                if r.status() != WAITING {
+                    break r.status().as_u16();
+                }
+                ticket = body_json(&r)["ticket"].as_str().map(str::to_owned);
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            };
+            assert_eq!(status, 202, "{provider}: {sub}");
+        }
+    }
+    stack.drain().await;
+    for event in [&plain, &lined] {
+        let mut stored: Vec<String> = stack.rows(event).await.into_iter().map(|(f, _)| f).collect();
+        let mut expected: Vec<String> = SUBJECTS.iter().map(|(_, s)| s.to_string()).collect();
+        stored.sort();
+        expected.sort();
+        assert_eq!(stored, expected, "each fan's row holds its exact sub");
+    }
+}
