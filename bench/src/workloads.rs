@@ -6,7 +6,7 @@ use aws_lambda_events::event::sqs::SqsEvent;
 use chrono::{Duration as Minutes, Utc};
 use fanrush::adapters::aws_sdk::sqs_client;
 use fanrush::adapters::postgres_store::Database;
-use fanrush::adapters::redis_gate::{Admission, EntryGate, LineCall, SeedWrite};
+use fanrush::adapters::redis_gate::{Admission, EntryGate, SeedWrite};
 use fanrush::rules::domain::{Entry, EntryMessage, EventId, FanEvent, FanId};
 use fanrush::usecases::writer::EntryWriter;
 use fanrush_local::local_aws;
@@ -69,7 +69,7 @@ impl Workloads {
         gate.publish(&event(FULL, 1), SeedWrite::Keep).await.unwrap();
         let full = EventId::parse(FULL).unwrap();
         if let Admission::Reserved(r) =
-            gate.admit(&full, &FanId::parse("first").unwrap(), &None, Utc::now(), "t", LineCall::Unlined).await.unwrap()
+            gate.admit(&full, &FanId::parse("first").unwrap(), &None, Utc::now(), "t").await.unwrap()
         {
             gate.confirm(&r).await.unwrap();
         }

@@ -45,9 +45,9 @@ mod connection;
 pub use connection::{LazyRedis, RedisFailure, Server};
 
 use crate::rules::domain::{Entry, EventId, FanEvent, FanId, Note, Position};
-use crate::rules::line::Pause;
+use crate::rules::line::{Pause, Place};
 use chrono::{DateTime, TimeZone, Utc};
-use redis::Script;
+use redis::{FromRedisValue, Script};
 use std::sync::LazyLock;
 use std::time::Duration;
 use thiserror::Error;
@@ -243,13 +243,64 @@ pub struct LineStatus {
     pub joinable_from_ms: i64,
     pub seed: String,
     pub pauses: Vec<Pause>,
+    pub counts: LineCountsRead,
+}
+
+/// The line's counts as one reply read them.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct LineCountsRead {
     pub prequeued: u64,
     /// `arrivals[i]` is the count of bucket `from_bucket + i`.
     pub from_bucket: u64,
     pub arrivals: Vec<u64>,
     /// How many buckets the gate counts; past `from_bucket + 2999` the rest
-    /// comes with the next sync.
+    /// comes with the next read.
     pub buckets: u64,
+}
+
+impl LineCountsRead {
+    /// Whether buckets past what this read returned remain to be read.
+    pub fn more(&self) -> bool {
+        self.buckets > self.from_bucket + self.arrivals.len() as u64
+    }
+}
+
+/// What an environment sends with a lined admission: its tickets since the
+/// last refresh, and from which bucket it wants the counts back (`None`:
+/// its copy is fresh enough, only flush).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct LineRefresh {
+    pub issued: IssuedTickets,
+    pub from_bucket: Option<u64>,
+}
+
+/// A place as a string that sorts as the line does: the gate gives a
+/// contended token to the earliest place it held back.
+pub fn place_key(place: &Place) -> String {
+    match place {
+        Place::Prequeue { shuffle } => format!("0{shuffle:020}"),
+        Place::Arrival { at_ms, shuffle } => format!("1{:016}{shuffle:010}", at_ms.max(&0)),
+    }
+}
+
+impl LineRefresh {
+    fn args(&self) -> Vec<String> {
+        let from = self.from_bucket.map_or(-1, |b| b as i64);
+        let mut args = vec![from.to_string(), self.issued.prequeued.to_string()];
+        for (bucket, n) in &self.issued.arrivals {
+            args.extend([bucket.to_string(), n.to_string()]);
+        }
+        args
+    }
+}
+
+/// The line's state after a lined admission.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LineTail {
+    pub taken: i64,
+    pub capacity: i64,
+    /// When the refresh asked for them.
+    pub counts: Option<LineCountsRead>,
 }
 
 /// Per-fan request limit, enforced inside the admission script (no extra
@@ -376,6 +427,69 @@ impl Reply {
     }
 }
 
+/// An admission script's answer.
+fn admission(r: &Reply, event: &EventId, fan: &FanId, token: &str) -> Result<Admission, GateError> {
+    Ok(match r.tag() {
+        "reserved" => Admission::Reserved(Reservation { entry: r.entry(event, fan)?, token: token.to_owned() }),
+        "existing" => Admission::Existing(r.entry(event, fan)?),
+        "not_found" => Admission::NotFound,
+        "not_open" => Admission::NotOpen,
+        "closed" => Admission::Closed,
+        "sold_out" => Admission::SoldOut,
+        "rate_limited" => Admission::RateLimited { retry_after: Duration::from_millis(r.int(1)?.max(1) as u64) },
+        "lined" => Admission::Lined,
+        "paced" => Admission::Paced { retry_after: Duration::from_millis(r.int(1)?.max(1) as u64) },
+        "turn_missed" => Admission::TurnMissed,
+        "state_lost" => return Err(GateError::StateLost),
+        _ => return Err(r.unexpected()),
+    })
+}
+
+/// A reply field as text.
+fn text_of(v: Option<&redis::Value>, what: &str) -> Result<String, GateError> {
+    match v {
+        Some(redis::Value::BulkString(b)) => Ok(String::from_utf8_lossy(b).into_owned()),
+        Some(redis::Value::Int(n)) => Ok(n.to_string()),
+        Some(redis::Value::SimpleString(s)) => Ok(s.clone()),
+        other => Err(GateError::Protocol(format!("{what}: {other:?}"))),
+    }
+}
+
+fn number_of(v: Option<&redis::Value>, what: &str) -> Result<f64, GateError> {
+    let s = text_of(v, what)?;
+    s.parse().map_err(|_| GateError::Protocol(format!("{what}: not a number: {s:?}")))
+}
+
+/// Big-endian `u32` counters, as `BITFIELD` keeps them.
+fn counters_of(v: Option<&redis::Value>) -> Vec<u64> {
+    match v {
+        Some(redis::Value::BulkString(b)) => {
+            b.chunks_exact(4).map(|c| u32::from_be_bytes([c[0], c[1], c[2], c[3]]) as u64).collect()
+        }
+        _ => Vec::new(),
+    }
+}
+
+/// The line's counts as a reply carries them: the pre-queue's counter,
+/// the first bucket, how many the gate counts, the buckets' counters.
+fn counts_of(items: &[redis::Value], at: usize) -> Result<LineCountsRead, GateError> {
+    Ok(LineCountsRead {
+        prequeued: counters_of(items.get(at)).first().copied().unwrap_or(0),
+        from_bucket: number_of(items.get(at + 1), "fromBucket")?.max(0.0) as u64,
+        buckets: number_of(items.get(at + 2), "buckets")?.max(0.0) as u64,
+        arrivals: counters_of(items.get(at + 3)),
+    })
+}
+
+/// `{taken, capacity[, counts...]}` after a lined admission.
+fn line_tail(items: &[redis::Value]) -> Result<LineTail, GateError> {
+    Ok(LineTail {
+        taken: number_of(items.first(), "taken")? as i64,
+        capacity: number_of(items.get(1), "capacity")? as i64,
+        counts: if items.len() > 2 { Some(counts_of(items, 2)?) } else { None },
+    })
+}
+
 /// The Redis admission gate.
 pub struct EntryGate {
     redis: LazyRedis,
@@ -489,8 +603,10 @@ impl EntryGate {
         }
     }
 
-    /// Decides one entry request atomically. `token` identifies the request
-    /// so it alone may release what it reserved.
+    /// Decides one entry request atomically, for a caller that does not
+    /// follow a line (an event with one answers [`Admission::Lined`]).
+    /// `token` identifies the request so it alone may release what it
+    /// reserved.
     pub async fn admit(
         &self,
         event: &EventId,
@@ -498,43 +614,88 @@ impl EntryGate {
         note: &Note,
         now: DateTime<Utc>,
         token: &str,
-        line: LineCall,
     ) -> Result<Admission, GateError> {
+        let reply: redis::Value = self.admit_call(event, fan, note, now, token, LineCall::Unlined, None).await?;
+        let r = Reply(Vec::<String>::from_redis_value(reply).map_err(|e| GateError::Protocol(e.to_string()))?);
+        admission(&r, event, fan, token)
+    }
+
+    /// Decides the entry of a fan whose turn in the line came (or passed),
+    /// at the line's pace, and carries the environment's refresh of the
+    /// line: its tickets go into the counts, and the line's state comes back
+    /// (`None` when the gate answered before reaching the event).
+    #[allow(clippy::too_many_arguments)]
+    pub async fn admit_in_line(
+        &self,
+        event: &EventId,
+        fan: &FanId,
+        note: &Note,
+        now: DateTime<Utc>,
+        token: &str,
+        call: LineCall,
+        place: &Place,
+        refresh: &LineRefresh,
+    ) -> Result<(Admission, Option<LineTail>), GateError> {
+        let reply: redis::Value = self.admit_call(event, fan, note, now, token, call, Some((place, refresh))).await?;
+        let protocol = |e: redis::ParsingError| GateError::Protocol(e.to_string());
+        match reply {
+            redis::Value::Array(parts) if matches!(parts.first(), Some(redis::Value::Array(_))) => {
+                let mut parts = parts.into_iter();
+                let main =
+                    Vec::<String>::from_redis_value(parts.next().unwrap_or(redis::Value::Nil)).map_err(protocol)?;
+                let tail = line_tail(
+                    &parts
+                        .next()
+                        .map(|t| match t {
+                            redis::Value::Array(items) => items,
+                            _ => Vec::new(),
+                        })
+                        .unwrap_or_default(),
+                )?;
+                Ok((admission(&Reply(main), event, fan, token)?, Some(tail)))
+            }
+            flat => {
+                let r = Reply(Vec::<String>::from_redis_value(flat).map_err(protocol)?);
+                Ok((admission(&r, event, fan, token)?, None))
+            }
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn admit_call(
+        &self,
+        event: &EventId,
+        fan: &FanId,
+        note: &Note,
+        now: DateTime<Utc>,
+        token: &str,
+        call: LineCall,
+        line: Option<(&Place, &LineRefresh)>,
+    ) -> Result<redis::Value, GateError> {
         let k = self.event_keys(event);
         let (state, rate) = (self.key("state"), self.key(&format!("rl:{}", fan.encoded())));
         let (now_ms, limit) = (now.timestamp_millis().to_string(), self.rate_limit.requests.to_string());
         let window_ms = self.rate_limit.window.as_millis().to_string();
         let has_note = if note.is_some() { "1" } else { "0" };
-        let r = self
-            .call_tagged(
-                &ADMIT,
-                Fence::ServerAndEviction,
-                &[&state, &k.meta, &k.fans, &k.notes, &k.pending, &rate],
-                &[
-                    fan.as_str(),
-                    &now_ms,
-                    token,
-                    note.as_deref().unwrap_or(""),
-                    has_note,
-                    &limit,
-                    &window_ms,
-                    line.arg(),
-                ],
-            )
-            .await?;
-        Ok(match r.tag() {
-            "reserved" => Admission::Reserved(Reservation { entry: r.entry(event, fan)?, token: token.to_owned() }),
-            "existing" => Admission::Existing(r.entry(event, fan)?),
-            "not_found" => Admission::NotFound,
-            "not_open" => Admission::NotOpen,
-            "closed" => Admission::Closed,
-            "sold_out" => Admission::SoldOut,
-            "rate_limited" => Admission::RateLimited { retry_after: Duration::from_millis(r.int(1)?.max(1) as u64) },
-            "lined" => Admission::Lined,
-            "paced" => Admission::Paced { retry_after: Duration::from_millis(r.int(1)?.max(1) as u64) },
-            "turn_missed" => Admission::TurnMissed,
-            _ => return Err(r.unexpected()),
-        })
+        let mut args: Vec<String> =
+            [fan.as_str(), &now_ms, token, note.as_deref().unwrap_or(""), has_note, &limit, &window_ms, call.arg()]
+                .iter()
+                .map(|a| a.to_string())
+                .collect();
+        if let Some((place, refresh)) = line {
+            args.push(place_key(place));
+            args.extend(refresh.args());
+        }
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let keys = [state.as_str(), &k.meta, &k.fans, &k.notes, &k.pending, &rate, &k.line];
+        let reply: redis::Value = self.call(&ADMIT, Fence::ServerAndEviction, &keys, &args).await?;
+        // `state_lost` comes back flat whatever the call.
+        if let redis::Value::Array(items) = &reply {
+            if matches!(items.first(), Some(redis::Value::BulkString(b)) if b.as_slice() == b"state_lost") {
+                return Err(GateError::StateLost);
+            }
+        }
+        Ok(reply)
     }
 
     /// Marks a reservation durably queued. False when the reservation was not
@@ -718,48 +879,22 @@ impl EntryGate {
         let keys = [self.key("state"), k.meta, k.line];
         let reply: Vec<redis::Value> =
             self.call(&LINE, Fence::Server, &keys.each_ref().map(String::as_str), &args).await?;
-        let text = |i: usize| -> Result<String, GateError> {
-            match reply.get(i) {
-                Some(redis::Value::BulkString(b)) => Ok(String::from_utf8_lossy(b).into_owned()),
-                Some(redis::Value::Int(n)) => Ok(n.to_string()),
-                Some(redis::Value::SimpleString(s)) => Ok(s.clone()),
-                other => Err(GateError::Protocol(format!("line sync field {i}: {other:?}"))),
-            }
-        };
-        let number = |i: usize| -> Result<f64, GateError> {
-            let s = text(i)?;
-            s.parse().map_err(|_| GateError::Protocol(format!("line sync field {i}: not a number: {s:?}")))
-        };
-        let int = |i: usize| number(i).map(|x| x as i64);
-        match text(0)?.as_str() {
+        let int = |i: usize| number_of(reply.get(i), "line sync").map(|x| x as i64);
+        match text_of(reply.first(), "line sync")?.as_str() {
             "state_lost" => Err(GateError::StateLost),
             "not_found" => Ok(LineSync::NotFound),
             "unlined" => Ok(LineSync::Unlined { capacity: int(1)?, taken: int(2)? }),
-            "ok" => {
-                let counters = |i: usize| -> Vec<u64> {
-                    match reply.get(i) {
-                        Some(redis::Value::BulkString(b)) => {
-                            b.chunks_exact(4).map(|c| u32::from_be_bytes([c[0], c[1], c[2], c[3]]) as u64).collect()
-                        }
-                        _ => Vec::new(),
-                    }
-                };
-                let arrivals = counters(12);
-                Ok(LineSync::Lined(LineStatus {
-                    capacity: int(1)?,
-                    taken: int(2)?,
-                    opens_at_ms: int(3)?,
-                    closes_at_ms: int(4)?,
-                    rate: number(5)?,
-                    joinable_from_ms: int(6)?,
-                    seed: text(7)?,
-                    pauses: Pause::parse_list(&text(8)?),
-                    prequeued: counters(9).first().copied().unwrap_or(0),
-                    from_bucket: int(10)?.max(0) as u64,
-                    buckets: int(11)?.max(0) as u64,
-                    arrivals,
-                }))
-            }
+            "ok" => Ok(LineSync::Lined(LineStatus {
+                capacity: int(1)?,
+                taken: int(2)?,
+                opens_at_ms: int(3)?,
+                closes_at_ms: int(4)?,
+                rate: number_of(reply.get(5), "lineRate")?,
+                joinable_from_ms: int(6)?,
+                seed: text_of(reply.get(7), "lineSeed")?,
+                pauses: Pause::parse_list(&text_of(reply.get(8), "linePauses")?),
+                counts: counts_of(&reply, 9)?,
+            })),
             other => Err(GateError::Protocol(format!("line sync: {other:?}"))),
         }
     }

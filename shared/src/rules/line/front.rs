@@ -28,6 +28,10 @@
 //! returns when told needs to come back, so the earlier one is admitted
 //! first.
 //!
+//! After a pre-queue the front holds [`PREQUEUE_GAP_MS`] before the first
+//! arrival, so every pre-queued fan that comes back when told is admitted
+//! before anyone who arrived after the opening.
+//!
 //! The front is built on the counts the gate holds and extended, step by
 //! step, with the tickets the environment issued since its last sync: a
 //! step once taken is never taken back, so the front never moves backwards.
@@ -36,6 +40,10 @@ use super::Place;
 
 /// Step of the front's walk on the arrival axis.
 pub const GRID_MS: i64 = 100;
+/// Line time between the pre-queue's last turn and the first arrival's: a
+/// pre-queued fan that comes back up to this late is still let in before
+/// everyone who arrived after the opening.
+pub const PREQUEUE_GAP_MS: i64 = 500;
 /// Seconds of arrivals the front may pass per second.
 pub const SLOPE: f64 = 10.0;
 
@@ -210,12 +218,14 @@ pub struct FrontWalk {
     /// front, at `opens_at + k * GRID_MS`.
     ranks: Vec<f64>,
     keys: Vec<f64>,
+    /// Line time (ms) at which the pre-queue's last place was released.
+    prequeue_done: Option<i64>,
 }
 
 impl FrontWalk {
     pub fn new(shape: LineShape) -> Self {
         let prefix = prefix_of(&shape.counts.arrivals);
-        Self { shape, prefix, ranks: Vec::new(), keys: Vec::new() }
+        Self { shape, prefix, ranks: Vec::new(), keys: Vec::new(), prequeue_done: None }
     }
 
     pub fn shape(&self) -> &LineShape {
@@ -261,8 +271,19 @@ impl FrontWalk {
     /// before it (`rank`, `key` at `from`).
     fn advance(&self, rank: f64, key: f64, from: i64, t: i64) -> (f64, f64) {
         let active = (self.shape.line_ms(t) - self.shape.line_ms(from)) as f64;
-        let wanted = (rank + self.shape.rate * active / 1000.0).min(self.arrived(t)).max(rank);
-        if wanted < self.shape.counts.prequeued as f64 {
+        let pre = self.shape.counts.prequeued as f64;
+        let mut wanted = (rank + self.shape.rate * active / 1000.0).min(self.arrived(t)).max(rank);
+        // The gap after a pre-queue: no arrival's turn until it has passed.
+        let done = self.prequeue_done.or((rank >= pre && pre > 0.0).then_some(self.shape.line_ms(from)));
+        let in_gap = pre > 0.0
+            && match done {
+                Some(at) => self.shape.line_ms(t) < at + PREQUEUE_GAP_MS,
+                None => true,
+            };
+        if in_gap {
+            wanted = wanted.min(pre);
+        }
+        if wanted < pre || (in_gap && wanted <= pre) {
             return (wanted, key);
         }
         let by_rate = self.key_at_rank(wanted);
@@ -281,6 +302,10 @@ impl FrontWalk {
                 (Some(r), Some(c)) => self.advance(*r, *c, t - GRID_MS, t),
                 _ => (0.0, self.shape.opens_at_ms as f64),
             };
+            let pre = self.shape.counts.prequeued as f64;
+            if self.prequeue_done.is_none() && pre > 0.0 && rank >= pre {
+                self.prequeue_done = Some(self.shape.line_ms(t));
+            }
             self.ranks.push(rank);
             self.keys.push(key);
         }
@@ -347,7 +372,13 @@ impl FrontWalk {
             Place::Arrival { .. } => (arrival_key(place) - key).max(0.0) / 1000.0 / SLOPE,
             Place::Prequeue { .. } => 0.0,
         };
-        to_opening + by_rate.max(by_slope)
+        let gap = match place {
+            Place::Arrival { .. } if self.shape.counts.prequeued > 0 && rank <= self.shape.counts.prequeued as f64 => {
+                PREQUEUE_GAP_MS as f64 / 1000.0
+            }
+            _ => 0.0,
+        };
+        to_opening + gap + by_rate.max(by_slope)
     }
 }
 
@@ -393,6 +424,16 @@ mod tests {
         assert!((walk.eta_seconds(&late, OPEN + 2_500) - 0.5).abs() < 1e-6);
         // Before the opening: the wait to the opening plus the place's share.
         assert!((walk.eta_seconds(&late, OPEN - 10_000) - 13.0).abs() < 1e-6);
+    }
+
+    #[test]
+    fn the_first_arrival_waits_a_gap_after_the_prequeue() {
+        // 100 pre-queued at 100 a second: done after 1 s; arrivals from 1.5 s.
+        let mut walk = FrontWalk::new(shape(100.0, 100, &[1_000]));
+        assert!(matches!(walk.front(OPEN + 1_000), Front::Prequeue { .. } | Front::Arrival { .. }));
+        assert!(!walk.front(OPEN + 1_300).passed(&arrival(0)), "in the gap");
+        assert!(walk.front(OPEN + 1_300).passed(&Place::Prequeue { shuffle: u64::MAX }), "the pre-queue is in");
+        assert!(walk.front(OPEN + 1_700).passed(&arrival(0)), "after the gap");
     }
 
     #[test]

@@ -40,11 +40,21 @@ pub const BUCKET_MS: i64 = 100;
 /// follows `Retry-After` never misses its turn.
 pub const TURN_WINDOW: Duration = Duration::from_secs(120);
 
-/// How far an execution environment moves its front past its last sync
-/// with the gate. A gate that stopped answering stops every front within
-/// this, and the restore pauses the line from the loss plus this on, so no
-/// fan is told its turn came and then that it did not.
-pub const FRONT_HORIZON: chrono::Duration = chrono::Duration::seconds(2);
+/// An execution environment refreshes its copy of the line on the
+/// admissions it sends; one whose admissions brought no refresh for this
+/// long syncs on its own: the cost of a line that admits nobody there.
+pub const FALLBACK_SYNC: Duration = Duration::from_secs(5);
+
+/// How often an environment re-reads the line's definition (rate, seed,
+/// pauses, window).
+pub const FULL_SYNC: Duration = Duration::from_secs(30);
+
+/// How far an execution environment moves its front past the gate's last
+/// answer to it: longer than an environment goes without one while the gate
+/// is well (it syncs at least every 5 s), so a gate that stopped answering
+/// stops every front within this. The restore pauses the line from the loss
+/// plus this on, so no fan is told its turn came and then that it did not.
+pub const FRONT_HORIZON: chrono::Duration = chrono::Duration::seconds(6);
 
 /// A place in an event's line. The derived order is the line's order: every
 /// pre-queued place before every arrival.

@@ -13,7 +13,10 @@ pub mod model;
 pub mod plan;
 pub mod preflight;
 
-pub use model::{simulate, Quotas, ScalingModel, Simulation, Traffic, ACCOUNT_RPS_PER_CONCURRENCY};
+pub use model::{
+    simulate, simulate_spike, GateModel, LineModel, Quotas, ScalingModel, Second, Simulation, Spike, Traffic,
+    ACCOUNT_RPS_PER_CONCURRENCY,
+};
 pub use plan::{
     grantable, Bound, Need, PlanAction, ScalingParams, ScalingPlan, RPS_PER_ENVIRONMENT, UNRESERVED_MINIMUM,
 };

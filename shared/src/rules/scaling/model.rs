@@ -91,17 +91,131 @@ pub struct Traffic {
     pub duration_ms: f64,
 }
 
-/// What the spike did.
+/// One Redis primary, the event's gate: how much of each kind of call one
+/// core answers per second, measured by `make bench` (or `fanrush
+/// measure-gate` on the real node), and the event's places. A call waits in
+/// Redis at most its 250 ms response timeout, so a quarter of a second of the
+/// core's work can queue; beyond that the call is refused (the fan gets 503).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct GateModel {
+    /// New fans admitted per second (`admit.lua` plus `confirm.lua`).
+    pub admissions_per_second: f64,
+    /// The gate's other answers per second (sold out, already in).
+    pub answers_per_second: f64,
+    /// Line syncs per second (`line.lua`).
+    pub syncs_per_second: f64,
+    /// Places to admit.
+    pub capacity: u64,
+}
+
+impl GateModel {
+    /// A gate that refuses nothing and never sells out.
+    pub const UNLIMITED: Self = Self {
+        admissions_per_second: f64::INFINITY,
+        answers_per_second: f64::INFINITY,
+        syncs_per_second: f64::INFINITY,
+        capacity: u64::MAX,
+    };
+}
+
+/// A line in front of the gate: the front releases `rate` places a second,
+/// never more than have arrived; a waiting fan comes back when
+/// [`crate::rules::line::poll::come_back_in`] says. An execution
+/// environment's bookkeeping rides on the admissions it sends (their cost is
+/// the measured admission's); one that admitted nobody for
+/// `fallback_sync_s` syncs on its own, and each re-reads the line's
+/// definition every `full_sync_s`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct LineModel {
+    pub rate: f64,
+    pub fallback_sync_s: f64,
+    pub full_sync_s: f64,
+}
+
+impl LineModel {
+    /// A line at `rate` with the fan API's sync intervals.
+    pub fn at(rate: f64) -> Self {
+        use crate::rules::line::{FALLBACK_SYNC, FULL_SYNC};
+        Self { rate, fallback_sync_s: FALLBACK_SYNC.as_secs_f64(), full_sync_s: FULL_SYNC.as_secs_f64() }
+    }
+
+    /// Standalone syncs a second from `environments` busy environments when
+    /// the line admits `admissions` a second.
+    pub fn syncs_per_second(&self, environments: f64, admissions: f64) -> f64 {
+        if environments <= 0.0 {
+            return 0.0;
+        }
+        let idle = (-self.fallback_sync_s * admissions / environments).exp();
+        environments * (idle / self.fallback_sync_s + 1.0 / self.full_sync_s)
+    }
+}
+
+/// Everything a simulated opening meets.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Spike {
+    pub traffic: Traffic,
+    pub provisioned: i64,
+    pub quotas: Quotas,
+    pub model: ScalingModel,
+    pub gate: GateModel,
+    pub line: Option<LineModel>,
+    /// Fans retry a 429 or 503 as the drill's client does: exponential
+    /// backoff with full jitter, 0.1 s doubling to 2 s, at least
+    /// `Retry-After` (1 s on a 503), giving up after 40 attempts or 90 s.
+    pub retries: bool,
+    pub seed: u64,
+}
+
+/// One second of a simulated opening.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Simulation {
+pub struct Second {
+    /// New fans.
+    pub arrivals: u64,
+    /// HTTP requests, polls and retries included.
     pub requests: u64,
+    /// Requests a function ran.
+    pub served: u64,
+    pub throttled_by_api_gateway: u64,
+    pub throttled_by_lambda: u64,
+    pub refused_by_redis: u64,
+    pub admitted: u64,
+    /// Fans in the line at the end of the second.
+    pub waiting: u64,
+}
+
+/// What the spike did.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Simulation {
+    /// Fans who arrived.
+    pub fans: u64,
+    /// HTTP requests through API Gateway: first tries, polls and retries.
+    pub requests: u64,
+    /// Requests of fans waiting in the line after their join.
+    pub polls: u64,
+    /// Requests repeating one that was refused (429, 503).
+    pub retries: u64,
     /// Refused by API Gateway's token bucket (429 before Lambda).
     pub throttled_by_api_gateway: u64,
     /// Refused by Lambda: account request rate, concurrency or scaling rate.
     pub throttled_by_lambda: u64,
+    /// Gate calls past what its Redis core answers in time (503).
+    pub refused_by_redis: u64,
+    pub admitted: u64,
+    /// Fans told the event is sold out.
+    pub sold_out: u64,
+    /// Fans who gave up retrying.
+    pub gave_up: u64,
     /// Environments held at once (a request holds one for at least 100 ms).
     pub peak_concurrency: i64,
     pub cold_starts: u64,
+    /// The most requests in one second.
+    pub peak_requests_per_second: u64,
+    /// The busiest second of the gate's Redis core, as a share of it.
+    pub redis_peak_load: f64,
+    /// From arrival to admission, over admitted fans.
+    pub wait_p50_seconds: f64,
+    pub wait_max_seconds: f64,
+    pub seconds: Vec<Second>,
 }
 
 impl Simulation {
@@ -128,35 +242,106 @@ impl Bucket {
         self.tokens = (self.tokens + self.per_ms).min(self.cap);
     }
 
-    /// Takes up to `n` whole tokens; returns how many it took.
-    fn take(&mut self, n: i64) -> i64 {
-        let taken = n.min(self.tokens.floor() as i64).max(0);
-        self.tokens -= taken as f64;
-        taken
+    /// Takes `n` if it holds them.
+    fn take(&mut self, n: f64) -> bool {
+        if self.tokens >= n {
+            self.tokens -= n;
+            true
+        } else {
+            false
+        }
     }
 }
 
+/// A fan's progress.
+#[derive(Debug, Clone, Copy, Default)]
+struct Fan {
+    arrived_ms: u64,
+    /// Its place in the line (arrival order), once joined.
+    place: Option<u64>,
+    attempts: u32,
+    done: bool,
+}
+
+/// A tiny deterministic generator (splitmix64): jitter needs no
+/// cryptographic randomness, and a seed makes runs comparable.
+struct Rng(u64);
+
+impl Rng {
+    fn unit(&mut self) -> f64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        ((z ^ (z >> 31)) >> 11) as f64 / (1u64 << 53) as f64
+    }
+}
+
+/// How long after the traffic ends the simulation follows retries and polls.
+const TAIL_MS: u64 = 600_000;
+
 /// Replays `traffic` in 1 ms steps through API Gateway's throttle and
 /// Lambda's limits, against `provisioned` warm environments plus on-demand
-/// scaling under `model`.
+/// scaling under `model`: each request once, no gate limit, no retries.
 pub fn simulate(traffic: Traffic, provisioned: i64, quotas: Quotas, model: ScalingModel) -> Simulation {
-    let (tokens, cap, refill_per_s) = model.bucket();
+    simulate_spike(&Spike {
+        traffic,
+        provisioned,
+        quotas,
+        model,
+        gate: GateModel::UNLIMITED,
+        line: None,
+        retries: false,
+        seed: 1,
+    })
+}
+
+/// Replays a spike fan by fan, in 1 ms steps: API Gateway's throttle,
+/// Lambda's limits, the gate's Redis core and, with a line, the line's
+/// pace and its polls; refused fans retry when `spike.retries`.
+pub fn simulate_spike(spike: &Spike) -> Simulation {
+    let (traffic, quotas) = (spike.traffic, spike.quotas);
+    let (tokens, cap, refill_per_s) = spike.model.bucket();
     let mut scaling = Bucket { tokens, cap, per_ms: refill_per_s / 1000.0 };
     let mut api = Bucket { tokens: quotas.api_burst, cap: quotas.api_burst, per_ms: quotas.api_rate / 1000.0 };
+    // The gate's core in ms of work: 250 ms of it may queue (the response timeout).
+    let mut redis = Bucket { tokens: 250.0, cap: 250.0, per_ms: 1.0 };
+    let cost = |per_second: f64| if per_second.is_finite() && per_second > 0.0 { 1000.0 / per_second } else { 0.0 };
+    let (admission_cost, answer_cost, sync_cost) = (
+        cost(spike.gate.admissions_per_second),
+        cost(spike.gate.answers_per_second),
+        cost(spike.gate.syncs_per_second),
+    );
     let account_limit = quotas.account_concurrency.max(0);
     // Lambda's account rate, counted over the trailing second.
     let account_rps = (ACCOUNT_RPS_PER_CONCURRENCY * account_limit as f64).floor() as i64;
     let mut last_second: VecDeque<(u64, i64)> = VecDeque::new();
     let mut in_last_second: i64 = 0;
-    let total_ms = ((traffic.ramp_s + traffic.hold_s) * 1000.0).ceil() as u64;
+    let traffic_ms = ((traffic.ramp_s + traffic.hold_s) * 1000.0).ceil() as u64;
     let min_hold_ms = 1000.0 / RPS_PER_ENVIRONMENT;
     let hold_steps = traffic.duration_ms.max(min_hold_ms).ceil().max(1.0) as u64;
-    let mut environments = provisioned.min(account_limit).max(0);
+    let mut environments = spike.provisioned.min(account_limit).max(0);
     let mut busy: i64 = 0;
     let mut finishing: VecDeque<(u64, i64)> = VecDeque::new();
     let mut arrivals = 0.0_f64;
+    let mut fans: Vec<Fan> = Vec::new();
+    // Requests scheduled for later, by ms.
+    let mut later: Vec<Vec<u32>> = vec![Vec::new(); (traffic_ms + TAIL_MS) as usize + 1];
+    let mut pending = 0usize;
+    let mut rng = Rng(spike.seed);
     let mut sim = Simulation::default();
-    for step in 0..total_ms {
+    let mut second = Second::default();
+    let (mut joined, mut released, mut admitted) = (0u64, 0.0f64, 0u64);
+    let mut waits: Vec<u64> = Vec::new();
+    let mut redis_used_this_second = 0.0;
+    let mut sync_debt = 0.0;
+    let mut admitted_last_second = 0u64;
+    // Fans who joined the line and are done with it (in, sold out, gave up).
+    let mut left_line = 0u64;
+    for step in 0..later.len() as u64 {
+        if step >= traffic_ms && pending == 0 {
+            break;
+        }
         while finishing.front().is_some_and(|&(at, _)| at <= step) {
             busy -= finishing.pop_front().map_or(0, |(_, n)| n);
         }
@@ -165,41 +350,166 @@ pub fn simulate(traffic: Traffic, provisioned: i64, quotas: Quotas, model: Scali
         }
         scaling.refill();
         api.refill();
-        let t_s = step as f64 / 1000.0;
-        let rate = if traffic.ramp_s > 0.0 && t_s < traffic.ramp_s {
-            traffic.peak_rps * t_s / traffic.ramp_s
-        } else if traffic.decay_s > 0.0 {
-            traffic.peak_rps * (-(t_s - traffic.ramp_s) / traffic.decay_s).exp()
-        } else {
-            traffic.peak_rps
-        };
-        arrivals += rate / 1000.0;
-        let n = arrivals.floor() as i64;
-        arrivals -= n as f64;
-        if n == 0 {
-            continue;
+        redis.refill();
+        if let Some(line) = spike.line {
+            released = (released + line.rate / 1000.0).min(joined as f64);
+            // Standalone syncs of the environments busy in the last second,
+            // spread over the ms. A sync that finds no room fails; the
+            // environment answers from its last copy.
+            let busy_envs = in_last_second.min(environments).max(0) as f64;
+            sync_debt += line.syncs_per_second(busy_envs, admitted_last_second as f64) / 1000.0;
+            while sync_debt >= 1.0 {
+                sync_debt -= 1.0;
+                if redis.take(sync_cost) {
+                    redis_used_this_second += sync_cost;
+                }
+            }
         }
-        sim.requests += n as u64;
-        let passed = api.take(n);
-        sim.throttled_by_api_gateway += (n - passed) as u64;
-        let invoked = passed.min(account_rps - in_last_second).max(0);
-        let mut refused = passed - invoked;
-        let warm = invoked.min(environments - busy);
-        let wanting = invoked - warm;
-        let created = scaling.take(wanting.min(account_limit - environments));
-        environments += created;
-        sim.cold_starts += created as u64;
-        refused += wanting - created;
-        sim.throttled_by_lambda += refused as u64;
-        let served = warm + created;
-        busy += served;
-        sim.peak_concurrency = sim.peak_concurrency.max(busy);
-        finishing.push_back((step + hold_steps, served));
-        // What ran counts against the account's rate; a refusal does not.
-        if served > 0 {
-            last_second.push_back((step, served));
-            in_last_second += served;
+        // This ms's requests: new fans, then those scheduled.
+        let mut due: Vec<u32> = std::mem::take(&mut later[step as usize]);
+        pending -= due.len();
+        if step < traffic_ms {
+            let t_s = step as f64 / 1000.0;
+            let rate = if traffic.ramp_s > 0.0 && t_s < traffic.ramp_s {
+                traffic.peak_rps * t_s / traffic.ramp_s
+            } else if traffic.decay_s > 0.0 {
+                traffic.peak_rps * (-(t_s - traffic.ramp_s) / traffic.decay_s).exp()
+            } else {
+                traffic.peak_rps
+            };
+            arrivals += rate / 1000.0;
+            let n = arrivals.floor() as u64;
+            arrivals -= n as f64;
+            for _ in 0..n {
+                due.push(fans.len() as u32);
+                fans.push(Fan { arrived_ms: step, ..Fan::default() });
+            }
+            sim.fans += n;
+            second.arrivals += n;
         }
+        let mut served_now = 0i64;
+        for id in due {
+            let fan = &mut fans[id as usize];
+            sim.requests += 1;
+            second.requests += 1;
+            // What happens to this request, and when the fan comes back.
+            let mut again: Option<u64> = None;
+            let mut refused = false;
+            let mut retry_after = 0u64;
+            if !api.take(1.0) {
+                sim.throttled_by_api_gateway += 1;
+                second.throttled_by_api_gateway += 1;
+                refused = true;
+            } else {
+                let room = in_last_second + served_now < account_rps;
+                let warm = room && environments - busy - served_now > 0;
+                let created = room && !warm && environments < account_limit && scaling.take(1.0) && {
+                    environments += 1;
+                    sim.cold_starts += 1;
+                    true
+                };
+                if !(warm || created) {
+                    sim.throttled_by_lambda += 1;
+                    second.throttled_by_lambda += 1;
+                    refused = true;
+                } else {
+                    served_now += 1;
+                    second.served += 1;
+                    let sold_out = admitted >= spike.gate.capacity;
+                    let turn = match spike.line {
+                        None => true,
+                        Some(_) => {
+                            let place = *fan.place.get_or_insert_with(|| {
+                                joined += 1;
+                                joined - 1
+                            });
+                            (place as f64) < released
+                        }
+                    };
+                    if turn {
+                        let c = if sold_out { answer_cost } else { admission_cost };
+                        if redis.take(c) {
+                            redis_used_this_second += c;
+                            fan.done = true;
+                            if sold_out {
+                                sim.sold_out += 1;
+                            } else {
+                                admitted += 1;
+                                sim.admitted += 1;
+                                second.admitted += 1;
+                                waits.push(step - fan.arrived_ms);
+                            }
+                        } else {
+                            sim.refused_by_redis += 1;
+                            second.refused_by_redis += 1;
+                            refused = true;
+                            retry_after = 1000;
+                        }
+                    } else if sold_out {
+                        // Told from the environment's copy: no gate call.
+                        fan.done = true;
+                        sim.sold_out += 1;
+                    } else {
+                        let line = spike.line.expect("waiting only in a line");
+                        let place = fan.place.unwrap_or_default() as f64;
+                        let eta = ((place + 1.0 - released) / line.rate).max(0.0);
+                        let wait = crate::rules::line::poll::come_back_in(eta, rng.unit(), true);
+                        again = Some(step + (wait.as_millis() as u64).max(1));
+                    }
+                }
+            }
+            if refused {
+                fan.attempts += 1;
+                let backoff = (100u64 << fan.attempts.min(5)).min(2_000) as f64 * rng.unit();
+                let at = step + (backoff as u64).max(retry_after).max(1);
+                if spike.retries && fan.attempts < 40 && at - fan.arrived_ms <= 90_000 {
+                    again = Some(at);
+                    sim.retries += 1;
+                } else {
+                    fan.done = true;
+                    sim.gave_up += 1;
+                }
+            }
+            if fan.done && fan.place.is_some() {
+                left_line += 1;
+            }
+            if let Some(at) = again {
+                if (at as usize) < later.len() {
+                    later[at as usize].push(id);
+                    pending += 1;
+                } else {
+                    fan.done = true;
+                    sim.gave_up += 1;
+                    left_line += u64::from(fan.place.is_some());
+                }
+            }
+        }
+        if served_now > 0 {
+            busy += served_now;
+            sim.peak_concurrency = sim.peak_concurrency.max(busy);
+            finishing.push_back((step + hold_steps, served_now));
+            // What ran counts against the account's rate; a refusal does not.
+            last_second.push_back((step, served_now));
+            in_last_second += served_now;
+        }
+        if step % 1000 == 999 {
+            second.waiting = joined - left_line;
+            sim.peak_requests_per_second = sim.peak_requests_per_second.max(second.requests);
+            sim.redis_peak_load = sim.redis_peak_load.max(redis_used_this_second / 1000.0);
+            admitted_last_second = second.admitted;
+            sim.seconds.push(std::mem::take(&mut second));
+            redis_used_this_second = 0.0;
+        }
+    }
+    if second.requests > 0 || second.arrivals > 0 {
+        sim.peak_requests_per_second = sim.peak_requests_per_second.max(second.requests);
+        sim.seconds.push(second);
+    }
+    sim.polls = sim.requests - sim.fans - sim.retries;
+    waits.sort_unstable();
+    if let Some(max) = waits.last() {
+        sim.wait_p50_seconds = waits[waits.len() / 2] as f64 / 1000.0;
+        sim.wait_max_seconds = *max as f64 / 1000.0;
     }
     sim
 }
@@ -319,5 +629,54 @@ mod tests {
         // A raised quota lets it all through.
         let raised = Quotas { api_rate: 20_000.0, api_burst: 10_000.0, ..account(100_000) };
         assert_eq!(simulate(t, 2_000, raised, ScalingModel::Current).throttled(), 0);
+    }
+
+    /// The README's worked opening, scaled down a hundredfold: 10,000 fans in
+    /// a minute for 1,000 places, against a core admitting 200 a second.
+    fn opening(line: Option<LineModel>) -> Spike {
+        Spike {
+            traffic: Traffic { peak_rps: 637.5, ramp_s: 2.0, hold_s: 58.0, decay_s: 15.0, duration_ms: 20.0 },
+            provisioned: 200,
+            quotas: lambda_only(10_000),
+            model: ScalingModel::Current,
+            gate: GateModel {
+                admissions_per_second: 200.0,
+                answers_per_second: 400.0,
+                syncs_per_second: 1_000.0,
+                capacity: 1_000,
+            },
+            line,
+            retries: true,
+            seed: 7,
+        }
+    }
+
+    #[test]
+    fn without_a_line_the_gates_core_refuses_the_opening_and_refused_fans_retry() {
+        let sim = simulate_spike(&opening(None));
+        assert!(sim.fans > 9_900 && sim.fans < 10_100, "{}", sim.fans);
+        assert!(sim.refused_by_redis > 0, "637 a second against a core of 200: {sim:?}");
+        assert!(sim.retries >= sim.refused_by_redis, "every refusal comes back: {sim:?}");
+        assert_eq!(sim.requests, sim.fans + sim.retries + sim.polls);
+        assert_eq!(sim.polls, 0, "no line, no polls");
+        assert_eq!(sim.admitted, 1_000, "places still sell, later: {sim:?}");
+    }
+
+    #[test]
+    fn a_line_at_80_percent_of_the_core_is_never_refused_and_sells_every_place() {
+        let sim = simulate_spike(&opening(Some(LineModel::at(160.0))));
+        assert_eq!(sim.refused_by_redis, 0, "{} refused", sim.refused_by_redis);
+        assert_eq!(sim.admitted, 1_000);
+        assert_eq!(sim.admitted + sim.sold_out + sim.gave_up, sim.fans, "every fan told its outcome");
+        assert_eq!(sim.gave_up, 0);
+        assert!(sim.polls > 0 && sim.requests == sim.fans + sim.polls + sim.retries, "{} polls", sim.polls);
+        // 1,000 places at 160 a second go in about 6 s; the last fans in
+        // arrived about 2 s into the opening.
+        assert!(sim.wait_max_seconds > 2.0 && sim.wait_max_seconds < 9.0, "{}", sim.wait_max_seconds);
+        // The admissions take 80% of the core; the line's own syncs a little more.
+        assert!(sim.redis_peak_load <= 0.85, "{}", sim.redis_peak_load);
+        let busiest = sim.seconds.iter().map(|s| s.admitted).max().unwrap();
+        assert!(busiest as f64 <= 1.1 * 160.0, "{busiest} in one second");
+        assert!(sim.seconds.iter().any(|s| s.waiting > 0));
     }
 }

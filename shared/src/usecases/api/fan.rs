@@ -142,7 +142,20 @@ impl FanApi {
             };
             let token = self.tokens.next();
             let started = Instant::now();
-            let admission = self.gate.admit(&event, &fan, &body.note, now, &token, call).await;
+            let admission = match call {
+                LineCall::Unlined => self.gate.admit(&event, &fan, &body.note, now, &token).await,
+                call => {
+                    // The environment's refresh of the line rides on the admission.
+                    let refresh = self.lines.refresh(&event, now);
+                    let place =
+                        place.ok_or_else(|| self.gate_failed(GateError::Protocol("a turn without a place".into())))?;
+                    let outcome =
+                        self.gate.admit_in_line(&event, &fan, &body.note, now, &token, call, &place, &refresh).await;
+                    let tail = outcome.as_ref().map(|(_, tail)| tail);
+                    self.lines.refreshed(&self.gate, &event, &refresh, tail, now).await;
+                    outcome.map(|(admission, _)| admission)
+                }
+            };
             histogram!("RedisLatencyMs").record(started.elapsed().as_secs_f64() * 1e3);
             let reservation = match admission.map_err(|e| self.gate_failed(e))? {
                 Admission::Reserved(r) => r,

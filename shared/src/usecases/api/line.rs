@@ -4,24 +4,31 @@
 //!
 //! An environment learns that an event has a line from the gate itself
 //! (`admit.lua` answers `lined` to a caller that did not follow one), so an
-//! event without a line costs nothing more than it did. From then on the
-//! environment syncs with the gate at most once per `max_age`
-//! ([`EntryGate::sync_line`]): the tickets it issued meanwhile go into the
-//! gate's counts, and the line's rate, seed, pauses and counts come back.
-//! Between syncs every join and every poll is answered from memory: the
-//! ticket is verified and the front computed here, and only a fan whose
-//! turn came reaches the gate. When syncs fail, the front stops
-//! [`FRONT_HORIZON`] after the last good one, so no fan is told its turn
-//! came while the gate cannot admit it.
+//! event without a line costs nothing more than it did. Every join and
+//! every poll is then answered from memory: the ticket is verified and the
+//! front computed here, and only a fan whose turn came reaches the gate.
+//!
+//! The environment's copy of the line is refreshed on the admissions it
+//! sends anyway: a fan's admission carries the tickets the environment
+//! issued since (into the gate's counts) and brings the counts, `taken` and
+//! `capacity` back, at most once per `max_age` ([`EntryGate::admit_in_line`]).
+//! An environment that admitted nobody for [`FALLBACK_SYNC`] syncs on its
+//! own ([`EntryGate::sync_line`]), and every [`FULL_SYNC`] it re-reads the
+//! line's definition (rate, seed, pauses). When the gate stops answering,
+//! the front stops [`FRONT_HORIZON`] after the last answer, so no fan is told
+//! its turn came while the gate cannot admit it.
 
 use super::{json_response, ApiError};
-use crate::adapters::redis_gate::{EntryGate, GateError, IssuedTickets, LineCall, LineStatus, LineSync};
+use crate::adapters::redis_gate::{
+    EntryGate, GateError, IssuedTickets, LineCall, LineCountsRead, LineRefresh, LineStatus, LineSync, LineTail,
+};
 use crate::adapters::secrets::SecretSource;
 use crate::rules::domain::{EventId, FanId};
 use crate::rules::line::front::bucket_of;
 use crate::rules::line::poll::{come_back_in, retry_after_header};
 use crate::rules::line::{
-    place_for, FrontWalk, LineCounts, LineShape, Place, Ticket, TicketError, TicketKeys, FRONT_HORIZON, TURN_WINDOW,
+    place_for, FrontWalk, LineCounts, LineShape, Place, Ticket, TicketError, TicketKeys, FALLBACK_SYNC, FRONT_HORIZON,
+    FULL_SYNC, TURN_WINDOW,
 };
 use chrono::{DateTime, Utc};
 use http::{HeaderValue, StatusCode};
@@ -45,8 +52,9 @@ pub const TICKET_HEADER: &str = "x-fanrush-ticket";
 /// fits: the answer is the line's estimate, not the gate's decision.
 pub const WAITING: StatusCode = StatusCode::NON_AUTHORITATIVE_INFORMATION;
 
-/// Buckets the gate's counts are re-read behind the present at each sync
-/// (30 s): an environment that flushed late still lands in the others'.
+/// Buckets the gate's counts are re-read behind the present at each
+/// refresh (30 s): an environment that flushed late still lands in the
+/// others'.
 const RECOUNT_BUCKETS: u64 = 300;
 
 /// How often the ticket keys are read again (the secrets extension caches
@@ -126,19 +134,22 @@ struct EventLine {
     /// so a late reply never takes a count back).
     counts: LineCounts,
     walk: FrontWalk,
-    synced_at: Instant,
-    synced_at_ms: i64,
-    /// Tickets issued here since the last sync, and those a sync in flight
-    /// is carrying: counted in the walk until the gate's counts hold them.
+    /// The last counts read, the last definition read, and the last
+    /// answer of any kind from the gate (Unix ms).
+    counted_at: Instant,
+    defined_at: Instant,
+    heard_at_ms: i64,
+    /// Tickets issued here since the last refresh, and those a call on its
+    /// way carries: counted in the walk until the gate's counts hold them.
     issued: IssuedTickets,
     in_flight: IssuedTickets,
-    /// When the sync on its way started (a sync whose request was dropped
-    /// stops counting as on its way after [`SYNC_ABANDONED`]).
-    syncing: Option<Instant>,
+    /// When the call carrying `in_flight` left (a call whose request was
+    /// dropped stops counting as on its way after [`CALL_ABANDONED`]).
+    calling: Option<Instant>,
 }
 
-/// Longer than any sync takes (Redis's connect and response timeouts).
-const SYNC_ABANDONED: Duration = Duration::from_secs(5);
+/// Longer than any call to the gate takes (Redis's timeouts).
+const CALL_ABANDONED: Duration = Duration::from_secs(5);
 
 impl EventLine {
     fn new(status: LineStatus, now_ms: i64) -> Self {
@@ -146,24 +157,24 @@ impl EventLine {
             counts: LineCounts::default(),
             walk: FrontWalk::new(shape_of(&status, LineCounts::default())),
             status,
-            synced_at: Instant::now(),
-            synced_at_ms: now_ms,
+            counted_at: Instant::now(),
+            defined_at: Instant::now(),
+            heard_at_ms: now_ms,
             issued: IssuedTickets::default(),
             in_flight: IssuedTickets::default(),
-            syncing: None,
+            calling: None,
         };
-        line.absorb();
+        let counts = line.status.counts.clone();
+        line.absorb(&counts);
         line
     }
 
-    /// Takes a sync's reply (the status already stored, its counts in
-    /// `status.arrivals` from `status.from_bucket`) into the environment's
-    /// copy and rebuilds the walk.
-    fn absorb(&mut self) {
-        let s = &self.status;
-        let mut read = LineCounts { prequeued: s.prequeued, arrivals: vec![0; s.from_bucket as usize] };
-        read.arrivals.extend_from_slice(&s.arrivals);
-        self.counts.merge(&read);
+    /// Takes counts a reply read into the environment's copy and rebuilds
+    /// the walk.
+    fn absorb(&mut self, read: &LineCountsRead) {
+        let mut counts = LineCounts { prequeued: read.prequeued, arrivals: vec![0; read.from_bucket as usize] };
+        counts.arrivals.extend_from_slice(&read.arrivals);
+        self.counts.merge(&counts);
         let mut counts = self.counts.clone();
         for pending in [&self.issued, &self.in_flight] {
             counts.prequeued += pending.prequeued;
@@ -175,10 +186,10 @@ impl EventLine {
                 counts.arrivals[b] += n;
             }
         }
-        self.walk = FrontWalk::new(shape_of(s, counts));
+        self.walk = FrontWalk::new(shape_of(&self.status, counts));
     }
 
-    /// Counts a ticket issued here: in the next sync, and in this
+    /// Counts a ticket issued here: in the next refresh, and in this
     /// environment's front at once.
     fn count(&mut self, place: &Place) {
         self.walk.add(place);
@@ -189,10 +200,37 @@ impl EventLine {
         self.issued.add(bucket, 1);
     }
 
-    /// The first bucket a sync should read back.
+    /// The first bucket a refresh should read back.
     fn recount_from(&self, now_ms: i64) -> u64 {
         let now_bucket = bucket_of(now_ms, self.status.opens_at_ms) as u64;
         (self.counts.arrivals.len() as u64).min(now_bucket.saturating_sub(RECOUNT_BUCKETS))
+    }
+
+    fn busy(&self) -> bool {
+        self.calling.is_some_and(|at| at.elapsed() < CALL_ABANDONED)
+    }
+
+    /// Hands the tickets issued since the last refresh to a call leaving now.
+    fn start_call(&mut self) -> IssuedTickets {
+        self.calling = Some(Instant::now());
+        // A call that was abandoned: its tickets go out with this one.
+        let abandoned = std::mem::take(&mut self.in_flight);
+        self.issued.absorb(abandoned);
+        self.in_flight = std::mem::take(&mut self.issued);
+        self.in_flight.clone()
+    }
+
+    /// The call failed: its tickets go out with the next one.
+    fn call_failed(&mut self) {
+        let unsent = std::mem::take(&mut self.in_flight);
+        self.issued.absorb(unsent);
+        self.calling = None;
+    }
+
+    fn call_done(&mut self, now_ms: i64) {
+        self.in_flight = IssuedTickets::default();
+        self.calling = None;
+        self.heard_at_ms = now_ms;
     }
 }
 
@@ -231,10 +269,11 @@ impl Lines {
         self.sync(gate, event, now, true).await.map(|_| ())
     }
 
-    /// Syncs when the environment's copy is older than `max_age` (or
-    /// `force`), unless a sync of it is already on its way. Returns whether
-    /// the event (still) has a line; a failed sync leaves the last copy in
-    /// use.
+    /// Syncs on its own when this environment's admissions brought no
+    /// refresh for [`FALLBACK_SYNC`], when the definition is older than
+    /// [`FULL_SYNC`], or when `force`d; never while another call carries its
+    /// tickets. Returns whether the event (still) has a line; a failed sync
+    /// leaves the last copy in use.
     async fn sync(
         &self,
         gate: &EntryGate,
@@ -246,16 +285,15 @@ impl Lines {
         let (mut carried, mut from) = {
             let mut events = self.events.lock().unwrap();
             match events.get_mut(event) {
-                Some(line) if line.syncing.is_some_and(|at| at.elapsed() < SYNC_ABANDONED) => return Ok(true),
-                Some(line) if !force && line.synced_at.elapsed() < self.max_age => return Ok(true),
-                Some(line) => {
-                    line.syncing = Some(Instant::now());
-                    // An abandoned sync's tickets go out with this one.
-                    let abandoned = std::mem::take(&mut line.in_flight);
-                    line.issued.absorb(abandoned);
-                    line.in_flight = std::mem::take(&mut line.issued);
-                    (line.in_flight.clone(), line.recount_from(now_ms))
+                Some(line) if line.busy() => return Ok(true),
+                Some(line)
+                    if !force
+                        && line.counted_at.elapsed() < FALLBACK_SYNC.max(self.max_age)
+                        && line.defined_at.elapsed() < FULL_SYNC =>
+                {
+                    return Ok(true)
                 }
+                Some(line) => (line.start_call(), line.recount_from(now_ms)),
                 None if !force => return Ok(false),
                 None => (IssuedTickets::default(), 0),
             }
@@ -266,21 +304,20 @@ impl Lines {
                 let mut events = self.events.lock().unwrap();
                 match outcome {
                     Ok(LineSync::Lined(status)) => {
-                        let next = status.from_bucket + status.arrivals.len() as u64;
-                        let more = status.buckets > next;
+                        let read = status.counts.clone();
                         let line =
                             events.entry(event.clone()).or_insert_with(|| EventLine::new(status.clone(), now_ms));
                         line.status = status;
-                        line.in_flight = IssuedTickets::default();
-                        line.absorb();
-                        line.synced_at = Instant::now();
-                        line.synced_at_ms = now_ms;
-                        if !more {
-                            line.syncing = None;
+                        line.call_done(now_ms);
+                        line.absorb(&read);
+                        line.counted_at = Instant::now();
+                        line.defined_at = Instant::now();
+                        if !read.more() {
                             return Ok(true);
                         }
                         // A long line's first sync: read the rest of the counts.
-                        (carried, from) = (IssuedTickets::default(), next);
+                        line.calling = Some(Instant::now());
+                        (carried, from) = (IssuedTickets::default(), read.from_bucket + read.arrivals.len() as u64);
                         None
                     }
                     Ok(LineSync::Unlined { .. }) => {
@@ -293,23 +330,80 @@ impl Lines {
                     }
                     Err(e) => {
                         let Some(line) = events.get_mut(event) else { return Err(LineError::Gate(e)) };
-                        // Not flushed: count them again next time.
-                        let unsent = std::mem::take(&mut line.in_flight);
-                        line.issued.absorb(unsent);
-                        line.syncing = None;
+                        line.call_failed();
                         Some(e)
                     }
                 }
             };
             if let Some(e) = failed {
-                tracing::warn!(error = %e, event = %event, "line sync failed; answering from the last one");
-                if matches!(e, GateError::StateLost) {
-                    // Mark the loss now, not at the scheduler's next run, so
-                    // the restore's pause starts where the fronts stopped.
-                    let _ = gate.state_lost_since(now).await;
-                }
+                self.lost(gate, event, &e, now).await;
                 return Ok(true);
             }
+        }
+    }
+
+    /// The gate failed a call: logged, and a lost state marked at once (not
+    /// at the scheduler's next run), so the restore's pause starts where
+    /// the fronts stopped.
+    async fn lost(&self, gate: &EntryGate, event: &EventId, e: &GateError, now: DateTime<Utc>) {
+        tracing::warn!(error = %e, event = %event, "line refresh failed; answering from the last copy");
+        if matches!(e, GateError::StateLost) {
+            let _ = gate.state_lost_since(now).await;
+        }
+    }
+
+    /// What a lined admission leaving now carries: the tickets issued here
+    /// since the last refresh, and a request for the counts when the copy is
+    /// older than `max_age`; nothing while another call carries them.
+    pub fn refresh(&self, event: &EventId, now: DateTime<Utc>) -> LineRefresh {
+        let mut events = self.events.lock().unwrap();
+        match events.get_mut(event) {
+            Some(line) if !line.busy() => {
+                let from_bucket =
+                    (line.counted_at.elapsed() >= self.max_age).then(|| line.recount_from(now.timestamp_millis()));
+                LineRefresh { issued: line.start_call(), from_bucket }
+            }
+            _ => LineRefresh::default(),
+        }
+    }
+
+    /// Takes what a lined admission brought back (or that it failed).
+    pub async fn refreshed(
+        &self,
+        gate: &EntryGate,
+        event: &EventId,
+        refresh: &LineRefresh,
+        outcome: Result<&Option<LineTail>, &GateError>,
+        now: DateTime<Utc>,
+    ) {
+        let now_ms = now.timestamp_millis();
+        {
+            let mut events = self.events.lock().unwrap();
+            let Some(line) = events.get_mut(event) else { return };
+            let carried = refresh.issued != IssuedTickets::default() || refresh.from_bucket.is_some();
+            match outcome {
+                Ok(tail) => {
+                    if carried {
+                        line.call_done(now_ms);
+                    } else {
+                        line.heard_at_ms = now_ms;
+                    }
+                    if let Some(tail) = tail {
+                        line.status.taken = tail.taken;
+                        line.status.capacity = tail.capacity;
+                        if let Some(read) = &tail.counts {
+                            line.absorb(read);
+                            line.counted_at = Instant::now();
+                        }
+                    }
+                    return;
+                }
+                Err(_) if carried => line.call_failed(),
+                Err(_) => {}
+            }
+        }
+        if let Err(e) = outcome {
+            self.lost(gate, event, e, now).await;
         }
     }
 
@@ -363,7 +457,7 @@ impl Lines {
             counter!("LineJoined").increment(1);
         }
         // A front whose gate stopped answering stops with it.
-        let t = now_ms.min(line.synced_at_ms + FRONT_HORIZON.num_milliseconds());
+        let t = now_ms.min(line.heard_at_ms + FRONT_HORIZON.num_milliseconds());
         if line.walk.front(t).passed(&place) {
             let came = line.walk.turn_came_at(&place, t).unwrap_or(t);
             let missed = now_ms - came > TURN_WINDOW.as_millis() as i64;
@@ -378,7 +472,11 @@ impl Lines {
     }
 
     /// The waiting answer for a fan whose turn came but whom the gate's pace
-    /// holds back for `retry_after`.
+    /// holds back: it comes back when its token is due, from the places
+    /// still ahead of it at the gate (its rank less those admitted) at the
+    /// line's rate, and not before the gate's own `retry_after`. So a crowd
+    /// held back at once (after an outage, say) comes back spread over the
+    /// time it takes to let it in, not all at once.
     pub async fn paced(
         &self,
         event: &EventId,
@@ -392,7 +490,10 @@ impl Lines {
         let mut events = self.events.lock().unwrap();
         let line = events.get_mut(event).ok_or(LineError::NotFound)?;
         let t = now.timestamp_millis();
-        Ok(self.waiting(line, &keys, event, fan, place, now, t, Some(retry_after)))
+        let at_gate = (line.walk.shape().rank(&place) - line.status.taken as f64).max(0.0);
+        let due = Duration::from_secs_f64(at_gate / line.status.rate.max(f64::MIN_POSITIVE));
+        let wait = retry_after.max(due).min(crate::rules::line::poll::MAX_AFTER_OPENING);
+        Ok(self.waiting(line, &keys, event, fan, place, now, t, Some((wait, at_gate))))
     }
 
     /// The gate answered sold out: every waiting fan here is told so too.
@@ -412,16 +513,16 @@ impl Lines {
         place: Place,
         now: DateTime<Utc>,
         front_at: i64,
-        paced: Option<Duration>,
+        paced: Option<(Duration, f64)>,
     ) -> Response<Body> {
         counter!("LineWaiting").increment(1);
         let now_ms = now.timestamp_millis();
         let open = now_ms >= line.status.opens_at_ms;
         let eta = match paced {
-            Some(_) => 0.0,
+            Some((wait, _)) => wait.as_secs_f64(),
             None => line.walk.eta_seconds(&place, front_at),
         };
-        let wait = paced.unwrap_or_else(|| come_back_in(eta, self.jitter(), open));
+        let wait = paced.map_or_else(|| come_back_in(eta, self.jitter(), open), |(wait, _)| wait);
         let ticket = Ticket { place, issued_at_s: now.timestamp() }.encode(keys, event.as_str(), fan.as_str());
         let mut body = json!({
             "eventId": event.as_str(),
@@ -439,7 +540,8 @@ impl Lines {
             let rank = shape.rank(&place);
             let ahead = (rank - line.walk.front_rank(front_at)).max(0.0);
             body["position"] = (rank.floor() as i64 + 1).into();
-            body["ahead"] = (if paced.is_some() { 0 } else { ahead.ceil() as i64 }).into();
+            let ahead = paced.map_or(ahead, |(_, at_gate)| at_gate);
+            body["ahead"] = (ahead.ceil() as i64).into();
             body["etaSeconds"] = (eta.ceil() as i64).into();
         } else {
             body["opensInSeconds"] = ((line.status.opens_at_ms - now_ms).max(0) as u64).div_ceil(1000).into();

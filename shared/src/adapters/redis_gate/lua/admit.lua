@@ -2,12 +2,49 @@
 -- this server, is the fan within its rate, does the event exist, has this fan
 -- entered, is it open, is capacity left, may the line let one more fan in
 -- now, next position.
--- KEYS: state, meta, fans, notes, pending, rate (per fan)
+-- KEYS: state, meta, fans, notes, pending, rate (per fan), line (counts)
 -- ARGV: server run_id, fanId, nowMs, token, note, hasNote ('1' or '0'),
 --       rateLimit (requests per window, 0 = off), rateWindowMs,
 --       line ('' the caller does not follow a line, 'admit' the fan's turn
---       came, 'existing' its turn passed: only an entry it already has)
+--       came, 'existing' its turn passed: only an entry it already has),
+--       then for a caller that follows a line the fan's place (a string
+--       that sorts as the line does) and the environment's refresh (see
+--       line.lua: fromBucket, -1 for none; prequeued; bucket, issued x n)
 -- Records: see the gate's module doc.
+--
+-- A caller following a line gets {admission, line}: the admission as
+-- below, and the line's state after it ({taken, capacity, counts, from,
+-- buckets}, counts as line.lua returns them when a refresh asked for them).
+-- The line's bookkeeping rides on the admissions it paces: no call of its
+-- own for an environment whose fans' turns keep coming.
+-- A caller of an older protocol (eight arguments) does not follow a line.
+local line_mode = ARGV[9] or ''
+
+local function line_tail(taken, capacity)
+  local bitfield = {'BITFIELD', KEYS[7]}
+  if tonumber(ARGV[12]) > 0 then
+    bitfield[#bitfield + 1] = 'INCRBY'
+    bitfield[#bitfield + 1] = 'u32'
+    bitfield[#bitfield + 1] = '#0'
+    bitfield[#bitfield + 1] = ARGV[12]
+  end
+  for i = 13, #ARGV, 2 do
+    bitfield[#bitfield + 1] = 'INCRBY'
+    bitfield[#bitfield + 1] = 'u32'
+    bitfield[#bitfield + 1] = '#' .. (tonumber(ARGV[i]) + 1)
+    bitfield[#bitfield + 1] = ARGV[i + 1]
+  end
+  if #bitfield > 2 then redis.call(unpack(bitfield)) end
+  local from = tonumber(ARGV[11])
+  if from < 0 then return {tostring(taken), capacity} end
+  local buckets = math.max(0, redis.call('STRLEN', KEYS[7]) / 4 - 1)
+  local upto = math.min(buckets - 1, from + 2999)
+  local counts = ''
+  if upto >= from then counts = redis.call('GETRANGE', KEYS[7], (from + 1) * 4, (upto + 1) * 4 + 3) end
+  return {tostring(taken), capacity, redis.call('GETRANGE', KEYS[7], 0, 3), tostring(from), tostring(buckets), counts}
+end
+
+local function admit()
 if redis.call('GET', KEYS[1]) ~= ARGV[1] then return {'state_lost'} end
 local limit = tonumber(ARGV[7])
 if limit > 0 then
@@ -17,11 +54,11 @@ if limit > 0 then
   if n > limit then return {'rate_limited', tostring(redis.call('PTTL', KEYS[6]))} end
 end
 local m = redis.call('HMGET', KEYS[2], 'opensAtMs', 'closesAtMs', 'capacity', 'taken',
-  'lineRate', 'lineTokens', 'lineTokensAt')
+  'lineRate', 'lineTokens', 'lineTokensAt', 'lineHeld', 'lineHeldAt')
 if not m[3] then return {'not_found'} end
 -- An event with a line admits only fans whose turn came: a caller that does
 -- not know of the line is sent to it.
-if m[5] and ARGV[9] == '' then return {'lined'} end
+if m[5] and line_mode == '' then return {'lined'} end
 local rec = redis.call('HGET', KEYS[3], ARGV[2])
 if rec then
   local pos, at, tok = string.match(rec, '^(%d+):(%d+):?([^:]*)')
@@ -39,7 +76,7 @@ if rec then
   end
   return {'reserved', pos, at, hasNote, note}
 end
-if m[5] and ARGV[9] == 'existing' then return {'turn_missed'} end
+if m[5] and line_mode == 'existing' then return {'turn_missed'} end
 local now = tonumber(ARGV[3])
 if now < tonumber(m[1]) then return {'not_open'} end
 if now >= tonumber(m[2]) then return {'closed'} end
@@ -53,10 +90,20 @@ if m[5] then
   local tokens = tonumber(m[6] or burst)
   local since = math.max(0, now - tonumber(m[7] or ARGV[3]))
   tokens = math.min(burst, tokens + since * rate / 1000)
-  if tokens < 1 then
+  -- When fans wait for a token, the next one goes to the earliest place
+  -- held back, if it comes back within a quarter of a second (it is told
+  -- to return when the token is due): the line's order holds at the gate.
+  local place = ARGV[10] or ''
+  local held = m[8]
+  local holding = held and now - tonumber(m[9] or '0') < 250
+  if tokens < 1 or (holding and place > held) then
+    if not holding or place < held then
+      redis.call('HSET', KEYS[2], 'lineHeld', place, 'lineHeldAt', ARGV[3])
+    end
     redis.call('HSET', KEYS[2], 'lineTokens', tostring(tokens), 'lineTokensAt', ARGV[3])
-    return {'paced', tostring(math.ceil((1 - tokens) * 1000 / rate))}
+    return {'paced', tostring(math.max(5, math.ceil((1 - math.min(tokens, 1)) * 1000 / rate)))}
   end
+  if holding then redis.call('HDEL', KEYS[2], 'lineHeld', 'lineHeldAt') end
   redis.call('HSET', KEYS[2], 'lineTokens', tostring(tokens - 1), 'lineTokensAt', ARGV[3])
 end
 redis.call('HINCRBY', KEYS[2], 'taken', 1)
@@ -65,3 +112,10 @@ redis.call('HSET', KEYS[3], ARGV[2], pos .. ':' .. ARGV[3] .. ':' .. ARGV[4])
 if ARGV[6] == '1' then redis.call('HSET', KEYS[4], ARGV[2], ARGV[5]) end
 redis.call('ZADD', KEYS[5], ARGV[3], ARGV[2])
 return {'reserved', pos, ARGV[3], ARGV[6], ARGV[5]}
+end
+
+local reply = admit()
+if line_mode == '' or reply[1] == 'state_lost' or reply[1] == 'rate_limited' then return reply end
+local m = redis.call('HMGET', KEYS[2], 'taken', 'capacity')
+if not m[2] then return reply end
+return {reply, line_tail(m[1] or '0', m[2])}
