@@ -1,16 +1,19 @@
 //! Reading a calendar file for `plan` and `preflight`: a JSON array of
-//! events (the admin API's fields plus `eventId`) or an iCalendar file.
+//! events (the admin API's fields plus `eventId`) or an iCalendar file. A
+//! file that cannot be read at all is an error (the command exits non-zero);
+//! an entry of it that cannot be planned is skipped and named.
 
-use fanrush::rules::domain::{parse_ics, EventId, FanEvent, FanEventSpec, IcsCalendar};
+use fanrush::rules::domain::{try_parse_ics, EventId, FanEvent, FanEventSpec, IcsCalendar};
 use serde_json::Value;
+use std::path::Path;
 
 /// Reads `path`; an iCalendar file's recurrences are expanded around `now`.
 /// Both kinds come back as an [`IcsCalendar`]: events, and the entries
 /// skipped, each named with why (a JSON calendar skips none).
-pub fn load(path: &str, now: chrono::DateTime<chrono::Utc>) -> Result<IcsCalendar, String> {
-    let text = std::fs::read_to_string(path).map_err(|e| format!("{path}: {e}"))?;
-    if path.ends_with(".ics") {
-        return Ok(parse_ics(&text, now));
+pub fn load(path: &Path, now: chrono::DateTime<chrono::Utc>) -> Result<IcsCalendar, String> {
+    let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    if path.extension().is_some_and(|e| e == "ics") {
+        return try_parse_ics(&text, now).map_err(|e| format!("{}: {e}", path.display()));
     }
     Ok(IcsCalendar { events: json_calendar(&text)?, skipped: Vec::new() })
 }

@@ -1,44 +1,64 @@
 //! `fanrush`: the operator CLI.
 //!
 //! - `fanrush plan`: the provisioned-concurrency plan of a calendar and its cost.
-//! - `fanrush simulate`: a spike through API Gateway's and Lambda's limits.
+//! - `fanrush simulate`: a spike through API Gateway's and Lambda's limits,
+//!   the gate's Redis core and, with a line, its pace and polls.
 //! - `fanrush preflight`: every quota the calendar needs next to the account's.
+//! - `fanrush measure-gate`: the admitted-fan ceiling of a real Redis node.
 //! - `fanrush redrive`: replays the DLQ into the entry queue.
 //!
 //! Operator commands only; the local stand-ins (`setup`, `bridge`,
 //! `gateway`) are `fanrush-local`'s.
 
 mod calendar;
+mod measure;
 mod plan;
 mod preflight;
 mod redrive;
 mod simulate;
 
+use clap::{Parser, Subcommand};
 use std::process::ExitCode;
+
+#[derive(Parser)]
+#[command(name = "fanrush", version, about = "Operator commands for fanrush: plan, simulate and check a fan event")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// The provisioned-concurrency plan of a calendar and its cost.
+    Plan(plan::PlanArgs),
+    /// A spike through API Gateway's and Lambda's limits, the gate's Redis
+    /// core and, with a line, its pace and polls.
+    Simulate(simulate::SimulateArgs),
+    /// Every quota the calendar's events need next to the account's; exits 1
+    /// when a check fails.
+    Preflight(preflight::PreflightArgs),
+    /// Measures the admitted-fan ceiling of a Redis node (admit plus
+    /// confirm) on scratch keys, for the preflight and admissionsPerSecond.
+    MeasureGate(measure::MeasureArgs),
+    /// Replays the entry queue's DLQ into the entry queue.
+    Redrive(redrive::RedriveArgs),
+}
 
 #[tokio::main]
 async fn main() -> ExitCode {
     fanrush::telemetry::init();
-    let mut argv = std::env::args().skip(1);
-    let command = argv.next().unwrap_or_default();
-    let rest: Vec<String> = argv.collect();
-    let outcome = match command.as_str() {
-        "plan" => plan::run(&rest).await,
-        "simulate" => simulate::run(&rest).await,
-        "preflight" => preflight::run(&rest).await,
-        "redrive" => redrive::run(&rest).await,
-        _ => Err(format!(
-            "usage: fanrush <plan|simulate|preflight|redrive> [options]\n{}\n{}\n{}\n{}",
-            plan::USAGE,
-            simulate::USAGE,
-            preflight::USAGE,
-            redrive::USAGE
-        )),
+    let cli = Cli::parse();
+    let (name, outcome) = match cli.command {
+        Command::Plan(a) => ("plan", plan::run(a).await),
+        Command::Simulate(a) => ("simulate", simulate::run(a).await),
+        Command::Preflight(a) => ("preflight", preflight::run(a).await),
+        Command::MeasureGate(a) => ("measure-gate", measure::run(a).await),
+        Command::Redrive(a) => ("redrive", redrive::run(a).await),
     };
     match outcome {
         Ok(()) => ExitCode::SUCCESS,
         Err(message) => {
-            eprintln!("fanrush {command}: {message}");
+            eprintln!("fanrush {name}: {message}");
             ExitCode::FAILURE
         }
     }

@@ -7,46 +7,64 @@
 //! API Gateway itself); the Redis and writer capacities from `make bench`.
 
 use crate::calendar;
-use crate::plan::scaling_params;
+use crate::plan::Sizing;
 use fanrush::adapters::lambda_control::ProvisionedConcurrency;
-use fanrush::flags::Args;
 use fanrush::rules::domain::{rfc3339, EventId};
 use fanrush::rules::scaling::preflight::{preflight, Account, Capacities, Preflight, Pricing, PRICE_PER_GB_SECOND};
 use serde_json::{json, Value};
+use std::path::PathBuf;
 
-pub const USAGE: &str =
-    "  fanrush preflight --calendar FILE(.json|.ics) [--account-limit N] [--unreserved N] [--api-rate 10000]
-                    [--api-burst 5000] [--duration-ms D] [--headroom H] [--redis-admissions-per-second X]
-                    [--writer-rows-per-second X] [--writer-max-concurrency 5] [--memory-mb 128]
-                    [--price-per-gb-second P] [--now RFC3339] [--json]";
+#[derive(clap::Args)]
+pub struct PreflightArgs {
+    /// A JSON array of events (the admin API's fields plus eventId) or an .ics file.
+    #[arg(long, value_name = "FILE")]
+    calendar: PathBuf,
+    /// The account's "Concurrent executions" [default: from GetAccountSettings].
+    #[arg(long, value_name = "N")]
+    account_limit: Option<i64>,
+    /// Its unreserved concurrency [default: the account limit].
+    #[arg(long, value_name = "N", requires = "account_limit")]
+    unreserved: Option<i64>,
+    /// API Gateway's account throttle rate (no API reports it).
+    #[arg(long, default_value_t = Account::defaults().api_rate)]
+    api_rate: f64,
+    /// API Gateway's token bucket.
+    #[arg(long, default_value_t = Account::defaults().api_burst)]
+    api_burst: f64,
+    #[command(flatten)]
+    sizing: Sizing,
+    /// New fans one Redis core admits per second (admit plus confirm), from
+    /// make bench or fanrush measure-gate.
+    #[arg(long, default_value_t = Capacities::default().redis_admissions_per_second)]
+    redis_admissions_per_second: f64,
+    /// Rows per second one writer inserts.
+    #[arg(long, default_value_t = Capacities::default().writer_rows_per_second)]
+    writer_rows_per_second: f64,
+    /// The writer's MaximumConcurrency (database connections).
+    #[arg(long, default_value_t = Capacities::default().writer_max_concurrency)]
+    writer_max_concurrency: i64,
+    /// entry-api's memory, for the cost.
+    #[arg(long, default_value_t = 128)]
+    memory_mb: u32,
+    /// USD per GB-second of provisioned concurrency.
+    #[arg(long, default_value_t = PRICE_PER_GB_SECOND)]
+    price_per_gb_second: f64,
+    /// The moment to check at (RFC 3339) [default: now].
+    #[arg(long, value_parser = parse_time)]
+    now: Option<chrono::DateTime<chrono::Utc>>,
+    /// Print JSON.
+    #[arg(long)]
+    json: bool,
+}
 
-pub async fn run(argv: &[String]) -> Result<(), String> {
-    let args = Args::parse(
-        argv,
-        &[
-            "calendar",
-            "account-limit",
-            "unreserved",
-            "api-rate",
-            "api-burst",
-            "duration-ms",
-            "headroom",
-            "redis-admissions-per-second",
-            "writer-rows-per-second",
-            "writer-max-concurrency",
-            "memory-mb",
-            "price-per-gb-second",
-            "now",
-        ],
-        &["json"],
-    )?;
-    let params = scaling_params(&args)?;
-    let defaults = Account::defaults();
-    let (concurrency, unreserved) = match args.opt("account-limit") {
-        Some(_) => {
-            let limit: i64 = args.need("account-limit")?;
-            (limit, args.get("unreserved", limit)?)
-        }
+fn parse_time(s: &str) -> Result<chrono::DateTime<chrono::Utc>, String> {
+    chrono::DateTime::parse_from_rfc3339(s).map(|t| t.to_utc()).map_err(|e| format!("not an RFC 3339 time: {e}"))
+}
+
+pub async fn run(args: PreflightArgs) -> Result<(), String> {
+    let params = args.sizing.params()?;
+    let (concurrency, unreserved) = match args.account_limit {
+        Some(limit) => (limit, args.unreserved.unwrap_or(limit)),
         None => {
             let account = ProvisionedConcurrency::lazy("entry-api", "live").account().await.map_err(|e| {
                 format!("could not read the account's concurrency ({e}); pass --account-limit (and --unreserved)")
@@ -54,31 +72,19 @@ pub async fn run(argv: &[String]) -> Result<(), String> {
             (account.limit, account.unreserved)
         }
     };
-    let account = Account {
-        concurrency,
-        unreserved,
-        already_provisioned: 0,
-        api_rate: args.get("api-rate", defaults.api_rate)?,
-        api_burst: args.get("api-burst", defaults.api_burst)?,
-    };
-    let measured = Capacities::default();
+    let account =
+        Account { concurrency, unreserved, already_provisioned: 0, api_rate: args.api_rate, api_burst: args.api_burst };
     let capacities = Capacities {
-        redis_admissions_per_second: args.get("redis-admissions-per-second", measured.redis_admissions_per_second)?,
-        writer_rows_per_second: args.get("writer-rows-per-second", measured.writer_rows_per_second)?,
-        writer_max_concurrency: args.get("writer-max-concurrency", measured.writer_max_concurrency)?,
+        redis_admissions_per_second: args.redis_admissions_per_second,
+        writer_rows_per_second: args.writer_rows_per_second,
+        writer_max_concurrency: args.writer_max_concurrency,
     };
-    let pricing = Pricing {
-        memory_mb: args.get("memory-mb", 128)?,
-        per_gb_second: args.get("price-per-gb-second", PRICE_PER_GB_SECOND)?,
-    };
-    let now = match args.opt("now") {
-        Some(t) => chrono::DateTime::parse_from_rfc3339(t).map_err(|e| format!("--now {t:?}: {e}"))?.to_utc(),
-        None => chrono::Utc::now(),
-    };
-    let calendar = calendar::load(&args.need::<String>("calendar")?, now)?;
+    let pricing = Pricing { memory_mb: args.memory_mb, per_gb_second: args.price_per_gb_second };
+    let now = args.now.unwrap_or_else(chrono::Utc::now);
+    let calendar = calendar::load(&args.calendar, now)?;
     let mut report = preflight(&params, &calendar.events, account, capacities, pricing, now);
     report.skipped = calendar.skipped;
-    if args.switch("json") {
+    if args.json {
         println!("{}", to_json(&report, account, capacities));
     } else {
         print_text(&report, capacities);
@@ -98,6 +104,8 @@ fn to_json(report: &Preflight, account: Account, capacities: Capacities) -> Valu
             json!({
                 "eventId": f.event.as_str(),
                 "peakRps": f.peak_rps,
+                "requestsPerSecond": round(f.requests_per_second, 1),
+                "gateAdmissionsPerSecond": f.gate_rps,
                 "capacity": f.capacity,
                 "environments": f.environments,
                 "boundBy": f.bound.as_str(),
@@ -120,7 +128,8 @@ fn to_json(report: &Preflight, account: Account, capacities: Capacities) -> Valu
                 "events": o.events.iter().map(EventId::as_str).collect::<Vec<_>>(),
                 "at": rfc3339(o.at),
                 "environments": o.environments,
-                "peakRps": o.peak_rps,
+                "peakRps": round(o.peak_rps, 1),
+                "gateAdmissionsPerSecond": o.gate_rps,
             })
         })
         .collect();
@@ -154,10 +163,12 @@ fn to_json(report: &Preflight, account: Account, capacities: Capacities) -> Valu
 fn print_text(report: &Preflight, capacities: Capacities) {
     for f in &report.events {
         println!(
-            "{}: {} rps, capacity {}: {} environments (bound by {}) from {} until {}, {} min to allocate; \
-             Redis at {:.0}% of its ceiling; queue up to {} drained in {:.1} s over {} connections; ${:.2}",
+            "{}: {} rps ({:.0} requests/s with polls), capacity {}: {} environments (bound by {}) from {} until {}, \
+             {} min to allocate; Redis at {:.0}% of its ceiling; queue up to {} drained in {:.1} s over {} \
+             connections; ${:.2}",
             f.event,
             f.peak_rps,
+            f.requests_per_second,
             f.capacity,
             f.environments,
             f.bound.as_str(),

@@ -6,19 +6,23 @@
 
 use fanrush::adapters::aws_sdk::{aws_config, sqs_client};
 use fanrush::adapters::sqs_queue::{EntryQueue, SendPolicy};
-use fanrush::flags::Args;
 use std::time::Duration;
 
-pub const USAGE: &str =
-    "  fanrush redrive --queue-url URL --dlq-url URL   (env: AWS_ENDPOINT_URL, or the AWS credentials chain)";
+/// AWS access comes from `AWS_ENDPOINT_URL` or the AWS credentials chain.
+#[derive(clap::Args)]
+pub struct RedriveArgs {
+    /// The entry queue's URL.
+    #[arg(long)]
+    queue_url: String,
+    /// Its dead-letter queue's URL.
+    #[arg(long)]
+    dlq_url: String,
+}
 
-pub async fn run(argv: &[String]) -> Result<(), String> {
-    let args = Args::parse(argv, &["queue-url", "dlq-url"], &[])?;
-    let queue_url: String = args.need("queue-url")?;
-    let dlq_url: String = args.need("dlq-url")?;
+pub async fn run(args: RedriveArgs) -> Result<(), String> {
     let sqs = sqs_client(&aws_config().await, Duration::from_secs(10));
-    let queue = EntryQueue::new(sqs, &queue_url, SendPolicy { attempts: 1, backoff: Duration::ZERO });
-    let dead_letters = queue.dead_letters(&dlq_url);
+    let queue = EntryQueue::new(sqs, &args.queue_url, SendPolicy { attempts: 1, backoff: Duration::ZERO });
+    let dead_letters = queue.dead_letters(&args.dlq_url);
     let done = dead_letters.redrive_into(&queue).await.map_err(|e| e.to_string())?;
     let left = dead_letters.depth().await.map_err(|e| e.to_string())?.total();
     println!("{}", serde_json::json!({ "moved": done.moved, "notEntries": done.unreadable, "leftInDlq": left }));

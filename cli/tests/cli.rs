@@ -66,12 +66,26 @@ fn plan_prints_the_step_function_of_overlapping_events_with_its_cost() {
 
 #[test]
 fn simulate_shows_the_seed_spike_throttled_on_demand_and_absorbed_with_the_plan() {
-    let base = ["simulate", "--peak-rps", "10000", "--duration-ms", "150", "--account-limit", "10000", "--json"];
+    // Each fan once, and no gate limit: Lambda's limits alone.
+    let base = [
+        "simulate",
+        "--peak-rps",
+        "10000",
+        "--duration-ms",
+        "150",
+        "--account-limit",
+        "10000",
+        "--no-retries",
+        "--redis-admissions-per-second",
+        "1000000",
+        "--json",
+    ];
     let cold = fanrush(&base);
     assert!(cold["throttled"].as_u64().unwrap() > 0, "{cold}");
     let planned = fanrush(&[&base[..], &["--provisioned", "1800"]].concat());
     assert_eq!((planned["throttled"].as_u64(), planned["coldStarts"].as_u64()), (Some(0), Some(0)), "{planned}");
     assert_eq!(planned["requests"], cold["requests"]);
+    assert_eq!(planned["fans"], planned["requests"], "no retries: one request a fan");
     assert_eq!(cold["throttledByApiGateway"], 0, "10,000 rps is within API Gateway's default: {cold}");
     assert_eq!(cold["throttledByLambda"], cold["throttled"]);
 }
@@ -80,7 +94,18 @@ fn simulate_shows_the_seed_spike_throttled_on_demand_and_absorbed_with_the_plan(
 fn simulate_says_which_limit_bit() {
     // 20,000 rps with 2,000 warm environments at 20 ms: Lambda would serve
     // it all, API Gateway's default 10,000 rps (5,000 bucket) refuses ~95,000.
-    let base = ["simulate", "--peak-rps", "20000", "--duration-ms", "20", "--hold-seconds", "10"];
+    let base = [
+        "simulate",
+        "--peak-rps",
+        "20000",
+        "--duration-ms",
+        "20",
+        "--hold-seconds",
+        "10",
+        "--no-retries",
+        "--redis-admissions-per-second",
+        "1000000",
+    ];
     let args = [&base[..], &["--provisioned", "2000", "--account-limit", "100000", "--json"]].concat();
     let by_default = fanrush(&args);
     let api = by_default["throttledByApiGateway"].as_u64().unwrap();
@@ -135,8 +160,112 @@ fn preflight_fails_a_default_account_and_says_what_to_raise() {
 }
 
 #[test]
-fn bad_arguments_are_refused_with_a_message() {
+fn simulate_shows_the_gates_core_refusing_an_opening_and_a_line_pacing_it() {
+    // A tenth of the README's worked event: 100,000 fans in a minute for
+    // 10,000 places against a core admitting 1,400 fans a second.
+    let base = [
+        "simulate",
+        "--peak-rps",
+        "6375",
+        "--ramp-seconds",
+        "2",
+        "--decay-seconds",
+        "15",
+        "--hold-seconds",
+        "58",
+        "--duration-ms",
+        "20",
+        "--provisioned",
+        "2000",
+        "--account-limit",
+        "3000",
+        "--api-rate",
+        "20000",
+        "--capacity",
+        "10000",
+        "--redis-admissions-per-second",
+        "1400",
+        "--json",
+    ];
+    let unlined = fanrush(&base);
+    assert!(unlined["refusedByRedis"].as_u64().unwrap() > 0, "{unlined}");
+    assert!(unlined["retries"].as_u64().unwrap() > 0, "refused fans retry: {unlined}");
+    let lined = fanrush(&[&base[..], &["--line-rate", "1120"]].concat());
+    assert_eq!((lined["refusedByRedis"].as_u64(), lined["throttled"].as_u64()), (Some(0), Some(0)), "{lined}");
+    assert_eq!(lined["admitted"], 10_000, "every place sold: {lined}");
+    assert!(lined["polls"].as_u64().unwrap() > 0 && lined["waitMaxSeconds"].as_f64().unwrap() > 1.0, "{lined}");
+    for field in ["waitP50Seconds", "waitMaxSeconds", "polls", "refusedByRedis"] {
+        assert!(lined[field].is_number(), "{field}: {lined}");
+    }
+}
+
+#[test]
+fn preflight_fails_a_peak_over_the_redis_ceiling_without_a_line_and_passes_with_one() {
+    let unlined = json!([
+        {"eventId":"drop","title":"Drop","opensAt":"2026-12-01T20:00:00Z","closesAt":"2026-12-01T20:30:00Z",
+         "capacity":100000,"expectedPeakRps":60000}
+    ]);
+    let big = ["--account-limit", "100000", "--api-rate", "1000000", "--redis-admissions-per-second", "14000"];
+    let (ok, report) = preflight(&unlined, &big);
+    assert!(!ok);
+    let redis = report["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == "drop: redis admissions/s on one primary")
+        .unwrap();
+    assert_eq!(redis["ok"], false);
+    assert!(redis["raise"].as_str().unwrap().contains("admissionsPerSecond to at most 11200"), "{redis}");
+    let mut lined = unlined.clone();
+    lined[0]["admissionsPerSecond"] = json!(11200);
+    let (ok, report) = preflight(&lined, &big);
+    assert!(ok, "a line at 80% of the ceiling passes: {report}");
+    let requests = report["events"][0]["requestsPerSecond"].as_f64().unwrap();
+    assert!(requests > 60_000.0, "the line's polls are in the quotas: {requests}");
+}
+
+#[test]
+fn bad_arguments_are_refused_with_a_message_naming_the_flag() {
     let out = Command::new(env!("CARGO_BIN_EXE_fanrush")).args(["simulate", "--peak-rps", "x"]).output().unwrap();
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("--peak-rps"));
+    let out = Command::new(env!("CARGO_BIN_EXE_fanrush")).args(["plan", "--calender", "x"]).output().unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--calender"), "{}", String::from_utf8_lossy(&out.stderr));
+}
+
+#[test]
+fn every_command_answers_help_and_the_cli_its_version() {
+    for command in ["plan", "simulate", "preflight", "measure-gate", "redrive"] {
+        let out = Command::new(env!("CARGO_BIN_EXE_fanrush")).args([command, "--help"]).output().unwrap();
+        assert!(out.status.success(), "{command} --help");
+        assert!(String::from_utf8_lossy(&out.stdout).contains("Usage: fanrush"), "{command}");
+    }
+    let out = Command::new(env!("CARGO_BIN_EXE_fanrush")).arg("--version").output().unwrap();
+    assert!(out.status.success());
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), format!("fanrush {}", env!("CARGO_PKG_VERSION")));
+}
+
+#[test]
+fn plan_and_preflight_exit_non_zero_on_a_calendar_they_cannot_read_and_never_print_minus_zero() {
+    let dir = std::env::temp_dir().join(format!("fanrush-badcal-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let ics = dir.join("not.ics");
+    std::fs::write(&ics, "this is not a calendar").unwrap();
+    for command in ["plan", "preflight"] {
+        let out = Command::new(env!("CARGO_BIN_EXE_fanrush"))
+            .args([command, "--calendar", ics.to_str().unwrap(), "--account-limit", "1000"])
+            .output()
+            .unwrap();
+        assert!(!out.status.success(), "{command}");
+        assert!(String::from_utf8_lossy(&out.stderr).contains("not iCalendar"), "{command}");
+    }
+    let empty = dir.join("empty.json");
+    std::fs::write(&empty, "[]").unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_fanrush"))
+        .args(["plan", "--calendar", empty.to_str().unwrap()])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success() && !text.contains("-0"), "{text}");
 }

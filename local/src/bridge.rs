@@ -13,14 +13,11 @@
 use crate::esm::{EventSourceMapping, Polled};
 use bytes::Bytes;
 use fanrush::adapters::aws_sdk::{aws_config, sqs_client};
-use fanrush::flags::Args;
 use http_body_util::{BodyExt, Full};
 use hyper_util::client::legacy::{connect::HttpConnector, Client};
 use hyper_util::rt::TokioExecutor;
 use serde_json::{json, Value};
 use std::time::Duration;
-
-pub const USAGE: &str = "  fanrush-local bridge --queue-url URL [--invoke-url http://127.0.0.1:9000] [--writer writer] [--scheduler scheduler]\n                 [--batch-size 10] [--window-ms 200] [--concurrency 2] [--schedule-seconds 60]";
 
 type HttpClient = Client<HttpConnector, Full<Bytes>>;
 
@@ -31,41 +28,53 @@ struct Bridge {
     writer: String,
 }
 
-pub async fn run(argv: &[String]) -> Result<(), String> {
-    let args = Args::parse(
-        argv,
-        &[
-            "queue-url",
-            "invoke-url",
-            "writer",
-            "scheduler",
-            "batch-size",
-            "window-ms",
-            "concurrency",
-            "schedule-seconds",
-        ],
-        &[],
-    )?;
-    let queue_url = args.opt("queue-url").map(str::to_owned).ok_or("--queue-url is required")?;
+#[derive(clap::Args)]
+pub struct BridgeArgs {
+    /// The entry queue to poll.
+    #[arg(long)]
+    queue_url: String,
+    /// The Lambda Invoke API (cargo lambda watch).
+    #[arg(long, default_value = "http://127.0.0.1:9000")]
+    invoke_url: String,
+    /// The function that drains the queue.
+    #[arg(long, default_value = "writer")]
+    writer: String,
+    /// The function the schedule invokes.
+    #[arg(long, default_value = "scheduler")]
+    scheduler: String,
+    /// Messages per batch, at most.
+    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=10_000))]
+    batch_size: u64,
+    /// How long a poller gathers a batch, ms.
+    #[arg(long, default_value_t = 200)]
+    window_ms: u64,
+    /// Pollers at once (the writer's MaximumConcurrency).
+    #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u64).range(1..))]
+    concurrency: u64,
+    /// The schedule's period (0 turns it off).
+    #[arg(long, default_value_t = 60)]
+    schedule_seconds: u64,
+}
+
+pub async fn run(args: BridgeArgs) -> Result<(), String> {
     let bridge = Bridge {
         mapping: EventSourceMapping {
             sqs: sqs_client(&aws_config().await, Duration::from_secs(10)),
-            queue_url,
-            batch_size: args.get("batch-size", 10usize)?.clamp(1, 10_000),
-            window: Duration::from_millis(args.get("window-ms", 200)?),
+            queue_url: args.queue_url,
+            batch_size: args.batch_size as usize,
+            window: Duration::from_millis(args.window_ms),
         },
         http: Client::builder(TokioExecutor::new()).build_http(),
-        invoke_url: args.get("invoke-url", "http://127.0.0.1:9000".to_owned())?,
-        writer: args.get("writer", "writer".to_owned())?,
+        invoke_url: args.invoke_url,
+        writer: args.writer,
     };
     let bridge: &'static Bridge = Box::leak(Box::new(bridge));
-    for _ in 0..args.get("concurrency", 2usize)?.max(1) {
+    for _ in 0..args.concurrency {
         tokio::spawn(async move { bridge.poll_forever().await });
     }
-    let every: u64 = args.get("schedule-seconds", 60)?;
-    if every > 0 {
-        let scheduler: String = args.get("scheduler", "scheduler".to_owned())?;
-        tokio::spawn(async move { bridge.schedule_forever(&scheduler, Duration::from_secs(every)).await });
+    if args.schedule_seconds > 0 {
+        let (scheduler, every) = (args.scheduler, Duration::from_secs(args.schedule_seconds));
+        tokio::spawn(async move { bridge.schedule_forever(&scheduler, every).await });
     }
     tokio::signal::ctrl_c().await.map_err(|e| e.to_string())?;
     Ok(())

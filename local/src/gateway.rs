@@ -19,24 +19,25 @@ use tokio::net::{TcpListener, TcpStream};
 /// The largest request body read (API Gateway's own limit is 10 MB).
 const MAX_BODY: usize = 1 << 20;
 
-pub const USAGE: &str = "  fanrush-local gateway [--port 9400] [--bin-dir target/debug] [--log-dir .local] [--entry-environments 2]   (env: passed to the functions)";
+/// The functions get this process's environment (REDIS_URL, AUTH_MODE, ...).
+#[derive(clap::Args)]
+pub struct GatewayArgs {
+    /// The port on 127.0.0.1.
+    #[arg(long, default_value_t = 9400)]
+    port: u16,
+    /// Where the function binaries are.
+    #[arg(long, default_value = "target/debug")]
+    bin_dir: PathBuf,
+    /// Where their logs go.
+    #[arg(long, default_value = ".local")]
+    log_dir: PathBuf,
+    /// entry-api execution environments (one process each).
+    #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u64).range(1..))]
+    entry_environments: u64,
+}
 
-pub async fn serve(args: &[String]) -> Result<(), String> {
-    let (mut port, mut bin_dir, mut logs) = (9400u16, PathBuf::from("target/debug"), PathBuf::from(".local"));
-    let mut environments = 2usize;
-    let mut it = args.iter().cloned();
-    while let Some(flag) = it.next() {
-        let value = it.next().ok_or_else(|| format!("{flag} needs a value"))?;
-        match flag.as_str() {
-            "--port" => port = value.parse().map_err(|_| format!("--port {value:?}"))?,
-            "--bin-dir" => bin_dir = PathBuf::from(value),
-            "--log-dir" => logs = PathBuf::from(value),
-            "--entry-environments" => {
-                environments = value.parse().ok().filter(|n| *n > 0).ok_or(format!("--entry-environments {value:?}"))?
-            }
-            _ => return Err(format!("unknown option {flag}")),
-        }
-    }
+pub async fn serve(args: GatewayArgs) -> Result<(), String> {
+    let (port, bin_dir, logs, environments) = (args.port, args.bin_dir, args.log_dir, args.entry_environments as usize);
     // The functions get this process's environment (REDIS_URL, AUTH_MODE, ...).
     let env: Vec<(String, String)> = std::env::vars().collect();
     let spec =

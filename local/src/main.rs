@@ -9,30 +9,41 @@
 //! - `fanrush-local gateway`: API Gateway's HTTP API in front of
 //!   `entry-api` and `admin-api`.
 
+use clap::{Parser, Subcommand};
 use fanrush_local::{bridge, gateway, setup};
 use std::process::ExitCode;
+
+#[derive(Parser)]
+#[command(name = "fanrush-local", version, about = "The local stand-ins for what AWS runs around fanrush's functions")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Creates the entry queue and its DLQ, migrates PostgreSQL, restores the
+    /// gate; prints SQS_QUEUE_URL= and SQS_DLQ_URL= lines.
+    Setup(setup::SetupArgs),
+    /// The SQS event-source mapping to `writer` and the minute schedule to
+    /// `scheduler`, against cargo lambda watch.
+    Bridge(bridge::BridgeArgs),
+    /// API Gateway's HTTP API in front of entry-api and admin-api.
+    Gateway(gateway::GatewayArgs),
+}
 
 #[tokio::main]
 async fn main() -> ExitCode {
     fanrush::telemetry::init();
-    let mut argv = std::env::args().skip(1);
-    let command = argv.next().unwrap_or_default();
-    let rest: Vec<String> = argv.collect();
-    let outcome = match command.as_str() {
-        "setup" => setup::run(&rest).await,
-        "bridge" => bridge::run(&rest).await,
-        "gateway" => gateway::serve(&rest).await,
-        _ => Err(format!(
-            "usage: fanrush-local <setup|bridge|gateway> [options]\n{}\n{}\n{}",
-            setup::USAGE,
-            bridge::USAGE,
-            gateway::USAGE
-        )),
+    let (name, outcome) = match Cli::parse().command {
+        Command::Setup(a) => ("setup", setup::run(a).await),
+        Command::Bridge(a) => ("bridge", bridge::run(a).await),
+        Command::Gateway(a) => ("gateway", gateway::serve(a).await),
     };
     match outcome {
         Ok(()) => ExitCode::SUCCESS,
         Err(message) => {
-            eprintln!("fanrush-local {command}: {message}");
+            eprintln!("fanrush-local {name}: {message}");
             ExitCode::FAILURE
         }
     }

@@ -10,22 +10,29 @@ use fanrush::adapters::postgres_store::Database;
 use fanrush::adapters::redis_gate::EntryGate;
 use fanrush::adapters::sqs_queue::{EntryQueue, SendPolicy};
 use fanrush::config::{DatabaseConfig, RedisConfig};
-use fanrush::flags::Args;
 use fanrush::usecases::recovery::{restore_gate, Queues};
 use std::time::Duration;
 
-pub const USAGE: &str =
-    "  fanrush-local setup [--queue NAME] [--visibility-timeout S] [--max-receive-count N]   (env: AWS_ENDPOINT_URL, DATABASE_URL, REDIS_URL)";
+/// The services come from AWS_ENDPOINT_URL, DATABASE_URL and REDIS_URL.
+#[derive(clap::Args)]
+pub struct SetupArgs {
+    /// The entry queue's name (its DLQ is NAME-dlq).
+    #[arg(long, default_value = "fanrush-entries")]
+    queue: String,
+    /// The queue's visibility timeout, seconds.
+    #[arg(long, default_value_t = 10)]
+    visibility_timeout: u32,
+    /// Receives before a message is dead-lettered.
+    #[arg(long, default_value_t = 5)]
+    max_receive_count: u32,
+}
 
-pub async fn run(argv: &[String]) -> Result<(), String> {
-    let args = Args::parse(argv, &["queue", "visibility-timeout", "max-receive-count"], &[])?;
-    let name: String = args.get("queue", "fanrush-entries".to_owned())?;
+pub async fn run(args: SetupArgs) -> Result<(), String> {
     let sdk = aws_config().await;
     let sqs = sqs_client(&sdk, Duration::from_secs(5));
-    let (queue_url, dlq_url) =
-        provision(&sqs, &name, args.get("max-receive-count", 5)?, args.get("visibility-timeout", 10)?)
-            .await
-            .map_err(|e| e.to_string())?;
+    let (queue_url, dlq_url) = provision(&sqs, &args.queue, args.max_receive_count, args.visibility_timeout)
+        .await
+        .map_err(|e| e.to_string())?;
     let d = DatabaseConfig::from_env().map_err(|e| e.to_string())?;
     let db = Database::new(&d.url, d.schema.clone(), d.connect_timeout).map_err(|e| e.to_string())?;
     db.migrate().await.map_err(|e| e.to_string())?;

@@ -17,13 +17,11 @@
 //!    clients and use case built from them (`from_config`), lazily: nothing
 //!    connects in init.
 //!
-//! [`telemetry`] (logs and metrics) is used by every layer; [`flags`] by the
-//! command-line tools only. The functions
+//! [`telemetry`] (logs and metrics) is used by every layer. The functions
 //! under `functions/` are thin mains: telemetry, configuration, run.
 
 pub mod adapters;
 pub mod config;
-pub mod flags;
 pub mod rules;
 pub mod telemetry;
 pub mod usecases;

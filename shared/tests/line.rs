@@ -494,3 +494,24 @@ async fn every_identity_providers_subject_enters_and_is_stored_exactly() {
         assert_eq!(stored, expected, "each fan's row holds its exact sub");
     }
 }
+
+#[tokio::test]
+async fn measure_gate_refuses_a_live_gate_and_leaves_nothing_behind() {
+    use fanrush::usecases::measure::{measure_gate, Load, MeasureError};
+    let load = Load { seconds: Duration::from_millis(300), connections: 4, in_flight: 1 };
+    // The shared test Redis holds live gates (every test stack makes one).
+    let stack = Stack::new().await;
+    stack.open_event(1).await;
+    let refused = measure_gate(&redis_url(), "measure-scratch", load).await;
+    assert!(matches!(refused, Err(MeasureError::LiveGate(_))), "{refused:?}");
+    // A node with no gate: measured, then left as it was.
+    let redis =
+        fanrush_local::services::PrivateRedis::start(std::env::temp_dir().join(unique("measure"))).await.unwrap();
+    redis.command(&["SET", "someone-else", "kept"]).await.unwrap();
+    let f = measure_gate(&redis.url(), "measure-scratch", load).await.expect("measured");
+    for (name, c) in [("set", f.set), ("admitted", f.admitted_fans), ("answers", f.answers), ("syncs", f.syncs)] {
+        assert!(c.per_second > 0.0 && c.core_busy > 0.0, "{name}: {c:?}");
+    }
+    assert!(f.admitted_fans.per_second < f.set.per_second, "two scripts cost more than a SET: {f:?}");
+    assert_eq!(redis.command(&["DBSIZE"]).await.unwrap(), redis::Value::Int(1), "only the key that was there");
+}

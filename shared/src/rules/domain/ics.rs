@@ -39,16 +39,21 @@ pub struct IcsCalendar {
 }
 
 /// Parses a feed as seen at `now` (recurrences are expanded around it).
-/// Never fails: what cannot be read is skipped and named.
+/// Never fails: what cannot be read is skipped and named (a feed that is not
+/// iCalendar at all too, as its one skipped entry).
 pub fn parse_ics(text: &str, now: DateTime<Utc>) -> IcsCalendar {
+    try_parse_ics(text, now).unwrap_or_else(|why| IcsCalendar { events: Vec::new(), skipped: vec![why] })
+}
+
+/// Like [`parse_ics`], but a text that is not iCalendar at all is an error.
+pub fn try_parse_ics(text: &str, now: DateTime<Utc>) -> Result<IcsCalendar, String> {
     let mut out = IcsCalendar::default();
-    let calendar: Calendar = match text.parse() {
-        Ok(c) => c,
-        Err(e) => {
-            out.skipped.push(format!("the feed is not iCalendar: {}", first_line(&e)));
-            return out;
-        }
-    };
+    let calendar: Calendar =
+        text.parse().map_err(|e: String| format!("the feed is not iCalendar: {}", first_line(&e)))?;
+    // The parser takes any text without a calendar for an empty one.
+    if !text.contains("BEGIN:VCALENDAR") {
+        return Err("the feed is not iCalendar: no BEGIN:VCALENDAR".into());
+    }
     let zone = calendar.get_timezone().map(str::to_owned);
     for event in calendar.calendar_events() {
         let uid = event.get_uid().unwrap_or("").to_owned();
@@ -59,7 +64,7 @@ pub fn parse_ics(text: &str, now: DateTime<Utc>) -> IcsCalendar {
             Err(why) => out.skipped.push(named(why)),
         }
     }
-    out
+    Ok(out)
 }
 
 /// One VEVENT as fan events: one, or one per occurrence.

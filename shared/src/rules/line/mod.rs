@@ -45,9 +45,15 @@ pub const TURN_WINDOW: Duration = Duration::from_secs(120);
 /// long syncs on its own: the cost of a line that admits nobody there.
 pub const FALLBACK_SYNC: Duration = Duration::from_secs(5);
 
+/// The same once the event is sold out: positions no longer matter, only
+/// places a failed send gave back do.
+pub const SOLD_OUT_SYNC: Duration = Duration::from_secs(30);
+
 /// How often an environment re-reads the line's definition (rate, seed,
-/// pauses, window).
-pub const FULL_SYNC: Duration = Duration::from_secs(30);
+/// pauses, window), and at once after a call to the gate failed (a restore
+/// may have paused the line). An operator's change of the rate or window
+/// reaches every environment within this.
+pub const FULL_SYNC: Duration = Duration::from_secs(300);
 
 /// How far an execution environment moves its front past the gate's last
 /// answer to it: longer than an environment goes without one while the gate

@@ -129,24 +129,32 @@ impl GateModel {
 pub struct LineModel {
     pub rate: f64,
     pub fallback_sync_s: f64,
+    pub sold_out_sync_s: f64,
     pub full_sync_s: f64,
 }
 
 impl LineModel {
     /// A line at `rate` with the fan API's sync intervals.
     pub fn at(rate: f64) -> Self {
-        use crate::rules::line::{FALLBACK_SYNC, FULL_SYNC};
-        Self { rate, fallback_sync_s: FALLBACK_SYNC.as_secs_f64(), full_sync_s: FULL_SYNC.as_secs_f64() }
+        use crate::rules::line::{FALLBACK_SYNC, FULL_SYNC, SOLD_OUT_SYNC};
+        Self {
+            rate,
+            fallback_sync_s: FALLBACK_SYNC.as_secs_f64(),
+            sold_out_sync_s: SOLD_OUT_SYNC.as_secs_f64(),
+            full_sync_s: FULL_SYNC.as_secs_f64(),
+        }
     }
 
     /// Standalone syncs a second from `environments` busy environments when
-    /// the line admits `admissions` a second.
-    pub fn syncs_per_second(&self, environments: f64, admissions: f64) -> f64 {
+    /// the line admits `admissions` a second (an environment that admitted
+    /// nobody for the fallback interval syncs on its own).
+    pub fn syncs_per_second(&self, environments: f64, admissions: f64, sold_out: bool) -> f64 {
         if environments <= 0.0 {
             return 0.0;
         }
-        let idle = (-self.fallback_sync_s * admissions / environments).exp();
-        environments * (idle / self.fallback_sync_s + 1.0 / self.full_sync_s)
+        let fallback = if sold_out { self.sold_out_sync_s } else { self.fallback_sync_s };
+        let idle = (-fallback * admissions / environments).exp();
+        environments * (idle / fallback + 1.0 / self.full_sync_s)
     }
 }
 
@@ -167,7 +175,7 @@ pub struct Spike {
 }
 
 /// One second of a simulated opening.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
 pub struct Second {
     /// New fans.
     pub arrivals: u64,
@@ -181,6 +189,13 @@ pub struct Second {
     pub admitted: u64,
     /// Fans in the line at the end of the second.
     pub waiting: u64,
+    /// Polls among the requests.
+    pub polls: u64,
+    /// The gate's Redis core's busy share (1.0: all of it), by what kept it
+    /// busy: admissions, other answers, the line's standalone syncs.
+    pub redis_admissions: f64,
+    pub redis_answers: f64,
+    pub redis_syncs: f64,
 }
 
 /// What the spike did.
@@ -356,12 +371,16 @@ pub fn simulate_spike(spike: &Spike) -> Simulation {
             // Standalone syncs of the environments busy in the last second,
             // spread over the ms. A sync that finds no room fails; the
             // environment answers from its last copy.
-            let busy_envs = in_last_second.min(environments).max(0) as f64;
-            sync_debt += line.syncs_per_second(busy_envs, admitted_last_second as f64) / 1000.0;
+            // Environments that served in the last second: each takes its
+            // share of the requests, at most 10 a second.
+            let busy_envs = (in_last_second.min(environments * 10).max(0) as f64 / 10.0).max(busy as f64);
+            let sold_out = admitted >= spike.gate.capacity;
+            sync_debt += line.syncs_per_second(busy_envs, admitted_last_second as f64, sold_out) / 1000.0;
             while sync_debt >= 1.0 {
                 sync_debt -= 1.0;
                 if redis.take(sync_cost) {
                     redis_used_this_second += sync_cost;
+                    second.redis_syncs += sync_cost / 1000.0;
                 }
             }
         }
@@ -392,6 +411,9 @@ pub fn simulate_spike(spike: &Spike) -> Simulation {
             let fan = &mut fans[id as usize];
             sim.requests += 1;
             second.requests += 1;
+            if fan.place.is_some() && fan.attempts == 0 {
+                second.polls += 1;
+            }
             // What happens to this request, and when the fan comes back.
             let mut again: Option<u64> = None;
             let mut refused = false;
@@ -430,6 +452,11 @@ pub fn simulate_spike(spike: &Spike) -> Simulation {
                         let c = if sold_out { answer_cost } else { admission_cost };
                         if redis.take(c) {
                             redis_used_this_second += c;
+                            if sold_out {
+                                second.redis_answers += c / 1000.0;
+                            } else {
+                                second.redis_admissions += c / 1000.0;
+                            }
                             fan.done = true;
                             if sold_out {
                                 sim.sold_out += 1;

@@ -86,9 +86,11 @@ impl Default for ScalingParams {
 }
 
 /// One event's need and the window it holds for.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Need {
     pub event: EventId,
+    /// Requests per second at the peak: arrivals, and a line's polls.
+    pub requests_per_second: f64,
     pub environments: i64,
     pub bound: Bound,
     pub from: DateTime<Utc>,
@@ -142,11 +144,32 @@ impl ScalingParams {
     }
 
     pub fn need(&self, e: &FanEvent) -> Need {
-        let (environments, bound) = self.sizing(e.expected_peak_rps);
+        let requests_per_second = requests_per_second(e);
+        let (environments, bound) = self.sizing(requests_per_second);
         let lead = self.lead_for(environments, e.lead_minutes.map(Duration::minutes));
         let cooldown = e.cooldown_minutes.map(Duration::minutes).unwrap_or(self.cooldown);
-        Need { event: e.id.clone(), environments, bound, from: e.opens_at - lead, until: e.closes_at + cooldown }
+        Need {
+            event: e.id.clone(),
+            requests_per_second,
+            environments,
+            bound,
+            from: e.opens_at - lead,
+            until: e.closes_at + cooldown,
+        }
     }
+}
+
+/// Requests per second an event brings to `entry-api` at its peak: its
+/// arrivals, and for an event with a line the polls of its waiting fans.
+pub fn requests_per_second(e: &FanEvent) -> f64 {
+    let polls = e.line.map_or(0.0, |line| {
+        crate::rules::line::poll::expected_polls_per_second(
+            e.expected_peak_rps,
+            line.admissions_per_second as f64,
+            e.capacity as f64,
+        )
+    });
+    e.expected_peak_rps + polls
 }
 
 /// How much of an account's concurrency one function may hold as

@@ -16,9 +16,18 @@
 //!   callback APIs", API Gateway quotas page);
 //! - admissions per second on one Redis primary (ElastiCache with cluster
 //!   mode disabled keeps every key on one primary; one event's keys are on
-//!   one shard in any case), against the ceiling `make bench` measured;
+//!   one shard in any case), against the admitted-fan ceiling (`admit.lua`
+//!   plus `confirm.lua`) `make bench` or `fanrush measure-gate` measured: an
+//!   event without a line meets its arrivals at the gate, and one whose
+//!   arrivals exceed the ceiling fails with the `admissionsPerSecond` to
+//!   set; an event with a line meets its rate, which passes at up to
+//!   [`LINE_SHARE_OF_CEILING`] of the ceiling;
 //!
-//! and for each event: the time left to allocate provisioned concurrency
+//! The Lambda and API Gateway checks count an event's requests: its
+//! arrivals, plus for an event with a line the polls of its waiting fans
+//! ([`crate::rules::line::poll::expected_polls_per_second`]).
+//!
+//! And for each event: the time left to allocate provisioned concurrency
 //! (a minute or two to start, then up to 6,000 environments a minute,
 //! Lambda Developer Guide, "Configuring provisioned concurrency"), the queue
 //! drain time at the writer's measured rate, and the cost.
@@ -29,14 +38,28 @@ use super::ACCOUNT_RPS_PER_CONCURRENCY;
 use crate::rules::domain::{EventId, FanEvent};
 use chrono::{DateTime, Duration, Utc};
 
-/// Admissions per second of `admit.lua` on one Redis core for new fans,
-/// from `make bench` ("admissions/s: admit.lua, new fans": 21,177 in the
-/// final run of 2026-11-23, Redis 7.0 on one core of a 2-core AMD EPYC, the
-/// core 99% busy; sold-out fans 42,986, repeat fans 40,480; an earlier run
-/// the same day gave 23,899 for new fans). A loopback figure:
-/// ElastiCache's network adds latency per call, not work per call; its
-/// cores may be faster or slower than this one, so measure yours.
-pub const MEASURED_REDIS_ADMISSIONS_PER_SECOND: f64 = 21_177.0;
+/// New fans one Redis core admits per second, paying both scripts an
+/// admission costs (`admit.lua` on the line's path, with the
+/// environment's refresh riding on it, then `confirm.lua`), from `make
+/// bench` ("line: admitted fans/s on one Redis core (admit + confirm)").
+/// The ceiling the preflight and `fanrush simulate` use, and the one a
+/// line's `admissionsPerSecond` is set from. A loopback figure of one
+/// machine's core: ElastiCache's network adds latency per call, not work,
+/// but its cores differ, so measure the node (`fanrush measure-gate`).
+pub const MEASURED_GATE_ADMISSIONS_PER_SECOND: f64 = 14_000.0;
+
+/// The gate's cheaper answers per second on one core (`admit.lua` for a
+/// sold-out event), from `make bench` ("admissions/s: admit.lua, sold-out
+/// fans").
+pub const MEASURED_GATE_ANSWERS_PER_SECOND: f64 = 40_000.0;
+
+/// `line.lua` syncs per second on one core, from `make bench` ("line:
+/// line.lua syncs/s on one Redis core").
+pub const MEASURED_LINE_SYNCS_PER_SECOND: f64 = 30_000.0;
+
+/// The share of the admitted-fan ceiling a line's rate may take: the rest
+/// of the core carries the line's own syncs and a margin.
+pub const LINE_SHARE_OF_CEILING: f64 = 0.8;
 
 /// Rows per second one writer invocation inserts, SQS batches of 100, from
 /// `make bench` ("writer rows/s, SQS batches of 100": 41,639 in the final
@@ -87,6 +110,7 @@ impl Account {
 /// What fanrush itself can do, measured by `make bench`.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Capacities {
+    /// New fans one Redis core admits per second (admit plus confirm).
     pub redis_admissions_per_second: f64,
     pub writer_rows_per_second: f64,
     /// The writer's event-source `MaximumConcurrency` (one database
@@ -97,7 +121,7 @@ pub struct Capacities {
 impl Default for Capacities {
     fn default() -> Self {
         Self {
-            redis_admissions_per_second: MEASURED_REDIS_ADMISSIONS_PER_SECOND,
+            redis_admissions_per_second: MEASURED_GATE_ADMISSIONS_PER_SECOND,
             writer_rows_per_second: MEASURED_WRITER_ROWS_PER_SECOND,
             writer_max_concurrency: 5,
         }
@@ -133,7 +157,12 @@ impl Check {
 #[derive(Debug, Clone, PartialEq)]
 pub struct EventFigures {
     pub event: EventId,
+    /// Arrivals per second at the peak.
     pub peak_rps: f64,
+    /// Requests per second at the peak: arrivals, and a line's polls.
+    pub requests_per_second: f64,
+    /// Admissions per second the gate meets: the arrivals, or the line's rate.
+    pub gate_rps: f64,
     pub capacity: i64,
     pub environments: i64,
     pub bound: Bound,
@@ -141,7 +170,7 @@ pub struct EventFigures {
     pub scale_in_at: DateTime<Utc>,
     /// Time Lambda needs to allocate `environments`.
     pub allocation: Duration,
-    /// `peak_rps` over the measured Redis ceiling.
+    /// `gate_rps` over the measured Redis ceiling.
     pub redis_load: f64,
     /// Time to drain the worst-case queue, `capacity` entries (every
     /// admitted fan queued before the writer drains any), at one writer's rate.
@@ -155,7 +184,12 @@ pub struct Overlap {
     pub events: Vec<EventId>,
     pub at: DateTime<Utc>,
     pub environments: i64,
+    /// Requests per second of the events together.
     pub peak_rps: f64,
+    /// Admissions per second the gate meets from them together.
+    pub gate_rps: f64,
+    /// Whether any of them has no line (its arrivals meet the gate).
+    pub unlined: bool,
 }
 
 /// The whole report.
@@ -201,16 +235,19 @@ pub fn preflight(
     for need in &plan.needs {
         let Some(event) = events.iter().find(|e| e.id == need.event) else { continue };
         let drain_rate = capacities.writer_rows_per_second.max(f64::MIN_POSITIVE);
+        let gate_rps = gate_rps(event);
         let figures = EventFigures {
             event: need.event.clone(),
             peak_rps: event.expected_peak_rps,
+            requests_per_second: need.requests_per_second,
+            gate_rps,
             capacity: event.capacity,
             environments: need.environments,
             bound: need.bound,
             scale_out_at: need.from,
             scale_in_at: need.until,
             allocation: allocation_time(need.environments),
-            redis_load: event.expected_peak_rps / capacities.redis_admissions_per_second.max(f64::MIN_POSITIVE),
+            redis_load: gate_rps / capacities.redis_admissions_per_second.max(f64::MIN_POSITIVE),
             drain_seconds: event.capacity as f64 / drain_rate,
             cost_dollars: need.environments as f64
                 * (need.until - need.from).num_seconds() as f64
@@ -218,7 +255,13 @@ pub fn preflight(
                 * pricing.per_gb_second,
         };
         let label = need.event.to_string();
-        report.checks.extend(shared_checks(&label, need.environments, event.expected_peak_rps, account, capacities));
+        let demand = Demand {
+            environments: need.environments,
+            requests_per_second: need.requests_per_second,
+            gate_rps,
+            unlined: event.line.is_none(),
+        };
+        report.checks.extend(shared_checks(&label, demand, account, capacities));
         // Allocation starts when the scheduler asks (scale-out, or now when
         // that is already past) and must end by the opening.
         let starts = need.from.max(now);
@@ -243,7 +286,11 @@ pub fn preflight(
         report.events.push(figures);
     }
     for action in plan.actions().iter().filter(|a| a.events.len() > 1) {
-        let peak_rps: f64 = events.iter().filter(|e| action.events.contains(&e.id)).map(|e| e.expected_peak_rps).sum();
+        let members: Vec<&FanEvent> = events.iter().filter(|e| action.events.contains(&e.id)).collect();
+        let peak_rps: f64 =
+            plan.needs.iter().filter(|n| action.events.contains(&n.event)).map(|n| n.requests_per_second).sum();
+        let gate: f64 = members.iter().map(|e| gate_rps(e)).sum();
+        let unlined = members.iter().any(|e| e.line.is_none());
         match report.overlaps.iter_mut().find(|o| o.events == action.events) {
             Some(o) if o.environments >= action.wanted => {}
             Some(o) => (o.at, o.environments) = (action.at, action.wanted),
@@ -252,27 +299,73 @@ pub fn preflight(
                 at: action.at,
                 environments: action.wanted,
                 peak_rps,
+                gate_rps: gate,
+                unlined,
             }),
         }
     }
     for o in &report.overlaps {
         let label = o.events.iter().map(EventId::as_str).collect::<Vec<_>>().join(" + ");
-        report.checks.extend(shared_checks(&label, o.environments, o.peak_rps, account, capacities));
+        let demand = Demand {
+            environments: o.environments,
+            requests_per_second: o.peak_rps,
+            gate_rps: o.gate_rps,
+            unlined: o.unlined,
+        };
+        report.checks.extend(shared_checks(&label, demand, account, capacities));
     }
     report
 }
 
+/// Admissions per second an event brings to the gate at its peak: its
+/// arrivals, or with a line the line's rate.
+pub fn gate_rps(e: &FanEvent) -> f64 {
+    match e.line {
+        Some(line) => line.admissions_per_second as f64,
+        None => e.expected_peak_rps,
+    }
+}
+
+/// What an event, or overlapping events together, draw at their peak.
+struct Demand {
+    environments: i64,
+    requests_per_second: f64,
+    gate_rps: f64,
+    /// Any without a line: arrivals meet the gate unpaced.
+    unlined: bool,
+}
+
 /// The checks one event and an overlap share: what they draw from the
 /// account, API Gateway and Redis together.
-fn shared_checks(
-    label: &str,
-    environments: i64,
-    peak_rps: f64,
-    account: Account,
-    capacities: Capacities,
-) -> Vec<Check> {
+fn shared_checks(label: &str, demand: Demand, account: Account, capacities: Capacities) -> Vec<Check> {
+    let Demand { environments, requests_per_second: peak_rps, gate_rps, unlined } = demand;
     let concurrency_needed = environments + UNRESERVED_MINIMUM;
     let account_rps = ACCOUNT_RPS_PER_CONCURRENCY * account.concurrency as f64;
+    let ceiling = capacities.redis_admissions_per_second;
+    let line_rate = (ceiling * LINE_SHARE_OF_CEILING).floor();
+    let redis = if unlined {
+        check(
+            format!("{label}: redis admissions/s on one primary"),
+            gate_rps,
+            ceiling,
+            format!(
+                "give the event a line: set admissionsPerSecond to at most {line_rate:.0} ({:.0}% of the ceiling of \
+                 {ceiling:.0} fans/s one Redis core admits; measure the node with fanrush measure-gate)",
+                LINE_SHARE_OF_CEILING * 100.0
+            ),
+        )
+    } else {
+        check(
+            format!("{label}: redis admissions/s on one primary (the line's rate)"),
+            gate_rps,
+            line_rate,
+            format!(
+                "lower admissionsPerSecond to at most {line_rate:.0} ({:.0}% of the {ceiling:.0} fans/s one Redis \
+                 core admits)",
+                LINE_SHARE_OF_CEILING * 100.0
+            ),
+        )
+    };
     vec![
         check(
             format!("{label}: lambda account concurrency"),
@@ -310,12 +403,7 @@ fn shared_checks(
                 peak_rps.ceil()
             ),
         ),
-        check(
-            format!("{label}: redis admissions/s on one primary"),
-            peak_rps,
-            capacities.redis_admissions_per_second,
-            "spread the opening (a queue page or staggered starts): one event's keys live on one Redis core".to_owned(),
-        ),
+        redis,
     ]
 }
 
@@ -422,6 +510,23 @@ mod tests {
         let p = run(&[event("huge", (20, 0), (20, 30), 50_000.0, 1_000)], big, t(12, 0));
         let c = named(&p, "huge: redis admissions/s on one primary");
         assert!(!c.ok() && c.needed == 50_000.0, "{c:?}");
-        assert!((p.events[0].redis_load - 50_000.0 / MEASURED_REDIS_ADMISSIONS_PER_SECOND).abs() < 1e-9);
+        assert!((p.events[0].redis_load - 50_000.0 / MEASURED_GATE_ADMISSIONS_PER_SECOND).abs() < 1e-9);
+        let line_rate = (MEASURED_GATE_ADMISSIONS_PER_SECOND * 0.8).floor();
+        assert!(c.raise.as_deref().unwrap().contains(&format!("admissionsPerSecond to at most {line_rate}")), "{c:?}");
+    }
+
+    #[test]
+    fn a_line_at_or_under_80_percent_of_the_ceiling_passes_and_its_polls_are_counted() {
+        let big = Account { concurrency: 200_000, unreserved: 200_000, api_rate: 1e6, ..Account::defaults() };
+        let mut lined = event("huge", (20, 0), (20, 30), 50_000.0, 100_000);
+        let rate = (MEASURED_GATE_ADMISSIONS_PER_SECOND * 0.8).floor() as i64;
+        lined.line = Some(crate::rules::domain::LineSettings { admissions_per_second: rate, prequeue_minutes: 0 });
+        let p = run(&[lined.clone()], big, t(12, 0));
+        let c = named(&p, "huge: redis admissions/s on one primary (the line's rate)");
+        assert!(c.ok(), "{c:?}");
+        assert!(p.events[0].requests_per_second > 50_000.0, "arrivals plus polls: {:?}", p.events[0]);
+        lined.line = Some(crate::rules::domain::LineSettings { admissions_per_second: rate + 1, prequeue_minutes: 0 });
+        let over = run(&[lined], big, t(12, 0));
+        assert!(!named(&over, "huge: redis admissions/s on one primary (the line's rate)").ok());
     }
 }

@@ -28,7 +28,7 @@ use crate::rules::line::front::bucket_of;
 use crate::rules::line::poll::{come_back_in, retry_after_header};
 use crate::rules::line::{
     place_for, FrontWalk, LineCounts, LineShape, Place, Ticket, TicketError, TicketKeys, FALLBACK_SYNC, FRONT_HORIZON,
-    FULL_SYNC, TURN_WINDOW,
+    FULL_SYNC, SOLD_OUT_SYNC, TURN_WINDOW,
 };
 use chrono::{DateTime, Utc};
 use http::{HeaderValue, StatusCode};
@@ -53,9 +53,10 @@ pub const TICKET_HEADER: &str = "x-fanrush-ticket";
 pub const WAITING: StatusCode = StatusCode::NON_AUTHORITATIVE_INFORMATION;
 
 /// Buckets the gate's counts are re-read behind the present at each
-/// refresh (30 s): an environment that flushed late still lands in the
-/// others'.
-const RECOUNT_BUCKETS: u64 = 300;
+/// refresh (10 s): twice the longest an environment keeps tickets before
+/// its fallback sync flushes them, so a late flush still lands in the
+/// others' copies.
+const RECOUNT_BUCKETS: u64 = 100;
 
 /// How often the ticket keys are read again (the secrets extension caches
 /// them for 300 s by default), and at most how often an unknown key id
@@ -146,6 +147,8 @@ struct EventLine {
     /// When the call carrying `in_flight` left (a call whose request was
     /// dropped stops counting as on its way after [`CALL_ABANDONED`]).
     calling: Option<Instant>,
+    /// A call failed since the definition was last read: read it again.
+    stale_definition: bool,
 }
 
 /// Longer than any call to the gate takes (Redis's timeouts).
@@ -163,6 +166,7 @@ impl EventLine {
             issued: IssuedTickets::default(),
             in_flight: IssuedTickets::default(),
             calling: None,
+            stale_definition: false,
         };
         let counts = line.status.counts.clone();
         line.absorb(&counts);
@@ -220,11 +224,21 @@ impl EventLine {
         self.in_flight.clone()
     }
 
-    /// The call failed: its tickets go out with the next one.
+    /// The call failed: its tickets go out with the next one, and the
+    /// definition is read again once the gate answers.
     fn call_failed(&mut self) {
         let unsent = std::mem::take(&mut self.in_flight);
         self.issued.absorb(unsent);
         self.calling = None;
+        self.stale_definition = true;
+    }
+
+    /// Whether a standalone sync is due.
+    fn sync_due(&self, max_age: Duration) -> bool {
+        let fallback = if self.status.taken >= self.status.capacity { SOLD_OUT_SYNC } else { FALLBACK_SYNC };
+        self.counted_at.elapsed() >= fallback.max(max_age)
+            || self.defined_at.elapsed() >= FULL_SYNC
+            || self.stale_definition
     }
 
     fn call_done(&mut self, now_ms: i64) {
@@ -286,13 +300,7 @@ impl Lines {
             let mut events = self.events.lock().unwrap();
             match events.get_mut(event) {
                 Some(line) if line.busy() => return Ok(true),
-                Some(line)
-                    if !force
-                        && line.counted_at.elapsed() < FALLBACK_SYNC.max(self.max_age)
-                        && line.defined_at.elapsed() < FULL_SYNC =>
-                {
-                    return Ok(true)
-                }
+                Some(line) if !force && !line.sync_due(self.max_age) => return Ok(true),
                 Some(line) => (line.start_call(), line.recount_from(now_ms)),
                 None if !force => return Ok(false),
                 None => (IssuedTickets::default(), 0),
@@ -312,6 +320,7 @@ impl Lines {
                         line.absorb(&read);
                         line.counted_at = Instant::now();
                         line.defined_at = Instant::now();
+                        line.stale_definition = false;
                         if !read.more() {
                             return Ok(true);
                         }

@@ -44,6 +44,9 @@ local function line_tail(taken, capacity)
   return {tostring(taken), capacity, redis.call('GETRANGE', KEYS[7], 0, 3), tostring(from), tostring(buckets), counts}
 end
 
+-- What admit() read of the event: taken and capacity, for the line's tail.
+local seen = {}
+
 local function admit()
 if redis.call('GET', KEYS[1]) ~= ARGV[1] then return {'state_lost'} end
 local limit = tonumber(ARGV[7])
@@ -56,6 +59,7 @@ end
 local m = redis.call('HMGET', KEYS[2], 'opensAtMs', 'closesAtMs', 'capacity', 'taken',
   'lineRate', 'lineTokens', 'lineTokensAt', 'lineHeld', 'lineHeldAt')
 if not m[3] then return {'not_found'} end
+seen = {m[4] or '0', m[3]}
 -- An event with a line admits only fans whose turn came: a caller that does
 -- not know of the line is sent to it.
 if m[5] and line_mode == '' then return {'lined'} end
@@ -106,7 +110,7 @@ if m[5] then
   if holding then redis.call('HDEL', KEYS[2], 'lineHeld', 'lineHeldAt') end
   redis.call('HSET', KEYS[2], 'lineTokens', tostring(tokens - 1), 'lineTokensAt', ARGV[3])
 end
-redis.call('HINCRBY', KEYS[2], 'taken', 1)
+seen[1] = tostring(redis.call('HINCRBY', KEYS[2], 'taken', 1))
 local pos = tostring(redis.call('HINCRBY', KEYS[2], 'seq', 1))
 redis.call('HSET', KEYS[3], ARGV[2], pos .. ':' .. ARGV[3] .. ':' .. ARGV[4])
 if ARGV[6] == '1' then redis.call('HSET', KEYS[4], ARGV[2], ARGV[5]) end
@@ -115,7 +119,5 @@ return {'reserved', pos, ARGV[3], ARGV[6], ARGV[5]}
 end
 
 local reply = admit()
-if line_mode == '' or reply[1] == 'state_lost' or reply[1] == 'rate_limited' then return reply end
-local m = redis.call('HMGET', KEYS[2], 'taken', 'capacity')
-if not m[2] then return reply end
-return {reply, line_tail(m[1] or '0', m[2])}
+if line_mode == '' or seen[2] == nil then return reply end
+return {reply, line_tail(seen[1], seen[2])}

@@ -1,0 +1,80 @@
+//! `fanrush measure-gate`: the admitted-fan ceiling of a real Redis node
+//! (admit plus confirm), to set a line's `admissionsPerSecond` and the
+//! preflight's `--redis-admissions-per-second` from the node the event will
+//! run on. Runs on a scratch key prefix and removes it afterwards; refuses
+//! a server that holds a live gate (the measurement saturates its core).
+
+use fanrush::rules::scaling::preflight::LINE_SHARE_OF_CEILING;
+use fanrush::usecases::measure::{measure_gate, Load};
+use serde_json::json;
+use std::time::Duration;
+
+#[derive(clap::Args)]
+pub struct MeasureArgs {
+    /// The node, as the functions reach it (rediss://:TOKEN@host:6379 for
+    /// ElastiCache with TLS and AUTH). Never printed.
+    #[arg(long, value_name = "URL")]
+    redis_url: String,
+    /// Seconds to drive each kind of call.
+    #[arg(long, default_value_t = 5.0)]
+    seconds: f64,
+    /// Connections to drive it from: Lambda environments, each with its own.
+    #[arg(long, default_value_t = 100)]
+    connections: usize,
+    /// Requests in flight on each connection (an environment sends one at a
+    /// time; more pipelines, which makes calls cheaper than Lambda's are).
+    #[arg(long, default_value_t = 1)]
+    in_flight: usize,
+    /// Print JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+pub async fn run(args: MeasureArgs) -> Result<(), String> {
+    if !(args.seconds.is_finite() && args.seconds > 0.0) {
+        return Err(format!("--seconds {}: must be a positive number", args.seconds));
+    }
+    let prefix = format!("fanrush-measure-{}-{}", std::process::id(), chrono::Utc::now().timestamp_millis());
+    let load = Load {
+        seconds: Duration::from_secs_f64(args.seconds),
+        connections: args.connections,
+        in_flight: args.in_flight,
+    };
+    let f = measure_gate(&args.redis_url, &prefix, load).await.map_err(|e| e.to_string())?;
+    let ceiling = f.admitted_fans.per_second.round();
+    let line_rate = (ceiling * LINE_SHARE_OF_CEILING).floor();
+    let figure = |c: fanrush::usecases::measure::CoreFigure| json!({ "perSecondOfCore": c.per_second.round(), "coreBusy": (c.core_busy * 100.0).round() / 100.0 });
+    let out = json!({
+        "set": figure(f.set),
+        "admittedFans": figure(f.admitted_fans),
+        "admits": figure(f.admits),
+        "confirms": figure(f.confirms),
+        "answers": figure(f.answers),
+        "lineSyncs": figure(f.syncs),
+        "redisAdmissionsPerSecond": ceiling,
+        "admissionsPerSecond": line_rate,
+    });
+    if args.json {
+        println!("{out}");
+    } else {
+        let line = |name: &str, c: fanrush::usecases::measure::CoreFigure| {
+            println!(
+                "{name:<44} {:>9.0} per second of the core (core {:.0}% busy while measured)",
+                c.per_second,
+                c.core_busy * 100.0
+            );
+        };
+        line("SET", f.set);
+        line("admit.lua (a fan whose turn came, with a refresh)", f.admits);
+        line("confirm.lua", f.confirms);
+        line("admitted fans (the two added up)", f.admitted_fans);
+        line("sold-out answers (admit.lua)", f.answers);
+        line("line syncs (line.lua)", f.syncs);
+        println!(
+            "use --redis-admissions-per-second {ceiling:.0} in fanrush preflight and simulate; a line's \
+             admissionsPerSecond at most {line_rate:.0} ({:.0}% of it)",
+            LINE_SHARE_OF_CEILING * 100.0
+        );
+    }
+    Ok(())
+}
