@@ -239,7 +239,7 @@ impl EntryApiConfig {
             warm_at_init: warm_at_init(),
             ticket_key: SecretSource::from_env("LINE_TICKET_SECRET_ID", "LINE_TICKET_SECRET"),
             previous_ticket_key: SecretSource::from_env("", "LINE_TICKET_SECRET_PREVIOUS"),
-            line_sync: millis("LINE_SYNC_MS", crate::usecases::api::fan::LINE_SYNC_DEFAULT.as_millis() as u64)?,
+            line_sync: millis("LINE_SYNC_MS", crate::rules::line::SYNC_EVERY.as_millis() as u64)?,
         })
     }
 

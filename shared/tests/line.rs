@@ -172,6 +172,19 @@ async fn a_ticket_is_bound_to_its_fan_and_event_and_a_bad_one_admits_no_one() {
 }
 
 #[tokio::test]
+async fn an_oversized_ticket_is_refused_on_any_event_before_the_gate_runs() {
+    let stack = Stack::new().await;
+    let unlined = stack.event(10, Utc::now() - Minutes::minutes(1), Utc::now() + Minutes::hours(1)).await;
+    let lined = stack.lined_event(100, 10, 0, Utc::now() - Minutes::minutes(1), Utc::now() + Minutes::hours(1)).await;
+    let huge = "0".repeat(257);
+    for event in [&unlined, &lined] {
+        assert_error(&stack.enter_with(event, "bulky", Some(&huge)).await, 400, "invalid_ticket");
+    }
+    // Refused, so nobody was admitted and no place was spent.
+    assert_eq!(body_json(&stack.enter(&unlined, "bulky").await)["position"], 1);
+}
+
+#[tokio::test]
 async fn the_prequeue_is_shuffled_and_every_prequeued_fan_is_ahead_of_every_later_one() {
     let stack = Stack::new().await;
     let opens = Utc::now() + Minutes::milliseconds(2_500);
@@ -291,8 +304,11 @@ async fn once_sold_out_every_waiting_fan_is_told_so_without_a_gate_script() {
             other => panic!("INFO answered {other:?}"),
         }
     };
-    // The ten furthest back are far from their turn: the environment's copy answers them.
-    waiting.sort_by_key(|(_, _, position)| *position);
+    // The ten furthest back are far from their turn: the environment's copy
+    // answers them. (Their places, from their tickets: a position told at
+    // the join counted only the fans who had joined by then.)
+    let place = |fan: &str, t: &str| Ticket::verify(t, &keys(), &id, fan, Utc::now().timestamp()).unwrap().place;
+    waiting.sort_by_key(|(fan, ticket, _)| place(fan, ticket));
     let before = scripts(info().await);
     for (fan, ticket, _) in waiting.iter().rev().take(10) {
         assert_error(&stack.enter_with(&id, fan, Some(ticket)).await, 409, "sold_out");
@@ -345,10 +361,11 @@ async fn a_restore_keeps_the_lines_seed_and_pauses_its_clock_and_tickets_still_h
     let seed: String = redis::cmd("HGET").arg(&meta).arg("lineSeed").query_async(&mut redis).await.unwrap();
     // The gate loses its state (a flush of these keys, as after a failover
     // to an empty replica).
-    let keys: Vec<String> =
+    let gate_keys: Vec<String> =
         redis::cmd("KEYS").arg(format!("{}:*", stack.prefix)).query_async(&mut redis).await.unwrap();
-    let _: () = redis::cmd("DEL").arg(&keys).query_async(&mut redis).await.unwrap();
-    // The pause starts where the fronts stopped: FRONT_HORIZON after the loss.
+    let _: () = redis::cmd("DEL").arg(&gate_keys).query_async(&mut redis).await.unwrap();
+    // The restore settles past FRONT_HORIZON, so every environment's front
+    // has stopped before the gate admits again; the pause starts at the loss.
     let horizon = fanrush::rules::line::FRONT_HORIZON.to_std().unwrap();
     let patience =
         Patience { restore_settle: horizon + Duration::from_millis(500), sweep_after: Duration::from_secs(300) };
@@ -373,7 +390,12 @@ async fn a_restore_keeps_the_lines_seed_and_pauses_its_clock_and_tickets_still_h
     let r = stack.enter_with(&event, "d", Some(&ticket)).await;
     assert!(matches!(r.status().as_u16(), 202 | 203), "{}", body_json(&r));
     if r.status() == 203 {
-        assert_eq!(body_json(&r)["position"], before["position"]);
+        // Same place; the front moved on only in the time outside the pause.
+        let after = body_json(&r);
+        let renewed = Ticket::verify(after["ticket"].as_str().unwrap(), &keys(), &event, "d", Utc::now().timestamp());
+        let original = Ticket::verify(&ticket, &keys(), &event, "d", Utc::now().timestamp()).unwrap();
+        assert_eq!(renewed.unwrap().place, original.place, "{after}");
+        assert!(after["position"].as_u64() <= before["position"].as_u64(), "{before} then {after}");
     }
 }
 
@@ -413,30 +435,40 @@ async fn a_rotated_key_keeps_fans_waiting_and_moves_them_onto_the_new_key() {
 }
 
 #[tokio::test]
-async fn the_gate_paces_admissions_and_sends_a_caller_that_ignores_the_line_to_it() {
+async fn the_gate_paces_admissions_lets_the_fans_it_held_back_in_in_order_and_sends_a_caller_that_ignores_the_line_to_it(
+) {
     let stack = Stack::new().await;
     let event = stack.lined_event(100, 10, 0, Utc::now() - Minutes::minutes(1), Utc::now() + Minutes::hours(1)).await;
     let id = EventId::parse(&event).unwrap();
     let (id, gate) = (&id, &stack.gate);
-    // Fan i's place: i buckets after the opening.
-    let place = |i: usize| Place::Arrival { at_ms: i as i64 * 100, shuffle: 0 };
     let admit = |i: usize, call: LineCall| async move {
         let fan = FanId::parse(&format!("g{i}")).unwrap();
         let refresh = LineRefresh { issued: IssuedTickets::default(), from_bucket: Some(0) };
         let (admission, tail) =
-            gate.admit_in_line(id, &fan, &None, Utc::now(), &format!("t{i}"), call, &place(i), &refresh).await.unwrap();
+            gate.admit_in_line(id, &fan, &None, Utc::now(), &format!("t{i}"), call, &refresh).await.unwrap();
         assert!(tail.is_some_and(|t| t.capacity == 100), "the line's state rides back");
         admission
     };
+    let due = |a: Admission| match a {
+        Admission::Paced { retry_after } => retry_after,
+        other => panic!("expected paced, got {other:?}"),
+    };
     let outside = gate.admit(id, &FanId::parse("g0").unwrap(), &None, Utc::now(), "t0").await.unwrap();
     assert_eq!(outside, Admission::Lined, "a caller that ignores the line is sent to it");
-    // A burst of a tenth of a second's worth (1 at 10 a second), then paced.
+    // At ten a second the bucket holds one token: the first is let in, the
+    // next two are held back, in the order they came, each told its moment.
     assert!(matches!(admit(1, LineCall::Turn).await, Admission::Reserved(_)));
-    assert!(matches!(admit(2, LineCall::Turn).await, Admission::Paced { .. }));
+    let second = due(admit(2, LineCall::Turn).await);
+    let third = due(admit(3, LineCall::Turn).await);
+    assert!(second <= Duration::from_millis(100) && third > second, "{second:?} then {third:?}");
+    // A token later, the third comes back first: the token is the second's.
     tokio::time::sleep(Duration::from_millis(120)).await;
+    due(admit(3, LineCall::Turn).await);
     assert!(matches!(admit(2, LineCall::Turn).await, Admission::Reserved(_)));
+    tokio::time::sleep(Duration::from_millis(110)).await;
+    assert!(matches!(admit(3, LineCall::Turn).await, Admission::Reserved(_)));
     // A fan whose turn passed gets only what it already has.
-    assert_eq!(admit(3, LineCall::Existing).await, Admission::TurnMissed);
+    assert_eq!(admit(4, LineCall::Existing).await, Admission::TurnMissed);
     assert!(matches!(admit(1, LineCall::Existing).await, Admission::Reserved(_)), "its pending entry, taken over");
 }
 
@@ -514,4 +546,38 @@ async fn measure_gate_refuses_a_live_gate_and_leaves_nothing_behind() {
     }
     assert!(f.admitted_fans.per_second < f.set.per_second, "two scripts cost more than a SET: {f:?}");
     assert_eq!(redis.command(&["DBSIZE"]).await.unwrap(), redis::Value::Int(1), "only the key that was there");
+}
+
+#[tokio::test]
+async fn every_environment_counts_the_tickets_the_others_issued_within_a_sync() {
+    let stack = Stack::new().await;
+    // Opened a while ago (in its first seconds every environment syncs
+    // each sync anyway), at twenty a second.
+    let opens = Utc::now() - Minutes::seconds(5);
+    let event = stack.lined_event(1_000, 20, 0, opens, opens + Minutes::hours(1)).await;
+    let other = fan_api(gate(&redis_url(), &stack.prefix), stack.queue(), AuthMode::Dev);
+    // Forty fans arrive to an empty line: their turns come at once (the
+    // gate paces them), and their admissions carry their tickets.
+    for i in 0..40 {
+        enter_at(&stack.fan, &event, &format!("x{i:02}")).await;
+    }
+    // Thirty more, a bucket later, wait behind them, their turns within
+    // seconds; none of them reaches the gate, and nobody comes back.
+    tokio::time::sleep(Duration::from_millis(120)).await;
+    for i in 0..30 {
+        assert_eq!(enter_at(&stack.fan, &event, &format!("a{i:02}")).await.status(), 203);
+    }
+    // The environment's next request, a sync later, flushes them...
+    tokio::time::sleep(LINE_SYNC + Duration::from_millis(100)).await;
+    assert_eq!(enter_at(&stack.fan, &event, "a-next").await.status(), 203);
+    // ... and a fan in another environment counts all seventy ahead of it.
+    let r = enter_at(&other, &event, "b").await;
+    let b = body_json(&r);
+    assert_eq!(r.status(), 203, "{b}");
+    assert!(b["position"].as_u64().unwrap() > 70, "seventy joined elsewhere a while ago: {b}");
+}
+
+/// A fan's POST through the fan API of one environment.
+async fn enter_at(api: &fanrush::usecases::api::FanApi, event: &str, fan: &str) -> Response<Body> {
+    api.handle(request("POST", &format!("/events/{event}/entries"), &[("x-fan-id", fan)], None)).await
 }

@@ -19,7 +19,6 @@
 
 use crate::adapters::redis_gate::{Admission, EntryGate, GateError, IssuedTickets, LineCall, LineRefresh, SeedWrite};
 use crate::rules::domain::{EventId, FanEvent, FanId, LineSettings};
-use crate::rules::line::Place;
 use chrono::Utc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -132,9 +131,8 @@ async fn run(url: &str, prefix: &str, load: Load) -> Result<CoreFigures, Measure
                 issued: IssuedTickets { prequeued: 0, arrivals: (bucket - 9..=bucket).map(|b| (b, 1)).collect() },
                 from_bucket: Some(bucket - 100),
             };
-            let place = Place::Arrival { at_ms: n as i64, shuffle: 0 };
             let (admission, _) = gate
-                .admit_in_line(&id, &fan, &None, Utc::now(), &format!("t{n}"), LineCall::Turn, &place, &refresh)
+                .admit_in_line(&id, &fan, &None, Utc::now(), &format!("t{n}"), LineCall::Turn, &refresh)
                 .await
                 .map_err(|e| e.to_string())?;
             let Admission::Reserved(r) = admission else { return Err(format!("not admitted: {admission:?}")) };

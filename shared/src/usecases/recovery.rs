@@ -22,7 +22,7 @@ use crate::adapters::postgres_store::{Database, StoreError};
 use crate::adapters::redis_gate::{EntryGate, GateError, Restored};
 use crate::adapters::sqs_queue::{DeadLetterQueue, DeadLetters, EntryQueue, QueueError};
 use crate::rules::domain::{Entry, FanEvent};
-use crate::rules::line::{Pause, FRONT_HORIZON};
+use crate::rules::line::Pause;
 use chrono::{DateTime, Utc};
 use std::time::Duration;
 use thiserror::Error;
@@ -137,12 +137,14 @@ pub async fn restore_gate(
         let line = record.as_ref().map(|r| (r.seed.as_str(), r.pauses.as_slice()));
         gate.restore_definition(&lease, event, line, taken, seq, restored).await?;
     }
-    // The line's clock stood still from when the environments stopped
-    // moving their fronts (at most FRONT_HORIZON after the loss) until now:
-    // nobody's turn came while nobody could be admitted.
+    // The line's clock stood still from the loss until now: nobody could be
+    // admitted, so nobody's turn came. The fronts ran on for up to
+    // FRONT_HORIZON after it, but the fans they let through then were
+    // answered 503, never admitted: their turns come again first, in the
+    // line's order, instead of all at once when the gate is back.
     let resumed = Utc::now();
     for event in events.iter().filter(|e| e.line.is_some() && e.closes_at > lost_at) {
-        let start = (lost_at + FRONT_HORIZON).max(event.opens_at).timestamp_millis();
+        let start = lost_at.max(event.opens_at).timestamp_millis();
         let pause = Pause { start_ms: start, end_ms: resumed.timestamp_millis() };
         if pause.end_ms > pause.start_ms {
             let pauses = db.record_pause(&event.id, pause).await?;

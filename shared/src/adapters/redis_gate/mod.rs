@@ -8,11 +8,12 @@
 //! | `P:state` | string | the `run_id` of the server the whole gate state was built on |
 //! | `P:state-lost-at` | string | `run_id:ms`: when a server first noticed its state missing or foreign |
 //! | `P:restoring` | string | the lease of the one restorer at work (token, expires) |
-//! | `P:ev:E` | hash | event definition, `taken` (slots held), `seq` (last position handed out), `archived`; for a deleted event only `retired` = 1 (a tombstone: the id is never published again); for an event with a line also `lineRate`, `linePrequeueMs` (when joining opens), `lineSeed`, `linePauses` and the pace's `lineTokens`, `lineTokensAt` |
+//! | `P:ev:E` | hash | event definition, `taken` (slots held), `seq` (last position handed out), `archived`; for a deleted event only `retired` = 1 (a tombstone: the id is never published again); for an event with a line also `lineRate`, `linePrequeueMs` (when joining opens), `lineSeed`, `linePauses` and the pace's `lineTokens`, `lineTokensAt`, `lineHeld` (numbers drawn by held fans), `lineHeldAt` (the held queue's last move) |
 //! | `P:ev:E:fans` | hash | fan → record (below) |
 //! | `P:ev:E:notes` | hash | fan → note |
 //! | `P:ev:E:pending` | sorted set | fans whose send is pending, by the time of the last send, for the sweep |
 //! | `P:ev:E:line` | string | the line's counts of tickets issued, `u32`s (`BITFIELD`): the pre-queue's, then one per 100 ms bucket after the opening; a restore leaves them, so a failover keeps what replicated |
+//! | `P:ev:E:held` | sorted set | fans whose turn came and whom the pace held back, by the number each drew: they take the tokens in that order |
 //! | `P:rl:F` | string | a fan's entry attempts in the rate-limit window (`F` percent-encoded) |
 //!
 //! A fan's record is `position:acceptedAtMs` once the entry is durably
@@ -38,14 +39,15 @@
 //! execution environment per sync ([`EntryGate::sync_line`], `line.lua`),
 //! whatever the environment's traffic, plus the admission of each fan whose
 //! turn came. `admit.lua` paces those admissions with a token bucket of the
-//! event's rate, and sends a caller that does not follow the line to it.
+//! event's rate (the fans it holds back queue for the tokens in order), and
+//! sends a caller that does not follow the line to it.
 
 mod connection;
 
 pub use connection::{LazyRedis, RedisFailure, Server};
 
 use crate::rules::domain::{Entry, EventId, FanEvent, FanId, Note, Position};
-use crate::rules::line::{Pause, Place};
+use crate::rules::line::Pause;
 use chrono::{DateTime, TimeZone, Utc};
 use redis::{FromRedisValue, Script};
 use std::sync::LazyLock;
@@ -272,15 +274,6 @@ impl LineCountsRead {
 pub struct LineRefresh {
     pub issued: IssuedTickets,
     pub from_bucket: Option<u64>,
-}
-
-/// A place as a string that sorts as the line does: the gate gives a
-/// contended token to the earliest place it held back.
-pub fn place_key(place: &Place) -> String {
-    match place {
-        Place::Prequeue { shuffle } => format!("0{shuffle:020}"),
-        Place::Arrival { at_ms, shuffle } => format!("1{:016}{shuffle:010}", at_ms.max(&0)),
-    }
 }
 
 impl LineRefresh {
@@ -540,6 +533,7 @@ impl EntryGate {
             notes: format!("{meta}:notes"),
             pending: format!("{meta}:pending"),
             line: format!("{meta}:line"),
+            held: format!("{meta}:held"),
             meta,
         }
     }
@@ -633,10 +627,9 @@ impl EntryGate {
         now: DateTime<Utc>,
         token: &str,
         call: LineCall,
-        place: &Place,
         refresh: &LineRefresh,
     ) -> Result<(Admission, Option<LineTail>), GateError> {
-        let reply: redis::Value = self.admit_call(event, fan, note, now, token, call, Some((place, refresh))).await?;
+        let reply: redis::Value = self.admit_call(event, fan, note, now, token, call, Some(refresh)).await?;
         let protocol = |e: redis::ParsingError| GateError::Protocol(e.to_string());
         match reply {
             redis::Value::Array(parts) if matches!(parts.first(), Some(redis::Value::Array(_))) => {
@@ -670,7 +663,7 @@ impl EntryGate {
         now: DateTime<Utc>,
         token: &str,
         call: LineCall,
-        line: Option<(&Place, &LineRefresh)>,
+        line: Option<&LineRefresh>,
     ) -> Result<redis::Value, GateError> {
         let k = self.event_keys(event);
         let (state, rate) = (self.key("state"), self.key(&format!("rl:{}", fan.encoded())));
@@ -682,12 +675,11 @@ impl EntryGate {
                 .iter()
                 .map(|a| a.to_string())
                 .collect();
-        if let Some((place, refresh)) = line {
-            args.push(place_key(place));
+        if let Some(refresh) = line {
             args.extend(refresh.args());
         }
         let args: Vec<&str> = args.iter().map(String::as_str).collect();
-        let keys = [state.as_str(), &k.meta, &k.fans, &k.notes, &k.pending, &rate, &k.line];
+        let keys = [state.as_str(), &k.meta, &k.fans, &k.notes, &k.pending, &rate, &k.line, &k.held];
         let reply: redis::Value = self.call(&ADMIT, Fence::ServerAndEviction, &keys, &args).await?;
         // `state_lost` comes back flat whatever the call.
         if let redis::Value::Array(items) = &reply {
@@ -853,7 +845,7 @@ impl EntryGate {
     /// a later publish of it is refused ([`Published::Retired`]).
     pub async fn unpublish(&self, id: &EventId) -> Result<(), GateError> {
         let k = self.event_keys(id);
-        let keys = [k.meta.as_str(), &k.fans, &k.notes, &k.pending, &k.line];
+        let keys = [k.meta.as_str(), &k.fans, &k.notes, &k.pending, &k.line, &k.held];
         let r = self.call_tagged(&RETIRE, Fence::None, &keys, &[]).await?;
         match r.tag() {
             "ok" => Ok(()),
@@ -938,7 +930,7 @@ impl EntryGate {
     /// Clears what the gate holds for one event, before it is rewritten.
     pub async fn restore_clear(&self, lease: &RestoreLease, id: &EventId) -> Result<(), GateError> {
         let k = self.event_keys(id);
-        self.restore_step(lease, "clear", &[&k.meta, &k.fans, &k.notes, &k.pending], &[]).await
+        self.restore_step(lease, "clear", &[&k.meta, &k.fans, &k.notes, &k.pending, &k.held], &[]).await
     }
 
     /// Writes confirmed fan records (and notes) for stored entries; called
@@ -1044,4 +1036,5 @@ struct EventKeys {
     notes: String,
     pending: String,
     line: String,
+    held: String,
 }

@@ -127,6 +127,11 @@ pub struct LineShape {
     pub rate: f64,
     pub pauses: Vec<Pause>,
     pub counts: LineCounts,
+    /// Whether the pre-queue's count is final here (read after
+    /// [`super::PREQUEUE_SETTLE`]): until then no arrival is let in, however
+    /// far the front has gone, since a later count would put pre-queued
+    /// fans behind it.
+    pub prequeue_settled: bool,
 }
 
 /// Where the front is.
@@ -273,13 +278,15 @@ impl FrontWalk {
         let active = (self.shape.line_ms(t) - self.shape.line_ms(from)) as f64;
         let pre = self.shape.counts.prequeued as f64;
         let mut wanted = (rank + self.shape.rate * active / 1000.0).min(self.arrived(t)).max(rank);
-        // The gap after a pre-queue: no arrival's turn until it has passed.
+        // The gap after a pre-queue: no arrival's turn until it has passed,
+        // nor before the pre-queue's count is final.
         let done = self.prequeue_done.or((rank >= pre && pre > 0.0).then_some(self.shape.line_ms(from)));
         let in_gap = pre > 0.0
-            && match done {
-                Some(at) => self.shape.line_ms(t) < at + PREQUEUE_GAP_MS,
-                None => true,
-            };
+            && (!self.shape.prequeue_settled
+                || match done {
+                    Some(at) => self.shape.line_ms(t) < at + PREQUEUE_GAP_MS,
+                    None => true,
+                });
         if in_gap {
             wanted = wanted.min(pre);
         }
@@ -392,7 +399,13 @@ mod tests {
     /// over its ten buckets.
     fn shape(rate: f64, prequeued: u64, per_second: &[u64]) -> LineShape {
         let arrivals = per_second.iter().flat_map(|n| (0..10).map(move |b| n / 10 + u64::from(b < n % 10))).collect();
-        LineShape { opens_at_ms: OPEN, rate, pauses: Vec::new(), counts: LineCounts { prequeued, arrivals } }
+        LineShape {
+            opens_at_ms: OPEN,
+            rate,
+            pauses: Vec::new(),
+            counts: LineCounts { prequeued, arrivals },
+            prequeue_settled: true,
+        }
     }
 
     fn arrival(offset_ms: i64) -> Place {
@@ -434,6 +447,15 @@ mod tests {
         assert!(!walk.front(OPEN + 1_300).passed(&arrival(0)), "in the gap");
         assert!(walk.front(OPEN + 1_300).passed(&Place::Prequeue { shuffle: u64::MAX }), "the pre-queue is in");
         assert!(walk.front(OPEN + 1_700).passed(&arrival(0)), "after the gap");
+    }
+
+    #[test]
+    fn no_arrival_is_let_in_before_the_prequeues_count_is_final() {
+        let mut unsettled = shape(100.0, 10, &[1_000]);
+        unsettled.prequeue_settled = false;
+        let mut walk = FrontWalk::new(unsettled);
+        assert!(!walk.front(OPEN + 5_000).passed(&arrival(0)), "the pre-queue may still grow");
+        assert!(walk.front(OPEN + 5_000).passed(&Place::Prequeue { shuffle: u64::MAX }));
     }
 
     #[test]

@@ -40,10 +40,23 @@ pub const BUCKET_MS: i64 = 100;
 /// follows `Retry-After` never misses its turn.
 pub const TURN_WINDOW: Duration = Duration::from_secs(120);
 
+/// How often an execution environment brings its copy of a line up to date
+/// with the gate, at most (`LINE_SYNC_MS`): the counts it answers waiting
+/// fans from are never older while they matter, and the tickets it issued
+/// near the front reach the others within it.
+pub const SYNC_EVERY: Duration = Duration::from_secs(1);
+
 /// An execution environment refreshes its copy of the line on the
 /// admissions it sends; one whose admissions brought no refresh for this
 /// long syncs on its own: the cost of a line that admits nobody there.
 pub const FALLBACK_SYNC: Duration = Duration::from_secs(5);
+
+/// How long after the opening the pre-queue's count is final: every
+/// environment flushes the tickets it issued before the opening within a
+/// second ([`FALLBACK_SYNC`] does not apply until then), so by now the
+/// gate holds them all. An environment lets no arrival in before it has
+/// read the count this late.
+pub const PREQUEUE_SETTLE: Duration = Duration::from_secs(2);
 
 /// The same once the event is sold out: positions no longer matter, only
 /// places a failed send gave back do.
@@ -58,8 +71,10 @@ pub const FULL_SYNC: Duration = Duration::from_secs(300);
 /// How far an execution environment moves its front past the gate's last
 /// answer to it: longer than an environment goes without one while the gate
 /// is well (it syncs at least every 5 s), so a gate that stopped answering
-/// stops every front within this. The restore pauses the line from the loss
-/// plus this on, so no fan is told its turn came and then that it did not.
+/// stops every front within this. A restore pauses the line from the loss
+/// itself: the fans let through after it were answered 503, and their
+/// turns come again, first and in order (a waiting fan may then hear an
+/// ETA longer than the last, by the outage; its place never changes).
 pub const FRONT_HORIZON: chrono::Duration = chrono::Duration::seconds(6);
 
 /// A place in an event's line. The derived order is the line's order: every

@@ -123,14 +123,17 @@ impl GateModel {
 /// [`crate::rules::line::poll::come_back_in`] says. An execution
 /// environment's bookkeeping rides on the admissions it sends (their cost is
 /// the measured admission's); one that admitted nobody for
-/// `fallback_sync_s` syncs on its own, and each re-reads the line's
-/// definition every `full_sync_s`.
+/// `fallback_sync_s` syncs on its own, one that issued tickets near the
+/// front (the line is shorter than `fallback_sync_s`) and admitted nobody
+/// for `flush_s` flushes them, and each re-reads the line's definition
+/// every `full_sync_s`.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct LineModel {
     pub rate: f64,
     pub fallback_sync_s: f64,
     pub sold_out_sync_s: f64,
     pub full_sync_s: f64,
+    pub flush_s: f64,
 }
 
 impl LineModel {
@@ -142,19 +145,24 @@ impl LineModel {
             fallback_sync_s: FALLBACK_SYNC.as_secs_f64(),
             sold_out_sync_s: SOLD_OUT_SYNC.as_secs_f64(),
             full_sync_s: FULL_SYNC.as_secs_f64(),
+            flush_s: crate::rules::line::SYNC_EVERY.as_secs_f64(),
         }
     }
 
     /// Standalone syncs a second from `environments` busy environments when
     /// the line admits `admissions` a second (an environment that admitted
-    /// nobody for the fallback interval syncs on its own).
-    pub fn syncs_per_second(&self, environments: f64, admissions: f64, sold_out: bool) -> f64 {
+    /// nobody for the fallback interval syncs on its own, and one that
+    /// admitted nobody for `flush_s` flushes the tickets it issued when
+    /// the line is `short`, their turns near).
+    pub fn syncs_per_second(&self, environments: f64, admissions: f64, sold_out: bool, short: bool) -> f64 {
         if environments <= 0.0 {
             return 0.0;
         }
         let fallback = if sold_out { self.sold_out_sync_s } else { self.fallback_sync_s };
         let idle = (-fallback * admissions / environments).exp();
-        environments * (idle / fallback + 1.0 / self.full_sync_s)
+        let flushes =
+            if short && !sold_out { (-self.flush_s * admissions / environments).exp() / self.flush_s } else { 0.0 };
+        environments * (idle / fallback + flushes + 1.0 / self.full_sync_s)
     }
 }
 
@@ -375,7 +383,8 @@ pub fn simulate_spike(spike: &Spike) -> Simulation {
             // share of the requests, at most 10 a second.
             let busy_envs = (in_last_second.min(environments * 10).max(0) as f64 / 10.0).max(busy as f64);
             let sold_out = admitted >= spike.gate.capacity;
-            sync_debt += line.syncs_per_second(busy_envs, admitted_last_second as f64, sold_out) / 1000.0;
+            let short = (joined as f64 - released) / line.rate.max(f64::MIN_POSITIVE) <= line.fallback_sync_s;
+            sync_debt += line.syncs_per_second(busy_envs, admitted_last_second as f64, sold_out, short) / 1000.0;
             while sync_debt >= 1.0 {
                 sync_debt -= 1.0;
                 if redis.take(sync_cost) {

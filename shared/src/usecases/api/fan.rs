@@ -11,7 +11,7 @@
 //! environment's memory until the fan's turn comes; then the same POST takes
 //! the accept path, at the gate's pace.
 
-use super::line::{LineError, Lines, Step, TicketKeyring, TICKET_HEADER};
+use super::line::{LineError, Lines, Step, TicketKeyring, TICKET_HEADER, TICKET_HEADER_MAX_LEN};
 use super::AuthMode;
 use super::{identity, json_response, route, ApiError};
 use crate::adapters::redis_gate::{Admission, EntryGate, EntryLookup, GateError, LineCall, Reservation};
@@ -39,10 +39,6 @@ pub struct FanApi {
     lines: Lines,
 }
 
-/// How often an environment syncs each event's line with the gate, at
-/// most: the status it answers waiting fans from is never older.
-pub const LINE_SYNC_DEFAULT: Duration = Duration::from_secs(1);
-
 impl FanApi {
     pub fn new(gate: EntryGate, queue: EntryQueue, auth: AuthMode, retry_after_s: u64) -> Self {
         Self {
@@ -51,7 +47,7 @@ impl FanApi {
             auth,
             retry_after_s,
             tokens: RequestTokens::new(),
-            lines: Lines::new(TicketKeyring::none(), LINE_SYNC_DEFAULT),
+            lines: Lines::new(TicketKeyring::none(), crate::rules::line::SYNC_EVERY),
         }
     }
 
@@ -123,8 +119,8 @@ impl FanApi {
         let body = EntryRequest::parse(req.body().as_ref()).map_err(|e| refused(e.into()))?;
         let ticket = match req.headers().get(TICKET_HEADER).map(|v| v.to_str()) {
             None => None,
-            Some(Ok(t)) => Some(t),
-            Some(Err(_)) => {
+            Some(Ok(t)) if t.len() <= TICKET_HEADER_MAX_LEN => Some(t),
+            Some(_) => {
                 return Err(refused(ApiError::new(
                     StatusCode::BAD_REQUEST,
                     "invalid_ticket",
@@ -147,10 +143,7 @@ impl FanApi {
                 call => {
                     // The environment's refresh of the line rides on the admission.
                     let refresh = self.lines.refresh(&event, now);
-                    let place =
-                        place.ok_or_else(|| self.gate_failed(GateError::Protocol("a turn without a place".into())))?;
-                    let outcome =
-                        self.gate.admit_in_line(&event, &fan, &body.note, now, &token, call, &place, &refresh).await;
+                    let outcome = self.gate.admit_in_line(&event, &fan, &body.note, now, &token, call, &refresh).await;
                     let tail = outcome.as_ref().map(|(_, tail)| tail);
                     self.lines.refreshed(&self.gate, &event, &refresh, tail, now).await;
                     outcome.map(|(admission, _)| admission)

@@ -15,8 +15,9 @@
 //! An environment that admitted nobody for [`FALLBACK_SYNC`] syncs on its
 //! own ([`EntryGate::sync_line`]), and every [`FULL_SYNC`] it re-reads the
 //! line's definition (rate, seed, pauses). When the gate stops answering,
-//! the front stops [`FRONT_HORIZON`] after the last answer, so no fan is told
-//! its turn came while the gate cannot admit it.
+//! the front stops [`FRONT_HORIZON`] after the last answer; a restore
+//! pauses the line from the loss on, so the turns that came while nobody
+//! could be admitted come again once the gate is back.
 
 use super::{json_response, ApiError};
 use crate::adapters::redis_gate::{
@@ -25,10 +26,10 @@ use crate::adapters::redis_gate::{
 use crate::adapters::secrets::SecretSource;
 use crate::rules::domain::{EventId, FanId};
 use crate::rules::line::front::bucket_of;
-use crate::rules::line::poll::{come_back_in, retry_after_header};
+use crate::rules::line::poll::{come_back_in, paced_wait, retry_after_header};
 use crate::rules::line::{
     place_for, FrontWalk, LineCounts, LineShape, Place, Ticket, TicketError, TicketKeys, FALLBACK_SYNC, FRONT_HORIZON,
-    FULL_SYNC, SOLD_OUT_SYNC, TURN_WINDOW,
+    FULL_SYNC, PREQUEUE_SETTLE, SOLD_OUT_SYNC, TURN_WINDOW,
 };
 use chrono::{DateTime, Utc};
 use http::{HeaderValue, StatusCode};
@@ -43,6 +44,11 @@ use std::time::{Duration, Instant};
 
 /// The request header a fan repeats its POST with.
 pub const TICKET_HEADER: &str = "x-fanrush-ticket";
+
+/// The longest ticket header accepted, as `openapi.yaml` documents it: a
+/// ticket is 51 characters, so anything past this is refused before the line
+/// (or an unlined gate) is consulted.
+pub const TICKET_HEADER_MAX_LEN: usize = 256;
 
 /// The waiting answer's status: 203 Non-Authoritative Information. No other
 /// answer of either API uses it, so a client can tell "keep waiting" from
@@ -135,9 +141,10 @@ struct EventLine {
     /// so a late reply never takes a count back).
     counts: LineCounts,
     walk: FrontWalk,
-    /// The last counts read, the last definition read, and the last
-    /// answer of any kind from the gate (Unix ms).
+    /// The last counts read (and when, Unix ms), the last definition read,
+    /// and the last answer of any kind from the gate (Unix ms).
     counted_at: Instant,
+    counted_at_ms: i64,
     defined_at: Instant,
     heard_at_ms: i64,
     /// Tickets issued here since the last refresh, and those a call on its
@@ -149,6 +156,11 @@ struct EventLine {
     calling: Option<Instant>,
     /// A call failed since the definition was last read: read it again.
     stale_definition: bool,
+    /// When the first ticket issued here since the last refresh whose turn
+    /// is near ([`FALLBACK_SYNC`] or less away) was issued: the others'
+    /// fronts reach it soon, so it is flushed within `max_age`, admissions
+    /// or not.
+    near_issued_at: Option<Instant>,
 }
 
 /// Longer than any call to the gate takes (Redis's timeouts).
@@ -158,15 +170,17 @@ impl EventLine {
     fn new(status: LineStatus, now_ms: i64) -> Self {
         let mut line = Self {
             counts: LineCounts::default(),
-            walk: FrontWalk::new(shape_of(&status, LineCounts::default())),
+            walk: FrontWalk::new(shape_of(&status, LineCounts::default(), false)),
             status,
             counted_at: Instant::now(),
+            counted_at_ms: now_ms,
             defined_at: Instant::now(),
             heard_at_ms: now_ms,
             issued: IssuedTickets::default(),
             in_flight: IssuedTickets::default(),
             calling: None,
             stale_definition: false,
+            near_issued_at: None,
         };
         let counts = line.status.counts.clone();
         line.absorb(&counts);
@@ -190,18 +204,37 @@ impl EventLine {
                 counts.arrivals[b] += n;
             }
         }
-        self.walk = FrontWalk::new(shape_of(&self.status, counts));
+        self.walk = FrontWalk::new(shape_of(&self.status, counts, self.prequeue_settled()));
     }
 
-    /// Counts a ticket issued here: in the next refresh, and in this
-    /// environment's front at once.
-    fn count(&mut self, place: &Place) {
+    fn settles_at(&self) -> i64 {
+        self.status.opens_at_ms + PREQUEUE_SETTLE.as_millis() as i64
+    }
+
+    /// Whether the counts were read late enough to hold the whole pre-queue.
+    fn prequeue_settled(&self) -> bool {
+        self.counted_at_ms >= self.settles_at()
+    }
+
+    /// Notes a read of the counts at `now_ms`.
+    fn counted(&mut self, read: &LineCountsRead, now_ms: i64) {
+        self.counted_at = Instant::now();
+        self.counted_at_ms = self.counted_at_ms.max(now_ms);
+        self.absorb(read);
+    }
+
+    /// Counts a ticket issued here at `now_ms`: in the next refresh, and in
+    /// this environment's front at once.
+    fn count(&mut self, place: &Place, now_ms: i64) {
         self.walk.add(place);
         let bucket = match place {
             Place::Prequeue { .. } => None,
             Place::Arrival { at_ms, .. } => Some(bucket_of(*at_ms, self.status.opens_at_ms) as u64),
         };
         self.issued.add(bucket, 1);
+        if self.near_issued_at.is_none() && self.walk.eta_seconds(place, now_ms) <= FALLBACK_SYNC.as_secs_f64() {
+            self.near_issued_at = Some(Instant::now());
+        }
     }
 
     /// The first bucket a refresh should read back.
@@ -221,6 +254,7 @@ impl EventLine {
         let abandoned = std::mem::take(&mut self.in_flight);
         self.issued.absorb(abandoned);
         self.in_flight = std::mem::take(&mut self.issued);
+        self.near_issued_at = None;
         self.in_flight.clone()
     }
 
@@ -228,15 +262,30 @@ impl EventLine {
     /// definition is read again once the gate answers.
     fn call_failed(&mut self) {
         let unsent = std::mem::take(&mut self.in_flight);
+        if !unsent.is_empty() {
+            self.near_issued_at.get_or_insert_with(Instant::now);
+        }
         self.issued.absorb(unsent);
         self.calling = None;
         self.stale_definition = true;
     }
 
-    /// Whether a standalone sync is due.
-    fn sync_due(&self, max_age: Duration) -> bool {
-        let fallback = if self.status.taken >= self.status.capacity { SOLD_OUT_SYNC } else { FALLBACK_SYNC };
+    /// Whether a standalone sync is due at `now_ms`. Until the pre-queue's
+    /// count is final, every `max_age` (before the opening the gate admits
+    /// nobody, so nothing else brings the counts), and once as soon as it
+    /// can be; within `max_age` of a ticket issued near the front; else
+    /// when no admission brought the counts for [`FALLBACK_SYNC`].
+    fn sync_due(&self, max_age: Duration, now_ms: i64) -> bool {
+        let fallback = if now_ms < self.settles_at() {
+            max_age
+        } else if self.status.taken >= self.status.capacity {
+            SOLD_OUT_SYNC
+        } else {
+            FALLBACK_SYNC
+        };
         self.counted_at.elapsed() >= fallback.max(max_age)
+            || self.near_issued_at.is_some_and(|at| at.elapsed() >= max_age)
+            || (now_ms >= self.settles_at() && !self.prequeue_settled())
             || self.defined_at.elapsed() >= FULL_SYNC
             || self.stale_definition
     }
@@ -248,8 +297,8 @@ impl EventLine {
     }
 }
 
-fn shape_of(s: &LineStatus, counts: LineCounts) -> LineShape {
-    LineShape { opens_at_ms: s.opens_at_ms, rate: s.rate, pauses: s.pauses.clone(), counts }
+fn shape_of(s: &LineStatus, counts: LineCounts, prequeue_settled: bool) -> LineShape {
+    LineShape { opens_at_ms: s.opens_at_ms, rate: s.rate, pauses: s.pauses.clone(), counts, prequeue_settled }
 }
 
 /// Every event with a line this environment has seen.
@@ -300,7 +349,7 @@ impl Lines {
             let mut events = self.events.lock().unwrap();
             match events.get_mut(event) {
                 Some(line) if line.busy() => return Ok(true),
-                Some(line) if !force && !line.sync_due(self.max_age) => return Ok(true),
+                Some(line) if !force && !line.sync_due(self.max_age, now_ms) => return Ok(true),
                 Some(line) => (line.start_call(), line.recount_from(now_ms)),
                 None if !force => return Ok(false),
                 None => (IssuedTickets::default(), 0),
@@ -317,8 +366,7 @@ impl Lines {
                             events.entry(event.clone()).or_insert_with(|| EventLine::new(status.clone(), now_ms));
                         line.status = status;
                         line.call_done(now_ms);
-                        line.absorb(&read);
-                        line.counted_at = Instant::now();
+                        line.counted(&read, now_ms);
                         line.defined_at = Instant::now();
                         line.stale_definition = false;
                         if !read.more() {
@@ -370,6 +418,11 @@ impl Lines {
             Some(line) if !line.busy() => {
                 let from_bucket =
                     (line.counted_at.elapsed() >= self.max_age).then(|| line.recount_from(now.timestamp_millis()));
+                // Nothing to carry: the call is not this environment's
+                // bookkeeping, and must not hold the next one back.
+                if from_bucket.is_none() && line.issued.is_empty() && line.in_flight.is_empty() {
+                    return LineRefresh::default();
+                }
                 LineRefresh { issued: line.start_call(), from_bucket }
             }
             _ => LineRefresh::default(),
@@ -401,8 +454,7 @@ impl Lines {
                         line.status.taken = tail.taken;
                         line.status.capacity = tail.capacity;
                         if let Some(read) = &tail.counts {
-                            line.absorb(read);
-                            line.counted_at = Instant::now();
+                            line.counted(read, now_ms);
                         }
                     }
                     return;
@@ -462,7 +514,7 @@ impl Lines {
         let place =
             place_for(held, line.status.seed.as_bytes(), event.as_str(), fan.as_str(), now_ms, line.status.opens_at_ms);
         if held.is_none() {
-            line.count(&place);
+            line.count(&place, now_ms);
             counter!("LineJoined").increment(1);
         }
         // A front whose gate stopped answering stops with it.
@@ -481,11 +533,9 @@ impl Lines {
     }
 
     /// The waiting answer for a fan whose turn came but whom the gate's pace
-    /// holds back: it comes back when its token is due, from the places
-    /// still ahead of it at the gate (its rank less those admitted) at the
-    /// line's rate, and not before the gate's own `retry_after`. So a crowd
-    /// held back at once (after an outage, say) comes back spread over the
-    /// time it takes to let it in, not all at once.
+    /// holds back: it comes back when the gate says its token is due
+    /// ([`paced_wait`]). The answer's `ahead` is the places before it not
+    /// yet admitted.
     pub async fn paced(
         &self,
         event: &EventId,
@@ -500,8 +550,7 @@ impl Lines {
         let line = events.get_mut(event).ok_or(LineError::NotFound)?;
         let t = now.timestamp_millis();
         let at_gate = (line.walk.shape().rank(&place) - line.status.taken as f64).max(0.0);
-        let due = Duration::from_secs_f64(at_gate / line.status.rate.max(f64::MIN_POSITIVE));
-        let wait = retry_after.max(due).min(crate::rules::line::poll::MAX_AFTER_OPENING);
+        let wait = paced_wait(retry_after);
         Ok(self.waiting(line, &keys, event, fan, place, now, t, Some((wait, at_gate))))
     }
 

@@ -2,14 +2,14 @@
 -- this server, is the fan within its rate, does the event exist, has this fan
 -- entered, is it open, is capacity left, may the line let one more fan in
 -- now, next position.
--- KEYS: state, meta, fans, notes, pending, rate (per fan), line (counts)
+-- KEYS: state, meta, fans, notes, pending, rate (per fan), line (counts),
+--       held (the fans the line's pace holds back, by number)
 -- ARGV: server run_id, fanId, nowMs, token, note, hasNote ('1' or '0'),
 --       rateLimit (requests per window, 0 = off), rateWindowMs,
 --       line ('' the caller does not follow a line, 'admit' the fan's turn
 --       came, 'existing' its turn passed: only an entry it already has),
---       then for a caller that follows a line the fan's place (a string
---       that sorts as the line does) and the environment's refresh (see
---       line.lua: fromBucket, -1 for none; prequeued; bucket, issued x n)
+--       then for a caller that follows a line the environment's refresh
+--       (see line.lua: fromBucket, -1 for none; prequeued; bucket, issued x n)
 -- Records: see the gate's module doc.
 --
 -- A caller following a line gets {admission, line}: the admission as
@@ -22,20 +22,20 @@ local line_mode = ARGV[9] or ''
 
 local function line_tail(taken, capacity)
   local bitfield = {'BITFIELD', KEYS[7]}
-  if tonumber(ARGV[12]) > 0 then
+  if tonumber(ARGV[11]) > 0 then
     bitfield[#bitfield + 1] = 'INCRBY'
     bitfield[#bitfield + 1] = 'u32'
     bitfield[#bitfield + 1] = '#0'
-    bitfield[#bitfield + 1] = ARGV[12]
+    bitfield[#bitfield + 1] = ARGV[11]
   end
-  for i = 13, #ARGV, 2 do
+  for i = 12, #ARGV, 2 do
     bitfield[#bitfield + 1] = 'INCRBY'
     bitfield[#bitfield + 1] = 'u32'
     bitfield[#bitfield + 1] = '#' .. (tonumber(ARGV[i]) + 1)
     bitfield[#bitfield + 1] = ARGV[i + 1]
   end
   if #bitfield > 2 then redis.call(unpack(bitfield)) end
-  local from = tonumber(ARGV[11])
+  local from = tonumber(ARGV[10])
   if from < 0 then return {tostring(taken), capacity} end
   local buckets = math.max(0, redis.call('STRLEN', KEYS[7]) / 4 - 1)
   local upto = math.min(buckets - 1, from + 2999)
@@ -49,12 +49,20 @@ local seen = {}
 
 local function admit()
 if redis.call('GET', KEYS[1]) ~= ARGV[1] then return {'state_lost'} end
-local limit = tonumber(ARGV[7])
-if limit > 0 then
-  -- A fixed window per fan: the first request of a window starts its clock.
+-- A fixed window per fan: the first request of a window starts its clock.
+-- A fan whose turn came is counted only once the line's pace lets it
+-- through: coming back when a paced answer said is following the line.
+local function over_limit()
+  local limit = tonumber(ARGV[7])
+  if limit <= 0 then return nil end
   local n = redis.call('INCR', KEYS[6])
   if n == 1 then redis.call('PEXPIRE', KEYS[6], ARGV[8]) end
   if n > limit then return {'rate_limited', tostring(redis.call('PTTL', KEYS[6]))} end
+  return nil
+end
+if line_mode ~= 'admit' then
+  local limited = over_limit()
+  if limited then return limited end
 end
 local m = redis.call('HMGET', KEYS[2], 'opensAtMs', 'closesAtMs', 'capacity', 'taken',
   'lineRate', 'lineTokens', 'lineTokensAt', 'lineHeld', 'lineHeldAt')
@@ -65,6 +73,10 @@ seen = {m[4] or '0', m[3]}
 if m[5] and line_mode == '' then return {'lined'} end
 local rec = redis.call('HGET', KEYS[3], ARGV[2])
 if rec then
+  if line_mode == 'admit' then
+    local limited = over_limit()
+    if limited then return limited end
+  end
   local pos, at, tok = string.match(rec, '^(%d+):(%d+):?([^:]*)')
   local note = redis.call('HGET', KEYS[4], ARGV[2])
   local hasNote = '0'
@@ -86,29 +98,61 @@ if now < tonumber(m[1]) then return {'not_open'} end
 if now >= tonumber(m[2]) then return {'closed'} end
 if tonumber(m[4] or '0') >= tonumber(m[3]) then return {'sold_out'} end
 if m[5] then
-  -- The line's pace: a token bucket of the event's rate, holding a tenth of
-  -- a second's worth, so no window of one second admits more than 1.1 x
-  -- the rate however many fans come back at once.
-  local rate = tonumber(m[5])
-  local burst = math.max(1, math.ceil(rate / 10))
+  -- The line's pace: a token bucket holding a hundredth of a second's
+  -- worth (at least one) and refilled at 1.1 x the event's rate less that,
+  -- so no window of one second admits more than 1.1 x the rate (or the
+  -- rate plus one, below ten a second) however many fans come back at
+  -- once. The fronts walk at the rate itself: the headroom is what lets
+  -- fans who came back late, or a front that ran ahead on counts not yet
+  -- flushed, in again; a bucket exactly as fast as the fronts could never
+  -- win back a token lost, and the fans held back would only pile up.
+  local line_rate = tonumber(m[5])
+  local burst = math.max(1, math.floor(line_rate / 100))
+  local rate = math.max(line_rate, 1.1 * line_rate - burst)
   local tokens = tonumber(m[6] or burst)
-  local since = math.max(0, now - tonumber(m[7] or ARGV[3]))
-  tokens = math.min(burst, tokens + since * rate / 1000)
-  -- When fans wait for a token, the next one goes to the earliest place
-  -- held back, if it comes back within a quarter of a second (it is told
-  -- to return when the token is due): the line's order holds at the gate.
-  local place = ARGV[10] or ''
-  local held = m[8]
-  local holding = held and now - tonumber(m[9] or '0') < 250
-  if tokens < 1 or (holding and place > held) then
-    if not holding or place < held then
-      redis.call('HSET', KEYS[2], 'lineHeld', place, 'lineHeldAt', ARGV[3])
-    end
-    redis.call('HSET', KEYS[2], 'lineTokens', tostring(tokens), 'lineTokensAt', ARGV[3])
-    return {'paced', tostring(math.max(5, math.ceil((1 - math.min(tokens, 1)) * 1000 / rate)))}
+  -- The bucket's clock never goes back: calls from environments whose
+  -- clocks read a little differently arrive in any order.
+  local last = tonumber(m[7] or ARGV[3])
+  local clock = math.max(now, last)
+  tokens = math.min(burst, tokens + (clock - last) * rate / 1000)
+  -- Fans the bucket held back wait in a queue of their own (KEYS[8],
+  -- scored by the number each drew when first held), and take the tokens
+  -- in that order, give or take a twentieth of a second's worth: a fan held
+  -- back is not overtaken by one whose turn came after it. Each is told
+  -- when its token is due. The earliest that has not come back within a
+  -- quarter of a second of the queue's last admission is dropped (should
+  -- it come, it queues again).
+  local window = math.max(1, math.ceil(line_rate / 20))
+  local held_at = tonumber(m[9] or ARGV[3])
+  local lowest = redis.call('ZRANGE', KEYS[8], 0, 0, 'WITHSCORES')
+  if lowest[1] and now - held_at > 250 then
+    redis.call('ZREM', KEYS[8], lowest[1])
+    held_at = now
+    lowest = redis.call('ZRANGE', KEYS[8], 0, 0, 'WITHSCORES')
   end
-  if holding then redis.call('HDEL', KEYS[2], 'lineHeld', 'lineHeldAt') end
-  redis.call('HSET', KEYS[2], 'lineTokens', tostring(tokens - 1), 'lineTokensAt', ARGV[3])
+  local mine = tonumber(redis.call('ZSCORE', KEYS[8], ARGV[2]) or '-1')
+  local first
+  if mine >= 0 then first = mine < tonumber(lowest[2]) + window else first = lowest[1] == nil end
+  if tokens < 1 or not first then
+    if mine < 0 then
+      if not lowest[1] then held_at = now end
+      mine = tonumber(redis.call('HINCRBY', KEYS[2], 'lineHeld', 1)) - 1
+      redis.call('ZADD', KEYS[8], mine, ARGV[2])
+      if not lowest[1] then lowest = {ARGV[2], tostring(mine)} end
+    end
+    redis.call('HSET', KEYS[2], 'lineTokens', tostring(tokens), 'lineTokensAt', tostring(clock),
+      'lineHeldAt', tostring(held_at))
+    local due = (math.max(0, mine - tonumber(lowest[2])) + 1 - tokens) * 1000 / rate
+    return {'paced', tostring(math.max(5, math.ceil(due)))}
+  end
+  local limited = over_limit()
+  if limited then return limited end
+  if mine >= 0 then
+    redis.call('ZREM', KEYS[8], ARGV[2])
+    held_at = now
+  end
+  redis.call('HSET', KEYS[2], 'lineTokens', tostring(tokens - 1), 'lineTokensAt', tostring(clock),
+    'lineHeldAt', tostring(held_at))
 end
 seen[1] = tostring(redis.call('HINCRBY', KEYS[2], 'taken', 1))
 local pos = tostring(redis.call('HINCRBY', KEYS[2], 'seq', 1))
