@@ -6,13 +6,15 @@
 //! cold start, memory, accept path, sold-out path, CPU per request, writer
 //! throughput, the gate restore of a 1,000,000-entry event, the latency
 //! cost of `WAIT 1` per admission, admissions per second on one Redis core
-//! (the preflight's ceiling), the opening second (200 environments' first
+//! (the preflight's ceiling), the line (admitted fans per second with both
+//! scripts, commands per join and poll, a waiting answer's p50), the opening second (200 environments' first
 //! requests at once against Redis with TLS and AUTH), package size, concurrency per 10,000 rps, and the seed's
 //! Node.js stack (`bench/peer`) side by side. See the README for what each
 //! measures and why.
 
 mod admissions;
 mod figures;
+mod line;
 mod opening;
 mod replication;
 mod restore;
@@ -26,7 +28,7 @@ async fn main() {
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
     let args: Vec<String> = std::env::args().collect();
     let quick = args.iter().any(|a| a == "--quick");
-    // `--only a,b` runs just those sections (cold,accept,memory,writer,restore,replication,admissions,opening,package,arm64,peer).
+    // `--only a,b` runs just those sections (cold,accept,memory,writer,restore,replication,admissions,line,opening,package,arm64,peer).
     let only: Option<Vec<String>> = args
         .iter()
         .position(|a| a == "--only")
@@ -64,6 +66,10 @@ async fn main() {
     if run("admissions") {
         eprintln!("[bench] admissions per second on one Redis core");
         admissions::admissions(quick, &mut report).await;
+    }
+    if run("line") {
+        eprintln!("[bench] the line: its cost on the gate's core and a waiting answer's");
+        line::line(&root, w.env(), quick, &mut report).await;
     }
     if run("opening") {
         eprintln!("[bench] the opening second");

@@ -615,9 +615,18 @@ impl Workloads {
 
 /// An API Gateway HTTP API event for the fan API.
 pub fn http_event(method: &str, path: &str, fan: &str) -> String {
+    http_event_with(method, path, fan, None)
+}
+
+/// An HTTP API request, with the line's ticket header when one is given.
+pub fn http_event_with(method: &str, path: &str, fan: &str, ticket: Option<&str>) -> String {
+    let mut headers = json!({ "x-fan-id": fan, "content-type": "application/json" });
+    if let Some(t) = ticket {
+        headers["x-fanrush-ticket"] = json!(t);
+    }
     json!({
         "version": "2.0", "routeKey": "$default", "rawPath": path, "rawQueryString": "",
-        "headers": { "x-fan-id": fan, "content-type": "application/json" },
+        "headers": headers,
         "requestContext": {
             "accountId": "123456789012", "apiId": "bench", "domainName": "bench", "domainPrefix": "bench",
             "http": { "method": method, "path": path, "protocol": "HTTP/1.1", "sourceIp": "127.0.0.1", "userAgent": "bench" },

@@ -435,7 +435,7 @@ async fn a_rotated_key_keeps_fans_waiting_and_moves_them_onto_the_new_key() {
 }
 
 #[tokio::test]
-async fn the_gate_paces_admissions_lets_the_fans_it_held_back_in_in_order_and_sends_a_caller_that_ignores_the_line_to_it(
+async fn the_gate_paces_admissions_lets_the_fans_it_held_back_in_by_place_and_sends_a_caller_that_ignores_the_line_to_it(
 ) {
     let stack = Stack::new().await;
     let event = stack.lined_event(100, 10, 0, Utc::now() - Minutes::minutes(1), Utc::now() + Minutes::hours(1)).await;
@@ -456,17 +456,20 @@ async fn the_gate_paces_admissions_lets_the_fans_it_held_back_in_in_order_and_se
     let outside = gate.admit(id, &FanId::parse("g0").unwrap(), &None, Utc::now(), "t0").await.unwrap();
     assert_eq!(outside, Admission::Lined, "a caller that ignores the line is sent to it");
     // At ten a second the bucket holds one token: the first is let in, the
-    // next two are held back, in the order they came, each told its moment.
-    assert!(matches!(admit(1, LineCall::Turn).await, Admission::Reserved(_)));
-    let second = due(admit(2, LineCall::Turn).await);
-    let third = due(admit(3, LineCall::Turn).await);
-    assert!(second <= Duration::from_millis(100) && third > second, "{second:?} then {third:?}");
+    // next are held back and let in in the order of their places, not of
+    // their calls: the third calls before the second, the second goes first.
+    assert!(matches!(admit(1, LineCall::Turn { order: 1 }).await, Admission::Reserved(_)));
+    let third = due(admit(3, LineCall::Turn { order: 3 }).await);
+    let second = due(admit(2, LineCall::Turn { order: 2 }).await);
+    assert!(second <= Duration::from_millis(100) && third <= Duration::from_millis(100), "{second:?}, {third:?}");
+    let third_again = due(admit(3, LineCall::Turn { order: 3 }).await);
+    assert!(third_again > second, "now behind the second: {third_again:?} after {second:?}");
     // A token later, the third comes back first: the token is the second's.
     tokio::time::sleep(Duration::from_millis(120)).await;
-    due(admit(3, LineCall::Turn).await);
-    assert!(matches!(admit(2, LineCall::Turn).await, Admission::Reserved(_)));
+    due(admit(3, LineCall::Turn { order: 3 }).await);
+    assert!(matches!(admit(2, LineCall::Turn { order: 2 }).await, Admission::Reserved(_)));
     tokio::time::sleep(Duration::from_millis(110)).await;
-    assert!(matches!(admit(3, LineCall::Turn).await, Admission::Reserved(_)));
+    assert!(matches!(admit(3, LineCall::Turn { order: 3 }).await, Admission::Reserved(_)));
     // A fan whose turn passed gets only what it already has.
     assert_eq!(admit(4, LineCall::Existing).await, Admission::TurnMissed);
     assert!(matches!(admit(1, LineCall::Existing).await, Admission::Reserved(_)), "its pending entry, taken over");

@@ -132,7 +132,15 @@ async fn run(url: &str, prefix: &str, load: Load) -> Result<CoreFigures, Measure
                 from_bucket: Some(bucket - 100),
             };
             let (admission, _) = gate
-                .admit_in_line(&id, &fan, &None, Utc::now(), &format!("t{n}"), LineCall::Turn, &refresh)
+                .admit_in_line(
+                    &id,
+                    &fan,
+                    &None,
+                    Utc::now(),
+                    &format!("t{n}"),
+                    LineCall::Turn { order: n as i64 },
+                    &refresh,
+                )
                 .await
                 .map_err(|e| e.to_string())?;
             let Admission::Reserved(r) = admission else { return Err(format!("not admitted: {admission:?}")) };

@@ -8,12 +8,12 @@
 //! | `P:state` | string | the `run_id` of the server the whole gate state was built on |
 //! | `P:state-lost-at` | string | `run_id:ms`: when a server first noticed its state missing or foreign |
 //! | `P:restoring` | string | the lease of the one restorer at work (token, expires) |
-//! | `P:ev:E` | hash | event definition, `taken` (slots held), `seq` (last position handed out), `archived`; for a deleted event only `retired` = 1 (a tombstone: the id is never published again); for an event with a line also `lineRate`, `linePrequeueMs` (when joining opens), `lineSeed`, `linePauses` and the pace's `lineTokens`, `lineTokensAt`, `lineHeld` (numbers drawn by held fans), `lineHeldAt` (the held queue's last move) |
+//! | `P:ev:E` | hash | event definition, `taken` (slots held), `seq` (last position handed out), `archived`; for a deleted event only `retired` = 1 (a tombstone: the id is never published again); for an event with a line also `lineRate`, `linePrequeueMs` (when joining opens), `lineSeed`, `linePauses` and the pace's `lineTokens`, `lineTokensAt`, `lineHeldAt` (the held queue's last move) |
 //! | `P:ev:E:fans` | hash | fan → record (below) |
 //! | `P:ev:E:notes` | hash | fan → note |
 //! | `P:ev:E:pending` | sorted set | fans whose send is pending, by the time of the last send, for the sweep |
 //! | `P:ev:E:line` | string | the line's counts of tickets issued, `u32`s (`BITFIELD`): the pre-queue's, then one per 100 ms bucket after the opening; a restore leaves them, so a failover keeps what replicated |
-//! | `P:ev:E:held` | sorted set | fans whose turn came and whom the pace held back, by the number each drew: they take the tokens in that order |
+//! | `P:ev:E:held` | sorted set | fans whose turn came and whom the pace held back, scored by their places' order keys: they take the tokens in that order |
 //! | `P:rl:F` | string | a fan's entry attempts in the rate-limit window (`F` percent-encoded) |
 //!
 //! A fan's record is `position:acceptedAtMs` once the entry is durably
@@ -134,18 +134,20 @@ pub enum Admission {
 pub enum LineCall {
     /// The caller does not follow a line (an event without one).
     Unlined,
-    /// The fan's turn came: admit it, at the line's pace.
-    Turn,
+    /// The fan's turn came: admit it, at the line's pace; `order` is its
+    /// place's [`Place::order_key`](crate::rules::line::Place::order_key),
+    /// the order in which the pace lets the fans it held back in.
+    Turn { order: i64 },
     /// The fan's turn passed: only an entry it already has.
     Existing,
 }
 
 impl LineCall {
-    fn arg(self) -> &'static str {
+    fn args(self) -> [String; 2] {
         match self {
-            Self::Unlined => "",
-            Self::Turn => "admit",
-            Self::Existing => "existing",
+            Self::Unlined => [String::new(), "0".into()],
+            Self::Turn { order } => ["admit".into(), order.to_string()],
+            Self::Existing => ["existing".into(), "0".into()],
         }
     }
 }
@@ -671,10 +673,11 @@ impl EntryGate {
         let window_ms = self.rate_limit.window.as_millis().to_string();
         let has_note = if note.is_some() { "1" } else { "0" };
         let mut args: Vec<String> =
-            [fan.as_str(), &now_ms, token, note.as_deref().unwrap_or(""), has_note, &limit, &window_ms, call.arg()]
+            [fan.as_str(), &now_ms, token, note.as_deref().unwrap_or(""), has_note, &limit, &window_ms]
                 .iter()
                 .map(|a| a.to_string())
                 .collect();
+        args.extend(call.args());
         if let Some(refresh) = line {
             args.extend(refresh.args());
         }

@@ -97,6 +97,22 @@ fn shuffle(seed: &[u8], event: &str, fan: &str) -> [u8; 32] {
     .into()
 }
 
+impl Place {
+    /// The place as a number that sorts as the place does, exact in a
+    /// double (a Redis sorted set's score, below 2^53): the pre-queue's
+    /// negative, by the shuffle's top 53 bits; an arrival's its bucket since
+    /// the opening over the shuffle's top 24 bits (2^29 buckets: 621 days).
+    pub fn order_key(&self, opens_at_ms: i64) -> i64 {
+        match *self {
+            Place::Prequeue { shuffle } => (shuffle >> 11) as i64 - (1 << 53),
+            Place::Arrival { at_ms, shuffle } => {
+                let bucket = (at_ms - opens_at_ms).div_euclid(BUCKET_MS).clamp(0, (1 << 29) - 1);
+                (bucket << 24) | i64::from(shuffle >> 8)
+            }
+        }
+    }
+}
+
 /// The place a fan holds after a POST at `now_ms`: the one its valid ticket
 /// names, else a new one (the pre-queue's before the opening, an arrival
 /// after it).
@@ -121,6 +137,30 @@ mod tests {
     use proptest::prelude::*;
 
     const OPEN: i64 = 1_800_000_000_000;
+
+    proptest! {
+        #[test]
+        fn a_places_order_key_sorts_as_the_place_does(
+            a in any::<u64>(), b in any::<u64>(), da in 0i64..86_400_000, db in 0i64..86_400_000,
+            sa in any::<u32>(), sb in any::<u32>(),
+        ) {
+            let places = [
+                Place::Prequeue { shuffle: a },
+                Place::Prequeue { shuffle: b },
+                place_for(None, &sa.to_be_bytes(), "gig", "x", OPEN + da, OPEN),
+                place_for(None, &sb.to_be_bytes(), "gig", "y", OPEN + db, OPEN),
+            ];
+            for p in &places {
+                prop_assert!(p.order_key(OPEN).abs() < 1 << 53, "exact in a double");
+                for q in &places {
+                    // Keys drop the shuffles' low bits: a tie there may go either way.
+                    if p.order_key(OPEN) != q.order_key(OPEN) {
+                        prop_assert_eq!(p < q, p.order_key(OPEN) < q.order_key(OPEN), "{:?} {:?}", p, q);
+                    }
+                }
+            }
+        }
+    }
 
     #[test]
     fn the_prequeue_draws_the_same_place_whenever_and_wherever_a_fan_joins() {

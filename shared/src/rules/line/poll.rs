@@ -72,6 +72,17 @@ pub fn expected_polls_per_second(arrivals: f64, rate: f64, capacity: f64) -> f64
     2.5 * rate.min(arrivals) + piling / (0.75 * MAX_AFTER_OPENING.as_secs_f64())
 }
 
+/// The soonest a waiting fan is asked back while its environment's gate
+/// fails (its front stands still, so a fan near it would otherwise be told
+/// "any moment now" every few tens of milliseconds through the outage),
+/// spread over half as long again so the polls do not fall into step.
+pub const WHILE_GATE_FAILS: Duration = Duration::from_secs(1);
+
+/// `wait`, held to [`WHILE_GATE_FAILS`] at least (jittered by `jitter`).
+pub fn while_gate_fails(wait: Duration, jitter: f64) -> Duration {
+    wait.max(WHILE_GATE_FAILS.mul_f64(1.0 + 0.5 * jitter.clamp(0.0, 1.0)))
+}
+
 /// How long a fan whose turn came waits when the gate's pace held it back:
 /// until the gate says its token is due (`gate_retry`: the gate queues the
 /// fans it held back and tells each its own moment, so no jitter), at
@@ -88,6 +99,13 @@ pub fn retry_after_header(wait: Duration) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_fan_waiting_while_the_gate_fails_comes_back_no_sooner_than_a_second_and_not_in_step() {
+        assert_eq!(while_gate_fails(Duration::from_millis(20), 0.0), WHILE_GATE_FAILS);
+        assert_eq!(while_gate_fails(Duration::from_millis(20), 1.0), Duration::from_millis(1_500));
+        assert_eq!(while_gate_fails(Duration::from_secs(9), 0.5), Duration::from_secs(9), "a longer wait stands");
+    }
 
     #[test]
     fn a_paced_fan_comes_back_when_the_gate_says_its_token_is_due() {

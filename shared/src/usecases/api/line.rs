@@ -14,10 +14,12 @@
 //! `capacity` back, at most once per `max_age` ([`EntryGate::admit_in_line`]).
 //! An environment that admitted nobody for [`FALLBACK_SYNC`] syncs on its
 //! own ([`EntryGate::sync_line`]), and every [`FULL_SYNC`] it re-reads the
-//! line's definition (rate, seed, pauses). When the gate stops answering,
-//! the front stops [`FRONT_HORIZON`] after the last answer; a restore
-//! pauses the line from the loss on, so the turns that came while nobody
-//! could be admitted come again once the gate is back.
+//! line's definition (rate, seed, pauses). When a call to the gate fails,
+//! the front stands where the gate last answered until it answers again,
+//! and an environment that does not call stops [`FRONT_HORIZON`] after the
+//! last answer; a restore pauses the line from the loss on, so the turns
+//! that came while nobody could be admitted come again, first, once the
+//! gate is back.
 
 use super::{json_response, ApiError};
 use crate::adapters::redis_gate::{
@@ -26,7 +28,7 @@ use crate::adapters::redis_gate::{
 use crate::adapters::secrets::SecretSource;
 use crate::rules::domain::{EventId, FanId};
 use crate::rules::line::front::bucket_of;
-use crate::rules::line::poll::{come_back_in, paced_wait, retry_after_header};
+use crate::rules::line::poll::{come_back_in, paced_wait, retry_after_header, while_gate_fails};
 use crate::rules::line::{
     place_for, FrontWalk, LineCounts, LineShape, Place, Ticket, TicketError, TicketKeys, FALLBACK_SYNC, FRONT_HORIZON,
     FULL_SYNC, PREQUEUE_SETTLE, SOLD_OUT_SYNC, TURN_WINDOW,
@@ -156,6 +158,12 @@ struct EventLine {
     calling: Option<Instant>,
     /// A call failed since the definition was last read: read it again.
     stale_definition: bool,
+    /// The gate's last answer here was a failure: the front stands where
+    /// the gate last answered until it answers again, so no turn comes
+    /// during an outage (a restore pauses the line from the loss, and a
+    /// fan let through meanwhile would come back ahead of the earlier fans
+    /// the outage refused).
+    gate_failing: bool,
     /// When the first ticket issued here since the last refresh whose turn
     /// is near ([`FALLBACK_SYNC`] or less away) was issued: the others'
     /// fronts reach it soon, so it is flushed within `max_age`, admissions
@@ -180,6 +188,7 @@ impl EventLine {
             in_flight: IssuedTickets::default(),
             calling: None,
             stale_definition: false,
+            gate_failing: false,
             near_issued_at: None,
         };
         let counts = line.status.counts.clone();
@@ -268,6 +277,7 @@ impl EventLine {
         self.issued.absorb(unsent);
         self.calling = None;
         self.stale_definition = true;
+        self.gate_failing = true;
     }
 
     /// Whether a standalone sync is due at `now_ms`. Until the pre-queue's
@@ -293,7 +303,23 @@ impl EventLine {
     fn call_done(&mut self, now_ms: i64) {
         self.in_flight = IssuedTickets::default();
         self.calling = None;
+        self.heard(now_ms);
+    }
+
+    fn heard(&mut self, now_ms: i64) {
         self.heard_at_ms = now_ms;
+        self.gate_failing = false;
+    }
+
+    /// The moment this environment's front stands at, at `now_ms`: where
+    /// the gate last answered while it fails, else at most
+    /// [`FRONT_HORIZON`] past its last answer.
+    fn front_time(&self, now_ms: i64) -> i64 {
+        if self.gate_failing {
+            now_ms.min(self.heard_at_ms)
+        } else {
+            now_ms.min(self.heard_at_ms + FRONT_HORIZON.num_milliseconds())
+        }
     }
 }
 
@@ -448,7 +474,7 @@ impl Lines {
                     if carried {
                         line.call_done(now_ms);
                     } else {
-                        line.heard_at_ms = now_ms;
+                        line.heard(now_ms);
                     }
                     if let Some(tail) = tail {
                         line.status.taken = tail.taken;
@@ -460,7 +486,7 @@ impl Lines {
                     return;
                 }
                 Err(_) if carried => line.call_failed(),
-                Err(_) => {}
+                Err(_) => line.gate_failing = true,
             }
         }
         if let Err(e) = outcome {
@@ -518,11 +544,16 @@ impl Lines {
             counter!("LineJoined").increment(1);
         }
         // A front whose gate stopped answering stops with it.
-        let t = now_ms.min(line.heard_at_ms + FRONT_HORIZON.num_milliseconds());
+        let t = line.front_time(now_ms);
         if line.walk.front(t).passed(&place) {
             let came = line.walk.turn_came_at(&place, t).unwrap_or(t);
             let missed = now_ms - came > TURN_WINDOW.as_millis() as i64;
-            return Ok(Step::Turn { call: if missed { LineCall::Existing } else { LineCall::Turn }, place });
+            let call = if missed {
+                LineCall::Existing
+            } else {
+                LineCall::Turn { order: place.order_key(line.status.opens_at_ms) }
+            };
+            return Ok(Step::Turn { call, place });
         }
         if line.status.taken >= line.status.capacity {
             counter!("EntriesSoldOut").increment(1);
@@ -580,7 +611,10 @@ impl Lines {
             Some((wait, _)) => wait.as_secs_f64(),
             None => line.walk.eta_seconds(&place, front_at),
         };
-        let wait = paced.map_or_else(|| come_back_in(eta, self.jitter(), open), |(wait, _)| wait);
+        let mut wait = paced.map_or_else(|| come_back_in(eta, self.jitter(), open), |(wait, _)| wait);
+        if line.gate_failing && paced.is_none() {
+            wait = while_gate_fails(wait, self.jitter());
+        }
         let ticket = Ticket { place, issued_at_s: now.timestamp() }.encode(keys, event.as_str(), fan.as_str());
         let mut body = json!({
             "eventId": event.as_str(),

@@ -3,13 +3,14 @@
 -- entered, is it open, is capacity left, may the line let one more fan in
 -- now, next position.
 -- KEYS: state, meta, fans, notes, pending, rate (per fan), line (counts),
---       held (the fans the line's pace holds back, by number)
+--       held (the fans the line's pace holds back, by place)
 -- ARGV: server run_id, fanId, nowMs, token, note, hasNote ('1' or '0'),
 --       rateLimit (requests per window, 0 = off), rateWindowMs,
 --       line ('' the caller does not follow a line, 'admit' the fan's turn
 --       came, 'existing' its turn passed: only an entry it already has),
---       then for a caller that follows a line the environment's refresh
---       (see line.lua: fromBucket, -1 for none; prequeued; bucket, issued x n)
+--       the place's order key (for 'admit'), then for a caller that follows
+--       a line the environment's refresh (see line.lua: fromBucket, -1 for
+--       none; prequeued; bucket, issued x n)
 -- Records: see the gate's module doc.
 --
 -- A caller following a line gets {admission, line}: the admission as
@@ -22,20 +23,20 @@ local line_mode = ARGV[9] or ''
 
 local function line_tail(taken, capacity)
   local bitfield = {'BITFIELD', KEYS[7]}
-  if tonumber(ARGV[11]) > 0 then
+  if tonumber(ARGV[12]) > 0 then
     bitfield[#bitfield + 1] = 'INCRBY'
     bitfield[#bitfield + 1] = 'u32'
     bitfield[#bitfield + 1] = '#0'
-    bitfield[#bitfield + 1] = ARGV[11]
+    bitfield[#bitfield + 1] = ARGV[12]
   end
-  for i = 12, #ARGV, 2 do
+  for i = 13, #ARGV, 2 do
     bitfield[#bitfield + 1] = 'INCRBY'
     bitfield[#bitfield + 1] = 'u32'
     bitfield[#bitfield + 1] = '#' .. (tonumber(ARGV[i]) + 1)
     bitfield[#bitfield + 1] = ARGV[i + 1]
   end
   if #bitfield > 2 then redis.call(unpack(bitfield)) end
-  local from = tonumber(ARGV[10])
+  local from = tonumber(ARGV[11])
   if from < 0 then return {tostring(taken), capacity} end
   local buckets = math.max(0, redis.call('STRLEN', KEYS[7]) / 4 - 1)
   local upto = math.min(buckets - 1, from + 2999)
@@ -65,7 +66,7 @@ if line_mode ~= 'admit' then
   if limited then return limited end
 end
 local m = redis.call('HMGET', KEYS[2], 'opensAtMs', 'closesAtMs', 'capacity', 'taken',
-  'lineRate', 'lineTokens', 'lineTokensAt', 'lineHeld', 'lineHeldAt')
+  'lineRate', 'lineTokens', 'lineTokensAt', 'lineHeldAt')
 if not m[3] then return {'not_found'} end
 seen = {m[4] or '0', m[3]}
 -- An event with a line admits only fans whose turn came: a caller that does
@@ -115,44 +116,35 @@ if m[5] then
   local last = tonumber(m[7] or ARGV[3])
   local clock = math.max(now, last)
   tokens = math.min(burst, tokens + (clock - last) * rate / 1000)
-  -- Fans the bucket held back wait in a queue of their own (KEYS[8],
-  -- scored by the number each drew when first held), and take the tokens
-  -- in that order, give or take a twentieth of a second's worth: a fan held
-  -- back is not overtaken by one whose turn came after it. Each is told
-  -- when its token is due. The earliest that has not come back within a
-  -- quarter of a second of the queue's last admission is dropped (should
-  -- it come, it queues again).
+  -- Every fan the pace lets in passes through a queue (KEYS[8]), scored by
+  -- its place: it takes a token only among the first twentieth of a
+  -- second's worth there, so a fan held back is not overtaken by one whose
+  -- place is later, whichever environment's front let each through first.
+  -- Each is told when its token is due. The earliest that has not come
+  -- back within a quarter of a second of the queue's last move is dropped
+  -- (should it come, it queues again at its place).
   local window = math.max(1, math.ceil(line_rate / 20))
-  local held_at = tonumber(m[9] or ARGV[3])
-  local lowest = redis.call('ZRANGE', KEYS[8], 0, 0, 'WITHSCORES')
-  if lowest[1] and now - held_at > 250 then
+  local held_at = tonumber(m[8] or ARGV[3])
+  local lowest = redis.call('ZRANGE', KEYS[8], 0, 0)
+  if not lowest[1] then
+    held_at = now
+  elseif lowest[1] ~= ARGV[2] and now - held_at > 250 then
     redis.call('ZREM', KEYS[8], lowest[1])
     held_at = now
-    lowest = redis.call('ZRANGE', KEYS[8], 0, 0, 'WITHSCORES')
   end
-  local mine = tonumber(redis.call('ZSCORE', KEYS[8], ARGV[2]) or '-1')
-  local first
-  if mine >= 0 then first = mine < tonumber(lowest[2]) + window else first = lowest[1] == nil end
-  if tokens < 1 or not first then
-    if mine < 0 then
-      if not lowest[1] then held_at = now end
-      mine = tonumber(redis.call('HINCRBY', KEYS[2], 'lineHeld', 1)) - 1
-      redis.call('ZADD', KEYS[8], mine, ARGV[2])
-      if not lowest[1] then lowest = {ARGV[2], tostring(mine)} end
-    end
+  redis.call('ZADD', KEYS[8], ARGV[10], ARGV[2])
+  local rank = redis.call('ZRANK', KEYS[8], ARGV[2])
+  if tokens < 1 or rank >= window then
     redis.call('HSET', KEYS[2], 'lineTokens', tostring(tokens), 'lineTokensAt', tostring(clock),
       'lineHeldAt', tostring(held_at))
-    local due = (math.max(0, mine - tonumber(lowest[2])) + 1 - tokens) * 1000 / rate
+    local due = (rank + 1 - tokens) * 1000 / rate
     return {'paced', tostring(math.max(5, math.ceil(due)))}
   end
+  redis.call('ZREM', KEYS[8], ARGV[2])
   local limited = over_limit()
   if limited then return limited end
-  if mine >= 0 then
-    redis.call('ZREM', KEYS[8], ARGV[2])
-    held_at = now
-  end
   redis.call('HSET', KEYS[2], 'lineTokens', tostring(tokens - 1), 'lineTokensAt', tostring(clock),
-    'lineHeldAt', tostring(held_at))
+    'lineHeldAt', tostring(now))
 end
 seen[1] = tostring(redis.call('HINCRBY', KEYS[2], 'taken', 1))
 local pos = tostring(redis.call('HINCRBY', KEYS[2], 'seq', 1))
