@@ -1,13 +1,13 @@
-//! The faults and the scenarios that combine them. Every fault is injected
-//! from outside the code under test: through the drill's fault proxies
+//! Playing the drill's faults ([`crate::scenarios::Fault`]) on its stack.
+//! Every fault is injected from outside the code under test: through the drill's fault proxies
 //! (between the functions and Redis, SQS and PostgreSQL), by commands to the
 //! drill's private Redis, by restarting its private PostgreSQL, by
 //! killing a writer process, or as an operator would (admin-api, a
 //! database trigger, `fanrush redrive`).
 
 use crate::options::Options;
-use crate::spike::Repeat;
-use crate::stack::{Drill, PREFIX};
+use crate::scenarios::Fault;
+use crate::stack::{Stack, PREFIX};
 use fanrush_local::services::PrivateRedis;
 use fanrush_local::{local_aws, Fault as ProxyFault, FaultProxy};
 use serde_json::{json, Value};
@@ -17,420 +17,311 @@ use std::time::{Duration, Instant};
 /// entry function's 1 s SQS attempt timeout.
 const SLOW_PATH: Duration = Duration::from_millis(200);
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Fault {
-    /// `CLIENT KILL TYPE normal` on Redis: every function connection is cut.
-    RedisClientsKilled,
-    /// Redis saved, stopped and started again with its data.
-    RedisRestart,
-    /// Redis loses its data (`FLUSHALL`), as a failover without persistence.
-    RedisFlush,
-    /// Nothing listens where the functions reach SQS, for this long.
-    SqsUnreachable(Duration),
-    /// SQS gets every request but no answer reaches the function, for this long.
-    SqsAnswersLost(Duration),
-    /// PostgreSQL fast-shutdown and started again while the writer drains.
-    PostgresRestart,
-    /// A writer process SIGKILLed in the middle of a batch.
-    WriterKilled,
-    /// A Multi-AZ failover with asynchronous replication: the replica's link
-    /// is cut (it stops receiving writes the primary still acknowledges) for
-    /// this long, then the primary is killed, the replica promoted, the
-    /// endpoint moved to it and every client connection cut.
-    RedisFailover(Duration),
-    /// A snapshot is taken, the primary keeps admitting for this long, then
-    /// it restarts from that snapshot: everything since is gone.
-    RedisStaleSnapshot(Duration),
-    /// SQS stores sends but their answers are lost (unknown outcomes), then
-    /// refuses every connection (the retries' sends surely fail), each for
-    /// this long.
-    SqsUnknownThenRefused(Duration),
-    /// Each entry environment reaches SQS by a path of its own: for this
-    /// long half the paths are slow (300 ms each way: a send still succeeds
-    /// inside its 1 s timeout) and the other half refuse. A fan's double tap
-    /// is accepted in one environment while its twin's send fails in another.
-    SqsSplit(Duration),
-    /// An operator deletes the event through admin-api mid-spike, then PUTs
-    /// the same id again; the id is retired, so the PUT must answer 409
-    /// `event_id_retired` and the entries already taken stay theirs.
-    EventDeletedThenRecreated,
-    /// PostgreSQL refuses the entries of one fan in ten of the event (a
-    /// trigger, standing in for a bad migration) until SQS has moved them to
-    /// the DLQ after `maxReceiveCount` receives; the sweep runs meanwhile.
-    /// Then the cause is fixed and `fanrush redrive` replays the DLQ.
-    PoisonThenRedrive,
-}
-
-/// One drill scenario: a name and its faults, each at a fraction of the
-/// spike's arrival window (so they land while fans are being admitted).
-pub struct Scenario {
-    pub name: &'static str,
-    pub faults: Vec<(f64, Fault)>,
-    /// When fans that send twice send their second request.
-    pub repeat: Repeat,
-    /// The event is deleted mid-spike: 404 `event_not_found` is then a
-    /// right answer, not a defect.
-    pub deletes_event: bool,
-}
-
-impl Scenario {
-    fn new(name: &'static str, faults: Vec<(f64, Fault)>) -> Self {
-        Self { name, faults, repeat: Repeat::Reload, deletes_event: false }
-    }
-}
-
-/// Every scenario: a baseline, each fault alone, then all of them together.
-pub fn all_scenarios() -> Vec<Scenario> {
-    use Fault::*;
-    let s3 = Duration::from_secs(3);
-    let s2 = Duration::from_secs(2);
-    vec![
-        Scenario::new("baseline", vec![]),
-        Scenario::new(
-            "redis-clients-killed",
-            vec![(0.1, RedisClientsKilled), (0.2, RedisClientsKilled), (0.3, RedisClientsKilled)],
-        ),
-        Scenario::new("redis-restart", vec![(0.15, RedisRestart)]),
-        Scenario::new("redis-flush", vec![(0.15, RedisFlush)]),
-        Scenario::new("sqs-unreachable", vec![(0.1, SqsUnreachable(s3))]),
-        Scenario::new("sqs-answers-lost", vec![(0.1, SqsAnswersLost(s2))]),
-        Scenario::new("postgres-restart", vec![(0.2, PostgresRestart)]),
-        Scenario::new("writer-killed", vec![(0.1, WriterKilled), (0.2, WriterKilled), (0.3, WriterKilled)]),
-        Scenario::new("redis-failover", vec![(0.05, RedisFailover(Duration::from_secs(1)))]),
-        Scenario::new("redis-stale-snapshot", vec![(0.1, RedisStaleSnapshot(s2))]),
-        Scenario::new("sqs-unknown-then-refused", vec![(0.1, SqsUnknownThenRefused(s2))]),
-        Scenario { repeat: Repeat::DoubleTap, ..Scenario::new("double-submit", vec![(0.05, SqsSplit(s3))]) },
-        Scenario { deletes_event: true, ..Scenario::new("event-recreated", vec![(0.15, EventDeletedThenRecreated)]) },
-        Scenario::new("dead-letter", vec![(0.0, PoisonThenRedrive)]),
-        Scenario::new(
-            "all-together",
-            vec![
-                (0.05, RedisClientsKilled),
-                (0.08, SqsUnreachable(s2)),
-                (0.12, WriterKilled),
-                (0.15, PostgresRestart),
-                (0.2, RedisRestart),
-                (0.25, SqsAnswersLost(s2)),
-                (0.3, RedisFlush),
-            ],
-        ),
-    ]
-}
-
-impl Drill {
-    /// Plays one fault against the scenario's `event`. An error is a
-    /// problem of the scenario (the fault could not be played, or what it
-    /// checks on the way did not hold).
-    pub(crate) async fn inject(&self, fault: Fault, event: &str, o: &Options) -> Result<String, String> {
-        let outcome = match fault {
-            Fault::RedisClientsKilled => {
-                self.redis.lock().await.kill_clients().await.map(|n| format!("Redis: {n} client connections killed"))
-            }
-            Fault::RedisRestart => self
-                .redis
-                .lock()
-                .await
-                .restart_with_data()
-                .await
-                .map(|d| format!("Redis restarted with its data (down {:.2} s)", d.as_secs_f64())),
-            Fault::RedisFlush => {
-                self.redis.lock().await.flush().await.map(|_| "Redis lost its data (FLUSHALL)".to_owned())
-            }
-            Fault::SqsUnreachable(d) => {
-                self.proxies.set_sqs(ProxyFault::Refuse);
-                tokio::time::sleep(d).await;
-                self.proxies.set_sqs(ProxyFault::None);
-                Ok(format!("SQS unreachable for {:.1} s", d.as_secs_f64()))
-            }
-            Fault::SqsAnswersLost(d) => {
-                self.proxies.set_sqs(ProxyFault::DropResponses);
-                tokio::time::sleep(d).await;
-                self.proxies.set_sqs(ProxyFault::None);
-                Ok(format!("SQS answers lost for {:.1} s (requests arrived)", d.as_secs_f64()))
-            }
-            Fault::PostgresRestart => {
-                // Slow the database for a second first, so a backlog builds
-                // and the restart lands while the writers are draining it.
-                self.proxies.postgres.set(ProxyFault::Delay(Duration::from_millis(100)));
-                tokio::time::sleep(Duration::from_secs(1)).await;
-                let backlog = self.queue_depth(&self.queue_url).await.unwrap_or(-1);
-                let busy = self.writers.iter().filter(|w| w.busy()).count();
-                let mut pg = self.postgres.lock().await;
-                let restarted = match pg.as_mut() {
-                    Some(pg) => pg.restart().await.map(|d| {
+/// Plays one fault against the scenario's `event`. An error is a
+/// problem of the scenario (the fault could not be played, or what it
+/// checks on the way did not hold).
+pub async fn play(stack: &Stack, fault: Fault, event: &str, o: &Options) -> Result<String, String> {
+    let outcome = match fault {
+        Fault::RedisClientsKilled => {
+            stack.redis.lock().await.kill_clients().await.map(|n| format!("Redis: {n} client connections killed"))
+        }
+        Fault::RedisRestart => stack
+            .redis
+            .lock()
+            .await
+            .restart_with_data()
+            .await
+            .map(|d| format!("Redis restarted with its data (down {:.2} s)", d.as_secs_f64())),
+        Fault::RedisFlush => {
+            stack.redis.lock().await.flush().await.map(|_| "Redis lost its data (FLUSHALL)".to_owned())
+        }
+        Fault::SqsUnreachable(d) => {
+            stack.proxies.set_sqs(ProxyFault::Refuse);
+            tokio::time::sleep(d).await;
+            stack.proxies.set_sqs(ProxyFault::None);
+            Ok(format!("SQS unreachable for {:.1} s", d.as_secs_f64()))
+        }
+        Fault::SqsAnswersLost(d) => {
+            stack.proxies.set_sqs(ProxyFault::DropResponses);
+            tokio::time::sleep(d).await;
+            stack.proxies.set_sqs(ProxyFault::None);
+            Ok(format!("SQS answers lost for {:.1} s (requests arrived)", d.as_secs_f64()))
+        }
+        Fault::PostgresRestart => {
+            // Slow the database for a second first, so a backlog builds
+            // and the restart lands while the writers are draining it.
+            stack.proxies.postgres.set(ProxyFault::Delay(Duration::from_millis(100)));
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            let backlog = stack.queue_depth(&stack.queue_url).await.unwrap_or(-1);
+            let busy = stack.writers.iter().filter(|w| w.busy()).count();
+            let mut pg = stack.postgres.lock().await;
+            let restarted = match pg.as_mut() {
+                Some(pg) => pg.restart().await.map(|d| {
+                    format!(
+                        "PostgreSQL restarted with {backlog} entries queued and {busy} writer batches in flight (down {:.2} s)",
+                        d.as_secs_f64()
+                    )
+                }),
+                None => Err("PostgreSQL is gone".into()),
+            };
+            stack.proxies.postgres.set(ProxyFault::None);
+            restarted
+        }
+        Fault::WriterKilled => Ok(kill_a_writer(stack).await),
+        Fault::RedisFailover(lag) => failover(stack, lag).await,
+        Fault::RedisStaleSnapshot(lag) => {
+            let snapshot = stack.root.join("stale.rdb");
+            let redis = stack.redis.lock().await;
+            match redis.snapshot(&snapshot).await {
+                Ok(()) => {
+                    drop(redis);
+                    tokio::time::sleep(lag).await;
+                    let mut redis = stack.redis.lock().await;
+                    redis.restart_from_snapshot(&snapshot).await.map(|d| {
                         format!(
-                            "PostgreSQL restarted with {backlog} entries queued and {busy} writer batches in flight (down {:.2} s)",
+                            "Redis restarted from a snapshot {:.1} s old (down {:.2} s)",
+                            lag.as_secs_f64(),
                             d.as_secs_f64()
                         )
-                    }),
-                    None => Err("PostgreSQL is gone".into()),
-                };
-                self.proxies.postgres.set(ProxyFault::None);
-                restarted
-            }
-            Fault::WriterKilled => Ok(self.kill_a_writer().await),
-            Fault::RedisFailover(lag) => self.failover(lag).await,
-            Fault::RedisStaleSnapshot(lag) => {
-                let snapshot = self.root.join("stale.rdb");
-                let redis = self.redis.lock().await;
-                match redis.snapshot(&snapshot).await {
-                    Ok(()) => {
-                        drop(redis);
-                        tokio::time::sleep(lag).await;
-                        let mut redis = self.redis.lock().await;
-                        redis.restart_from_snapshot(&snapshot).await.map(|d| {
-                            format!(
-                                "Redis restarted from a snapshot {:.1} s old (down {:.2} s)",
-                                lag.as_secs_f64(),
-                                d.as_secs_f64()
-                            )
-                        })
-                    }
-                    Err(e) => Err(e),
+                    })
                 }
-            }
-            Fault::SqsSplit(d) => {
-                for (i, path) in self.proxies.sqs_paths.iter().enumerate() {
-                    path.set(if i % 2 == 0 { ProxyFault::Delay(SLOW_PATH) } else { ProxyFault::Refuse });
-                }
-                tokio::time::sleep(d).await;
-                self.proxies.set_sqs(ProxyFault::None);
-                Ok(format!(
-                    "SQS split for {:.1} s: even environments' paths slow ({} ms each way), odd ones refused",
-                    d.as_secs_f64(),
-                    SLOW_PATH.as_millis()
-                ))
-            }
-            Fault::EventDeletedThenRecreated => self.delete_and_recreate(event, o.capacity).await,
-            Fault::PoisonThenRedrive => self.poison_then_redrive(event, o).await,
-            Fault::SqsUnknownThenRefused(d) => {
-                self.proxies.set_sqs(ProxyFault::DropResponses);
-                tokio::time::sleep(d).await;
-                self.proxies.set_sqs(ProxyFault::Refuse);
-                tokio::time::sleep(d).await;
-                self.proxies.set_sqs(ProxyFault::None);
-                Ok(format!("SQS answers lost for {0:.1} s, then SQS refused for {0:.1} s", d.as_secs_f64()))
-            }
-        };
-        outcome.map_err(|e| format!("{fault:?} failed: {e}"))
-    }
-
-    /// A failover as ElastiCache plays it with asynchronous replication: a
-    /// replica of the drill's Redis (through a link proxy) stops receiving
-    /// writes for `lag` while the primary keeps acknowledging them; then the
-    /// primary dies, the replica is promoted, the endpoint (the functions'
-    /// proxy) moves to it and every client connection is cut. The replica
-    /// then stands in as the drill's Redis.
-    async fn failover(&self, lag: Duration) -> Result<String, String> {
-        let redis = self.redis.lock().await;
-        let dir = self.root.join(format!("replica-{}", Instant::now().duration_since(self.started).as_millis()));
-        let replica = PrivateRedis::start(dir).await?;
-        let link = FaultProxy::start(redis.addr()).await.map_err(|e| e.to_string())?;
-        replica.replicate_from(link.addr()).await?;
-        link.set(ProxyFault::Blackhole);
-        link.reset_all();
-        drop(redis);
-        tokio::time::sleep(lag).await;
-        let mut redis = self.redis.lock().await;
-        redis.kill().await;
-        replica.promote().await?;
-        self.proxies.redis.set_upstream(replica.addr());
-        self.proxies.redis.reset_all();
-        *redis = replica;
-        Ok(format!(
-            "Redis failover: replication cut {:.1} s before the primary died; replica promoted",
-            lag.as_secs_f64()
-        ))
-    }
-
-    /// Slows PostgreSQL's answers so a batch is surely in flight, then
-    /// SIGKILLs the writer holding it.
-    async fn kill_a_writer(&self) -> String {
-        self.proxies.postgres.set(ProxyFault::Delay(Duration::from_millis(200)));
-        let deadline = Instant::now() + Duration::from_secs(5);
-        let mut victim = None;
-        while Instant::now() < deadline && victim.is_none() {
-            victim = self.writers.iter().find(|w| w.busy());
-            if victim.is_none() {
-                tokio::time::sleep(Duration::from_millis(5)).await;
+                Err(e) => Err(e),
             }
         }
-        if victim.is_some() {
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        let mid_batch = victim.unwrap_or(&self.writers[0]).kill_and_replace().await;
-        self.proxies.postgres.set(ProxyFault::None);
-        if mid_batch {
-            "writer SIGKILLed mid-batch".to_owned()
-        } else {
-            "writer SIGKILLed while idle (no batch in flight within 5 s)".to_owned()
-        }
-    }
-
-    /// DELETE through admin-api, then a PUT of the same definition: the id
-    /// is retired, so the PUT must be refused and the entries stay theirs.
-    async fn delete_and_recreate(&self, event: &str, capacity: i64) -> Result<String, String> {
-        let (status, body) = self.admin("DELETE", event, None).await?;
-        if status != 204 {
-            return Err(format!("DELETE answered {status} {body}"));
-        }
-        let definition = Self::event(event, capacity)?.to_json();
-        let (status, body) = self.admin("PUT", event, Some(definition)).await?;
-        if status != 409 || body["error"] != "event_id_retired" {
-            return Err(format!("the PUT of the deleted id answered {status} {body}; it must be 409 event_id_retired"));
-        }
-        Ok("event deleted through admin-api; the PUT of its id again answered 409 event_id_retired".into())
-    }
-
-    /// One admin-api call as API Gateway sends it, IAM-signed by an operator.
-    async fn admin(&self, method: &str, event: &str, body: Option<Value>) -> Result<(u16, Value), String> {
-        let path = format!("/admin/events/{event}");
-        let request = json!({
-            "version": "2.0",
-            "routeKey": format!("{method} /admin/events/{{eventId}}"),
-            "rawPath": path,
-            "rawQueryString": "",
-            "headers": { "content-type": "application/json", "host": "drill.local" },
-            "requestContext": {
-                "accountId": "000000000000", "apiId": "drill", "domainName": "drill.local", "domainPrefix": "drill",
-                "http": { "method": method, "path": path, "protocol": "HTTP/1.1", "sourceIp": "127.0.0.1", "userAgent": "fanrush-drill" },
-                "requestId": "drill-admin", "routeKey": format!("{method} /admin/events/{{eventId}}"), "stage": "$default",
-                "time": "01/Jan/2026:00:00:00 +0000", "timeEpoch": 0,
-                "authorizer": { "iam": {
-                    "accessKey": "AKIADRILL", "accountId": "000000000000", "callerId": "AIDADRILL",
-                    "userArn": "arn:aws:iam::000000000000:user/drill-operator", "userId": "AIDADRILL"
-                } }
-            },
-            "isBase64Encoded": false,
-            "pathParameters": { "eventId": event },
-            "body": body.map(|b| b.to_string()),
-        });
-        let answer =
-            self.admin.invoke(&request, Duration::from_secs(30)).await.map_err(|e| format!("admin-api: {e:?}"))?;
-        let response: Value = serde_json::from_str(&answer.body).map_err(|e| format!("admin-api answered {e}"))?;
-        let status = response["statusCode"].as_u64().unwrap_or(0) as u16;
-        let body = response["body"].as_str().and_then(|b| serde_json::from_str(b).ok()).unwrap_or(Value::Null);
-        Ok((status, body))
-    }
-
-    /// PostgreSQL refuses one fan in ten of `event` until SQS dead-letters
-    /// their entries; while they sit in the DLQ the sweep runs and Redis
-    /// loses its data, and the restored gate must count them as taken. Then
-    /// the cause is fixed and `fanrush redrive` replays them (twice: the
-    /// second run finds nothing).
-    async fn poison_then_redrive(&self, event: &str, o: &Options) -> Result<String, String> {
-        let pg = self.postgres_client().await?;
-        pg.batch_execute(&format!(
-            "CREATE OR REPLACE FUNCTION drill_poison() RETURNS trigger LANGUAGE plpgsql AS $$
-             BEGIN
-               IF NEW.event_id = '{event}' AND NEW.fan_id LIKE '%7' THEN
-                 RAISE EXCEPTION 'drill: this fan''s entry is refused until the cause is fixed';
-               END IF;
-               RETURN NEW;
-             END $$;
-             DROP TRIGGER IF EXISTS drill_poison ON entries;
-             CREATE TRIGGER drill_poison BEFORE INSERT ON entries FOR EACH ROW EXECUTE FUNCTION drill_poison();"
-        ))
-        .await
-        .map_err(|e| format!("installing the trigger: {e}"))?;
-        let fixed = async {
-            pg.batch_execute("DROP TRIGGER IF EXISTS drill_poison ON entries")
-                .await
-                .map_err(|e| format!("dropping the trigger: {e}"))
-        };
-
-        // Every poisoned entry is received maxReceiveCount times, then moved.
-        tokio::time::sleep(o.shape.duration).await;
-        let started = Instant::now();
-        let dead = match self.wait_dead_lettered(Duration::from_secs(180)).await {
-            Ok(n) => n,
-            Err(e) => {
-                fixed.await?;
-                return Err(e);
+        Fault::SqsSplit(d) => {
+            for (i, path) in stack.proxies.sqs_paths.iter().enumerate() {
+                path.set(if i % 2 == 0 { ProxyFault::Delay(SLOW_PATH) } else { ProxyFault::Refuse });
             }
-        };
-        let waited = started.elapsed();
-        // The sweep runs every tick; give it a few with the entries in the DLQ.
-        tokio::time::sleep(Duration::from_secs(8)).await;
-        let restore = self.flush_and_check_restore(event, dead).await;
-        fixed.await?;
-        restore?;
-        let first = self.redrive().await?;
-        let second = self.redrive().await?;
-        if first["moved"] != dead || second["moved"] != 0 {
-            return Err(format!(
-                "redrive moved {} then {}; {dead} were dead-lettered",
-                first["moved"], second["moved"]
-            ));
+            tokio::time::sleep(d).await;
+            stack.proxies.set_sqs(ProxyFault::None);
+            Ok(format!(
+                "SQS split for {:.1} s: even environments' paths slow ({} ms each way), odd ones refused",
+                d.as_secs_f64(),
+                SLOW_PATH.as_millis()
+            ))
         }
-        Ok(format!(
-            "PostgreSQL refused one fan in ten: {dead} entries dead-lettered ({:.0} s after the arrivals), \
-             Redis flushed meanwhile and restored counting them as taken; cause fixed, `fanrush redrive` moved {dead}, \
-             then 0",
-            waited.as_secs_f64()
-        ))
-    }
-
-    async fn postgres_client(&self) -> Result<tokio_postgres::Client, String> {
-        let url = self.postgres.lock().await.as_ref().map(|pg| pg.url()).ok_or("PostgreSQL is gone")?;
-        let (client, connection) =
-            tokio_postgres::connect(&url, tokio_postgres::NoTls).await.map_err(|e| format!("PostgreSQL: {e}"))?;
-        tokio::spawn(connection);
-        Ok(client)
-    }
-
-    /// Waits until the queue is empty and the DLQ holds the same non-zero
-    /// number of messages twice in a row; returns that number.
-    async fn wait_dead_lettered(&self, limit: Duration) -> Result<i64, String> {
-        let started = Instant::now();
-        let mut last = -1;
-        while started.elapsed() < limit {
-            let queued = self.queue_depth(&self.queue_url).await?;
-            let dead = self.queue_depth(&self.dlq_url).await?;
-            if queued == 0 && dead > 0 && dead == last {
-                return Ok(dead);
-            }
-            last = if queued == 0 { dead } else { -1 };
-            tokio::time::sleep(Duration::from_secs(1)).await;
+        Fault::EventDeletedThenRecreated => delete_and_recreate(stack, event, o.capacity).await,
+        Fault::PoisonThenRedrive => poison_then_redrive(stack, event, o).await,
+        Fault::SqsUnknownThenRefused(d) => {
+            stack.proxies.set_sqs(ProxyFault::DropResponses);
+            tokio::time::sleep(d).await;
+            stack.proxies.set_sqs(ProxyFault::Refuse);
+            tokio::time::sleep(d).await;
+            stack.proxies.set_sqs(ProxyFault::None);
+            Ok(format!("SQS answers lost for {0:.1} s, then SQS refused for {0:.1} s", d.as_secs_f64()))
         }
-        Err(format!("the poisoned entries were not all dead-lettered within {limit:?}"))
-    }
+    };
+    outcome.map_err(|e| format!("{fault:?} failed: {e}"))
+}
 
-    /// Flushes Redis, waits for the scheduler's restore, and checks the
-    /// rebuilt gate counts the dead-lettered entries as taken.
-    async fn flush_and_check_restore(&self, event: &str, dead: i64) -> Result<(), String> {
-        self.redis.lock().await.flush().await?;
-        let id = fanrush::rules::domain::EventId::parse(event).map_err(|e| e.to_string())?;
-        let started = Instant::now();
-        while started.elapsed() < Duration::from_secs(60) {
-            tokio::time::sleep(Duration::from_millis(500)).await;
-            let taken = match self.redis.lock().await.command(&["HGET", &format!("{PREFIX}:ev:{event}"), "taken"]).await
-            {
-                Ok(redis::Value::BulkString(b)) => String::from_utf8_lossy(&b).parse::<i64>().unwrap_or(-1),
-                _ => continue,
-            };
-            let rows = self.db.entries(&id).await.map_err(|e| e.to_string())?.len() as i64;
-            if taken != rows + dead {
-                return Err(format!("the restored gate counts {taken} taken; {rows} rows + {dead} dead-lettered"));
-            }
-            return Ok(());
+/// A failover as ElastiCache plays it with asynchronous replication: a
+/// replica of the drill's Redis (through a link proxy) stops receiving
+/// writes for `lag` while the primary keeps acknowledging them; then the
+/// primary dies, the replica is promoted, the endpoint (the functions'
+/// proxy) moves to it and every client connection is cut. The replica
+/// then stands in as the drill's Redis.
+async fn failover(stack: &Stack, lag: Duration) -> Result<String, String> {
+    let redis = stack.redis.lock().await;
+    let dir = stack.root.join(format!("replica-{}", Instant::now().duration_since(stack.started).as_millis()));
+    let replica = PrivateRedis::start(dir).await?;
+    let link = FaultProxy::start(redis.addr()).await.map_err(|e| e.to_string())?;
+    replica.replicate_from(link.addr()).await?;
+    link.set(ProxyFault::Blackhole);
+    link.reset_all();
+    drop(redis);
+    tokio::time::sleep(lag).await;
+    let mut redis = stack.redis.lock().await;
+    redis.kill().await;
+    replica.promote().await?;
+    stack.proxies.redis.set_upstream(replica.addr());
+    stack.proxies.redis.reset_all();
+    *redis = replica;
+    Ok(format!("Redis failover: replication cut {:.1} s before the primary died; replica promoted", lag.as_secs_f64()))
+}
+
+/// Slows PostgreSQL's answers so a batch is surely in flight, then
+/// SIGKILLs the writer holding it.
+async fn kill_a_writer(stack: &Stack) -> String {
+    stack.proxies.postgres.set(ProxyFault::Delay(Duration::from_millis(200)));
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let mut victim = None;
+    while Instant::now() < deadline && victim.is_none() {
+        victim = stack.writers.iter().find(|w| w.busy());
+        if victim.is_none() {
+            tokio::time::sleep(Duration::from_millis(5)).await;
         }
-        Err("the gate was not restored within 60 s of the flush".into())
     }
+    if victim.is_some() {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let mid_batch = victim.unwrap_or(&stack.writers[0]).kill_and_replace().await;
+    stack.proxies.postgres.set(ProxyFault::None);
+    if mid_batch {
+        "writer SIGKILLed mid-batch".to_owned()
+    } else {
+        "writer SIGKILLed while idle (no batch in flight within 5 s)".to_owned()
+    }
+}
 
-    /// `fanrush redrive`, as an operator runs it; its JSON summary.
-    async fn redrive(&self) -> Result<Value, String> {
-        let out = tokio::process::Command::new(self.bin_dir.join("fanrush"))
-            .args(["redrive", "--queue-url", &self.queue_url, "--dlq-url", &self.dlq_url])
-            .env_clear()
-            .env("PATH", std::env::var("PATH").unwrap_or_default())
-            .envs(local_aws::function_env(&crate::stack::endpoint()))
-            .output()
+/// DELETE through admin-api, then a PUT of the same definition: the id
+/// is retired, so the PUT must be refused and the entries stay theirs.
+async fn delete_and_recreate(stack: &Stack, event: &str, capacity: i64) -> Result<String, String> {
+    let (status, body) = admin(stack, "DELETE", event, None).await?;
+    if status != 204 {
+        return Err(format!("DELETE answered {status} {body}"));
+    }
+    let definition = Stack::event(event, capacity)?.to_json();
+    let (status, body) = admin(stack, "PUT", event, Some(definition)).await?;
+    if status != 409 || body["error"] != "event_id_retired" {
+        return Err(format!("the PUT of the deleted id answered {status} {body}; it must be 409 event_id_retired"));
+    }
+    Ok("event deleted through admin-api; the PUT of its id again answered 409 event_id_retired".into())
+}
+
+/// One admin-api call as API Gateway sends it, IAM-signed by an operator.
+async fn admin(stack: &Stack, method: &str, event: &str, body: Option<Value>) -> Result<(u16, Value), String> {
+    let path = format!("/admin/events/{event}");
+    let request = json!({
+        "version": "2.0",
+        "routeKey": format!("{method} /admin/events/{{eventId}}"),
+        "rawPath": path,
+        "rawQueryString": "",
+        "headers": { "content-type": "application/json", "host": "drill.local" },
+        "requestContext": {
+            "accountId": "000000000000", "apiId": "drill", "domainName": "drill.local", "domainPrefix": "drill",
+            "http": { "method": method, "path": path, "protocol": "HTTP/1.1", "sourceIp": "127.0.0.1", "userAgent": "fanrush-drill" },
+            "requestId": "drill-admin", "routeKey": format!("{method} /admin/events/{{eventId}}"), "stage": "$default",
+            "time": "01/Jan/2026:00:00:00 +0000", "timeEpoch": 0,
+            "authorizer": { "iam": {
+                "accessKey": "AKIADRILL", "accountId": "000000000000", "callerId": "AIDADRILL",
+                "userArn": "arn:aws:iam::000000000000:user/drill-operator", "userId": "AIDADRILL"
+            } }
+        },
+        "isBase64Encoded": false,
+        "pathParameters": { "eventId": event },
+        "body": body.map(|b| b.to_string()),
+    });
+    let answer =
+        stack.admin.invoke(&request, Duration::from_secs(30)).await.map_err(|e| format!("admin-api: {e:?}"))?;
+    let response: Value = serde_json::from_str(&answer.body).map_err(|e| format!("admin-api answered {e}"))?;
+    let status = response["statusCode"].as_u64().unwrap_or(0) as u16;
+    let body = response["body"].as_str().and_then(|b| serde_json::from_str(b).ok()).unwrap_or(Value::Null);
+    Ok((status, body))
+}
+
+/// PostgreSQL refuses one fan in ten of `event` until SQS dead-letters
+/// their entries; while they sit in the DLQ the sweep runs and Redis
+/// loses its data, and the restored gate must count them as taken. Then
+/// the cause is fixed and `fanrush redrive` replays them (twice: the
+/// second run finds nothing).
+async fn poison_then_redrive(stack: &Stack, event: &str, o: &Options) -> Result<String, String> {
+    let pg = postgres_client(stack).await?;
+    pg.batch_execute(&format!(
+        "CREATE OR REPLACE FUNCTION drill_poison() RETURNS trigger LANGUAGE plpgsql AS $$
+         BEGIN
+           IF NEW.event_id = '{event}' AND NEW.fan_id LIKE '%7' THEN
+             RAISE EXCEPTION 'drill: this fan''s entry is refused until the cause is fixed';
+           END IF;
+           RETURN NEW;
+         END $$;
+         DROP TRIGGER IF EXISTS drill_poison ON entries;
+         CREATE TRIGGER drill_poison BEFORE INSERT ON entries FOR EACH ROW EXECUTE FUNCTION drill_poison();"
+    ))
+    .await
+    .map_err(|e| format!("installing the trigger: {e}"))?;
+    let fixed = async {
+        pg.batch_execute("DROP TRIGGER IF EXISTS drill_poison ON entries")
             .await
-            .map_err(|e| format!("fanrush redrive: {e}"))?;
-        if !out.status.success() {
-            return Err(format!("fanrush redrive failed: {}", String::from_utf8_lossy(&out.stderr).trim()));
+            .map_err(|e| format!("dropping the trigger: {e}"))
+    };
+
+    // Every poisoned entry is received maxReceiveCount times, then moved.
+    tokio::time::sleep(o.shape().duration).await;
+    let started = Instant::now();
+    let dead = match wait_dead_lettered(stack, Duration::from_secs(180)).await {
+        Ok(n) => n,
+        Err(e) => {
+            fixed.await?;
+            return Err(e);
         }
-        serde_json::from_slice(&out.stdout).map_err(|e| format!("fanrush redrive printed {e}"))
+    };
+    let waited = started.elapsed();
+    // The sweep runs every tick; give it a few with the entries in the DLQ.
+    tokio::time::sleep(Duration::from_secs(8)).await;
+    let restore = flush_and_check_restore(stack, event, dead).await;
+    fixed.await?;
+    restore?;
+    let first = redrive(stack).await?;
+    let second = redrive(stack).await?;
+    if first["moved"] != dead || second["moved"] != 0 {
+        return Err(format!("redrive moved {} then {}; {dead} were dead-lettered", first["moved"], second["moved"]));
     }
+    Ok(format!(
+        "PostgreSQL refused one fan in ten: {dead} entries dead-lettered ({:.0} s after the arrivals), \
+         Redis flushed meanwhile and restored counting them as taken; cause fixed, `fanrush redrive` moved {dead}, \
+         then 0",
+        waited.as_secs_f64()
+    ))
+}
+
+async fn postgres_client(stack: &Stack) -> Result<tokio_postgres::Client, String> {
+    let url = stack.postgres.lock().await.as_ref().map(|pg| pg.url()).ok_or("PostgreSQL is gone")?;
+    let (client, connection) =
+        tokio_postgres::connect(&url, tokio_postgres::NoTls).await.map_err(|e| format!("PostgreSQL: {e}"))?;
+    tokio::spawn(connection);
+    Ok(client)
+}
+
+/// Waits until the queue is empty and the DLQ holds the same non-zero
+/// number of messages twice in a row; returns that number.
+async fn wait_dead_lettered(stack: &Stack, limit: Duration) -> Result<i64, String> {
+    let started = Instant::now();
+    let mut last = -1;
+    while started.elapsed() < limit {
+        let queued = stack.queue_depth(&stack.queue_url).await?;
+        let dead = stack.queue_depth(&stack.dlq_url).await?;
+        if queued == 0 && dead > 0 && dead == last {
+            return Ok(dead);
+        }
+        last = if queued == 0 { dead } else { -1 };
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+    Err(format!("the poisoned entries were not all dead-lettered within {limit:?}"))
+}
+
+/// Flushes Redis, waits for the scheduler's restore, and checks the
+/// rebuilt gate counts the dead-lettered entries as taken.
+async fn flush_and_check_restore(stack: &Stack, event: &str, dead: i64) -> Result<(), String> {
+    stack.redis.lock().await.flush().await?;
+    let id = fanrush::rules::domain::EventId::parse(event).map_err(|e| e.to_string())?;
+    let started = Instant::now();
+    while started.elapsed() < Duration::from_secs(60) {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let taken = match stack.redis.lock().await.command(&["HGET", &format!("{PREFIX}:ev:{event}"), "taken"]).await {
+            Ok(redis::Value::BulkString(b)) => String::from_utf8_lossy(&b).parse::<i64>().unwrap_or(-1),
+            _ => continue,
+        };
+        let rows = stack.db.entries(&id).await.map_err(|e| e.to_string())?.len() as i64;
+        if taken != rows + dead {
+            return Err(format!("the restored gate counts {taken} taken; {rows} rows + {dead} dead-lettered"));
+        }
+        return Ok(());
+    }
+    Err("the gate was not restored within 60 s of the flush".into())
+}
+
+/// `fanrush redrive`, as an operator runs it; its JSON summary.
+async fn redrive(stack: &Stack) -> Result<Value, String> {
+    let out = tokio::process::Command::new(stack.bin_dir.join("fanrush"))
+        .args(["redrive", "--queue-url", &stack.queue_url, "--dlq-url", &stack.dlq_url])
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .envs(local_aws::function_env(&crate::stack::endpoint()))
+        .output()
+        .await
+        .map_err(|e| format!("fanrush redrive: {e}"))?;
+    if !out.status.success() {
+        return Err(format!("fanrush redrive failed: {}", String::from_utf8_lossy(&out.stderr).trim()));
+    }
+    serde_json::from_slice(&out.stdout).map_err(|e| format!("fanrush redrive printed {e}"))
 }

@@ -1,82 +1,90 @@
 //! `fanrush-drill`'s command line: the spike's shape, the scenarios to run
 //! and where the binaries and the report are.
 
-use crate::faults::{all_scenarios, Scenario};
 use crate::spike::Shape;
+use clap::Parser;
 use std::path::PathBuf;
 use std::time::Duration;
 
+#[derive(Parser)]
+#[command(
+    name = "fanrush-drill",
+    version,
+    about = "The spike under faults: every invariant checked against PostgreSQL and Redis"
+)]
 pub struct Options {
-    pub shape: Shape,
+    /// Requests of the spike (every fan once, the rest a second time).
+    #[arg(long, default_value_t = 20_000)]
+    requests: usize,
+    /// Fans of the spike.
+    #[arg(long, default_value_t = 15_000, value_parser = clap::value_parser!(u64).range(1..))]
+    fans: u64,
+    /// Places of each scenario's event.
+    #[arg(long, default_value_t = 5_000, value_parser = clap::value_parser!(i64).range(1..))]
     pub capacity: i64,
+    /// The spike's first requests arrive over this many seconds.
+    #[arg(long, default_value_t = 10.0)]
+    duration_s: f64,
+    /// Scenarios, comma-separated, or `all`.
+    #[arg(long, value_delimiter = ',', default_value = "all")]
     pub scenarios: Vec<String>,
-    pub entry_environments: usize,
-    pub writers: usize,
+    /// entry-api execution environments.
+    #[arg(long, default_value_t = 6, value_parser = clap::value_parser!(u64).range(1..))]
+    entry_environments: u64,
+    /// Writer environments (the event-source mapping's pollers).
+    #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u64).range(1..))]
+    writers: u64,
+    /// Where the function binaries are.
+    #[arg(long, default_value = "target/debug")]
     pub bin_dir: PathBuf,
+    /// Where the report goes.
+    #[arg(long, default_value = "target/drill/results.json")]
     pub out: PathBuf,
+    /// Also write every line fan's visit (what it was told, when) here, as
+    /// JSON: for looking into a fairness figure.
+    #[arg(long)]
+    pub visits: Option<PathBuf>,
+    /// Seed of the arrivals and the clients' jitter.
+    #[arg(long, default_value_t = 1)]
     pub seed: u64,
-    pub settle_limit: Duration,
+    /// The longest a scenario may take to settle after its spike, seconds.
+    #[arg(long, default_value_t = 180)]
+    settle_limit_s: u64,
 }
 
 impl Options {
-    pub const USAGE: &'static str = "usage: fanrush-drill [--requests 20000] [--fans 15000] [--capacity 5000] [--duration-s 10]\n       [--scenarios all|baseline,redis-flush,...] [--entry-environments 6] [--writers 2]\n       [--bin-dir target/debug] [--out target/drill/results.json] [--seed 1]";
-
-    pub fn parse(args: Vec<String>) -> Result<Self, String> {
-        let mut o = Self {
-            shape: Shape {
-                requests: 20_000,
-                fans: 15_000,
-                duration: Duration::from_secs(10),
-                max_attempts: 40,
-                patience: Duration::from_secs(90),
-                attempt_timeout: Duration::from_secs(5),
-                in_flight: 256,
-            },
-            capacity: 5_000,
-            scenarios: vec!["all".into()],
-            entry_environments: 6,
-            writers: 2,
-            bin_dir: PathBuf::from("target/debug"),
-            out: PathBuf::from("target/drill/results.json"),
-            seed: 1,
-            settle_limit: Duration::from_secs(180),
-        };
-        let mut it = args.into_iter();
-        while let Some(flag) = it.next() {
-            let value = it.next().ok_or_else(|| format!("{flag} needs a value"))?;
-            let bad = || format!("{flag}: {value:?} is not valid");
-            match flag.as_str() {
-                "--requests" => o.shape.requests = value.parse().map_err(|_| bad())?,
-                "--fans" => o.shape.fans = value.parse().map_err(|_| bad())?,
-                "--capacity" => o.capacity = value.parse().map_err(|_| bad())?,
-                "--duration-s" => o.shape.duration = Duration::from_secs_f64(value.parse().map_err(|_| bad())?),
-                "--scenarios" => o.scenarios = value.split(',').map(str::to_owned).collect(),
-                "--entry-environments" => o.entry_environments = value.parse().map_err(|_| bad())?,
-                "--writers" => o.writers = value.parse().map_err(|_| bad())?,
-                "--bin-dir" => o.bin_dir = PathBuf::from(value),
-                "--out" => o.out = PathBuf::from(value),
-                "--seed" => o.seed = value.parse().map_err(|_| bad())?,
-                _ => return Err(format!("unknown option {flag}")),
-            }
+    /// Checks what flags alone cannot.
+    pub fn checked(self) -> Result<Self, String> {
+        if (self.requests as u64) < self.fans {
+            return Err(format!("--requests {} must be at least --fans {}", self.requests, self.fans));
         }
-        if o.shape.fans == 0 || o.shape.requests < o.shape.fans || o.capacity < 1 {
-            return Err("need --fans >= 1, --requests >= --fans and --capacity >= 1".into());
+        if !(self.duration_s.is_finite() && self.duration_s > 0.0) {
+            return Err(format!("--duration-s {}: must be a positive number", self.duration_s));
         }
-        if o.entry_environments == 0 || o.writers == 0 {
-            return Err("need at least one entry environment and one writer".into());
-        }
-        Ok(o)
+        Ok(self)
     }
 
-    pub fn selected(&self) -> Result<Vec<Scenario>, String> {
-        let every = all_scenarios();
-        if self.scenarios.iter().any(|s| s == "all") {
-            return Ok(every);
+    pub fn shape(&self) -> Shape {
+        Shape {
+            requests: self.requests,
+            fans: self.fans as usize,
+            duration: Duration::from_secs_f64(self.duration_s),
+            max_attempts: 40,
+            patience: Duration::from_secs(90),
+            attempt_timeout: Duration::from_secs(5),
+            in_flight: 256,
         }
-        let known: Vec<&str> = every.iter().map(|s| s.name).collect();
-        if let Some(bad) = self.scenarios.iter().find(|s| !known.contains(&s.as_str())) {
-            return Err(format!("unknown scenario {bad:?}; known: {}", known.join(", ")));
-        }
-        Ok(every.into_iter().filter(|s| self.scenarios.iter().any(|n| n == s.name)).collect())
+    }
+
+    pub fn entry_environments(&self) -> usize {
+        self.entry_environments as usize
+    }
+
+    pub fn writers(&self) -> usize {
+        self.writers as usize
+    }
+
+    pub fn settle_limit(&self) -> Duration {
+        Duration::from_secs(self.settle_limit_s)
     }
 }

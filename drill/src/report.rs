@@ -1,6 +1,7 @@
 //! The drill's report: one row per scenario, the table `make drill`
 //! prints and the JSON it saves.
 
+use crate::fairness::Fairness;
 use crate::spike::Observed;
 use crate::verify::Tally;
 use serde_json::{json, Value};
@@ -21,6 +22,10 @@ pub struct Row {
     pub seconds: f64,
     /// 404 `event_not_found` is a right answer (the event was deleted).
     pub deleted_event: bool,
+    /// For an opening at a line: its fairness.
+    pub fairness: Option<Fairness>,
+    /// The scenario's event's places.
+    pub capacity: i64,
 }
 
 impl Row {
@@ -31,19 +36,23 @@ impl Row {
     }
 
     /// Answers that are neither a decision (200/202/409, and 404 for an
-    /// event deleted mid-spike), a throttle (429) nor a retryable refusal
-    /// (503): any of them is a defect.
+    /// event deleted mid-spike), waiting in a line (203), a throttle (429)
+    /// nor a retryable refusal (503): any of them is a defect.
     fn unexpected(&self) -> usize {
         self.statuses
             .iter()
-            .filter(|(s, _)| !matches!(s.as_str(), "200" | "202" | "409" | "429" | "503" | "504"))
+            .filter(|(s, _)| !matches!(s.as_str(), "200" | "202" | "203" | "409" | "429" | "503" | "504"))
             .filter(|(s, _)| !(self.deleted_event && s.as_str() == "404"))
             .map(|(_, n)| n)
             .sum()
     }
 
     fn clean(&self) -> bool {
-        self.tally.clean() && self.unexpected() == 0 && self.problems.is_empty() && self.dead_lettered == 0
+        self.tally.clean()
+            && self.unexpected() == 0
+            && self.problems.is_empty()
+            && self.dead_lettered == 0
+            && self.fairness.is_none_or(|f| f.clean())
     }
 }
 
@@ -90,6 +99,33 @@ impl Report {
                 r.dead_lettered
             );
         }
+        let lined: Vec<&Row> = self.rows.iter().filter(|r| r.fairness.is_some()).collect();
+        if !lined.is_empty() {
+            let _ = writeln!(t);
+            let _ = writeln!(t, "| opening at a line | rate | places | busiest second (max 1.1 x rate) | order violations | pre-queued behind a later fan | pre-queue rank correlation (bound) | ETA error p50 / p90 | requests per fan p50 / p99 | 503 |");
+            let _ = writeln!(t, "|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|");
+            for r in lined {
+                let f = r.fairness.unwrap_or_default();
+                let _ = writeln!(
+                    t,
+                    "| {} | {} | {} | {} | {} | {} of {} | {:+.3} ({:.3}) | {:.1} s / {:.1} s | {:.0} / {:.0} | {} |",
+                    r.scenario,
+                    f.rate,
+                    r.capacity,
+                    f.busiest_second,
+                    f.order_violations,
+                    f.prequeue_behind,
+                    f.prequeued,
+                    f.prequeue_rho,
+                    f.rho_bound(),
+                    f.eta_error_p50,
+                    f.eta_error_p90,
+                    f.requests_per_fan_p50,
+                    f.requests_per_fan_p99,
+                    f.unavailable
+                );
+            }
+        }
         let _ = writeln!(t);
         for r in &self.rows {
             for f in &r.faults {
@@ -118,6 +154,13 @@ impl Report {
                     "duplicates": r.tally.duplicates, "oversold": r.tally.oversold, "leaked": r.tally.leaked,
                     "ghost": r.tally.ghost, "gaveUp": r.gave_up, "deadLettered": r.dead_lettered,
                     "problems": r.problems, "seconds": r.seconds, "clean": r.clean(),
+                    "line": r.fairness.map(|f| json!({
+                        "rate": f.rate, "busiestSecond": f.busiest_second, "orderViolations": f.order_violations,
+                        "prequeueBehind": f.prequeue_behind, "prequeued": f.prequeued, "prequeueRho": f.prequeue_rho,
+                        "prequeueRhoBound": f.rho_bound(), "etaErrorP50": f.eta_error_p50, "etaErrorP90": f.eta_error_p90,
+                        "requestsPerFanP50": f.requests_per_fan_p50, "requestsPerFanP99": f.requests_per_fan_p99,
+                        "unavailable": f.unavailable, "clean": f.clean(),
+                    })),
                 })
             })
             .collect();

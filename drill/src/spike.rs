@@ -37,7 +37,7 @@ pub enum Repeat {
 }
 
 /// What the spike saw.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 pub struct Observed {
     /// HTTP attempts, by status ("504" = no answer in time).
     pub statuses: BTreeMap<String, usize>,
@@ -146,7 +146,7 @@ fn fold(o: &mut Observed, fan: String, outcome: Outcome) {
 async fn enter(pool: &Pool, event: &str, fan: &str, shape: &Shape, seed: u64, observed: &Mutex<Observed>) -> Outcome {
     let mut rng = Rng::new(seed);
     let started = Instant::now();
-    let request = api_gateway_post(event, fan);
+    let request = api_gateway_post(event, fan, None);
     for attempt in 0..shape.max_attempts {
         let answer = pool.invoke(&request, shape.attempt_timeout).await;
         let (status, retry_after, body) = match &answer {
@@ -179,7 +179,7 @@ async fn enter(pool: &Pool, event: &str, fan: &str, shape: &Shape, seed: u64, ob
 }
 
 /// `(status, Retry-After, JSON body)` of an API Gateway proxy response.
-fn parse(raw: &str) -> (u16, Option<Duration>, Value) {
+pub fn parse(raw: &str) -> (u16, Option<Duration>, Value) {
     let Ok(response) = serde_json::from_str::<Value>(raw) else { return (0, None, Value::Null) };
     let status = response["statusCode"].as_u64().unwrap_or(0) as u16;
     let headers = &response["headers"];
@@ -193,10 +193,11 @@ fn parse(raw: &str) -> (u16, Option<Duration>, Value) {
 }
 
 /// `POST /events/{event}/entries` as API Gateway's HTTP API sends it, with
-/// the fan's identity in the JWT authorizer's claims.
-fn api_gateway_post(event: &str, fan: &str) -> Value {
+/// the fan's identity in the JWT authorizer's claims (and its line ticket,
+/// if it holds one).
+pub fn api_gateway_post(event: &str, fan: &str, ticket: Option<&str>) -> Value {
     let path = format!("/events/{event}/entries");
-    json!({
+    let mut request = json!({
         "version": "2.0",
         "routeKey": "POST /events/{eventId}/entries",
         "rawPath": path,
@@ -218,5 +219,9 @@ fn api_gateway_post(event: &str, fan: &str) -> Value {
         "isBase64Encoded": false,
         "pathParameters": { "eventId": event },
         "body": "{}"
-    })
+    });
+    if let Some(ticket) = ticket {
+        request["headers"]["x-fanrush-ticket"] = ticket.into();
+    }
+    request
 }

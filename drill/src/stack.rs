@@ -1,15 +1,13 @@
-//! The drill's stack and its run: services, proxies, function pools, the
-//! event-source mapping and the schedule; one scenario at a time. The
-//! faults themselves are played in [`crate::faults`].
+//! The drill's stack: a private Redis and PostgreSQL, the SQS endpoint, a
+//! fault proxy in front of each, the functions' pools (entry-api, writers,
+//! admin-api, scheduler), the event-source mapping and the compressed
+//! schedule. [`crate::run`] plays the scenarios on it; [`crate::faults`]
+//! plays the faults.
 
-use crate::faults::Scenario;
 use crate::options::Options;
-use crate::report::{Report, Row};
-use crate::spike::{self, Observed};
-use crate::verify::{self, GateView, Tally};
 use chrono::Utc;
 use fanrush::adapters::postgres_store::Database;
-use fanrush::adapters::redis_gate::{new_line_seed, EntryGate, SeedWrite};
+use fanrush::adapters::redis_gate::EntryGate;
 use fanrush::rules::domain::{EventId, FanEvent};
 use fanrush_local::esm::{EventSourceMapping, Polled};
 use fanrush_local::local_aws::provision;
@@ -53,7 +51,7 @@ impl Proxies {
     }
 }
 
-pub struct Drill {
+pub struct Stack {
     pub(crate) root: PathBuf,
     pub(crate) bin_dir: PathBuf,
     pub(crate) redis: Mutex<PrivateRedis>,
@@ -63,8 +61,8 @@ pub struct Drill {
     pub(crate) queue_url: String,
     pub(crate) dlq_url: String,
     pub(crate) db: Database,
-    gate: EntryGate,
-    entry: Arc<Pool>,
+    pub(crate) gate: EntryGate,
+    pub(crate) entry: Arc<Pool>,
     pub(crate) admin: Environment,
     pub(crate) writers: Vec<Arc<Environment>>,
     scheduler: Arc<Environment>,
@@ -87,9 +85,8 @@ fn loopback(url: &str) -> Result<SocketAddr, String> {
     Ok(addr)
 }
 
-impl Drill {
+impl Stack {
     pub async fn start(o: &Options) -> Result<Self, String> {
-        o.selected()?;
         let started = Instant::now();
         let root = std::env::temp_dir().join(format!("fanrush-drill-{}", std::process::id()));
         let logs = o.out.parent().map(|p| p.join("logs")).unwrap_or_else(|| PathBuf::from("logs"));
@@ -100,8 +97,8 @@ impl Drill {
         let postgres = PrivatePostgres::start(root.join("pg")).await?;
         let sqs_addr = loopback(&endpoint())?;
         let proxy = |a| async move { FaultProxy::start(a).await.map_err(|e| format!("proxy: {e}")) };
-        let mut sqs_paths = Vec::with_capacity(o.entry_environments);
-        for _ in 0..o.entry_environments {
+        let mut sqs_paths = Vec::with_capacity(o.entry_environments());
+        for _ in 0..o.entry_environments() {
             sqs_paths.push(proxy(sqs_addr).await?);
         }
         let proxies = Proxies {
@@ -128,6 +125,7 @@ impl Drill {
         .map_err(|e| e.to_string())?;
         gate.mark_state_present().await.map_err(|e| e.to_string())?;
 
+        let ticket_key = fanrush::adapters::redis_gate::new_line_seed();
         let env = |extra: &[(&str, &str)]| -> Vec<(String, String)> {
             // The functions reach every service through the drill's proxies.
             let mut v = local_aws::function_env(&format!("http://{}", proxies.sqs.addr()));
@@ -137,7 +135,7 @@ impl Drill {
                     ("DATABASE_URL", format!("postgres://postgres@{}/postgres", proxies.postgres.addr())),
                     ("SQS_QUEUE_URL", queue_url.clone()),
                     ("SQS_DLQ_URL", dlq_url.clone()),
-                    ("RUST_LOG", "warn".into()),
+                    ("RUST_LOG", std::env::var("DRILL_RUST_LOG").unwrap_or_else(|_| "warn".into())),
                 ]
                 .map(|(k, v)| (k.to_owned(), v)),
             );
@@ -156,15 +154,19 @@ impl Drill {
             }
         }
         let entry = Arc::new(
-            Pool::start_each(&spec("entry-api", &[]), o.entry_environments, |i, s| {
-                s.env.push(("AWS_ENDPOINT_URL".into(), format!("http://{}", proxies.sqs_paths[i].addr())));
-            })
+            Pool::start_each(
+                &spec("entry-api", &[("LINE_TICKET_SECRET", &ticket_key)]),
+                o.entry_environments(),
+                |i, s| {
+                    s.env.push(("AWS_ENDPOINT_URL".into(), format!("http://{}", proxies.sqs_paths[i].addr())));
+                },
+            )
             .await?,
         );
         // IAM-authorized in AWS: the drill's requests carry an IAM identity.
         let admin = Environment::start(spec("admin-api", &[("GATE_RESTORE_SETTLE_SECONDS", RESTORE_SETTLE_S)])).await?;
         let mut writers = Vec::new();
-        for i in 0..o.writers {
+        for i in 0..o.writers() {
             let mut s = spec("writer", &[]);
             s.log = logs.join(format!("writer.{i}.log"));
             writers.push(Arc::new(Environment::start(s).await?));
@@ -180,7 +182,7 @@ impl Drill {
             ))
             .await?,
         );
-        let drill = Self {
+        let stack = Self {
             root,
             bin_dir: o.bin_dir.clone(),
             redis: Mutex::new(redis),
@@ -199,9 +201,9 @@ impl Drill {
             ticks_failed: Arc::default(),
             started,
         };
-        drill.start_event_sources();
+        stack.start_event_sources();
         eprintln!("drill: stack up in {:.1} s; logs in {}", started.elapsed().as_secs_f64(), logs.display());
-        Ok(drill)
+        Ok(stack)
     }
 
     /// The SQS event-source mapping (one poller per writer environment,
@@ -258,75 +260,6 @@ impl Drill {
         });
     }
 
-    pub async fn run_all(&self, o: &Options) -> Report {
-        let mut report = Report { rows: Vec::new(), shape: format!("{:?}", o.shape), capacity: o.capacity };
-        for (i, scenario) in o.selected().unwrap_or_default().into_iter().enumerate() {
-            eprintln!("drill: scenario {} ...", scenario.name);
-            let row = self.run_scenario(&scenario, i, o).await;
-            eprintln!("drill: {} done in {:.1} s: {:?}", scenario.name, row.seconds, row.tally);
-            report.rows.push(row);
-        }
-        report
-    }
-
-    async fn run_scenario(&self, scenario: &Scenario, index: usize, o: &Options) -> Row {
-        let started = Instant::now();
-        let event_id = format!("drill-{}-{}", scenario.name, std::process::id());
-        let mut row = Row { scenario: scenario.name.to_owned(), ..Row::default() };
-        if let Err(e) = self.open_event(&event_id, o.capacity).await {
-            row.problems.push(format!("could not open the event: {e}"));
-            return row;
-        }
-        let faults = async {
-            let base = Instant::now();
-            let timeline = scenario.faults.iter().map(|(at, fault)| {
-                let event_id = &event_id;
-                async move {
-                    tokio::time::sleep_until((base + o.shape.duration.mul_f64(*at)).into()).await;
-                    self.inject(*fault, event_id, o).await
-                }
-            });
-            futures::future::join_all(timeline).await
-        };
-        let fan_prefix = format!("s{index}-fan-");
-        let seed = o.seed + index as u64;
-        let spike = spike::run(self.entry.clone(), &event_id, &fan_prefix, &o.shape, scenario.repeat, seed);
-        let (observed, injected) = tokio::join!(spike, faults);
-        for outcome in injected {
-            match outcome {
-                Ok(done) => row.faults.push(done),
-                Err(e) => row.problems.push(e),
-            }
-        }
-        row.deleted_event = scenario.deletes_event;
-        let settled = self.settle(&event_id, o.settle_limit).await;
-        if let Err(e) = &settled {
-            row.problems.push(e.clone());
-        }
-        match self.check(&event_id, o.capacity, &observed).await {
-            Ok(t) => row.tally = t,
-            Err(e) => row.problems.push(format!("could not check: {e}")),
-        }
-        row.dead_lettered = self.queue_depth(&self.dlq_url).await.unwrap_or(-1);
-        row.requests = o.shape.requests;
-        row.fill(&observed);
-        row.seconds = started.elapsed().as_secs_f64();
-        row
-    }
-
-    async fn open_event(&self, id: &str, capacity: i64) -> Result<(), String> {
-        let event = Self::event(id, capacity)?;
-        self.db.upsert_event(&event, &new_line_seed()).await.map_err(|e| e.to_string())?;
-        // A scenario before may have left the gate to be restored; wait for it.
-        for _ in 0..600 {
-            match self.gate.publish(&event, SeedWrite::Keep).await {
-                Ok(_) => return Ok(()),
-                Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
-            }
-        }
-        Err("the gate did not accept the event within 60 s".into())
-    }
-
     /// The scenario's fan event: open for two hours from a minute ago.
     pub(crate) fn event(id: &str, capacity: i64) -> Result<FanEvent, String> {
         Ok(FanEvent {
@@ -340,59 +273,6 @@ impl Drill {
             cooldown_minutes: None,
             line: None,
         })
-    }
-
-    /// Waits until the queue drained, the gate state is there and nothing
-    /// is pending for the event, twice in a row.
-    async fn settle(&self, event: &str, limit: Duration) -> Result<(), String> {
-        let started = Instant::now();
-        let mut calm = 0;
-        while started.elapsed() < limit {
-            let drained = self.queue_depth(&self.queue_url).await == Ok(0);
-            let redis = self.redis.lock().await;
-            let state =
-                matches!(redis.command(&["EXISTS", &format!("{PREFIX}:state")]).await, Ok(redis::Value::Int(1)));
-            let pending = redis.command(&["ZCARD", &format!("{PREFIX}:ev:{event}:pending")]).await;
-            drop(redis);
-            calm = if drained && state && matches!(pending, Ok(redis::Value::Int(0))) { calm + 1 } else { 0 };
-            if calm >= 2 {
-                return Ok(());
-            }
-            tokio::time::sleep(Duration::from_millis(500)).await;
-        }
-        Err(format!("did not settle within {limit:?} (queue, gate state or pending reservations)"))
-    }
-
-    async fn check(&self, event: &str, capacity: i64, observed: &Observed) -> Result<Tally, String> {
-        let id = EventId::parse(event).map_err(|e| e.to_string())?;
-        let rows: Vec<(String, i64)> = self
-            .db
-            .entries(&id)
-            .await
-            .map_err(|e| e.to_string())?
-            .into_iter()
-            .map(|e| (e.fan_id.as_str().to_owned(), e.position))
-            .collect();
-        let redis = self.redis.lock().await;
-        let taken = match redis.command(&["HGET", &format!("{PREFIX}:ev:{event}"), "taken"]).await? {
-            redis::Value::BulkString(b) => String::from_utf8_lossy(&b).parse().unwrap_or(-1),
-            _ => 0,
-        };
-        let fans = redis.command(&["HGETALL", &format!("{PREFIX}:ev:{event}:fans")]).await?;
-        let mut gate = GateView { taken, ..GateView::default() };
-        if let redis::Value::Array(items) = fans {
-            let text = |v: &redis::Value| match v {
-                redis::Value::BulkString(b) => String::from_utf8_lossy(b).into_owned(),
-                _ => String::new(),
-            };
-            for pair in items.chunks(2) {
-                let (fan, record) = (text(&pair[0]), text(&pair[1]));
-                let parts: Vec<&str> = record.split(':').collect();
-                let position = parts.first().and_then(|p| p.parse().ok()).unwrap_or(-1);
-                gate.records.insert(fan, (position, parts.len() > 2));
-            }
-        }
-        Ok(verify::check(capacity, &observed.told, &rows, &gate, observed.sold_out))
     }
 
     pub(crate) async fn queue_depth(&self, url: &str) -> Result<i64, String> {

@@ -1,0 +1,214 @@
+//! One scenario at a time on the drill's stack: open a fresh event, play
+//! its traffic (the spike, or an opening at a line) with its faults on a
+//! timeline, wait until everything settled, then check every invariant
+//! against PostgreSQL and Redis, and for a line its fairness too.
+
+use crate::fairness::{self, Fairness};
+use crate::faults;
+use crate::line::{self, Opening};
+use crate::options::Options;
+use crate::report::{Report, Row};
+use crate::scenarios::Scenario;
+use crate::spike::{self, Observed};
+use crate::stack::{Stack, PREFIX};
+use crate::verify::{self, GateView, Tally};
+use chrono::Utc;
+use fanrush::adapters::redis_gate::{new_line_seed, SeedWrite};
+use fanrush::rules::domain::{EventId, FanEvent, LineSettings};
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+/// How long before its opening a line's event is defined: the pre-queue's
+/// joins land in this window.
+const BEFORE_OPENING: Duration = Duration::from_secs(10);
+
+pub async fn run_all(stack: &Stack, scenarios: &[Scenario], o: &Options) -> Report {
+    let shape = o.shape();
+    let mut report = Report { rows: Vec::new(), shape: format!("{shape:?}"), capacity: o.capacity };
+    for (i, scenario) in scenarios.iter().enumerate() {
+        eprintln!("drill: scenario {} ...", scenario.name);
+        let row = run_scenario(stack, scenario, i, o).await;
+        eprintln!("drill: {} done in {:.1} s: {:?}", scenario.name, row.seconds, row.tally);
+        report.rows.push(row);
+    }
+    report
+}
+
+async fn run_scenario(stack: &Stack, scenario: &Scenario, index: usize, o: &Options) -> Row {
+    let started = Instant::now();
+    let event_id = format!("drill-{}-{}", scenario.name, std::process::id());
+    let mut row = Row { scenario: scenario.name.to_owned(), ..Row::default() };
+    let event = match scenario.line {
+        Some(opening) => lined_event(&event_id, opening),
+        None => Stack::event(&event_id, o.capacity),
+    };
+    let event = match event {
+        Ok(e) => e,
+        Err(e) => {
+            row.problems.push(format!("could not define the event: {e}"));
+            return row;
+        }
+    };
+    if let Err(e) = open_event(stack, &event).await {
+        row.problems.push(format!("could not open the event: {e}"));
+        return row;
+    }
+    // The faults' timeline: fractions of the spike's arrival window, or of
+    // the time a line takes from its opening to let everyone in.
+    let (base, span) = match scenario.line {
+        Some(opening) => (Instant::now() + BEFORE_OPENING, opening.duration()),
+        None => (Instant::now(), o.shape().duration),
+    };
+    let timeline = futures::future::join_all(scenario.faults.iter().map(|(at, fault)| {
+        let event_id = &event_id;
+        async move {
+            tokio::time::sleep_until((base + span.mul_f64(*at)).into()).await;
+            faults::play(stack, *fault, event_id, o).await
+        }
+    }));
+    let fan_prefix = format!("s{index}-fan-");
+    let seed = o.seed + index as u64;
+    let (observed, seen) = match scenario.line {
+        Some(opening) => {
+            let traffic = line::run(stack.entry.clone(), &event_id, &fan_prefix, opening, BEFORE_OPENING, 256, seed);
+            let (seen, injected) = tokio::join!(traffic, timeline);
+            take_faults(&mut row, injected);
+            if let Some(path) = &o.visits {
+                let path = path.with_extension(format!("{}.json", scenario.name));
+                if let Err(e) = std::fs::write(&path, seen.to_json().to_string()) {
+                    row.problems.push(format!("could not write {}: {e}", path.display()));
+                }
+            }
+            (seen.observed.clone(), Some(seen))
+        }
+        None => {
+            let shape = o.shape();
+            let traffic = spike::run(stack.entry.clone(), &event_id, &fan_prefix, &shape, scenario.repeat, seed);
+            let (observed, injected) = tokio::join!(traffic, timeline);
+            take_faults(&mut row, injected);
+            (observed, None)
+        }
+    };
+    row.deleted_event = scenario.deletes_event;
+    if let Err(e) = settle(stack, &event_id, o.settle_limit()).await {
+        row.problems.push(e);
+    }
+    let capacity = event.capacity;
+    match check(stack, &event_id, capacity, &observed).await {
+        Ok(t) => row.tally = t,
+        Err(e) => row.problems.push(format!("could not check: {e}")),
+    }
+    if let (Some(seen), Some(opening)) = (&seen, scenario.line) {
+        match fairness(stack, &event.id, opening, seen).await {
+            Ok(f) => row.fairness = Some(f),
+            Err(e) => row.problems.push(format!("could not check the line's fairness: {e}")),
+        }
+    }
+    row.dead_lettered = stack.queue_depth(&stack.dlq_url).await.unwrap_or(-1);
+    row.requests = match scenario.line {
+        Some(opening) => opening.fans(),
+        None => o.shape().requests,
+    };
+    row.capacity = capacity;
+    row.fill(&observed);
+    row.seconds = started.elapsed().as_secs_f64();
+    row
+}
+
+fn take_faults(row: &mut Row, injected: Vec<Result<String, String>>) {
+    for outcome in injected {
+        match outcome {
+            Ok(done) => row.faults.push(done),
+            Err(e) => row.problems.push(e),
+        }
+    }
+}
+
+/// The opening's event: it opens [`BEFORE_OPENING`] from now, with a line
+/// at the opening's rate and a pre-queue open since a minute before that.
+fn lined_event(id: &str, opening: Opening) -> Result<FanEvent, String> {
+    let opens_at = Utc::now() + chrono::Duration::from_std(BEFORE_OPENING).map_err(|e| e.to_string())?;
+    Ok(FanEvent {
+        id: EventId::parse(id).map_err(|e| e.to_string())?,
+        title: "Drill at a line".into(),
+        opens_at,
+        closes_at: opens_at + chrono::Duration::hours(2),
+        capacity: opening.capacity,
+        expected_peak_rps: opening.crowd as f64,
+        lead_minutes: None,
+        cooldown_minutes: None,
+        line: Some(LineSettings { admissions_per_second: opening.rate, prequeue_minutes: 1 }),
+    })
+}
+
+async fn open_event(stack: &Stack, event: &FanEvent) -> Result<(), String> {
+    let (_, seed) = stack.db.upsert_event(event, &new_line_seed()).await.map_err(|e| e.to_string())?;
+    // A scenario before may have left the gate to be restored; wait for it.
+    for _ in 0..600 {
+        match stack.gate.publish(event, SeedWrite::Set(&seed)).await {
+            Ok(_) => return Ok(()),
+            Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
+        }
+    }
+    Err("the gate did not accept the event within 60 s".into())
+}
+
+/// The line's fairness, from the fans' visits and the stored entries.
+async fn fairness(stack: &Stack, id: &EventId, opening: Opening, seen: &line::Seen) -> Result<Fairness, String> {
+    let entries = stack.db.entries(id).await.map_err(|e| e.to_string())?;
+    let accepted_at: Vec<i64> = entries.iter().map(|e| e.accepted_at.timestamp_millis()).collect();
+    let positions: HashMap<String, i64> = entries.iter().map(|e| (e.fan_id.as_str().to_owned(), e.position)).collect();
+    Ok(fairness::check(opening.rate, &seen.visits, &accepted_at, &positions))
+}
+
+/// Waits until the queue drained, the gate state is there and nothing
+/// is pending for the event, twice in a row.
+async fn settle(stack: &Stack, event: &str, limit: Duration) -> Result<(), String> {
+    let started = Instant::now();
+    let mut calm = 0;
+    while started.elapsed() < limit {
+        let drained = stack.queue_depth(&stack.queue_url).await == Ok(0);
+        let redis = stack.redis.lock().await;
+        let state = matches!(redis.command(&["EXISTS", &format!("{PREFIX}:state")]).await, Ok(redis::Value::Int(1)));
+        let pending = redis.command(&["ZCARD", &format!("{PREFIX}:ev:{event}:pending")]).await;
+        drop(redis);
+        calm = if drained && state && matches!(pending, Ok(redis::Value::Int(0))) { calm + 1 } else { 0 };
+        if calm >= 2 {
+            return Ok(());
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    Err(format!("did not settle within {limit:?} (queue, gate state or pending reservations)"))
+}
+
+async fn check(stack: &Stack, event: &str, capacity: i64, observed: &Observed) -> Result<Tally, String> {
+    let id = EventId::parse(event).map_err(|e| e.to_string())?;
+    let rows: Vec<(String, i64)> = stack
+        .db
+        .entries(&id)
+        .await
+        .map_err(|e| e.to_string())?
+        .into_iter()
+        .map(|e| (e.fan_id.as_str().to_owned(), e.position))
+        .collect();
+    let redis = stack.redis.lock().await;
+    let taken = match redis.command(&["HGET", &format!("{PREFIX}:ev:{event}"), "taken"]).await? {
+        redis::Value::BulkString(b) => String::from_utf8_lossy(&b).parse().unwrap_or(-1),
+        _ => 0,
+    };
+    let fans = redis.command(&["HGETALL", &format!("{PREFIX}:ev:{event}:fans")]).await?;
+    let mut gate = GateView { taken, ..GateView::default() };
+    if let redis::Value::Array(items) = fans {
+        let text = |v: &redis::Value| match v {
+            redis::Value::BulkString(b) => String::from_utf8_lossy(b).into_owned(),
+            _ => String::new(),
+        };
+        for pair in items.chunks(2) {
+            let (fan, record) = (text(&pair[0]), text(&pair[1]));
+            let parts: Vec<&str> = record.split(':').collect();
+            let position = parts.first().and_then(|p| p.parse().ok()).unwrap_or(-1);
+            gate.records.insert(fan, (position, parts.len() > 2));
+        }
+    }
+    Ok(verify::check(capacity, &observed.told, &rows, &gate, observed.sold_out))
+}
