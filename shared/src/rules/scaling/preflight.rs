@@ -40,22 +40,23 @@ use chrono::{DateTime, Duration, Utc};
 
 /// New fans one Redis core admits per second, paying both scripts an
 /// admission costs (`admit.lua` on the line's path, with the
-/// environment's refresh riding on it, then `confirm.lua`), from `make
-/// bench` ("line: admitted fans/s on one Redis core (admit + confirm)").
-/// The ceiling the preflight and `fanrush simulate` use, and the one a
-/// line's `admissionsPerSecond` is set from. A loopback figure of one
-/// machine's core: ElastiCache's network adds latency per call, not work,
-/// but its cores differ, so measure the node (`fanrush measure-gate`).
-pub const MEASURED_GATE_ADMISSIONS_PER_SECOND: f64 = 14_000.0;
+/// environment's refresh riding on it, then `confirm.lua`): `make bench`'s
+/// figure "line: admitted fans/s on one Redis core (admit + confirm)",
+/// which is `fanrush measure-gate`'s "admitted fans" (the same code). The
+/// ceiling the preflight and `fanrush simulate` use, and the one a line's
+/// `admissionsPerSecond` is set from. A loopback figure of one machine's
+/// core (docs/benchmarks.md names it): ElastiCache's network adds latency
+/// per call, not work, but its cores differ, so measure the node.
+pub const MEASURED_GATE_ADMISSIONS_PER_SECOND: f64 = 12_169.0;
 
 /// The gate's cheaper answers per second on one core (`admit.lua` for a
-/// sold-out event), from `make bench` ("admissions/s: admit.lua, sold-out
-/// fans").
-pub const MEASURED_GATE_ANSWERS_PER_SECOND: f64 = 40_000.0;
+/// sold-out event): `make bench`'s "line: gate answers/s to a sold-out
+/// event".
+pub const MEASURED_GATE_ANSWERS_PER_SECOND: f64 = 55_096.0;
 
-/// `line.lua` syncs per second on one core, from `make bench` ("line:
-/// line.lua syncs/s on one Redis core").
-pub const MEASURED_LINE_SYNCS_PER_SECOND: f64 = 30_000.0;
+/// `line.lua` syncs per second on one core, each reading ten seconds of
+/// counts back: `make bench`'s "line: line.lua syncs/s on one Redis core".
+pub const MEASURED_LINE_SYNCS_PER_SECOND: f64 = 9_612.0;
 
 /// The share of the admitted-fan ceiling a line's rate may take: the rest
 /// of the core carries the line's own syncs and a margin.
