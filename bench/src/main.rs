@@ -8,8 +8,8 @@
 //! cost of `WAIT 1` per admission, admissions per second on one Redis core
 //! (the preflight's ceiling), the line (admitted fans per second with both
 //! scripts, commands per join and poll, a waiting answer's p50), the opening second (200 environments' first
-//! requests at once against Redis with TLS and AUTH), package size, concurrency per 10,000 rps, and the seed's
-//! Node.js stack (`bench/peer`) side by side. See the README for what each
+//! requests at once against Redis with TLS and AUTH), package size, concurrency per 10,000 rps, and the Weverse talk's
+//! Node.js stack (`bench/peer`) side by side. See docs/benchmarks.md for what each
 //! measures and why.
 
 mod admissions;

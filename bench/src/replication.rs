@@ -1,6 +1,6 @@
 //! What it would cost to make each admission wait for a replica (`WAIT 1`
 //! after the gate's script), the alternative to restoring the gate after a
-//! failover that the README weighs. A private primary and its replica
+//! failover that docs/benchmarks.md weighs. A private primary and its replica
 //! (redis-server children of the bench); one connection runs, back to back,
 //! a script shaped like an admission (HINCRBY, HSET and ZADD on one event's
 //! keys), alone and then
@@ -16,7 +16,7 @@
 //! Zone, and WAIT adds that round trip on top: AWS places AZs "close enough
 //! to use synchronous replication with single-digit millisecond latency"
 //! (whitepaper *AWS Fault Isolation Boundaries*, "Availability Zones").
-//! No local proxy models that faithfully, so the README adds it in words.
+//! No local proxy models that faithfully, so docs/benchmarks.md adds it in words.
 
 use crate::figures::{percentile, Figure, Report};
 use fanrush_local::services::PrivateRedis;

@@ -25,7 +25,7 @@ const FULL: &str = "bench-full";
 /// milliseconds to low tens; 1 ms and 15 ms are deliberately pessimistic p99s.
 const ELASTICACHE_P99_MS: f64 = 1.0;
 const SQS_SEND_P99_MS: f64 = 15.0;
-/// The seed's Node.js handler took 150 ms per request.
+/// The Weverse talk's Node.js handler took 150 ms per request.
 const SEED_P99_MS: f64 = 150.0;
 
 pub struct Workloads {
@@ -606,8 +606,8 @@ impl Workloads {
             value: needed as f64,
             unit: "envs",
             limit: Some(seed as f64),
-            limit_name: "the seed's Node.js stack, same formula: 10,000 rps x 150 ms x 1.2".into(),
-            target: "below the seed's; at least rps / 10 x headroom".into(),
+            limit_name: "the Weverse talk's Node.js stack, same formula: 10,000 rps x 150 ms x 1.2".into(),
+            target: "below the talk's; at least rps / 10 x headroom".into(),
             met: Some(needed < seed),
         });
     }

@@ -2,7 +2,7 @@
 //! runs built from it (`fan_api`, `admin_api`, `writer`, `job`,
 //! `notifier`): the top layer, so adapters and use cases never read the
 //! environment themselves. Every variable, its default and its meaning is
-//! listed in the README; nothing here touches the network, so init stays
+//! listed in docs/configuration.md; nothing here touches the network, so init stays
 //! free of connections.
 
 use crate::adapters::https::HttpsClient;

@@ -1,6 +1,6 @@
 //! A lazy, self-healing Redis connection.
 //!
-//! This is the fix for the incident in the design notes: a client connected in
+//! This is the fix for the incident in the Weverse talk at AWS Industry Week 2023 (docs/decisions): a client connected in
 //! Lambda init and kept for the life of the environment hit connect timeouts
 //! in provisioned environments. Here nothing touches the network until the
 //! first command; every connect and every command has a short timeout; a
@@ -26,7 +26,7 @@
 //!
 //! [`LazyRedis::warm`] opens the connection ahead of the first command, for
 //! an environment Lambda initializes before traffic (provisioned
-//! concurrency). It awaits the connect to its end: the design notes' incident
+//! concurrency). It awaits the connect to its end: the Weverse talk's incident
 //! was a connect still in flight when Lambda froze the environment after
 //! init, which timed out on thaw. A warmed connection is then an old one like
 //! any other, replaced once if it went stale. When the AUTH token comes from

@@ -144,7 +144,7 @@ mod tests {
     #[test]
     fn the_sizing_estimate_of_polls_holds_to_the_simulated_line() {
         use crate::rules::scaling::{simulate_spike, GateModel, LineModel, Quotas, ScalingModel, Spike, Traffic};
-        // Opening shapes a tenth of the README's sizes: a decaying opening,
+        // Opening shapes a tenth of the worked event's sizes (docs/scaling.md): a decaying opening,
         // a flat minute, and a line longer than the places. The estimate
         // takes the peak as lasting, so a decaying opening polls less.
         for (peak, ramp, decay, capacity, rate) in

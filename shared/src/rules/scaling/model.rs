@@ -20,7 +20,7 @@
 //!   function adds at most 1,000 execution environments every 10 seconds,
 //!   refilled continuously and never banked, up to the account's concurrency
 //!   limit ("Concurrent executions", default 1,000, Lambda quotas page).
-//!   [`ScalingModel::Legacy`] is the design notes' older rule: an initial
+//!   [`ScalingModel::Legacy`] is the older rule from the Weverse talk at AWS Industry Week 2023 (docs/decisions): an initial
 //!   burst of 500 to 3,000 environments by region, then +500 a minute.
 //!
 //! Provisioned environments are warm from the start (the allocation's own
@@ -44,7 +44,7 @@ pub enum ScalingModel {
 }
 
 impl ScalingModel {
-    /// The design notes' legacy figures for the largest regions.
+    /// The Weverse talk's legacy figures for the largest regions.
     pub const LEGACY: Self = Self::Legacy { burst: 3_000, per_minute: 500 };
 
     /// `(initial tokens, bucket cap, refill per second)`.
@@ -667,7 +667,7 @@ mod tests {
         assert_eq!(simulate(t, 2_000, raised, ScalingModel::Current).throttled(), 0);
     }
 
-    /// The README's worked opening, scaled down a hundredfold: 10,000 fans in
+    /// The worked opening (docs/scaling.md), scaled down a hundredfold: 10,000 fans in
     /// a minute for 1,000 places, against a core admitting 200 a second.
     fn opening(line: Option<LineModel>) -> Spike {
         Spike {

@@ -3,7 +3,7 @@
 //! Each fan event needs
 //! `ceil(max(expectedPeakRps x p99 duration, expectedPeakRps / 10) x headroom)`
 //! environments on `entry-api:live` from `opensAt - lead` to
-//! `closesAt + cooldown`. The first term is concurrency (the seed's example:
+//! `closesAt + cooldown`. The first term is concurrency (the Weverse talk's example:
 //! 10,000 rps x 0.15 s = 1,500); the second is Lambda's cap of 10 requests
 //! per second per environment, which binds for any handler faster than
 //! 100 ms (10,000 rps at 20 ms needs 1,000 environments, not 200). The plan
@@ -73,7 +73,7 @@ impl Default for ScalingParams {
     fn default() -> Self {
         Self {
             // Conservative default over the measured entry-api p99 on the
-            // local stack (see the README's benchmarks): in-region Redis and
+            // local stack (see docs/benchmarks.md): in-region Redis and
             // SQS round trips dominate.
             duration: std::time::Duration::from_millis(20),
             headroom: 1.2,
