@@ -18,6 +18,8 @@ ensure_cargo_tool cfn-guard cfn-guard 3.2.1
 export SAM_CLI_TELEMETRY=0
 
 cd "$ROOT"
+log "links in the README and docs/ (offline)"
+"$VENV/bin/python" scripts/check-links.py
 log "cargo fmt --check"
 cargo fmt --all --check
 log "cargo clippy"
