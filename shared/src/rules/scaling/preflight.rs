@@ -45,7 +45,7 @@ use chrono::{DateTime, Duration, Utc};
 /// which is `fanrush measure-gate`'s "admitted fans" (the same code). The
 /// ceiling the preflight and `fanrush simulate` use, and the one a line's
 /// `admissionsPerSecond` is set from. A loopback figure of one machine's
-/// core (docs/line.md has the run): ElastiCache's network adds latency
+/// core, the lower of two runs (docs/benchmarks.md): ElastiCache's network adds latency
 /// per call, not work, but its cores differ, so measure the node.
 pub const MEASURED_GATE_ADMISSIONS_PER_SECOND: f64 = 12_169.0;
 
