@@ -4,7 +4,7 @@
 //! run on. Runs on a scratch key prefix and removes it afterwards; refuses
 //! a server that holds a live gate (the measurement saturates its core).
 
-use fanrush::rules::scaling::preflight::LINE_SHARE_OF_CEILING;
+use fanrush::rules::scaling::preflight::{LineRates, LINE_CATCH_UP, LINE_SHARE_OF_CEILING};
 use fanrush::usecases::measure::{measure_gate, Load};
 use serde_json::json;
 use std::time::Duration;
@@ -42,7 +42,7 @@ pub async fn run(args: MeasureArgs) -> Result<(), String> {
     };
     let f = measure_gate(&args.redis_url, &prefix, load).await.map_err(|e| e.to_string())?;
     let ceiling = f.admitted_fans.per_second.round();
-    let line_rate = (ceiling * LINE_SHARE_OF_CEILING).floor();
+    let LineRates { at_most, suggested } = LineRates::for_ceiling(ceiling);
     let figure = |c: fanrush::usecases::measure::CoreFigure| json!({ "perSecondOfCore": c.per_second.round(), "coreBusy": (c.core_busy * 100.0).round() / 100.0 });
     let out = json!({
         "set": figure(f.set),
@@ -52,7 +52,8 @@ pub async fn run(args: MeasureArgs) -> Result<(), String> {
         "answers": figure(f.answers),
         "lineSyncs": figure(f.syncs),
         "redisAdmissionsPerSecond": ceiling,
-        "admissionsPerSecond": line_rate,
+        "admissionsPerSecond": suggested,
+        "admissionsPerSecondAtMost": at_most,
     });
     if args.json {
         println!("{out}");
@@ -72,7 +73,8 @@ pub async fn run(args: MeasureArgs) -> Result<(), String> {
         line("line syncs (line.lua)", f.syncs);
         println!(
             "use --redis-admissions-per-second {ceiling:.0} in fanrush preflight and simulate; a line's \
-             admissionsPerSecond at most {line_rate:.0} ({:.0}% of it)",
+             admissionsPerSecond {suggested:.0} (at most {at_most:.0}, {:.0}% of it; {suggested:.0} keeps the gate's \
+             catch-up second, {LINE_CATCH_UP}x the rate, within that)",
             LINE_SHARE_OF_CEILING * 100.0
         );
     }

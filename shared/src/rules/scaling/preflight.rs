@@ -62,6 +62,28 @@ pub const MEASURED_LINE_SYNCS_PER_SECOND: f64 = 9_612.0;
 /// of the core carries the line's own syncs and a margin.
 pub const LINE_SHARE_OF_CEILING: f64 = 0.8;
 
+/// The most one second of a line admits, as a multiple of its rate: the
+/// gate's token bucket (`admit.lua`) lets fans who came back late catch up.
+pub const LINE_CATCH_UP: f64 = 1.1;
+
+/// The line's rates for a Redis `ceiling` (admitted fans a second).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct LineRates {
+    /// [`LINE_SHARE_OF_CEILING`] of the ceiling: the preflight passes a
+    /// line up to it.
+    pub at_most: f64,
+    /// The rate to set: its catch-up second ([`LINE_CATCH_UP`]) stays
+    /// within that share too.
+    pub suggested: f64,
+}
+
+impl LineRates {
+    pub fn for_ceiling(ceiling: f64) -> Self {
+        let at_most = (ceiling * LINE_SHARE_OF_CEILING).floor();
+        Self { at_most, suggested: (ceiling * LINE_SHARE_OF_CEILING / LINE_CATCH_UP).floor() }
+    }
+}
+
 /// Rows per second one writer invocation inserts, SQS batches of 100, from
 /// `make bench` ("writer rows/s, SQS batches of 100": 41,639 in the final
 /// run of 2026-11-23, PostgreSQL 15 on loopback; 48,505 and 83,841 in runs
@@ -343,7 +365,7 @@ fn shared_checks(label: &str, demand: Demand, account: Account, capacities: Capa
     let concurrency_needed = environments + UNRESERVED_MINIMUM;
     let account_rps = ACCOUNT_RPS_PER_CONCURRENCY * account.concurrency as f64;
     let ceiling = capacities.redis_admissions_per_second;
-    let line_rate = (ceiling * LINE_SHARE_OF_CEILING).floor();
+    let LineRates { at_most: line_rate, suggested } = LineRates::for_ceiling(ceiling);
     let redis = if unlined {
         check(
             format!("{label}: redis admissions/s on one primary"),
@@ -351,7 +373,8 @@ fn shared_checks(label: &str, demand: Demand, account: Account, capacities: Capa
             ceiling,
             format!(
                 "give the event a line: set admissionsPerSecond to at most {line_rate:.0} ({:.0}% of the ceiling of \
-                 {ceiling:.0} fans/s one Redis core admits; measure the node with fanrush measure-gate)",
+                 {ceiling:.0} fans/s one Redis core admits), best {suggested:.0}, whose catch-up second \
+                 ({LINE_CATCH_UP}x the rate) stays within it; measure the node with fanrush measure-gate",
                 LINE_SHARE_OF_CEILING * 100.0
             ),
         )
@@ -514,6 +537,10 @@ mod tests {
         assert!((p.events[0].redis_load - 50_000.0 / MEASURED_GATE_ADMISSIONS_PER_SECOND).abs() < 1e-9);
         let line_rate = (MEASURED_GATE_ADMISSIONS_PER_SECOND * 0.8).floor();
         assert!(c.raise.as_deref().unwrap().contains(&format!("admissionsPerSecond to at most {line_rate}")), "{c:?}");
+        // The rate it suggests keeps the gate's catch-up second within 80%.
+        let suggested = LineRates::for_ceiling(MEASURED_GATE_ADMISSIONS_PER_SECOND).suggested;
+        assert!(c.raise.as_deref().unwrap().contains(&format!("best {suggested}")), "{c:?}");
+        assert!(suggested * LINE_CATCH_UP <= 0.8 * MEASURED_GATE_ADMISSIONS_PER_SECOND && suggested > 0.7 * line_rate);
     }
 
     #[test]
