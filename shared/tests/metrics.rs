@@ -26,6 +26,12 @@ async fn the_fan_path_and_the_writer_emit_emf_metrics() {
     assert_eq!(value("EntriesSoldOut"), Some(1.into()));
     assert_eq!(value("EntriesRejected"), Some(1.into()));
     assert!(docs.iter().any(|d| d["reason"] == "event_not_found"), "rejections carry their reason: {docs:?}");
+    // A label is a dimension beside Function: the dashboard's metrics are
+    // checked against that shape (scripts/check-dashboard.py).
+    let rejected = docs.iter().find(|d| d.get("EntriesRejected").is_some()).unwrap();
+    assert_eq!(rejected["_aws"]["CloudWatchMetrics"][0]["Dimensions"], serde_json::json!([["Function", "reason"]]));
+    let accepted = docs.iter().find(|d| d.get("EntriesAccepted").is_some()).unwrap();
+    assert_eq!(accepted["_aws"]["CloudWatchMetrics"][0]["Dimensions"], serde_json::json!([["Function"]]));
     assert_eq!(value("RowsWritten"), Some(1.into()));
     assert!(value("RedisLatencyMs").is_some() && value("SqsLatencyMs").is_some());
 }

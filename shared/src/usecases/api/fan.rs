@@ -138,6 +138,7 @@ impl FanApi {
             };
             let token = self.tokens.next();
             let started = Instant::now();
+            let lined = !matches!(call, LineCall::Unlined);
             let admission = match call {
                 LineCall::Unlined => self.gate.admit(&event, &fan, &body.note, now, &token).await,
                 call => {
@@ -151,6 +152,10 @@ impl FanApi {
             };
             histogram!("RedisLatencyMs").record(started.elapsed().as_secs_f64() * 1e3);
             let reservation = match admission.map_err(|e| self.gate_failed(e))? {
+                Admission::Reserved(r) if lined => {
+                    counter!("LineAdmitted").increment(1);
+                    r
+                }
                 Admission::Reserved(r) => r,
                 Admission::Lined => {
                     // The event has a line this environment did not know of.
@@ -235,11 +240,11 @@ impl FanApi {
                 if let Err(e) = self.gate.release(&reservation).await {
                     tracing::warn!(error = %e, event = %event, "could not release a slot; the sweep will");
                 }
-                Err(ApiError::unavailable(self.retry_after_s, "the entry queue is unavailable; retry"))
+                Err(unavailable("queue", self.retry_after_s, "the entry queue is unavailable; retry"))
             }
             Err(e @ (QueueError::Unknown(_) | QueueError::DeadLettersBusy(_))) => {
                 tracing::warn!(error = %e, event = %event, "entry send outcome unknown; keeping its slot for the retry");
-                Err(ApiError::unavailable(self.retry_after_s, "the entry queue did not answer; retry"))
+                Err(unavailable("queue", self.retry_after_s, "the entry queue did not answer; retry"))
             }
         }
     }
@@ -253,7 +258,7 @@ impl FanApi {
             LineError::Refused(e) => refused(e),
             LineError::NoKeys(why) => {
                 tracing::error!(why, "the line cannot sign tickets");
-                ApiError::unavailable(self.retry_after_s, "the line cannot issue tickets right now; retry later")
+                unavailable("line_keys", self.retry_after_s, "the line cannot issue tickets right now; retry later")
             }
         }
     }
@@ -293,8 +298,14 @@ impl FanApi {
             GateError::EvictionPossible(_) => "the entry gate is misconfigured and refuses entries; retry later",
             _ => "the entry gate is unavailable; retry",
         };
-        ApiError::unavailable(self.retry_after_s, message)
+        unavailable("gate", self.retry_after_s, message)
     }
+}
+
+/// A 503, counted by the dependency that caused it.
+fn unavailable(cause: &'static str, retry_after_s: u64, message: &str) -> ApiError {
+    counter!("Unavailable", "cause" => cause).increment(1);
+    ApiError::unavailable(retry_after_s, message)
 }
 
 /// Marks a queued entry confirmed without waiting for Redis's reply: the

@@ -36,7 +36,7 @@ use crate::rules::line::{
 use chrono::{DateTime, Utc};
 use http::{HeaderValue, StatusCode};
 use lambda_http::{Body, Response};
-use metrics::counter;
+use metrics::{counter, gauge};
 use serde_json::json;
 use std::collections::HashMap;
 use std::hash::{BuildHasher, RandomState};
@@ -605,6 +605,12 @@ impl Lines {
         paced: Option<(Duration, f64)>,
     ) -> Response<Body> {
         counter!("LineWaiting").increment(1);
+        // Gauges, read with Maximum across environments: the rate, and the
+        // places joined that the front has not reached, as this copy sees them.
+        gauge!("LineRate").set(line.status.rate);
+        let counts = &line.walk.shape().counts;
+        let joined = counts.prequeued + counts.arrivals.iter().sum::<u64>();
+        gauge!("LineLength").set((joined as f64 - line.walk.front_rank(front_at)).max(0.0));
         let now_ms = now.timestamp_millis();
         let open = now_ms >= line.status.opens_at_ms;
         let eta = match paced {
