@@ -1,5 +1,5 @@
 # fanrush: the two commands are `make run` and `make test`.
-.PHONY: run test bench drill build lint fmt clean
+.PHONY: run test check bench drill charts build lint fmt clean
 
 ## Start the whole suite locally and serve the API on 127.0.0.1:9000.
 run:
@@ -17,6 +17,10 @@ bench:
 ## Options: make drill DRILL_ARGS="--scenarios redis-flush,all-together --requests 40000"
 drill:
 	@scripts/drill.sh $(DRILL_ARGS)
+
+## The README's charts of the worked event (docs/charts/*.svg), drawn by fanrush plan and simulate.
+charts:
+	@scripts/charts.sh
 
 build:
 	cargo build --workspace

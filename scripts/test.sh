@@ -32,10 +32,18 @@ run_contract
 log "drill smoke: a small spike with every fault at once (make drill runs the full set)"
 target/debug/fanrush-drill --bin-dir target/debug --requests 800 --fans 600 --capacity 200 --duration-s 3 \
   --scenarios all-together --out "$STATE/drill-smoke.json"
+log "the README's charts are what make charts draws from the code"
+charts=$(mktemp -d)
+scripts/charts.sh "$charts"
+cmp "$charts/plan.svg" docs/charts/plan.svg && cmp "$charts/simulate.svg" docs/charts/simulate.svg ||
+  { log "docs/charts/ differs from what the code draws: run make charts"; exit 1; }
+rm -rf "$charts"
 log "cfn-lint template.yaml"
 cfn-lint template.yaml
 log "IAM, on the SAM-transformed template: no wildcard actions, no '*' resources where an ARN exists"
 "$VENV/bin/python" scripts/check-iam.py template.yaml
+log "the dashboard draws only metrics the code emits or AWS documents"
+"$VENV/bin/python" scripts/check-dashboard.py
 log "policy rules (cfn-guard): each rule's own failing cases, then template.yaml"
 cfn-guard test --rules-file rules/template.guard --test-data rules/template.tests.yaml
 cfn-guard validate --rules rules/template.guard --data template.yaml --show-summary fail

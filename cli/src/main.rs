@@ -1,8 +1,10 @@
 //! `fanrush`: the operator CLI.
 //!
-//! - `fanrush plan`: the provisioned-concurrency plan of a calendar and its cost.
+//! - `fanrush plan`: the provisioned-concurrency plan of a calendar and its cost
+//!   (`--chart` draws it).
 //! - `fanrush simulate`: a spike through API Gateway's and Lambda's limits,
-//!   the gate's Redis core and, with a line, its pace and polls.
+//!   the gate's Redis core and, with a line, its pace and polls (`--chart`
+//!   draws it second by second).
 //! - `fanrush preflight`: every quota the calendar needs next to the account's.
 //! - `fanrush measure-gate`: the admitted-fan ceiling of a real Redis node.
 //! - `fanrush redrive`: replays the DLQ into the entry queue.
@@ -11,6 +13,7 @@
 //! `gateway`) are `fanrush-local`'s.
 
 mod calendar;
+mod chart;
 mod measure;
 mod plan;
 mod preflight;

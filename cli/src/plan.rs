@@ -54,6 +54,10 @@ pub struct PlanArgs {
     /// Print JSON.
     #[arg(long)]
     json: bool,
+    /// Also draw the plan as SVG: each event's environments over time,
+    /// stacked, with the account's clamp.
+    #[arg(long, value_name = "FILE.svg")]
+    chart: Option<PathBuf>,
 }
 
 pub async fn run(args: PlanArgs) -> Result<(), String> {
@@ -64,6 +68,9 @@ pub async fn run(args: PlanArgs) -> Result<(), String> {
     let events = calendar.events;
     let params = args.sizing.params()?;
     let plan = ScalingPlan::new(&params, &events, args.account_limit.map(|l| grantable(l, 0)));
+    if let Some(path) = &args.chart {
+        crate::chart::plan(path, &plan).map_err(|e| format!("--chart {}: {e}", path.display()))?;
+    }
     let (memory_mb, price) = (args.memory_mb, args.price_per_gb_second);
     // `+ 0.0`: an empty plan's sum is -0.0, which prints as a negative cost.
     let gb_seconds = plan.gb_seconds(memory_mb) + 0.0;

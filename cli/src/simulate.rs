@@ -77,6 +77,10 @@ pub struct SimulateArgs {
     /// With --json, every second's figures too.
     #[arg(long)]
     per_second: bool,
+    /// Also draw the spike as SVG, second by second: arrivals, served,
+    /// throttled by each limit, refused by Redis, admitted, waiting in line.
+    #[arg(long, value_name = "FILE.svg")]
+    chart: Option<std::path::PathBuf>,
 }
 
 pub async fn run(a: SimulateArgs) -> Result<(), String> {
@@ -133,6 +137,9 @@ pub async fn run(a: SimulateArgs) -> Result<(), String> {
         seed: a.seed,
     };
     let sim = simulate_spike(&spike);
+    if let Some(path) = &a.chart {
+        crate::chart::simulation(path, &sim.seconds).map_err(|e| format!("--chart {}: {e}", path.display()))?;
+    }
     let round = |x: f64| (x * 1000.0).round() / 1000.0;
     let out = json!({
         "fans": sim.fans,
