@@ -1,11 +1,15 @@
-//! [`HttpCapture`]: a tiny HTTP/1.1 server on loopback that records every
-//! request (method, path, body) and answers a chosen status and body. It
-//! stands in for a Slack webhook or the secrets extension in tests.
+//! [`HttpCapture`]: a tiny HTTP/1.1 server on loopback (hyper) that records
+//! every request (method, path, headers, body) and answers a chosen status
+//! and body. It stands in for a Slack webhook or the secrets extension in
+//! tests.
 
+use crate::http_server::{self, Received};
 use std::sync::{Arc, Mutex};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
+
+/// The largest body recorded.
+const MAX_BODY: usize = 1 << 20;
 
 /// One recorded request.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -38,9 +42,11 @@ impl HttpCapture {
         let answer = Arc::new(Mutex::new(Answer { status: 200, body: "ok".into() }));
         let (r, a) = (requests.clone(), answer.clone());
         let task = tokio::spawn(async move {
-            while let Ok((stream, _)) = listener.accept().await {
-                tokio::spawn(serve(stream, r.clone(), a.clone()));
-            }
+            let _ = http_server::serve(listener, MAX_BODY, move |received| {
+                let answer = record(received, &r, &a);
+                async move { http_server::response(answer.status, &[("content-type", "application/json")], answer.body) }
+            })
+            .await;
         });
         Ok(Self { port, requests, answer, task })
     }
@@ -70,42 +76,26 @@ impl Drop for HttpCapture {
     }
 }
 
-async fn serve(mut stream: TcpStream, requests: Arc<Mutex<Vec<Captured>>>, answer: Arc<Mutex<Answer>>) {
-    let mut buf = Vec::new();
-    let mut chunk = [0u8; 4096];
-    let head_end = loop {
-        if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
-            break i + 4;
-        }
-        match stream.read(&mut chunk).await {
-            Ok(0) | Err(_) => return,
-            Ok(n) => buf.extend_from_slice(&chunk[..n]),
-        }
-    };
-    let head = String::from_utf8_lossy(&buf[..head_end]).to_string();
-    let mut lines = head.lines();
-    let mut first = lines.next().unwrap_or_default().split(' ');
-    let (method, path) = (first.next().unwrap_or_default().to_owned(), first.next().unwrap_or_default().to_owned());
-    let headers: Vec<(String, String)> = lines
-        .filter_map(|l| l.split_once(':').map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_owned())))
-        .collect();
-    let length: usize =
-        headers.iter().find(|(k, _)| k == "content-length").and_then(|(_, v)| v.parse().ok()).unwrap_or(0);
-    while buf.len() < head_end + length {
-        match stream.read(&mut chunk).await {
-            Ok(0) | Err(_) => break,
-            Ok(n) => buf.extend_from_slice(&chunk[..n]),
-        }
+/// Records one request and picks the answer.
+fn record(
+    received: Result<Received, http_server::BodyError>,
+    requests: &Mutex<Vec<Captured>>,
+    answer: &Mutex<Answer>,
+) -> Answer {
+    if let Ok(r) = received {
+        let headers = r
+            .parts
+            .headers
+            .iter()
+            .map(|(k, v)| (k.as_str().to_owned(), String::from_utf8_lossy(v.as_bytes()).into_owned()))
+            .collect();
+        let path = r.parts.uri.path_and_query().map_or_else(|| r.parts.uri.path().to_owned(), |p| p.to_string());
+        requests.lock().unwrap().push(Captured {
+            method: r.parts.method.to_string(),
+            path,
+            headers,
+            body: String::from_utf8_lossy(&r.body).into_owned(),
+        });
     }
-    let body = String::from_utf8_lossy(&buf[head_end..(head_end + length).min(buf.len())]).to_string();
-    requests.lock().unwrap().push(Captured { method, path, headers, body });
-    let a = answer.lock().unwrap().clone();
-    let response = format!(
-        "HTTP/1.1 {} X\r\ncontent-length: {}\r\ncontent-type: application/json\r\nconnection: close\r\n\r\n{}",
-        a.status,
-        a.body.len(),
-        a.body
-    );
-    let _ = stream.write_all(response.as_bytes()).await;
-    let _ = stream.shutdown().await;
+    answer.lock().unwrap().clone()
 }

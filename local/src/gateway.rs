@@ -1,20 +1,25 @@
 //! `fanrush-local gateway`: a small stand-in for API Gateway's HTTP API in
 //! front of `entry-api` and `admin-api`: `make run` serves the APIs through
-//! it and `make test` checks the API contract against it. It turns each HTTP request into the payload-2.0 event API
-//! Gateway sends (a body that is not UTF-8 is base64-encoded, as API Gateway
-//! does), runs the real function binaries under the Runtime API harness, and
-//! turns their answers back into HTTP. `/events...` goes to `entry-api`,
-//! `/admin...` to `admin-api`. No authorizer runs here: start the functions
-//! with `AUTH_MODE=dev`. Loopback only.
+//! it and `make test` checks the API contract against it. It turns each
+//! HTTP request (hyper parses it) into the payload-2.0 event API Gateway
+//! sends (a body that is not UTF-8 is base64-encoded, as API Gateway does),
+//! runs the real function binaries under the Runtime API harness, and turns
+//! their answers back into HTTP. `/events...` goes to `entry-api`,
+//! `/admin...` to `admin-api`; `GET /` and the files beside it serve the fan
+//! page (`web/`), as a static host would in AWS. No authorizer runs here:
+//! start the functions with `AUTH_MODE=dev`. Loopback only.
 
+use crate::http_server::{self, BodyError, Received};
 use crate::pool::{FunctionSpec, Pool};
 use base64::Engine as _;
+use bytes::Bytes;
+use http_body_util::Full;
+use hyper::Response;
 use serde_json::{json, Map, Value};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpListener;
 
 /// The largest request body read (API Gateway's own limit is 10 MB).
 const MAX_BODY: usize = 1 << 20;
@@ -34,107 +39,96 @@ pub struct GatewayArgs {
     /// entry-api execution environments (one process each).
     #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u64).range(1..))]
     entry_environments: u64,
+    /// The fan page's files, served at / (none when the directory is absent).
+    #[arg(long, default_value = "web")]
+    web_dir: PathBuf,
+}
+
+struct Routes {
+    fan: Pool,
+    admin: Pool,
+    web: PathBuf,
 }
 
 pub async fn serve(args: GatewayArgs) -> Result<(), String> {
     let (port, bin_dir, logs, environments) = (args.port, args.bin_dir, args.log_dir, args.entry_environments as usize);
-    // The functions get this process's environment (REDIS_URL, AUTH_MODE, ...).
     let env: Vec<(String, String)> = std::env::vars().collect();
     let spec =
         |name: &'static str| FunctionSpec { name, binary: bin_dir.join(name), env: env.clone(), log: logs.join(name) };
-    let fan = Arc::new(Pool::start(&spec("entry-api"), environments).await?);
-    let admin = Arc::new(Pool::start(&spec("admin-api"), 1).await?);
+    let fan = Pool::start(&spec("entry-api"), environments).await?;
+    let admin = Pool::start(&spec("admin-api"), 1).await?;
+    let routes = Arc::new(Routes { fan, admin, web: args.web_dir });
     let listener = TcpListener::bind(("127.0.0.1", port)).await.map_err(|e| format!("127.0.0.1:{port}: {e}"))?;
-    eprintln!("gateway: http://127.0.0.1:{port} (/events -> entry-api, /admin -> admin-api)");
-    loop {
-        let (stream, _) = listener.accept().await.map_err(|e| e.to_string())?;
-        let (fan, admin) = (fan.clone(), admin.clone());
-        tokio::spawn(async move { connection(stream, &fan, &admin).await });
+    eprintln!("gateway: http://127.0.0.1:{port} (/ -> the fan page, /events -> entry-api, /admin -> admin-api)");
+    http_server::serve(listener, MAX_BODY, move |received| {
+        let routes = routes.clone();
+        async move { route(&routes, received).await }
+    })
+    .await
+    .map_err(|e| e.to_string())
+}
+
+async fn route(routes: &Routes, received: Result<Received, BodyError>) -> Response<Full<Bytes>> {
+    let r = match received {
+        Ok(r) => r,
+        Err(BodyError::TooLarge) => {
+            return http_server::response(413, &[], r#"{"message":"Request Entity Too Large"}"#)
+        }
+        Err(BodyError::Broken) => return http_server::response(400, &[], r#"{"message":"Bad Request"}"#),
+    };
+    let path = r.parts.uri.path();
+    let pool = if path.starts_with("/admin") {
+        &routes.admin
+    } else if path.starts_with("/events") {
+        &routes.fan
+    } else if let Some(page) = page(&routes.web, &r.parts.method, path).await {
+        return page;
+    } else {
+        &routes.fan
+    };
+    match pool.invoke(&event(&r), Duration::from_secs(30)).await {
+        Ok(answer) if !answer.error => from_lambda(&answer.body),
+        _ => http_server::response(502, &[], r#"{"message":"Internal Server Error"}"#),
     }
 }
 
-/// One keep-alive connection: requests in, responses out, until it closes.
-async fn connection(stream: TcpStream, fan: &Pool, admin: &Pool) {
-    let _ = stream.set_nodelay(true);
-    let (read, mut write) = stream.into_split();
-    let mut reader = BufReader::new(read);
-    loop {
-        let request = match read_request(&mut reader).await {
-            Ok(Some(r)) => r,
-            Ok(None) => return,
-            Err(status) => {
-                let _ = write.write_all(&http_response(status, &[], br#"{"message":"Bad Request"}"#)).await;
-                return;
-            }
-        };
-        let pool = if request.path.starts_with("/admin") { admin } else { fan };
-        let out = match pool.invoke(&event(&request), Duration::from_secs(30)).await {
-            Ok(answer) if !answer.error => from_lambda(&answer.body),
-            _ => http_response(502, &[], br#"{"message":"Internal Server Error"}"#),
-        };
-        if write.write_all(&out).await.is_err() {
-            return;
-        }
+/// A file of the fan page: `/` is `index.html`; only plain names of the
+/// directory itself are served (no path walks out of it).
+async fn page(dir: &Path, method: &http::Method, path: &str) -> Option<Response<Full<Bytes>>> {
+    if method != http::Method::GET && method != http::Method::HEAD {
+        return None;
     }
-}
-
-struct HttpRequest {
-    method: String,
-    path: String,
-    query: String,
-    headers: Vec<(String, String)>,
-    body: Vec<u8>,
-}
-
-async fn read_request<R: AsyncBufReadExt + Unpin>(reader: &mut R) -> Result<Option<HttpRequest>, u16> {
-    let mut line = String::new();
-    if reader.read_line(&mut line).await.unwrap_or(0) == 0 {
-        return Ok(None);
+    let name = if path == "/" { "index.html" } else { path.strip_prefix('/')? };
+    let (stem, ext) = name.rsplit_once('.')?;
+    let plain = !stem.is_empty() && stem.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+    let kind = match ext {
+        "html" => "text/html; charset=utf-8",
+        "js" => "text/javascript; charset=utf-8",
+        "css" => "text/css; charset=utf-8",
+        "svg" => "image/svg+xml",
+        _ => return None,
+    };
+    if !plain {
+        return None;
     }
-    let mut parts = line.split_whitespace();
-    let (method, target) = (parts.next().ok_or(400u16)?.to_owned(), parts.next().ok_or(400u16)?.to_owned());
-    let (path, query) = target.split_once('?').map_or((target.clone(), String::new()), |(p, q)| (p.into(), q.into()));
-    let mut headers = Vec::new();
-    let mut length = 0usize;
-    loop {
-        let mut raw = Vec::new();
-        if reader.read_until(b'\n', &mut raw).await.unwrap_or(0) == 0 {
-            return Err(400);
-        }
-        let header = String::from_utf8_lossy(&raw).trim_end().to_owned();
-        if header.is_empty() {
-            break;
-        }
-        if let Some((k, v)) = header.split_once(':') {
-            let (k, v) = (k.trim().to_ascii_lowercase(), v.trim().to_owned());
-            if k == "content-length" {
-                length = v.parse().map_err(|_| 400u16)?;
-            }
-            if k == "transfer-encoding" {
-                return Err(411);
-            }
-            headers.push((k, v));
-        }
-    }
-    if length > MAX_BODY {
-        return Err(413);
-    }
-    let mut body = vec![0u8; length];
-    reader.read_exact(&mut body).await.map_err(|_| 400u16)?;
-    Ok(Some(HttpRequest { method, path, query, headers, body }))
+    let bytes = tokio::fs::read(dir.join(name)).await.ok()?;
+    Some(http_server::response(200, &[("content-type", kind), ("cache-control", "no-cache")], bytes))
 }
 
 /// The payload-2.0 event API Gateway's HTTP API sends for `r`.
-fn event(r: &HttpRequest) -> Value {
+fn event(r: &Received) -> Value {
     let mut headers = Map::new();
-    for (k, v) in &r.headers {
+    for (k, v) in &r.parts.headers {
+        let v = String::from_utf8_lossy(v.as_bytes());
         // API Gateway joins repeated headers with commas.
-        let joined = match headers.get(k).and_then(Value::as_str) {
+        let joined = match headers.get(k.as_str()).and_then(Value::as_str) {
             Some(prev) => format!("{prev},{v}"),
-            None => v.clone(),
+            None => v.into_owned(),
         };
-        headers.insert(k.clone(), Value::String(joined));
+        headers.insert(k.as_str().to_owned(), Value::String(joined));
     }
+    let (path, query) = (r.parts.uri.path(), r.parts.uri.query().unwrap_or_default());
+    let method = r.parts.method.as_str();
     let (body, encoded) = match std::str::from_utf8(&r.body) {
         _ if r.body.is_empty() => (Value::Null, false),
         Ok(text) => (Value::String(text.to_owned()), false),
@@ -143,12 +137,12 @@ fn event(r: &HttpRequest) -> Value {
     json!({
         "version": "2.0",
         "routeKey": "$default",
-        "rawPath": r.path,
-        "rawQueryString": r.query,
+        "rawPath": path,
+        "rawQueryString": query,
         "headers": headers,
         "requestContext": {
             "accountId": "000000000000", "apiId": "local", "domainName": "127.0.0.1", "domainPrefix": "local",
-            "http": { "method": r.method, "path": r.path, "protocol": "HTTP/1.1", "sourceIp": "127.0.0.1", "userAgent": "" },
+            "http": { "method": method, "path": path, "protocol": "HTTP/1.1", "sourceIp": "127.0.0.1", "userAgent": "" },
             "requestId": "local", "routeKey": "$default", "stage": "$default",
             "time": "01/Jan/2026:00:00:00 +0000", "timeEpoch": 0
         },
@@ -158,59 +152,24 @@ fn event(r: &HttpRequest) -> Value {
 }
 
 /// The function's payload-2.0 response as HTTP.
-fn from_lambda(raw: &str) -> Vec<u8> {
+fn from_lambda(raw: &str) -> Response<Full<Bytes>> {
     let Ok(v) = serde_json::from_str::<Value>(raw) else {
-        return http_response(502, &[], br#"{"message":"Internal Server Error"}"#);
+        return http_server::response(502, &[], r#"{"message":"Internal Server Error"}"#);
     };
     let status = v["statusCode"].as_u64().unwrap_or(502) as u16;
-    let headers: Vec<(String, String)> = v["headers"]
+    let mut headers: Vec<(&str, &str)> = v["headers"]
         .as_object()
-        .map(|h| h.iter().filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_owned()))).collect())
+        .map(|h| h.iter().filter_map(|(k, v)| Some((k.as_str(), v.as_str()?))).collect())
         .unwrap_or_default();
+    headers.retain(|(k, _)| !k.eq_ignore_ascii_case("content-length") && !k.eq_ignore_ascii_case("transfer-encoding"));
     let text = v["body"].as_str().unwrap_or_default();
     let body = if v["isBase64Encoded"].as_bool() == Some(true) {
         base64::engine::general_purpose::STANDARD.decode(text).unwrap_or_default()
     } else {
         text.as_bytes().to_vec()
     };
-    http_response(status, &headers, &body)
-}
-
-fn http_response(status: u16, headers: &[(String, String)], body: &[u8]) -> Vec<u8> {
-    let mut head = format!("HTTP/1.1 {status} {}\r\n", reason(status));
-    let mut has_type = false;
-    for (k, v) in headers {
-        if k.eq_ignore_ascii_case("content-length") || k.eq_ignore_ascii_case("transfer-encoding") {
-            continue;
-        }
-        has_type |= k.eq_ignore_ascii_case("content-type");
-        head.push_str(&format!("{k}: {v}\r\n"));
+    if !body.is_empty() && !headers.iter().any(|(k, _)| k.eq_ignore_ascii_case("content-type")) {
+        headers.push(("content-type", "application/json"));
     }
-    if !has_type && !body.is_empty() {
-        head.push_str("content-type: application/json\r\n");
-    }
-    head.push_str(&format!("content-length: {}\r\n\r\n", body.len()));
-    let mut out = head.into_bytes();
-    out.extend_from_slice(body);
-    out
-}
-
-fn reason(status: u16) -> &'static str {
-    match status {
-        200 => "OK",
-        201 => "Created",
-        202 => "Accepted",
-        204 => "No Content",
-        400 => "Bad Request",
-        401 => "Unauthorized",
-        403 => "Forbidden",
-        404 => "Not Found",
-        405 => "Method Not Allowed",
-        409 => "Conflict",
-        411 => "Length Required",
-        413 => "Content Too Large",
-        429 => "Too Many Requests",
-        503 => "Service Unavailable",
-        _ => "Status",
-    }
+    http_server::response(status, &headers, body)
 }
