@@ -6,7 +6,8 @@
 # on a port of its own with its own queue, Redis key prefix and database
 # schema; defines one event, then runs schemathesis with openapi.yaml against
 # both for a bounded number of examples: no 5xx, every status, header and body
-# as the spec says. Sourced by test.sh after the services are up and the
+# as the spec says; then drives the fan page (web/) in headless Chromium
+# through the same gateway. Sourced by test.sh after the services are up and the
 # workspace is built.
 
 CONTRACT_PORT=${CONTRACT_PORT:-9400}
@@ -82,5 +83,9 @@ run_contract() {
   # positive_data_acceptance: "closesAt after opensAt" spans two fields, which
   # OpenAPI 3.0 cannot say, so schema-valid bodies may rightly get 400.
   st_run "$base" '^/admin' --exclude-checks positive_data_acceptance
+  log "the fan page in headless Chromium (DevTools protocol): join a lined event, wait, get in"
+  ensure_chromium
+  ensure_pip_package websocket-client==1.8.0
+  "$VENV/bin/python" "$ROOT/scripts/check-fan-page.py" "$base"
   psql "$DATABASE_URL" -q -c "SET client_min_messages = warning; DROP SCHEMA IF EXISTS $run_id CASCADE" || true
 }

@@ -214,3 +214,16 @@ ensure_pip_tool() { # command, pinned pip package (name==version)
   "$VENV/bin/pip" install -q "$2"
   hash -r
 }
+
+ensure_pip_package() { # pinned pip package (name==version), a library rather than a command
+  ensure_venv
+  "$VENV/bin/pip" freeze 2>/dev/null | grep -qix "$1" && return
+  log "pip install $1 (into $VENV)"
+  "$VENV/bin/pip" install -q "$1"
+}
+
+# The fan page's browser test: Debian's Chromium, run headless.
+ensure_chromium() {
+  command -v chromium >/dev/null && return
+  apt_install chromium
+}

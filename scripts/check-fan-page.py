@@ -1,0 +1,207 @@
+#!/usr/bin/env python3
+"""The fan page in a real browser: headless Chromium, driven over the
+DevTools protocol (CDP), against the running gateway and functions.
+
+It defines an event with a line at 2 admissions a second and puts a dozen
+fans in it ahead of the browser's fan, then, in the page: types the event id
+and a fan id, clicks Enter, and watches. The page must show a position (and
+people ahead, and an ETA) while the fan waits, then the answer "You're in"
+with a position, with no script error on the way. Screenshots of both
+states go to target/fan-page/.
+
+    check-fan-page.py BASE_URL   (for example http://127.0.0.1:9400)
+"""
+import base64
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import websocket  # websocket-client, pinned in scripts/test.sh
+
+ROOT = Path(__file__).resolve().parent.parent
+OUT = ROOT / "target" / "fan-page"
+AHEAD = 12
+RATE = 2
+
+
+def api(base, method, path, body=None, fan=None):
+    data = json.dumps(body).encode() if body is not None else None
+    request = urllib.request.Request(base + path, data=data, method=method)
+    request.add_header("content-type", "application/json")
+    if fan:
+        request.add_header("x-fan-id", fan)
+    try:
+        with urllib.request.urlopen(request, timeout=10) as r:
+            return r.status, json.loads(r.read() or b"null")
+    except urllib.error.HTTPError as e:
+        return e.code, json.loads(e.read() or b"null")
+
+
+def iso(t):
+    return t.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+class Page:
+    """One page target over CDP: commands in order, events kept."""
+
+    def __init__(self, ws_url):
+        self.ws = websocket.create_connection(ws_url, timeout=30, suppress_origin=True)
+        self.next_id = 0
+        self.events = []
+
+    def send(self, method, **params):
+        self.next_id += 1
+        self.ws.send(json.dumps({"id": self.next_id, "method": method, "params": params}))
+        while True:
+            message = json.loads(self.ws.recv())
+            if message.get("id") == self.next_id:
+                if "error" in message:
+                    raise RuntimeError(f"{method}: {message['error']}")
+                return message.get("result", {})
+            self.events.append(message)
+
+    def evaluate(self, expression):
+        result = self.send("Runtime.evaluate", expression=expression, returnByValue=True, awaitPromise=True)
+        if "exceptionDetails" in result:
+            raise RuntimeError(f"{expression}: {result['exceptionDetails']}")
+        return result["result"].get("value")
+
+    def screenshot(self, path):
+        data = self.send("Page.captureScreenshot", format="png", captureBeyondViewport=True)["data"]
+        path.write_bytes(base64.b64decode(data))
+
+    def type_into(self, selector, text):
+        self.evaluate(f"document.querySelector({json.dumps(selector)}).focus()")
+        self.send("Input.insertText", text=text)
+
+    def click(self, selector):
+        box = self.evaluate(
+            f"(() => {{ const r = document.querySelector({json.dumps(selector)}).getBoundingClientRect();"
+            " return [r.x + r.width / 2, r.y + r.height / 2]; })()"
+        )
+        for kind in ("mousePressed", "mouseReleased"):
+            self.send("Input.dispatchMouseEvent", type=kind, x=box[0], y=box[1], button="left", clickCount=1)
+
+
+def chromium():
+    for name in ("chromium", "chromium-browser", "google-chrome"):
+        if shutil.which(name):
+            return shutil.which(name)
+    sys.exit("no chromium on PATH (make test installs Debian's chromium package)")
+
+
+def main():
+    base = sys.argv[1].rstrip("/")
+    OUT.mkdir(parents=True, exist_ok=True)
+    event = f"page-{os.getpid()}-{int(time.time())}"
+    now = datetime.now(timezone.utc)
+    opens = now + timedelta(seconds=3)
+    status, body = api(base, "PUT", f"/admin/events/{event}", {
+        "title": "The fan page's test event",
+        "opensAt": iso(opens.replace(microsecond=0) + timedelta(seconds=1)),
+        "closesAt": iso(now + timedelta(hours=1)),
+        "capacity": 100,
+        "expectedPeakRps": 100,
+        "admissionsPerSecond": RATE,
+    })
+    if status not in (200, 201):
+        sys.exit(f"could not define the event: {status} {body}")
+    opens_at = datetime.strptime(body["opensAt"], "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=timezone.utc)
+
+    profile = tempfile.mkdtemp(prefix="fanrush-chromium-")
+    browser = subprocess.Popen(
+        [chromium(), "--headless=new", "--no-sandbox", "--disable-gpu", "--no-first-run", "--remote-debugging-port=0",
+         f"--user-data-dir={profile}", "--window-size=900,1100", "about:blank"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        # Chromium names its port in the profile once it listens.
+        port_file = Path(profile) / "DevToolsActivePort"
+        deadline = time.time() + 30
+        while not port_file.exists() or not port_file.read_text().strip():
+            if time.time() > deadline or browser.poll() is not None:
+                sys.exit(f"chromium did not start: {browser.stderr.read() if browser.poll() is not None else 'timeout'}")
+            time.sleep(0.1)
+        port = port_file.read_text().split()[0]
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/json/list", timeout=10) as r:
+            targets = json.loads(r.read())
+        page = Page(next(t["webSocketDebuggerUrl"] for t in targets if t["type"] == "page"))
+        page.send("Page.enable")
+        page.send("Runtime.enable")
+        page.send("Page.navigate", url=base + "/")
+        deadline = time.time() + 20
+        while page.evaluate("document.readyState") != "complete" or not page.evaluate("!!document.getElementById('enter')"):
+            if time.time() > deadline:
+                sys.exit("the page did not load")
+            time.sleep(0.1)
+        title = page.evaluate("document.title")
+        assert "fanrush" in title, title
+
+        # The line forms at the opening: a dozen fans join in its first
+        # instant, ahead of the browser's fan.
+        while datetime.now(timezone.utc) < opens_at:
+            time.sleep(0.02)
+        for i in range(AHEAD):
+            status, body = api(base, "POST", f"/events/{event}/entries", {"note": None}, fan=f"ahead-{i}")
+            if status not in (200, 202, 203):
+                sys.exit(f"fan ahead-{i} was answered {status} {body}")
+
+        page.type_into("#event", event)
+        page.type_into("#fan", "browser-fan")
+        page.click("#enter")
+
+        seen_waiting = None
+        outcome = None
+        deadline = time.time() + 90
+        while time.time() < deadline:
+            state = page.evaluate(
+                "({line: !document.getElementById('line').hidden, result: !document.getElementById('result').hidden,"
+                " position: document.getElementById('position').textContent,"
+                " ahead: document.getElementById('ahead').textContent,"
+                " eta: document.getElementById('eta').textContent,"
+                " progress: document.getElementById('progress').value,"
+                " title: document.getElementById('result-title').textContent,"
+                " text: document.getElementById('result-text').textContent})"
+            )
+            if state["line"] and state["position"].isdigit() and seen_waiting is None:
+                seen_waiting = state
+                page.screenshot(OUT / "waiting.png")
+            if state["result"]:
+                outcome = state
+                break
+            time.sleep(0.1)
+        page.screenshot(OUT / "result.png")
+        errors = [e for e in page.events if e.get("method") == "Runtime.exceptionThrown"]
+        if errors:
+            sys.exit(f"the page threw: {errors[0]['params']['exceptionDetails']}")
+        if seen_waiting is None:
+            sys.exit(f"the page never showed a position in line (last state {outcome})")
+        if not seen_waiting["ahead"].isdigit() or int(seen_waiting["ahead"]) < 1:
+            sys.exit(f"the page showed no one ahead while waiting: {seen_waiting}")
+        if outcome is None:
+            sys.exit("the page showed no answer within 90 s")
+        if outcome["title"] != "You're in!" or "at position" not in outcome["text"]:
+            sys.exit(f"the page's answer is not an admission: {outcome}")
+        status, entry = api(base, "GET", f"/events/{event}/entries/me", fan="browser-fan")
+        if status != 200 or f"position {entry['position']}." not in outcome["text"]:
+            sys.exit(f"the page's position does not match the API's entry: {outcome['text']} vs {status} {entry}")
+        print(f"fan page: waited at position {seen_waiting['position']} with {seen_waiting['ahead']} ahead "
+              f"(ETA {seen_waiting['eta']}), then: {outcome['text']} Screenshots in {OUT.relative_to(ROOT)}/")
+    finally:
+        browser.terminate()
+        try:
+            browser.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            browser.kill()
+        shutil.rmtree(profile, ignore_errors=True)
+        api(base, "DELETE", f"/admin/events/{event}")
+
+
+if __name__ == "__main__":
+    main()

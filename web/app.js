@@ -1,0 +1,209 @@
+// The fan page: the reference client of the entry API and its line.
+//
+// The protocol (docs/line.md): POST /events/{id}/entries. 202 or 200 is the
+// answer "you are in"; 203 is "waiting": keep the ticket it carries
+// (X-Fanrush-Ticket, also in the body) and POST again with it after
+// retryAfterMs (the server jitters it; Retry-After is the same in seconds).
+// 409 sold_out and 410 turn_missed are final; 503 and 429 say when to retry
+// with Retry-After, and the ticket keeps the place meanwhile.
+"use strict";
+
+const params = new URLSearchParams(location.search);
+// Same origin by default (make run's gateway serves both); ?api= for a
+// deployed HTTP API whose CORS allows this page's origin.
+const API = (params.get("api") || location.origin).replace(/\/+$/, "");
+const TICKET_HEADER = "x-fanrush-ticket";
+const $ = (id) => document.getElementById(id);
+
+let attempt = null; // the entry in progress: { event, ticket, firstAhead, timer, failures }
+
+function identity() {
+  const headers = {};
+  const token = $("token").value.trim();
+  const fan = $("fan").value.trim();
+  if (token) headers.authorization = `Bearer ${token}`;
+  else if (fan) headers["x-fan-id"] = fan;
+  return headers;
+}
+
+async function call(method, path, { body, headers = {} } = {}) {
+  const response = await fetch(API + path, {
+    method,
+    headers: { ...identity(), ...(body ? { "content-type": "application/json" } : {}), ...headers },
+    body: body ? JSON.stringify(body) : undefined,
+  });
+  let data = null;
+  try {
+    data = await response.json();
+  } catch {
+    data = null;
+  }
+  return { status: response.status, headers: response.headers, data };
+}
+
+function say(text) {
+  $("status").textContent = text;
+}
+
+function seconds(n) {
+  if (n === null || n === undefined) return "-";
+  if (n < 60) return `${n} s`;
+  const m = Math.floor(n / 60);
+  return `${m} min ${n % 60} s`;
+}
+
+function retryAfterMs(answer, fallbackMs) {
+  if (answer.data && Number.isFinite(answer.data.retryAfterMs)) return answer.data.retryAfterMs;
+  const header = Number(answer.headers.get("retry-after"));
+  return Number.isFinite(header) && header > 0 ? header * 1000 : fallbackMs;
+}
+
+function show(section) {
+  $("line").hidden = section !== "line";
+  $("result").hidden = section !== "result";
+}
+
+function finish(kind, title, text, canRejoin = false) {
+  show("result");
+  $("result").className = kind;
+  $("result-title").textContent = title;
+  $("result-text").textContent = text;
+  $("again").hidden = !canRejoin;
+  $("enter").disabled = false;
+  say("");
+  attempt = null;
+}
+
+function waiting(w, waitMs) {
+  show("line");
+  if (w.position === null) {
+    $("line-text").textContent =
+      `The event opens in ${seconds(w.opensInSeconds)}. Everyone who joins before then gets a place ` +
+      "drawn at random at the opening; nobody gains by joining earlier.";
+    $("progress").removeAttribute("value");
+  } else {
+    if (attempt.firstAhead === null || w.ahead > attempt.firstAhead) attempt.firstAhead = w.ahead;
+    const first = Math.max(attempt.firstAhead, 1);
+    $("progress").value = Math.min(1, Math.max(0, 1 - w.ahead / first));
+    $("line-text").textContent = w.ahead === 0 ? "Your turn is next." : "The line is moving; this page will enter for you.";
+  }
+  $("position").textContent = w.position === null ? "drawn at the opening" : String(w.position);
+  $("ahead").textContent = w.ahead === null ? "-" : String(w.ahead);
+  $("eta").textContent = seconds(w.etaSeconds);
+  $("next").textContent = `in ${(waitMs / 1000).toFixed(1)} s`;
+}
+
+async function enter() {
+  const a = attempt;
+  let answer;
+  try {
+    const headers = a.ticket ? { [TICKET_HEADER]: a.ticket } : {};
+    answer = await call("POST", `/events/${encodeURIComponent(a.event)}/entries`, {
+      body: { note: $("note").value || null },
+      headers,
+    });
+  } catch (e) {
+    // The network, not the API: back off (exponential, full jitter, at most 30 s).
+    a.failures += 1;
+    const wait = Math.random() * Math.min(30000, 1000 * 2 ** a.failures);
+    say(`No answer from the API (${e.message}); trying again in ${(wait / 1000).toFixed(1)} s.`);
+    a.timer = setTimeout(enter, wait);
+    return;
+  }
+  if (attempt !== a) return;
+  a.failures = 0;
+  const d = answer.data || {};
+  switch (answer.status) {
+    case 202:
+    case 200:
+      finish("in", "You're in!", `You entered ${a.event} at position ${d.position}.`);
+      return;
+    case 203: {
+      a.ticket = answer.headers.get(TICKET_HEADER) || d.ticket || a.ticket;
+      const wait = retryAfterMs(answer, 1000);
+      waiting(d, wait);
+      say("");
+      a.timer = setTimeout(enter, wait);
+      return;
+    }
+    case 409:
+      finish("out", "Sold out", d.message || "No places are left.");
+      return;
+    case 410:
+      a.ticket = null;
+      finish("out", "Your turn passed", d.message || "Your turn came and passed.", true);
+      return;
+    case 429:
+    case 503: {
+      const wait = retryAfterMs(answer, 2000);
+      say(`${d.message || "Busy"}; your place is kept. Trying again in ${(wait / 1000).toFixed(1)} s.`);
+      a.timer = setTimeout(enter, wait);
+      return;
+    }
+    default:
+      finish("out", `Not entered (${d.error || answer.status})`, d.message || "The API refused the request.");
+  }
+}
+
+async function describe(event) {
+  if (!/^[A-Za-z0-9_-]{1,64}$/.test(event)) {
+    $("event-info").textContent = "";
+    return;
+  }
+  try {
+    const r = await call("GET", `/events/${encodeURIComponent(event)}`);
+    if (r.status !== 200) {
+      $("event-info").textContent = r.data ? r.data.message : `no such event (${r.status})`;
+      return;
+    }
+    const e = r.data;
+    $("event-info").textContent =
+      `${e.title}: opens ${new Date(e.opensAt).toLocaleString()}, ${e.remaining} of ${e.capacity} places left.`;
+  } catch {
+    $("event-info").textContent = "";
+  }
+}
+
+// In local dev mode the admin API lists the events; deployed, it needs IAM
+// and the list stays empty (type the event id).
+async function listEvents() {
+  try {
+    const r = await call("GET", "/admin/events");
+    if (r.status !== 200 || !Array.isArray(r.data)) return;
+    $("events").replaceChildren(
+      ...r.data.map((e) => {
+        const o = document.createElement("option");
+        o.value = e.eventId;
+        o.label = e.title;
+        return o;
+      }),
+    );
+  } catch {
+    // No list: the field still takes an id.
+  }
+}
+
+function start(event) {
+  if (attempt) clearTimeout(attempt.timer);
+  attempt = { event, ticket: null, firstAhead: null, timer: null, failures: 0 };
+  $("enter").disabled = true;
+  show(null);
+  say("Entering...");
+  enter();
+}
+
+document.addEventListener("DOMContentLoaded", () => {
+  $("api").textContent = API;
+  if (params.get("event")) $("event").value = params.get("event");
+  listEvents();
+  $("event").addEventListener("change", () => describe($("event").value.trim()));
+  $("join").addEventListener("submit", (e) => {
+    e.preventDefault();
+    if (!$("fan").value.trim() && !$("token").value.trim()) {
+      say("Give a fan id (local dev mode) or a token.");
+      return;
+    }
+    start($("event").value.trim());
+  });
+  $("again").addEventListener("click", () => start($("event").value.trim()));
+});
