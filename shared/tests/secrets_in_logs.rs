@@ -1,7 +1,8 @@
 //! Secrets never reach a log line: the Slack webhook URL, the Redis password
 //! and the database password are configured (in URLs, and read through the
 //! secrets extension as in AWS), every path that logs an error about them is
-//! driven, and the captured logs are searched for them.
+//! driven, and the captured logs are searched for them. (Its own test
+//! binary: other tests running beside it would log into what it captures.)
 
 mod common;
 

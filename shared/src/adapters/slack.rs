@@ -134,19 +134,23 @@ impl SlackNotifier {
         Self { source, url: OnceCell::new(), web: HttpsClient::new(), timeout: Duration::from_secs(3) }
     }
 
-    /// Posts a notice. Never fails: Slack trouble is logged and dropped.
+    /// Posts a notice. Never fails: Slack trouble is logged and dropped
+    /// (a scale action must not fail because Slack did).
     pub async fn notify(&self, notice: &Notice) {
-        tracing::info!(notice = %notice.text(), "notice");
-        if self.source == SecretSource::None {
-            return;
-        }
-        let result = match self.url.get_or_try_init(|| self.resolve_url()).await {
-            Ok(url) => self.web.post_json(url, &notice.payload(), self.timeout).await,
-            Err(e) => Err(e),
-        };
-        if let Err(e) = result {
+        if let Err(e) = self.deliver(notice).await {
             tracing::warn!(error = %e, "slack notification failed; dropped");
         }
+    }
+
+    /// Posts a notice and says whether Slack took it; with no webhook
+    /// configured there is nothing to deliver (logged only).
+    pub async fn deliver(&self, notice: &Notice) -> Result<(), String> {
+        tracing::info!(notice = %notice.text(), "notice");
+        if self.source == SecretSource::None {
+            return Ok(());
+        }
+        let url = self.url.get_or_try_init(|| self.resolve_url()).await?;
+        self.web.post_json(url, &notice.payload(), self.timeout).await
     }
 
     async fn resolve_url(&self) -> Result<String, String> {

@@ -2,6 +2,7 @@
 //! and the adapters and built from [`crate::config`] by a function's main.
 //!
 //! - [`api`]: the fan API (`entry-api`) and the admin API (`admin-api`).
+//! - [`alarms`]: CloudWatch alarms from SNS to Slack (`notifier`).
 //! - [`writer`]: drains SQS batches into PostgreSQL (`writer`).
 //! - [`recovery`]: restores the gate from PostgreSQL and the DLQ, sweeps
 //!   reservations whose send outcome was unknown.
@@ -12,6 +13,7 @@
 //! - [`measure`]: what one Redis node admits per second (`fanrush
 //!   measure-gate`, `make bench`).
 
+pub mod alarms;
 pub mod api;
 pub mod measure;
 pub mod provisioning;

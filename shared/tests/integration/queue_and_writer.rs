@@ -2,10 +2,8 @@
 //! per-message failures for poison and conflicting rows, and a whole-batch
 //! failure when the database is down. Batches come from the real SQS endpoint.
 
-mod common;
-
+use crate::common::*;
 use chrono::{TimeZone, Utc};
-use common::*;
 use fanrush::adapters::postgres_store::Database;
 use fanrush::rules::domain::{Entry, EntryMessage, EventId, FanId};
 use fanrush::usecases::writer::EntryWriter;

@@ -2,13 +2,16 @@
 //! to its handler, the same files `cargo lambda invoke --data-file` and
 //! `sam local invoke -e` take.
 
-mod common;
-
+use crate::common::*;
 use aws_lambda_events::event::cloudwatch_events::CloudWatchEvent;
-use common::*;
+use aws_lambda_events::event::sns::SnsEvent;
+use fanrush::adapters::secrets::{Secret, SecretSource};
+use fanrush::adapters::slack::SlackNotifier;
+use fanrush::usecases::alarms::forward_alarms;
 use fanrush::usecases::api::AuthMode;
 use fanrush::usecases::api::{AdminApi, FanApi};
 use fanrush::usecases::recovery::Patience;
+use fanrush_local::HttpCapture;
 use std::time::Duration;
 
 fn sample(name: &str) -> String {
@@ -63,13 +66,25 @@ async fn the_schedule_sample_is_an_event_the_scheduler_accepts() {
 }
 
 #[tokio::test]
-async fn the_sns_sample_is_an_alarm_the_notifier_forwards() {
-    use aws_lambda_events::event::sns::SnsEvent;
-    use fanrush::adapters::slack::{alarm_notice, Notice};
+async fn the_sns_sample_is_an_alarm_the_notifier_forwards_to_slack() {
     let event: SnsEvent = serde_json::from_str(&sample("sns-alarm.json")).unwrap();
-    let sns = &event.records[0].sns;
-    let notice = alarm_notice(sns.subject.as_deref(), &sns.message);
-    assert!(
-        matches!(&notice, Notice::Alarm { name, state, .. } if name == "fanrush-EntryApiThrottlesAlarm" && state == "ALARM")
-    );
+    let slack = HttpCapture::start().await.unwrap();
+    let notifier = SlackNotifier::new(SecretSource::Plain(Secret::new(slack.url("/hook"))));
+    assert_eq!(forward_alarms(&notifier, &event).await.unwrap(), 1);
+    let posts = slack.requests();
+    assert_eq!(posts.len(), 1, "{posts:?}");
+    assert_eq!((posts[0].method.as_str(), posts[0].path.as_str()), ("POST", "/hook"));
+    let text = serde_json::from_str::<serde_json::Value>(&posts[0].body).unwrap()["text"].as_str().unwrap().to_owned();
+    assert!(text.contains("fanrush-EntryApiThrottlesAlarm") && text.contains("ALARM"), "{text}");
+}
+
+#[tokio::test]
+async fn an_alarm_slack_refuses_fails_the_invocation_so_lambda_retries_it() {
+    let event: SnsEvent = serde_json::from_str(&sample("sns-alarm.json")).unwrap();
+    let slack = HttpCapture::start().await.unwrap();
+    slack.answer(500, "{}");
+    let notifier = SlackNotifier::new(SecretSource::Plain(Secret::new(slack.url("/hook"))));
+    let e = forward_alarms(&notifier, &event).await.unwrap_err();
+    assert!(e.to_string().contains("fanrush-EntryApiThrottlesAlarm"), "{e}");
+    assert_eq!(slack.requests().len(), 1, "it was tried");
 }

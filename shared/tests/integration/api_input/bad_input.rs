@@ -1,9 +1,7 @@
 //! Bad input of every kind gets a clear 4xx JSON error, and identity comes
 //! only from the authorizer unless dev mode is on.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use fanrush::adapters::sqs_queue::EntryQueue;
 use fanrush::usecases::api::AuthMode;
 use fanrush::usecases::api::{AdminApi, FanApi};

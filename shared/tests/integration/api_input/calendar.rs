@@ -1,9 +1,7 @@
 //! The admin API's calendar: create, update without resetting counters,
 //! read back with counts, delete.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use serde_json::json;
 
 fn definition(capacity: i64) -> String {

@@ -3,9 +3,7 @@
 //! Gateway sends binary) never panic, never answer 5xx while the services are
 //! up, and every answer is JSON with an `error` code when it refuses.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use lambda_http::Body;
 use proptest::prelude::*;
 use serde_json::{json, Value};

@@ -3,10 +3,8 @@
 //! acceptances, one row per accepted fan with the position it was told,
 //! unique positions) and reading entries back.
 
-mod common;
-
+use crate::common::*;
 use chrono::{Duration, Utc};
-use common::*;
 use futures::future::join_all;
 use std::collections::{HashMap, HashSet};
 

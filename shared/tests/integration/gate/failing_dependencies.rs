@@ -3,9 +3,7 @@
 //! itself): the lazy Redis connection, outages, killed and restarted
 //! connections, unknown SQS outcomes, the sweep and a gate restore.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use fanrush::usecases::api::AuthMode;
 use fanrush::usecases::api::{AdminApi, FanApi};
 use fanrush::usecases::recovery::Patience;

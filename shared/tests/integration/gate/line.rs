@@ -5,10 +5,8 @@
 //! fan and event, a restore that keeps the line's seed and pauses it, and
 //! identity providers' subjects stored exactly.
 
-mod common;
-
+use crate::common::*;
 use chrono::{Duration as Minutes, Utc};
-use common::*;
 use fanrush::adapters::redis_gate::{Admission, EntryGate, IssuedTickets, LineCall, LineRefresh, SeedWrite};
 use fanrush::adapters::secrets::{Secret, SecretSource};
 use fanrush::rules::domain::{EventId, FanId};

@@ -3,9 +3,7 @@
 //! fault proxy or by real Redis servers (a replica promoted, eviction), not
 //! by timing luck.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use fanrush::adapters::aws_sdk::sqs_client;
 use fanrush::adapters::redis_gate::SeedWrite;
 use fanrush::adapters::sqs_queue::EntryQueue;

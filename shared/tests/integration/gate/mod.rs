@@ -1,0 +1,12 @@
+//! Admitting fans through the gate.
+
+/// Admission outcomes and the burst invariants, end to end.
+mod admissions;
+/// The gate under failing dependencies: the lazy connection, outages,
+/// killed connections, a Redis restart, unknown SQS outcomes, the sweep.
+mod failing_dependencies;
+/// The line in front of the gate.
+mod line;
+/// Nothing a fan was told is contradicted: races, a promoted replica that
+/// missed writes, eviction, dead letters through a restore.
+mod told_is_kept;
