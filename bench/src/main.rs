@@ -20,70 +20,93 @@ mod replication;
 mod restore;
 mod workloads;
 
+use clap::{Parser, ValueEnum};
 use figures::Report;
 use std::path::PathBuf;
 
+/// One section of the benchmarks.
+#[derive(ValueEnum, Clone, Copy, PartialEq, Eq, Debug)]
+enum Section {
+    Cold,
+    Accept,
+    Memory,
+    Writer,
+    Restore,
+    Replication,
+    Admissions,
+    Line,
+    Opening,
+    Package,
+    Arm64,
+    Peer,
+}
+
+#[derive(Parser)]
+#[command(name = "fanrush-bench", version, about = "fanrush's figures, each next to the limit it is bounded by")]
+struct Args {
+    /// Fewer repetitions and smaller sizes: a smoke run, not figures to quote.
+    #[arg(long)]
+    quick: bool,
+    /// Run only these sections (comma-separated) [default: all].
+    #[arg(long, value_enum, value_delimiter = ',')]
+    only: Vec<Section>,
+}
+
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
+    let args = Args::parse();
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
-    let args: Vec<String> = std::env::args().collect();
-    let quick = args.iter().any(|a| a == "--quick");
-    // `--only a,b` runs just those sections (cold,accept,memory,writer,restore,replication,admissions,line,opening,package,arm64,peer).
-    let only: Option<Vec<String>> = args
-        .iter()
-        .position(|a| a == "--only")
-        .and_then(|i| args.get(i + 1))
-        .map(|v| v.split(',').map(str::to_owned).collect());
-    let run = |section: &str| only.as_ref().is_none_or(|o| o.iter().any(|s| s == section));
+    let quick = args.quick;
+    let run = |section: Section| args.only.is_empty() || args.only.contains(&section);
     let mut report = Report::default();
     let mut w = workloads::Workloads::setup(root.clone(), quick).await;
 
-    if run("cold") {
+    if run(Section::Cold) {
         eprintln!("[bench] cold start");
         w.cold_starts(&mut report).await;
     }
-    if run("accept") {
+    if run(Section::Accept) {
         eprintln!("[bench] accept path, sold-out path, CPU");
         w.accept_path(&mut report).await;
         w.concurrency(&mut report);
     }
-    if run("memory") {
+    if run(Section::Memory) {
         eprintln!("[bench] memory");
         w.memory(&mut report).await;
     }
-    if run("writer") {
+    if run(Section::Writer) {
         eprintln!("[bench] writer");
         w.writer(&mut report).await;
     }
-    if run("restore") {
+    if run(Section::Restore) {
         eprintln!("[bench] gate restore at scale");
         restore::restore(&root, w.env(), quick, &mut report).await;
     }
-    if run("replication") {
+    if run(Section::Replication) {
         eprintln!("[bench] the cost of WAIT 1 per admission");
         replication::replication(quick, &mut report).await;
     }
-    if run("admissions") {
+    if run(Section::Admissions) {
         eprintln!("[bench] admissions per second on one Redis core");
         admissions::admissions(quick, &mut report).await;
     }
-    if run("line") {
+    if run(Section::Line) {
         eprintln!("[bench] the line: its cost on the gate's core and a waiting answer's");
         line::line(&root, w.env(), quick, &mut report).await;
     }
-    if run("opening") {
+    if run(Section::Opening) {
         eprintln!("[bench] the opening second");
         opening::opening(&root, w.env(), quick, &mut report).await;
     }
-    if run("package") {
+    if run(Section::Package) {
         eprintln!("[bench] package size");
         w.package_sizes(&mut report);
     }
-    if run("arm64") {
+    if run(Section::Arm64) {
         eprintln!("[bench] arm64, the template's default architecture");
         w.arm64(&mut report).await;
     }
-    if run("peer") {
+    if run(Section::Peer) {
         eprintln!("[bench] Node.js peer");
         w.peer(&mut report).await;
     }
