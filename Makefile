@@ -9,6 +9,14 @@ run:
 test:
 	@scripts/test.sh
 
+## The checks that need no service: fmt, clippy, the links, the unit tests and the CLI's
+## tests (a minute or two once built). make test runs these and everything else.
+check:
+	cargo fmt --all --check
+	cargo clippy --workspace --all-targets --quiet -- -D warnings
+	python3 scripts/check-links.py
+	cargo test --workspace --quiet --lib --bins --test cli --test charts
+
 ## Benchmarks (release build, real local services, Node.js peer); not part of test.
 bench:
 	@scripts/bench.sh
