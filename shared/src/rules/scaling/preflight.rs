@@ -84,10 +84,9 @@ impl LineRates {
     }
 }
 
-/// Rows per second one writer invocation inserts, SQS batches of 100, from
-/// `make bench` ("writer rows/s, SQS batches of 100": 41,639 in the final
-/// run of 2026-11-23, PostgreSQL 15 on loopback; 48,505 and 83,841 in runs
-/// before, the raw insert moving with it). The preflight drains at one writer's rate: a lower
+/// Rows per second one writer invocation inserts, SQS batches of 100:
+/// `make bench`'s "writer rows/s, SQS batches of 100", PostgreSQL on
+/// loopback (docs/benchmarks.md keeps the runs). The preflight drains at one writer's rate: a lower
 /// bound, as `MaximumConcurrency` writers add more only while the database
 /// keeps up. Over RDS Proxy each batch adds network round trips: measure.
 pub const MEASURED_WRITER_ROWS_PER_SECOND: f64 = 41_639.0;
