@@ -48,18 +48,39 @@ impl Report {
         }
     }
 
+    /// The figures as the markdown table docs/benchmarks.md holds
+    /// (`make tables` copies it from results.json).
+    pub fn markdown(&self) -> String {
+        let mut t =
+            String::from("| figure | value | limit (same run) | ratio | target | met |\n|---|---|---|---|---|---|\n");
+        for f in &self.figures {
+            let value = format!("{} {}", human(f.value), f.unit);
+            let limit = match f.limit {
+                Some(l) if f.limit_name.is_empty() => format!("{} {}", human(l), f.unit),
+                Some(l) => format!("{} {} ({})", human(l), f.unit, f.limit_name),
+                None if f.limit_name.is_empty() => "-".to_owned(),
+                None => format!("- ({})", f.limit_name),
+            };
+            let ratio = f.limit.map_or("-".into(), |l| format!("{:.2}", ratio(f.value, l)));
+            let met = f.met.map_or("-", |m| if m { "yes" } else { "**no**" });
+            t.push_str(&format!(
+                "| {} | {} | {} | {} | {} | {} |\n",
+                f.name,
+                value.trim(),
+                limit,
+                ratio,
+                f.target,
+                met
+            ));
+        }
+        t
+    }
+
     pub fn json(&self) -> Value {
-        let machine = std::fs::read_to_string("/proc/cpuinfo")
-            .ok()
-            .and_then(|c| {
-                c.lines()
-                    .find(|l| l.starts_with("model name"))
-                    .map(|l| l.split(':').nth(1).unwrap_or("").trim().to_owned())
-            })
-            .unwrap_or_default();
         json!({
-            "machine": { "cpu": machine, "cores": std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0) },
+            "machine": fanrush_local::runtime::machine(),
             "measuredAt": chrono::Utc::now().to_rfc3339(),
+            "table": self.markdown(),
             "figures": self.figures.iter().map(|f| json!({
                 "name": f.name,
                 "value": round(f.value),
@@ -103,4 +124,31 @@ pub fn percentile(xs: &mut [f64], p: f64) -> f64 {
     xs.sort_by(|a, b| a.partial_cmp(b).unwrap());
     let rank = ((p / 100.0) * xs.len() as f64).ceil().max(1.0) as usize;
     xs[rank.min(xs.len()) - 1]
+}
+
+/// A figure as a person reads it: thousands grouped, three significant
+/// digits below a hundred.
+fn human(v: f64) -> String {
+    if !v.is_finite() {
+        return v.to_string();
+    }
+    if v.abs() >= 100.0 {
+        let digits = format!("{:.0}", v.abs());
+        let mut grouped = String::new();
+        for (i, c) in digits.chars().enumerate() {
+            if i > 0 && (digits.len() - i) % 3 == 0 {
+                grouped.push(',');
+            }
+            grouped.push(c);
+        }
+        return if v < 0.0 { format!("-{grouped}") } else { grouped };
+    }
+    let decimals = if v.abs() >= 10.0 {
+        1
+    } else if v.abs() >= 1.0 {
+        2
+    } else {
+        3
+    };
+    format!("{v:.decimals$}")
 }
