@@ -1,5 +1,5 @@
 # fanrush: the two commands are `make run` and `make test`.
-.PHONY: run test check bench drill charts build lint fmt clean
+.PHONY: run test check bench drill charts tables build lint fmt clean
 
 ## Start the whole suite locally and serve the API on 127.0.0.1:9000.
 run:
@@ -29,6 +29,10 @@ drill:
 ## The README's charts of the worked event (docs/charts/*.svg), drawn by fanrush plan and simulate.
 charts:
 	@scripts/charts.sh
+
+## The result tables in docs/, rewritten from target/bench/results.json and target/drill/results.json.
+tables:
+	@python3 scripts/tables.py
 
 build:
 	cargo build --workspace

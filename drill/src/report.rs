@@ -164,7 +164,11 @@ impl Report {
                 })
             })
             .collect();
-        let doc = json!({ "shape": self.shape, "capacity": self.capacity, "clean": self.clean(), "scenarios": rows });
+        // The rendered table rides along: `make tables` copies it into docs/drills.md.
+        let doc = json!({
+            "shape": self.shape, "capacity": self.capacity, "clean": self.clean(), "scenarios": rows,
+            "table": self.table(), "machine": fanrush_local::runtime::machine(), "measuredAt": chrono::Utc::now().to_rfc3339(),
+        });
         std::fs::write(path, serde_json::to_string_pretty(&doc).unwrap_or_default())
     }
 }

@@ -238,3 +238,13 @@ pub fn cpu_ms(pid: u32) -> f64 {
         + fields.get(12).and_then(|s| s.parse::<f64>().ok()).unwrap_or(0.0);
     ticks * 1000.0 / 100.0
 }
+
+/// The machine a run ran on, for its results file: the CPU model and the
+/// cores this process may use.
+pub fn machine() -> serde_json::Value {
+    let cpu = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|c| c.lines().find(|l| l.starts_with("model name"))?.split(':').nth(1).map(|m| m.trim().to_owned()))
+        .unwrap_or_default();
+    serde_json::json!({ "cpu": cpu, "cores": std::thread::available_parallelism().map_or(0, |n| n.get()) })
+}
