@@ -89,15 +89,19 @@ pub fn plan(path: &Path, plan: &ScalingPlan) -> Result<(), String> {
             .label(format!("the account's clamp ({clamp:.0})"))
             .legend(|(x, y)| PathElement::new([(x, y), (x + 14, y)], RED.stroke_width(2)));
     }
-    chart
-        .configure_series_labels()
+    legend(&mut chart.configure_series_labels()).draw().map_err(drawing_error)?;
+    root.present().map_err(drawing_error)
+}
+
+/// Both charts' legend: top right, over a light box.
+fn legend<'s, 'a, 'b, DB: DrawingBackend + 'a, CT: plotters::coord::CoordTranslate>(
+    labels: &'s mut plotters::chart::SeriesLabelStyle<'a, 'b, DB, CT>,
+) -> &'s mut plotters::chart::SeriesLabelStyle<'a, 'b, DB, CT> {
+    labels
         .position(SeriesLabelPosition::UpperRight)
         .label_font((FONT, 13))
         .background_style(WHITE.mix(0.85))
         .border_style(BLACK.mix(0.4))
-        .draw()
-        .map_err(drawing_error)?;
-    root.present().map_err(drawing_error)
 }
 
 /// A step function's outline: `values[k]` holds from `breaks[k]` to the next.
@@ -174,13 +178,6 @@ pub fn simulation(path: &Path, seconds: &[Second]) -> Result<(), String> {
         .map_err(drawing_error)?
         .label("waiting in line (right axis)")
         .legend(|(x, y)| PathElement::new([(x, y), (x + 14, y)], BLACK.stroke_width(2)));
-    chart
-        .configure_series_labels()
-        .position(SeriesLabelPosition::UpperRight)
-        .label_font((FONT, 13))
-        .background_style(WHITE.mix(0.85))
-        .border_style(BLACK.mix(0.4))
-        .draw()
-        .map_err(drawing_error)?;
+    legend(&mut chart.configure_series_labels()).draw().map_err(drawing_error)?;
     root.present().map_err(drawing_error)
 }
