@@ -82,10 +82,20 @@ class Page:
         self.send("Input.insertText", text=text)
 
     def click(self, selector):
-        box = self.evaluate(
-            f"(() => {{ const r = document.querySelector({json.dumps(selector)}).getBoundingClientRect();"
-            " return [r.x + r.width / 2, r.y + r.height / 2]; })()"
-        )
+        """A real mouse click at the element's centre, once the element is
+        what is drawn there (the layout may still be moving)."""
+        deadline = time.time() + 10
+        while True:
+            box = self.evaluate(
+                f"(() => {{ const e = document.querySelector({json.dumps(selector)}); const r = e.getBoundingClientRect();"
+                " const x = r.x + r.width / 2, y = r.y + r.height / 2;"
+                " return [x, y, document.elementFromPoint(x, y) === e]; })()"
+            )
+            if box[2]:
+                break
+            if time.time() > deadline:
+                sys.exit(f"{selector} is not where the page draws it")
+            time.sleep(0.1)
         for kind in ("mousePressed", "mouseReleased"):
             self.send("Input.dispatchMouseEvent", type=kind, x=box[0], y=box[1], button="left", clickCount=1)
 
@@ -154,6 +164,12 @@ def main():
 
         page.type_into("#event", event)
         page.type_into("#fan", "browser-fan")
+        # Leaving the event field looks the event up; the page names it.
+        deadline = time.time() + 10
+        while "places left" not in (page.evaluate("document.getElementById('event-info').textContent") or ""):
+            if time.time() > deadline:
+                sys.exit("the page did not describe the event")
+            time.sleep(0.05)
         page.click("#enter")
 
         seen_waiting = None
