@@ -610,7 +610,9 @@ impl Lines {
         gauge!("LineRate").set(line.status.rate);
         let counts = &line.walk.shape().counts;
         let joined = counts.prequeued + counts.arrivals.iter().sum::<u64>();
-        gauge!("LineLength").set((joined as f64 - line.walk.front_rank(front_at)).max(0.0));
+        // One walk of the front serves the gauge and the fan's `ahead`.
+        let released = line.walk.front_rank(front_at);
+        gauge!("LineLength").set((joined as f64 - released).max(0.0));
         let now_ms = now.timestamp_millis();
         let open = now_ms >= line.status.opens_at_ms;
         let eta = match paced {
@@ -636,7 +638,7 @@ impl Lines {
         if shuffled {
             let shape = line.walk.shape();
             let rank = shape.rank(&place);
-            let ahead = (rank - line.walk.front_rank(front_at)).max(0.0);
+            let ahead = (rank - released).max(0.0);
             body["position"] = (rank.floor() as i64 + 1).into();
             let ahead = paced.map_or(ahead, |(_, at_gate)| at_gate);
             body["ahead"] = (ahead.ceil() as i64).into();
