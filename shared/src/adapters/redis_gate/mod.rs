@@ -8,12 +8,12 @@
 //! | `P:state` | string | the `run_id` of the server the whole gate state was built on |
 //! | `P:state-lost-at` | string | `run_id:ms`: when a server first noticed its state missing or foreign |
 //! | `P:restoring` | string | the lease of the one restorer at work (token, expires) |
-//! | `P:ev:E` | hash | event definition, `taken` (slots held), `seq` (last position handed out), `archived`; for a deleted event only `retired` = 1 (a tombstone: the id is never published again); for an event with a line also `lineRate`, `linePrequeueMs` (when joining opens), `lineSeed`, `linePauses` and the pace's `lineTokens`, `lineTokensAt`, `lineHeldAt` (the held queue's last move) |
+//! | `P:ev:E` | hash | event definition, `taken` (slots held), `seq` (last position handed out), `archived`; for a deleted event only `retired` = 1 (a tombstone: the id is never published again); for an event with a line also `lineRate`, `linePrequeueMs` (when joining opens), `lineSeed`, `linePauses` and the pace's `lineTokens`, `lineTokensAt`, `lineHeldAt` (the held queue's last move), `linePrequeueIn` (pre-queued fans admitted) and `linePrequeueAt` (the last of them, or when the first arrival waited for them) |
 //! | `P:ev:E:fans` | hash | fan → record (below) |
 //! | `P:ev:E:notes` | hash | fan → note |
 //! | `P:ev:E:pending` | sorted set | fans whose send is pending, by the time of the last send, for the sweep |
 //! | `P:ev:E:line` | string | the line's counts of tickets issued, `u32`s (`BITFIELD`): the pre-queue's, then one per 100 ms bucket after the opening; a restore leaves them, so a failover keeps what replicated |
-//! | `P:ev:E:held` | sorted set | fans whose turn came and whom the pace held back, scored by their places' order keys: they take the tokens in that order |
+//! | `P:ev:E:held` | sorted set | fans whose turn came and whom the pace held back, scored by their places' order keys: they take the tokens in that order, no arrival before a pre-queued fan or half a second of arrivals behind the head |
 //! | `P:rl:F` | string | a fan's entry attempts in the rate-limit window (`F` percent-encoded) |
 //!
 //! A fan's record is `position:acceptedAtMs` once the entry is durably

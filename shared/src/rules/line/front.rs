@@ -30,7 +30,9 @@
 //!
 //! After a pre-queue the front holds [`PREQUEUE_GAP_MS`] before the first
 //! arrival, so every pre-queued fan that comes back when told is admitted
-//! before anyone who arrived after the opening.
+//! before anyone who arrived after the opening. The gate keeps that order
+//! for the ones who come back later (`admit.lua`: no arrival takes a token
+//! while pre-queued fans are still coming in).
 //!
 //! The front is built on the counts the gate holds and extended, step by
 //! step, with the tickets the environment issued since its last sync: a

@@ -144,7 +144,11 @@ async fn a_ticket_is_bound_to_its_fan_and_event_and_a_bad_one_admits_no_one() {
     for fan in ["a", "b", "c"] {
         stack.enter(&event, fan).await;
     }
-    let mine = body_json(&stack.enter(&event, "mallory").await)["ticket"].as_str().unwrap().to_owned();
+    // A bucket after theirs (within one, the shuffle could put mallory
+    // first): behind all three, at one a second, so it waits.
+    tokio::time::sleep(Duration::from_millis(150)).await;
+    let first = stack.enter(&event, "mallory").await;
+    let mine = body_json(&first)["ticket"].as_str().unwrap_or_else(|| panic!("{}", body_json(&first))).to_owned();
     assert_error(&stack.enter_with(&event, "trudy", Some(&mine)).await, 403, "invalid_ticket");
     assert_error(&stack.enter_with(&other, "mallory", Some(&mine)).await, 403, "invalid_ticket");
     // An earlier place, forged with another key, or written by hand.
@@ -471,6 +475,98 @@ async fn the_gate_paces_admissions_lets_the_fans_it_held_back_in_by_place_and_se
     // A fan whose turn passed gets only what it already has.
     assert_eq!(admit(4, LineCall::Existing).await, Admission::TurnMissed);
     assert!(matches!(admit(1, LineCall::Existing).await, Admission::Reserved(_)), "its pending entry, taken over");
+}
+
+#[tokio::test]
+async fn at_the_gate_no_arrival_goes_before_a_prequeued_fan_until_the_prequeues_admissions_stall() {
+    let stack = Stack::new().await;
+    // A thousand a second: tokens are never what holds anyone back here.
+    let event =
+        stack.lined_event(100, 1_000, 0, Utc::now() - Minutes::minutes(1), Utc::now() + Minutes::hours(1)).await;
+    let id = EventId::parse(&event).unwrap();
+    let (id, gate) = (&id, &stack.gate);
+    let at = |ms: i64| Utc::now() + Minutes::milliseconds(ms);
+    let admit = |fan: &'static str, order: i64, now, prequeued: u64| async move {
+        let issued = IssuedTickets { prequeued, arrivals: vec![] };
+        let refresh = LineRefresh { issued, from_bucket: None };
+        let fan = FanId::parse(fan).unwrap();
+        gate.admit_in_line(id, &fan, &None, now, fan.as_str(), LineCall::Turn { order }, &refresh).await.unwrap().0
+    };
+    let paced = |a: &Admission| matches!(a, Admission::Paced { .. });
+    // Three joined the pre-queue (their tickets counted with the first call).
+    let early = admit("early", -30, at(0), 3).await;
+    assert!(matches!(early, Admission::Reserved(_)), "{early:?}");
+    // An arrival whose turn came, with two pre-queued fans not in yet: held.
+    assert!(paced(&admit("arrival", 5, at(100), 0).await));
+    let second = admit("second", -20, at(200), 0).await;
+    assert!(matches!(second, Admission::Reserved(_)), "{second:?}");
+    // Still one pre-queued fan out, and the last came in 1.9 s ago: held.
+    assert!(paced(&admit("arrival", 5, at(2_100), 0).await));
+    // Two seconds without a pre-queued admission: the one left walked away,
+    // and the arrivals go in.
+    let arrival = admit("arrival", 5, at(2_300), 0).await;
+    assert!(matches!(arrival, Admission::Reserved(_)), "{arrival:?}");
+    // The last pre-queued fan comes back after all: in, at its place's turn.
+    assert!(matches!(admit("late", -10, at(2_400), 0).await, Admission::Reserved(_)));
+}
+
+#[tokio::test]
+async fn a_prequeued_fan_held_in_the_gates_queue_goes_before_every_arrival() {
+    let stack = Stack::new().await;
+    // A thousand a second: the bucket holds ten tokens, the queue's window
+    // is fifty fans.
+    let event =
+        stack.lined_event(100, 1_000, 0, Utc::now() - Minutes::minutes(1), Utc::now() + Minutes::hours(1)).await;
+    let id = EventId::parse(&event).unwrap();
+    let (id, gate) = (&id, &stack.gate);
+    let start = Utc::now();
+    let admit = |fan: String, order: i64, prequeued: u64, ms: i64| async move {
+        let refresh = LineRefresh { issued: IssuedTickets { prequeued, arrivals: vec![] }, from_bucket: None };
+        let fan = FanId::parse(&fan).unwrap();
+        let now = start + Minutes::milliseconds(ms);
+        gate.admit_in_line(id, &fan, &None, now, fan.as_str(), LineCall::Turn { order }, &refresh).await.unwrap().0
+    };
+    let reserved = |a: &Admission| matches!(a, Admission::Reserved(_));
+    assert!(reserved(&admit("p1".into(), -2, 2, 0).await));
+    // Past the hold: ten arrivals take the bucket's ten tokens at once.
+    for i in 0..10 {
+        assert!(reserved(&admit(format!("a{i}"), 100 + i, 0, 2_100).await), "a{i}");
+    }
+    // The other pre-queued fan comes back in the same millisecond: no token,
+    // held in the queue.
+    assert!(matches!(admit("p2".into(), -1, 0, 2_100).await, Admission::Paced { .. }));
+    // Two tokens later an arrival well inside the window calls first; the
+    // token is the pre-queued fan's.
+    assert!(matches!(admit("late".into(), 200, 0, 2_102).await, Admission::Paced { .. }));
+    assert!(reserved(&admit("p2".into(), -1, 0, 2_103).await));
+    assert!(reserved(&admit("late".into(), 200, 0, 2_104).await));
+}
+
+#[tokio::test]
+async fn an_arrival_half_a_second_behind_the_gates_head_waits_for_it() {
+    let stack = Stack::new().await;
+    let event =
+        stack.lined_event(100, 1_000, 0, Utc::now() - Minutes::minutes(1), Utc::now() + Minutes::hours(1)).await;
+    let id = EventId::parse(&event).unwrap();
+    let (id, gate) = (&id, &stack.gate);
+    let start = Utc::now();
+    let admit = |fan: String, bucket: i64, ms: i64| async move {
+        let refresh = LineRefresh { issued: IssuedTickets::default(), from_bucket: None };
+        let (fan, now) = (FanId::parse(&fan).unwrap(), start + Minutes::milliseconds(ms));
+        // An arrival's order key: its 100 ms bucket above 24 bits.
+        let call = LineCall::Turn { order: bucket << 24 };
+        gate.admit_in_line(id, &fan, &None, now, fan.as_str(), call, &refresh).await.unwrap().0
+    };
+    let reserved = |a: &Admission| matches!(a, Admission::Reserved(_));
+    for i in 0..10 {
+        assert!(reserved(&admit(format!("t{i}"), 10, 0).await), "t{i} takes one of the ten tokens");
+    }
+    assert!(matches!(admit("head".into(), 1, 0).await, Admission::Paced { .. }), "no token left: held");
+    // Five tokens later: six buckets behind the head waits, four goes in.
+    assert!(matches!(admit("far".into(), 7, 5).await, Admission::Paced { .. }));
+    assert!(reserved(&admit("near".into(), 5, 6).await));
+    assert!(reserved(&admit("head".into(), 1, 7).await));
+    assert!(reserved(&admit("far".into(), 7, 8).await), "at the head now");
 }
 
 /// JWT `sub`s as identity providers issue them (RFC 7519: a StringOrURI).

@@ -66,7 +66,7 @@ if line_mode ~= 'admit' then
   if limited then return limited end
 end
 local m = redis.call('HMGET', KEYS[2], 'opensAtMs', 'closesAtMs', 'capacity', 'taken',
-  'lineRate', 'lineTokens', 'lineTokensAt', 'lineHeldAt')
+  'lineRate', 'lineTokens', 'lineTokensAt', 'lineHeldAt', 'linePrequeueIn', 'linePrequeueAt')
 if not m[3] then return {'not_found'} end
 seen = {m[4] or '0', m[3]}
 -- An event with a line admits only fans whose turn came: a caller that does
@@ -134,10 +134,45 @@ if m[5] then
   end
   redis.call('ZADD', KEYS[8], ARGV[10], ARGV[2])
   local rank = redis.call('ZRANK', KEYS[8], ARGV[2])
-  if tokens < 1 or rank >= window then
+  -- The order holds at the gate across environments' fronts and slow
+  -- answers, beyond the window. A fan who arrived after the opening (order
+  -- key >= 0; the pre-queue's are negative, and an arrival's holds its
+  -- 100 ms bucket above 24 bits) takes no token
+  -- - while a pre-queued fan is held in the queue;
+  -- - while some pre-queued fans are not in yet, until the pre-queue's
+  --   admissions have stalled for PREQUEUE_HOLD_MS (the fronts' gap is half
+  --   a second; a pre-queued fan who came back later, after a slow answer or
+  --   a 503, still goes first). The hold starts at the first arrival here if
+  --   no pre-queued fan came in yet, and costs a line whose last pre-queued
+  --   fans walked away that long, once;
+  -- - while the queue's head arrived half a second (five buckets) or more
+  --   before it.
+  local PREQUEUE_HOLD_MS = 2000
+  local ARRIVAL_WINDOW = 5 * 16777216
+  local out_of_order = false
+  local key = tonumber(ARGV[10])
+  if key >= 0 then
+    local head = tonumber(redis.call('ZRANGE', KEYS[8], 0, 0, 'WITHSCORES')[2])
+    if head < 0 or key - head >= ARRIVAL_WINDOW then
+      out_of_order = true
+    else
+      local joined = tonumber(redis.call('BITFIELD', KEYS[7], 'GET', 'u32', '#0')[1])
+      if tonumber(m[9] or '0') < joined then
+        local since = tonumber(m[10] or '')
+        if not since then
+          since = now
+          redis.call('HSET', KEYS[2], 'linePrequeueAt', tostring(now))
+        end
+        out_of_order = now - since < PREQUEUE_HOLD_MS
+      end
+    end
+  end
+  if tokens < 1 or rank >= window or out_of_order then
     redis.call('HSET', KEYS[2], 'lineTokens', tostring(tokens), 'lineTokensAt', tostring(clock),
       'lineHeldAt', tostring(held_at))
     local due = (rank + 1 - tokens) * 1000 / rate
+    -- Held for the order: back in a tenth of a second, not at once.
+    if out_of_order then due = math.max(due, 100) end
     return {'paced', tostring(math.max(5, math.ceil(due)))}
   end
   redis.call('ZREM', KEYS[8], ARGV[2])
@@ -145,6 +180,10 @@ if m[5] then
   if limited then return limited end
   redis.call('HSET', KEYS[2], 'lineTokens', tostring(tokens - 1), 'lineTokensAt', tostring(clock),
     'lineHeldAt', tostring(now))
+  if key < 0 then
+    redis.call('HINCRBY', KEYS[2], 'linePrequeueIn', 1)
+    redis.call('HSET', KEYS[2], 'linePrequeueAt', tostring(now))
+  end
 end
 seen[1] = tostring(redis.call('HINCRBY', KEYS[2], 'taken', 1))
 local pos = tostring(redis.call('HINCRBY', KEYS[2], 'seq', 1))
