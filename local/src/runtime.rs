@@ -9,22 +9,27 @@
 //! benchmarks time functions under it; the drill runs the spike through a
 //! pool of them and kills environments mid-invocation ([`Harness::abandon`]).
 //!
-//! Its HTTP is written by hand, unlike the gateway's and the recording
-//! server's (hyper). A hyper harness was written and run: the drill's smoke
-//! held every invariant with it, but the full drill's line openings left
-//! pre-queued fans behind later ones, and so did this harness in later runs
-//! on the same machine the same day (docs/drills.md), so neither run could
-//! tell the two apart. The harness the drill's passing runs were measured
-//! with stays until a run can.
+//! Its HTTP is hyper's, through the stand-ins' one server loop
+//! ([`crate::http_server`]).
 
+use crate::http_server::{response, serve, BodyError, Received};
+use bytes::Bytes;
+use http::Method;
+use http_body_util::Full;
+use hyper::Response;
 use std::process::Stdio;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpListener;
 use tokio::process::{Child, Command};
-use tokio::sync::{mpsc, oneshot, Mutex as AsyncMutex};
+use tokio::sync::{mpsc, oneshot, watch, Mutex as AsyncMutex};
+
+/// The largest answer a function may send: Lambda's payload quota for a
+/// synchronous invocation, 6 MB for the response ("Invocation payload
+/// (request and response)", Lambda quotas,
+/// https://docs.aws.amazon.com/lambda/latest/dg/gettingstarted-limits.html).
+const MAX_RESPONSE: usize = 6 * 1024 * 1024;
 
 /// Why an invocation got no answer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -55,6 +60,10 @@ struct Shared {
     first_next: Mutex<Option<Instant>>,
     first_next_signal: Mutex<Option<oneshot::Sender<Instant>>>,
     counter: AtomicU64,
+    /// Moved on by [`Harness::abandon`]: a poll for work from the process
+    /// that was killed stops waiting, so it takes no invocation the next
+    /// process should get.
+    generation: watch::Sender<u64>,
 }
 
 /// A running harness for one function process.
@@ -77,14 +86,10 @@ impl Harness {
             first_next: Mutex::new(None),
             first_next_signal: Mutex::new(Some(first_tx)),
             counter: AtomicU64::new(0),
+            generation: watch::Sender::new(0),
         });
         let s = shared.clone();
-        tokio::spawn(async move {
-            while let Ok((stream, _)) = listener.accept().await {
-                let _ = stream.set_nodelay(true);
-                tokio::spawn(serve(stream, s.clone()));
-            }
-        });
+        tokio::spawn(serve(listener, MAX_RESPONSE, move |received| runtime_api(received, s.clone())));
         Self { port, shared, send, first: Some(first_rx) }
     }
 
@@ -137,93 +142,73 @@ impl Harness {
     /// Gives up the invocation in flight (its caller sees
     /// [`InvokeError::Abandoned`]): call it after killing the process.
     pub fn abandon(&self) {
+        self.shared.generation.send_modify(|g| *g += 1);
         self.shared.in_flight.lock().unwrap().take();
     }
 }
 
-async fn serve(stream: TcpStream, shared: Arc<Shared>) {
-    let (read, mut write) = stream.into_split();
-    let mut reader = BufReader::new(read);
-    loop {
-        let mut line = String::new();
-        if reader.read_line(&mut line).await.unwrap_or(0) == 0 {
-            return;
+/// The Runtime API's three calls: the next invocation, its answer, its
+/// error (init errors and anything else are acknowledged and dropped).
+async fn runtime_api(received: Result<Received, BodyError>, shared: Arc<Shared>) -> Response<Full<Bytes>> {
+    let request = match received {
+        Ok(r) => r,
+        Err(BodyError::TooLarge) => return response(413, &[], "the answer is over Lambda's 6 MB"),
+        Err(BodyError::Broken) => return response(400, &[], ""),
+    };
+    let path = request.parts.uri.path();
+    if request.parts.method == Method::GET && path.ends_with("/runtime/invocation/next") {
+        return next_invocation(&shared).await;
+    }
+    if request.parts.method == Method::POST && (path.ends_with("/response") || path.ends_with("/error")) {
+        if let Some((_, delivered, reply)) = shared.in_flight.lock().unwrap().take() {
+            let _ = reply.send(Answer {
+                body: String::from_utf8_lossy(&request.body).into_owned(),
+                error: path.ends_with("/error"),
+                elapsed: delivered.elapsed(),
+            });
         }
-        let mut parts = line.split_whitespace();
-        let (method, path) = (parts.next().unwrap_or_default().to_owned(), parts.next().unwrap_or_default().to_owned());
-        let mut length = 0usize;
-        loop {
-            let mut header = String::new();
-            if reader.read_line(&mut header).await.unwrap_or(0) == 0 {
-                return;
+        return response(202, &[], "{\"status\":\"OK\"}\n");
+    }
+    response(202, &[], "")
+}
+
+/// Waits for work and hands it out with Lambda's headers, unless the
+/// process asking is abandoned first.
+async fn next_invocation(shared: &Shared) -> Response<Full<Bytes>> {
+    {
+        let mut first = shared.first_next.lock().unwrap();
+        if first.is_none() {
+            let now = Instant::now();
+            *first = Some(now);
+            if let Some(tx) = shared.first_next_signal.lock().unwrap().take() {
+                let _ = tx.send(now);
             }
-            let header = header.trim_end();
-            if header.is_empty() {
-                break;
-            }
-            if let Some((k, v)) = header.split_once(':') {
-                if k.eq_ignore_ascii_case("content-length") {
-                    length = v.trim().parse().unwrap_or(0);
-                }
-            }
-        }
-        let mut body = vec![0u8; length];
-        if reader.read_exact(&mut body).await.is_err() {
-            return;
-        }
-        let response = if method == "GET" && path.ends_with("/runtime/invocation/next") {
-            {
-                let mut first = shared.first_next.lock().unwrap();
-                if first.is_none() {
-                    let now = Instant::now();
-                    *first = Some(now);
-                    if let Some(tx) = shared.first_next_signal.lock().unwrap().take() {
-                        let _ = tx.send(now);
-                    }
-                }
-            }
-            // Wait for work, unless the function goes away first (killed):
-            // its connection closes and the next process takes the queue.
-            let p = {
-                let mut queue = shared.queue.lock().await;
-                tokio::select! {
-                    p = queue.recv() => match p { Some(p) => p, None => return },
-                    _ = reader.fill_buf() => return,
-                }
-            };
-            let n = shared.counter.load(Ordering::Relaxed);
-            let deadline = chrono::Utc::now().timestamp_millis() + 30_000;
-            let head = format!(
-                "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\
-                 lambda-runtime-aws-request-id: {}\r\nlambda-runtime-deadline-ms: {deadline}\r\n\
-                 lambda-runtime-invoked-function-arn: arn:aws:lambda:us-east-1:000000000000:function:bench\r\n\
-                 lambda-runtime-trace-id: Root=1-{:08x}-{:024x};Parent={:016x};Sampled=0\r\n\r\n",
-                p.body.len(),
-                p.request_id,
-                deadline / 1000,
-                n,
-                n ^ 0x5bd1e995
-            );
-            *shared.in_flight.lock().unwrap() = Some((p.request_id, Instant::now(), p.reply));
-            let mut out = head.into_bytes();
-            out.extend_from_slice(p.body.as_bytes());
-            out
-        } else if method == "POST" && (path.ends_with("/response") || path.ends_with("/error")) {
-            if let Some((_, delivered, reply)) = shared.in_flight.lock().unwrap().take() {
-                let _ = reply.send(Answer {
-                    body: String::from_utf8_lossy(&body).into_owned(),
-                    error: path.ends_with("/error"),
-                    elapsed: delivered.elapsed(),
-                });
-            }
-            b"HTTP/1.1 202 Accepted\r\ncontent-length: 16\r\n\r\n{\"status\":\"OK\"}\n".to_vec()
-        } else {
-            b"HTTP/1.1 202 Accepted\r\ncontent-length: 0\r\n\r\n".to_vec()
-        };
-        if write.write_all(&response).await.is_err() {
-            return;
         }
     }
+    let mut generation = shared.generation.subscribe();
+    let gone = || response(410, &[], "");
+    let p = tokio::select! {
+        biased;
+        _ = generation.changed() => return gone(),
+        p = async { shared.queue.lock().await.recv().await } => match p {
+            Some(p) => p,
+            None => return gone(),
+        },
+    };
+    let n = shared.counter.load(Ordering::Relaxed);
+    let deadline = chrono::Utc::now().timestamp_millis() + 30_000;
+    let trace = format!("Root=1-{:08x}-{n:024x};Parent={:016x};Sampled=0", deadline / 1000, n ^ 0x5bd1e995);
+    let (deadline, request_id) = (deadline.to_string(), p.request_id.clone());
+    let headers = [
+        ("content-type", "application/json"),
+        ("lambda-runtime-aws-request-id", request_id.as_str()),
+        ("lambda-runtime-deadline-ms", deadline.as_str()),
+        ("lambda-runtime-invoked-function-arn", "arn:aws:lambda:us-east-1:000000000000:function:bench"),
+        ("lambda-runtime-trace-id", trace.as_str()),
+    ];
+    let answer = response(200, &headers, p.body);
+    *shared.in_flight.lock().unwrap() = Some((p.request_id, Instant::now(), p.reply));
+    answer
 }
 
 /// Resident set size of a process, in MB.
