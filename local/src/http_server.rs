@@ -1,6 +1,6 @@
 //! The one HTTP/1.1 server loop of the local stand-ins (the gateway, the
-//! recording server): hyper on a loopback listener, one task per
-//! connection, keep-alive as hyper does it.
+//! Runtime API harness, the recording server): hyper on a loopback
+//! listener, one task per connection, keep-alive as hyper does it.
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full, Limited};

@@ -8,12 +8,13 @@
 //! | `P:state` | string | the `run_id` of the server the whole gate state was built on |
 //! | `P:state-lost-at` | string | `run_id:ms`: when a server first noticed its state missing or foreign |
 //! | `P:restoring` | string | the lease of the one restorer at work (token, expires) |
-//! | `P:ev:E` | hash | event definition, `taken` (slots held), `seq` (last position handed out), `archived`; for a deleted event only `retired` = 1 (a tombstone: the id is never published again); for an event with a line also `lineRate`, `linePrequeueMs` (when joining opens), `lineSeed`, `linePauses` and the pace's `lineTokens`, `lineTokensAt`, `lineHeldAt` (the held queue's last move), `linePrequeueIn` (pre-queued fans admitted) and `linePrequeueAt` (the last of them, or when the first arrival waited for them) |
+//! | `P:ev:E` | hash | event definition, `taken` (slots held), `seq` (last position handed out), `archived`; for a deleted event only `retired` = 1 (a tombstone: the id is never published again); for an event with a line also `lineRate`, `linePrequeueMs` (when joining opens), `lineSeed`, `linePauses` and the pace's `lineTokens`, `lineTokensAt`, `linePrequeueIn` (pre-queued fans admitted) and `linePrequeueAt` (the last of them, or when the first arrival waited for them) |
 //! | `P:ev:E:fans` | hash | fan → record (below) |
 //! | `P:ev:E:notes` | hash | fan → note |
 //! | `P:ev:E:pending` | sorted set | fans whose send is pending, by the time of the last send, for the sweep |
 //! | `P:ev:E:line` | string | the line's counts of tickets issued, `u32`s (`BITFIELD`): the pre-queue's, then one per 100 ms bucket after the opening; a restore leaves them, so a failover keeps what replicated |
 //! | `P:ev:E:held` | sorted set | fans whose turn came and whom the pace held back, scored by their places' order keys: they take the tokens in that order, no arrival before a pre-queued fan or half a second of arrivals behind the head |
+//! | `P:ev:E:held-due` | sorted set | the same fans, scored by when each is due back (Unix ms, with a second's grace): one that is not back by then leaves the queue |
 //! | `P:rl:F` | string | a fan's entry attempts in the rate-limit window (`F` percent-encoded) |
 //!
 //! A fan's record is `position:acceptedAtMs` once the entry is durably
@@ -536,6 +537,7 @@ impl EntryGate {
             pending: format!("{meta}:pending"),
             line: format!("{meta}:line"),
             held: format!("{meta}:held"),
+            held_due: format!("{meta}:held-due"),
             meta,
         }
     }
@@ -682,7 +684,7 @@ impl EntryGate {
             args.extend(refresh.args());
         }
         let args: Vec<&str> = args.iter().map(String::as_str).collect();
-        let keys = [state.as_str(), &k.meta, &k.fans, &k.notes, &k.pending, &rate, &k.line, &k.held];
+        let keys = [state.as_str(), &k.meta, &k.fans, &k.notes, &k.pending, &rate, &k.line, &k.held, &k.held_due];
         let reply: redis::Value = self.call(&ADMIT, Fence::ServerAndEviction, &keys, &args).await?;
         // `state_lost` comes back flat whatever the call.
         if let redis::Value::Array(items) = &reply {
@@ -848,7 +850,7 @@ impl EntryGate {
     /// a later publish of it is refused ([`Published::Retired`]).
     pub async fn unpublish(&self, id: &EventId) -> Result<(), GateError> {
         let k = self.event_keys(id);
-        let keys = [k.meta.as_str(), &k.fans, &k.notes, &k.pending, &k.line, &k.held];
+        let keys = [k.meta.as_str(), &k.fans, &k.notes, &k.pending, &k.line, &k.held, &k.held_due];
         let r = self.call_tagged(&RETIRE, Fence::None, &keys, &[]).await?;
         match r.tag() {
             "ok" => Ok(()),
@@ -933,7 +935,7 @@ impl EntryGate {
     /// Clears what the gate holds for one event, before it is rewritten.
     pub async fn restore_clear(&self, lease: &RestoreLease, id: &EventId) -> Result<(), GateError> {
         let k = self.event_keys(id);
-        self.restore_step(lease, "clear", &[&k.meta, &k.fans, &k.notes, &k.pending, &k.held], &[]).await
+        self.restore_step(lease, "clear", &[&k.meta, &k.fans, &k.notes, &k.pending, &k.held, &k.held_due], &[]).await
     }
 
     /// Writes confirmed fan records (and notes) for stored entries; called
@@ -1040,4 +1042,5 @@ struct EventKeys {
     pending: String,
     line: String,
     held: String,
+    held_due: String,
 }

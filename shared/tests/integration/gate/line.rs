@@ -569,6 +569,39 @@ async fn an_arrival_half_a_second_behind_the_gates_head_waits_for_it() {
     assert!(reserved(&admit("far".into(), 7, 8).await), "at the head now");
 }
 
+#[tokio::test]
+async fn a_held_fan_keeps_its_place_for_a_second_past_its_due_and_then_leaves_the_queue() {
+    let stack = Stack::new().await;
+    let event =
+        stack.lined_event(100, 1_000, 0, Utc::now() - Minutes::minutes(1), Utc::now() + Minutes::hours(1)).await;
+    let id = EventId::parse(&event).unwrap();
+    let (id, gate) = (&id, &stack.gate);
+    let start = Utc::now();
+    let admit = |fan: String, bucket: i64, ms: i64| async move {
+        let refresh = LineRefresh { issued: IssuedTickets::default(), from_bucket: None };
+        let (fan, now) = (FanId::parse(&fan).unwrap(), start + Minutes::milliseconds(ms));
+        let call = LineCall::Turn { order: bucket << 24 };
+        gate.admit_in_line(id, &fan, &None, now, fan.as_str(), call, &refresh).await.unwrap().0
+    };
+    let reserved = |a: &Admission| matches!(a, Admission::Reserved(_));
+    let paced = |a: &Admission| matches!(a, Admission::Paced { .. });
+    for i in 0..10 {
+        assert!(reserved(&admit(format!("t{i}"), 10, 0).await));
+    }
+    let due = match admit("away".into(), 1, 0).await {
+        Admission::Paced { retry_after } => retry_after.as_millis() as i64,
+        other => panic!("{other:?}"),
+    };
+    // Six buckets behind it, `later` waits while `away` may still come back:
+    // slow answers are not walking away.
+    assert!(paced(&admit("later".into(), 7, 500).await));
+    assert!(paced(&admit("later".into(), 7, due + 900).await));
+    // A second past its due, `away` is out of the queue.
+    assert!(reserved(&admit("later".into(), 7, due + 1_100).await));
+    // Should it come back after all, it queues again at its place.
+    assert!(reserved(&admit("away".into(), 1, due + 1_200).await));
+}
+
 /// JWT `sub`s as identity providers issue them (RFC 7519: a StringOrURI).
 const SUBJECTS: [(&str, &str); 7] = [
     ("cognito", "6f1b2a54-3c0d-4e6a-9f1e-2b7c8d9e0f11"),

@@ -3,7 +3,8 @@
 -- entered, is it open, is capacity left, may the line let one more fan in
 -- now, next position.
 -- KEYS: state, meta, fans, notes, pending, rate (per fan), line (counts),
---       held (the fans the line's pace holds back, by place)
+--       held (the fans the line's pace holds back, by place), held-due (the
+--       same, by when each is due back)
 -- ARGV: server run_id, fanId, nowMs, token, note, hasNote ('1' or '0'),
 --       rateLimit (requests per window, 0 = off), rateWindowMs,
 --       line ('' the caller does not follow a line, 'admit' the fan's turn
@@ -66,7 +67,7 @@ if line_mode ~= 'admit' then
   if limited then return limited end
 end
 local m = redis.call('HMGET', KEYS[2], 'opensAtMs', 'closesAtMs', 'capacity', 'taken',
-  'lineRate', 'lineTokens', 'lineTokensAt', 'lineHeldAt', 'linePrequeueIn', 'linePrequeueAt')
+  'lineRate', 'lineTokens', 'lineTokensAt', 'linePrequeueIn', 'linePrequeueAt')
 if not m[3] then return {'not_found'} end
 seen = {m[4] or '0', m[3]}
 -- An event with a line admits only fans whose turn came: a caller that does
@@ -120,17 +121,19 @@ if m[5] then
   -- its place: it takes a token only among the first twentieth of a
   -- second's worth there, so a fan held back is not overtaken by one whose
   -- place is later, whichever environment's front let each through first.
-  -- Each is told when its token is due. The earliest that has not come
-  -- back within a quarter of a second of the queue's last move is dropped
-  -- (should it come, it queues again at its place).
+  -- Each is told when its token is due, and leaves the queue if it is not
+  -- back a second after that (HELD_GRACE_MS: longer than an answer takes
+  -- through API Gateway and Lambda at the tail; should it come later, it
+  -- queues again at its place). A fan that walked away holds up the fans
+  -- behind it that may not pass it (below) for that second at most.
+  local HELD_GRACE_MS = 1000
   local window = math.max(1, math.ceil(line_rate / 20))
-  local held_at = tonumber(m[8] or ARGV[3])
-  local lowest = redis.call('ZRANGE', KEYS[8], 0, 0)
-  if not lowest[1] then
-    held_at = now
-  elseif lowest[1] ~= ARGV[2] and now - held_at > 250 then
-    redis.call('ZREM', KEYS[8], lowest[1])
-    held_at = now
+  local gone = redis.call('ZRANGEBYSCORE', KEYS[9], '-inf', '(' .. now, 'LIMIT', 0, 50)
+  for _, fan in ipairs(gone) do
+    if fan ~= ARGV[2] then
+      redis.call('ZREM', KEYS[8], fan)
+      redis.call('ZREM', KEYS[9], fan)
+    end
   end
   redis.call('ZADD', KEYS[8], ARGV[10], ARGV[2])
   local rank = redis.call('ZRANK', KEYS[8], ARGV[2])
@@ -157,8 +160,8 @@ if m[5] then
       out_of_order = true
     else
       local joined = tonumber(redis.call('BITFIELD', KEYS[7], 'GET', 'u32', '#0')[1])
-      if tonumber(m[9] or '0') < joined then
-        local since = tonumber(m[10] or '')
+      if tonumber(m[8] or '0') < joined then
+        local since = tonumber(m[9] or '')
         if not since then
           since = now
           redis.call('HSET', KEYS[2], 'linePrequeueAt', tostring(now))
@@ -168,18 +171,19 @@ if m[5] then
     end
   end
   if tokens < 1 or rank >= window or out_of_order then
-    redis.call('HSET', KEYS[2], 'lineTokens', tostring(tokens), 'lineTokensAt', tostring(clock),
-      'lineHeldAt', tostring(held_at))
+    redis.call('HSET', KEYS[2], 'lineTokens', tostring(tokens), 'lineTokensAt', tostring(clock))
     local due = (rank + 1 - tokens) * 1000 / rate
     -- Held for the order: back in a tenth of a second, not at once.
     if out_of_order then due = math.max(due, 100) end
-    return {'paced', tostring(math.max(5, math.ceil(due)))}
+    due = math.max(5, math.ceil(due))
+    redis.call('ZADD', KEYS[9], now + due + HELD_GRACE_MS, ARGV[2])
+    return {'paced', tostring(due)}
   end
   redis.call('ZREM', KEYS[8], ARGV[2])
+  redis.call('ZREM', KEYS[9], ARGV[2])
   local limited = over_limit()
   if limited then return limited end
-  redis.call('HSET', KEYS[2], 'lineTokens', tostring(tokens - 1), 'lineTokensAt', tostring(clock),
-    'lineHeldAt', tostring(now))
+  redis.call('HSET', KEYS[2], 'lineTokens', tostring(tokens - 1), 'lineTokensAt', tostring(clock))
   if key < 0 then
     redis.call('HINCRBY', KEYS[2], 'linePrequeueIn', 1)
     redis.call('HSET', KEYS[2], 'linePrequeueAt', tostring(now))

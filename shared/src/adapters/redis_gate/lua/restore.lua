@@ -2,7 +2,7 @@
 -- that lost its lease (it stalled, another took over) writes nothing.
 -- KEYS: lease, then per step:
 --   begin:  -                      take or renew the lease
---   clear:  meta, fans, notes, pending, held
+--   clear:  meta, fans, notes, pending, held, held-due
 --   rows:   fans, notes            ARGV[5..]: fan, record, hasNote, note (x n)
 --   meta:   meta                   ARGV[5..]: field, value (x n)
 --   finish: state, lostAt          (stamps the state with ARGV[1])
@@ -16,7 +16,7 @@ end
 if holder ~= ARGV[2] then return 0 end
 redis.call('PEXPIRE', KEYS[1], ARGV[3])
 if ARGV[4] == 'clear' then
-  redis.call('UNLINK', KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6])
+  redis.call('UNLINK', KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7])
 elseif ARGV[4] == 'rows' then
   for i = 5, #ARGV, 4 do
     redis.call('HSET', KEYS[2], ARGV[i], ARGV[i + 1])
