@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # `make test`: installs what is missing, starts or reuses the local services,
-# then checks formatting, lints, runs every test against the real Redis,
-# PostgreSQL and SQS endpoint, checks the running functions against
+# then checks formatting, lints (Clippy inside the build), runs every test
+# against the real Redis, PostgreSQL and SQS endpoint, checks the running functions against
 # openapi.yaml with schemathesis, and checks the SAM template (cfn-lint,
 # the policy rules in rules/ with cfn-guard, IAM after the SAM transform,
 # sam validate).
@@ -14,7 +14,7 @@ ensure_services
 # Pinned: the versions make test was last run with.
 ensure_pip_tool sam aws-sam-cli==1.170.0
 ensure_pip_tool cfn-lint cfn-lint==1.58.0
-ensure_cargo_tool cfn-guard cfn-guard 3.2.1
+ensure_cfn_guard
 export SAM_CLI_TELEMETRY=0
 
 cd "$ROOT"
@@ -22,12 +22,17 @@ log "links in the README and docs/ (offline)"
 "$VENV/bin/python" scripts/check-links.py
 log "cargo fmt --check"
 cargo fmt --all --check
-log "cargo clippy"
-cargo clippy --workspace --all-targets --quiet -- -D warnings
+# Clippy rides on the build: every workspace crate is compiled by
+# clippy-driver (scripts/rustc-clippy), so one build lints with warnings as
+# errors and makes the binaries, instead of a check build of every
+# dependency for `cargo clippy` and then the real one. The workspace has no
+# benches, so the test build covers what `clippy --all-targets` would.
+export RUSTC_WORKSPACE_WRAPPER="$ROOT/scripts/rustc-clippy"
+log "cargo build and clippy (clippy-driver, -D warnings)"
+cargo build --workspace --all-targets --quiet
 log "cargo test"
 cargo test --workspace --quiet 2>&1 | tee "$STATE/test.log"
 log "API contract: schemathesis with openapi.yaml against the running functions"
-cargo build --workspace --quiet
 run_contract
 log "drill smoke: a small spike with every fault at once (make drill runs the full set)"
 target/debug/fanrush-drill --bin-dir target/debug --requests 800 --fans 600 --capacity 200 --duration-s 3 \
