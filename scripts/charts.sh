@@ -9,9 +9,10 @@
 source "$(dirname "$0")/lib.sh"
 ensure_rust
 cd "$ROOT"
-# The whole workspace: its features unify as make test builds them, so
-# nothing recompiles.
-cargo build --quiet --workspace
+# Every target of the workspace, as make test builds it: the same features
+# (a build without the tests resolves dev-dependencies' features apart and
+# compiled the functions again), so under make test nothing recompiles.
+cargo build --quiet --workspace --all-targets
 OUT=${1:-docs/charts}
 mkdir -p "$OUT"
 target/debug/fanrush plan --calendar calendars/million-fans.json --account-limit 8000 \
