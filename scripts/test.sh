@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # `make test`: installs what is missing, starts or reuses the local services,
 # then checks formatting, lints (Clippy inside the build), runs every test
-# against the real Redis, PostgreSQL and SQS endpoint, checks the running functions against
-# openapi.yaml with schemathesis, and checks the SAM template (cfn-lint,
+# against the real Redis, PostgreSQL and SQS endpoint, checks the running
+# functions against openapi.yaml with schemathesis, and checks the SAM template (cfn-lint,
 # the policy rules in rules/ with cfn-guard, IAM after the SAM transform,
 # sam validate).
 source "$(dirname "$0")/lib.sh"

@@ -477,129 +477,117 @@ async fn the_gate_paces_admissions_lets_the_fans_it_held_back_in_by_place_and_se
     assert!(matches!(admit(1, LineCall::Existing).await, Admission::Reserved(_)), "its pending entry, taken over");
 }
 
+/// A lined event at a thousand a second (the bucket holds ten tokens, the
+/// queue's window is fifty fans), called as fans whose turn came would call
+/// it, each at a given ms from the start.
+struct HeldQueue {
+    stack: Stack,
+    id: EventId,
+    start: chrono::DateTime<Utc>,
+}
+
+impl HeldQueue {
+    async fn new() -> Self {
+        let stack = Stack::new().await;
+        let event =
+            stack.lined_event(100, 1_000, 0, Utc::now() - Minutes::minutes(1), Utc::now() + Minutes::hours(1)).await;
+        Self { id: EventId::parse(&event).unwrap(), stack, start: Utc::now() }
+    }
+
+    /// `order` is the place's order key (the pre-queue's negative, see
+    /// [`arrival`]); the call carries `prequeued` new pre-queue tickets.
+    async fn admit(&self, fan: &str, order: i64, prequeued: u64, ms: i64) -> Admission {
+        let refresh = LineRefresh { issued: IssuedTickets { prequeued, arrivals: vec![] }, from_bucket: None };
+        let (fan, now) = (FanId::parse(fan).unwrap(), self.start + Minutes::milliseconds(ms));
+        let call = LineCall::Turn { order };
+        self.stack.gate.admit_in_line(&self.id, &fan, &None, now, fan.as_str(), call, &refresh).await.unwrap().0
+    }
+}
+
+/// An arrival's order key: its 100 ms bucket above 24 bits.
+fn arrival(bucket: i64) -> i64 {
+    bucket << 24
+}
+
+fn reserved(a: &Admission) -> bool {
+    matches!(a, Admission::Reserved(_))
+}
+
+fn paced(a: &Admission) -> bool {
+    matches!(a, Admission::Paced { .. })
+}
+
 #[tokio::test]
 async fn at_the_gate_no_arrival_goes_before_a_prequeued_fan_until_the_prequeues_admissions_stall() {
-    let stack = Stack::new().await;
-    // A thousand a second: tokens are never what holds anyone back here.
-    let event =
-        stack.lined_event(100, 1_000, 0, Utc::now() - Minutes::minutes(1), Utc::now() + Minutes::hours(1)).await;
-    let id = EventId::parse(&event).unwrap();
-    let (id, gate) = (&id, &stack.gate);
-    let at = |ms: i64| Utc::now() + Minutes::milliseconds(ms);
-    let admit = |fan: &'static str, order: i64, now, prequeued: u64| async move {
-        let issued = IssuedTickets { prequeued, arrivals: vec![] };
-        let refresh = LineRefresh { issued, from_bucket: None };
-        let fan = FanId::parse(fan).unwrap();
-        gate.admit_in_line(id, &fan, &None, now, fan.as_str(), LineCall::Turn { order }, &refresh).await.unwrap().0
-    };
-    let paced = |a: &Admission| matches!(a, Admission::Paced { .. });
+    // Tokens are never what holds anyone back here.
+    let q = HeldQueue::new().await;
     // Three joined the pre-queue (their tickets counted with the first call).
-    let early = admit("early", -30, at(0), 3).await;
-    assert!(matches!(early, Admission::Reserved(_)), "{early:?}");
+    let early = q.admit("early", -30, 3, 0).await;
+    assert!(reserved(&early), "{early:?}");
     // An arrival whose turn came, with two pre-queued fans not in yet: held.
-    assert!(paced(&admit("arrival", 5, at(100), 0).await));
-    let second = admit("second", -20, at(200), 0).await;
-    assert!(matches!(second, Admission::Reserved(_)), "{second:?}");
+    assert!(paced(&q.admit("arrival", 5, 0, 100).await));
+    let second = q.admit("second", -20, 0, 200).await;
+    assert!(reserved(&second), "{second:?}");
     // Still one pre-queued fan out, and the last came in 1.9 s ago: held.
-    assert!(paced(&admit("arrival", 5, at(2_100), 0).await));
+    assert!(paced(&q.admit("arrival", 5, 0, 2_100).await));
     // Two seconds without a pre-queued admission: the one left walked away,
     // and the arrivals go in.
-    let arrival = admit("arrival", 5, at(2_300), 0).await;
-    assert!(matches!(arrival, Admission::Reserved(_)), "{arrival:?}");
+    let late_arrival = q.admit("arrival", 5, 0, 2_300).await;
+    assert!(reserved(&late_arrival), "{late_arrival:?}");
     // The last pre-queued fan comes back after all: in, at its place's turn.
-    assert!(matches!(admit("late", -10, at(2_400), 0).await, Admission::Reserved(_)));
+    assert!(reserved(&q.admit("late", -10, 0, 2_400).await));
 }
 
 #[tokio::test]
 async fn a_prequeued_fan_held_in_the_gates_queue_goes_before_every_arrival() {
-    let stack = Stack::new().await;
-    // A thousand a second: the bucket holds ten tokens, the queue's window
-    // is fifty fans.
-    let event =
-        stack.lined_event(100, 1_000, 0, Utc::now() - Minutes::minutes(1), Utc::now() + Minutes::hours(1)).await;
-    let id = EventId::parse(&event).unwrap();
-    let (id, gate) = (&id, &stack.gate);
-    let start = Utc::now();
-    let admit = |fan: String, order: i64, prequeued: u64, ms: i64| async move {
-        let refresh = LineRefresh { issued: IssuedTickets { prequeued, arrivals: vec![] }, from_bucket: None };
-        let fan = FanId::parse(&fan).unwrap();
-        let now = start + Minutes::milliseconds(ms);
-        gate.admit_in_line(id, &fan, &None, now, fan.as_str(), LineCall::Turn { order }, &refresh).await.unwrap().0
-    };
-    let reserved = |a: &Admission| matches!(a, Admission::Reserved(_));
-    assert!(reserved(&admit("p1".into(), -2, 2, 0).await));
+    let q = HeldQueue::new().await;
+    assert!(reserved(&q.admit("p1", -2, 2, 0).await));
     // Past the hold: ten arrivals take the bucket's ten tokens at once.
     for i in 0..10 {
-        assert!(reserved(&admit(format!("a{i}"), 100 + i, 0, 2_100).await), "a{i}");
+        assert!(reserved(&q.admit(&format!("a{i}"), 100 + i, 0, 2_100).await), "a{i}");
     }
     // The other pre-queued fan comes back in the same millisecond: no token,
     // held in the queue.
-    assert!(matches!(admit("p2".into(), -1, 0, 2_100).await, Admission::Paced { .. }));
+    assert!(paced(&q.admit("p2", -1, 0, 2_100).await));
     // Two tokens later an arrival well inside the window calls first; the
     // token is the pre-queued fan's.
-    assert!(matches!(admit("late".into(), 200, 0, 2_102).await, Admission::Paced { .. }));
-    assert!(reserved(&admit("p2".into(), -1, 0, 2_103).await));
-    assert!(reserved(&admit("late".into(), 200, 0, 2_104).await));
+    assert!(paced(&q.admit("late", 200, 0, 2_102).await));
+    assert!(reserved(&q.admit("p2", -1, 0, 2_103).await));
+    assert!(reserved(&q.admit("late", 200, 0, 2_104).await));
 }
 
 #[tokio::test]
 async fn an_arrival_half_a_second_behind_the_gates_head_waits_for_it() {
-    let stack = Stack::new().await;
-    let event =
-        stack.lined_event(100, 1_000, 0, Utc::now() - Minutes::minutes(1), Utc::now() + Minutes::hours(1)).await;
-    let id = EventId::parse(&event).unwrap();
-    let (id, gate) = (&id, &stack.gate);
-    let start = Utc::now();
-    let admit = |fan: String, bucket: i64, ms: i64| async move {
-        let refresh = LineRefresh { issued: IssuedTickets::default(), from_bucket: None };
-        let (fan, now) = (FanId::parse(&fan).unwrap(), start + Minutes::milliseconds(ms));
-        // An arrival's order key: its 100 ms bucket above 24 bits.
-        let call = LineCall::Turn { order: bucket << 24 };
-        gate.admit_in_line(id, &fan, &None, now, fan.as_str(), call, &refresh).await.unwrap().0
-    };
-    let reserved = |a: &Admission| matches!(a, Admission::Reserved(_));
+    let q = HeldQueue::new().await;
     for i in 0..10 {
-        assert!(reserved(&admit(format!("t{i}"), 10, 0).await), "t{i} takes one of the ten tokens");
+        assert!(reserved(&q.admit(&format!("t{i}"), arrival(10), 0, 0).await), "t{i} takes one of the ten tokens");
     }
-    assert!(matches!(admit("head".into(), 1, 0).await, Admission::Paced { .. }), "no token left: held");
+    assert!(paced(&q.admit("head", arrival(1), 0, 0).await), "no token left: held");
     // Five tokens later: six buckets behind the head waits, four goes in.
-    assert!(matches!(admit("far".into(), 7, 5).await, Admission::Paced { .. }));
-    assert!(reserved(&admit("near".into(), 5, 6).await));
-    assert!(reserved(&admit("head".into(), 1, 7).await));
-    assert!(reserved(&admit("far".into(), 7, 8).await), "at the head now");
+    assert!(paced(&q.admit("far", arrival(7), 0, 5).await));
+    assert!(reserved(&q.admit("near", arrival(5), 0, 6).await));
+    assert!(reserved(&q.admit("head", arrival(1), 0, 7).await));
+    assert!(reserved(&q.admit("far", arrival(7), 0, 8).await), "at the head now");
 }
 
 #[tokio::test]
 async fn a_held_fan_keeps_its_place_for_a_second_past_its_due_and_then_leaves_the_queue() {
-    let stack = Stack::new().await;
-    let event =
-        stack.lined_event(100, 1_000, 0, Utc::now() - Minutes::minutes(1), Utc::now() + Minutes::hours(1)).await;
-    let id = EventId::parse(&event).unwrap();
-    let (id, gate) = (&id, &stack.gate);
-    let start = Utc::now();
-    let admit = |fan: String, bucket: i64, ms: i64| async move {
-        let refresh = LineRefresh { issued: IssuedTickets::default(), from_bucket: None };
-        let (fan, now) = (FanId::parse(&fan).unwrap(), start + Minutes::milliseconds(ms));
-        let call = LineCall::Turn { order: bucket << 24 };
-        gate.admit_in_line(id, &fan, &None, now, fan.as_str(), call, &refresh).await.unwrap().0
-    };
-    let reserved = |a: &Admission| matches!(a, Admission::Reserved(_));
-    let paced = |a: &Admission| matches!(a, Admission::Paced { .. });
+    let q = HeldQueue::new().await;
     for i in 0..10 {
-        assert!(reserved(&admit(format!("t{i}"), 10, 0).await));
+        assert!(reserved(&q.admit(&format!("t{i}"), arrival(10), 0, 0).await));
     }
-    let due = match admit("away".into(), 1, 0).await {
+    let due = match q.admit("away", arrival(1), 0, 0).await {
         Admission::Paced { retry_after } => retry_after.as_millis() as i64,
         other => panic!("{other:?}"),
     };
     // Six buckets behind it, `later` waits while `away` may still come back:
     // slow answers are not walking away.
-    assert!(paced(&admit("later".into(), 7, 500).await));
-    assert!(paced(&admit("later".into(), 7, due + 900).await));
+    assert!(paced(&q.admit("later", arrival(7), 0, 500).await));
+    assert!(paced(&q.admit("later", arrival(7), 0, due + 900).await));
     // A second past its due, `away` is out of the queue.
-    assert!(reserved(&admit("later".into(), 7, due + 1_100).await));
+    assert!(reserved(&q.admit("later", arrival(7), 0, due + 1_100).await));
     // Should it come back after all, it queues again at its place.
-    assert!(reserved(&admit("away".into(), 1, due + 1_200).await));
+    assert!(reserved(&q.admit("away", arrival(1), 0, due + 1_200).await));
 }
 
 /// JWT `sub`s as identity providers issue them (RFC 7519: a StringOrURI).
