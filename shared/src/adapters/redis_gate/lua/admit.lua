@@ -118,16 +118,22 @@ if m[5] then
   local clock = math.max(now, last)
   tokens = math.min(burst, tokens + (clock - last) * rate / 1000)
   -- Every fan the pace lets in passes through a queue (KEYS[8]), scored by
-  -- its place: it takes a token only among the first twentieth of a
-  -- second's worth there, so a fan held back is not overtaken by one whose
-  -- place is later, whichever environment's front let each through first.
+  -- its place: it takes a token only among the first half second's worth
+  -- there, so a fan held back is not overtaken by one whose place is much
+  -- later, whichever environment's front let each through first. The
+  -- window must hold every fan on its way back (its network, API Gateway,
+  -- Lambda): a token that finds none of the window's fans at the gate is
+  -- lost, so a window of W fans admits at most W per round trip (with a
+  -- twentieth of a second's worth, a 150 ms round trip admits a third of
+  -- the rate). The order across more than half a second of arrivals is
+  -- kept below.
   -- Each is told when its token is due, and leaves the queue if it is not
   -- back a second after that (HELD_GRACE_MS: longer than an answer takes
   -- through API Gateway and Lambda at the tail; should it come later, it
   -- queues again at its place). A fan that walked away holds up the fans
   -- behind it that may not pass it (below) for that second at most.
   local HELD_GRACE_MS = 1000
-  local window = math.max(1, math.ceil(line_rate / 20))
+  local window = math.max(1, math.ceil(line_rate / 2))
   local gone = redis.call('ZRANGEBYSCORE', KEYS[9], '-inf', '(' .. now, 'LIMIT', 0, 50)
   for _, fan in ipairs(gone) do
     if fan ~= ARGV[2] then
