@@ -146,8 +146,8 @@ fn fold(o: &mut Observed, fan: String, outcome: Outcome) {
 async fn enter(pool: &Pool, event: &str, fan: &str, shape: &Shape, seed: u64, observed: &Mutex<Observed>) -> Outcome {
     let mut rng = Rng::new(seed);
     let started = Instant::now();
-    let request = api_gateway_post(event, fan, None);
     for attempt in 0..shape.max_attempts {
+        let request = api_gateway_post(event, fan, None);
         let answer = pool.invoke(&request, shape.attempt_timeout).await;
         let (status, retry_after, body) = match &answer {
             Ok(a) => parse(&a.body),
@@ -194,9 +194,13 @@ pub fn parse(raw: &str) -> (u16, Option<Duration>, Value) {
 
 /// `POST /events/{event}/entries` as API Gateway's HTTP API sends it, with
 /// the fan's identity in the JWT authorizer's claims (and its line ticket,
-/// if it holds one).
+/// if it holds one), received now: the moment the fan sends it. The wait
+/// for one of the drill's requests in flight, and for a busy environment,
+/// comes after, as Lambda scaling out does behind a gateway that already
+/// took the request.
 pub fn api_gateway_post(event: &str, fan: &str, ticket: Option<&str>) -> Value {
     let path = format!("/events/{event}/entries");
+    let received = chrono::Utc::now();
     let mut request = json!({
         "version": "2.0",
         "routeKey": "POST /events/{eventId}/entries",
@@ -212,8 +216,8 @@ pub fn api_gateway_post(event: &str, fan: &str, ticket: Option<&str>) -> Value {
             "requestId": "drill",
             "routeKey": "POST /events/{eventId}/entries",
             "stage": "$default",
-            "time": "01/Jan/2026:00:00:00 +0000",
-            "timeEpoch": 0,
+            "time": received.format("%d/%b/%Y:%H:%M:%S %z").to_string(),
+            "timeEpoch": received.timestamp_millis(),
             "authorizer": { "jwt": { "claims": { "sub": fan }, "scopes": null } }
         },
         "isBase64Encoded": false,

@@ -115,8 +115,10 @@ async fn page(dir: &Path, method: &http::Method, path: &str) -> Option<Response<
     Some(http_server::response(200, &[("content-type", kind), ("cache-control", "no-cache")], bytes))
 }
 
-/// The payload-2.0 event API Gateway's HTTP API sends for `r`.
+/// The payload-2.0 event API Gateway's HTTP API sends for `r`, received
+/// now (the request context's `time` and `timeEpoch`).
 fn event(r: &Received) -> Value {
+    let received = chrono::Utc::now();
     let mut headers = Map::new();
     for (k, v) in &r.parts.headers {
         let v = String::from_utf8_lossy(v.as_bytes());
@@ -144,7 +146,7 @@ fn event(r: &Received) -> Value {
             "accountId": "000000000000", "apiId": "local", "domainName": "127.0.0.1", "domainPrefix": "local",
             "http": { "method": method, "path": path, "protocol": "HTTP/1.1", "sourceIp": "127.0.0.1", "userAgent": "" },
             "requestId": "local", "routeKey": "$default", "stage": "$default",
-            "time": "01/Jan/2026:00:00:00 +0000", "timeEpoch": 0
+            "time": received.format("%d/%b/%Y:%H:%M:%S %z").to_string(), "timeEpoch": received.timestamp_millis()
         },
         "isBase64Encoded": encoded,
         "body": body

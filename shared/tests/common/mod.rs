@@ -275,13 +275,30 @@ pub fn request_with(
     body: Option<&str>,
     authorizer: Option<Value>,
 ) -> Request {
+    gateway_request(method, path, headers, body, authorizer, 0)
+}
+
+/// Like [`request`], received by API Gateway at `received_ms` (Unix ms, the
+/// request context's `timeEpoch`).
+pub fn request_received_at(method: &str, path: &str, headers: &[(&str, &str)], received_ms: i64) -> Request {
+    gateway_request(method, path, headers, None, None, received_ms)
+}
+
+fn gateway_request(
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: Option<&str>,
+    authorizer: Option<Value>,
+    received_ms: i64,
+) -> Request {
     let headers: serde_json::Map<String, Value> =
         headers.iter().map(|(k, v)| (k.to_string(), Value::String(v.to_string()))).collect();
     let mut context = json!({
         "accountId": "123456789012", "apiId": "api", "domainName": "api.example.com", "domainPrefix": "api",
         "http": { "method": method, "path": path, "protocol": "HTTP/1.1", "sourceIp": "127.0.0.1", "userAgent": "test" },
         "requestId": unique("req"), "routeKey": "$default", "stage": "$default",
-        "time": "21/Nov/2026:00:00:00 +0000", "timeEpoch": 0
+        "time": "21/Nov/2026:00:00:00 +0000", "timeEpoch": received_ms
     });
     if let Some(a) = authorizer {
         context["authorizer"] = a;

@@ -9,8 +9,9 @@
 //!   shuffle key (SHA-256 of the event's secret seed and the fan), so when
 //!   in the window a fan joined does not matter, and joining again, from
 //!   any device, draws the same key;
-//! - after the opening, first come, first served by arrival in
-//!   [`BUCKET_MS`] buckets, shuffled within a bucket by the same key.
+//! - after the opening, first come, first served by arrival at API Gateway
+//!   ([`joined_at`]) in [`BUCKET_MS`] buckets, shuffled within a bucket by
+//!   the same key.
 //!
 //! A fan that loses its ticket and joins again gets a place no better than
 //! its first: the same one in the pre-queue, a later arrival after the
@@ -113,6 +114,35 @@ impl Place {
     }
 }
 
+/// The oldest a request's arrival at API Gateway is taken as its join:
+/// within the [`FALLBACK_SYNC`] an environment may keep a ticket before
+/// flushing it, so the ticket's bucket is still inside the 10 s the others
+/// re-read. API Gateway gives up on an integration after 30 s anyway
+/// ("Maximum integration timeout", Quotas for configuring and running an
+/// HTTP API in API Gateway,
+/// <https://docs.aws.amazon.com/apigateway/latest/developerguide/http-api-quotas.html>).
+pub const RECEIVED_MAX_AGE: Duration = Duration::from_secs(5);
+
+/// When a fan joins, for its place: when its request reached API Gateway
+/// (`received_ms`, the request context's `timeEpoch`; the client cannot
+/// set it) rather than when the handler ran, so a request that waited for
+/// an execution environment to start, or for a busy one, keeps its turn
+/// against fans who arrived after it. Before the opening the handler's own
+/// clock decides, as the pre-queue's count is settled by it; a receipt
+/// before the opening handled after it is the opening's first bucket. A
+/// receipt time that is missing (0), in the future or older than
+/// [`RECEIVED_MAX_AGE`] is held to those bounds.
+pub fn joined_at(now_ms: i64, received_ms: Option<i64>, opens_at_ms: i64) -> i64 {
+    if now_ms < opens_at_ms {
+        return now_ms;
+    }
+    let oldest = now_ms - RECEIVED_MAX_AGE.as_millis() as i64;
+    match received_ms.filter(|r| *r > 0) {
+        Some(r) => r.clamp(oldest, now_ms).max(opens_at_ms),
+        None => now_ms,
+    }
+}
+
 /// The place a fan holds after a POST at `now_ms`: the one its valid ticket
 /// names, else a new one (the pre-queue's before the opening, an arrival
 /// after it).
@@ -181,6 +211,24 @@ mod tests {
             }
         );
         assert!(a < after, "every pre-queued place is ahead of every arrival");
+    }
+
+    #[test]
+    fn a_fan_joins_when_its_request_reached_the_api_within_bounds() {
+        // After the opening: the receipt, however long the handler took to run.
+        assert_eq!(joined_at(OPEN + 2_000, Some(OPEN + 800), OPEN), OPEN + 800);
+        // Not older than the bound, not in the future, not missing.
+        assert_eq!(joined_at(OPEN + 60_000, Some(OPEN + 1), OPEN), OPEN + 55_000);
+        assert_eq!(joined_at(OPEN + 2_000, Some(OPEN + 9_000), OPEN), OPEN + 2_000);
+        assert_eq!(joined_at(OPEN + 2_000, Some(0), OPEN), OPEN + 2_000);
+        assert_eq!(joined_at(OPEN + 2_000, None, OPEN), OPEN + 2_000);
+        // Received before the opening, handled after it: the first bucket,
+        // not the pre-queue, whose count is settled by the handlers' clocks.
+        assert_eq!(joined_at(OPEN + 300, Some(OPEN - 200), OPEN), OPEN);
+        // Before the opening, the handler's clock decides.
+        assert_eq!(joined_at(OPEN - 10, Some(OPEN - 900), OPEN), OPEN - 10);
+        let late = place_for(None, b"s", "gig", "f", joined_at(OPEN + 1_900, Some(OPEN + 150), OPEN), OPEN);
+        assert!(matches!(late, Place::Arrival { at_ms, .. } if at_ms == OPEN + 100), "{late:?}");
     }
 
     #[test]

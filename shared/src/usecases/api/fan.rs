@@ -19,7 +19,8 @@ use crate::adapters::sqs_queue::{EntryQueue, QueueError};
 use crate::rules::domain::{Entry, EntryRequest, EventId};
 use chrono::Utc;
 use http::StatusCode;
-use lambda_http::{Body, Request, Response};
+use lambda_http::request::RequestContext;
+use lambda_http::{Body, Request, RequestExt, Response};
 use metrics::{counter, histogram};
 use serde_json::json;
 use std::future::Future;
@@ -129,7 +130,9 @@ impl FanApi {
             }
         };
         let now = Utc::now();
-        let mut step = self.lines.step(&self.gate, &event, &fan, ticket, now).await.map_err(|e| self.line_failed(e))?;
+        let received = received_at(req);
+        let mut step =
+            self.lines.step(&self.gate, &event, &fan, ticket, now, received).await.map_err(|e| self.line_failed(e))?;
         for _ in 0..2 {
             let (call, place) = match step {
                 Step::Answer(response) => return Ok(response),
@@ -162,7 +165,7 @@ impl FanApi {
                     self.lines.adopt(&self.gate, &event, now).await.map_err(|e| self.line_failed(e))?;
                     step = self
                         .lines
-                        .step(&self.gate, &event, &fan, ticket, now)
+                        .step(&self.gate, &event, &fan, ticket, now, received)
                         .await
                         .map_err(|e| self.line_failed(e))?;
                     continue;
@@ -366,5 +369,14 @@ impl RequestTokens {
 
     fn next(&self) -> String {
         format!("{:016x}{:x}", self.seed, self.counter.fetch_add(1, Ordering::Relaxed))
+    }
+}
+
+/// When the request reached API Gateway (Unix ms), as its request context
+/// says; set by API Gateway, not by the client.
+fn received_at(req: &Request) -> Option<i64> {
+    match req.request_context_ref()? {
+        RequestContext::ApiGatewayV2(ctx) => Some(ctx.time_epoch),
+        _ => None,
     }
 }

@@ -30,8 +30,8 @@ use crate::rules::domain::{EventId, FanId};
 use crate::rules::line::front::bucket_of;
 use crate::rules::line::poll::{come_back_in, paced_wait, retry_after_header, while_gate_fails};
 use crate::rules::line::{
-    place_for, FrontWalk, LineCounts, LineShape, Place, Ticket, TicketError, TicketKeys, FALLBACK_SYNC, FRONT_HORIZON,
-    FULL_SYNC, PREQUEUE_SETTLE, SOLD_OUT_SYNC, TURN_WINDOW,
+    joined_at, place_for, FrontWalk, LineCounts, LineShape, Place, Ticket, TicketError, TicketKeys, FALLBACK_SYNC,
+    FRONT_HORIZON, FULL_SYNC, PREQUEUE_SETTLE, SOLD_OUT_SYNC, TURN_WINDOW,
 };
 use chrono::{DateTime, Utc};
 use http::{HeaderValue, StatusCode};
@@ -495,6 +495,7 @@ impl Lines {
     }
 
     /// Decides a POST to an event: answered here, or the fan's turn came.
+    /// `received_ms` is when the request reached API Gateway, if it says.
     pub async fn step(
         &self,
         gate: &EntryGate,
@@ -502,6 +503,7 @@ impl Lines {
         fan: &FanId,
         ticket: Option<&str>,
         now: DateTime<Utc>,
+        received_ms: Option<i64>,
     ) -> Result<Step, LineError> {
         if !self.sync(gate, event, now, false).await? {
             return Ok(Step::Unlined);
@@ -537,8 +539,9 @@ impl Lines {
                 "the event has closed",
             )));
         }
-        let place =
-            place_for(held, line.status.seed.as_bytes(), event.as_str(), fan.as_str(), now_ms, line.status.opens_at_ms);
+        let (seed, opens_at_ms) = (line.status.seed.as_bytes(), line.status.opens_at_ms);
+        let joined_ms = joined_at(now_ms, received_ms, opens_at_ms);
+        let place = place_for(held, seed, event.as_str(), fan.as_str(), joined_ms, opens_at_ms);
         if held.is_none() {
             line.count(&place, now_ms);
             counter!("LineJoined").increment(1);

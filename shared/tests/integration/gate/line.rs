@@ -137,6 +137,40 @@ async fn a_waiting_answer_is_203_with_a_signed_ticket_position_eta_and_retry_aft
 }
 
 #[tokio::test]
+async fn a_fans_place_is_when_its_request_reached_api_gateway_not_when_it_was_handled() {
+    let stack = Stack::new().await;
+    let event = stack.lined_event(100, 1, 0, Utc::now() - Minutes::minutes(1), Utc::now() + Minutes::hours(1)).await;
+    let place = |b: &Value, fan: &str| {
+        Ticket::verify(b["ticket"].as_str().unwrap(), &keys(), &event, fan, Utc::now().timestamp()).unwrap().place
+    };
+    // At one a second: the first is let in, nine wait ahead of everyone
+    // below for nine seconds.
+    let started = Utc::now().timestamp_millis();
+    for i in 0..10 {
+        stack.enter(&event, &format!("early-{i}")).await;
+    }
+    tokio::time::sleep(Duration::from_millis(1_000)).await;
+    let path = format!("/events/{event}/entries");
+    let received_at = |fan: &str, received_ms: i64| {
+        stack.fan.handle(request_received_at("POST", &path, &[("x-fan-id", fan)], received_ms))
+    };
+    // `prompt` is handled at once; `slow` reached API Gateway half a second
+    // before it but is handled after it (a cold start, a busy environment).
+    let prompt = body_json(&stack.enter(&event, "prompt").await);
+    let slow = body_json(&received_at("slow", started + 500).await);
+    assert!(place(&slow, "slow") < place(&prompt, "prompt"), "{slow} {prompt}");
+    match place(&slow, "slow") {
+        Place::Arrival { at_ms, .. } => {
+            assert!((started + 401..=started + 500).contains(&at_ms), "the receipt's bucket: {}", at_ms - started)
+        }
+        other => panic!("{other:?}"),
+    }
+    // A receipt time from the future counts as now: behind both.
+    let skewed = body_json(&received_at("skewed", Utc::now().timestamp_millis() + 60_000).await);
+    assert!(place(&skewed, "skewed") > place(&prompt, "prompt"), "{skewed}");
+}
+
+#[tokio::test]
 async fn a_ticket_is_bound_to_its_fan_and_event_and_a_bad_one_admits_no_one() {
     let stack = Stack::new().await;
     let event = stack.lined_event(100, 1, 0, Utc::now() - Minutes::minutes(1), Utc::now() + Minutes::hours(1)).await;
