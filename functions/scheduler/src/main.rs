@@ -7,7 +7,7 @@
 
 use aws_lambda_events::event::cloudwatch_events::CloudWatchEvent;
 use fanrush::config::SchedulerConfig;
-use lambda_runtime::{run, service_fn, Error, LambdaEvent};
+use lambda_runtime::{run, service_fn, Diagnostic, Error, LambdaEvent};
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Error> {
@@ -15,7 +15,10 @@ async fn main() -> Result<(), Error> {
     let job = &SchedulerConfig::from_env()?.job()?;
     let metrics = fanrush::telemetry::metrics("scheduler");
     run(service_fn(move |_: LambdaEvent<CloudWatchEvent>| async move {
-        let report = job.run(chrono::Utc::now()).await.map_err(Error::from);
+        let report = job
+            .run(chrono::Utc::now())
+            .await
+            .map_err(|e| Diagnostic { error_type: e.kind().to_owned(), error_message: e.to_string() });
         fanrush::telemetry::flush(metrics);
         report
     }))

@@ -26,6 +26,17 @@ pub enum SchedulerJobError {
     Control(#[from] ControlError),
 }
 
+impl SchedulerJobError {
+    /// The run's failure as the invocation's `errorType`: what a metric
+    /// filter or an operator reading the logs can tell apart.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            SchedulerJobError::Calendar(_) => "CalendarUnreadable",
+            SchedulerJobError::Control(_) => "ProvisioningFailed",
+        }
+    }
+}
+
 /// An iCalendar feed of more fan events, read on every run.
 pub struct CalendarFeed {
     pub url: String,
