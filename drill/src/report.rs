@@ -26,6 +26,10 @@ pub struct Row {
     pub fairness: Option<Fairness>,
     /// The scenario's event's places.
     pub capacity: i64,
+    /// The scheduler's ticks that failed during the scenario, each with the
+    /// function's error: told, not a broken invariant (a tick fails while
+    /// its dependencies do, and the next one catches up).
+    pub scheduler_ticks_failed: Vec<String>,
 }
 
 impl Row {
@@ -134,6 +138,9 @@ impl Report {
             for p in &r.problems {
                 let _ = writeln!(t, "- {}: PROBLEM: {p}", r.scenario);
             }
+            for why in &r.scheduler_ticks_failed {
+                let _ = writeln!(t, "- {}: a scheduler tick failed: {why}", r.scenario);
+            }
         }
         let verdict = if self.clean() { "every invariant held" } else { "AN INVARIANT WAS BROKEN" };
         let _ = writeln!(t, "\ncapacity {} per scenario; {verdict}", self.capacity);
@@ -154,6 +161,7 @@ impl Report {
                     "duplicates": r.tally.duplicates, "oversold": r.tally.oversold, "leaked": r.tally.leaked,
                     "ghost": r.tally.ghost, "gaveUp": r.gave_up, "deadLettered": r.dead_lettered,
                     "problems": r.problems, "seconds": r.seconds, "clean": r.clean(),
+                    "schedulerTicksFailed": r.scheduler_ticks_failed,
                     "line": r.fairness.map(|f| json!({
                         "rate": f.rate, "busiestSecond": f.busiest_second, "orderViolations": f.order_violations,
                         "prequeueBehind": f.prequeue_behind, "prequeued": f.prequeued, "prequeueRho": f.prequeue_rho,

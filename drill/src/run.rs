@@ -110,6 +110,7 @@ async fn run_scenario(stack: &Stack, scenario: &Scenario, index: usize, o: &Opti
         None => o.shape().requests,
     };
     row.capacity = capacity;
+    row.scheduler_ticks_failed = stack.take_failed_ticks();
     row.fill(&observed);
     row.seconds = started.elapsed().as_secs_f64();
     row

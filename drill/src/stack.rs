@@ -67,7 +67,9 @@ pub struct Stack {
     pub(crate) writers: Vec<Arc<Environment>>,
     scheduler: Arc<Environment>,
     stop: Arc<AtomicBool>,
-    ticks_failed: Arc<std::sync::atomic::AtomicUsize>,
+    /// The scheduler's failed ticks not yet taken into a scenario's row.
+    ticks_failed: Arc<std::sync::Mutex<Vec<String>>>,
+    ticks_failed_total: Arc<std::sync::atomic::AtomicUsize>,
     pub(crate) started: Instant,
 }
 
@@ -199,6 +201,7 @@ impl Stack {
             scheduler,
             stop: Arc::new(AtomicBool::new(false)),
             ticks_failed: Arc::default(),
+            ticks_failed_total: Arc::default(),
             started,
         };
         stack.start_event_sources();
@@ -241,7 +244,8 @@ impl Stack {
                 }
             });
         }
-        let (scheduler, stop, failed) = (self.scheduler.clone(), self.stop.clone(), self.ticks_failed.clone());
+        let (scheduler, stop) = (self.scheduler.clone(), self.stop.clone());
+        let (failed, total) = (self.ticks_failed.clone(), self.ticks_failed_total.clone());
         tokio::spawn(async move {
             let tick = json!({
                 "version": "0", "id": "drill", "detail-type": "Scheduled Event", "source": "aws.events",
@@ -249,11 +253,14 @@ impl Stack {
                 "resources": [], "detail": {}
             });
             while !stop.load(Ordering::Relaxed) {
-                match scheduler.invoke(&tick, Duration::from_secs(30)).await {
-                    Ok(a) if !a.error => {}
-                    _ => {
-                        failed.fetch_add(1, Ordering::Relaxed);
-                    }
+                let why = match scheduler.invoke(&tick, Duration::from_secs(30)).await {
+                    Ok(a) if !a.error => None,
+                    Ok(a) => Some(a.body.chars().take(300).collect()),
+                    Err(e) => Some(format!("no answer: {e:?}")),
+                };
+                if let Some(why) = why {
+                    total.fetch_add(1, Ordering::Relaxed);
+                    failed.lock().unwrap().push(why);
                 }
                 tokio::time::sleep(TICK).await;
             }
@@ -279,6 +286,13 @@ impl Stack {
         fanrush::adapters::sqs_queue::depth(&self.sqs, url).await.map(|d| d.total()).map_err(|e| e.to_string())
     }
 
+    /// The scheduler's ticks that failed since the last call, each with the
+    /// function's error (a tick while PostgreSQL is down fails, so that
+    /// EventBridge Scheduler retries it).
+    pub fn take_failed_ticks(&self) -> Vec<String> {
+        std::mem::take(&mut *self.ticks_failed.lock().unwrap())
+    }
+
     pub async fn stop(self) {
         self.stop.store(true, Ordering::Relaxed);
         for url in [&self.queue_url, &self.dlq_url] {
@@ -291,7 +305,7 @@ impl Stack {
         eprintln!(
             "drill: finished in {:.1} s ({} scheduler ticks failed)",
             self.started.elapsed().as_secs_f64(),
-            self.ticks_failed.load(Ordering::Relaxed)
+            self.ticks_failed_total.load(Ordering::Relaxed)
         );
     }
 }
