@@ -67,9 +67,10 @@ pub struct Stack {
     pub(crate) writers: Vec<Arc<Environment>>,
     scheduler: Arc<Environment>,
     stop: Arc<AtomicBool>,
-    /// The scheduler's failed ticks not yet taken into a scenario's row.
+    /// Every failed scheduler tick, with its error, and how many of them a
+    /// scenario's row has taken.
     ticks_failed: Arc<std::sync::Mutex<Vec<String>>>,
-    ticks_failed_total: Arc<std::sync::atomic::AtomicUsize>,
+    ticks_taken: std::sync::atomic::AtomicUsize,
     pub(crate) started: Instant,
 }
 
@@ -201,7 +202,7 @@ impl Stack {
             scheduler,
             stop: Arc::new(AtomicBool::new(false)),
             ticks_failed: Arc::default(),
-            ticks_failed_total: Arc::default(),
+            ticks_taken: Default::default(),
             started,
         };
         stack.start_event_sources();
@@ -245,7 +246,7 @@ impl Stack {
             });
         }
         let (scheduler, stop) = (self.scheduler.clone(), self.stop.clone());
-        let (failed, total) = (self.ticks_failed.clone(), self.ticks_failed_total.clone());
+        let failed = self.ticks_failed.clone();
         tokio::spawn(async move {
             let tick = json!({
                 "version": "0", "id": "drill", "detail-type": "Scheduled Event", "source": "aws.events",
@@ -259,7 +260,6 @@ impl Stack {
                     Err(e) => Some(format!("no answer: {e:?}")),
                 };
                 if let Some(why) = why {
-                    total.fetch_add(1, Ordering::Relaxed);
                     failed.lock().unwrap().push(why);
                 }
                 tokio::time::sleep(TICK).await;
@@ -288,9 +288,11 @@ impl Stack {
 
     /// The scheduler's ticks that failed since the last call, each with the
     /// function's error (a tick while PostgreSQL is down fails, so that
-    /// EventBridge Scheduler retries it).
+    /// Lambda's asynchronous retry runs it again).
     pub fn take_failed_ticks(&self) -> Vec<String> {
-        std::mem::take(&mut *self.ticks_failed.lock().unwrap())
+        let failed = self.ticks_failed.lock().unwrap();
+        let from = self.ticks_taken.swap(failed.len(), Ordering::Relaxed);
+        failed[from..].to_vec()
     }
 
     pub async fn stop(self) {
@@ -305,7 +307,7 @@ impl Stack {
         eprintln!(
             "drill: finished in {:.1} s ({} scheduler ticks failed)",
             self.started.elapsed().as_secs_f64(),
-            self.ticks_failed_total.load(Ordering::Relaxed)
+            self.ticks_failed.lock().unwrap().len()
         );
     }
 }
