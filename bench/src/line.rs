@@ -72,8 +72,14 @@ async fn core(url: &str, quick: bool, report: &mut Report) {
             figures.admitted_fans,
             "measured: MEASURED_GATE_ADMISSIONS_PER_SECOND, the line's rate is set from it",
         ),
-        ("line: lined admit.lua calls/s", figures.admits, "reported (half of an admission)"),
-        ("line: confirm.lua calls/s", figures.confirms, "reported (the other half)"),
+        ("line: joins at the door/s (admit.lua)", figures.joins, "reported (a third of an admission)"),
+        ("line: claims of a grant/s (admit.lua)", figures.claims, "reported (a third)"),
+        ("line: confirm.lua calls/s", figures.confirms, "reported (the last third)"),
+        (
+            "line: admitted fans/s, granted at once (one call + confirm)",
+            figures.admitted_at_once,
+            "reported (a line that keeps up)",
+        ),
         ("line: gate answers/s to a sold-out event", figures.answers, "measured: MEASURED_GATE_ANSWERS_PER_SECOND"),
         ("line: line.lua syncs/s on one Redis core", figures.syncs, "measured: MEASURED_LINE_SYNCS_PER_SECOND"),
     ] {

@@ -1,5 +1,6 @@
 //! `fanrush measure-gate`: the admitted-fan ceiling of a real Redis node
-//! (admit plus confirm), to set a line's `admissionsPerSecond` and the
+//! (the calls a fan admitted through a busy line costs: it joins the door,
+//! claims its grant, its entry is confirmed), to set a line's `admissionsPerSecond` and the
 //! preflight's `--redis-admissions-per-second` from the node the event will
 //! run on. Runs on a scratch key prefix and removes it afterwards; refuses
 //! a server that holds a live gate (the measurement saturates its core).
@@ -47,7 +48,10 @@ pub async fn run(args: MeasureArgs) -> Result<(), String> {
     let out = json!({
         "set": figure(f.set),
         "admittedFans": figure(f.admitted_fans),
-        "admits": figure(f.admits),
+        "admittedAtOnce": figure(f.admitted_at_once),
+        "joins": figure(f.joins),
+        "claims": figure(f.claims),
+        "atOnce": figure(f.at_once),
         "confirms": figure(f.confirms),
         "answers": figure(f.answers),
         "lineSyncs": figure(f.syncs),
@@ -60,15 +64,18 @@ pub async fn run(args: MeasureArgs) -> Result<(), String> {
     } else {
         let line = |name: &str, c: fanrush::usecases::measure::CoreFigure| {
             println!(
-                "{name:<44} {:>9.0} per second of the core (core {:.0}% busy while measured)",
+                "{name:<46} {:>9.0} per second of the core (core {:.0}% busy while measured)",
                 c.per_second,
                 c.core_busy * 100.0
             );
         };
         line("SET", f.set);
-        line("admit.lua (a fan whose turn came, with a refresh)", f.admits);
+        line("joins at the door (admit.lua)", f.joins);
+        line("claims of a grant (admit.lua)", f.claims);
         line("confirm.lua", f.confirms);
-        line("admitted fans (the two added up)", f.admitted_fans);
+        line("admitted fans, busy line (the three added up)", f.admitted_fans);
+        line("one call, granted at once (admit.lua)", f.at_once);
+        line("admitted fans, line keeping up (+ confirm)", f.admitted_at_once);
         line("sold-out answers (admit.lua)", f.answers);
         line("line syncs (line.lua)", f.syncs);
         println!(

@@ -8,7 +8,7 @@
 use crate::adapters::https::HttpsClient;
 use crate::adapters::lambda_control::ProvisionedConcurrency;
 use crate::adapters::postgres_store::{Database, StoreError};
-use crate::adapters::redis_gate::{EntryGate, GateError, LazyRedis, RateLimit};
+use crate::adapters::redis_gate::{EntryGate, GateError, LazyRedis};
 use crate::adapters::secrets::SecretSource;
 use crate::adapters::slack::SlackNotifier;
 use crate::adapters::sqs_queue::{DeadLetterQueue, EntryQueue, SendPolicy};
@@ -16,6 +16,7 @@ use crate::rules::scaling::model::Quotas;
 use crate::rules::scaling::preflight::{Capacities, Pricing, PRICE_PER_GB_SECOND};
 use crate::rules::scaling::ScalingParams;
 use crate::usecases::api::{AdminApi, AuthMode, FanApi, TicketKeyring};
+use crate::usecases::entrance::RateLimit;
 use crate::usecases::provisioning::{PreflightInputs, Provisioner, Target};
 use crate::usecases::recovery::Patience;
 use crate::usecases::scheduler_job::{CalendarFeed, GateUpkeep, SchedulerJob};
@@ -187,7 +188,8 @@ impl QueueConfig {
 #[derive(Debug, Clone)]
 pub struct EntryApiConfig {
     pub redis: RedisConfig,
-    /// Per-fan entry attempts per window (0 turns the limit off).
+    /// Per-fan entry attempts per window at an event without a line, in
+    /// each environment's memory (0 turns the limit off).
     pub rate_limit: RateLimit,
     pub queue: QueueConfig,
     pub auth: AuthMode,
@@ -243,11 +245,14 @@ impl EntryApiConfig {
         })
     }
 
-    /// The fan API with its gate (rate-limited), queue and line.
+    /// The fan API with its gate, queue, line and per-fan limit.
     pub fn fan_api(&self) -> Result<FanApi, ConfigError> {
-        let gate = self.redis.gate()?.with_rate_limit(self.rate_limit);
         let keys = TicketKeyring::new(self.ticket_key.clone(), self.previous_ticket_key.clone());
-        Ok(FanApi::new(gate, self.queue.queue(), self.auth, self.retry_after_s).with_line(keys, self.line_sync))
+        Ok(FanApi::new(self.redis.gate()?, self.queue.queue(), self.auth, self.retry_after_s).with_line(
+            keys,
+            self.line_sync,
+            self.rate_limit,
+        ))
     }
 }
 

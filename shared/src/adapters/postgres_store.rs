@@ -14,7 +14,6 @@
 
 use crate::adapters::secrets::{SecretError, SecretSource};
 use crate::rules::domain::{Entry, EventId, FanEvent, FanId, LineSettings, Position};
-use crate::rules::line::Pause;
 use std::sync::Arc;
 use std::time::Duration;
 use thiserror::Error;
@@ -32,6 +31,7 @@ const MIGRATIONS: &[(&str, &str)] = &[
     ("0001_calendar_and_entries", include_str!("../../../migrations/0001_calendar_and_entries.sql")),
     ("0002_retired_event_ids", include_str!("../../../migrations/0002_retired_event_ids.sql")),
     ("0003_the_line", include_str!("../../../migrations/0003_the_line.sql")),
+    ("0004_the_line_without_pauses", include_str!("../../../migrations/0004_the_line_without_pauses.sql")),
 ];
 
 /// Applies the migrations `client` has not seen (its search path decides
@@ -90,15 +90,6 @@ fn insert_entries_sql(rows: usize, mode: Insert) -> String {
 
 const EVENT_COLUMNS: &str = "event_id, title, opens_at, closes_at, capacity, expected_peak_rps, lead_minutes, \
      cooldown_minutes, admissions_per_second, prequeue_minutes";
-
-/// What the line keeps in PostgreSQL beside the definition.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct LineRecord {
-    /// The pre-queue's secret shuffle seed, fixed at creation.
-    pub seed: String,
-    /// When the gate was lost and restored: the line's clock stood still.
-    pub pauses: Vec<Pause>,
-}
 
 /// What [`Database::upsert_event`] did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -505,35 +496,11 @@ impl Database {
         })
     }
 
-    /// The line's seed and pauses of an event (deleted or not), if it exists.
-    pub async fn line_record(&self, id: &EventId) -> Result<Option<LineRecord>, StoreError> {
-        let rows =
-            self.query("SELECT line_seed, line_pauses FROM fan_events WHERE event_id = $1", &[&id.as_str()]).await?;
-        Ok(rows.first().map(|r| LineRecord { seed: r.get(0), pauses: Pause::parse_list(r.get(1)) }))
-    }
-
-    /// Records that the line's clock stood still over `pause`, merged into
-    /// the pauses before it (so recording the same loss twice is harmless).
-    /// Returns every pause of the event.
-    pub async fn record_pause(&self, id: &EventId, pause: Pause) -> Result<Vec<Pause>, StoreError> {
-        let record = self.line_record(id).await?.ok_or_else(|| StoreError::Corrupt(format!("no event {id}")))?;
-        let mut pauses = record.pauses;
-        let pause = match pauses.last() {
-            Some(last) => Pause { start_ms: pause.start_ms.max(last.end_ms), end_ms: pause.end_ms },
-            None => pause,
-        };
-        if pause.end_ms > pause.start_ms {
-            match pauses.last_mut() {
-                Some(last) if last.end_ms == pause.start_ms => last.end_ms = pause.end_ms,
-                _ => pauses.push(pause),
-            }
-        }
-        self.query(
-            "UPDATE fan_events SET line_pauses = $2 WHERE event_id = $1",
-            &[&id.as_str(), &Pause::format_list(&pauses)],
-        )
-        .await?;
-        Ok(pauses)
+    /// The line's seed of an event (deleted or not), if it exists: the
+    /// pre-queue's secret shuffle seed, fixed at creation.
+    pub async fn line_seed(&self, id: &EventId) -> Result<Option<String>, StoreError> {
+        let rows = self.query("SELECT line_seed FROM fan_events WHERE event_id = $1", &[&id.as_str()]).await?;
+        Ok(rows.first().map(|r| r.get(0)))
     }
 
     /// True when an event with this id was deleted: the id is not reusable.

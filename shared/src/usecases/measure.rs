@@ -4,11 +4,13 @@
 //!
 //! Everything goes through the gate's own code ([`EntryGate`]) on a
 //! scratch key prefix, which is removed afterwards: `SET` (the core's own
-//! ceiling), admitted fans (a lined `admit.lua` with a refresh riding on
-//! it, then `confirm.lua`: both scripts an admission costs), the gate's
-//! cheaper answers (a sold-out event) and line syncs (`line.lua`). Each is
-//! driven for a while from many connections with requests in flight, as
-//! thousands of Lambda environments would.
+//! ceiling); the calls a fan admitted through a busy line costs (it joins
+//! the door, claims its grant at a later call, and its entry is confirmed),
+//! each measured apart and added up; the same for a line that keeps up
+//! (one call joins, is granted and claims); the gate's cheaper answers (a
+//! sold-out event) and line syncs (`line.lua`, an environment's second of
+//! places counted). Each is driven for a while from many connections with
+//! requests in flight, as thousands of Lambda environments would.
 //!
 //! A figure is calls per second of the *server's* CPU time (`INFO CPU`,
 //! `used_cpu_user` + `used_cpu_sys`, over the run): what the core admits
@@ -17,7 +19,9 @@
 //! was is reported next to it. A server that holds a live gate (any key
 //! named like one) is refused: the measurement saturates its core.
 
-use crate::adapters::redis_gate::{Admission, EntryGate, GateError, IssuedTickets, LineCall, LineRefresh, SeedWrite};
+use crate::adapters::redis_gate::{
+    Admission, CountedFan, EntryGate, GateError, LineCall, LineSyncRequest, Reservation, SeedWrite,
+};
 use crate::rules::domain::{EventId, FanEvent, FanId, LineSettings};
 use chrono::Utc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -56,16 +60,27 @@ pub struct CoreFigure {
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct CoreFigures {
     pub set: CoreFigure,
-    /// New fans admitted: a lined `admit.lua` and a `confirm.lua` each,
-    /// measured apart and added up.
+    /// Fans admitted through a busy line: a call that joins the door, a
+    /// call that claims the grant, `confirm.lua`; measured apart, added up.
+    /// The line's ceiling.
     pub admitted_fans: CoreFigure,
-    /// The two scripts alone.
-    pub admits: CoreFigure,
+    /// Fans admitted through a line that keeps up: one call that joins, is
+    /// granted and claims, then `confirm.lua`.
+    pub admitted_at_once: CoreFigure,
+    /// The calls alone.
+    pub joins: CoreFigure,
+    pub claims: CoreFigure,
+    pub at_once: CoreFigure,
     pub confirms: CoreFigure,
     /// The gate's answers to a sold-out event.
     pub answers: CoreFigure,
+    /// `line.lua` syncs, each counting 50 places.
     pub syncs: CoreFigure,
 }
+
+/// Places one sync counts in [`measure_gate`]: a second of an environment
+/// at 50 joins a second.
+pub const PLACES_PER_SYNC: usize = 50;
 
 /// Measures the core behind `url` under `prefix` (which must be unused).
 pub async fn measure_gate(url: &str, prefix: &str, load: Load) -> Result<CoreFigures, MeasureError> {
@@ -85,7 +100,7 @@ async fn run(url: &str, prefix: &str, load: Load) -> Result<CoreFigures, Measure
         .map(|_| EntryGate::new(url, prefix, Duration::from_secs(5), Duration::from_secs(5)).map(Arc::new))
         .collect::<Result<_, _>>()?;
     gates[0].mark_state_present().await?;
-    let event = |id: &str, capacity: i64, line: bool| FanEvent {
+    let event = |id: &str, capacity: i64, rate: Option<i64>| FanEvent {
         id: EventId::parse(id).expect("a valid id"),
         title: "measure".into(),
         opens_at: Utc::now() - chrono::Duration::minutes(1),
@@ -94,12 +109,15 @@ async fn run(url: &str, prefix: &str, load: Load) -> Result<CoreFigures, Measure
         expected_peak_rps: 0.0,
         lead_minutes: None,
         cooldown_minutes: None,
-        // A rate far above what a core admits: the pace never binds.
-        line: line.then_some(LineSettings { admissions_per_second: 1_000_000, prequeue_minutes: 0 }),
+        line: rate.map(|admissions_per_second| LineSettings { admissions_per_second, prequeue_minutes: 0 }),
     };
-    let (open, full) = (event("open", 1_000_000_000, true), event("full", 1, false));
-    gates[0].publish(&open, SeedWrite::Set("measure")).await?;
-    gates[0].publish(&full, SeedWrite::Keep).await?;
+    // A rate far above what a core admits, so the pace never binds; and one
+    // so low that every call only joins the door.
+    let (fast, busy, full) =
+        (event("fast", 1_000_000_000, Some(1_000_000)), event("busy", 1_000_000_000, Some(1)), event("full", 1, None));
+    for e in [&fast, &busy, &full] {
+        gates[0].publish(e, SeedWrite::Set("measure")).await?;
+    }
     let first = FanId::parse("first").expect("a valid id");
     let _ = gates[0].admit(&full.id, &first, &None, Utc::now(), "t").await?;
 
@@ -117,50 +135,78 @@ async fn run(url: &str, prefix: &str, load: Load) -> Result<CoreFigures, Measure
         let key = format!("{set_key}:{}", n % 1024);
         async move { redis::cmd("SET").arg(&key).arg("v").query_async::<()>(&mut c).await.map_err(|e| e.to_string()) }
     })
-    .await;
-    // Admissions, keeping each reservation for the confirms after.
-    let reserved: Arc<std::sync::Mutex<Vec<(usize, crate::adapters::redis_gate::Reservation)>>> = Arc::default();
-    let admits = drive(&client, &gates, load, |i, n| {
-        let (gate, id, reserved) = (gates[i].clone(), open.id.clone(), reserved.clone());
+    .await?;
+
+    // A busy line: fans join the door; at one a second nobody but the
+    // first caller is granted.
+    let joined: Arc<std::sync::Mutex<Vec<(usize, u64)>>> = Arc::default();
+    let reserved: Arc<std::sync::Mutex<Vec<Reservation>>> = Arc::default();
+    let joins = drive(&client, &gates, load, |i, n| {
+        let (gate, id, joined, reserved) = (gates[i].clone(), busy.id.clone(), joined.clone(), reserved.clone());
         async move {
-            let fan = FanId::parse(&format!("m{i}-{n}")).expect("a valid id");
-            // As an environment refreshes at the peak: its tickets of the last
-            // second (ten buckets), the last 10 s of counts back.
-            let bucket = 100 + n % 500;
-            let refresh = LineRefresh {
-                issued: IssuedTickets { prequeued: 0, arrivals: (bucket - 9..=bucket).map(|b| (b, 1)).collect() },
-                from_bucket: Some(bucket - 100),
-            };
-            let (admission, _) = gate
-                .admit_in_line(
-                    &id,
-                    &fan,
-                    &None,
-                    Utc::now(),
-                    &format!("t{n}"),
-                    LineCall::Turn { order: n as i64 },
-                    &refresh,
-                )
-                .await
-                .map_err(|e| e.to_string())?;
-            let Admission::Reserved(r) = admission else { return Err(format!("not admitted: {admission:?}")) };
-            reserved.lock().unwrap().push((i, r));
+            let fan = FanId::parse(&format!("b{i}-{n}")).expect("a valid id");
+            let call = LineCall::Turn { order: n as i64 };
+            match gate.admit_in_line(&id, &fan, &None, Utc::now(), "t", call).await.map_err(|e| e.to_string())? {
+                (Admission::AtTheDoor(_), _) => joined.lock().unwrap().push((i, n)),
+                (Admission::Reserved(r), _) => reserved.lock().unwrap().push(r),
+                other => return Err(format!("not at the door: {other:?}")),
+            }
             Ok(())
         }
     })
     .await?;
+    // Then the pace lets them through: each fan's next call claims its grant
+    // (the pace granting the door's head on the way).
+    gates[0].publish(&FanEvent { line: fast.line, ..busy.clone() }, SeedWrite::Keep).await?;
+    let waiting = Arc::new(std::sync::Mutex::new(std::mem::take(&mut *joined.lock().unwrap())));
+    waiting.lock().unwrap().reverse();
+    let until_done = Load { seconds: Duration::from_secs(3600), ..load };
+    let claims = drive(&client, &gates, until_done, |i, _| {
+        let (gate, id, waiting, reserved) = (gates[i].clone(), busy.id.clone(), waiting.clone(), reserved.clone());
+        async move {
+            let Some((j, n)) = waiting.lock().unwrap().pop() else { return Err(DONE.into()) };
+            let fan = FanId::parse(&format!("b{j}-{n}")).expect("a valid id");
+            let call = LineCall::Turn { order: n as i64 };
+            match gate.admit_in_line(&id, &fan, &None, Utc::now(), &format!("t{n}"), call).await {
+                Ok((Admission::Reserved(r), _)) => {
+                    reserved.lock().unwrap().push(r);
+                    Ok(())
+                }
+                // Its grant is due at the next call: it goes back in the line.
+                Ok((Admission::AtTheDoor(_), _)) => {
+                    waiting.lock().unwrap().insert(0, (j, n));
+                    Ok(())
+                }
+                other => Err(format!("not admitted: {other:?}")),
+            }
+        }
+    })
+    .await?;
+    // A line that keeps up: one call joins, is granted and claims.
+    let at_once = drive(&client, &gates, load, |i, n| {
+        let (gate, id, reserved) = (gates[i].clone(), fast.id.clone(), reserved.clone());
+        async move {
+            let fan = FanId::parse(&format!("f{i}-{n}")).expect("a valid id");
+            let call = LineCall::Turn { order: n as i64 };
+            match gate.admit_in_line(&id, &fan, &None, Utc::now(), &format!("t{n}"), call).await {
+                Ok((Admission::Reserved(r), _)) => {
+                    reserved.lock().unwrap().push(r);
+                    Ok(())
+                }
+                other => Err(format!("not admitted at once: {other:?}")),
+            }
+        }
+    })
+    .await?;
     let queue = Arc::new(std::sync::Mutex::new(std::mem::take(&mut *reserved.lock().unwrap())));
-    let confirm_load = Load { seconds: Duration::from_secs(3600), ..load };
-    let confirms = drive(&client, &gates, confirm_load, |i, _| {
+    let confirms = drive(&client, &gates, until_done, |i, _| {
         let (gate, queue) = (gates[i].clone(), queue.clone());
         async move {
-            let Some((_, r)) = queue.lock().unwrap().pop() else { return Err(DONE.into()) };
+            let Some(r) = queue.lock().unwrap().pop() else { return Err(DONE.into()) };
             gate.confirm(&r).await.map(|_| ()).map_err(|e| e.to_string())
         }
     })
     .await?;
-    let per_pair = 1.0 / admits.per_second + 1.0 / confirms.per_second;
-    let admitted_fans = CoreFigure { per_second: 1.0 / per_pair, core_busy: admits.core_busy.min(confirms.core_busy) };
     let answers = drive(&client, &gates, load, |i, n| {
         let (gate, id) = (gates[i].clone(), full.id.clone());
         async move {
@@ -171,18 +217,40 @@ async fn run(url: &str, prefix: &str, load: Load) -> Result<CoreFigures, Measure
             }
         }
     })
-    .await;
+    .await?;
     let syncs = drive(&client, &gates, load, |i, n| {
-        let (gate, id) = (gates[i].clone(), open.id.clone());
+        let (gate, id) = (gates[i].clone(), fast.id.clone());
         async move {
-            // A fallback sync: five seconds of one environment's tickets.
+            // An environment's second at 50 joins a second, over its last ten buckets.
             let bucket = 100 + n % 500;
-            let issued = IssuedTickets { prequeued: 0, arrivals: (bucket - 49..=bucket).map(|b| (b, 1)).collect() };
-            gate.sync_line(&id, &issued, bucket - 100).await.map(|_| ()).map_err(|e| e.to_string())
+            let fans = (0..PLACES_PER_SYNC as u64)
+                .map(|k| {
+                    let mut hash = [0u8; 8];
+                    hash[..4].copy_from_slice(&(i as u32).to_be_bytes());
+                    hash[4..].copy_from_slice(&((n * 64 + k) as u32).to_be_bytes());
+                    CountedFan { hash, bucket: Some(bucket - k % 10) }
+                })
+                .collect();
+            let request = LineSyncRequest { fans, from_bucket: Some(bucket - 100), ..LineSyncRequest::default() };
+            gate.sync_line(&id, Utc::now(), &request).await.map(|_| ()).map_err(|e| e.to_string())
         }
     })
-    .await;
-    Ok(CoreFigures { set: set?, admitted_fans, admits, confirms, answers: answers?, syncs: syncs? })
+    .await?;
+    let sum = |parts: &[CoreFigure]| CoreFigure {
+        per_second: 1.0 / parts.iter().map(|f| 1.0 / f.per_second).sum::<f64>(),
+        core_busy: parts.iter().map(|f| f.core_busy).fold(1.0, f64::min),
+    };
+    Ok(CoreFigures {
+        set,
+        admitted_fans: sum(&[joins, claims, confirms]),
+        admitted_at_once: sum(&[at_once, confirms]),
+        joins,
+        claims,
+        at_once,
+        confirms,
+        answers,
+        syncs,
+    })
 }
 
 /// The server's CPU seconds so far.

@@ -1,7 +1,11 @@
 //! What fanrush does, one module per job, each written against the rules
 //! and the adapters and built from [`crate::config`] by a function's main.
 //!
-//! - [`api`]: the fan API (`entry-api`) and the admin API (`admin-api`).
+//! - [`api`]: the fan API (`entry-api`) and the admin API (`admin-api`):
+//!   HTTP in and out.
+//! - [`entrance`]: decides a fan's POST, with or without a line: the one
+//!   owner of an entry attempt.
+//! - [`clock`]: the time the use cases decide by, injected.
 //! - [`alarms`]: CloudWatch alarms from SNS to Slack (`notifier`).
 //! - [`writer`]: drains SQS batches into PostgreSQL (`writer`).
 //! - [`recovery`]: restores the gate from PostgreSQL and the DLQ, sweeps
@@ -15,6 +19,8 @@
 
 pub mod alarms;
 pub mod api;
+pub mod clock;
+pub mod entrance;
 pub mod measure;
 pub mod provisioning;
 pub mod recovery;

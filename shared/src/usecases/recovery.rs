@@ -10,19 +10,21 @@
 //!   pages of [`RESTORE_PAGE`] rows, plus its dead-lettered ones; a closed
 //!   event gets its definition and counters only. Nothing is counted from
 //!   zero and no stored or dead-lettered position is handed out again. An
-//!   event's line gets back its seed, and a pause for the time nobody could
-//!   be admitted, so the line resumes where it stood (see
-//!   [`crate::rules::line::front`]).
+//!   event's line gets back its seed; its door and grants start empty (the
+//!   fans call again), and its served mark comes back from the entry
+//!   environments' syncs, so the line resumes where it stood.
 //! - [`sweep_pending`]: a reservation whose SQS send had an unknown outcome
 //!   stays pending until the fan retries. Once the queue has drained, the
 //!   sweep confirms those whose row exists or whose message is in the DLQ,
 //!   and releases the rest.
+//! - [`tend_lines`]: a line's grants lapse at its calls; once its fans stop
+//!   calling, the scheduler's pass lapses the last ones, so no place stays
+//!   held for a fan who walked away.
 
 use crate::adapters::postgres_store::{Database, StoreError};
 use crate::adapters::redis_gate::{EntryGate, GateError, Restored};
 use crate::adapters::sqs_queue::{DeadLetterQueue, DeadLetters, EntryQueue, QueueError};
 use crate::rules::domain::{Entry, FanEvent};
-use crate::rules::line::Pause;
 use chrono::{DateTime, Utc};
 use std::time::Duration;
 use thiserror::Error;
@@ -130,26 +132,11 @@ pub async fn restore_gate(
         };
         entries += taken as usize;
         let restored = if event.closes_at > now { Restored::Whole } else { Restored::Archived };
-        let record = match event.line {
-            Some(_) => db.line_record(&event.id).await?,
+        let seed = match event.line {
+            Some(_) => db.line_seed(&event.id).await?,
             None => None,
         };
-        let line = record.as_ref().map(|r| (r.seed.as_str(), r.pauses.as_slice()));
-        gate.restore_definition(&lease, event, line, taken, seq, restored).await?;
-    }
-    // The line's clock stood still from the loss until now: nobody could be
-    // admitted, so nobody's turn came. The fronts ran on for up to
-    // FRONT_HORIZON after it, but the fans they let through then were
-    // answered 503, never admitted: their turns come again first, in the
-    // line's order, instead of all at once when the gate is back.
-    let resumed = Utc::now();
-    for event in events.iter().filter(|e| e.line.is_some() && e.closes_at > lost_at) {
-        let start = lost_at.max(event.opens_at).timestamp_millis();
-        let pause = Pause { start_ms: start, end_ms: resumed.timestamp_millis() };
-        if pause.end_ms > pause.start_ms {
-            let pauses = db.record_pause(&event.id, pause).await?;
-            gate.restore_line_pauses(&lease, &event.id, &pauses).await?;
-        }
+        gate.restore_definition(&lease, event, seed.as_deref(), taken, seq, restored).await?;
     }
     gate.finish_restore(&lease).await?;
     tracing::info!(events = events.len(), entries, dead_letters = dead.entries.len(), "gate state restored");
@@ -248,10 +235,22 @@ pub async fn housekeeping(
         Err(e) => return Err(e),
     }
     let cutoff = now - chrono::Duration::from_std(patience.sweep_after).unwrap_or(chrono::Duration::MAX);
-    match sweep_pending(gate, db, queues, &db.events().await?, cutoff).await {
+    let events = db.events().await?;
+    tend_lines(gate, &events, now).await?;
+    match sweep_pending(gate, db, queues, &events, cutoff).await {
         Ok(sweep) => report.sweep = sweep,
         Err(e) if e.is_deferred() => report.deferred = true,
         Err(e) => return Err(e),
     }
     Ok(report)
+}
+
+/// Runs the pace of every line that is open now: grants whose fans did not
+/// claim them lapse even when nobody calls (the pace runs at every call of
+/// a line; this is the call when there are none).
+pub async fn tend_lines(gate: &EntryGate, events: &[FanEvent], now: DateTime<Utc>) -> Result<(), RecoveryError> {
+    for event in events.iter().filter(|e| e.line.is_some() && e.opens_at <= now && now < e.closes_at) {
+        gate.tend_line(&event.id, now).await?;
+    }
+    Ok(())
 }

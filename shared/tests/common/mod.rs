@@ -17,6 +17,7 @@ use fanrush::adapters::secrets::{Secret, SecretSource};
 use fanrush::adapters::sqs_queue::{EntryQueue, SendPolicy};
 use fanrush::usecases::api::AuthMode;
 use fanrush::usecases::api::{AdminApi, FanApi, TicketKeyring};
+use fanrush::usecases::entrance::RateLimit;
 use fanrush::usecases::writer::EntryWriter;
 use fanrush_local::local_aws::provision;
 use lambda_http::{Body, Request, Response};
@@ -66,8 +67,13 @@ pub const LINE_SYNC: Duration = Duration::from_millis(250);
 
 /// A fan API on `gate` and `queue` that signs tickets with [`TICKET_KEY`].
 pub fn fan_api(gate: EntryGate, queue: EntryQueue, auth: AuthMode) -> FanApi {
+    fan_api_limited(gate, queue, auth, RateLimit::OFF)
+}
+
+/// Like [`fan_api`], holding each fan at an event without a line to `limit`.
+pub fn fan_api_limited(gate: EntryGate, queue: EntryQueue, auth: AuthMode, limit: RateLimit) -> FanApi {
     let keys = TicketKeyring::new(SecretSource::Plain(Secret::new(TICKET_KEY)), SecretSource::None);
-    FanApi::new(gate, queue, auth, 1).with_line(keys, LINE_SYNC)
+    FanApi::new(gate, queue, auth, 1).with_line(keys, LINE_SYNC, limit)
 }
 
 /// One isolated slice of the local stack.
@@ -88,6 +94,13 @@ impl Stack {
     /// A stack whose functions talk to the services directly.
     pub async fn new() -> Self {
         Self::with(&redis_url(), &sqs_endpoint(), Duration::from_millis(1000)).await
+    }
+
+    /// A stack whose fan API decides by `clock`.
+    pub async fn with_clock(clock: std::sync::Arc<dyn fanrush::usecases::clock::Clock>) -> Self {
+        let mut stack = Self::new().await;
+        stack.fan = fan_api(gate(&redis_url(), &stack.prefix), stack.queue(), AuthMode::Dev).with_clock(clock);
+        stack
     }
 
     /// A stack whose fan API reaches Redis at `fan_redis` and SQS at

@@ -13,18 +13,23 @@
 //!   ([`joined_at`]) in [`BUCKET_MS`] buckets, shuffled within a bucket by
 //!   the same key.
 //!
-//! A fan that loses its ticket and joins again gets a place no better than
-//! its first: the same one in the pre-queue, a later arrival after the
-//! opening. The front ([`front`]) advances at the event's rate through
-//! those places; a fan whose turn came repeats its POST with its ticket
-//! and is admitted by the gate as before. [`poll`] says when a waiting fan
-//! should come back.
+//! The line is a closed loop around the gate. The gate grants places to
+//! the fans at its door in the order of their places, at the line's pace,
+//! and its served mark (the highest place granted) moves only as it grants:
+//! a fan who walked away is never at the door and is passed over. A fan's
+//! turn comes when its place is within [`progress::LEAD`] of the served
+//! mark: it then calls the gate, joins the door and claims its grant when
+//! it is due. [`counts`] ranks places from the line's counts, [`progress`]
+//! follows the served mark and says where a place stands, [`poll`] says
+//! when a waiting fan should come back.
 
-pub mod front;
+pub mod counts;
 pub mod poll;
+pub mod progress;
 pub mod ticket;
 
-pub use front::{Front, FrontWalk, LineCounts, LineShape, Pause};
+pub use counts::LineCounts;
+pub use progress::{Progress, Standing};
 pub use ticket::{Ticket, TicketError, TicketKey, TicketKeys, TICKET_TTL};
 
 use sha2::{Digest, Sha256};
@@ -35,48 +40,26 @@ use std::time::Duration;
 /// first within a tenth of a second (a bot's edge) wins nothing.
 pub const BUCKET_MS: i64 = 100;
 
-/// How long a fan whose turn came has to come back with its ticket before
-/// the turn is gone (then it may join again, at the back). Four times the
-/// longest wait the line ever asks for after the opening, so a fan that
-/// follows `Retry-After` never misses its turn.
-pub const TURN_WINDOW: Duration = Duration::from_secs(120);
-
-/// How often an execution environment brings its copy of a line up to date
-/// with the gate, at most (`LINE_SYNC_MS`): the counts it answers waiting
-/// fans from are never older while they matter, and the tickets it issued
-/// near the front reach the others within it.
+/// How often an execution environment syncs each line it answers fans of
+/// (`LINE_SYNC_MS`): the places it gave are counted, and its copy of the
+/// counts and the served mark is brought up to date.
 pub const SYNC_EVERY: Duration = Duration::from_secs(1);
 
-/// An execution environment refreshes its copy of the line on the
-/// admissions it sends; one whose admissions brought no refresh for this
-/// long syncs on its own: the cost of a line that admits nobody there.
-pub const FALLBACK_SYNC: Duration = Duration::from_secs(5);
+/// How long after the served mark passed a place its fan may still come
+/// and claim it; later it gets only an entry it already has (and may join
+/// again, at the back). Four times the longest wait the line asks for
+/// after the opening ([`poll::MAX_AFTER_OPENING`]), so a fan that follows
+/// `Retry-After` never misses its turn.
+pub const TURN_WINDOW: Duration = Duration::from_secs(120);
 
-/// How long after the opening the pre-queue's count is final: every
-/// environment flushes the tickets it issued before the opening within a
-/// second ([`FALLBACK_SYNC`] does not apply until then), so by now the
-/// gate holds them all. An environment lets no arrival in before it has
-/// read the count this late.
-pub const PREQUEUE_SETTLE: Duration = Duration::from_secs(2);
-
-/// The same once the event is sold out: positions no longer matter, only
-/// places a failed send gave back do.
-pub const SOLD_OUT_SYNC: Duration = Duration::from_secs(30);
-
-/// How often an environment re-reads the line's definition (rate, seed,
-/// pauses, window), and at once after a call to the gate failed (a restore
-/// may have paused the line). An operator's change of the rate or window
-/// reaches every environment within this.
-pub const FULL_SYNC: Duration = Duration::from_secs(300);
-
-/// How far an execution environment moves its front past the gate's last
-/// answer to it: longer than an environment goes without one while the gate
-/// is well (it syncs at least every 5 s), so a gate that stopped answering
-/// stops every front within this. A restore pauses the line from the loss
-/// itself: the fans let through after it were answered 503, and their
-/// turns come again, first and in order (a waiting fan may then hear an
-/// ETA longer than the last, by the outage; its place never changes).
-pub const FRONT_HORIZON: chrono::Duration = chrono::Duration::seconds(6);
+/// An 8-byte hash of a fan in an event, by which the gate counts each fan
+/// once however often it joins; the seed keeps it from telling who joined.
+pub fn fan_hash(seed: &[u8], event: &str, fan: &str) -> [u8; 8] {
+    let digest = Sha256::digest(
+        [b"fanrush/line-joined\0".as_slice(), seed, b"\0", event.as_bytes(), b"\0", fan.as_bytes()].concat(),
+    );
+    digest[..8].try_into().expect("8 bytes")
+}
 
 /// A place in an event's line. The derived order is the line's order: every
 /// pre-queued place before every arrival.
@@ -98,6 +81,26 @@ fn shuffle(seed: &[u8], event: &str, fan: &str) -> [u8; 32] {
     .into()
 }
 
+/// Where an order key sits on the line's axis.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Spot {
+    /// In the pre-queue, at this fraction of it (uniform: the shuffle's).
+    Prequeue { fraction: f64 },
+    /// In an arrival bucket after the opening, at this fraction of it.
+    Arrival { bucket: u64, fraction: f64 },
+}
+
+impl Spot {
+    /// The spot of an order key ([`Place::order_key`]).
+    pub fn of_key(key: i64) -> Self {
+        if key < 0 {
+            Spot::Prequeue { fraction: ((key + (1 << 53)) as f64 / (1u64 << 53) as f64).clamp(0.0, 1.0) }
+        } else {
+            Spot::Arrival { bucket: (key >> 24) as u64, fraction: (key & 0xFF_FFFF) as f64 / (1u64 << 24) as f64 }
+        }
+    }
+}
+
 impl Place {
     /// The place as a number that sorts as the place does, exact in a
     /// double (a Redis sorted set's score, below 2^53): the pre-queue's
@@ -114,10 +117,10 @@ impl Place {
     }
 }
 
-/// The oldest a request's arrival at API Gateway is taken as its join:
-/// within the [`FALLBACK_SYNC`] an environment may keep a ticket before
-/// flushing it, so the ticket's bucket is still inside the 10 s the others
-/// re-read. API Gateway gives up on an integration after 30 s anyway
+/// The oldest a request's arrival at API Gateway is taken as its join: an
+/// environment counts the places it gave at its next sync, within a few
+/// seconds, so a place's bucket is still inside the ten seconds of counts
+/// every environment re-reads behind the present. API Gateway gives up on an integration after 30 s anyway
 /// ("Maximum integration timeout", Quotas for configuring and running an
 /// HTTP API in API Gateway,
 /// <https://docs.aws.amazon.com/apigateway/latest/developerguide/http-api-quotas.html>).

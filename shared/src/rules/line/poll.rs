@@ -1,23 +1,25 @@
-//! When a waiting fan should come back: the server sets it from the fan's
-//! distance to the front, as NetFUNNEL does (1-2 s near the front, longer
-//! behind), so the cost of waiting falls as the line grows.
+//! When a waiting fan should come back: the server sets it from where the
+//! fan stands, as NetFUNNEL does (often near the front, rarely far back),
+//! so the cost of waiting falls as the line grows.
 //!
-//! - Near the front (turn within [`NEAR`]): at the turn itself, to the
-//!   millisecond, with no jitter: turns near the front are already spread
-//!   by the rate, and coming back late would let a later fan in first.
-//! - Further back: a second before the turn it was told, jittered down by
-//!   up to 10% so fans that joined together do not poll in step. The ETA
-//!   is a lower bound (counts only grow, the front only slows), so coming
-//!   back by it is never late: such a fan polls once, then comes back at
-//!   its turn.
+//! - Its turn near ([`NEAR`] or less away): at the turn itself, to the
+//!   millisecond, with no jitter: turns are already spread by the pace.
+//! - Further back: a second before its turn, jittered down by up to 10% so
+//!   fans that joined together do not poll in step. Such a fan polls once,
+//!   then comes back at its turn.
 //! - Far back (more than [`MAX_AFTER_OPENING`] away once the event is
-//!   open, [`MAX_BEFORE_OPENING`] before it, when nothing moves): checks in
-//!   at most that far apart, spread over the second half of it, so a crowd
-//!   that piled up in a few seconds does not come back in a few seconds.
-//! - Turn not yet come by the environment's front but due now: in
-//!   [`PACED`].
-//! - Turn come but held back by the gate's pace: when the gate says its
-//!   token is due ([`paced_wait`]).
+//!   open, [`MAX_BEFORE_OPENING`] before it): checks in at most that far
+//!   apart, spread over the second half of it, so a crowd that piled up in a
+//!   few seconds does not come back in a few seconds.
+//! - Beyond the reach of the places left ([`super::progress::beyond_reach`]):
+//!   every [`BEYOND_REACH`], spread over its second half: a fan who will
+//!   likely not get in costs few polls, and still hears in time if places
+//!   come free.
+//! - At the gate's door: when the gate says its grant is due, to the
+//!   millisecond ([`at_the_door`]); while no place is free, every
+//!   [`NO_PLACE_FREE`] or so.
+//! - While the environment's gate fails: no sooner than
+//!   [`WHILE_GATE_FAILS`].
 //!
 //! `Retry-After` carries the same wait rounded up to whole seconds (its
 //! HTTP form); the body's `retryAfterMs` carries it exactly.
@@ -25,51 +27,71 @@
 use std::time::Duration;
 
 pub const NEAR: Duration = Duration::from_secs(2);
-pub const PACED: Duration = Duration::from_millis(200);
-/// The soonest a fan the gate's pace held back is asked to come back.
-pub const PACED_AT_LEAST: Duration = Duration::from_millis(5);
 pub const MAX_AFTER_OPENING: Duration = Duration::from_secs(30);
 pub const MAX_BEFORE_OPENING: Duration = Duration::from_secs(600);
+/// Half of [`crate::rules::line::TURN_WINDOW`]: a fan beyond reach whose
+/// turn comes after all still comes back within it.
+pub const BEYOND_REACH: Duration = Duration::from_secs(60);
+/// A fan at the door while every place is taken, one of which may come back
+/// (a grant whose fan walked away lapses within five seconds).
+pub const NO_PLACE_FREE: Duration = Duration::from_secs(3);
 
 /// How long before its turn a fan further back is asked to check again.
 const LEAD: Duration = Duration::from_secs(1);
-/// Lag added to a near-front return, so the fan arrives just after its turn.
+/// Lag added to a return at the turn or at a grant, so the fan arrives just
+/// after it.
 const AT_TURN: Duration = Duration::from_millis(20);
 
 /// How long to wait before the next POST, for a fan whose turn is
-/// `eta_seconds` away; `jitter` is uniform in [0, 1); `open` whether the
+/// `turn_in_s` away; `jitter` is uniform in [0, 1); `open` whether the
 /// event has opened.
-pub fn come_back_in(eta_seconds: f64, jitter: f64, open: bool) -> Duration {
-    let eta = Duration::from_secs_f64(eta_seconds.max(0.0));
-    if eta.is_zero() {
-        return PACED;
-    }
-    if eta <= NEAR {
-        return eta + AT_TURN;
+pub fn come_back_in(turn_in_s: f64, jitter: f64, open: bool) -> Duration {
+    let turn = Duration::from_secs_f64(turn_in_s.max(0.0));
+    if turn <= NEAR {
+        return turn + AT_TURN;
     }
     let cap = if open { MAX_AFTER_OPENING } else { MAX_BEFORE_OPENING };
     let jitter = jitter.clamp(0.0, 1.0);
-    if eta - LEAD > cap {
+    if turn - LEAD > cap {
         // Far back: checks in at most `cap` apart, spread over its second half.
         return cap.mul_f64(0.5 + 0.5 * jitter);
     }
-    (eta - LEAD).mul_f64(0.9 + 0.1 * jitter).max(Duration::from_secs(1))
+    (turn - LEAD).mul_f64(0.9 + 0.1 * jitter).max(Duration::from_secs(1))
+}
+
+/// The wait of a fan beyond reach: the shorter of its turn and
+/// [`BEYOND_REACH`], spread over the second half.
+pub fn beyond_reach(turn_in_s: f64, jitter: f64) -> Duration {
+    let turn = Duration::from_secs_f64(turn_in_s.max(0.0));
+    BEYOND_REACH.mul_f64(0.5 + 0.5 * jitter.clamp(0.0, 1.0)).min(turn.max(NEAR))
+}
+
+/// The wait of a fan at the gate's door: until its grant is due (`due`,
+/// the gate's own figure: no jitter, the pace spreads the grants), or while
+/// no place is free about [`NO_PLACE_FREE`].
+pub fn at_the_door(due: Option<Duration>, jitter: f64) -> Duration {
+    match due {
+        Some(due) => (due + AT_TURN).min(MAX_AFTER_OPENING),
+        None => NO_PLACE_FREE.mul_f64(1.0 + 0.5 * jitter.clamp(0.0, 1.0)),
+    }
 }
 
 /// The polls a second an opening's line brings at its peak, for sizing:
 /// with `arrivals` fans a second at the peak, `rate` admitted a second and
-/// `capacity` places. Each admitted fan comes back once or twice (a second
-/// before its turn when it waited longer than [`NEAR`], then at its turn),
-/// and a paced one once more: 2.5 polls per admission. Behind them, the
-/// fans the rate cannot keep up with pile up until the places are gone
-/// (`capacity / rate`, taken as at most the minute an opening lasts) and
-/// check in every 3/4 of [`MAX_AFTER_OPENING`] on average until they are
-/// told. `fanrush simulate` replays the policy fan by fan; the tests hold
-/// this estimate to it.
+/// `capacity` places. Each admitted fan comes back up to three times at the
+/// pace ([`super::progress::PACE_HEADROOM`] x `rate`): a second before its
+/// turn, at its turn (it joins the gate's door), and when its grant is due
+/// (it claims it). The fans arriving faster than the pace come back about
+/// twice each while the places last: their first polls, a second before
+/// turns that the crowd's arrival spread over only a few seconds, bunch
+/// into waves. The factor for that part is fitted to `fanrush simulate`'s
+/// fan-by-fan replay of the policy (openings of a tenth of the worked
+/// event and smaller, ten seconds of places and fewer); the tests hold the
+/// estimate to the replay.
 pub fn expected_polls_per_second(arrivals: f64, rate: f64, capacity: f64) -> f64 {
-    let rate = rate.max(f64::MIN_POSITIVE);
-    let piling = (arrivals - rate).max(0.0) * (capacity / rate).min(60.0);
-    2.5 * rate.min(arrivals) + piling / (0.75 * MAX_AFTER_OPENING.as_secs_f64())
+    let pace = rate.max(f64::MIN_POSITIVE) * super::progress::PACE_HEADROOM;
+    let places_last = (capacity / (pace * 10.0)).min(1.0);
+    3.0 * pace.min(arrivals) + 2.0 * (arrivals - pace).max(0.0) * places_last
 }
 
 /// The soonest a waiting fan is asked back while its environment's gate
@@ -81,14 +103,6 @@ pub const WHILE_GATE_FAILS: Duration = Duration::from_secs(1);
 /// `wait`, held to [`WHILE_GATE_FAILS`] at least (jittered by `jitter`).
 pub fn while_gate_fails(wait: Duration, jitter: f64) -> Duration {
     wait.max(WHILE_GATE_FAILS.mul_f64(1.0 + 0.5 * jitter.clamp(0.0, 1.0)))
-}
-
-/// How long a fan whose turn came waits when the gate's pace held it back:
-/// until the gate says its token is due (`gate_retry`: the gate queues the
-/// fans it held back and tells each its own moment, so no jitter), at
-/// least [`PACED_AT_LEAST`].
-pub fn paced_wait(gate_retry: Duration) -> Duration {
-    gate_retry.max(PACED_AT_LEAST).min(MAX_AFTER_OPENING)
 }
 
 /// `Retry-After` in whole seconds, at least 1.
@@ -108,17 +122,25 @@ mod tests {
     }
 
     #[test]
-    fn a_paced_fan_comes_back_when_the_gate_says_its_token_is_due() {
-        assert_eq!(paced_wait(Duration::from_millis(1)), PACED_AT_LEAST);
-        assert_eq!(paced_wait(Duration::from_millis(130)), Duration::from_millis(130));
-        assert_eq!(paced_wait(Duration::from_secs(100)), MAX_AFTER_OPENING);
+    fn a_fan_at_the_door_comes_back_when_its_grant_is_due_or_every_few_seconds_while_no_place_is_free() {
+        assert_eq!(at_the_door(Some(Duration::from_millis(130)), 0.7), Duration::from_millis(150));
+        assert_eq!(at_the_door(Some(Duration::from_secs(100)), 0.7), MAX_AFTER_OPENING);
+        assert_eq!(at_the_door(None, 0.0), NO_PLACE_FREE);
+        assert!(at_the_door(None, 0.999) > at_the_door(None, 0.5), "not in step");
     }
 
     #[test]
     fn near_the_front_a_fan_comes_back_at_its_turn() {
         assert_eq!(come_back_in(0.7, 0.99, true), Duration::from_millis(720));
         assert_eq!(retry_after_header(come_back_in(0.7, 0.0, true)), 1);
-        assert_eq!(come_back_in(0.0, 0.5, true), PACED);
+        assert_eq!(come_back_in(0.0, 0.5, true), Duration::from_millis(20));
+    }
+
+    #[test]
+    fn a_fan_beyond_reach_is_asked_back_rarely_but_never_past_its_turn() {
+        assert_eq!(beyond_reach(1_000.0, 0.0), BEYOND_REACH / 2);
+        assert_eq!(beyond_reach(1_000.0, 0.999_999).as_secs(), 59);
+        assert_eq!(beyond_reach(10.0, 0.5), Duration::from_secs(10));
     }
 
     #[test]
@@ -147,9 +169,12 @@ mod tests {
         // Opening shapes a tenth of the worked event's sizes (docs/scaling.md): a decaying opening,
         // a flat minute, and a line longer than the places. The estimate
         // takes the peak as lasting, so a decaying opening polls less.
-        for (peak, ramp, decay, capacity, rate) in
-            [(6_375.0, 2.0, 15.0, 10_000u64, 1_120.0), (2_000.0, 0.0, 0.0, 10_000, 500.0), (300.0, 0.0, 0.0, 200, 30.0)]
-        {
+        for (peak, ramp, decay, capacity, rate) in [
+            (6_375.0, 2.0, 15.0, 10_000u64, 1_120.0),
+            (6_375.0, 0.0, 0.0, 10_000u64, 1_120.0),
+            (2_000.0, 0.0, 0.0, 10_000, 500.0),
+            (300.0, 0.0, 0.0, 200, 30.0),
+        ] {
             let spike = Spike {
                 traffic: Traffic {
                     peak_rps: peak,

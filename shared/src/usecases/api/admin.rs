@@ -105,8 +105,8 @@ impl AdminApi {
         }
         // The line's seed is fixed when the event is first stored: an update
         // publishes the stored one, a new event a fresh one.
-        let stored = self.db.line_record(&event.id).await.map_err(|e| self.store_failed(e))?;
-        let seed = stored.map_or_else(crate::adapters::redis_gate::new_line_seed, |r| r.seed);
+        let stored = self.db.line_seed(&event.id).await.map_err(|e| self.store_failed(e))?;
+        let seed = stored.unwrap_or_else(crate::adapters::redis_gate::new_line_seed);
         let published = match self.gate.publish(&event, SeedWrite::Set(&seed)).await {
             Err(GateError::StateLost) => {
                 self.restore().await?;

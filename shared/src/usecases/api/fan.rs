@@ -1,34 +1,47 @@
 //! The fan API (`entry-api`): read an event, enter it, read your entry.
 //!
-//! The accept path is one Redis script and one SQS send. A fan is told
-//! `accepted` only after SQS acknowledged the entry; when Redis or SQS fails
-//! the fan gets 503 with Retry-After, and the reservation is either released
-//! (the send surely never happened and no other request took it over) or
-//! kept pending so the retry gets the same position.
-//!
-//! For an event with a line ([`super::line`]), a POST joins the line or
-//! polls it with the fan's ticket, and is answered 203 `waiting` from this
-//! environment's memory until the fan's turn comes; then the same POST takes
-//! the accept path, at the gate's pace.
+//! A POST is decided by the [`Entrance`] (with or without a line); this
+//! module turns its outcome into HTTP. The accept path is one Redis script
+//! and one SQS send: a fan is told `accepted` only after SQS acknowledged
+//! the entry; when Redis or SQS fails the fan gets 503 with Retry-After,
+//! and the reservation is either released (the send surely never happened
+//! and no other request took it over) or kept pending so the retry gets
+//! the same position.
 
-use super::line::{LineError, Lines, Step, TicketKeyring, TICKET_HEADER, TICKET_HEADER_MAX_LEN};
 use super::AuthMode;
 use super::{identity, json_response, route, ApiError};
-use crate::adapters::redis_gate::{Admission, EntryGate, EntryLookup, GateError, LineCall, Reservation};
+use crate::adapters::redis_gate::{EntryGate, EntryLookup, GateError, Reservation};
 use crate::adapters::sqs_queue::{EntryQueue, QueueError};
 use crate::rules::domain::{Entry, EntryRequest, EventId};
-use chrono::Utc;
-use http::StatusCode;
+use crate::usecases::clock::{Clock, SystemClock};
+use crate::usecases::entrance::{
+    Entrance, EntranceError, EntryAttempt, Outcome, RateLimit, Refusal, TicketKeyring, Waiting,
+};
+use http::{HeaderValue, StatusCode};
 use lambda_http::request::RequestContext;
 use lambda_http::{Body, Request, RequestExt, Response};
 use metrics::{counter, histogram};
 use serde_json::json;
 use std::future::Future;
-use std::hash::{BuildHasher, RandomState};
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::task::Poll;
 use std::time::{Duration, Instant};
+
+/// The request header a fan repeats its POST with.
+pub const TICKET_HEADER: &str = "x-fanrush-ticket";
+
+/// The longest ticket header accepted, as `openapi.yaml` documents it: a
+/// ticket is 51 characters, so anything past this is refused before the line
+/// (or an unlined gate) is consulted.
+pub const TICKET_HEADER_MAX_LEN: usize = 256;
+
+/// The waiting answer's status: 203 Non-Authoritative Information. No other
+/// answer of either API uses it, so a client can tell "keep waiting" from
+/// every final answer by the status alone; it is a 2xx (waiting is the line
+/// working, not an error: API Gateway's 4XX/5XX metrics and the alarms on
+/// them stay quiet during an opening); it carries a body; and its meaning
+/// fits: the answer is the line's estimate, not the gate's decision.
+pub const WAITING: StatusCode = StatusCode::NON_AUTHORITATIVE_INFORMATION;
 
 /// The fan API with its adapters, built once per execution environment.
 pub struct FanApi {
@@ -36,25 +49,30 @@ pub struct FanApi {
     queue: EntryQueue,
     auth: AuthMode,
     retry_after_s: u64,
-    tokens: RequestTokens,
-    lines: Lines,
+    entrance: Entrance,
+    clock: Arc<dyn Clock>,
 }
 
 impl FanApi {
+    /// The fan API on `gate` and `queue`. Events with a line answer 503
+    /// until [`FanApi::with_line`] gives it ticket keys.
     pub fn new(gate: EntryGate, queue: EntryQueue, auth: AuthMode, retry_after_s: u64) -> Self {
-        Self {
-            gate: Arc::new(gate),
-            queue,
-            auth,
-            retry_after_s,
-            tokens: RequestTokens::new(),
-            lines: Lines::new(TicketKeyring::none(), crate::rules::line::SYNC_EVERY),
-        }
+        let gate = Arc::new(gate);
+        let sync = crate::rules::line::SYNC_EVERY;
+        let entrance = Entrance::new(gate.clone(), TicketKeyring::none(), sync, RateLimit::OFF);
+        Self { gate, queue, auth, retry_after_s, entrance, clock: Arc::new(SystemClock) }
     }
 
-    /// The line's ticket keys, and how often each event's line is synced.
-    pub fn with_line(mut self, keys: TicketKeyring, sync_every: Duration) -> Self {
-        self.lines = Lines::new(keys, sync_every);
+    /// The line's ticket keys, how often each event's line is synced, and
+    /// each fan's limit at an event without a line.
+    pub fn with_line(mut self, keys: TicketKeyring, sync_every: Duration, limit: RateLimit) -> Self {
+        self.entrance = Entrance::new(self.gate.clone(), keys, sync_every, limit);
+        self
+    }
+
+    /// The clock the API decides by (tests move it).
+    pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = clock;
         self
     }
 
@@ -100,7 +118,7 @@ impl FanApi {
 
     async fn event(&self, id: &str) -> Result<Response<Body>, ApiError> {
         let id = EventId::parse(id)?;
-        let view = self.gate.event(&id).await.map_err(|e| self.gate_failed(e))?.ok_or_else(event_not_found)?;
+        let view = self.gate.event(&id).await.map_err(|e| self.gate_failed(e))?.ok_or(Refusal::EventNotFound)?;
         Ok(json_response(
             StatusCode::OK,
             &json!({
@@ -121,106 +139,33 @@ impl FanApi {
         let ticket = match req.headers().get(TICKET_HEADER).map(|v| v.to_str()) {
             None => None,
             Some(Ok(t)) if t.len() <= TICKET_HEADER_MAX_LEN => Some(t),
-            Some(_) => {
-                return Err(refused(ApiError::new(
-                    StatusCode::BAD_REQUEST,
-                    "invalid_ticket",
-                    "the ticket is malformed",
-                )))
-            }
+            Some(_) => return Err(refused(Refusal::TicketMalformed.into())),
         };
-        let now = Utc::now();
-        let received = received_at(req);
-        let mut step =
-            self.lines.step(&self.gate, &event, &fan, ticket, now, received).await.map_err(|e| self.line_failed(e))?;
-        for _ in 0..2 {
-            let (call, place) = match step {
-                Step::Answer(response) => return Ok(response),
-                Step::Unlined => (LineCall::Unlined, None),
-                Step::Turn { call, place } => (call, Some(place)),
-            };
-            let token = self.tokens.next();
-            let started = Instant::now();
-            let lined = !matches!(call, LineCall::Unlined);
-            let admission = match call {
-                LineCall::Unlined => self.gate.admit(&event, &fan, &body.note, now, &token).await,
-                call => {
-                    // The environment's refresh of the line rides on the admission.
-                    let refresh = self.lines.refresh(&event, now);
-                    let outcome = self.gate.admit_in_line(&event, &fan, &body.note, now, &token, call, &refresh).await;
-                    let tail = outcome.as_ref().map(|(_, tail)| tail);
-                    self.lines.refreshed(&self.gate, &event, &refresh, tail, now).await;
-                    outcome.map(|(admission, _)| admission)
-                }
-            };
-            histogram!("RedisLatencyMs").record(started.elapsed().as_secs_f64() * 1e3);
-            let reservation = match admission.map_err(|e| self.gate_failed(e))? {
-                Admission::Reserved(r) if lined => {
-                    counter!("LineAdmitted").increment(1);
-                    r
-                }
-                Admission::Reserved(r) => r,
-                Admission::Lined => {
-                    // The event has a line this environment did not know of.
-                    self.lines.adopt(&self.gate, &event, now).await.map_err(|e| self.line_failed(e))?;
-                    step = self
-                        .lines
-                        .step(&self.gate, &event, &fan, ticket, now, received)
-                        .await
-                        .map_err(|e| self.line_failed(e))?;
-                    continue;
-                }
-                Admission::Paced { retry_after } => {
-                    let place =
-                        place.ok_or_else(|| self.gate_failed(GateError::Protocol("paced without a line".into())))?;
-                    return self
-                        .lines
-                        .paced(&event, &fan, place, now, retry_after)
-                        .await
-                        .map_err(|e| self.line_failed(e));
-                }
-                Admission::TurnMissed => {
-                    return Err(refused(ApiError::new(
-                        StatusCode::GONE,
-                        "turn_missed",
-                        "your turn came and passed; join the line again (POST without the ticket)",
-                    )))
-                }
-                Admission::Existing(entry) => {
-                    counter!("EntriesRepeated").increment(1);
-                    return Ok(accepted(StatusCode::OK, &entry));
-                }
-                Admission::NotFound => return Err(refused(event_not_found())),
-                Admission::NotOpen => {
-                    return Err(refused(ApiError::new(
-                        StatusCode::FORBIDDEN,
-                        "event_not_open",
-                        "the event is not open yet",
-                    )))
-                }
-                Admission::Closed => {
-                    return Err(refused(ApiError::new(StatusCode::FORBIDDEN, "event_closed", "the event has closed")))
-                }
-                Admission::RateLimited { retry_after } => {
-                    let seconds = retry_after.as_millis().div_ceil(1000).max(1) as u64;
-                    return Err(refused(ApiError {
-                        retry_after: Some(seconds),
-                        ..ApiError::new(
-                            StatusCode::TOO_MANY_REQUESTS,
-                            "rate_limited",
-                            "too many entry attempts; slow down",
-                        )
-                    }));
-                }
-                Admission::SoldOut => {
+        let attempt = EntryAttempt {
+            event: &event,
+            fan: &fan,
+            note: &body.note,
+            ticket,
+            received_ms: received_at(req),
+            now: self.clock.now(),
+        };
+        let started = Instant::now();
+        let outcome = self.entrance.admit(&attempt).await;
+        histogram!("RedisLatencyMs").record(started.elapsed().as_secs_f64() * 1e3);
+        match outcome.map_err(|e| self.entrance_failed(e))? {
+            Outcome::Reserved(reservation) => self.queue_entry(&event, reservation).await,
+            Outcome::Existing(entry) => {
+                counter!("EntriesRepeated").increment(1);
+                Ok(accepted(StatusCode::OK, &entry))
+            }
+            Outcome::Waiting(waiting) => Ok(waiting_response(&waiting)),
+            Outcome::Refused(refusal) => {
+                if refusal == Refusal::SoldOut {
                     counter!("EntriesSoldOut").increment(1);
-                    self.lines.sold_out(&event);
-                    return Err(ApiError::new(StatusCode::CONFLICT, "sold_out", "no places are left"));
                 }
-            };
-            return self.queue_entry(&event, reservation).await;
+                Err(refused(refusal.into()))
+            }
         }
-        Err(self.gate_failed(GateError::Protocol("the gate kept sending this request to the line".into())))
     }
 
     /// Sends a reserved entry to SQS and answers: 202 once it is queued.
@@ -252,14 +197,10 @@ impl FanApi {
         }
     }
 
-    fn line_failed(&self, e: LineError) -> ApiError {
+    fn entrance_failed(&self, e: EntranceError) -> ApiError {
         match e {
-            LineError::Gate(e) => self.gate_failed(e),
-            LineError::NotFound => refused(event_not_found()),
-            // Counted as EntriesSoldOut already, as the gate's sold out is.
-            LineError::Refused(e) if e.code == "sold_out" => e,
-            LineError::Refused(e) => refused(e),
-            LineError::NoKeys(why) => {
+            EntranceError::Gate(e) => self.gate_failed(e),
+            EntranceError::NoTicketKeys(why) => {
                 tracing::error!(why, "the line cannot sign tickets");
                 unavailable("line_keys", self.retry_after_s, "the line cannot issue tickets right now; retry later")
             }
@@ -281,7 +222,7 @@ impl FanApi {
                     "status": "accepted",
                 }),
             )),
-            EntryLookup::EventNotFound => Err(event_not_found()),
+            EntryLookup::EventNotFound => Err(Refusal::EventNotFound.into()),
             EntryLookup::Archived => Err(ApiError::new(
                 StatusCode::GONE,
                 "entry_archived",
@@ -344,10 +285,6 @@ fn refused(e: ApiError) -> ApiError {
     e
 }
 
-fn event_not_found() -> ApiError {
-    ApiError::not_found("event_not_found", "no such event")
-}
-
 fn accepted(status: StatusCode, e: &Entry) -> Response<Body> {
     json_response(
         status,
@@ -355,21 +292,17 @@ fn accepted(status: StatusCode, e: &Entry) -> Response<Body> {
     )
 }
 
-/// Unique request tokens: a random per-process seed and a counter, so two
-/// environments never mint the same token without a random-number crate.
-struct RequestTokens {
-    seed: u64,
-    counter: AtomicU64,
-}
-
-impl RequestTokens {
-    fn new() -> Self {
-        Self { seed: RandomState::new().hash_one(std::process::id()), counter: AtomicU64::new(0) }
+/// A waiting answer: 203 with the body, `Retry-After` and the ticket.
+fn waiting_response(w: &Waiting) -> Response<Body> {
+    let body = serde_json::to_value(w).unwrap_or_default();
+    let mut response = json_response(WAITING, &body);
+    let headers = response.headers_mut();
+    let seconds = crate::rules::line::poll::retry_after_header(w.retry_after());
+    headers.insert(http::header::RETRY_AFTER, HeaderValue::from(seconds));
+    if let Ok(value) = HeaderValue::from_str(&w.ticket) {
+        headers.insert(TICKET_HEADER, value);
     }
-
-    fn next(&self) -> String {
-        format!("{:016x}{:x}", self.seed, self.counter.fetch_add(1, Ordering::Relaxed))
-    }
+    response
 }
 
 /// When the request reached API Gateway (Unix ms), as its request context

@@ -8,15 +8,15 @@
 pub mod admin;
 pub mod fan;
 mod identity;
-pub mod line;
 mod route;
 
+pub use crate::usecases::entrance::TicketKeyring;
 pub use admin::AdminApi;
-pub use fan::FanApi;
+pub use fan::{FanApi, TICKET_HEADER, WAITING};
 pub use identity::AuthMode;
-pub use line::{TicketKeyring, TICKET_HEADER, WAITING};
 
 use crate::rules::domain::ValidationError;
+use crate::usecases::entrance::Refusal;
 use http::{header, HeaderValue, StatusCode};
 use lambda_http::{Body, Response};
 use serde_json::{json, Value};
@@ -76,6 +76,15 @@ impl ApiError {
             headers.insert(header::ALLOW, HeaderValue::from_static(allow));
         }
         response
+    }
+}
+
+impl From<Refusal> for ApiError {
+    fn from(r: Refusal) -> Self {
+        Self {
+            retry_after: r.retry_after().map(|d| d.as_millis().div_ceil(1000).max(1) as u64),
+            ..Self::new(r.status(), r.code(), r.message())
+        }
     }
 }
 

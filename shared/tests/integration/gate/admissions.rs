@@ -111,16 +111,12 @@ async fn a_fan_reads_back_its_entry_with_its_note() {
 
 #[tokio::test]
 async fn a_fan_hammering_the_entry_endpoint_is_rate_limited_and_others_are_not() {
-    use fanrush::adapters::redis_gate::RateLimit;
+    use fanrush::usecases::entrance::RateLimit;
     let stack = Stack::new().await;
     let event = stack.open_event(1).await;
-    let limited = fanrush::usecases::api::FanApi::new(
-        gate(&redis_url(), &stack.prefix)
-            .with_rate_limit(RateLimit { requests: 3, window: std::time::Duration::from_secs(30) }),
-        stack.queue(),
-        fanrush::usecases::api::AuthMode::Dev,
-        1,
-    );
+    let limit = RateLimit { requests: 3, window: std::time::Duration::from_secs(30) };
+    let limited =
+        fan_api_limited(gate(&redis_url(), &stack.prefix), stack.queue(), fanrush::usecases::api::AuthMode::Dev, limit);
     let enter = |fan: &'static str| {
         limited.handle(request("POST", &format!("/events/{event}/entries"), &[("x-fan-id", fan)], None))
     };

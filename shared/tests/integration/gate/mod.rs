@@ -2,10 +2,12 @@
 
 /// Admission outcomes and the burst invariants, end to end.
 mod admissions;
+/// The line's door and pace in the gate's scripts.
+mod door;
 /// The gate under failing dependencies: the lazy connection, outages,
 /// killed connections, a Redis restart, unknown SQS outcomes, the sweep.
 mod failing_dependencies;
-/// The line in front of the gate.
+/// The line in front of the gate, as fans meet it.
 mod line;
 /// Nothing a fan was told is contradicted: races, a promoted replica that
 /// missed writes, eviction, dead letters through a restore.

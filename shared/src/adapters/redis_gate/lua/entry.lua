@@ -1,17 +1,22 @@
 -- Read one fan's entry in one round trip.
 -- KEYS: state, meta, fans, notes
--- ARGV: server run_id, fanId
-if redis.call('GET', KEYS[1]) ~= ARGV[1] then return {'state_lost'} end
-local m = redis.call('HMGET', KEYS[2], 'capacity', 'archived')
+-- ARGV: run_id, fanId
+-- Replies {'ok', position, acceptedAtMs, hasNote, note}, {'pending'},
+-- {'none'}, {'archived'}, {'not_found'} or {'state_lost'}.
+local state_key, meta_key, fans_key, notes_key = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
+local run_id, fan = ARGV[1], ARGV[2]
+
+if not fence_holds(state_key, run_id) then return {'state_lost'} end
+local m = redis.call('HMGET', meta_key, 'capacity', 'archived')
 if not m[1] then return {'not_found'} end
-local rec = redis.call('HGET', KEYS[3], ARGV[2])
-if not rec then
+local record = redis.call('HGET', fans_key, fan)
+if not record then
   -- A closed event restored without its fan records cannot say "none".
   if m[2] == '1' then return {'archived'} end
   return {'none'}
 end
-local pos, at, tok = string.match(rec, '^(%d+):(%d+):?([^:]*)')
-if tok ~= '' then return {'pending'} end
-local note = redis.call('HGET', KEYS[4], ARGV[2])
-if note then return {'ok', pos, at, '1', note} end
-return {'ok', pos, at, '0', ''}
+local position, accepted_at, owner = parse_record(record)
+if owner ~= '' then return {'pending'} end
+local note = redis.call('HGET', notes_key, fan)
+if note then return {'ok', position, accepted_at, '1', note} end
+return {'ok', position, accepted_at, '0', ''}

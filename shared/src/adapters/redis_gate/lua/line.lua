@@ -1,38 +1,117 @@
--- One execution environment's sync with an event's line, in one round trip:
--- add the tickets it issued since its last sync to the counts, and read back
--- what the line needs (the event's window and capacity, the line's rate,
--- seed and pauses, the counts). At most once a second per environment,
--- whatever its traffic: joins and polls between syncs cost Redis nothing.
--- KEYS: state, meta, line (the counts: a string of u32 counters, the
---       pre-queue's first, then one per 100 ms bucket after the opening)
--- ARGV: server run_id, prequeued (tickets issued before the opening),
---       fromBucket (the first bucket whose count to return), then
---       bucket, issued (x n): tickets issued in that bucket
-if redis.call('GET', KEYS[1]) ~= ARGV[1] then return {'state_lost'} end
-local m = redis.call('HMGET', KEYS[2], 'capacity', 'taken', 'opensAtMs', 'closesAtMs',
-  'lineRate', 'linePrequeueMs', 'lineSeed', 'linePauses')
-if not m[1] then return {'not_found'} end
-if not m[5] then return {'unlined', m[1], m[2] or '0'} end
-local bitfield = {'BITFIELD', KEYS[3]}
-if tonumber(ARGV[2]) > 0 then
-  bitfield[#bitfield + 1] = 'INCRBY'
-  bitfield[#bitfield + 1] = 'u32'
-  bitfield[#bitfield + 1] = '#0'
-  bitfield[#bitfield + 1] = ARGV[2]
+-- One execution environment's sync with an event's line, in one round
+-- trip: count the fans it gave a place since its last sync, each fan once
+-- however often it joined; run the pace; read back what the line needs.
+--
+-- KEYS: state, meta, counts, joined, fans, pending, door, grants
+--   counts: u32 counters (BITFIELD), the pre-queue's first, then one per
+--   100 ms bucket after the opening; joined: fan hash -> its bucket ('p' in
+--   the pre-queue), the place a fan was counted at.
+-- ARGV: run_id, nowMs, servedSeen, advanceTo, fromBucket, then fanHash,
+--       bucket (x n)
+--   servedSeen: the served mark the environment last saw ('' none): taken
+--     when the gate holds none (a restore cleared it);
+--   advanceTo: an order key the environment's front reached ('' none):
+--     the served mark moves there when nobody is at the door and the pace
+--     found nobody to grant to (an idle line catches up with its fans);
+--   fromBucket: the first bucket whose count to read back (-1: the served
+--     mark's, less RECOUNT_BUCKETS, and no earlier than the first counted).
+--
+-- Replies {'state_lost'}, {'not_found'}, {'unlined', capacity, taken}, or
+-- {'ok', capacity, taken, opensAtMs, closesAtMs, lineRate, joinableFromMs,
+--  seed, line state (pace.lua), duplicates, prequeued, fromBucket,
+--  buckets, counts}: duplicates is {index, bucket, ...} for each fan of
+--  this sync already counted (at that bucket); counts are at most
+--  READ_BUCKETS u32s from fromBucket on; buckets is how many the gate
+--  counts.
+
+local keys = {state = KEYS[1], meta = KEYS[2], counts = KEYS[3], joined = KEYS[4], fans = KEYS[5],
+  pending = KEYS[6], door = KEYS[7], grants = KEYS[8]}
+local run_id, now, served_seen, advance_to, from = ARGV[1], tonumber(ARGV[2]), ARGV[3], ARGV[4], tonumber(ARGV[5])
+local FIRST_FAN = 6
+
+-- Buckets re-read behind the served mark when the caller does not say
+-- (10 s): longer than an environment keeps a place before counting it.
+local RECOUNT_BUCKETS = 100
+-- Buckets per reply (five minutes); the caller reads on from where it stopped.
+local READ_BUCKETS = 3000
+-- Arrival order keys hold their 100 ms bucket above 24 bits.
+local BUCKET_SHIFT = 16777216
+
+-- Counts each fan of this sync once: a fan counted before (another device,
+-- a lost ticket, a retried sync) is not counted again, and the caller hears
+-- where it was counted. The first arrival bucket ever counted is kept, so
+-- a line nobody was served from yet is read from there, not from its
+-- opening.
+local function count_fans(ev)
+  local increments, duplicates = {}, {}
+  local first = nil
+  for i = FIRST_FAN, #ARGV, 2 do
+    local hash, bucket = ARGV[i], ARGV[i + 1]
+    if redis.call('HSETNX', keys.joined, hash, bucket) == 1 then
+      local offset = 0
+      if bucket ~= 'p' then
+        offset = tonumber(bucket) + 1
+        if not first or offset - 1 < first then first = offset - 1 end
+      end
+      increments[offset] = (increments[offset] or 0) + 1
+    else
+      duplicates[#duplicates + 1] = int((i - FIRST_FAN) / 2)
+      duplicates[#duplicates + 1] = redis.call('HGET', keys.joined, hash)
+    end
+  end
+  local bitfield = {'BITFIELD', keys.counts}
+  for offset, n in pairs(increments) do
+    bitfield[#bitfield + 1] = 'INCRBY'
+    bitfield[#bitfield + 1] = 'u32'
+    bitfield[#bitfield + 1] = '#' .. offset
+    bitfield[#bitfield + 1] = int(n)
+  end
+  if #bitfield > 2 then redis.call(unpack(bitfield)) end
+  if first and (not ev.first_bucket or first < ev.first_bucket) then
+    ev.first_bucket = first
+    redis.call('HSET', keys.meta, 'lineFirstBucket', int(first))
+  end
+  return duplicates
 end
-for i = 4, #ARGV, 2 do
-  bitfield[#bitfield + 1] = 'INCRBY'
-  bitfield[#bitfield + 1] = 'u32'
-  bitfield[#bitfield + 1] = '#' .. (tonumber(ARGV[i]) + 1)
-  bitfield[#bitfield + 1] = ARGV[i + 1]
+
+-- Moves the served mark to `key` when the line is idle: nobody at the door
+-- and a full bucket after the pace ran.
+local function advance_when_idle(ev, key)
+  if not key or now < ev.opens then return end
+  if ev.served and key <= ev.served then return end
+  if redis.call('ZCARD', keys.door) > 0 or (ev.tokens or 0) < burst_of(ev) then return end
+  ev.served = key
+  redis.call('HSET', keys.meta, 'lineServed', int(key))
 end
-if #bitfield > 2 then redis.call(unpack(bitfield)) end
--- At most 3,000 buckets (five minutes) per reply; the caller asks for the
--- rest next time.
-local from = tonumber(ARGV[3])
-local buckets = math.max(0, redis.call('STRLEN', KEYS[3]) / 4 - 1)
-local upto = math.min(buckets - 1, from + 2999)
-local counts = ''
-if upto >= from then counts = redis.call('GETRANGE', KEYS[3], (from + 1) * 4, (upto + 1) * 4 + 3) end
-return {'ok', m[1], m[2] or '0', m[3], m[4], m[5], m[6] or m[3], m[7] or '', m[8] or '',
-  redis.call('GETRANGE', KEYS[3], 0, 3), tostring(from), tostring(buckets), counts}
+
+local function read_counts(ev)
+  if from < 0 then
+    from = ev.first_bucket or 0
+    if ev.served and ev.served >= 0 then
+      from = math.max(from, math.floor(ev.served / BUCKET_SHIFT) - RECOUNT_BUCKETS)
+    end
+  end
+  local buckets = math.max(0, redis.call('STRLEN', keys.counts) / 4 - 1)
+  local upto = math.min(buckets - 1, from + READ_BUCKETS - 1)
+  local counts = ''
+  if upto >= from then counts = redis.call('GETRANGE', keys.counts, (from + 1) * 4, (upto + 1) * 4 + 3) end
+  return redis.call('GETRANGE', keys.counts, 0, 3), int(from), int(buckets), counts
+end
+
+local function sync()
+  if not fence_holds(keys.state, run_id) then return {'state_lost'} end
+  local ev = read_event(keys.meta)
+  if not ev then return {'not_found'} end
+  if not ev.rate then return {'unlined', int(ev.capacity), int(ev.taken)} end
+  local d = redis.call('HMGET', keys.meta, 'linePrequeueMs', 'lineSeed', 'lineFirstBucket')
+  ev.first_bucket = number_or(d[3], nil)
+  if not ev.served and served_seen ~= '' then ev.served = tonumber(served_seen) end
+  local duplicates = count_fans(ev)
+  pace(ev, keys, now)
+  if advance_to ~= '' then advance_when_idle(ev, tonumber(advance_to)) end
+  local prequeued, first, buckets, counts = read_counts(ev)
+  return {'ok', int(ev.capacity), int(ev.taken), int(ev.opens), int(ev.closes), tostring(ev.rate),
+    d[1] or int(ev.opens), d[2] or '', line_state(ev, keys), duplicates, prequeued, first, buckets, counts}
+end
+
+return sync()

@@ -3,12 +3,16 @@
 -- on this server, so the restore can wait until requests in flight then are
 -- over. A mark another server left behind does not count.
 -- KEYS: state, lostAt
--- ARGV: server run_id, nowMs
-if redis.call('GET', KEYS[1]) == ARGV[1] then return false end
-local seen = redis.call('GET', KEYS[2])
+-- ARGV: run_id, nowMs
+-- Replies false while the state holds, else the loss's time (ms).
+local state_key, lost_at_key = KEYS[1], KEYS[2]
+local run_id, now = ARGV[1], ARGV[2]
+
+if fence_holds(state_key, run_id) then return false end
+local seen = redis.call('GET', lost_at_key)
 if seen then
   local server, ms = string.match(seen, '^([^:]*):(%d+)$')
-  if server == ARGV[1] then return tonumber(ms) end
+  if server == run_id then return tonumber(ms) end
 end
-redis.call('SET', KEYS[2], ARGV[1] .. ':' .. ARGV[2])
-return tonumber(ARGV[2])
+redis.call('SET', lost_at_key, run_id .. ':' .. now)
+return tonumber(now)

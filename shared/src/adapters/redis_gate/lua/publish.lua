@@ -2,26 +2,32 @@
 -- not drop below what is already taken. A line's rate and pre-queue start
 -- are part of the definition; its seed is written when given.
 -- KEYS: state, meta
--- ARGV: server run_id, title, opensAt, closesAt, opensAtMs, closesAtMs, capacity,
+-- ARGV: run_id, title, opensAt, closesAt, opensAtMs, closesAtMs, capacity,
 --       lineRate ('' = no line), linePrequeueMs, lineSeed,
 --       seedWrite ('set', 'missing' = only if none is held, '' = keep)
-if redis.call('GET', KEYS[1]) ~= ARGV[1] then return {'state_lost'} end
+-- Replies {'ok', taken}, {'below', taken}, {'retired'} or {'state_lost'}.
+local state_key, meta_key = KEYS[1], KEYS[2]
+local run_id, title, opens_at, closes_at, opens_ms, closes_ms, capacity =
+  ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6], ARGV[7]
+local line_rate, prequeue_ms, seed, seed_write = ARGV[8], ARGV[9], ARGV[10], ARGV[11]
+
+if not fence_holds(state_key, run_id) then return {'state_lost'} end
 -- A retired id (retire.lua) is never published again.
-if redis.call('HGET', KEYS[2], 'retired') == '1' then return {'retired'} end
-local taken = tonumber(redis.call('HGET', KEYS[2], 'taken') or '0')
-if tonumber(ARGV[7]) < taken then return {'below', tostring(taken)} end
-redis.call('HSET', KEYS[2], 'title', ARGV[2], 'opensAt', ARGV[3], 'closesAt', ARGV[4],
-  'opensAtMs', ARGV[5], 'closesAtMs', ARGV[6], 'capacity', ARGV[7], 'archived', '0')
-if ARGV[8] == '' then
-  redis.call('HDEL', KEYS[2], 'lineRate', 'linePrequeueMs')
+if redis.call('HGET', meta_key, 'retired') == '1' then return {'retired'} end
+local taken = tonumber(redis.call('HGET', meta_key, 'taken') or '0')
+if tonumber(capacity) < taken then return {'below', int(taken)} end
+redis.call('HSET', meta_key, 'title', title, 'opensAt', opens_at, 'closesAt', closes_at,
+  'opensAtMs', opens_ms, 'closesAtMs', closes_ms, 'capacity', capacity, 'archived', '0')
+if line_rate == '' then
+  redis.call('HDEL', meta_key, 'lineRate', 'linePrequeueMs')
 else
-  redis.call('HSET', KEYS[2], 'lineRate', ARGV[8], 'linePrequeueMs', ARGV[9])
+  redis.call('HSET', meta_key, 'lineRate', line_rate, 'linePrequeueMs', prequeue_ms)
 end
-if ARGV[11] == 'set' then
-  redis.call('HSET', KEYS[2], 'lineSeed', ARGV[10])
-elseif ARGV[11] == 'missing' then
-  redis.call('HSETNX', KEYS[2], 'lineSeed', ARGV[10])
+if seed_write == 'set' then
+  redis.call('HSET', meta_key, 'lineSeed', seed)
+elseif seed_write == 'missing' then
+  redis.call('HSETNX', meta_key, 'lineSeed', seed)
 end
-redis.call('HSETNX', KEYS[2], 'taken', 0)
-redis.call('HSETNX', KEYS[2], 'seq', 0)
-return {'ok', tostring(taken)}
+redis.call('HSETNX', meta_key, 'taken', 0)
+redis.call('HSETNX', meta_key, 'seq', 0)
+return {'ok', int(taken)}

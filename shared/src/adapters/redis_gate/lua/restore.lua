@@ -2,30 +2,37 @@
 -- that lost its lease (it stalled, another took over) writes nothing.
 -- KEYS: lease, then per step:
 --   begin:  -                      take or renew the lease
---   clear:  meta, fans, notes, pending, held, held-due
+--   clear:  every key of the event a restore rebuilds
 --   rows:   fans, notes            ARGV[5..]: fan, record, hasNote, note (x n)
 --   meta:   meta                   ARGV[5..]: field, value (x n)
 --   finish: state, lostAt          (stamps the state with ARGV[1])
 -- ARGV: server run_id, token, leaseMs, step, ...
-local holder = redis.call('GET', KEYS[1])
-if ARGV[4] == 'begin' then
-  if holder and holder ~= ARGV[2] then return 0 end
-  redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3])
+-- Replies 1 when the step was written, 0 when the lease is another's.
+local lease_key = KEYS[1]
+local run_id, token, lease_ms, step = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
+local FIRST = 5
+
+local holder = redis.call('GET', lease_key)
+if step == 'begin' then
+  if holder and holder ~= token then return 0 end
+  redis.call('SET', lease_key, token, 'PX', lease_ms)
   return 1
 end
-if holder ~= ARGV[2] then return 0 end
-redis.call('PEXPIRE', KEYS[1], ARGV[3])
-if ARGV[4] == 'clear' then
-  redis.call('UNLINK', KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7])
-elseif ARGV[4] == 'rows' then
-  for i = 5, #ARGV, 4 do
-    redis.call('HSET', KEYS[2], ARGV[i], ARGV[i + 1])
-    if ARGV[i + 2] == '1' then redis.call('HSET', KEYS[3], ARGV[i], ARGV[i + 3]) end
+if holder ~= token then return 0 end
+redis.call('PEXPIRE', lease_key, lease_ms)
+if step == 'clear' then
+  redis.call('UNLINK', unpack(KEYS, 2))
+elseif step == 'rows' then
+  local fans_key, notes_key = KEYS[2], KEYS[3]
+  for i = FIRST, #ARGV, 4 do
+    redis.call('HSET', fans_key, ARGV[i], ARGV[i + 1])
+    if ARGV[i + 2] == '1' then redis.call('HSET', notes_key, ARGV[i], ARGV[i + 3]) end
   end
-elseif ARGV[4] == 'meta' then
-  for i = 5, #ARGV, 2 do redis.call('HSET', KEYS[2], ARGV[i], ARGV[i + 1]) end
-elseif ARGV[4] == 'finish' then
-  redis.call('SET', KEYS[2], ARGV[1])
-  redis.call('DEL', KEYS[3], KEYS[1])
+elseif step == 'meta' then
+  for i = FIRST, #ARGV, 2 do redis.call('HSET', KEYS[2], ARGV[i], ARGV[i + 1]) end
+elseif step == 'finish' then
+  local state_key, lost_at_key = KEYS[2], KEYS[3]
+  redis.call('SET', state_key, run_id)
+  redis.call('DEL', lost_at_key, lease_key)
 end
 return 1

@@ -1,0 +1,169 @@
+-- The event and its line's pace (loaded after the prelude, in front of
+-- admit.lua and line.lua).
+--
+-- A lined event grants its places to the fans at its door: the fans whose
+-- turn came and who called the gate, ordered by their places (order keys).
+-- A grant reserves the place at once, whether or not its fan is calling at
+-- that moment, so a fan's network costs the line no admission; the fan
+-- claims it with its next call. A grant its fan does not claim within
+-- CLAIM_GRACE_MS lapses and the place goes back.
+
+-- The bucket refills at PACE_HEADROOM x the rate and holds BURST_SECONDS of
+-- it, so no window of one second grants more than 1.05 + 0.05 = 1.1 x the
+-- rate (the rate plus one below 20 a second). The 5% above the rate make up
+-- for grants that lapse: a fan that walked away after it reached the door.
+local PACE_HEADROOM = 1.05
+local BURST_SECONDS = 0.05
+-- Longer than a claim takes a fan that follows the protocol: it was told
+-- when its grant is due, and comes back one round trip later (the drill's
+-- network caps a round trip at 3 s).
+local CLAIM_GRACE_MS = 5000
+-- Grants or lapses per call at most, so one call's work stays small.
+local MOST_PER_CALL = 256
+
+local EVENT_FIELDS = {'opensAtMs', 'closesAtMs', 'capacity', 'taken', 'lineRate',
+  'lineTokens', 'lineTokensAt', 'lineServed', 'lineGranted'}
+
+local function number_or(value, default)
+  if value then return tonumber(value) end
+  return default
+end
+
+-- The event as its meta hash holds it, or nil when it does not exist.
+local function read_event(meta_key)
+  local m = redis.call('HMGET', meta_key, unpack(EVENT_FIELDS))
+  if not m[3] then return nil end
+  return {
+    opens = tonumber(m[1]), closes = tonumber(m[2]),
+    capacity = tonumber(m[3]), taken = number_or(m[4], 0),
+    rate = number_or(m[5], nil), tokens = number_or(m[6], nil), tokens_at = number_or(m[7], nil),
+    served = number_or(m[8], nil), granted = number_or(m[9], 0),
+  }
+end
+
+local function burst_of(ev) return math.max(1, ev.rate * BURST_SECONDS) end
+local function refill_of(ev) return ev.rate * PACE_HEADROOM end
+
+-- Places the line may still grant: none once taken reaches capacity.
+local function room(ev) return ev.capacity - ev.taken end
+
+-- Sold out for good: every place taken, and none of them can come back
+-- (no grant waiting for its fan, no send still pending).
+local function sold_out_for_good(ev, keys)
+  return room(ev) <= 0 and redis.call('ZCARD', keys.grants) == 0 and redis.call('ZCARD', keys.pending) == 0
+end
+
+-- Gives back the places of grants whose fans did not claim them in time.
+local function lapse(ev, keys, now)
+  local lapsed = redis.call('ZRANGEBYSCORE', keys.grants, '-inf', now, 'LIMIT', 0, MOST_PER_CALL)
+  if #lapsed == 0 then return end
+  for _, fan in ipairs(lapsed) do
+    local record = redis.call('HGET', keys.fans, fan)
+    if record and select(3, parse_record(record)) == GRANTED then
+      redis.call('HDEL', keys.fans, fan)
+      ev.taken = ev.taken - 1
+    end
+  end
+  redis.call('ZREM', keys.grants, unpack(lapsed))
+end
+
+-- Grants the door's head one place at `at` (ms); false when nobody at the
+-- door is without one.
+local function grant_head(ev, keys, at)
+  while true do
+    local head = redis.call('ZPOPMIN', keys.door)
+    if #head == 0 then return false end
+    local fan, key = head[1], tonumber(head[2])
+    -- A fan at the door holds no place; one that does (it was granted and
+    -- called again) keeps it, and the grant goes to the next.
+    if redis.call('HEXISTS', keys.fans, fan) == 0 then
+      local position = redis.call('HINCRBY', keys.meta, 'seq', 1)
+      redis.call('HSET', keys.fans, fan, record_of(position, at, GRANTED))
+      redis.call('ZADD', keys.grants, int(at + CLAIM_GRACE_MS), fan)
+      ev.taken = ev.taken + 1
+      ev.granted = ev.granted + 1
+      if not ev.served or key > ev.served then ev.served = key end
+      return true
+    end
+  end
+end
+
+-- Catches the pace up to now, before the caller (if it joins) is at the
+-- door: the door only changes at calls, so the fans at it were there since
+-- the last call, and each grant goes to the door's head at the moment its
+-- token came (back-dated), none lost to a bucket that filled while nobody
+-- called. Spaced at the refill, any one second still holds at most the
+-- bucket's burst plus a second of refill. Nothing is granted before the
+-- opening.
+local function catch_up(ev, keys, now)
+  lapse(ev, keys, now)
+  if now < ev.opens then return end
+  local burst, refill = burst_of(ev), refill_of(ev)
+  local last = ev.tokens_at or ev.opens
+  -- The bucket's clock never goes back: environments' clocks differ a little.
+  local clock = math.max(now, last)
+  local tokens = ev.tokens or burst
+  local grants = 0
+  while grants < MOST_PER_CALL and room(ev) > 0 do
+    -- When the next whole token came.
+    local at = last + math.max(0, 1 - tokens) * 1000 / refill
+    if at > clock or not grant_head(ev, keys, math.floor(at)) then break end
+    grants = grants + 1
+    tokens = tokens + (at - last) * refill / 1000 - 1
+    last = at
+  end
+  ev.tokens = math.min(burst, tokens + (clock - last) * refill / 1000)
+  ev.tokens_at = clock
+end
+
+-- Grants the whole tokens left now, to the door's head (the caller, if it
+-- just joined at the head).
+local function grant_now(ev, keys, now)
+  if now < ev.opens then return end
+  while (ev.tokens or 0) >= 1 and room(ev) > 0 and grant_head(ev, keys, now) do
+    ev.tokens = ev.tokens - 1
+  end
+end
+
+-- Writes the pace back.
+local function save_pace(ev, keys)
+  local fields = {'taken', int(ev.taken), 'lineGranted', int(ev.granted)}
+  if ev.tokens then
+    fields[#fields + 1] = 'lineTokens'
+    fields[#fields + 1] = tostring(ev.tokens)
+    fields[#fields + 1] = 'lineTokensAt'
+    fields[#fields + 1] = int(ev.tokens_at)
+  end
+  if ev.served then
+    fields[#fields + 1] = 'lineServed'
+    fields[#fields + 1] = int(ev.served)
+  end
+  redis.call('HSET', keys.meta, unpack(fields))
+end
+
+-- The pace with nobody joining: catch up, grant what is left, save.
+local function pace(ev, keys, now)
+  catch_up(ev, keys, now)
+  grant_now(ev, keys, now)
+  save_pace(ev, keys)
+end
+
+-- When a fan at the door, `rank` fans behind its head, is due its grant
+-- (ms from now): the bucket's refill, from the opening if it is still ahead.
+local function due_in(ev, rank, now)
+  local wait = (rank + 1 - math.floor(ev.tokens or 0)) * 1000 / refill_of(ev)
+  return math.max(0, ev.opens - now) + math.max(0, math.ceil(wait))
+end
+
+-- The line's state every lined reply carries: taken, capacity, the served
+-- mark, places granted so far, fans at the door, sold out for good, and
+-- the place at the door's head (the next to be granted; '' when empty).
+local function line_state(ev, keys)
+  local final = '0'
+  if sold_out_for_good(ev, keys) then final = '1' end
+  local head = redis.call('ZRANGE', keys.door, 0, 0, 'WITHSCORES')
+  local next_key = ''
+  if #head > 0 then next_key = int(tonumber(head[2])) end
+  return {int(ev.taken), int(ev.capacity), ev.served and int(ev.served) or '',
+    int(ev.granted), int(redis.call('ZCARD', keys.door)), final, next_key}
+end

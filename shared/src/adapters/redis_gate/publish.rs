@@ -1,0 +1,99 @@
+//! Defining events in the gate (`publish.lua`) and retiring them
+//! (`retire.lua`), with the line's secret seed.
+
+use super::scripts::{PUBLISH, RETIRE};
+use super::{texts, EntryGate, Fence, GateError};
+use crate::rules::domain::{EventId, FanEvent};
+
+/// A new event's line seed: 128 bits from the operating system's random
+/// source, kept secret (never served), fixing the pre-queue's shuffle.
+pub fn new_line_seed() -> String {
+    let mut bytes = [0u8; 16];
+    getrandom::fill(&mut bytes).expect("the operating system's random source");
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// How a publish writes the line's seed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SeedWrite<'a> {
+    /// Leave the seed the gate holds.
+    Keep,
+    /// This is the event's seed (the one PostgreSQL stores).
+    Set(&'a str),
+    /// Use this one only if the gate holds none (an event of the calendar
+    /// feed, which PostgreSQL does not store).
+    IfMissing(&'a str),
+}
+
+impl SeedWrite<'_> {
+    fn value(&self) -> &str {
+        match self {
+            Self::Keep => "",
+            Self::Set(s) | Self::IfMissing(s) => s,
+        }
+    }
+
+    fn mode(&self) -> &'static str {
+        match self {
+            Self::Keep => "",
+            Self::Set(_) => "set",
+            Self::IfMissing(_) => "missing",
+        }
+    }
+}
+
+/// Result of publishing an event definition.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Published {
+    /// Published; `taken` places were already reserved.
+    Ok { taken: i64 },
+    /// Refused: the new capacity is below the places already taken.
+    CapacityBelowTaken { taken: i64 },
+    /// Refused: the id was retired (deleted) and is never published again.
+    Retired,
+}
+
+impl EntryGate {
+    /// Publishes an event definition, keeping its counters, and writes its
+    /// line's seed as `seed` says.
+    pub async fn publish(&self, e: &FanEvent, seed: SeedWrite<'_>) -> Result<Published, GateError> {
+        let k = self.event_keys(&e.id);
+        let json = e.to_json();
+        let (opens_ms, closes_ms) =
+            (e.opens_at.timestamp_millis().to_string(), e.closes_at.timestamp_millis().to_string());
+        let rate = e.line.map(|l| l.admissions_per_second.to_string()).unwrap_or_default();
+        let joinable_ms = e.joinable_from().timestamp_millis().to_string();
+        let args = [
+            e.title.as_str(),
+            json["opensAt"].as_str().unwrap_or_default(),
+            json["closesAt"].as_str().unwrap_or_default(),
+            &opens_ms,
+            &closes_ms,
+            &e.capacity.to_string(),
+            &rate,
+            &joinable_ms,
+            seed.value(),
+            seed.mode(),
+        ];
+        let keys = [self.key("state"), k.meta];
+        let keys = keys.each_ref().map(String::as_str);
+        let r = self.call_tagged(&PUBLISH, Fence::ServerAndEviction, &keys, &texts(&args)).await?;
+        match r.tag() {
+            "ok" => Ok(Published::Ok { taken: r.int(1)? }),
+            "below" => Ok(Published::CapacityBelowTaken { taken: r.int(1)? }),
+            "retired" => Ok(Published::Retired),
+            _ => Err(r.unexpected()),
+        }
+    }
+
+    /// Removes everything the gate holds for an event and retires its id:
+    /// a later publish of it is refused ([`Published::Retired`]).
+    pub async fn unpublish(&self, id: &EventId) -> Result<(), GateError> {
+        let k = self.event_keys(id);
+        let r = self.call_tagged(&RETIRE, Fence::None, &k.all(), &[]).await?;
+        match r.tag() {
+            "ok" => Ok(()),
+            _ => Err(r.unexpected()),
+        }
+    }
+}

@@ -1,0 +1,24 @@
+//! The gate's Lua scripts, each loaded behind `lua/prelude.lua` (the fence
+//! and a fan's record, written once); the two that pace a line also behind
+//! `lua/pace.lua`. `redis::Script` sends each by its SHA-1 (`EVALSHA`) and
+//! loads it again when a server does not know it (a failover, a restart).
+
+use redis::Script;
+use std::sync::LazyLock;
+
+macro_rules! gate_script {
+    ($($file:literal),+) => {
+        LazyLock::new(|| Script::new(concat!(include_str!("lua/prelude.lua"), $(include_str!($file)),+)))
+    };
+}
+
+pub(super) static ADMIT: LazyLock<Script> = gate_script!("lua/pace.lua", "lua/admit.lua");
+pub(super) static LINE: LazyLock<Script> = gate_script!("lua/pace.lua", "lua/line.lua");
+pub(super) static CONFIRM: LazyLock<Script> = gate_script!("lua/confirm.lua");
+pub(super) static RELEASE: LazyLock<Script> = gate_script!("lua/release.lua");
+pub(super) static EVENT: LazyLock<Script> = gate_script!("lua/event.lua");
+pub(super) static ENTRY: LazyLock<Script> = gate_script!("lua/entry.lua");
+pub(super) static LOST: LazyLock<Script> = gate_script!("lua/lost.lua");
+pub(super) static PUBLISH: LazyLock<Script> = gate_script!("lua/publish.lua");
+pub(super) static RESTORE: LazyLock<Script> = gate_script!("lua/restore.lua");
+pub(super) static RETIRE: LazyLock<Script> = gate_script!("lua/retire.lua");

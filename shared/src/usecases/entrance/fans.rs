@@ -1,0 +1,186 @@
+//! What one execution environment remembers of the fans it answered, so
+//! that hammering costs the event's core nothing: a bounded map (least
+//! recently used out) of each fan's attempts without a ticket, its direct
+//! attempts at an event without a line, the place it was given here or the
+//! gate said it already had, and what the gate's door told it.
+
+use crate::rules::domain::{EventId, FanId};
+use crate::rules::line::Place;
+use lru::LruCache;
+use std::num::NonZeroUsize;
+use std::sync::Mutex;
+use std::time::Duration;
+
+/// Fans remembered per environment: about 150 bytes each, so at most a few
+/// MB of a function's memory.
+const REMEMBERED: usize = 50_000;
+
+/// Joins without a ticket one fan may make per [`TICKETLESS_WINDOW`] here:
+/// a first join, a reload that lost its ticket, a second device. More are
+/// refused (429) from memory; a fan that keeps its ticket never meets this.
+pub const TICKETLESS_JOINS: u32 = 3;
+pub const TICKETLESS_WINDOW: Duration = Duration::from_secs(60);
+
+/// Per-fan entry attempts at an event without a line, at most `requests`
+/// per `window` in each environment (0 turns the limit off).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RateLimit {
+    pub requests: u32,
+    pub window: Duration,
+}
+
+impl RateLimit {
+    pub const OFF: Self = Self { requests: 0, window: Duration::from_secs(1) };
+}
+
+/// A fixed window of attempts: the first starts its clock.
+#[derive(Debug, Clone, Copy, Default)]
+struct Window {
+    start_ms: i64,
+    count: u32,
+}
+
+impl Window {
+    /// Counts one attempt at `now_ms`; `Err(wait)` past `most` in `length`.
+    fn attempt(&mut self, now_ms: i64, most: u32, length: Duration) -> Result<(), Duration> {
+        let length_ms = length.as_millis() as i64;
+        if self.count == 0 || now_ms - self.start_ms >= length_ms {
+            *self = Window { start_ms: now_ms, count: 0 };
+        }
+        if self.count >= most {
+            return Err(Duration::from_millis((self.start_ms + length_ms - now_ms).max(1) as u64));
+        }
+        self.count += 1;
+        Ok(())
+    }
+}
+
+/// What the gate's door told a fan: `ahead` fans before it, its grant due
+/// at `due_ms` (`None`: no place free when it asked), told at `told_ms`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DoorAnswer {
+    pub ahead: u64,
+    pub due_ms: Option<i64>,
+    pub told_ms: i64,
+    /// Until when the answer stands: a call before it asks the gate nothing.
+    pub until_ms: i64,
+}
+
+#[derive(Debug, Clone, Default)]
+struct Remembered {
+    place: Option<Place>,
+    ticketless: Window,
+    direct: Window,
+    door: Option<DoorAnswer>,
+}
+
+pub struct FanMemory {
+    fans: Mutex<LruCache<(EventId, FanId), Remembered>>,
+}
+
+impl Default for FanMemory {
+    fn default() -> Self {
+        Self::with_room(REMEMBERED)
+    }
+}
+
+impl FanMemory {
+    pub fn with_room(fans: usize) -> Self {
+        Self { fans: Mutex::new(LruCache::new(NonZeroUsize::new(fans.max(1)).expect("at least one"))) }
+    }
+
+    fn with<T>(&self, event: &EventId, fan: &FanId, f: impl FnOnce(&mut Remembered) -> T) -> T {
+        let mut fans = self.fans.lock().unwrap();
+        f(fans.get_or_insert_mut((event.clone(), fan.clone()), Remembered::default))
+    }
+
+    /// Counts a join without a ticket; `Err(wait)` past the allowance.
+    pub fn ticketless(&self, event: &EventId, fan: &FanId, now_ms: i64) -> Result<(), Duration> {
+        self.with(event, fan, |r| r.ticketless.attempt(now_ms, TICKETLESS_JOINS, TICKETLESS_WINDOW))
+    }
+
+    /// Counts a direct attempt; `Err(wait)` past `limit`.
+    pub fn direct(&self, event: &EventId, fan: &FanId, now_ms: i64, limit: RateLimit) -> Result<(), Duration> {
+        if limit.requests == 0 {
+            return Ok(());
+        }
+        self.with(event, fan, |r| r.direct.attempt(now_ms, limit.requests, limit.window))
+    }
+
+    /// The best place this fan was given here or is known to hold.
+    pub fn place(&self, event: &EventId, fan: &FanId) -> Option<Place> {
+        self.fans.lock().unwrap().peek(&(event.clone(), fan.clone())).and_then(|r| r.place)
+    }
+
+    /// Remembers a place of this fan's, keeping the better one.
+    pub fn remember_place(&self, event: &EventId, fan: &FanId, place: Place) {
+        self.with(event, fan, |r| r.place = Some(r.place.map_or(place, |p| p.min(place))));
+    }
+
+    /// What the door told this fan, while it still stands at `now_ms`.
+    pub fn door(&self, event: &EventId, fan: &FanId, now_ms: i64) -> Option<DoorAnswer> {
+        let fans = self.fans.lock().unwrap();
+        fans.peek(&(event.clone(), fan.clone())).and_then(|r| r.door).filter(|d| now_ms < d.until_ms)
+    }
+
+    pub fn remember_door(&self, event: &EventId, fan: &FanId, answer: DoorAnswer) {
+        self.with(event, fan, |r| r.door = Some(answer));
+    }
+
+    /// The fan left the door (its grant claimed, or refused).
+    pub fn forget_door(&self, event: &EventId, fan: &FanId) {
+        if let Some(r) = self.fans.lock().unwrap().peek_mut(&(event.clone(), fan.clone())) {
+            r.door = None;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ids() -> (EventId, FanId) {
+        (EventId::parse("gig").unwrap(), FanId::parse("fan").unwrap())
+    }
+
+    #[test]
+    fn a_fan_past_its_allowance_waits_for_its_window_to_end() {
+        let (e, f) = ids();
+        let m = FanMemory::default();
+        for _ in 0..TICKETLESS_JOINS {
+            assert!(m.ticketless(&e, &f, 1_000).is_ok());
+        }
+        assert_eq!(m.ticketless(&e, &f, 21_000), Err(Duration::from_secs(40)));
+        assert!(m.ticketless(&e, &f, 61_000).is_ok(), "a new window");
+        let limit = RateLimit { requests: 2, window: Duration::from_secs(10) };
+        assert!(m.direct(&e, &f, 0, limit).is_ok() && m.direct(&e, &f, 1, limit).is_ok());
+        assert_eq!(m.direct(&e, &f, 9_000, limit), Err(Duration::from_secs(1)));
+        assert!(m.direct(&e, &f, 9_000, RateLimit::OFF).is_ok());
+    }
+
+    #[test]
+    fn the_better_place_is_kept_and_the_memory_is_bounded() {
+        let (e, f) = ids();
+        let m = FanMemory::with_room(2);
+        let (early, late) = (Place::Arrival { at_ms: 100, shuffle: 9 }, Place::Arrival { at_ms: 900, shuffle: 1 });
+        m.remember_place(&e, &f, late);
+        m.remember_place(&e, &f, early);
+        m.remember_place(&e, &f, late);
+        assert_eq!(m.place(&e, &f), Some(early));
+        for other in ["a", "b"] {
+            m.remember_place(&e, &FanId::parse(other).unwrap(), late);
+        }
+        assert_eq!(m.place(&e, &f), None, "the least recently used fan left");
+    }
+
+    #[test]
+    fn a_door_answer_stands_until_its_time() {
+        let (e, f) = ids();
+        let m = FanMemory::default();
+        m.remember_door(&e, &f, DoorAnswer { ahead: 3, due_ms: Some(500), told_ms: 0, until_ms: 500 });
+        assert_eq!(m.door(&e, &f, 499).map(|d| d.ahead), Some(3));
+        assert_eq!(m.door(&e, &f, 500), None);
+        m.forget_door(&e, &f);
+        assert_eq!(m.door(&e, &f, 0), None);
+    }
+}
