@@ -1,12 +1,22 @@
-//! An opening at a line: fans that follow the line's protocol against
-//! `entry-api` (JWT authorizer claims, as API Gateway delivers them). Some
-//! join the pre-queue before the opening, a crowd arrives in its first
-//! second and a thinner tail after. Each fan POSTs, and while it is told
-//! 203 `waiting` it repeats the POST with its ticket when `retryAfterMs`
-//! says; a 503, a 429 or no answer is retried with the spike client's
-//! backoff, keeping the ticket; 202/200/409 are final. Everything a fairness
-//! check needs is recorded: when each fan arrived, what it was told on the
-//! way, when it was admitted or refused.
+//! An opening at a line, played by fans on phones against `entry-api`
+//! (JWT authorizer claims, as API Gateway delivers them). Some join the
+//! pre-queue before the opening, a crowd arrives in its first second and a
+//! thinner tail after. Each fan POSTs, and while it is told 203 `waiting`
+//! it repeats the POST with its ticket when `retryAfterMs` says; a 503, a
+//! 429 or no answer is retried with the spike client's backoff, keeping the
+//! ticket; 202/200/409 are final.
+//!
+//! The network ([`Network`]): each request's round trip is drawn from a
+//! lognormal distribution (median 150 ms, sigma 0.8, capped at 3 s) and
+//! split between its two legs. The request reaches API Gateway (its
+//! `timeEpoch`) after the first leg, the answer reaches the fan after the
+//! second, and the fan waits from then. One fan in ten walks away at its
+//! first waiting answer after the opening. In a hostile opening
+//! ([`Hostile`]) some fans join again without their ticket many times, some
+//! reload the page in the middle of their wait (the page keeps its ticket),
+//! and a few poll with their ticket as fast as they can. Everything the
+//! checks need is recorded: when each fan reached API Gateway, every answer
+//! it had, when the last one came.
 
 use crate::spike::{api_gateway_post, parse, Observed, Rng};
 use crate::verify::Told;
@@ -14,6 +24,42 @@ use fanrush_local::pool::Pool;
 use serde_json::Value;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+
+/// Round trips between a fan's phone and API Gateway.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Network {
+    pub median_rtt_ms: f64,
+    pub sigma: f64,
+    pub cap_ms: f64,
+}
+
+impl Network {
+    /// Phones: a median round trip of 150 ms, a long tail (sigma 0.8 puts
+    /// one in ten past 420 ms and one in a hundred past 960 ms), capped at
+    /// 3 s.
+    pub const PHONES: Self = Self { median_rtt_ms: 150.0, sigma: 0.8, cap_ms: 3_000.0 };
+
+    /// One request's legs: to API Gateway, and back.
+    pub fn legs(&self, rng: &mut Rng) -> (Duration, Duration) {
+        let rtt = (self.median_rtt_ms * (self.sigma * rng.normal()).exp()).min(self.cap_ms);
+        let up = rtt * (0.25 + 0.5 * rng.unit());
+        (Duration::from_secs_f64(up / 1000.0), Duration::from_secs_f64((rtt - up) / 1000.0))
+    }
+}
+
+/// Fans who do not follow the protocol.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Hostile {
+    /// Share of fans who join again without their ticket, `rejoins` times
+    /// in a row, after their first waiting answer after the opening.
+    pub rejoiners: f64,
+    pub rejoins: usize,
+    /// Share of fans who reload the page in the middle of their wait: one
+    /// POST at once, with the ticket the page kept.
+    pub reloaders: f64,
+    /// Fans who poll with their ticket every 50 ms, whatever they are told.
+    pub hammerers: usize,
+}
 
 /// The shape of an opening at a line.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -30,21 +76,34 @@ pub struct Opening {
     /// Fans who arrive after it, spread over `tail_window`.
     pub tail: usize,
     pub tail_window: Duration,
+    pub network: Network,
+    /// Share of fans who walk away at their first waiting answer after the
+    /// opening.
+    pub walk_away: f64,
+    pub hostile: Option<Hostile>,
 }
 
 impl Opening {
     /// The drill's: the rate far below the arrivals (300 a second against
-    /// 3,000 in the first second and 1,000 pre-queued), and 4,400 places for
-    /// 4,500 fans, so the last of the tail is told sold out.
+    /// 3,000 in the first second and 1,000 pre-queued), and 3,600 places
+    /// for the 4,050 of 4,500 fans who stay, so the last of them are told
+    /// sold out.
     pub const DRILL: Self = Self {
         rate: 300,
-        capacity: 4_400,
+        capacity: 3_600,
         prequeuers: 1_000,
         prequeue_window: Duration::from_secs(8),
         crowd: 3_000,
         tail: 500,
         tail_window: Duration::from_secs(9),
+        network: Network::PHONES,
+        walk_away: 0.1,
+        hostile: None,
     };
+
+    /// The same opening with fans who do not follow the protocol.
+    pub const HOSTILE: Self =
+        Self { hostile: Some(Hostile { rejoiners: 0.01, rejoins: 100, reloaders: 0.05, hammerers: 5 }), ..Self::DRILL };
 
     pub fn fans(&self) -> usize {
         self.prequeuers + self.crowd + self.tail
@@ -52,7 +111,31 @@ impl Opening {
 
     /// About how long the line takes to let every place in, from the opening.
     pub fn duration(&self) -> Duration {
-        Duration::from_secs_f64(self.capacity.min(self.fans() as i64) as f64 / self.rate as f64)
+        let staying = (self.fans() as f64 * (1.0 - self.walk_away)) as i64;
+        Duration::from_secs_f64(self.capacity.min(staying) as f64 / self.rate as f64)
+    }
+}
+
+/// What a fan does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// Follows the protocol to the end.
+    Follows,
+    /// Walks away at its first waiting answer after the opening.
+    WalksAway,
+    /// Joins again without its ticket many times, then follows.
+    Rejoins,
+    /// Reloads the page once in the middle of its wait, then follows.
+    Reloads,
+    /// Polls with its ticket every 50 ms.
+    Hammers,
+}
+
+impl Kind {
+    /// Whether the fan follows the protocol (a reload keeps the ticket and
+    /// is following it).
+    pub fn follows(self) -> bool {
+        matches!(self, Kind::Follows | Kind::Reloads)
     }
 }
 
@@ -67,6 +150,7 @@ pub enum End {
     Refused {
         status: u16,
     },
+    WalkedAway,
     GaveUp,
 }
 
@@ -74,42 +158,73 @@ pub enum End {
 #[derive(Debug, Clone)]
 pub struct Visit {
     pub fan: String,
+    pub kind: Kind,
     /// Told it waits in the pre-queue (its first answer came before the
     /// shuffle: no position yet).
     pub prequeued: bool,
-    /// Its first POST.
+    /// When its first POST reached API Gateway.
     pub arrived: Instant,
     pub end: End,
-    /// When the final answer came.
+    /// When the final answer reached the fan.
     pub ended: Instant,
     pub requests: usize,
     pub unavailable: usize,
-    /// Its first waiting answer after the opening: when, and the ETA it gave.
+    pub limited: usize,
+    /// Its first waiting answer after the opening: when it reached the fan,
+    /// and the ETA it gave.
     pub first_eta: Option<(Instant, f64)>,
-    /// Every answer it had, for `--visits`.
+    /// Every answer it had.
     pub trail: Vec<Answer>,
 }
 
-/// One answer of a visit: when it came (ms from the opening), its status,
-/// and what a waiting answer said.
+/// One answer of a visit: when it reached the fan (ms from the opening), its
+/// status, and what a waiting answer said.
 #[derive(Debug, Clone)]
 pub struct Answer {
     pub at_ms: i64,
     pub status: u16,
     pub position: Option<i64>,
+    pub ahead: Option<i64>,
+    pub eta_seconds: Option<f64>,
+    pub places_per_second: Option<f64>,
     pub retry_after_ms: Option<u64>,
+}
+
+impl Answer {
+    /// A waiting answer's numbers agree (docs/api.md): position is ahead +
+    /// 1, and the ETA is the places ahead at the speed it says the line
+    /// moves, plus at most a restore's hold (rounded: a whole fan, a whole
+    /// second).
+    pub fn numbers_agree(&self) -> bool {
+        if self.status != 203 {
+            return true;
+        }
+        let hold = fanrush::rules::line::RESTORE_HOLD.as_secs_f64();
+        match (self.position, self.ahead, self.eta_seconds, self.places_per_second) {
+            (None, None, None, None) => true,
+            (Some(p), Some(a), eta, Some(v)) if v > 0.0 => {
+                let rounding = 1.0 + 0.5 / v;
+                let at_speed = a as f64 / v;
+                p == a + 1 && eta.is_none_or(|eta| eta >= at_speed - rounding && eta <= at_speed + rounding + hold)
+            }
+            _ => false,
+        }
+    }
 }
 
 /// Every fan's visit, and what the spike's checks read.
 pub struct Seen {
     pub observed: Observed,
     pub visits: Vec<Visit>,
+    /// The opening, as an instant and in Unix ms.
     pub opened: Instant,
+    pub opened_unix_ms: i64,
 }
 
 impl Seen {
-    /// Every visit as JSON, times in ms from the opening (for `--visits`).
-    pub fn to_json(&self) -> Value {
+    /// Every visit as JSON, times in ms from the opening (for `--visits`),
+    /// with when the gate admitted the fan (`admitted`: fan to Unix ms).
+    pub fn to_json(&self, admitted: &std::collections::HashMap<String, i64>) -> Value {
         let ms = |t: Instant| ms_since(self.opened, t);
         Value::Array(
             self.visits
@@ -117,12 +232,14 @@ impl Seen {
                 .map(|v| {
                     serde_json::json!({
                         "fan": v.fan,
+                        "kind": format!("{:?}", v.kind),
                         "prequeued": v.prequeued,
                         "arrivedMs": ms(v.arrived),
                         "endedMs": ms(v.ended),
                         "end": format!("{:?}", v.end),
                         "requests": v.requests,
-                        "trail": v.trail.iter().map(|a| serde_json::json!([a.at_ms, a.status, a.position, a.retry_after_ms])).collect::<Vec<_>>(),
+                        "admittedMs": admitted.get(&v.fan).map(|at| at - self.opened_unix_ms),
+                        "trail": v.trail.iter().map(|a| serde_json::json!([a.at_ms, a.status, a.position, a.ahead, a.eta_seconds, a.places_per_second, a.retry_after_ms])).collect::<Vec<_>>(),
                     })
                 })
                 .collect(),
@@ -131,7 +248,7 @@ impl Seen {
 }
 
 /// Milliseconds from `from` to `t`, negative before it.
-fn ms_since(from: Instant, t: Instant) -> i64 {
+pub fn ms_since(from: Instant, t: Instant) -> i64 {
     match t.checked_duration_since(from) {
         Some(d) => d.as_millis() as i64,
         None => -(from.duration_since(t).as_millis() as i64),
@@ -151,30 +268,33 @@ pub async fn run(
 ) -> Seen {
     let start = Instant::now();
     let opened = start + until_opening;
+    let opened_unix_ms = chrono::Utc::now().timestamp_millis() + until_opening.as_millis() as i64;
     let mut rng = Rng::new(seed);
-    let mut arrivals: Vec<Instant> = Vec::with_capacity(opening.fans());
-    for _ in 0..opening.prequeuers {
-        // At least a tenth of a second early, so the POST lands before the
-        // opening.
-        let before = opening.prequeue_window.mul_f64(rng.unit()).clamp(Duration::from_millis(100), until_opening);
-        arrivals.push(opened - before);
-    }
-    for _ in 0..opening.crowd {
-        arrivals.push(opened + Duration::from_secs(1).mul_f64(rng.unit()));
-    }
-    for _ in 0..opening.tail {
-        arrivals.push(opened + Duration::from_secs(1) + opening.tail_window.mul_f64(rng.unit()));
+    let mut fans: Vec<(Instant, Kind)> = Vec::with_capacity(opening.fans());
+    for i in 0..opening.fans() {
+        let at = if i < opening.prequeuers {
+            // At least a tenth of a second early, so the POST lands before
+            // the opening.
+            let before = opening.prequeue_window.mul_f64(rng.unit()).clamp(Duration::from_millis(100), until_opening);
+            opened - before
+        } else if i < opening.prequeuers + opening.crowd {
+            opened + Duration::from_secs(1).mul_f64(rng.unit())
+        } else {
+            opened + Duration::from_secs(1) + opening.tail_window.mul_f64(rng.unit())
+        };
+        fans.push((at, kind_of(&opening, i, &mut rng)));
     }
     let observed = Arc::new(Mutex::new(Observed::default()));
     let permits = Arc::new(tokio::sync::Semaphore::new(in_flight.max(1)));
-    let mut tasks = Vec::with_capacity(arrivals.len());
-    for (i, at) in arrivals.into_iter().enumerate() {
+    let mut tasks = Vec::with_capacity(fans.len());
+    for (i, (at, kind)) in fans.into_iter().enumerate() {
         let (pool, observed, permits) = (pool.clone(), observed.clone(), permits.clone());
         let (fan, event) = (format!("{prefix}{i:05}"), event.to_owned());
         let seed = seed ^ (i as u64).wrapping_mul(0x2545_F491_4F6C_DD1D);
         tasks.push(tokio::spawn(async move {
             tokio::time::sleep_until(at.into()).await;
-            visit(&pool, &event, fan, opened, &permits, &observed, seed).await
+            let shared = Fan { pool: &pool, event: &event, opened, opening, permits: &permits, observed: &observed };
+            shared.visit(fan, kind, seed).await
         }));
     }
     let mut visits = Vec::with_capacity(tasks.len());
@@ -188,7 +308,7 @@ pub async fn run(
         let told = match v.end {
             End::Admitted { position } => Told::Accepted(position),
             End::SoldOut | End::Refused { .. } => Told::Refused,
-            End::GaveUp => Told::Unanswered,
+            End::GaveUp | End::WalkedAway => Told::Unanswered,
         };
         observed.told.insert(v.fan.clone(), told);
         match v.end {
@@ -197,100 +317,201 @@ pub async fn run(
             _ => {}
         }
     }
-    Seen { observed, visits, opened }
+    Seen { observed, visits, opened, opened_unix_ms }
+}
+
+/// What the `i`th fan does: a hostile opening's shares first, then one in
+/// `walk_away` walks away.
+fn kind_of(opening: &Opening, i: usize, rng: &mut Rng) -> Kind {
+    let u = rng.unit();
+    if let Some(h) = opening.hostile {
+        // Spread over the whole line, a few of every kind of arrival.
+        if i % (opening.fans() / h.hammerers.max(1)).max(1) == 7 {
+            return Kind::Hammers;
+        }
+        if u < h.rejoiners {
+            return Kind::Rejoins;
+        }
+        if u < h.rejoiners + h.reloaders {
+            return Kind::Reloads;
+        }
+    }
+    if rng.unit() < opening.walk_away {
+        Kind::WalksAway
+    } else {
+        Kind::Follows
+    }
 }
 
 /// The longest a fan stays, and the most requests it sends.
 const PATIENCE: Duration = Duration::from_secs(180);
 const MAX_REQUESTS: usize = 400;
+/// A hammering fan's poll.
+const HAMMER: Duration = Duration::from_millis(50);
 
-#[allow(clippy::too_many_arguments)]
-async fn visit(
-    pool: &Pool,
-    event: &str,
-    fan: String,
+/// What every fan of an opening shares.
+struct Fan<'a> {
+    pool: &'a Pool,
+    event: &'a str,
     opened: Instant,
-    permits: &tokio::sync::Semaphore,
-    observed: &Mutex<Observed>,
-    seed: u64,
-) -> Visit {
-    let mut rng = Rng::new(seed);
-    let arrived = Instant::now();
-    let mut v = Visit {
-        fan,
-        prequeued: false,
-        arrived,
-        end: End::GaveUp,
-        ended: arrived,
-        requests: 0,
-        unavailable: 0,
-        first_eta: None,
-        trail: Vec::new(),
-    };
-    let mut ticket: Option<String> = None;
-    let mut refusals = 0u32;
-    while v.requests < MAX_REQUESTS && arrived.elapsed() < PATIENCE {
-        let request = api_gateway_post(event, &v.fan, ticket.as_deref());
+    opening: Opening,
+    permits: &'a tokio::sync::Semaphore,
+    observed: &'a Mutex<Observed>,
+}
+
+impl Fan<'_> {
+    /// One POST through the network: the request's leg, API Gateway and
+    /// entry-api, the answer's leg. Returns the status, `Retry-After`, the
+    /// body, and when the request reached API Gateway.
+    async fn post(&self, fan: &str, ticket: Option<&str>, rng: &mut Rng) -> (u16, Option<Duration>, Value, Instant) {
+        let (up, down) = self.opening.network.legs(rng);
+        tokio::time::sleep(up).await;
+        let reached = Instant::now();
+        let request = api_gateway_post(self.event, fan, ticket);
         let answer = {
-            let _permit = permits.acquire().await.expect("semaphore open");
-            pool.invoke(&request, Duration::from_secs(5)).await
+            let _permit = self.permits.acquire().await.expect("semaphore open");
+            self.pool.invoke(&request, Duration::from_secs(5)).await
         };
-        v.requests += 1;
+        tokio::time::sleep(down).await;
         let (status, retry_after, body) = match &answer {
             Ok(a) => parse(&a.body),
             Err(_) => (504, None, Value::Null),
         };
-        {
-            let mut o = observed.lock().unwrap();
-            o.attempts += 1;
-            *o.statuses.entry(status.to_string()).or_default() += 1;
-        }
-        let now = Instant::now();
-        v.trail.push(Answer {
-            at_ms: ms_since(opened, now),
-            status,
-            position: body["position"].as_i64(),
-            retry_after_ms: body["retryAfterMs"].as_u64(),
-        });
-        let wait = match status {
-            203 => {
-                refusals = 0;
-                if v.requests == 1 {
-                    v.prequeued = body["position"].is_null() && body["opensInSeconds"].is_u64();
-                }
-                ticket = body["ticket"].as_str().map(str::to_owned).or(ticket);
-                if v.first_eta.is_none() && now >= opened {
-                    v.first_eta = body["etaSeconds"].as_f64().map(|eta| (now, eta));
-                }
-                Duration::from_millis(body["retryAfterMs"].as_u64().unwrap_or(1000))
-            }
-            200 | 202 => {
-                v.end = match body["position"].as_i64() {
-                    Some(position) => End::Admitted { position },
-                    None => End::Refused { status },
-                };
-                v.ended = now;
-                return v;
-            }
-            409 if body["error"] == "sold_out" => {
-                (v.end, v.ended) = (End::SoldOut, now);
-                return v;
-            }
-            429 | 503 | 504 => {
-                if status == 503 {
-                    v.unavailable += 1;
-                }
-                let backoff = Duration::from_millis(100u64 << refusals.min(5)).min(Duration::from_secs(2));
-                refusals += 1;
-                retry_after.unwrap_or_default().max(backoff.mul_f64(rng.unit()))
-            }
-            _ => {
-                (v.end, v.ended) = (End::Refused { status }, now);
-                return v;
-            }
-        };
-        tokio::time::sleep(wait).await;
+        let mut o = self.observed.lock().unwrap();
+        o.attempts += 1;
+        *o.statuses.entry(status.to_string()).or_default() += 1;
+        (status, retry_after, body, reached)
     }
-    v.ended = Instant::now();
-    v
+
+    async fn visit(&self, fan: String, kind: Kind, seed: u64) -> Visit {
+        let mut rng = Rng::new(seed);
+        let started = Instant::now();
+        let mut v = Visit {
+            fan: fan.clone(),
+            kind,
+            prequeued: false,
+            arrived: started,
+            end: End::GaveUp,
+            ended: started,
+            requests: 0,
+            unavailable: 0,
+            limited: 0,
+            first_eta: None,
+            trail: Vec::new(),
+        };
+        let mut ticket: Option<String> = None;
+        let mut refusals = 0u32;
+        let mut waiting_since: Option<Instant> = None;
+        let mut reloaded = false;
+        while v.requests < MAX_REQUESTS && started.elapsed() < PATIENCE {
+            let (status, retry_after, body, reached) = self.post(&fan, ticket.as_deref(), &mut rng).await;
+            if v.requests == 0 {
+                v.arrived = reached;
+            }
+            v.requests += 1;
+            let now = Instant::now();
+            v.trail.push(answer_of(self.opened, now, status, &body));
+            let wait = match status {
+                203 => {
+                    refusals = 0;
+                    if v.requests == 1 {
+                        v.prequeued = body["position"].is_null() && body["opensInSeconds"].is_u64();
+                    }
+                    ticket = body["ticket"].as_str().map(str::to_owned).or(ticket);
+                    let told = Duration::from_millis(body["retryAfterMs"].as_u64().unwrap_or(1000));
+                    if now >= self.opened && v.first_eta.is_none() {
+                        v.first_eta = body["etaSeconds"].as_f64().map(|eta| (now, eta));
+                        match kind {
+                            Kind::WalksAway => {
+                                (v.end, v.ended) = (End::WalkedAway, now);
+                                return v;
+                            }
+                            Kind::Rejoins => {
+                                if let Some(end) = self.rejoin(&mut v, &mut rng).await {
+                                    v.end = end;
+                                    return v;
+                                }
+                            }
+                            _ => {}
+                        }
+                    }
+                    let since = *waiting_since.get_or_insert(now);
+                    if kind == Kind::Hammers {
+                        HAMMER
+                    } else if kind == Kind::Reloads && !reloaded && now >= self.opened && now - since > told / 2 {
+                        // A reload in the middle of the wait: at once, ticket kept.
+                        reloaded = true;
+                        Duration::ZERO
+                    } else {
+                        told
+                    }
+                }
+                200 | 202 => {
+                    v.end = match body["position"].as_i64() {
+                        Some(position) => End::Admitted { position },
+                        None => End::Refused { status },
+                    };
+                    v.ended = now;
+                    return v;
+                }
+                409 if body["error"] == "sold_out" => {
+                    (v.end, v.ended) = (End::SoldOut, now);
+                    return v;
+                }
+                429 | 503 | 504 => {
+                    v.unavailable += usize::from(status == 503);
+                    v.limited += usize::from(status == 429);
+                    let backoff = Duration::from_millis(100u64 << refusals.min(5)).min(Duration::from_secs(2));
+                    refusals += 1;
+                    if kind == Kind::Hammers {
+                        HAMMER
+                    } else {
+                        retry_after.unwrap_or_default().max(backoff.mul_f64(rng.unit()))
+                    }
+                }
+                _ => {
+                    (v.end, v.ended) = (End::Refused { status }, now);
+                    return v;
+                }
+            };
+            tokio::time::sleep(wait).await;
+        }
+        v.ended = Instant::now();
+        v
+    }
+
+    /// Joins again without the ticket, `rejoins` times in a row, and then
+    /// goes on with its ticket; `Some` when one of them was a final answer.
+    async fn rejoin(&self, v: &mut Visit, rng: &mut Rng) -> Option<End> {
+        let times = self.opening.hostile.map_or(0, |h| h.rejoins);
+        for _ in 0..times {
+            let (status, _, body, _) = self.post(&v.fan, None, rng).await;
+            v.requests += 1;
+            v.limited += usize::from(status == 429);
+            let now = Instant::now();
+            v.trail.push(answer_of(self.opened, now, status, &body));
+            let end = match status {
+                200 | 202 => Some(End::Admitted { position: body["position"].as_i64().unwrap_or(-1) }),
+                409 if body["error"] == "sold_out" => Some(End::SoldOut),
+                _ => None,
+            };
+            if end.is_some() {
+                v.ended = now;
+                return end;
+            }
+        }
+        None
+    }
+}
+
+fn answer_of(opened: Instant, now: Instant, status: u16, body: &Value) -> Answer {
+    Answer {
+        at_ms: ms_since(opened, now),
+        status,
+        position: body["position"].as_i64(),
+        ahead: body["ahead"].as_i64(),
+        eta_seconds: body["etaSeconds"].as_f64(),
+        places_per_second: body["placesPerSecond"].as_f64(),
+        retry_after_ms: body["retryAfterMs"].as_u64(),
+    }
 }

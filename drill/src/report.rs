@@ -106,27 +106,35 @@ impl Report {
         let lined: Vec<&Row> = self.rows.iter().filter(|r| r.fairness.is_some()).collect();
         if !lined.is_empty() {
             let _ = writeln!(t);
-            let _ = writeln!(t, "| opening at a line | rate | places | busiest second (max 1.1 x rate) | order violations | pre-queued behind a later fan | pre-queue rank correlation (bound) | ETA error p50 / p90 | requests per fan p50 / p99 | 503 |");
-            let _ = writeln!(t, "|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|");
+            let _ = writeln!(t, "| opening at a line | rate | places | admitted rate / set (min 0.95) | back to the rate after an outage (max 2 s) | busiest second (max 1.1 x rate) | order violations | pre-queued behind a later fan | pre-queue rank correlation (bound) | ETA within 10% or 1 s (min 50%) / 25% or 2 s (min 90%) | ETA error p50 / p90 | answers whose numbers disagree | requests per fan p50 / p99 | 429 | 503 | walked away |");
+            let _ = writeln!(t, "|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|");
             for r in lined {
                 let f = r.fairness.unwrap_or_default();
+                let recovery = f.recovery_s.map_or_else(|| "no outage".to_owned(), |s| format!("{s:.1} s"));
                 let _ = writeln!(
                     t,
-                    "| {} | {} | {} | {} | {} | {} of {} | {:+.3} ({:.3}) | {:.1} s / {:.1} s | {:.0} / {:.0} | {} |",
+                    "| {} | {} | {} | {:.2} | {} | {} | {} | {} of {} | {:+.3} ({:.3}) | {:.0}% / {:.0}% | {:.1} s / {:.1} s | {} | {:.0} / {:.0} | {} | {} | {} |",
                     r.scenario,
                     f.rate,
                     r.capacity,
+                    f.admitted_rate,
+                    recovery,
                     f.busiest_second,
                     f.order_violations,
                     f.prequeue_behind,
                     f.prequeued,
                     f.prequeue_rho,
                     f.rho_bound(),
+                    f.eta_within_tight * 100.0,
+                    f.eta_within_loose * 100.0,
                     f.eta_error_p50,
                     f.eta_error_p90,
+                    f.disagreeing,
                     f.requests_per_fan_p50,
                     f.requests_per_fan_p99,
-                    f.unavailable
+                    f.limited,
+                    f.unavailable,
+                    f.walked_away,
                 );
             }
         }
@@ -163,11 +171,15 @@ impl Report {
                     "problems": r.problems, "seconds": r.seconds, "clean": r.clean(),
                     "schedulerTicksFailed": r.scheduler_ticks_failed,
                     "line": r.fairness.map(|f| json!({
-                        "rate": f.rate, "busiestSecond": f.busiest_second, "orderViolations": f.order_violations,
+                        "rate": f.rate, "admittedRate": f.admitted_rate, "recoverySeconds": f.recovery_s,
+                        "busiestSecond": f.busiest_second, "orderViolations": f.order_violations,
                         "prequeueBehind": f.prequeue_behind, "prequeued": f.prequeued, "prequeueRho": f.prequeue_rho,
-                        "prequeueRhoBound": f.rho_bound(), "etaErrorP50": f.eta_error_p50, "etaErrorP90": f.eta_error_p90,
+                        "prequeueRhoBound": f.rho_bound(), "etaWithinTight": f.eta_within_tight,
+                        "etaWithinLoose": f.eta_within_loose, "etaErrorP50": f.eta_error_p50,
+                        "etaErrorP90": f.eta_error_p90, "disagreeing": f.disagreeing,
                         "requestsPerFanP50": f.requests_per_fan_p50, "requestsPerFanP99": f.requests_per_fan_p99,
-                        "unavailable": f.unavailable, "clean": f.clean(),
+                        "limited": f.limited, "unavailable": f.unavailable, "walkedAway": f.walked_away,
+                        "clean": f.clean(),
                     })),
                 })
             })

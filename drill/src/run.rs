@@ -3,7 +3,7 @@
 //! timeline, wait until everything settled, then check every invariant
 //! against PostgreSQL and Redis, and for a line its fairness too.
 
-use crate::fairness::{self, Fairness};
+use crate::fairness;
 use crate::faults;
 use crate::line::{self, Opening};
 use crate::options::Options;
@@ -73,12 +73,6 @@ async fn run_scenario(stack: &Stack, scenario: &Scenario, index: usize, o: &Opti
             let traffic = line::run(stack.entry.clone(), &event_id, &fan_prefix, opening, BEFORE_OPENING, 256, seed);
             let (seen, injected) = tokio::join!(traffic, timeline);
             take_faults(&mut row, injected);
-            if let Some(path) = &o.visits {
-                let path = path.with_extension(format!("{}.json", scenario.name));
-                if let Err(e) = std::fs::write(&path, seen.to_json().to_string()) {
-                    row.problems.push(format!("could not write {}: {e}", path.display()));
-                }
-            }
             (seen.observed.clone(), Some(seen))
         }
         None => {
@@ -99,9 +93,19 @@ async fn run_scenario(stack: &Stack, scenario: &Scenario, index: usize, o: &Opti
         Err(e) => row.problems.push(format!("could not check: {e}")),
     }
     if let (Some(seen), Some(opening)) = (&seen, scenario.line) {
-        match fairness(stack, &event.id, opening, seen).await {
-            Ok(f) => row.fairness = Some(f),
-            Err(e) => row.problems.push(format!("could not check the line's fairness: {e}")),
+        match admissions(stack, &event.id).await {
+            Ok(admitted) => {
+                row.fairness =
+                    Some(fairness::check(opening.rate, &seen.visits, &admitted, seen.opened, seen.opened_unix_ms));
+                if let Some(path) = &o.visits {
+                    let path = path.with_extension(format!("{}.json", scenario.name));
+                    let at = admitted.iter().map(|(f, a)| (f.clone(), a.at_ms)).collect();
+                    if let Err(e) = std::fs::write(&path, seen.to_json(&at).to_string()) {
+                        row.problems.push(format!("could not write {}: {e}", path.display()));
+                    }
+                }
+            }
+            Err(e) => row.problems.push(format!("could not check the line: {e}")),
         }
     }
     row.dead_lettered = stack.queue_depth(&stack.dlq_url).await.unwrap_or(-1);
@@ -154,16 +158,20 @@ async fn open_event(stack: &Stack, event: &FanEvent) -> Result<(), String> {
     Err("the gate did not accept the event within 60 s".into())
 }
 
-/// The line's fairness, from the fans' visits and the stored entries.
-async fn fairness(stack: &Stack, id: &EventId, opening: Opening, seen: &line::Seen) -> Result<Fairness, String> {
+/// Every admitted fan of the event, as PostgreSQL holds it.
+async fn admissions(stack: &Stack, id: &EventId) -> Result<HashMap<String, fairness::Admitted>, String> {
     let entries = stack.db.entries(id).await.map_err(|e| e.to_string())?;
-    let accepted_at: Vec<i64> = entries.iter().map(|e| e.accepted_at.timestamp_millis()).collect();
-    let positions: HashMap<String, i64> = entries.iter().map(|e| (e.fan_id.as_str().to_owned(), e.position)).collect();
-    Ok(fairness::check(opening.rate, &seen.visits, &accepted_at, &positions))
+    Ok(entries
+        .iter()
+        .map(|e| {
+            let at_ms = e.accepted_at.timestamp_millis();
+            (e.fan_id.as_str().to_owned(), fairness::Admitted { position: e.position, at_ms })
+        })
+        .collect())
 }
 
 /// Waits until the queue drained, the gate state is there and nothing
-/// is pending for the event, twice in a row.
+/// is pending or granted for the event, twice in a row.
 async fn settle(stack: &Stack, event: &str, limit: Duration) -> Result<(), String> {
     let started = Instant::now();
     let mut calm = 0;
@@ -172,8 +180,11 @@ async fn settle(stack: &Stack, event: &str, limit: Duration) -> Result<(), Strin
         let redis = stack.redis.lock().await;
         let state = matches!(redis.command(&["EXISTS", &format!("{PREFIX}:state")]).await, Ok(redis::Value::Int(1)));
         let pending = redis.command(&["ZCARD", &format!("{PREFIX}:ev:{event}:pending")]).await;
+        // A line's grants whose fans walked away lapse at the scheduler's tick.
+        let grants = redis.command(&["ZCARD", &format!("{PREFIX}:ev:{event}:grants")]).await;
         drop(redis);
-        calm = if drained && state && matches!(pending, Ok(redis::Value::Int(0))) { calm + 1 } else { 0 };
+        let quiet = matches!(pending, Ok(redis::Value::Int(0))) && matches!(grants, Ok(redis::Value::Int(0)));
+        calm = if drained && state && quiet { calm + 1 } else { 0 };
         if calm >= 2 {
             return Ok(());
         }

@@ -73,8 +73,8 @@ impl Scenario {
         Self { name, faults, repeat: Repeat::Reload, deletes_event: false, line: None }
     }
 
-    fn at_a_line(name: &'static str, faults: Vec<(f64, Fault)>) -> Self {
-        Self { line: Some(Opening::DRILL), ..Self::new(name, faults) }
+    fn at_a_line(name: &'static str, opening: Opening, faults: Vec<(f64, Fault)>) -> Self {
+        Self { line: Some(opening), ..Self::new(name, faults) }
     }
 }
 
@@ -101,8 +101,13 @@ pub fn all_scenarios() -> Vec<Scenario> {
         Scenario { repeat: Repeat::DoubleTap, ..Scenario::new("double-submit", vec![(0.05, SqsSplit(s3))]) },
         Scenario { deletes_event: true, ..Scenario::new("event-recreated", vec![(0.15, EventDeletedThenRecreated)]) },
         Scenario::new("dead-letter", vec![(0.0, PoisonThenRedrive)]),
-        Scenario::at_a_line("opening-line", vec![]),
-        Scenario::at_a_line("opening-line-failover", vec![(0.3, RedisFailover(Duration::from_secs(1)))]),
+        Scenario::at_a_line("opening-line", Opening::DRILL, vec![]),
+        Scenario::at_a_line(
+            "opening-line-failover",
+            Opening::DRILL,
+            vec![(0.3, RedisFailover(Duration::from_secs(1)))],
+        ),
+        Scenario::at_a_line("opening-line-hostile", Opening::HOSTILE, vec![]),
         Scenario::new(
             "all-together",
             vec![
@@ -139,6 +144,7 @@ mod tests {
     fn names_resolve_to_scenarios_in_their_order_and_an_unknown_one_is_named() {
         let all = resolve(&["all".into()]).unwrap();
         assert!(all.iter().any(|s| s.name == "opening-line" && s.line.is_some()));
+        assert!(all.iter().any(|s| s.name == "opening-line-hostile" && s.line.is_some_and(|o| o.hostile.is_some())));
         let two = resolve(&["redis-flush".into(), "baseline".into()]).unwrap();
         assert_eq!(two.iter().map(|s| s.name).collect::<Vec<_>>(), ["baseline", "redis-flush"]);
         let err = resolve(&["nope".into()]).err().unwrap();

@@ -10,9 +10,11 @@
 //!   pages of [`RESTORE_PAGE`] rows, plus its dead-lettered ones; a closed
 //!   event gets its definition and counters only. Nothing is counted from
 //!   zero and no stored or dead-lettered position is handed out again. An
-//!   event's line gets back its seed; its door and grants start empty (the
-//!   fans call again), and its served mark comes back from the entry
-//!   environments' syncs, so the line resumes where it stood.
+//!   event's line gets back its seed; its door and grants start empty, and
+//!   for [`RESTORE_HOLD`](crate::rules::line::RESTORE_HOLD) it grants
+//!   nothing while the entry environments' syncs bring back its served
+//!   mark and put the fans they saw at the door back there, so the line
+//!   resumes where it stood, in the order of places.
 //! - [`sweep_pending`]: a reservation whose SQS send had an unknown outcome
 //!   stays pending until the fan retries. Once the queue has drained, the
 //!   sweep confirms those whose row exists or whose message is in the DLQ,
@@ -136,7 +138,10 @@ pub async fn restore_gate(
             Some(_) => db.line_seed(&event.id).await?,
             None => None,
         };
-        gate.restore_definition(&lease, event, seed.as_deref(), taken, seq, restored).await?;
+        // The line's hold runs from when its definition is back, however
+        // long the restore took so far.
+        let resumed = now.max(Utc::now());
+        gate.restore_definition(&lease, event, seed.as_deref(), taken, seq, restored, resumed).await?;
     }
     gate.finish_restore(&lease).await?;
     tracing::info!(events = events.len(), entries, dead_letters = dead.entries.len(), "gate state restored");

@@ -38,6 +38,9 @@ pub struct AtTheDoor {
     /// When its grant is due at the line's pace; `None` while no place is
     /// free (every place is taken, and one may come back).
     pub due: Option<Duration>,
+    /// While no place is free: when one may come back (the first grant
+    /// waiting for its fan lapses then).
+    pub chance: Option<Duration>,
 }
 
 /// What an admission call says about the line.
@@ -144,6 +147,7 @@ fn admission(r: &Reply, event: &EventId, fan: &FanId, token: &str) -> Result<Adm
         "door" => Admission::AtTheDoor(AtTheDoor {
             ahead: r.int(1)?.max(0) as u64,
             due: u64::try_from(r.int(2)?).ok().map(Duration::from_millis),
+            chance: u64::try_from(r.int(3)?).ok().map(Duration::from_millis),
         }),
         "not_found" => Admission::NotFound,
         "not_open" => Admission::NotOpen,

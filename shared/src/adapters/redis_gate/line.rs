@@ -34,6 +34,9 @@ pub struct LineSyncRequest {
     /// The first bucket whose count to read back; `None`: the served
     /// mark's, less ten seconds.
     pub from_bucket: Option<u64>,
+    /// Fans this environment saw at the door, with their places' order
+    /// keys: put back there (after a restore), unless they hold a place.
+    pub seated: Vec<(String, i64)>,
 }
 
 /// What a line sync read back.
@@ -63,6 +66,8 @@ pub struct LineStatus {
     /// it was counted at, None for the pre-queue)`.
     pub duplicates: Vec<(usize, Option<u64>)>,
     pub counts: LineCountsRead,
+    /// When the line was last restored (Unix ms).
+    pub restored_at: Option<i64>,
 }
 
 /// The line's counts as one reply read them.
@@ -99,10 +104,15 @@ impl EntryGate {
             key(request.served_seen),
             key(request.advance_to),
             request.from_bucket.map_or(-1, |b| b as i64).to_string(),
+            request.seated.len().to_string(),
         ];
         let buckets: Vec<String> =
             request.fans.iter().map(|f| f.bucket.map_or_else(|| "p".to_owned(), |b| b.to_string())).collect();
+        let seated_keys: Vec<String> = request.seated.iter().map(|(_, k)| k.to_string()).collect();
         let mut args: Vec<&[u8]> = head.iter().map(|a| a.as_bytes()).collect();
+        for ((fan, _), key) in request.seated.iter().zip(&seated_keys) {
+            args.extend([fan.as_bytes(), key.as_bytes()]);
+        }
         for (fan, bucket) in request.fans.iter().zip(&buckets) {
             args.extend([fan.hash.as_slice(), bucket.as_bytes()]);
         }
@@ -153,5 +163,6 @@ fn status(reply: &[Value]) -> Result<LineStatus, GateError> {
             buckets: int_of(reply.get(12), "buckets")?.max(0) as u64,
             arrivals: counters_of(reply.get(13)),
         },
+        restored_at: text_of(reply.get(14), "restoredAt")?.parse().ok(),
     })
 }

@@ -85,7 +85,10 @@ impl EntryGate {
 
     /// Writes an event's definition and counters: `taken` entries held,
     /// `seq` the highest position ever stored (so none is handed out twice),
-    /// and for an event with a line its seed.
+    /// and for an event with a line its seed, the moment it resumes
+    /// (`resumed`), and a pace that grants nothing for
+    /// [`RESTORE_HOLD`](crate::rules::line::RESTORE_HOLD) after it.
+    #[allow(clippy::too_many_arguments)]
     pub async fn restore_definition(
         &self,
         lease: &RestoreLease,
@@ -94,6 +97,7 @@ impl EntryGate {
         taken: i64,
         seq: Position,
         restored: Restored,
+        resumed: DateTime<Utc>,
     ) -> Result<(), GateError> {
         let k = self.event_keys(&e.id);
         let json = e.to_json();
@@ -109,10 +113,14 @@ impl EntryGate {
             ("archived", if restored == Restored::Archived { "1" } else { "0" }.to_owned()),
         ];
         if let (Some(settings), Some(seed)) = (e.line, seed) {
+            let hold = resumed + chrono::Duration::from_std(crate::rules::line::RESTORE_HOLD).unwrap_or_default();
             fields.extend([
                 ("lineRate", settings.admissions_per_second.to_string()),
                 ("linePrequeueMs", e.joinable_from().timestamp_millis().to_string()),
                 ("lineSeed", seed.to_owned()),
+                ("lineRestoredAt", resumed.timestamp_millis().to_string()),
+                ("lineTokens", "0".to_owned()),
+                ("lineTokensAt", hold.timestamp_millis().to_string()),
             ]);
         }
         let args: Vec<&str> = fields.iter().flat_map(|(f, v)| [*f, v.as_str()]).collect();

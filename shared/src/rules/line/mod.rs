@@ -45,6 +45,12 @@ pub const BUCKET_MS: i64 = 100;
 /// counts and the served mark is brought up to date.
 pub const SYNC_EVERY: Duration = Duration::from_secs(1);
 
+/// How long a restored line grants nothing: every entry environment that
+/// answers fans syncs within it (a fan's retry reaches each of them within
+/// a second), and puts back at the door the fans it saw there, so grants
+/// resume in the order of places, not of whoever called first.
+pub const RESTORE_HOLD: Duration = Duration::from_secs(1);
+
 /// How long after the served mark passed a place its fan may still come
 /// and claim it; later it gets only an entry it already has (and may join
 /// again, at the back). Four times the longest wait the line asks for

@@ -67,12 +67,14 @@ pub fn beyond_reach(turn_in_s: f64, jitter: f64) -> Duration {
 }
 
 /// The wait of a fan at the gate's door: until its grant is due (`due`,
-/// the gate's own figure: no jitter, the pace spreads the grants), or while
-/// no place is free about [`NO_PLACE_FREE`].
-pub fn at_the_door(due: Option<Duration>, jitter: f64) -> Duration {
-    match due {
-        Some(due) => (due + AT_TURN).min(MAX_AFTER_OPENING),
-        None => NO_PLACE_FREE.mul_f64(1.0 + 0.5 * jitter.clamp(0.0, 1.0)),
+/// the gate's own figure: no jitter, the pace spreads the grants); while no
+/// place is free, until one may come back (`chance`), at most about
+/// [`NO_PLACE_FREE`].
+pub fn at_the_door(due: Option<Duration>, chance: Option<Duration>, jitter: f64) -> Duration {
+    match (due, chance) {
+        (Some(due), _) => (due + AT_TURN).min(MAX_AFTER_OPENING),
+        (None, Some(chance)) if chance < NO_PLACE_FREE => chance + AT_TURN,
+        (None, _) => NO_PLACE_FREE.mul_f64(1.0 + 0.5 * jitter.clamp(0.0, 1.0)),
     }
 }
 
@@ -123,10 +125,13 @@ mod tests {
 
     #[test]
     fn a_fan_at_the_door_comes_back_when_its_grant_is_due_or_every_few_seconds_while_no_place_is_free() {
-        assert_eq!(at_the_door(Some(Duration::from_millis(130)), 0.7), Duration::from_millis(150));
-        assert_eq!(at_the_door(Some(Duration::from_secs(100)), 0.7), MAX_AFTER_OPENING);
-        assert_eq!(at_the_door(None, 0.0), NO_PLACE_FREE);
-        assert!(at_the_door(None, 0.999) > at_the_door(None, 0.5), "not in step");
+        assert_eq!(at_the_door(Some(Duration::from_millis(130)), None, 0.7), Duration::from_millis(150));
+        assert_eq!(at_the_door(Some(Duration::from_secs(100)), None, 0.7), MAX_AFTER_OPENING);
+        assert_eq!(at_the_door(None, None, 0.0), NO_PLACE_FREE);
+        assert!(at_the_door(None, None, 0.999) > at_the_door(None, None, 0.5), "not in step");
+        // A place may come back when a grant lapses: then.
+        assert_eq!(at_the_door(None, Some(Duration::from_millis(700)), 0.5), Duration::from_millis(720));
+        assert_eq!(at_the_door(None, Some(Duration::from_secs(9)), 0.0), NO_PLACE_FREE);
     }
 
     #[test]

@@ -156,6 +156,7 @@ impl FanApi {
             Outcome::Reserved(reservation) => self.queue_entry(&event, reservation).await,
             Outcome::Existing(entry) => {
                 counter!("EntriesRepeated").increment(1);
+                self.entrance.told(&entry);
                 Ok(accepted(StatusCode::OK, &entry))
             }
             Outcome::Waiting(waiting) => Ok(waiting_response(&waiting)),
@@ -179,6 +180,7 @@ impl FanApi {
         match sent {
             Ok(()) => {
                 counter!("EntriesAccepted").increment(1);
+                self.entrance.told(&reservation.entry);
                 let response = accepted(StatusCode::ACCEPTED, &reservation.entry);
                 confirm_detached(self.gate.clone(), reservation).await;
                 Ok(response)

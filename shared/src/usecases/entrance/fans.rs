@@ -2,9 +2,10 @@
 //! that hammering costs the event's core nothing: a bounded map (least
 //! recently used out) of each fan's attempts without a ticket, its direct
 //! attempts at an event without a line, the place it was given here or the
-//! gate said it already had, and what the gate's door told it.
+//! gate said it already had, what the gate's door told it, and the entry
+//! it was told it has.
 
-use crate::rules::domain::{EventId, FanId};
+use crate::rules::domain::{Entry, EventId, FanId};
 use crate::rules::line::Place;
 use lru::LruCache;
 use std::num::NonZeroUsize;
@@ -72,6 +73,7 @@ struct Remembered {
     ticketless: Window,
     direct: Window,
     door: Option<DoorAnswer>,
+    entry: Option<Entry>,
 }
 
 pub struct FanMemory {
@@ -125,6 +127,18 @@ impl FanMemory {
 
     pub fn remember_door(&self, event: &EventId, fan: &FanId, answer: DoorAnswer) {
         self.with(event, fan, |r| r.door = Some(answer));
+    }
+
+    /// The entry this fan was told it has (queued: it never changes).
+    pub fn entry(&self, event: &EventId, fan: &FanId) -> Option<Entry> {
+        self.fans.lock().unwrap().peek(&(event.clone(), fan.clone())).and_then(|r| r.entry.clone())
+    }
+
+    pub fn remember_entry(&self, entry: &Entry) {
+        self.with(&entry.event_id, &entry.fan_id, |r| {
+            r.entry = Some(entry.clone());
+            r.door = None;
+        });
     }
 
     /// The fan left the door (its grant claimed, or refused).

@@ -40,6 +40,12 @@ const RECOUNT_BUCKETS: u64 = 100;
 /// on its way after this was lost, and its places go out with the next.
 const CALL_ABANDONED_MS: i64 = 5_000;
 
+/// Fans this environment remembers at the door, at most, and for how long
+/// after they last called it: long enough to outlast an outage and its
+/// restore, short enough that a fan who walked away is not put back.
+const SEATED: usize = 20_000;
+const SEATED_FOR_MS: i64 = 60_000;
+
 /// Why the line could not answer.
 #[derive(Debug)]
 pub(super) enum LineError {
@@ -90,6 +96,14 @@ struct EventLine {
     first_waiting: Option<i64>,
     /// The gate's last answer here was a failure.
     gate_failing: bool,
+    /// Fans whose turn came and who called the gate here: their places'
+    /// order keys, and when they last called (ms). Put back at the door
+    /// after a restore.
+    seated: lru::LruCache<FanId, (i64, i64)>,
+    /// When the line was last restored, as this copy knows; a later one
+    /// makes the next sync put the seated fans back.
+    restored_at: Option<i64>,
+    reseat: bool,
 }
 
 impl EventLine {
@@ -110,6 +124,9 @@ impl EventLine {
             read_more_from: None,
             first_waiting: None,
             gate_failing: false,
+            seated: lru::LruCache::new(std::num::NonZeroUsize::new(SEATED).expect("not zero")),
+            restored_at: status.restored_at,
+            reseat: false,
         }
     }
 
@@ -119,7 +136,7 @@ impl EventLine {
         }
         match self.synced_at_ms {
             None => true,
-            Some(at) => self.read_more_from.is_some() || now_ms - at >= every.as_millis() as i64,
+            Some(at) => self.read_more_from.is_some() || self.reseat || now_ms - at >= every.as_millis() as i64,
         }
     }
 
@@ -137,16 +154,35 @@ impl EventLine {
             (None, None) => None,
             (None, Some(_)) => Some(recount.min(self.counts.end()).max(self.counts.base())),
         };
+        let seated = if self.reseat {
+            self.seated
+                .iter()
+                .filter(|(_, (_, at))| now_ms - at < SEATED_FOR_MS)
+                .map(|(fan, (key, _))| (fan.as_str().to_owned(), *key))
+                .collect()
+        } else {
+            Vec::new()
+        };
         LineSyncRequest {
             fans: self.in_flight.iter().map(|(f, _)| *f).collect(),
             served_seen: self.progress.served(),
             advance_to: self.first_waiting.take(),
             from_bucket: from,
+            seated,
         }
     }
 
-    /// Takes in what a sync read at `now_ms`.
-    fn synced(&mut self, status: LineStatus, now_ms: i64, event: &EventId, fans: &FanMemory) {
+    /// Takes in what a sync read at `now_ms`; `reseated` whether it put the
+    /// seated fans back.
+    fn synced(&mut self, status: LineStatus, now_ms: i64, event: &EventId, fans: &FanMemory, reseated: bool) {
+        if reseated {
+            self.reseat = false;
+        }
+        // A restore since the last sync: the next one puts the fans back.
+        if status.restored_at.is_some() && status.restored_at != self.restored_at {
+            self.reseat = self.restored_at.is_some() || self.synced_at_ms.is_some();
+            self.restored_at = status.restored_at;
+        }
         let sent = std::mem::take(&mut self.in_flight);
         let prequeued = sent.iter().filter(|(f, _)| f.bucket.is_none()).count() as u64;
         let buckets: Vec<u64> = sent.iter().filter_map(|(f, _)| f.bucket).collect();
@@ -259,12 +295,13 @@ impl Lines {
             }
         };
         let outcome = gate.sync_line(event, now, &request).await;
+        let reseated = !request.seated.is_empty();
         let failed = {
             let mut events = self.events.lock().unwrap();
             match outcome {
                 Ok(LineSync::Lined(status)) => {
                     let line = events.entry(event.clone()).or_insert_with(|| EventLine::new(&status));
-                    line.synced(status, now_ms, event, fans);
+                    line.synced(status, now_ms, event, fans, reseated);
                     return Ok(Synced::Lined);
                 }
                 Ok(LineSync::Unlined { .. }) => {
@@ -316,6 +353,7 @@ impl Lines {
         if now_ms >= line.closes_at_ms {
             return Step::Answer(Outcome::Refused(Refusal::Closed));
         }
+        let refused = |wait| Step::Answer(Outcome::Refused(Refusal::RateLimited { retry_after: wait }));
         let remembered = fans.place(event, fan);
         let place = match (held, remembered) {
             (Some(h), r) => {
@@ -324,15 +362,10 @@ impl Lines {
                 }
                 r.map_or(h, |r| h.min(r))
             }
-            (None, Some(r)) => {
-                if let Err(wait) = fans.ticketless(event, fan, now_ms) {
-                    return Step::Answer(Outcome::Refused(Refusal::RateLimited { retry_after: wait }));
-                }
-                r
-            }
+            (None, Some(r)) => r,
             (None, None) => {
                 if let Err(wait) = fans.ticketless(event, fan, now_ms) {
-                    return Step::Answer(Outcome::Refused(Refusal::RateLimited { retry_after: wait }));
+                    return refused(wait);
                 }
                 let joined = joined_at(now_ms, received_ms, line.opens_at_ms);
                 let place =
@@ -346,13 +379,26 @@ impl Lines {
         if line.state.sold_out_for_good {
             return Step::Answer(Outcome::Refused(Refusal::SoldOut));
         }
-        if let Some(door) = fans.door(event, fan, now_ms) {
+        let door = fans.door(event, fan, now_ms);
+        let s = standing(&mut line.counts, &line.progress, &place, now_ms, line.rate);
+        // A join without the ticket is held to the allowance, unless it is
+        // the call the fan owes: its turn came and the door's answer ran out.
+        let rejoin = held.is_none() && remembered.is_some();
+        if rejoin && (door.is_some() || matches!(s.turn, Turn::In(_))) {
+            if let Err(wait) = fans.ticketless(event, fan, now_ms) {
+                return refused(wait);
+            }
+        }
+        if let Some(door) = door {
             return Step::Answer(self.waiting(line, keys, event, fan, place, now, told_at_door(line, door, now_ms)));
         }
-        let s = standing(&mut line.counts, &line.progress, &place, now_ms, line.rate);
         match s.turn {
             Turn::Missed => Step::Call { call: LineCall::Existing, place },
-            Turn::Came => Step::Call { call: LineCall::Turn { order: place.order_key(line.opens_at_ms) }, place },
+            Turn::Came => {
+                let order = place.order_key(line.opens_at_ms);
+                line.seated.put(fan.clone(), (order, now_ms));
+                Step::Call { call: LineCall::Turn { order }, place }
+            }
             Turn::In(turn_in) => {
                 line.note_waiting(&place);
                 let open = now_ms >= line.opens_at_ms;
@@ -388,6 +434,13 @@ impl Lines {
         }
     }
 
+    /// The fan left the door: admitted, or told a final answer.
+    pub fn left_door(&self, event: &EventId, fan: &FanId) {
+        if let Some(line) = self.events.lock().unwrap().get_mut(event) {
+            line.seated.pop(fan);
+        }
+    }
+
     /// A call to the gate failed: answers slow down until it answers again.
     pub fn gate_failed(&self, event: &EventId) {
         if let Some(line) = self.events.lock().unwrap().get_mut(event) {
@@ -413,7 +466,7 @@ impl Lines {
         let mut events = self.events.lock().unwrap();
         let Some(line) = events.get_mut(event) else { return Outcome::Refused(Refusal::EventNotFound) };
         let due_ms = door.due.map(|d| now_ms + d.as_millis() as i64);
-        let wait = at_the_door(door.due, super::jitter());
+        let wait = at_the_door(door.due, door.chance, super::jitter());
         let answer =
             DoorAnswer { ahead: door.ahead, due_ms, told_ms: now_ms, until_ms: now_ms + wait.as_millis() as i64 };
         fans.remember_door(event, fan, answer);
@@ -453,16 +506,23 @@ impl Lines {
     }
 }
 
-/// What a fan at the door is told at `now_ms`, from the door's answer.
+/// What a fan at the door is told at `now_ms`, from the door's answer
+/// (given then or earlier: the fans ahead of it go at the pace meanwhile).
 fn told_at_door(line: &EventLine, door: DoorAnswer, now_ms: i64) -> Told {
     let due_in = door.due_ms.map(|d| (d - now_ms).max(0));
+    let pace = line.rate * PACE_HEADROOM;
+    let gone = match door.due_ms {
+        Some(_) => ((now_ms - door.told_ms).max(0) as f64 * pace / 1000.0).floor() as u64,
+        None => 0,
+    };
+    let door = DoorAnswer { ahead: door.ahead.saturating_sub(gone), ..door };
     let places_left = line.places_left();
     // Before the opening the pre-queue's order is not told.
     let open = now_ms >= line.opens_at_ms;
     Told {
         position: open.then_some(door.ahead + 1),
         eta_seconds: due_in.filter(|_| open).map(|d| (d as u64).div_ceil(1000)),
-        speed: open.then_some(line.rate * PACE_HEADROOM),
+        speed: open.then_some(pace),
         opens_in_seconds: (!open).then(|| ((line.opens_at_ms - now_ms) as u64).div_ceil(1000)),
         places_left,
         // At the door a fan is next for any place that comes back.

@@ -212,6 +212,10 @@ impl Entrance {
 
     /// Decides one POST.
     pub async fn admit(&self, a: &EntryAttempt<'_>) -> Result<Outcome, EntranceError> {
+        // A fan told it has an entry is told again, from memory.
+        if let Some(entry) = self.fans.entry(a.event, a.fan) {
+            return Ok(Outcome::Existing(entry));
+        }
         // A ticket means a line: no direct call to learn it.
         if a.ticket.is_none() && !self.lines.knows(a.event) {
             match self.direct(a).await? {
@@ -279,6 +283,7 @@ impl Entrance {
             Admission::AtTheDoor(door) => self.lines.at_the_door(a.event, a.fan, place, door, a.now, &keys, &self.fans),
             other => {
                 self.fans.forget_door(a.event, a.fan);
+                self.lines.left_door(a.event, a.fan);
                 if matches!(other, Admission::Reserved(_)) {
                     metrics::counter!("LineAdmitted").increment(1);
                 }
@@ -288,6 +293,12 @@ impl Entrance {
                 outcome_of(other)?
             }
         })
+    }
+
+    /// The fan was told its entry is queued (202 or 200): its next POSTs
+    /// here are answered from memory.
+    pub fn told(&self, entry: &Entry) {
+        self.fans.remember_entry(entry);
     }
 
     /// The event lost its line while this environment followed it: the

@@ -120,16 +120,21 @@ async fn a_fan_hammering_the_entry_endpoint_is_rate_limited_and_others_are_not()
     let enter = |fan: &'static str| {
         limited.handle(request("POST", &format!("/events/{event}/entries"), &[("x-fan-id", fan)], None))
     };
+    assert_eq!(enter("first").await.status(), 202);
+    // The event is sold out: a fan who keeps trying is told so three times,
+    // then refused from memory.
     let statuses: Vec<u16> =
         futures::future::join_all((0..6).map(|_| enter("hammer"))).await.iter().map(|r| r.status().as_u16()).collect();
     assert_eq!(statuses.iter().filter(|s| **s == 429).count(), 3, "{statuses:?}");
+    assert_eq!(statuses.iter().filter(|s| **s == 409).count(), 3, "{statuses:?}");
     let r = enter("hammer").await;
     assert_error(&r, 429, "rate_limited");
     let retry: u64 = r.headers()["retry-after"].to_str().unwrap().parse().unwrap();
     assert!((1..=30).contains(&retry));
-    // An honest fan is unaffected, even when the event is sold out to the hammerer.
+    // Another fan is unaffected; the one who got in is told so again, from memory.
     assert_error(&enter("honest").await, 409, "sold_out");
-    // Concurrent attempts of one fan may each send (same position); one row results.
+    let again = enter("first").await;
+    assert_eq!((again.status().as_u16(), body_json(&again)["position"].clone()), (200, serde_json::json!(1)));
     stack.drain().await;
-    assert_eq!(stack.rows(&event).await, vec![("hammer".to_owned(), 1)]);
+    assert_eq!(stack.rows(&event).await, vec![("first".to_owned(), 1)]);
 }

@@ -220,6 +220,36 @@ async fn an_idle_line_moves_its_served_mark_to_the_first_waiting_place_and_a_res
 }
 
 #[tokio::test]
+async fn a_restored_line_holds_its_grants_a_moment_and_the_fans_an_environment_saw_at_the_door_go_first() {
+    let d = Door::new(100, 10).await;
+    // The gate is rebuilt: the line resumes at 1 s, holding grants for a second.
+    let lease = d.stack.gate.begin_restore("test", Duration::from_secs(10)).await.unwrap();
+    let event = d.stack.db.events().await.unwrap().into_iter().find(|e| e.id == d.id).unwrap();
+    let seed = d.stack.db.line_seed(&d.id).await.unwrap();
+    d.stack.gate.restore_clear(&lease, &d.id).await.unwrap();
+    let restored = fanrush::adapters::redis_gate::Restored::Whole;
+    d.stack.gate.restore_definition(&lease, &event, seed.as_deref(), 0, 0, restored, d.at(1_000)).await.unwrap();
+    d.stack.gate.finish_restore(&lease).await.unwrap();
+    // A fan whose place is late calls first: it waits at the door, and an
+    // environment's sync puts back the two it saw there before the loss.
+    let late = at_the_door(&d.turn("late", arrival(9), 1_100).await);
+    assert!(late.due.unwrap() >= Duration::from_millis(900), "nothing granted while the line holds: {late:?}");
+    let seated = vec![("early".to_owned(), arrival(1)), ("middle".to_owned(), arrival(5))];
+    let request = LineSyncRequest { seated, ..LineSyncRequest::default() };
+    match d.stack.gate.sync_line(&d.id, d.at(1_200), &request).await.unwrap() {
+        LineSync::Lined(status) => {
+            assert_eq!(status.restored_at, Some(d.at(1_000).timestamp_millis()));
+            assert_eq!((status.state.at_door, status.state.next), (3, Some(arrival(1))), "{:?}", status.state);
+        }
+        other => panic!("{other:?}"),
+    }
+    // When the hold ends, the grants go in the order of places.
+    let (_, state) = d.call("late", LineCall::Turn { order: arrival(9) }, 2_150).await;
+    assert_eq!(state.granted, 1);
+    assert!(reserved(&d.turn("early", arrival(1), 2_200).await), "the first place, though it called last");
+}
+
+#[tokio::test]
 async fn measure_gate_refuses_a_live_gate_and_leaves_nothing_behind() {
     use fanrush::usecases::measure::{measure_gate, Load, MeasureError};
     let load = Load { seconds: Duration::from_millis(300), connections: 4, in_flight: 1 };

@@ -10,8 +10,9 @@
 -- Replies:
 --   {'reserved', position, acceptedAtMs, hasNote, note}: send it to SQS, then confirm;
 --   {'existing', position, acceptedAtMs, hasNote, note}: already queued;
---   {'door', rank, dueMs}: at the door, rank fans ahead of it, its grant due
---     in dueMs (-1: no place is free now, one may come back);
+--   {'door', rank, dueMs, chanceMs}: at the door, rank fans ahead of it, its
+--     grant due in dueMs (-1: no place is free now); when none is, a place
+--     may come back in chanceMs (the first grant's lapse; -1: unknown);
 --   {'sold_out'}, {'not_found'}, {'not_open'}, {'closed'}, {'turn_missed'},
 --   {'lined'}, {'state_lost'}.
 -- A call in the line ('turn' or 'existing') gets {reply, line state}
@@ -81,8 +82,14 @@ local function at_the_door(ev)
   save_pace(ev, keys)
   if record then return answer_held(record) end
   local rank = redis.call('ZRANK', keys.door, fan)
-  if room(ev) <= 0 then return {'door', int(rank), '-1'} end
-  return {'door', int(rank), int(due_in(ev, rank, now))}
+  if room(ev) <= 0 then
+    -- No place is free: one may come back when the first grant lapses.
+    local first = redis.call('ZRANGE', keys.grants, 0, 0, 'WITHSCORES')
+    local chance = '-1'
+    if #first > 0 then chance = int(math.max(0, tonumber(first[2]) - now)) end
+    return {'door', int(rank), '-1', chance}
+  end
+  return {'door', int(rank), int(due_in(ev, rank, now)), '-1'}
 end
 
 local function decide()

@@ -6,8 +6,9 @@
 --   counts: u32 counters (BITFIELD), the pre-queue's first, then one per
 --   100 ms bucket after the opening; joined: fan hash -> its bucket ('p' in
 --   the pre-queue), the place a fan was counted at.
--- ARGV: run_id, nowMs, servedSeen, advanceTo, fromBucket, then fanHash,
---       bucket (x n)
+-- ARGV: run_id, nowMs, servedSeen, advanceTo, fromBucket, seated (n), then
+--       fanId, orderKey (x n: fans the environment saw at the door, put back
+--       there after a restore), then fanHash, bucket (x m)
 --   servedSeen: the served mark the environment last saw ('' none): taken
 --     when the gate holds none (a restore cleared it);
 --   advanceTo: an order key the environment's front reached ('' none):
@@ -19,15 +20,16 @@
 -- Replies {'state_lost'}, {'not_found'}, {'unlined', capacity, taken}, or
 -- {'ok', capacity, taken, opensAtMs, closesAtMs, lineRate, joinableFromMs,
 --  seed, line state (pace.lua), duplicates, prequeued, fromBucket,
---  buckets, counts}: duplicates is {index, bucket, ...} for each fan of
---  this sync already counted (at that bucket); counts are at most
---  READ_BUCKETS u32s from fromBucket on; buckets is how many the gate
---  counts.
+--  buckets, counts, restoredAt}: duplicates is {index, bucket, ...} for
+--  each fan of this sync already counted (at that bucket); counts are at
+--  most READ_BUCKETS u32s from fromBucket on; buckets is how many the gate
+--  counts; restoredAt when the line was last restored ('' never).
 
 local keys = {state = KEYS[1], meta = KEYS[2], counts = KEYS[3], joined = KEYS[4], fans = KEYS[5],
   pending = KEYS[6], door = KEYS[7], grants = KEYS[8]}
 local run_id, now, served_seen, advance_to, from = ARGV[1], tonumber(ARGV[2]), ARGV[3], ARGV[4], tonumber(ARGV[5])
-local FIRST_FAN = 6
+local SEATED = 7
+local FIRST_FAN = SEATED + 2 * tonumber(ARGV[6])
 
 -- Buckets re-read behind the served mark when the caller does not say
 -- (10 s): longer than an environment keeps a place before counting it.
@@ -74,6 +76,17 @@ local function count_fans(ev)
   return duplicates
 end
 
+-- Puts the fans an environment saw at the door back there (after a
+-- restore), each at its place, unless it holds one already.
+local function seat_fans()
+  for i = SEATED, FIRST_FAN - 1, 2 do
+    local fan = ARGV[i]
+    if redis.call('HEXISTS', keys.fans, fan) == 0 then
+      redis.call('ZADD', keys.door, 'LT', ARGV[i + 1], fan)
+    end
+  end
+end
+
 -- Moves the served mark to `key` when the line is idle: nobody at the door
 -- and a full bucket after the pace ran.
 local function advance_when_idle(ev, key)
@@ -103,15 +116,17 @@ local function sync()
   local ev = read_event(keys.meta)
   if not ev then return {'not_found'} end
   if not ev.rate then return {'unlined', int(ev.capacity), int(ev.taken)} end
-  local d = redis.call('HMGET', keys.meta, 'linePrequeueMs', 'lineSeed', 'lineFirstBucket')
+  local d = redis.call('HMGET', keys.meta, 'linePrequeueMs', 'lineSeed', 'lineFirstBucket', 'lineRestoredAt')
   ev.first_bucket = number_or(d[3], nil)
   if not ev.served and served_seen ~= '' then ev.served = tonumber(served_seen) end
   local duplicates = count_fans(ev)
+  seat_fans()
   pace(ev, keys, now)
   if advance_to ~= '' then advance_when_idle(ev, tonumber(advance_to)) end
   local prequeued, first, buckets, counts = read_counts(ev)
   return {'ok', int(ev.capacity), int(ev.taken), int(ev.opens), int(ev.closes), tostring(ev.rate),
-    d[1] or int(ev.opens), d[2] or '', line_state(ev, keys), duplicates, prequeued, first, buckets, counts}
+    d[1] or int(ev.opens), d[2] or '', line_state(ev, keys), duplicates, prequeued, first, buckets, counts,
+    d[4] or ''}
 end
 
 return sync()

@@ -53,10 +53,12 @@ local function sold_out_for_good(ev, keys)
   return room(ev) <= 0 and redis.call('ZCARD', keys.grants) == 0 and redis.call('ZCARD', keys.pending) == 0
 end
 
--- Gives back the places of grants whose fans did not claim them in time.
+-- Gives back the places of grants whose fans did not claim them in time;
+-- true when the line had no room before.
 local function lapse(ev, keys, now)
   local lapsed = redis.call('ZRANGEBYSCORE', keys.grants, '-inf', now, 'LIMIT', 0, MOST_PER_CALL)
-  if #lapsed == 0 then return end
+  if #lapsed == 0 then return false end
+  local full = room(ev) <= 0
   for _, fan in ipairs(lapsed) do
     local record = redis.call('HGET', keys.fans, fan)
     if record and select(3, parse_record(record)) == GRANTED then
@@ -65,6 +67,7 @@ local function lapse(ev, keys, now)
     end
   end
   redis.call('ZREM', keys.grants, unpack(lapsed))
+  return full
 end
 
 -- Grants the door's head one place at `at` (ms); false when nobody at the
@@ -96,7 +99,8 @@ end
 -- bucket's burst plus a second of refill. Nothing is granted before the
 -- opening.
 local function catch_up(ev, keys, now)
-  lapse(ev, keys, now)
+  -- A place a lapse gave back to a full line was free only from now.
+  local freed_now = lapse(ev, keys, now)
   if now < ev.opens then return end
   local burst, refill = burst_of(ev), refill_of(ev)
   local last = ev.tokens_at or ev.opens
@@ -107,7 +111,8 @@ local function catch_up(ev, keys, now)
   while grants < MOST_PER_CALL and room(ev) > 0 do
     -- When the next whole token came.
     local at = last + math.max(0, 1 - tokens) * 1000 / refill
-    if at > clock or not grant_head(ev, keys, math.floor(at)) then break end
+    if at > clock then break end
+    if not grant_head(ev, keys, math.floor(freed_now and math.max(at, now) or at)) then break end
     grants = grants + 1
     tokens = tokens + (at - last) * refill / 1000 - 1
     last = at
@@ -149,10 +154,12 @@ local function pace(ev, keys, now)
 end
 
 -- When a fan at the door, `rank` fans behind its head, is due its grant
--- (ms from now): the bucket's refill, from the opening if it is still ahead.
+-- (ms from now): the bucket's refill, from the opening or the end of a
+-- restore's hold if either is still ahead.
 local function due_in(ev, rank, now)
   local wait = (rank + 1 - math.floor(ev.tokens or 0)) * 1000 / refill_of(ev)
-  return math.max(0, ev.opens - now) + math.max(0, math.ceil(wait))
+  local start = math.max(ev.opens, ev.tokens_at or now, now)
+  return (start - now) + math.max(0, math.ceil(wait))
 end
 
 -- The line's state every lined reply carries: taken, capacity, the served
