@@ -78,8 +78,9 @@ pub struct LineState {
     /// Every place is taken and none can come back: no grant waits for its
     /// fan and no send is pending.
     pub sold_out_for_good: bool,
-    /// The place at the door's head (an order key): the next to be granted.
-    pub next: Option<i64>,
+    /// Fans at the door whose places are before the served mark (they came
+    /// late): each one place more to serve before anyone after the mark.
+    pub behind: i64,
 }
 
 impl LineState {
@@ -98,7 +99,7 @@ impl LineState {
             granted: int_of(items.get(3), "granted")?,
             at_door: int_of(items.get(4), "at door")?,
             sold_out_for_good: text_of(items.get(5), "sold out")? == "1",
-            next: key(6, "next")?,
+            behind: int_of(items.get(6), "behind")?,
         })
     }
 }

@@ -62,17 +62,13 @@ struct Sample {
 }
 
 impl Progress {
-    /// Notes where the gate serves next, as seen at `at_ms`: the door's
-    /// head (`head`, ranked by the counts) while fans are at the door, else
-    /// the served mark's rank. A head behind the served mark counts back at
-    /// most the fans at the door (`at_door`): one straggler with an early
-    /// place is one fan more ahead, not every place it is behind.
-    pub fn next_at(&mut self, at_ms: i64, head: Option<f64>, served: f64, at_door: i64) {
-        let next = match head {
-            Some(h) => h.min(served).max(served - at_door as f64),
-            None => served,
-        };
-        self.next = Some((at_ms, next));
+    /// Notes where the gate serves next, as seen at `at_ms`: the served
+    /// mark's rank, less the fans at the door behind it (`behind`: each is
+    /// one place more to serve before anyone after the mark; a straggler
+    /// with an early place is one fan more ahead, not every place it is
+    /// behind).
+    pub fn next_at(&mut self, at_ms: i64, served: f64, behind: i64) {
+        self.next = Some((at_ms, (served - behind.max(0) as f64).max(0.0)));
     }
 
     /// Notes the served mark `key` (ranked `rank` by the counts) and the
@@ -237,16 +233,12 @@ mod tests {
         assert_eq!(p.speed(500.0), 500.0);
         assert!((p.show_fraction().unwrap() - 0.75).abs() < 1e-9);
         // Served next: carried on past the last sync, for two seconds at most.
-        p.next_at(OPEN + 5_000, None, 2_000.0, 0);
+        p.next_at(OPEN + 5_000, 2_000.0, 0);
         assert_eq!(p.next_rank(OPEN + 5_500, 400.0), 2_200.0);
         assert_eq!(p.next_rank(OPEN + 60_000, 400.0), 2_800.0);
-        // The door's head: behind the served mark by at most the fans at the door.
-        p.next_at(OPEN + 5_000, Some(1_990.0), 2_000.0, 30);
-        assert_eq!(p.next_rank(OPEN + 5_000, 400.0), 1_990.0);
-        p.next_at(OPEN + 5_000, Some(3.0), 2_000.0, 30);
-        assert_eq!(p.next_rank(OPEN + 5_000, 400.0), 1_970.0, "a straggler is one fan ahead, not 2,000");
-        p.next_at(OPEN + 5_000, Some(2_050.0), 2_000.0, 30);
-        assert_eq!(p.next_rank(OPEN + 5_000, 400.0), 2_000.0, "fans on their way to the door are still ahead");
+        // Fans at the door behind the served mark: one place each.
+        p.next_at(OPEN + 5_000, 2_000.0, 3);
+        assert_eq!(p.next_rank(OPEN + 5_000, 400.0), 1_997.0, "a straggler is one fan ahead, not 2,000");
     }
 
     #[test]
@@ -283,7 +275,7 @@ mod tests {
         let mut p = Progress::default();
         p.record(OPEN + 1_000, Some(arrival(500).order_key(OPEN) + 1), 1_500.0, 1_400);
         p.record(OPEN + 200_000, Some(arrival(900).order_key(OPEN)), 2_700.0, 2_500);
-        p.next_at(OPEN + 200_000, None, 2_700.0, 0);
+        p.next_at(OPEN + 200_000, 2_700.0, 0);
         assert_eq!(standing(&mut c, &p, &arrival(300), OPEN + 130_000, 300.0).turn, Turn::Missed);
         assert_eq!(standing(&mut c, &p, &arrival(300), OPEN + 100_000, 300.0).turn, Turn::Came);
         assert_eq!(p.passed_at(arrival(800).order_key(OPEN)), Some(OPEN + 200_000));

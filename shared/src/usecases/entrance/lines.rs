@@ -222,9 +222,8 @@ impl EventLine {
         self.gate_failing = false;
         let served = state.served.map_or(0.0, |key| self.counts.rank_of_key(key));
         self.progress.record(now_ms, state.served, served, state.granted);
-        let head = state.next.map(|key| self.counts.rank_of_key(key));
-        if state.served.is_some() || head.is_some() {
-            self.progress.next_at(now_ms, head, served, state.at_door);
+        if state.served.is_some() {
+            self.progress.next_at(now_ms, served, state.behind);
         }
     }
 

@@ -164,13 +164,13 @@ end
 
 -- The line's state every lined reply carries: taken, capacity, the served
 -- mark, places granted so far, fans at the door, sold out for good, and
--- the place at the door's head (the next to be granted; '' when empty).
+-- the fans at the door whose places are before the served mark (each one
+-- more place to serve before anyone after it).
 local function line_state(ev, keys)
   local final = '0'
   if sold_out_for_good(ev, keys) then final = '1' end
-  local head = redis.call('ZRANGE', keys.door, 0, 0, 'WITHSCORES')
-  local next_key = ''
-  if #head > 0 then next_key = int(tonumber(head[2])) end
+  local behind = 0
+  if ev.served then behind = redis.call('ZCOUNT', keys.door, '-inf', '(' .. int(ev.served)) end
   return {int(ev.taken), int(ev.capacity), ev.served and int(ev.served) or '',
-    int(ev.granted), int(redis.call('ZCARD', keys.door)), final, next_key}
+    int(ev.granted), int(redis.call('ZCARD', keys.door)), final, int(behind)}
 end
