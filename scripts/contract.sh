@@ -67,11 +67,14 @@ run_contract() {
   wait_port "$CONTRACT_PORT" "the contract gateway" 60
   local base="http://127.0.0.1:$CONTRACT_PORT"
   # The event the spec's examples name; its schema and prefix are the contract run's own.
-  local put
+  # Open from a day ago for a year: an event's window is at most ten years.
+  local put opens closes
+  opens=$(date -u -d '1 day ago' +%Y-%m-%dT%H:%M:%SZ)
+  closes=$(date -u -d '1 year' +%Y-%m-%dT%H:%M:%SZ)
   for _ in $(seq 1 60); do
     put=$(curl -s -o /dev/null -w '%{http_code}' -X PUT "$base/admin/events/demo" \
       -H 'content-type: application/json' \
-      -d '{"title":"Contract","opensAt":"2026-01-01T00:00:00Z","closesAt":"2099-01-01T00:00:00Z","capacity":1000000,"expectedPeakRps":100}') || true
+      -d '{"title":"Contract","opensAt":"'"$opens"'","closesAt":"'"$closes"'","capacity":1000000,"expectedPeakRps":100}') || true
     [[ $put == 20? ]] && break
     sleep 1
   done

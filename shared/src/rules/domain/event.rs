@@ -16,6 +16,18 @@ const MAX_WINDOW_MINUTES: i64 = 24 * 60;
 /// Highest line rate: far above what one Redis core admits (tens of
 /// thousands a second), low enough that its arithmetic stays exact.
 pub const MAX_ADMISSIONS_PER_SECOND: i64 = 1_000_000;
+/// Highest expected peak: a million requests a second, a hundred times the
+/// worked event's and far above what any account's quotas pass (the
+/// preflight names what to raise); the plan's arithmetic stays in range.
+pub const MAX_EXPECTED_PEAK_RPS: f64 = 1_000_000.0;
+/// The longest an event may stay open: ten years (a standing sign-up; the
+/// plan holds its need that long). A line is bounded far more tightly.
+pub const MAX_WINDOW: chrono::Duration = chrono::Duration::days(3_653);
+/// The longest a line may run, from its pre-queue to its close, and the
+/// longest ago a lined event may have opened when it is defined: a week.
+/// The gate counts a line's fans in one 4-byte counter per 100 ms since
+/// its opening, 24 MB a week at most.
+pub const MAX_LINE_SPAN: chrono::Duration = chrono::Duration::days(7);
 
 /// An event's line (the waiting room in front of its gate): the gate admits
 /// at most `admissions_per_second` new fans in any one second, and fans may
@@ -84,15 +96,18 @@ impl FanEventSpec {
         if closes_at <= opens_at {
             return Err(invalid("closesAt", "must be after opensAt"));
         }
+        if closes_at - opens_at > MAX_WINDOW {
+            return Err(invalid("closesAt", "must be at most ten years (3653 days) after opensAt"));
+        }
         let capacity = match fields.get("capacity").and_then(Value::as_i64) {
             Some(c) if (1..=MAX_CAPACITY).contains(&c) => c,
             _ => return Err(invalid("capacity", "must be an integer from 1 to 10000000")),
         };
         let expected_peak_rps = match fields.get("expectedPeakRps").and_then(Value::as_f64) {
-            Some(r) if r.is_finite() && r >= 0.0 => r,
-            _ => return Err(invalid("expectedPeakRps", "must be a number >= 0")),
+            Some(r) if r.is_finite() && (0.0..=MAX_EXPECTED_PEAK_RPS).contains(&r) => r,
+            _ => return Err(invalid("expectedPeakRps", "must be a number from 0 to 1000000")),
         };
-        Ok(FanEvent {
+        let event = FanEvent {
             id,
             title,
             opens_at,
@@ -102,7 +117,21 @@ impl FanEventSpec {
             lead_minutes: minutes(fields, "leadMinutes")?,
             cooldown_minutes: minutes(fields, "cooldownMinutes")?,
             line: line(fields)?,
-        })
+        };
+        if event.line.is_some() && event.closes_at - event.joinable_from() > MAX_LINE_SPAN {
+            return Err(invalid(
+                "closesAt",
+                "must be at most 7 days after the line opens (opensAt less prequeueMinutes)",
+            ));
+        }
+        Ok(event)
+    }
+
+    /// [`FanEventSpec::parse`], and the bounds that depend on the time: a
+    /// lined event may not have opened more than [`MAX_LINE_SPAN`] before
+    /// `now`. What the admin API and the calendar feed define.
+    pub fn parse_at(id: EventId, body: &[u8], now: DateTime<Utc>) -> Result<FanEvent, ValidationError> {
+        Self::parse(id, body)?.checked_at(now)
     }
 }
 
@@ -141,6 +170,15 @@ fn line(fields: &Map<String, Value>) -> Result<Option<LineSettings>, ValidationE
 }
 
 impl FanEvent {
+    /// The event, if its bounds that depend on the time hold at `now`: a
+    /// lined event opened at most [`MAX_LINE_SPAN`] ago.
+    pub fn checked_at(self, now: DateTime<Utc>) -> Result<Self, ValidationError> {
+        if self.line.is_some() && now - self.opens_at > MAX_LINE_SPAN {
+            return Err(invalid("opensAt", "a line's event must open at most 7 days in the past"));
+        }
+        Ok(self)
+    }
+
     /// The admin API's JSON view of the event.
     pub fn to_json(&self) -> Value {
         let mut v = json!({
@@ -250,6 +288,46 @@ mod tests {
             v[key] = value;
             assert_eq!(field_of(spec(v)), field, "{key}");
         }
+    }
+
+    #[test]
+    fn stored_values_are_bounded_and_the_bound_is_named() {
+        let mut v = valid();
+        v["closesAt"] = "2026-12-01T11:00:00Z".into();
+        for (key, value, field) in [
+            ("expectedPeakRps", json!(1e17), "expectedPeakRps"),
+            ("expectedPeakRps", json!(1_000_001), "expectedPeakRps"),
+            ("leadMinutes", json!(99_999), "leadMinutes"),
+            ("cooldownMinutes", json!(1_441), "cooldownMinutes"),
+            ("closesAt", json!("2036-12-02T10:00:00Z"), "closesAt"),
+        ] {
+            let mut w = v.clone();
+            w[key] = value.clone();
+            assert_eq!(field_of(spec(w)), field, "{key} = {value}");
+        }
+        let mut month = v.clone();
+        month["closesAt"] = "2036-12-01T10:00:00Z".into();
+        assert!(spec(month.clone()).is_ok(), "an unlined event may stay open ten years");
+        // A line runs at most a week from its pre-queue.
+        month["admissionsPerSecond"] = json!(100);
+        assert_eq!(field_of(spec(month)), "closesAt");
+        let mut line = v.clone();
+        line["admissionsPerSecond"] = json!(100);
+        line["prequeueMinutes"] = json!(60);
+        line["closesAt"] = "2026-12-08T09:00:00Z".into();
+        assert!(spec(line.clone()).is_ok(), "an hour of pre-queue and 6 days 23 hours open");
+        line["closesAt"] = "2026-12-08T09:00:01Z".into();
+        assert_eq!(field_of(spec(line.clone())), "closesAt");
+        // Defined at a time: a line that opened more than a week ago is refused.
+        line["closesAt"] = "2026-12-01T11:00:00Z".into();
+        let opens = chrono::DateTime::parse_from_rfc3339("2026-12-01T10:00:00Z").unwrap().with_timezone(&Utc);
+        let at = |t| FanEventSpec::parse_at(EventId::parse("demo").unwrap(), line.to_string().as_bytes(), t);
+        assert!(at(opens + chrono::Duration::days(7)).is_ok());
+        assert_eq!(field_of(at(opens + chrono::Duration::days(7) + chrono::Duration::seconds(1))), "opensAt");
+        let mut unlined = v.clone();
+        unlined["closesAt"] = "2026-12-01T11:00:00Z".into();
+        let at = |t| FanEventSpec::parse_at(EventId::parse("demo").unwrap(), unlined.to_string().as_bytes(), t);
+        assert!(at(opens + chrono::Duration::days(30)).is_ok(), "only a line has the bound");
     }
 
     #[test]

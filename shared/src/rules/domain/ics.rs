@@ -21,7 +21,7 @@
 //! `admissionsPerSecond` and `prequeueMinutes`). Nothing is skipped silently: every VEVENT
 //! that is not planned is in [`IcsCalendar::skipped`] with why.
 
-use super::{EventId, FanEvent, LineSettings, ValidationError};
+use super::{EventId, FanEvent, FanEventSpec, ValidationError};
 use chrono::{DateTime, Duration, NaiveDateTime, TimeZone, Utc};
 use icalendar::{Calendar, CalendarDateTime, Component, DatePerhapsTime, Event};
 
@@ -77,7 +77,7 @@ fn read(event: &icalendar::CalendarEvent<'_>, zone: Option<&str>, now: DateTime<
     }
     let template = fan_event(event.event(), uid, start, end)?;
     if event.property_value("RRULE").is_none() && event.property_value("RDATE").is_none() {
-        return Ok(vec![template]);
+        return Ok(vec![template.checked_at(now).map_err(|e| e.to_string())?]);
     }
     if let Some(DatePerhapsTime::DateTime(CalendarDateTime::Floating(_))) = event.get_start() {
         // rrule would read a floating DTSTART in the machine's own zone.
@@ -96,48 +96,62 @@ fn read(event: &icalendar::CalendarEvent<'_>, zone: Option<&str>, now: DateTime<
             // 50 + '-' + 13 characters stays within an event id's 64.
             let base: String = template.id.as_str().chars().take(50).collect();
             let id = EventId::parse(&format!("{base}-{}", at.format("%Y%m%dT%H%M"))).ok()?;
-            Some(FanEvent { id, opens_at, closes_at: opens_at + length, ..template.clone() })
+            FanEvent { id, opens_at, closes_at: opens_at + length, ..template.clone() }.checked_at(now).ok()
         })
         .collect())
 }
 
+/// A VEVENT's fields as the admin API's JSON, read by the same parser, so a
+/// feed's event meets every bound an admin PUT does; a refusal names the
+/// property.
 fn fan_event(event: &Event, uid: &str, opens_at: DateTime<Utc>, closes_at: DateTime<Utc>) -> Result<FanEvent, String> {
     let id: String =
         uid.chars().map(|c| if c.is_ascii_alphanumeric() || c == '_' || c == '-' { c } else { '-' }).take(64).collect();
     let id = EventId::parse(&id).map_err(|e| e.to_string())?;
-    let number = |k: &str| event.property_value(k).and_then(|v| v.trim().parse::<f64>().ok());
-    let expected_peak_rps = number("X-FANRUSH-PEAK-RPS").filter(|r| r.is_finite() && *r >= 0.0);
-    let expected_peak_rps = expected_peak_rps.ok_or("no valid X-FANRUSH-PEAK-RPS")?;
-    // The line's fields, as the admin API reads them: an integer is a JSON
-    // number, anything else stays a string and is refused by the same rule.
-    let mut line_fields = serde_json::Map::new();
-    for (property, field) in
-        [("X-FANRUSH-ADMISSIONS-PER-SECOND", "admissionsPerSecond"), ("X-FANRUSH-PREQUEUE-MINUTES", "prequeueMinutes")]
-    {
+    let mut fields = serde_json::Map::new();
+    fields.insert("title".into(), event.get_summary().unwrap_or(uid).into());
+    fields.insert("opensAt".into(), super::rfc3339(opens_at).into());
+    fields.insert("closesAt".into(), super::rfc3339(closes_at).into());
+    fields.insert("capacity".into(), 1.into());
+    for (property, field) in PROPERTIES {
         if let Some(raw) = event.property_value(property) {
-            let value = raw.trim().parse::<i64>().map(serde_json::Value::from).unwrap_or_else(|_| raw.trim().into());
-            line_fields.insert(field.to_owned(), value);
+            // An integer is a JSON integer, another number a float; anything
+            // else stays a string and is refused by the same rule.
+            let raw = raw.trim();
+            let value = match (raw.parse::<i64>(), raw.parse::<f64>()) {
+                (Ok(n), _) => serde_json::Value::from(n),
+                (_, Ok(x)) => serde_json::Value::from(x),
+                _ => raw.into(),
+            };
+            fields.insert(field.to_owned(), value);
         }
     }
-    let line = LineSettings::from_fields(&line_fields).map_err(|e| match e {
-        ValidationError::InvalidField { field: "admissionsPerSecond", reason } => {
-            format!("X-FANRUSH-ADMISSIONS-PER-SECOND {reason}")
+    FanEventSpec::from_fields(id, &fields).map_err(|e| match e {
+        ValidationError::InvalidField { field, reason } => {
+            let property = PROPERTIES.iter().find(|(_, f)| *f == field).map_or(
+                match field {
+                    "opensAt" => "DTSTART",
+                    "closesAt" => "DTEND",
+                    "title" => "SUMMARY",
+                    other => other,
+                },
+                |(p, _)| p,
+            );
+            format!("{property} {reason}")
         }
-        ValidationError::InvalidField { reason, .. } => format!("X-FANRUSH-PREQUEUE-MINUTES {reason}"),
         other => other.to_string(),
-    })?;
-    Ok(FanEvent {
-        id,
-        title: event.get_summary().unwrap_or(uid).to_owned(),
-        opens_at,
-        closes_at,
-        capacity: number("X-FANRUSH-CAPACITY").map_or(1, |c| c as i64).max(1),
-        expected_peak_rps,
-        lead_minutes: number("X-FANRUSH-LEAD-MINUTES").map(|m| m as i64),
-        cooldown_minutes: number("X-FANRUSH-COOLDOWN-MINUTES").map(|m| m as i64),
-        line,
     })
 }
+
+/// The feed's properties and the admin API's fields they are.
+const PROPERTIES: [(&str, &str); 6] = [
+    ("X-FANRUSH-PEAK-RPS", "expectedPeakRps"),
+    ("X-FANRUSH-CAPACITY", "capacity"),
+    ("X-FANRUSH-LEAD-MINUTES", "leadMinutes"),
+    ("X-FANRUSH-COOLDOWN-MINUTES", "cooldownMinutes"),
+    ("X-FANRUSH-ADMISSIONS-PER-SECOND", "admissionsPerSecond"),
+    ("X-FANRUSH-PREQUEUE-MINUTES", "prequeueMinutes"),
+];
 
 /// A DTSTART/DTEND as an instant.
 fn instant(value: Option<DatePerhapsTime>, key: &str, zone: Option<&str>) -> Result<DateTime<Utc>, String> {
@@ -248,11 +262,43 @@ BEGIN:VEVENT\r\nUID:mars\r\nDTSTART;TZID=Mars/Olympus:20261201T100000\r\nDTEND:2
         assert_eq!(cal.events.len(), 1);
         assert_eq!(cal.skipped.len(), 4, "{:?}", cal.skipped);
         assert!(cal.skipped[0].starts_with("all-day: an all-day event"), "{:?}", cal.skipped);
-        assert!(cal.skipped[1].starts_with("norate: no valid X-FANRUSH-PEAK-RPS"), "{:?}", cal.skipped);
+        assert!(cal.skipped[1].starts_with("norate: X-FANRUSH-PEAK-RPS must be"), "{:?}", cal.skipped);
         assert!(cal.skipped[2].contains("floating time"), "{:?}", cal.skipped);
         assert!(cal.skipped[3].contains("unknown time zone \"Mars/Olympus\""), "{:?}", cal.skipped);
         let garbage = parse_ics("not a calendar", now());
         assert!(garbage.events.is_empty() && garbage.skipped[0].starts_with("the feed is not iCalendar"));
+    }
+
+    #[test]
+    fn a_vevent_meets_the_admin_apis_bounds_and_is_skipped_with_the_property_named() {
+        let vevent = |uid: &str, extra: &str, end: &str| {
+            format!("BEGIN:VEVENT\r\nUID:{uid}\r\nDTSTART:20261201T100000Z\r\nDTEND:{end}\r\nX-FANRUSH-PEAK-RPS:5\r\n{extra}END:VEVENT\r\n")
+        };
+        let one_hour = "20261201T110000Z";
+        let bad = [
+            vevent("huge-peak", "X-FANRUSH-PEAK-RPS:1e17\r\n", one_hour),
+            vevent("long-lead", "X-FANRUSH-LEAD-MINUTES:99999\r\n", one_hour),
+            vevent("long-cooldown", "X-FANRUSH-COOLDOWN-MINUTES:1441\r\n", one_hour),
+            vevent("eleven-years", "", "20371201T100000Z"),
+            vevent("long-line", "X-FANRUSH-ADMISSIONS-PER-SECOND:100\r\n", "20261210T100000Z"),
+        ]
+        .concat();
+        let cal = parse_ics(&feed(&bad), now());
+        assert!(cal.events.is_empty(), "{:?}", cal.events);
+        let expected = [
+            "huge-peak: X-FANRUSH-PEAK-RPS must be",
+            "long-lead: X-FANRUSH-LEAD-MINUTES must be",
+            "long-cooldown: X-FANRUSH-COOLDOWN-MINUTES must be",
+            "eleven-years: DTEND must be at most ten years",
+            "long-line: DTEND must be at most 7 days",
+        ];
+        for (skipped, why) in cal.skipped.iter().zip(expected) {
+            assert!(skipped.starts_with(why), "{skipped} does not start with {why}");
+        }
+        // A line that opened more than a week before the feed is read.
+        let old = vevent("old-line", "X-FANRUSH-ADMISSIONS-PER-SECOND:100\r\n", one_hour);
+        let cal = parse_ics(&feed(&old), Utc.with_ymd_and_hms(2026, 12, 9, 0, 0, 0).unwrap());
+        assert!(cal.skipped[0].contains("at most 7 days in the past"), "{:?}", cal.skipped);
     }
 
     #[test]

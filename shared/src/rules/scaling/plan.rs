@@ -16,6 +16,11 @@ use crate::rules::domain::{EventId, FanEvent};
 use chrono::{DateTime, Duration, Utc};
 use std::collections::BTreeSet;
 
+/// The longest a plan holds provisioned concurrency before an event or
+/// after it: a week. The admin API refuses leads and cooldowns of more than
+/// a day, and peaks whose allocation would take longer than this.
+pub const MAX_LEAD: Duration = Duration::days(7);
+
 /// Lambda requires this much of the account's concurrency to stay unreserved.
 pub const UNRESERVED_MINIMUM: i64 = 100;
 
@@ -136,25 +141,29 @@ impl ScalingParams {
     }
 
     /// The lead for `environments`: the event's or default lead, raised to
-    /// the allocation time plus a margin when that is longer.
+    /// the allocation time plus a margin when that is longer, and never
+    /// longer than [`MAX_LEAD`] (a need that large is the preflight's to
+    /// refuse, not the plan's to overflow on).
     pub fn lead_for(&self, environments: i64, requested: Option<Duration>) -> Duration {
         let rate = self.provisioning_rate_per_minute.max(1);
-        let allocation = Duration::minutes((environments + rate - 1) / rate) + self.allocation_margin;
-        requested.unwrap_or(self.lead).max(allocation)
+        let minutes = environments.max(0).saturating_add(rate - 1) / rate;
+        let allocation = Duration::try_minutes(minutes).unwrap_or(MAX_LEAD).min(MAX_LEAD) + self.allocation_margin;
+        requested.unwrap_or(self.lead).max(allocation).min(MAX_LEAD)
     }
 
     pub fn need(&self, e: &FanEvent) -> Need {
         let requests_per_second = requests_per_second(e);
         let (environments, bound) = self.sizing(requests_per_second);
-        let lead = self.lead_for(environments, e.lead_minutes.map(Duration::minutes));
-        let cooldown = e.cooldown_minutes.map(Duration::minutes).unwrap_or(self.cooldown);
+        let minutes = |m: i64| Duration::try_minutes(m.clamp(0, MAX_LEAD.num_minutes())).unwrap_or(MAX_LEAD);
+        let lead = self.lead_for(environments, e.lead_minutes.map(minutes));
+        let cooldown = e.cooldown_minutes.map(minutes).unwrap_or(self.cooldown);
         Need {
             event: e.id.clone(),
             requests_per_second,
             environments,
             bound,
-            from: e.opens_at - lead,
-            until: e.closes_at + cooldown,
+            from: e.opens_at.checked_sub_signed(lead).unwrap_or(DateTime::<Utc>::MIN_UTC),
+            until: e.closes_at.checked_add_signed(cooldown).unwrap_or(DateTime::<Utc>::MAX_UTC),
         }
     }
 }
@@ -189,7 +198,7 @@ impl ScalingPlan {
     /// The desired provisioned concurrency at `t` (half-open windows).
     pub fn at(&self, t: DateTime<Utc>) -> PlanAction {
         let active: Vec<&Need> = self.needs.iter().filter(|n| n.from <= t && t < n.until).collect();
-        let wanted: i64 = active.iter().map(|n| n.environments).sum();
+        let wanted: i64 = active.iter().fold(0i64, |sum, n| sum.saturating_add(n.environments));
         let granted = self.grantable.map_or(wanted, |g| wanted.min(g));
         let mut events: Vec<EventId> = active.iter().map(|n| n.event.clone()).collect();
         events.sort();
@@ -228,6 +237,49 @@ impl ScalingPlan {
 mod tests {
     use super::*;
     use chrono::TimeZone;
+
+    proptest::proptest! {
+        /// Whatever a stored event holds (a peak of 1e17, times at the ends
+        /// of the calendar, leads of any length), the plan is made without
+        /// a panic, and every need holds a window that starts before it ends.
+        #[test]
+        fn the_plan_never_panics_on_a_stored_event(
+            peak in proptest::prop_oneof![0.0..1e7f64, 1e7..1e300f64, proptest::strategy::Just(f64::MAX)],
+            opens in proptest::prop_oneof![
+                proptest::strategy::Just(DateTime::<Utc>::MIN_UTC.timestamp()),
+                proptest::strategy::Just(DateTime::<Utc>::MAX_UTC.timestamp() - 1),
+                0i64..4_000_000_000,
+            ],
+            length_s in 1i64..1_000_000,
+            lead in proptest::option::of(proptest::prop_oneof![0i64..1_440, proptest::strategy::Just(i64::MAX)]),
+            cooldown in proptest::option::of(proptest::prop_oneof![0i64..1_440, proptest::strategy::Just(i64::MIN)]),
+            rate in proptest::option::of(1i64..1_000_000),
+        ) {
+            let opens_at = DateTime::from_timestamp(opens, 0).unwrap();
+            let closes_at = opens_at.checked_add_signed(Duration::seconds(length_s)).unwrap_or(DateTime::<Utc>::MAX_UTC);
+            let e = FanEvent {
+                id: EventId::parse("extreme").unwrap(),
+                title: "extreme".into(),
+                opens_at,
+                closes_at,
+                capacity: 10_000_000,
+                expected_peak_rps: peak,
+                lead_minutes: lead,
+                cooldown_minutes: cooldown,
+                line: rate.map(|admissions_per_second| crate::rules::domain::LineSettings {
+                    admissions_per_second,
+                    prequeue_minutes: 0,
+                }),
+            };
+            let plan = ScalingPlan::new(&ScalingParams::default(), &[e.clone(), e], Some(1_000));
+            for need in &plan.needs {
+                proptest::prop_assert!(need.from <= need.until);
+            }
+            let actions = plan.actions();
+            proptest::prop_assert!(actions.iter().all(|a| a.provisioned_concurrency <= 1_000));
+            let _ = plan.gb_seconds(128);
+        }
+    }
 
     fn event(id: &str, opens: (u32, u32), closes: (u32, u32), rps: f64) -> FanEvent {
         let t = |(h, m)| Utc.with_ymd_and_hms(2026, 12, 1, h, m, 0).unwrap();

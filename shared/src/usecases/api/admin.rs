@@ -99,7 +99,7 @@ impl AdminApi {
         if body.len() > MAX_EVENT_BODY_BYTES {
             return Err(ValidationError::BodyTooLarge { limit: MAX_EVENT_BODY_BYTES, actual: body.len() }.into());
         }
-        let event = FanEventSpec::parse(id, body)?;
+        let event = FanEventSpec::parse_at(id, body, chrono::Utc::now())?;
         if self.db.is_retired(&event.id).await.map_err(|e| self.store_failed(e))? {
             return Err(retired(&event.id));
         }

@@ -4,10 +4,16 @@
 use crate::common::*;
 use serde_json::json;
 
+/// Open from a day ago for a year.
 fn definition(capacity: i64) -> String {
-    json!({ "title": "Fan meeting", "opensAt": "2020-01-01T00:00:00Z", "closesAt": "2099-01-01T00:00:00Z",
+    json!({ "title": "Fan meeting", "opensAt": ago(1), "closesAt": ago(-365),
             "capacity": capacity, "expectedPeakRps": 2500.5, "leadMinutes": 45 })
     .to_string()
+}
+
+/// `days` before now, RFC 3339.
+fn ago(days: i64) -> String {
+    (chrono::Utc::now() - chrono::Duration::days(days)).to_rfc3339()
 }
 
 #[tokio::test]

@@ -30,7 +30,7 @@ fn case() -> impl Strategy<Value = (String, Vec<String>, Option<String>, Vec<u8>
             prop::collection::vec(any::<u8>(), 0..3000),
             "\\PC{0,300}".prop_map(String::into_bytes),
             Just(br#"{"note":"hi"}"#.to_vec()),
-            Just(br#"{"title":"t","opensAt":"2020-01-01T00:00:00Z","closesAt":"2099-01-01T00:00:00Z","capacity":3,"expectedPeakRps":1}"#.to_vec()),
+            Just(br#"{"title":"t","opensAt":"2020-01-01T00:00:00Z","closesAt":"2029-12-31T00:00:00Z","capacity":3,"expectedPeakRps":1}"#.to_vec()),
         ],
         any::<bool>(),
     )

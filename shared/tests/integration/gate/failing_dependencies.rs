@@ -4,6 +4,7 @@
 //! connections, unknown SQS outcomes, the sweep and a gate restore.
 
 use crate::common::*;
+use chrono::Utc;
 use fanrush::usecases::api::AuthMode;
 use fanrush::usecases::api::{AdminApi, FanApi};
 use fanrush::usecases::recovery::Patience;
@@ -173,8 +174,11 @@ async fn a_redis_restart_is_noticed_and_refused_until_the_gate_is_restored() {
         AuthMode::Dev,
         1,
     );
-    let body = r#"{"title":"t","opensAt":"2020-01-01T00:00:00Z","closesAt":"2099-01-01T00:00:00Z","capacity":9,"expectedPeakRps":1}"#;
-    assert_eq!(admin.handle(request("PUT", "/admin/events/live", &[], Some(body))).await.status(), 201);
+    let (opens, closes) = (Utc::now() - chrono::Duration::days(1), Utc::now() + chrono::Duration::days(365));
+    let body = serde_json::json!({"title": "t", "opensAt": opens.to_rfc3339(), "closesAt": closes.to_rfc3339(),
+                                  "capacity": 9, "expectedPeakRps": 1})
+    .to_string();
+    assert_eq!(admin.handle(request("PUT", "/admin/events/live", &[], Some(&body))).await.status(), 201);
     let enter =
         |fan_id: &'static str| fan.handle(request("POST", "/events/live/entries", &[("x-fan-id", fan_id)], None));
     assert_eq!(enter("before").await.status(), 202);

@@ -4,6 +4,7 @@
 //! by timing luck.
 
 use crate::common::*;
+use chrono::Utc;
 use fanrush::adapters::aws_sdk::sqs_client;
 use fanrush::adapters::redis_gate::SeedWrite;
 use fanrush::adapters::sqs_queue::EntryQueue;
@@ -182,8 +183,11 @@ async fn a_deleted_event_id_is_retired() {
     stack.drain().await;
     let path = format!("/admin/events/{event}");
     assert_eq!(stack.admin.handle(request("DELETE", &path, &[], None)).await.status(), 204);
-    let body = r#"{"title":"again","opensAt":"2020-01-01T00:00:00Z","closesAt":"2099-01-01T00:00:00Z","capacity":5,"expectedPeakRps":1}"#;
-    assert_error(&stack.admin.handle(request("PUT", &path, &[], Some(body))).await, 409, "event_id_retired");
+    let (opens, closes) = (Utc::now() - chrono::Duration::days(1), Utc::now() + chrono::Duration::days(365));
+    let body = serde_json::json!({"title": "again", "opensAt": opens.to_rfc3339(), "closesAt": closes.to_rfc3339(),
+                                  "capacity": 5, "expectedPeakRps": 1})
+    .to_string();
+    assert_error(&stack.admin.handle(request("PUT", &path, &[], Some(&body))).await, 409, "event_id_retired");
     assert_error(&stack.enter(&event, "new").await, 404, "event_not_found");
     assert_error(&stack.admin.handle(request("DELETE", &path, &[], None)).await, 404, "event_not_found");
     assert_eq!(stack.rows(&event).await, vec![("kept".to_owned(), 1)], "the told entry stays");
