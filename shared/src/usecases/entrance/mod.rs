@@ -240,6 +240,14 @@ impl Entrance {
     }
 
     async fn in_line(&self, a: &EntryAttempt<'_>) -> Result<Outcome, EntranceError> {
+        // The line first: a ticket for an event that lost its line is not
+        // read, the POST goes the direct way.
+        match self.lines.sync(&self.gate, &self.fans, a.event, a.now).await {
+            Ok(Synced::Lined) => {}
+            Ok(Synced::Unlined) => return self.after_line_removed(a).await,
+            Err(LineError::NotFound) => return Ok(Outcome::Refused(Refusal::EventNotFound)),
+            Err(LineError::Gate(e)) => return Err(e.into()),
+        }
         let keys = self.keys.keys(false).await.map_err(EntranceError::NoTicketKeys)?;
         let held = match a.ticket {
             None => None,
@@ -256,12 +264,6 @@ impl Entrance {
                 Err(e) => return Ok(refused_ticket(e)),
             },
         };
-        match self.lines.sync(&self.gate, &self.fans, a.event, a.now).await {
-            Ok(Synced::Lined) => {}
-            Ok(Synced::Unlined) => return self.after_line_removed(a).await,
-            Err(LineError::NotFound) => return Ok(Outcome::Refused(Refusal::EventNotFound)),
-            Err(LineError::Gate(e)) => return Err(e.into()),
-        }
         let (call, place) = match self.lines.step(a.event, a.fan, held, a.received_ms, a.now, &keys, &self.fans) {
             Step::Answer(outcome) => return Ok(outcome),
             Step::Unlined => return self.after_line_removed(a).await,

@@ -290,6 +290,16 @@ async fn an_oversized_ticket_is_refused_on_any_event_before_the_gate_runs() {
     assert_eq!(body_json(&stack.enter(&unlined, "bulky").await)["position"], 1);
 }
 
+#[tokio::test]
+async fn a_ticket_for_an_event_without_a_line_is_not_read_and_the_fan_enters() {
+    let stack = Stack::new().await;
+    let unlined = stack.event(10, Utc::now() - Minutes::minutes(1), Utc::now() + Minutes::hours(1)).await;
+    // A ticket from when the event had a line, or any text within the
+    // limit: the event has no line, so the fan enters as without one.
+    let r = stack.enter_with(&unlined, "kept", Some(&"0".repeat(256))).await;
+    assert_eq!((r.status().as_u16(), body_json(&r)["position"].clone()), (202, json!(1)), "{}", body_json(&r));
+}
+
 /// The line's count of pre-queued fans, as the gate holds it.
 async fn prequeue_count(stack: &Stack, event: &str) -> u64 {
     let mut redis = redis::Client::open(redis_url()).unwrap().get_multiplexed_async_connection().await.unwrap();
@@ -378,18 +388,27 @@ async fn three_hundred_joins_without_a_ticket_move_the_next_fan_back_at_most_one
         stack.gate.publish(&event, SeedWrite::Set("the same seed")).await.unwrap();
     }
     let other = environment(&hammered, &clock);
+    let calm_other = environment(&calm, &calm_clock);
     for (stack, clock) in [(&calm, &calm_clock), (&hammered, &clock)] {
         for i in 0..10 {
             clock.set(t0 + Minutes::milliseconds(i));
             stack.enter(&id, &format!("ahead-{i}")).await;
         }
-        clock.set(t0 + Minutes::milliseconds(200));
+        // Thirty more half a second later: the hammer's turn is half a
+        // minute away, whatever the first grants did to the served mark.
+        clock.set(t0 + Minutes::milliseconds(500));
+        for i in 0..30 {
+            stack.enter(&id, &format!("crowd-{i}")).await;
+        }
+        // A second on: the environment's sync counts the ten at the gate,
+        // so a new environment sees them (not a line still empty).
+        clock.set(t0 + Minutes::seconds(1));
         stack.enter(&id, "hammer").await;
     }
     // The hammering: 299 more, on two environments.
     let mut statuses = BTreeMap::new();
     for i in 1..300 {
-        clock.set(t0 + Minutes::milliseconds(200 + i));
+        clock.set(t0 + Minutes::milliseconds(1_000 + i));
         let api = if i % 2 == 0 { &hammered.fan } else { &other };
         let r = post(api, &id, "hammer", None).await;
         if r.status() == 429 {
@@ -400,12 +419,13 @@ async fn three_hundred_joins_without_a_ticket_move_the_next_fan_back_at_most_one
     }
     let allowance = 2 * fanrush::usecases::entrance::TICKETLESS_JOINS as usize;
     assert_eq!(statuses.get(&429), Some(&(300 - allowance)), "a small allowance, then 429: {statuses:?}");
-    // Both lines' environments sync; the gate counted the fan once.
+    // Every environment of both lines syncs; the gate counted the fan once.
     for (stack, clock) in [(&calm, &calm_clock), (&hammered, &clock)] {
         clock.set(t0 + Minutes::seconds(2));
         stack.enter(&id, "ahead-9").await;
     }
-    post(&other, &id, "ahead-8", None).await;
+    post(&other, &id, "later", None).await;
+    post(&calm_other, &id, "later", None).await;
     assert_eq!(arrivals_counted(&calm, &id).await, arrivals_counted(&hammered, &id).await);
     // The next fan: at most one place and one second further back.
     let mut next = Vec::new();
@@ -521,6 +541,10 @@ async fn the_admin_api_stores_the_line_and_refuses_every_bad_value_by_name() {
         ("admissionsPerSecond", json!(-3)),
         ("admissionsPerSecond", json!(2.5)),
         ("prequeueMinutes", json!(1441)),
+        ("expectedPeakRps", json!(1e17)),
+        ("leadMinutes", json!(99_999)),
+        ("cooldownMinutes", json!(1_441)),
+        ("closesAt", json!("2030-01-09T00:00:00Z")),
     ] {
         let mut body = base.clone();
         body["admissionsPerSecond"] = json!(10);
@@ -529,6 +553,13 @@ async fn the_admin_api_stores_the_line_and_refuses_every_bad_value_by_name() {
         assert_error(&r, 400, "invalid_field");
         assert_eq!(body_json(&r)["field"], field, "{field} = {value}");
     }
+    // A line whose event opened more than a week ago.
+    let mut stale = base.clone();
+    stale["admissionsPerSecond"] = json!(10);
+    stale["opensAt"] = json!((Utc::now() - Minutes::days(8)).to_rfc3339());
+    stale["closesAt"] = json!((Utc::now() - Minutes::days(2)).to_rfc3339());
+    let r = stack.admin.handle(request("PUT", "/admin/events/bad-line", &[], Some(&stale.to_string()))).await;
+    assert_eq!((r.status().as_u16(), body_json(&r)["field"].clone()), (400, json!("opensAt")), "{}", body_json(&r));
     let mut orphan = base.clone();
     orphan["prequeueMinutes"] = json!(5);
     let r = stack.admin.handle(request("PUT", "/admin/events/bad-line", &[], Some(&orphan.to_string()))).await;
