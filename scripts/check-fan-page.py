@@ -5,9 +5,12 @@ DevTools protocol (CDP), against the running gateway and functions.
 It defines an event with a line at 2 admissions a second and puts a dozen
 fans in it ahead of the browser's fan, then, in the page: types the event id
 and a fan id, clicks Enter, and watches. The page must show a position (and
-people ahead, and an ETA) while the fan waits, then the answer "You're in"
-with a position, with no script error on the way. Screenshots of both
-states go to target/fan-page/.
+people ahead, and an ETA) while the fan waits, whose numbers agree in every
+state it shows (position = people ahead + 1, the progress bar = the share of
+the most people ever ahead who are no longer ahead); reloaded in the middle
+of the wait, it must carry on with the same ticket, not from the back; then
+it shows the answer "You're in" with a position, with no script error on the
+way. Screenshots of the states go to target/fan-page/.
 
     check-fan-page.py BASE_URL   (for example http://127.0.0.1:9400)
 """
@@ -173,21 +176,51 @@ def main():
         page.click("#enter")
 
         seen_waiting = None
+        reloaded = None
+        most_ahead = 0
         outcome = None
+        read_state = (
+            "({line: !document.getElementById('line').hidden, result: !document.getElementById('result').hidden,"
+            " position: document.getElementById('position').textContent,"
+            " ahead: document.getElementById('ahead').textContent,"
+            " eta: document.getElementById('eta').textContent,"
+            " progress: document.getElementById('progress').value,"
+            " ticket: (JSON.parse(sessionStorage.getItem('fanrush:attempt')) || {}).ticket || null,"
+            " title: document.getElementById('result-title').textContent,"
+            " text: document.getElementById('result-text').textContent})"
+        )
         deadline = time.time() + 90
         while time.time() < deadline:
-            state = page.evaluate(
-                "({line: !document.getElementById('line').hidden, result: !document.getElementById('result').hidden,"
-                " position: document.getElementById('position').textContent,"
-                " ahead: document.getElementById('ahead').textContent,"
-                " eta: document.getElementById('eta').textContent,"
-                " progress: document.getElementById('progress').value,"
-                " title: document.getElementById('result-title').textContent,"
-                " text: document.getElementById('result-text').textContent})"
-            )
-            if state["line"] and state["position"].isdigit() and seen_waiting is None:
-                seen_waiting = state
-                page.screenshot(OUT / "waiting.png")
+            state = page.evaluate(read_state)
+            if state["line"] and state["position"].isdigit() and state["ahead"].isdigit():
+                position, ahead = int(state["position"]), int(state["ahead"])
+                if position != ahead + 1:
+                    sys.exit(f"position and people ahead disagree: {state}")
+                most_ahead = max(most_ahead, ahead)
+                expected = min(1, max(0, 1 - ahead / max(most_ahead, 1)))
+                if abs(state["progress"] - expected) > 0.01:
+                    sys.exit(f"the progress bar shows {state['progress']}, not {expected:.3f} ({ahead} of {most_ahead}): {state}")
+                if seen_waiting is None:
+                    seen_waiting = state
+                    page.screenshot(OUT / "waiting.png")
+                elif reloaded is None and ahead >= 1:
+                    # A reload in the middle of the wait.
+                    before = state
+                    page.send("Page.reload")
+                    loaded = time.time() + 20
+                    while True:
+                        time.sleep(0.1)
+                        after = page.evaluate(read_state)
+                        if after["line"] and after["position"].isdigit() and after["ticket"]:
+                            break
+                        if after["result"] or time.time() > loaded:
+                            sys.exit(f"the reloaded page did not carry on waiting: {after}")
+                    if after["ticket"] != before["ticket"]:
+                        sys.exit(f"the reload lost the ticket: {before['ticket']} then {after['ticket']}")
+                    if int(after["position"]) > int(before["position"]):
+                        sys.exit(f"the reload moved the fan back: position {before['position']} then {after['position']}")
+                    reloaded = (before, after)
+                    page.screenshot(OUT / "reloaded.png")
             if state["result"]:
                 outcome = state
                 break
@@ -200,6 +233,8 @@ def main():
             sys.exit(f"the page never showed a position in line (last state {outcome})")
         if not seen_waiting["ahead"].isdigit() or int(seen_waiting["ahead"]) < 1:
             sys.exit(f"the page showed no one ahead while waiting: {seen_waiting}")
+        if reloaded is None:
+            sys.exit("the fan was admitted before the page could be reloaded in the middle of its wait")
         if outcome is None:
             sys.exit("the page showed no answer within 90 s")
         if outcome["title"] != "You're in!" or "at position" not in outcome["text"]:
@@ -207,8 +242,10 @@ def main():
         status, entry = api(base, "GET", f"/events/{event}/entries/me", fan="browser-fan")
         if status != 200 or f"position {entry['position']}." not in outcome["text"]:
             sys.exit(f"the page's position does not match the API's entry: {outcome['text']} vs {status} {entry}")
+        before, after = reloaded
         print(f"fan page: waited at position {seen_waiting['position']} with {seen_waiting['ahead']} ahead "
-              f"(ETA {seen_waiting['eta']}), then: {outcome['text']} Screenshots in {OUT.relative_to(ROOT)}/")
+              f"(ETA {seen_waiting['eta']}); reloaded at position {before['position']}, back at {after['position']} "
+              f"with the same ticket; then: {outcome['text']} Screenshots in {OUT.relative_to(ROOT)}/")
     finally:
         browser.terminate()
         try:

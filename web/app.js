@@ -6,6 +6,11 @@
 // retryAfterMs (the server jitters it; Retry-After is the same in seconds).
 // 409 sold_out and 410 turn_missed are final; 503 and 429 say when to retry
 // with Retry-After, and the ticket keeps the place meanwhile.
+//
+// The wait survives a reload: the attempt (event, identity, ticket, the
+// most people ever ahead) is kept in sessionStorage, which lives as long as
+// the tab, and a reloaded page carries on with the same ticket, so the same
+// place. A final answer clears it.
 "use strict";
 
 const params = new URLSearchParams(location.search);
@@ -16,6 +21,19 @@ const TICKET_HEADER = "x-fanrush-ticket";
 const $ = (id) => document.getElementById(id);
 
 let attempt = null; // the entry in progress: { event, ticket, firstAhead, timer, failures }
+const SAVED = "fanrush:attempt";
+
+// The attempt as the tab keeps it across a reload.
+function save() {
+  if (!attempt) return;
+  const { event, ticket, firstAhead } = attempt;
+  const who = { fan: $("fan").value.trim(), token: $("token").value.trim() };
+  sessionStorage.setItem(SAVED, JSON.stringify({ event, ticket, firstAhead, ...who }));
+}
+
+function forget() {
+  sessionStorage.removeItem(SAVED);
+}
 
 function identity() {
   const headers = {};
@@ -64,6 +82,7 @@ function show(section) {
 }
 
 function finish(kind, title, text, canRejoin = false) {
+  forget();
   show("result");
   $("result").className = kind;
   $("result-title").textContent = title;
@@ -72,6 +91,12 @@ function finish(kind, title, text, canRejoin = false) {
   $("enter").disabled = false;
   say("");
   attempt = null;
+}
+
+// The progress bar: the share of the most people ever ahead of this fan
+// who are no longer ahead (docs/api.md).
+function progressOf(ahead, firstAhead) {
+  return Math.min(1, Math.max(0, 1 - ahead / Math.max(firstAhead, 1)));
 }
 
 function waiting(w, waitMs) {
@@ -83,13 +108,17 @@ function waiting(w, waitMs) {
     $("progress").removeAttribute("value");
   } else {
     if (attempt.firstAhead === null || w.ahead > attempt.firstAhead) attempt.firstAhead = w.ahead;
-    const first = Math.max(attempt.firstAhead, 1);
-    $("progress").value = Math.min(1, Math.max(0, 1 - w.ahead / first));
-    $("line-text").textContent = w.ahead === 0 ? "Your turn is next." : "The line is moving; this page will enter for you.";
+    $("progress").value = progressOf(w.ahead, attempt.firstAhead);
+    $("line-text").textContent = w.beyondReach
+      ? "The places left are unlikely to reach you, even if many ahead of you leave. We will check less often."
+      : w.ahead === 0
+        ? "Your turn is next."
+        : "The line is moving; this page will enter for you.";
   }
   $("position").textContent = w.position === null ? "drawn at the opening" : String(w.position);
   $("ahead").textContent = w.ahead === null ? "-" : String(w.ahead);
   $("eta").textContent = seconds(w.etaSeconds);
+  $("left").textContent = Number.isFinite(w.placesLeft) ? String(w.placesLeft) : "-";
   $("next").textContent = `in ${(waitMs / 1000).toFixed(1)} s`;
 }
 
@@ -122,6 +151,7 @@ async function enter() {
       a.ticket = answer.headers.get(TICKET_HEADER) || d.ticket || a.ticket;
       const wait = retryAfterMs(answer, 1000);
       waiting(d, wait);
+      save();
       say("");
       a.timer = setTimeout(enter, wait);
       return;
@@ -183,13 +213,28 @@ async function listEvents() {
   }
 }
 
-function start(event) {
+function start(event, saved = null) {
   if (attempt) clearTimeout(attempt.timer);
-  attempt = { event, ticket: null, firstAhead: null, timer: null, failures: 0 };
+  attempt = { event, ticket: saved?.ticket ?? null, firstAhead: saved?.firstAhead ?? null, timer: null, failures: 0 };
   $("enter").disabled = true;
   show(null);
-  say("Entering...");
+  say(saved ? "Back in line with your ticket..." : "Entering...");
   enter();
+}
+
+// A reload in the middle of a wait carries on with the same ticket.
+function resume() {
+  let saved = null;
+  try {
+    saved = JSON.parse(sessionStorage.getItem(SAVED));
+  } catch {
+    forget();
+  }
+  if (!saved || !saved.event) return;
+  $("event").value = saved.event;
+  $("fan").value = saved.fan || "";
+  $("token").value = saved.token || "";
+  start(saved.event, saved);
 }
 
 document.addEventListener("DOMContentLoaded", () => {
@@ -206,4 +251,5 @@ document.addEventListener("DOMContentLoaded", () => {
     start($("event").value.trim());
   });
   $("again").addEventListener("click", () => start($("event").value.trim()));
+  resume();
 });
