@@ -22,6 +22,9 @@ pub struct CountedFan {
 /// What a sync sends.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct LineSyncRequest {
+    /// The execution environment syncing (a random id per process), so the
+    /// gate counts the environments that sync; `None`: the housekeeping.
+    pub environment: Option<u64>,
     /// Fans given a place here since the last sync.
     pub fans: Vec<CountedFan>,
     /// The served mark this environment last saw: the gate takes it when it
@@ -68,6 +71,8 @@ pub struct LineStatus {
     pub counts: LineCountsRead,
     /// When the line was last restored (Unix ms).
     pub restored_at: Option<i64>,
+    /// Environments that synced the line in the last minute.
+    pub environments: u64,
 }
 
 /// The line's counts as one reply read them.
@@ -104,6 +109,7 @@ impl EntryGate {
             key(request.served_seen),
             key(request.advance_to),
             request.from_bucket.map_or(-1, |b| b as i64).to_string(),
+            request.environment.map(|e| format!("{e:016x}")).unwrap_or_default(),
             request.seated.len().to_string(),
         ];
         let buckets: Vec<String> =
@@ -117,7 +123,7 @@ impl EntryGate {
             args.extend([fan.hash.as_slice(), bucket.as_bytes()]);
         }
         let state = self.key("state");
-        let keys = [state.as_str(), &k.meta, &k.counts, &k.joined, &k.fans, &k.pending, &k.door, &k.grants];
+        let keys = [state.as_str(), &k.meta, &k.counts, &k.joined, &k.fans, &k.pending, &k.door, &k.grants, &k.syncing];
         let reply: Vec<Value> = self.call(&LINE, Fence::Server, &keys, &args).await?;
         match text_of(reply.first(), "line sync")?.as_str() {
             "state_lost" => Err(GateError::StateLost),
@@ -139,7 +145,8 @@ impl EntryGate {
 }
 
 /// `{'ok', capacity, taken, opensAtMs, closesAtMs, rate, joinableFromMs,
-/// seed, state, duplicates, prequeued, fromBucket, buckets, counts}`.
+/// seed, state, duplicates, prequeued, fromBucket, buckets, counts,
+/// restoredAt, environments}`.
 fn status(reply: &[Value]) -> Result<LineStatus, GateError> {
     let duplicates = array_of(reply.get(9), "duplicates")?
         .chunks(2)
@@ -164,5 +171,6 @@ fn status(reply: &[Value]) -> Result<LineStatus, GateError> {
             arrivals: counters_of(reply.get(13)),
         },
         restored_at: text_of(reply.get(14), "restoredAt")?.parse().ok(),
+        environments: int_of(reply.get(15), "environments")?.max(0) as u64,
     })
 }

@@ -130,6 +130,8 @@ struct EventKeys {
     joined: String,
     door: String,
     grants: String,
+    /// The environments syncing the line lately (`line.lua`).
+    syncing: String,
 }
 
 impl EventKeys {
@@ -139,8 +141,18 @@ impl EventKeys {
         [&self.meta, &self.fans, &self.notes, &self.pending, &self.door, &self.grants]
     }
 
-    fn all(&self) -> [&str; 8] {
-        [&self.meta, &self.fans, &self.notes, &self.pending, &self.counts, &self.joined, &self.door, &self.grants]
+    fn all(&self) -> [&str; 9] {
+        [
+            &self.meta,
+            &self.fans,
+            &self.notes,
+            &self.pending,
+            &self.counts,
+            &self.joined,
+            &self.door,
+            &self.grants,
+            &self.syncing,
+        ]
     }
 }
 
@@ -189,6 +201,7 @@ impl EntryGate {
             joined: format!("{meta}:joined"),
             door: format!("{meta}:door"),
             grants: format!("{meta}:grants"),
+            syncing: format!("{meta}:syncing"),
             meta,
         }
     }

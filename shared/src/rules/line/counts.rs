@@ -7,7 +7,8 @@
 //! The gate counts each fan once, from every environment's syncs. An
 //! environment adds the places it gave that the gate has not counted yet.
 //! A bucket the gate has not heard of from every environment yet (the last
-//! [`COMPLETE_AFTER_MS`]) is estimated from this environment's own share of
+//! sync interval and [`COMPLETE_MARGIN_MS`]) is estimated from this
+//! environment's own share of
 //! the places: its places there, times the gate's count over its own in the
 //! buckets already complete (in the pre-queue, before the first of them).
 //! Environments get fans at random, so the estimate is unbiased.
@@ -20,9 +21,10 @@ use super::{Place, Spot, BUCKET_MS};
 pub const MAX_BUCKETS: u64 = 36_000;
 
 /// How long after a bucket ends every environment has counted it at the
-/// gate: an environment syncs at least every [`crate::rules::line::poll`]
-/// sync interval while it is giving places, plus the reply's way back.
-pub const COMPLETE_AFTER_MS: i64 = 3_000;
+/// gate, past the sync interval: environments sync at most an interval
+/// apart while they give places, and a sync's call takes at most
+/// Redis's timeouts (a second each way, `REDIS_*_TIMEOUT_MS`).
+pub const COMPLETE_MARGIN_MS: i64 = 2_000;
 
 /// The bucket an instant falls in (0 before the opening).
 pub fn bucket_of(at_ms: i64, opens_at_ms: i64) -> u64 {
@@ -47,6 +49,8 @@ pub struct LineCounts {
     dropped: f64,
     /// Buckets before this one are complete at the gate.
     complete_before: u64,
+    /// How long after it ends a bucket is complete at the gate.
+    complete_after_ms: i64,
     /// The gate's places over this environment's, as of the last read.
     scale: f64,
     /// `prefix[i]`: the places in buckets `base .. base + i`, valid up to
@@ -67,6 +71,7 @@ impl LineCounts {
             own: Vec::new(),
             dropped: 0.0,
             complete_before: 0,
+            complete_after_ms: crate::rules::line::SYNC_EVERY.as_millis() as i64 + COMPLETE_MARGIN_MS,
             scale: 1.0,
             prefix: vec![0.0],
         }
@@ -89,6 +94,12 @@ impl LineCounts {
     /// The bucket after the last one this copy holds a count for.
     pub fn end(&self) -> u64 {
         self.base + self.gate.len() as u64
+    }
+
+    /// Environments sync `every` this long: a bucket is complete at the gate
+    /// that long (and a margin) after it ends.
+    pub fn set_sync_interval(&mut self, every: std::time::Duration) {
+        self.complete_after_ms = every.as_millis() as i64 + COMPLETE_MARGIN_MS;
     }
 
     /// A place given here that the gate has not counted yet.
@@ -132,7 +143,7 @@ impl LineCounts {
                 self.invalidate(i);
             }
         }
-        let complete = bucket_of(read_at_ms - COMPLETE_AFTER_MS, self.opens_at_ms);
+        let complete = bucket_of(read_at_ms - self.complete_after_ms, self.opens_at_ms);
         // Every estimate may move: from the first bucket not complete before.
         self.invalidate(complete.min(self.complete_before).saturating_sub(self.base) as usize);
         self.complete_before = complete;

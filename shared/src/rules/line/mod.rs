@@ -41,9 +41,34 @@ use std::time::Duration;
 pub const BUCKET_MS: i64 = 100;
 
 /// How often an execution environment syncs each line it answers fans of
-/// (`LINE_SYNC_MS`): the places it gave are counted, and its copy of the
-/// counts and the served mark is brought up to date.
+/// (`LINE_SYNC_MS`), at most: the places it gave are counted, and its copy
+/// of the counts and the served mark is brought up to date.
 pub const SYNC_EVERY: Duration = Duration::from_secs(1);
+
+/// The syncs a second that all the environments answering one line make
+/// together, at most, once there are more of them than this a second
+/// allows: each then spaces its syncs by [`sync_interval`]. A sync's fixed
+/// cost on the event's core is about a ten-thousandth of a second (`make
+/// bench`'s "line: line.lua syncs/s"), so this is about 5% of the core; the
+/// preflight keeps that share out of the line's rate
+/// ([`crate::rules::scaling::preflight::LineRates`]). The places a sync
+/// carries cost the same however they are grouped.
+pub const SYNCS_PER_SECOND: f64 = 500.0;
+
+/// The longest an environment waits between syncs of a line it answers
+/// fans of, however many environments there are: its copy's counts are
+/// complete this long (plus a margin) behind the present, and estimated
+/// from its own share of the places nearer it.
+pub const SYNC_EVERY_MOST: Duration = Duration::from_secs(30);
+
+/// How long an environment waits between syncs of a line that
+/// `environments` environments sync: no more often than `every` (the
+/// configured [`SYNC_EVERY`]), spaced so that all of them together make at
+/// most [`SYNCS_PER_SECOND`], and never more than [`SYNC_EVERY_MOST`].
+pub fn sync_interval(every: Duration, environments: u64) -> Duration {
+    let spaced = Duration::from_secs_f64(environments as f64 / SYNCS_PER_SECOND);
+    spaced.clamp(every, SYNC_EVERY_MOST.max(every))
+}
 
 /// How long a restored line grants nothing: every entry environment that
 /// answers fans syncs within it (a fan's retry reaches each of them within
@@ -176,6 +201,21 @@ mod tests {
     use proptest::prelude::*;
 
     const OPEN: i64 = 1_800_000_000_000;
+
+    #[test]
+    fn environments_space_their_syncs_so_that_together_they_stay_within_the_budget() {
+        let second = Duration::from_secs(1);
+        assert_eq!(sync_interval(second, 0), second);
+        assert_eq!(sync_interval(second, 400), second, "few environments sync every second");
+        assert_eq!(sync_interval(second, 7_650), Duration::from_secs_f64(15.3));
+        for n in [1u64, 499, 500, 501, 2_000, 7_650, 15_000] {
+            let per_second = n as f64 / sync_interval(second, n).as_secs_f64();
+            assert!(per_second <= SYNCS_PER_SECOND + 1e-9, "{n}: {per_second}");
+        }
+        assert_eq!(sync_interval(second, 1_000_000), SYNC_EVERY_MOST, "never staler than the most");
+        let configured = Duration::from_secs(5);
+        assert_eq!(sync_interval(configured, 10), configured, "the configured interval is the least");
+    }
 
     proptest! {
         #[test]

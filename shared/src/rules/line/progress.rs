@@ -36,19 +36,28 @@ pub const PACE_HEADROOM: f64 = 1.05;
 /// The window over which the served mark's speed is measured.
 const SPEED_WINDOW_MS: i64 = 5_000;
 
-/// How far the served mark is carried past the last sync at its speed: an
-/// environment syncs every second or two while it answers fans, and a gate
-/// that stopped granting stops every front within this.
-const EXTRAPOLATE_MS: i64 = 2_000;
+/// How far the served mark is carried past the last sync at its speed,
+/// beyond the sync interval: an environment hears from the gate at least
+/// that often while it answers fans, and a gate that stopped granting
+/// stops every front within this much more.
+const EXTRAPOLATE_MARGIN_MS: i64 = 1_000;
 
 /// The served mark as the syncs saw it: enough to tell when it passed any
 /// place of the last [`TURN_WINDOW`], and its speed; and where the gate
 /// serves next, the rank places ahead are counted from.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct Progress {
     samples: VecDeque<Sample>,
     /// The rank the gate serves next, and when it was seen (ms).
     next: Option<(i64, f64)>,
+    /// How far past the last sight of the gate the served mark is carried (ms).
+    horizon_ms: i64,
+}
+
+impl Default for Progress {
+    fn default() -> Self {
+        Self::new(crate::rules::line::SYNC_EVERY)
+    }
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -62,6 +71,19 @@ struct Sample {
 }
 
 impl Progress {
+    /// A progress not seen yet, of a line synced `every` this long.
+    pub fn new(every: Duration) -> Self {
+        let mut p = Self { samples: VecDeque::new(), next: None, horizon_ms: 0 };
+        p.set_sync_interval(every);
+        p
+    }
+
+    /// The environment syncs `every` this long: the served mark is carried
+    /// on that long, and a margin, past the last sight of it.
+    pub fn set_sync_interval(&mut self, every: Duration) {
+        self.horizon_ms = (every.as_millis() as i64 + EXTRAPOLATE_MARGIN_MS).max(2 * EXTRAPOLATE_MARGIN_MS);
+    }
+
     /// Notes where the gate serves next, as seen at `at_ms`: the served
     /// mark's rank, less the fans at the door behind it (`behind`: each is
     /// one place more to serve before anyone after the mark; a straggler
@@ -107,11 +129,11 @@ impl Progress {
     }
 
     /// The rank the gate serves next at `now_ms`: the last seen, carried on
-    /// at `speed` for at most [`EXTRAPOLATE_MS`]; 0 before anything was
-    /// seen.
+    /// at `speed` for at most the sync interval and
+    /// [`EXTRAPOLATE_MARGIN_MS`]; 0 before anything was seen.
     pub fn next_rank(&self, now_ms: i64, speed: f64) -> f64 {
         match self.next {
-            Some((at_ms, rank)) => rank + speed * (now_ms - at_ms).clamp(0, EXTRAPOLATE_MS) as f64 / 1000.0,
+            Some((at_ms, rank)) => rank + speed * (now_ms - at_ms).clamp(0, self.horizon_ms) as f64 / 1000.0,
             None => 0.0,
         }
     }

@@ -10,6 +10,8 @@
 //! `sync_every` while fans ask (`line.lua`: the places given here are
 //! counted, each fan once, and the counts come back from the served mark
 //! on), and by the line's state that every call at the door brings back.
+//! Many environments space their syncs so that together they make at most
+//! [`crate::rules::line::SYNCS_PER_SECOND`].
 //! Its memory is bounded: counts from the served mark on, and the served
 //! mark's last two minutes.
 
@@ -23,7 +25,8 @@ use crate::rules::line::counts::bucket_of;
 use crate::rules::line::poll::{at_the_door, come_back_in, while_gate_fails};
 use crate::rules::line::progress::{beyond_reach, speed, standing, Turn, PACE_HEADROOM};
 use crate::rules::line::{
-    fan_hash, joined_at, place_for, poll, LineCounts, Place, Progress, Spot, Ticket, TicketKeys, BUCKET_MS,
+    fan_hash, joined_at, place_for, poll, sync_interval, LineCounts, Place, Progress, Spot, Ticket, TicketKeys,
+    BUCKET_MS,
 };
 use chrono::{DateTime, Utc};
 use std::collections::HashMap;
@@ -96,6 +99,12 @@ struct EventLine {
     first_waiting: Option<i64>,
     /// The gate's last answer here was a failure.
     gate_failing: bool,
+    /// How long this environment waits between syncs of the line, and the
+    /// least it may (the configured interval).
+    every: Duration,
+    least_every: Duration,
+    /// When the last sync set out (ms).
+    attempted_at_ms: Option<i64>,
     /// Fans whose turn came and who called the gate here: their places'
     /// order keys, and when they last called (ms). Put back at the door
     /// after a restore.
@@ -107,7 +116,7 @@ struct EventLine {
 }
 
 impl EventLine {
-    fn new(status: &LineStatus) -> Self {
+    fn new(status: &LineStatus, every: Duration) -> Self {
         Self {
             opens_at_ms: status.opens_at_ms,
             closes_at_ms: status.closes_at_ms,
@@ -124,19 +133,32 @@ impl EventLine {
             read_more_from: None,
             first_waiting: None,
             gate_failing: false,
+            every,
+            least_every: every,
+            attempted_at_ms: None,
             seated: lru::LruCache::new(std::num::NonZeroUsize::new(SEATED).expect("not zero")),
             restored_at: status.restored_at,
             reseat: false,
         }
     }
 
-    fn sync_due(&self, now_ms: i64, every: Duration) -> bool {
+    /// Whether to sync now: at the interval; at once while the counts are
+    /// read on or a restore's fans are to be put back; and while the gate's
+    /// last answer here was a failure, at the least interval (it may have
+    /// been restored since, and this environment's fans are to be seated).
+    fn sync_due(&self, now_ms: i64) -> bool {
         if self.syncing_since_ms.is_some_and(|at| now_ms - at < CALL_ABANDONED_MS) {
             return false;
         }
+        let since = |at: Option<i64>, every: Duration| at.is_none_or(|at| now_ms - at >= every.as_millis() as i64);
         match self.synced_at_ms {
             None => true,
-            Some(at) => self.read_more_from.is_some() || self.reseat || now_ms - at >= every.as_millis() as i64,
+            Some(at) => {
+                self.read_more_from.is_some()
+                    || self.reseat
+                    || (self.gate_failing && since(self.attempted_at_ms, self.least_every))
+                    || since(Some(at), self.every)
+            }
         }
     }
 
@@ -148,6 +170,7 @@ impl EventLine {
         self.unsent.extend(abandoned);
         self.in_flight = std::mem::take(&mut self.unsent);
         self.syncing_since_ms = Some(now_ms);
+        self.attempted_at_ms = Some(now_ms);
         let recount = bucket_of(now_ms, self.opens_at_ms).saturating_sub(RECOUNT_BUCKETS);
         let from = match (self.read_more_from, self.synced_at_ms) {
             (Some(b), _) => Some(b),
@@ -164,6 +187,7 @@ impl EventLine {
             Vec::new()
         };
         LineSyncRequest {
+            environment: None,
             fans: self.in_flight.iter().map(|(f, _)| *f).collect(),
             served_seen: self.progress.served(),
             advance_to: self.first_waiting.take(),
@@ -178,6 +202,9 @@ impl EventLine {
         if reseated {
             self.reseat = false;
         }
+        self.every = sync_interval(self.least_every, status.environments);
+        self.counts.set_sync_interval(self.every);
+        self.progress.set_sync_interval(self.every);
         // A restore since the last sync: the next one puts the fans back.
         if status.restored_at.is_some() && status.restored_at != self.restored_at {
             self.reseat = self.restored_at.is_some() || self.synced_at_ms.is_some();
@@ -262,12 +289,16 @@ struct Told {
 /// Every event with a line this environment has seen.
 pub(super) struct Lines {
     events: Mutex<HashMap<EventId, EventLine>>,
+    /// The least interval between syncs of a line (`LINE_SYNC_MS`).
     sync_every: Duration,
+    /// This environment, to the gate's count of those syncing a line.
+    environment: u64,
 }
 
 impl Lines {
     pub fn new(sync_every: Duration) -> Self {
-        Self { events: Mutex::new(HashMap::new()), sync_every }
+        let environment = getrandom::u64().unwrap_or_else(|_| std::process::id().into());
+        Self { events: Mutex::new(HashMap::new()), sync_every, environment }
     }
 
     /// Whether this environment knows the event has a line.
@@ -287,11 +318,12 @@ impl Lines {
         let now_ms = now.timestamp_millis();
         let request = {
             let mut events = self.events.lock().unwrap();
-            match events.get_mut(event) {
-                Some(line) if !line.sync_due(now_ms, self.sync_every) => return Ok(Synced::Lined),
+            let request = match events.get_mut(event) {
+                Some(line) if !line.sync_due(now_ms) => return Ok(Synced::Lined),
                 Some(line) => line.start_sync(now_ms),
                 None => LineSyncRequest::default(),
-            }
+            };
+            LineSyncRequest { environment: Some(self.environment), ..request }
         };
         let outcome = gate.sync_line(event, now, &request).await;
         let reseated = !request.seated.is_empty();
@@ -299,7 +331,8 @@ impl Lines {
             let mut events = self.events.lock().unwrap();
             match outcome {
                 Ok(LineSync::Lined(status)) => {
-                    let line = events.entry(event.clone()).or_insert_with(|| EventLine::new(&status));
+                    let every = self.sync_every;
+                    let line = events.entry(event.clone()).or_insert_with(|| EventLine::new(&status, every));
                     line.synced(status, now_ms, event, fans, reseated);
                     return Ok(Synced::Lined);
                 }

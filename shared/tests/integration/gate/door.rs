@@ -197,6 +197,33 @@ async fn a_sync_reads_a_lines_counts_from_where_its_fans_are_not_from_its_openin
 }
 
 #[tokio::test]
+async fn the_gate_counts_the_environments_that_synced_a_line_in_the_last_minute() {
+    let d = Door::new(100, 10).await;
+    let environments = |status: LineSync| match status {
+        LineSync::Lined(status) => status.environments,
+        other => panic!("{other:?}"),
+    };
+    let sync = |environment: Option<u64>, ms: i64| {
+        let request = LineSyncRequest { environment, ..LineSyncRequest::default() };
+        let d = &d;
+        async move { environments(d.stack.gate.sync_line(&d.id, d.at(ms), &request).await.unwrap()) }
+    };
+    for e in 0..600 {
+        sync(Some(e), 0).await;
+    }
+    assert_eq!(sync(Some(0), 1_000).await, 600, "each environment once, however often it syncs");
+    assert_eq!(sync(None, 1_000).await, 600, "the housekeeping is not an environment");
+    // A minute on, only those that synced since are counted.
+    for e in 0..10 {
+        sync(Some(e), 30_000).await;
+    }
+    assert_eq!(sync(Some(1_000), 61_000).await, 11);
+    // So each of 600 spaces its syncs to keep all of them within the budget.
+    let every = fanrush::rules::line::sync_interval(Duration::from_secs(1), 600);
+    assert_eq!(every, Duration::from_secs_f64(1.2));
+}
+
+#[tokio::test]
 async fn an_idle_line_moves_its_served_mark_to_the_first_waiting_place_and_a_restored_one_takes_the_seen_mark() {
     let d = Door::new(100, 10).await;
     let d = &d;

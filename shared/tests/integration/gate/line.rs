@@ -439,6 +439,33 @@ async fn three_hundred_joins_without_a_ticket_move_the_next_fan_back_at_most_one
     assert!(moved <= 1 && later <= 1, "calm then hammered: {} then {}", next[0], next[1]);
 }
 
+#[tokio::test]
+async fn among_thousands_of_environments_each_syncs_a_line_seldom_enough_that_together_they_stay_in_budget() {
+    let t0 = second(Utc::now());
+    let (stack, clock) = stack_at(t0).await;
+    let id = stack.lined_event(1_000, 1, 0, t0 - Minutes::minutes(1), t0 + Minutes::hours(1)).await;
+    // 7,649 other environments synced the line a moment ago.
+    let mut redis = redis::Client::open(redis_url()).unwrap().get_multiplexed_async_connection().await.unwrap();
+    let mut zadd = redis::cmd("ZADD");
+    zadd.arg(format!("{}:ev:{id}:syncing", stack.prefix));
+    for e in 0..7_649 {
+        zadd.arg(t0.timestamp_millis()).arg(format!("other-{e}"));
+    }
+    let _: () = zadd.query_async(&mut redis).await.unwrap();
+    // This one learns the line with its first fan (and hears of the others),
+    // gives two more places over the next 15 s without a sync, and counts
+    // them with the sync after 15.3 s (7,650 / 500 a second).
+    post(&stack.fan, &id, "first", None).await;
+    for (ms, fan) in [(2_000, "second"), (15_000, "third")] {
+        clock.set(t0 + Minutes::milliseconds(ms));
+        post(&stack.fan, &id, fan, None).await;
+        assert_eq!(arrivals_counted(&stack, &id).await, 0, "no sync at {ms} ms");
+    }
+    clock.set(t0 + Minutes::milliseconds(15_300));
+    post(&stack.fan, &id, "fourth", None).await;
+    assert_eq!(arrivals_counted(&stack, &id).await, 3, "the three places before it, counted in one sync");
+}
+
 /// The arrivals the gate counted for a line.
 async fn arrivals_counted(stack: &Stack, event: &str) -> u64 {
     let mut redis = redis::Client::open(redis_url()).unwrap().get_multiplexed_async_connection().await.unwrap();

@@ -2,11 +2,13 @@
 -- trip: count the fans it gave a place since its last sync, each fan once
 -- however often it joined; run the pace; read back what the line needs.
 --
--- KEYS: state, meta, counts, joined, fans, pending, door, grants
+-- KEYS: state, meta, counts, joined, fans, pending, door, grants, syncing
 --   counts: u32 counters (BITFIELD), the pre-queue's first, then one per
 --   100 ms bucket after the opening; joined: fan hash -> its bucket ('p' in
---   the pre-queue), the place a fan was counted at.
--- ARGV: run_id, nowMs, servedSeen, advanceTo, fromBucket, seated (n), then
+--   the pre-queue), the place a fan was counted at; syncing: environment
+--   -> when it last synced (ms), a sorted set of the last minute's.
+-- ARGV: run_id, nowMs, servedSeen, advanceTo, fromBucket, environment ('' for
+--       the housekeeping, which is not one), seated (n), then
 --       fanId, orderKey (x n: fans the environment saw at the door, put back
 --       there after a restore), then fanHash, bucket (x m)
 --   servedSeen: the served mark the environment last saw ('' none): taken
@@ -20,16 +22,19 @@
 -- Replies {'state_lost'}, {'not_found'}, {'unlined', capacity, taken}, or
 -- {'ok', capacity, taken, opensAtMs, closesAtMs, lineRate, joinableFromMs,
 --  seed, line state (pace.lua), duplicates, prequeued, fromBucket,
---  buckets, counts, restoredAt}: duplicates is {index, bucket, ...} for
---  each fan of this sync already counted (at that bucket); counts are at
---  most READ_BUCKETS u32s from fromBucket on; buckets is how many the gate
---  counts; restoredAt when the line was last restored ('' never).
+--  buckets, counts, restoredAt, environments}: duplicates is {index,
+--  bucket, ...} for each fan of this sync already counted (at that bucket);
+--  counts are at most READ_BUCKETS u32s from fromBucket on; buckets is how
+--  many the gate counts; restoredAt when the line was last restored (''
+--  never); environments how many synced in the last minute, from which
+--  each spaces its syncs so that all of them together stay within a budget.
 
 local keys = {state = KEYS[1], meta = KEYS[2], counts = KEYS[3], joined = KEYS[4], fans = KEYS[5],
-  pending = KEYS[6], door = KEYS[7], grants = KEYS[8]}
+  pending = KEYS[6], door = KEYS[7], grants = KEYS[8], syncing = KEYS[9]}
 local run_id, now, served_seen, advance_to, from = ARGV[1], tonumber(ARGV[2]), ARGV[3], ARGV[4], tonumber(ARGV[5])
-local SEATED = 7
-local FIRST_FAN = SEATED + 2 * tonumber(ARGV[6])
+local environment = ARGV[6]
+local SEATED = 8
+local FIRST_FAN = SEATED + 2 * tonumber(ARGV[7])
 
 -- Buckets re-read behind the served mark when the caller does not say
 -- (10 s): longer than an environment keeps a place before counting it.
@@ -38,6 +43,9 @@ local RECOUNT_BUCKETS = 100
 local READ_BUCKETS = 3000
 -- Arrival order keys hold their 100 ms bucket above 24 bits.
 local BUCKET_SHIFT = 16777216
+-- An environment that has not synced for this long is no longer counted:
+-- twice the longest an environment waits between syncs (30 s).
+local SYNCING_WINDOW_MS = 60000
 
 -- Counts each fan of this sync once: a fan counted before (another device,
 -- a lost ticket, a retried sync) is not counted again, and the caller hears
@@ -97,6 +105,14 @@ local function advance_when_idle(ev, key)
   redis.call('HSET', keys.meta, 'lineServed', int(key))
 end
 
+-- Notes this environment's sync; how many environments synced lately.
+local function count_environments()
+  if environment ~= '' then redis.call('ZADD', keys.syncing, now, environment) end
+  redis.call('ZREMRANGEBYSCORE', keys.syncing, '-inf', '(' .. int(now - SYNCING_WINDOW_MS))
+  redis.call('PEXPIRE', keys.syncing, SYNCING_WINDOW_MS)
+  return redis.call('ZCARD', keys.syncing)
+end
+
 local function read_counts(ev)
   if from < 0 then
     from = ev.first_bucket or 0
@@ -126,7 +142,7 @@ local function sync()
   local prequeued, first, buckets, counts = read_counts(ev)
   return {'ok', int(ev.capacity), int(ev.taken), int(ev.opens), int(ev.closes), tostring(ev.rate),
     d[1] or int(ev.opens), d[2] or '', line_state(ev, keys), duplicates, prequeued, first, buckets, counts,
-    d[4] or ''}
+    d[4] or '', count_environments()}
 end
 
 return sync()
