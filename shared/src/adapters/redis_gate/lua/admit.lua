@@ -70,14 +70,14 @@ local function at_the_door(ev)
     redis.call('ZREM', keys.door, fan)
     return {'sold_out'}
   end
-  catch_up(ev, keys, now)
+  local _, granted = catch_up(ev, keys, now)
   -- The catch-up may have granted this very fan, at the door since a call
   -- before: it claims the grant.
-  local record = redis.call('HGET', keys.fans, fan)
+  local record = nil
+  if granted > 0 then record = redis.call('HGET', keys.fans, fan) end
   if not record then
     redis.call('ZADD', keys.door, 'LT', order_key, fan)
-    grant_now(ev, keys, now)
-    record = redis.call('HGET', keys.fans, fan)
+    if grant_now(ev, keys, now) > 0 then record = redis.call('HGET', keys.fans, fan) end
   end
   save_pace(ev, keys)
   if record then return answer_held(record) end
@@ -100,9 +100,9 @@ local function decide()
   if lined and mode == 'direct' then return {'lined'} end
   local record = redis.call('HGET', keys.fans, fan)
   if record and lined then
-    -- The pace may lapse this very grant: read the record after it.
-    pace(ev, keys, now)
-    record = redis.call('HGET', keys.fans, fan)
+    -- The pace may lapse this very grant: read the record again if it
+    -- lapsed any.
+    if pace(ev, keys, now) > 0 then record = redis.call('HGET', keys.fans, fan) end
   end
   if record then return answer_held(record), ev end
   if mode == 'existing' then return {'turn_missed'}, ev end

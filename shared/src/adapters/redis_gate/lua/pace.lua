@@ -20,9 +20,13 @@ local BURST_SECONDS = 0.05
 local CLAIM_GRACE_MS = 5000
 -- Grants or lapses per call at most, so one call's work stays small.
 local MOST_PER_CALL = 256
+-- How often the grants are looked at for lapses, at most: a grant's fan
+-- gets CLAIM_GRACE_MS and up to this much more, and a call in between
+-- saves the look (one command fewer in most calls).
+local LAPSE_EVERY_MS = 100
 
 local EVENT_FIELDS = {'opensAtMs', 'closesAtMs', 'capacity', 'taken', 'lineRate',
-  'lineTokens', 'lineTokensAt', 'lineServed', 'lineGranted'}
+  'lineTokens', 'lineTokensAt', 'lineServed', 'lineGranted', 'lineLapsedAt'}
 
 local function number_or(value, default)
   if value then return tonumber(value) end
@@ -37,7 +41,7 @@ local function read_event(meta_key)
     opens = tonumber(m[1]), closes = tonumber(m[2]),
     capacity = tonumber(m[3]), taken = number_or(m[4], 0),
     rate = number_or(m[5], nil), tokens = number_or(m[6], nil), tokens_at = number_or(m[7], nil),
-    served = number_or(m[8], nil), granted = number_or(m[9], 0),
+    served = number_or(m[8], nil), granted = number_or(m[9], 0), lapsed_at = number_or(m[10], nil),
   }
 end
 
@@ -53,11 +57,14 @@ local function sold_out_for_good(ev, keys)
   return room(ev) <= 0 and redis.call('ZCARD', keys.grants) == 0 and redis.call('ZCARD', keys.pending) == 0
 end
 
--- Gives back the places of grants whose fans did not claim them in time;
--- true when the line had no room before.
+-- Gives back the places of grants whose fans did not claim them in time
+-- (looked at every LAPSE_EVERY_MS at most); how many lapsed, and whether
+-- the line had no room before.
 local function lapse(ev, keys, now)
+  if ev.lapsed_at and now >= ev.lapsed_at and now - ev.lapsed_at < LAPSE_EVERY_MS then return 0, false end
+  ev.lapsed_at = now
   local lapsed = redis.call('ZRANGEBYSCORE', keys.grants, '-inf', now, 'LIMIT', 0, MOST_PER_CALL)
-  if #lapsed == 0 then return false end
+  if #lapsed == 0 then return 0, false end
   local full = room(ev) <= 0
   for _, fan in ipairs(lapsed) do
     local record = redis.call('HGET', keys.fans, fan)
@@ -67,7 +74,7 @@ local function lapse(ev, keys, now)
     end
   end
   redis.call('ZREM', keys.grants, unpack(lapsed))
-  return full
+  return #lapsed, full
 end
 
 -- Grants the door's head one place at `at` (ms); false when nobody at the
@@ -97,11 +104,11 @@ end
 -- token came (back-dated), none lost to a bucket that filled while nobody
 -- called. Spaced at the refill, any one second still holds at most the
 -- bucket's burst plus a second of refill. Nothing is granted before the
--- opening.
+-- opening. How many places it lapsed and granted.
 local function catch_up(ev, keys, now)
   -- A place a lapse gave back to a full line was free only from now.
-  local freed_now = lapse(ev, keys, now)
-  if now < ev.opens then return end
+  local lapsed, freed_now = lapse(ev, keys, now)
+  if now < ev.opens then return lapsed, 0 end
   local burst, refill = burst_of(ev), refill_of(ev)
   local last = ev.tokens_at or ev.opens
   -- The bucket's clock never goes back: environments' clocks differ a little.
@@ -119,15 +126,19 @@ local function catch_up(ev, keys, now)
   end
   ev.tokens = math.min(burst, tokens + (clock - last) * refill / 1000)
   ev.tokens_at = clock
+  return lapsed, grants
 end
 
 -- Grants the whole tokens left now, to the door's head (the caller, if it
--- just joined at the head).
+-- just joined at the head); how many.
 local function grant_now(ev, keys, now)
-  if now < ev.opens then return end
+  local grants = 0
+  if now < ev.opens then return grants end
   while (ev.tokens or 0) >= 1 and room(ev) > 0 and grant_head(ev, keys, now) do
     ev.tokens = ev.tokens - 1
+    grants = grants + 1
   end
+  return grants
 end
 
 -- Writes the pace back.
@@ -143,14 +154,20 @@ local function save_pace(ev, keys)
     fields[#fields + 1] = 'lineServed'
     fields[#fields + 1] = int(ev.served)
   end
+  if ev.lapsed_at then
+    fields[#fields + 1] = 'lineLapsedAt'
+    fields[#fields + 1] = int(ev.lapsed_at)
+  end
   redis.call('HSET', keys.meta, unpack(fields))
 end
 
--- The pace with nobody joining: catch up, grant what is left, save.
+-- The pace with nobody joining: catch up, grant what is left, save. How
+-- many places lapsed.
 local function pace(ev, keys, now)
-  catch_up(ev, keys, now)
+  local lapsed = catch_up(ev, keys, now)
   grant_now(ev, keys, now)
   save_pace(ev, keys)
+  return lapsed
 end
 
 -- When a fan at the door, `rank` fans behind its head, is due its grant
