@@ -1,60 +1,260 @@
 #!/usr/bin/env python3
-"""`make tables`: the result tables of docs/, regenerated from the runs.
+"""`make tables`: every result figure in docs/ and the code's measured
+constants, regenerated from the recorded runs, never retyped.
 
-Each table lives between two markers in a page and is replaced by what a run
-wrote, never retyped:
+From target/bench/results.json (make bench):
+  - shared/src/rules/scaling/measured.rs: the MEASURED_* constants the
+    preflight, `fanrush simulate` and `fanrush plan` use, with the machine
+    and the date of the run;
+  - <!-- table:bench --> in docs/benchmarks.md: the run's table.
+Then, with the CLI built on those constants:
+  - <!-- table:worked --> in docs/line.md: the worked event's three
+    simulated runs (`fanrush simulate --json`);
+  - <!-- table:budget --> in docs/line.md: the worked event's peak second on
+    the measured core, from the bench's own figures;
+  - <!-- table:scaling --> in docs/scaling.md: the worked event without a
+    line, under default and raised quotas;
+  - docs/charts/*.svg (scripts/charts.sh).
+From target/drill/results.json (make drill):
+  - <!-- table:drill --> in docs/drills.md.
 
-    <!-- table:bench -->  ... <!-- /table:bench -->   from target/bench/results.json (make bench)
-    <!-- table:drill -->  ... <!-- /table:drill -->   from target/drill/results.json (make drill)
-
-A results file holds the table its run rendered ("table") and the machine it
-ran on; a missing file leaves its table alone and says so. `--check` only
-reports whether the pages hold what the files say (exit 1 if not).
+A missing results file leaves what it writes alone and says so. `--check`
+only reports whether the files hold what the runs say (exit 1 if not); it
+does not rebuild the CLI.
 """
 import json
 import re
+import subprocess
 import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+BENCH = ROOT / "target/bench/results.json"
+DRILL = ROOT / "target/drill/results.json"
+MEASURED = ROOT / "shared/src/rules/scaling/measured.rs"
+FANRUSH = ROOT / "target/debug/fanrush"
 
-TABLES = [
-    ("bench", ROOT / "target/bench/results.json", ROOT / "docs/benchmarks.md", "make bench"),
-    ("drill", ROOT / "target/drill/results.json", ROOT / "docs/drills.md", "make drill"),
+# Each constant, the bench figure it takes, and what it is (its doc comment).
+CONSTANTS = [
+    (
+        "MEASURED_GATE_ADMISSIONS_PER_SECOND",
+        "line: admitted fans/s on one Redis core (admit + confirm)",
+        """New fans one Redis core admits per second through a busy line: the
+calls an admitted fan costs (it joins the door, claims its grant at a later
+call, its entry is confirmed), each measured apart and added up: `fanrush
+measure-gate`'s "admitted fans" (the same code). The ceiling the preflight
+and `fanrush simulate` use, and the one a line's `admissionsPerSecond` is
+set from. A loopback figure of one machine's core: ElastiCache's network
+adds latency per call, not work, but its cores differ, so measure the node.""",
+    ),
+    (
+        "MEASURED_GATE_ANSWERS_PER_SECOND",
+        "line: gate answers/s to a sold-out event",
+        """The gate's cheaper answers per second on one core (`admit.lua` for a
+sold-out event).""",
+    ),
+    (
+        "MEASURED_LINE_SYNCS_PER_SECOND",
+        "line: line.lua syncs/s, no places, on one Redis core",
+        """`line.lua` syncs per second on one core that carry no place, each
+reading ten seconds of counts back.""",
+    ),
+    (
+        "MEASURED_LINE_PLACES_PER_SECOND",
+        "line: places counted/s in line.lua syncs, on one Redis core",
+        """Places one core counts per second inside `line.lua` syncs (each fan's
+first join, counted once): syncs of 50 places, less an empty sync's cost.""",
+    ),
+    (
+        "MEASURED_WRITER_ROWS_PER_SECOND",
+        "writer rows/s, SQS batches of 100",
+        """Rows per second one writer invocation inserts, SQS batches of 100,
+PostgreSQL on loopback. The preflight drains at one writer's rate: a lower
+bound, as `MaximumConcurrency` writers add more only while the database
+keeps up. Over RDS Proxy each batch adds network round trips: measure.""",
+    ),
+]
+
+# The worked event (calendars/million-fans.json): one opening, three runs.
+WORKED = [
+    "--peak-rps", "63750", "--ramp-seconds", "2", "--decay-seconds", "15", "--hold-seconds", "58",
+    "--duration-ms", "20", "--provisioned", "7650", "--capacity", "100000", "--json",
+]
+SCALING = [
+    "--peak-rps", "63750", "--ramp-seconds", "2", "--decay-seconds", "15", "--hold-seconds", "58",
+    "--duration-ms", "20", "--json",
+]
+SCALING_RUNS = [
+    ("default quotas, 7,650 provisioned", ["--provisioned", "7650"]),
+    ("raised quotas, 7,650 provisioned",
+     ["--provisioned", "7650", "--account-limit", "8000", "--api-rate", "64000", "--api-burst", "32000"]),
+    ("raised quotas, none provisioned",
+     ["--provisioned", "0", "--account-limit", "8000", "--api-rate", "64000", "--api-burst", "32000"]),
+]
+RUNS = [
+    ("1. default quotas", []),
+    ("2. raised, no line", ["--account-limit", "8000", "--api-rate", "64000", "--api-burst", "32000"]),
+    ("3. raised, a line at the suggested rate",
+     ["--account-limit", "9000", "--api-rate", "80000", "--api-burst", "40000", "--line-rate", "suggested"]),
 ]
 
 
-def rendered(name, results, command):
-    doc = json.loads(results.read_text())
-    table = doc.get("table")
-    if not table:
-        sys.exit(f"{results.relative_to(ROOT)} holds no rendered table: re-run {command} with this code")
+def rel(p):
+    return p.relative_to(ROOT)
+
+
+def provenance(doc, results, command):
     machine = doc.get("machine", {})
     where = f"{machine.get('cpu', 'unknown CPU')}, {machine.get('cores', '?')} cores" if machine else "this machine"
     when = doc.get("measuredAt", "")[:10]
-    note = f"_Written by `make tables` from `{results.relative_to(ROOT)}` ({command}, {where}, {when}); do not edit by hand._"
-    return f"<!-- table:{name} -->\n{note}\n\n{table.strip()}\n<!-- /table:{name} -->"
+    return where, when, f"_Written by `make tables` from `{rel(results)}` ({command}, {where}, {when}); do not edit by hand._"
+
+
+def figure(doc, name):
+    for f in doc["figures"]:
+        if f["name"] == name:
+            return f
+    sys.exit(f"{rel(BENCH)} has no figure {name!r}: re-run make bench with this code")
+
+
+def measured_rs(doc):
+    where, when, _ = provenance(doc, BENCH, "make bench")
+    out = [
+        "//! The figures of the last recorded `make bench` run that the preflight,",
+        "//! `fanrush simulate` and `fanrush plan` use. Written by `make tables` from",
+        f"//! `{rel(BENCH)}` ({where}, {when}); do not edit by hand:",
+        "//! run `make bench`, then `make tables`.",
+        "",
+        "/// Where and when these figures were measured.",
+        f'pub const MEASURED_ON: &str = "{where}, {when}";',
+    ]
+    for name, fig, doc_text in CONSTANTS:
+        value = round(figure(doc, fig)["value"])
+        out.append("")
+        out.extend(f"/// {line}" for line in doc_text.splitlines())
+        out.append(f'/// `make bench`\'s "{fig}".')
+        out.append(f"pub const {name}: f64 = {value:_}.0;")
+    return "\n".join(out) + "\n"
+
+
+def replace_block(page, name, body, check, stale):
+    text = page.read_text()
+    pattern = re.compile(rf"<!-- table:{name} -->.*?<!-- /table:{name} -->", re.S)
+    if not pattern.search(text):
+        sys.exit(f"{rel(page)} has no <!-- table:{name} --> ... <!-- /table:{name} --> markers")
+    new = pattern.sub(lambda _: f"<!-- table:{name} -->\n{body.strip()}\n<!-- /table:{name} -->", text, count=1)
+    write(page, new, check, stale)
+
+
+def write(path, new, check, stale):
+    if path.exists() and path.read_text() == new:
+        print(f"tables: {rel(path)} already holds the runs")
+    elif check:
+        stale.append(rel(path))
+    else:
+        path.write_text(new)
+        print(f"tables: {rel(path)} rewritten")
+
+
+def n(x):
+    return f"{x:,.0f}"
+
+
+def simulated(base, runs):
+    out = []
+    for title, extra in runs:
+        run = subprocess.run([str(FANRUSH), "simulate", *base, *extra], capture_output=True, text=True, check=True)
+        out.append((title, json.loads(run.stdout)))
+    return out
+
+
+def scaling_table(note):
+    runs = simulated(SCALING, SCALING_RUNS)
+    rows = [
+        ("requests (first tries and retries)", lambda r: n(r["requests"])),
+        ("throttled by API Gateway", lambda r: n(r["throttledByApiGateway"])),
+        ("throttled by Lambda", lambda r: n(r["throttledByLambda"])),
+        ("refused by Redis (503)", lambda r: n(r["refusedByRedis"])),
+        ("gave up", lambda r: n(r["gaveUp"])),
+        ("peak concurrency", lambda r: n(r["peakConcurrency"])),
+        ("Redis core at its busiest second", lambda r: f"{r['redisPeakLoad'] * 100:.0f}%"),
+    ]
+    lines = [note, "", "| | " + " | ".join(t for t, _ in runs) + " |", "|---|" + "--:|" * len(runs)]
+    for label, cell in rows:
+        lines.append(f"| {label} | " + " | ".join(cell(r) for _, r in runs) + " |")
+    return "\n".join(lines)
+
+
+def worked_table(note):
+    runs = simulated(WORKED, RUNS)
+    rows = [
+        ("requests through API Gateway and Lambda", lambda r: n(r["requests"])),
+        ("of which polls", lambda r: n(r["polls"])),
+        ("of which retries", lambda r: n(r["retries"])),
+        ("peak requests/s", lambda r: n(r["peakRequestsPerSecond"])),
+        ("throttled", lambda r: n(r["throttled"])),
+        ("refused by Redis (503)", lambda r: n(r["refusedByRedis"])),
+        ("gave up", lambda r: n(r["gaveUp"])),
+        ("places sold", lambda r: n(r["admitted"])),
+        ("Redis core at its busiest second", lambda r: f"{r['redisPeakLoad'] * 100:.0f}%"),
+        ("wait p50 / max", lambda r: f"{r['waitP50Seconds']:.1f} s / {r['waitMaxSeconds']:.1f} s"),
+        ("line rate (admissions/s)", lambda r: n(r["lineRate"]) if r.get("lineRate") else "-"),
+    ]
+    lines = [note, "", "| | " + " | ".join(t for t, _ in runs) + " |", "|---|" + "--:|" * len(runs)]
+    for label, cell in rows:
+        lines.append(f"| {label} | " + " | ".join(cell(r) for _, r in runs) + " |")
+    return "\n".join(lines)
+
+
+def budget_table(doc, note):
+    rate = figure(doc, "line: worked event, suggested rate")
+    peak = figure(doc, "line: worked event, peak second share of the core")
+    sim = figure(doc, "line: worked event, simulated busiest second")
+    lines = [
+        note,
+        "",
+        "| | value |",
+        "|---|--:|",
+        f"| admitted fans/s on one core (the ceiling) | {n(figure(doc, 'line: admitted fans/s on one Redis core (admit + confirm)')['value'])} |",
+        f"| line.lua syncs/s carrying no place | {n(figure(doc, 'line: line.lua syncs/s, no places, on one Redis core')['value'])} |",
+        f"| places counted/s in syncs | {n(figure(doc, 'line: places counted/s in line.lua syncs, on one Redis core')['value'])} |",
+        f"| the suggested rate | {n(rate['value'])} admissions/s |",
+        f"| the peak second, counted | {peak['value']:.1f}%: {peak['limitName']} |",
+        f"| the busiest simulated second | {sim['value']:.1f}% ({sim['limitName']}) |",
+    ]
+    return "\n".join(lines)
 
 
 def main():
     check = "--check" in sys.argv[1:]
     stale = []
-    for name, results, page, command in TABLES:
-        if not results.exists():
-            print(f"tables: no {results.relative_to(ROOT)} ({command} writes it); {page.name}'s {name} table left as it is")
-            continue
-        text = page.read_text()
-        pattern = re.compile(rf"<!-- table:{name} -->.*?<!-- /table:{name} -->", re.S)
-        if not pattern.search(text):
-            sys.exit(f"{page.relative_to(ROOT)} has no <!-- table:{name} --> ... <!-- /table:{name} --> markers")
-        new = pattern.sub(lambda _: rendered(name, results, command), text, count=1)
-        if new == text:
-            print(f"tables: {page.relative_to(ROOT)} already holds {results.relative_to(ROOT)}")
-        elif check:
-            stale.append(page.relative_to(ROOT))
-        else:
-            page.write_text(new)
-            print(f"tables: {page.relative_to(ROOT)} rewritten from {results.relative_to(ROOT)}")
+    if BENCH.exists():
+        doc = json.loads(BENCH.read_text())
+        if not doc.get("table"):
+            sys.exit(f"{rel(BENCH)} holds no rendered table: re-run make bench with this code")
+        _, _, note = provenance(doc, BENCH, "make bench")
+        write(MEASURED, measured_rs(doc), check, stale)
+        replace_block(ROOT / "docs/benchmarks.md", "bench", f"{note}\n\n{doc['table']}", check, stale)
+        if not check:
+            subprocess.run(["cargo", "build", "--quiet", "-p", "fanrush-cli"], cwd=ROOT, check=True)
+        if FANRUSH.exists():
+            worked_note = (f"_Written by `make tables`: `fanrush simulate` on the constants of `{rel(MEASURED)}` "
+                           f"(`{rel(BENCH)}`); do not edit by hand._")
+            replace_block(ROOT / "docs/line.md", "worked", worked_table(worked_note), check, stale)
+            replace_block(ROOT / "docs/scaling.md", "scaling", scaling_table(worked_note), check, stale)
+        replace_block(ROOT / "docs/line.md", "budget", budget_table(doc, note), check, stale)
+        if not check:
+            subprocess.run([str(ROOT / "scripts/charts.sh")], cwd=ROOT, check=True)
+    else:
+        print(f"tables: no {rel(BENCH)} (make bench writes it); the measured constants and their tables left as they are")
+    if DRILL.exists():
+        doc = json.loads(DRILL.read_text())
+        if not doc.get("table"):
+            sys.exit(f"{rel(DRILL)} holds no rendered table: re-run make drill with this code")
+        _, _, note = provenance(doc, DRILL, "make drill")
+        replace_block(ROOT / "docs/drills.md", "drill", f"{note}\n\n{doc['table']}", check, stale)
+    else:
+        print(f"tables: no {rel(DRILL)} (make drill writes it); docs/drills.md's table left as it is")
     if stale:
         sys.exit(f"tables: {', '.join(map(str, stale))} differ from the runs: run make tables")
 

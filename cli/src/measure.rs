@@ -5,7 +5,7 @@
 //! run on. Runs on a scratch key prefix and removes it afterwards; refuses
 //! a server that holds a live gate (the measurement saturates its core).
 
-use fanrush::rules::scaling::preflight::{LineRates, LINE_CATCH_UP, LINE_SHARE_OF_CEILING};
+use fanrush::rules::scaling::preflight::{Capacities, LineRates, LINE_CATCH_UP, LINE_SHARE_OF_CEILING};
 use fanrush::usecases::measure::{measure_gate, Load};
 use serde_json::json;
 use std::time::Duration;
@@ -26,6 +26,11 @@ pub struct MeasureArgs {
     /// time; more pipelines, which makes calls cheaper than Lambda's are).
     #[arg(long, default_value_t = 1)]
     in_flight: usize,
+    /// New fans a second at the opening's peak (the event's
+    /// expectedPeakRps): the line's syncs count their places on the same
+    /// core, so the rate to set leaves room for them.
+    #[arg(long, default_value_t = 0.0)]
+    peak_rps: f64,
     /// Print JSON.
     #[arg(long)]
     json: bool,
@@ -35,6 +40,9 @@ pub async fn run(args: MeasureArgs) -> Result<(), String> {
     if !(args.seconds.is_finite() && args.seconds > 0.0) {
         return Err(format!("--seconds {}: must be a positive number", args.seconds));
     }
+    if !(args.peak_rps.is_finite() && args.peak_rps >= 0.0) {
+        return Err(format!("--peak-rps {}: must be a number of at least 0", args.peak_rps));
+    }
     let prefix = format!("fanrush-measure-{}-{}", std::process::id(), chrono::Utc::now().timestamp_millis());
     let load = Load {
         seconds: Duration::from_secs_f64(args.seconds),
@@ -43,7 +51,13 @@ pub async fn run(args: MeasureArgs) -> Result<(), String> {
     };
     let f = measure_gate(&args.redis_url, &prefix, load).await.map_err(|e| e.to_string())?;
     let ceiling = f.admitted_fans.per_second.round();
-    let LineRates { at_most, suggested } = LineRates::for_ceiling(ceiling);
+    let core = Capacities {
+        redis_admissions_per_second: ceiling,
+        line_syncs_per_second: f.syncs.per_second.round(),
+        line_places_per_second: f.places.per_second.round(),
+        ..Capacities::default()
+    };
+    let LineRates { at_most, suggested } = LineRates::for_core(&core, args.peak_rps);
     let figure = |c: fanrush::usecases::measure::CoreFigure| json!({ "perSecondOfCore": c.per_second.round(), "coreBusy": (c.core_busy * 100.0).round() / 100.0 });
     let out = json!({
         "set": figure(f.set),
@@ -55,6 +69,7 @@ pub async fn run(args: MeasureArgs) -> Result<(), String> {
         "confirms": figure(f.confirms),
         "answers": figure(f.answers),
         "lineSyncs": figure(f.syncs),
+        "linePlaces": figure(f.places),
         "redisAdmissionsPerSecond": ceiling,
         "admissionsPerSecond": suggested,
         "admissionsPerSecondAtMost": at_most,
@@ -77,11 +92,17 @@ pub async fn run(args: MeasureArgs) -> Result<(), String> {
         line("one call, granted at once (admit.lua)", f.at_once);
         line("admitted fans, line keeping up (+ confirm)", f.admitted_at_once);
         line("sold-out answers (admit.lua)", f.answers);
-        line("line syncs (line.lua)", f.syncs);
+        line("line syncs carrying no place (line.lua)", f.syncs);
+        line("places counted in line syncs", f.places);
         println!(
-            "use --redis-admissions-per-second {ceiling:.0} in fanrush preflight and simulate; a line's \
-             admissionsPerSecond {suggested:.0} (at most {at_most:.0}, {:.0}% of it; {suggested:.0} keeps the gate's \
-             catch-up second, {LINE_CATCH_UP}x the rate, within that)",
+            "use --redis-admissions-per-second {ceiling:.0} --redis-syncs-per-second {:.0} \
+             --redis-places-per-second {:.0} in fanrush simulate; for an opening of {:.0} new fans a second, a \
+             line's admissionsPerSecond {suggested:.0} (at most {at_most:.0}: with the line's syncs and the places \
+             they count, {:.0}% of the core; {suggested:.0} keeps the gate's catch-up second, {LINE_CATCH_UP}x the \
+             rate, within that)",
+            core.line_syncs_per_second,
+            core.line_places_per_second,
+            args.peak_rps,
             LINE_SHARE_OF_CEILING * 100.0
         );
     }

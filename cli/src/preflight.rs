@@ -37,6 +37,12 @@ pub struct PreflightArgs {
     /// make bench or fanrush measure-gate.
     #[arg(long, default_value_t = Capacities::default().redis_admissions_per_second)]
     redis_admissions_per_second: f64,
+    /// Line syncs carrying no place, per second of one Redis core (fanrush measure-gate).
+    #[arg(long, default_value_t = Capacities::default().line_syncs_per_second)]
+    redis_syncs_per_second: f64,
+    /// Places counted in line syncs, per second of one Redis core (fanrush measure-gate).
+    #[arg(long, default_value_t = Capacities::default().line_places_per_second)]
+    redis_places_per_second: f64,
     /// Rows per second one writer inserts.
     #[arg(long, default_value_t = Capacities::default().writer_rows_per_second)]
     writer_rows_per_second: f64,
@@ -78,6 +84,8 @@ pub async fn run(args: PreflightArgs) -> Result<(), String> {
         redis_admissions_per_second: args.redis_admissions_per_second,
         writer_rows_per_second: args.writer_rows_per_second,
         writer_max_concurrency: args.writer_max_concurrency,
+        line_syncs_per_second: args.redis_syncs_per_second,
+        line_places_per_second: args.redis_places_per_second,
     };
     let pricing = Pricing { memory_mb: args.memory_mb, per_gb_second: args.price_per_gb_second };
     let now = args.now.unwrap_or_else(chrono::Utc::now);
@@ -156,6 +164,8 @@ fn to_json(report: &Preflight, account: Account, capacities: Capacities) -> Valu
             "redisAdmissionsPerSecond": capacities.redis_admissions_per_second,
             "writerRowsPerSecond": capacities.writer_rows_per_second,
             "writerMaxConcurrency": capacities.writer_max_concurrency,
+            "lineSyncsPerSecond": capacities.line_syncs_per_second,
+            "linePlacesPerSecond": capacities.line_places_per_second,
         },
     })
 }

@@ -6,7 +6,8 @@
 //! admitted fans waited.
 
 use fanrush::rules::scaling::preflight::{
-    MEASURED_GATE_ADMISSIONS_PER_SECOND, MEASURED_GATE_ANSWERS_PER_SECOND, MEASURED_LINE_SYNCS_PER_SECOND,
+    Capacities, LineRates, MEASURED_GATE_ADMISSIONS_PER_SECOND, MEASURED_GATE_ANSWERS_PER_SECOND,
+    MEASURED_LINE_PLACES_PER_SECOND, MEASURED_LINE_SYNCS_PER_SECOND,
 };
 use fanrush::rules::scaling::{simulate_spike, GateModel, LineModel, Quotas, ScalingModel, Spike, Traffic};
 use serde_json::json;
@@ -59,12 +60,18 @@ pub struct SimulateArgs {
     /// The gate's other answers (sold out, already in) per second on one core.
     #[arg(long, default_value_t = MEASURED_GATE_ANSWERS_PER_SECOND)]
     redis_answers_per_second: f64,
-    /// Line syncs per second on one core.
+    /// Line syncs per second on one core, carrying no place.
     #[arg(long, default_value_t = MEASURED_LINE_SYNCS_PER_SECOND)]
     redis_syncs_per_second: f64,
-    /// A line in front of the gate admitting this many fans a second.
-    #[arg(long, value_name = "PER_SECOND")]
-    line_rate: Option<f64>,
+    /// Places one core counts per second inside line syncs.
+    #[arg(long, default_value_t = MEASURED_LINE_PLACES_PER_SECOND)]
+    redis_places_per_second: f64,
+    /// A line in front of the gate admitting this many fans a second, or
+    /// `suggested`: the rate the preflight suggests for this core and peak
+    /// (80% of the core, less the line's syncs and the places they count,
+    /// over the catch-up second's 1.1).
+    #[arg(long, value_name = "PER_SECOND|suggested", value_parser = line_rate)]
+    line_rate: Option<LineRate>,
     /// Refused fans do not retry (each fan is one request).
     #[arg(long)]
     no_retries: bool,
@@ -81,6 +88,23 @@ pub struct SimulateArgs {
     /// throttled by each limit, refused by Redis, admitted, waiting in line.
     #[arg(long, value_name = "FILE.svg")]
     chart: Option<std::path::PathBuf>,
+}
+
+/// `--line-rate`: a number, or the suggested rate.
+#[derive(Clone, Copy, Debug)]
+enum LineRate {
+    PerSecond(f64),
+    Suggested,
+}
+
+fn line_rate(s: &str) -> Result<LineRate, String> {
+    if s == "suggested" {
+        return Ok(LineRate::Suggested);
+    }
+    match s.parse::<f64>() {
+        Ok(r) if r.is_finite() && r > 0.0 => Ok(LineRate::PerSecond(r)),
+        _ => Err(format!("{s:?}: must be a positive number or `suggested`")),
+    }
 }
 
 pub async fn run(a: SimulateArgs) -> Result<(), String> {
@@ -109,14 +133,25 @@ pub async fn run(a: SimulateArgs) -> Result<(), String> {
         ("redis-admissions-per-second", a.redis_admissions_per_second),
         ("redis-answers-per-second", a.redis_answers_per_second),
         ("redis-syncs-per-second", a.redis_syncs_per_second),
+        ("redis-places-per-second", a.redis_places_per_second),
     ] {
         positive(name, x)?;
     }
     if !(a.duration_ms.is_finite() && a.duration_ms > 0.0) {
         return Err(format!("--duration-ms {}: must be a positive number", a.duration_ms));
     }
-    if let Some(rate) = a.line_rate.filter(|r| !(r.is_finite() && *r > 0.0)) {
-        return Err(format!("--line-rate {rate}: must be a positive number"));
+    let core = Capacities {
+        redis_admissions_per_second: a.redis_admissions_per_second,
+        line_syncs_per_second: a.redis_syncs_per_second,
+        line_places_per_second: a.redis_places_per_second,
+        ..Capacities::default()
+    };
+    let line_rate = a.line_rate.map(|r| match r {
+        LineRate::PerSecond(rate) => rate,
+        LineRate::Suggested => LineRates::for_core(&core, a.peak_rps).suggested,
+    });
+    if line_rate.is_some_and(|r| r <= 0.0) {
+        return Err("--line-rate suggested: this core has no room for a line at this peak".into());
     }
     let spike = Spike {
         traffic,
@@ -130,9 +165,10 @@ pub async fn run(a: SimulateArgs) -> Result<(), String> {
             admissions_per_second: a.redis_admissions_per_second,
             answers_per_second: a.redis_answers_per_second,
             syncs_per_second: a.redis_syncs_per_second,
+            places_per_second: a.redis_places_per_second,
             capacity: a.capacity.unwrap_or(u64::MAX),
         },
-        line: a.line_rate.map(LineModel::at),
+        line: line_rate.map(LineModel::at),
         retries: !a.no_retries,
         seed: a.seed,
     };
@@ -159,6 +195,7 @@ pub async fn run(a: SimulateArgs) -> Result<(), String> {
         "redisPeakLoad": round(sim.redis_peak_load),
         "waitP50Seconds": round(sim.wait_p50_seconds),
         "waitMaxSeconds": round(sim.wait_max_seconds),
+        "lineRate": line_rate,
     });
     let mut out = out;
     if a.per_second {
@@ -203,6 +240,9 @@ pub async fn run(a: SimulateArgs) -> Result<(), String> {
             sim.redis_peak_load * 100.0,
             sim.cold_starts
         );
+        if let Some(rate) = line_rate {
+            println!("a line at {rate:.0} admissions a second");
+        }
     }
     Ok(())
 }

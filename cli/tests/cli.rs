@@ -191,6 +191,12 @@ fn simulate_shows_the_gates_core_refusing_an_opening_and_a_line_pacing_it() {
     assert!(unlined["refusedByRedis"].as_u64().unwrap() > 0, "{unlined}");
     assert!(unlined["retries"].as_u64().unwrap() > 0, "refused fans retry: {unlined}");
     let lined = fanrush(&[&base[..], &["--line-rate", "1120"]].concat());
+    let suggested = fanrush(&[&base[..], &["--line-rate", "suggested"]].concat());
+    let rate = suggested["lineRate"].as_f64().unwrap();
+    assert!(
+        rate > 500.0 && rate < 1_400.0 * 0.8 / 1.1,
+        "80% of the core less the line's bookkeeping, over 1.1: {rate}"
+    );
     assert_eq!((lined["refusedByRedis"].as_u64(), lined["throttled"].as_u64()), (Some(0), Some(0)), "{lined}");
     assert_eq!(lined["admitted"], 10_000, "every place sold: {lined}");
     assert!(lined["polls"].as_u64().unwrap() > 0 && lined["waitMaxSeconds"].as_f64().unwrap() > 1.0, "{lined}");
@@ -205,7 +211,20 @@ fn preflight_fails_a_peak_over_the_redis_ceiling_without_a_line_and_passes_with_
         {"eventId":"drop","title":"Drop","opensAt":"2026-12-01T20:00:00Z","closesAt":"2026-12-01T20:30:00Z",
          "capacity":100000,"expectedPeakRps":60000}
     ]);
-    let big = ["--account-limit", "100000", "--api-rate", "1000000", "--redis-admissions-per-second", "14000"];
+    // The line's syncs take 500 / 10,000 = 5% of the core, the places of
+    // 60,000 arrivals a second 10%: 80% less those leaves 65% of 14,000.
+    let big = [
+        "--account-limit",
+        "100000",
+        "--api-rate",
+        "1000000",
+        "--redis-admissions-per-second",
+        "14000",
+        "--redis-syncs-per-second",
+        "10000",
+        "--redis-places-per-second",
+        "600000",
+    ];
     let (ok, report) = preflight(&unlined, &big);
     assert!(!ok);
     let redis = report["checks"]
@@ -215,11 +234,13 @@ fn preflight_fails_a_peak_over_the_redis_ceiling_without_a_line_and_passes_with_
         .find(|c| c["name"] == "drop: redis admissions/s on one primary")
         .unwrap();
     assert_eq!(redis["ok"], false);
-    assert!(redis["raise"].as_str().unwrap().contains("admissionsPerSecond to at most 11200"), "{redis}");
+    assert!(redis["raise"].as_str().unwrap().contains("admissionsPerSecond to at most 9100"), "{redis}");
     let mut lined = unlined.clone();
-    lined[0]["admissionsPerSecond"] = json!(11200);
+    lined[0]["admissionsPerSecond"] = json!(9100);
     let (ok, report) = preflight(&lined, &big);
-    assert!(ok, "a line at 80% of the ceiling passes: {report}");
+    assert!(ok, "a line within 80% of the core, its bookkeeping included, passes: {report}");
+    lined[0]["admissionsPerSecond"] = json!(9101);
+    assert!(!preflight(&lined, &big).0, "one more a second does not");
     let requests = report["events"][0]["requestsPerSecond"].as_f64().unwrap();
     assert!(requests > 60_000.0, "the line's polls are in the quotas: {requests}");
 }

@@ -8,8 +8,9 @@
 //! the door, claims its grant at a later call, and its entry is confirmed),
 //! each measured apart and added up; the same for a line that keeps up
 //! (one call joins, is granted and claims); the gate's cheaper answers (a
-//! sold-out event) and line syncs (`line.lua`, an environment's second of
-//! places counted). Each is driven for a while from many connections with
+//! sold-out event) and line syncs (`line.lua`): one that carries no place,
+//! and one that carries fifty, whose difference is what counting a place
+//! costs. Each is driven for a while from many connections with
 //! requests in flight, as thousands of Lambda environments would.
 //!
 //! A figure is calls per second of the *server's* CPU time (`INFO CPU`,
@@ -74,12 +75,14 @@ pub struct CoreFigures {
     pub confirms: CoreFigure,
     /// The gate's answers to a sold-out event.
     pub answers: CoreFigure,
-    /// `line.lua` syncs, each counting 50 places.
+    /// `line.lua` syncs that carry no place (each environment's own, spaced).
     pub syncs: CoreFigure,
+    /// Places counted per second inside syncs: from syncs of
+    /// [`PLACES_PER_SYNC`] places, less the syncs' own cost.
+    pub places: CoreFigure,
 }
 
-/// Places one sync counts in [`measure_gate`]: a second of an environment
-/// at 50 joins a second.
+/// Places one sync counts in [`measure_gate`]'s sync with places.
 pub const PLACES_PER_SYNC: usize = 50;
 
 /// Measures the core behind `url` under `prefix` (which must be unused).
@@ -218,24 +221,37 @@ async fn run(url: &str, prefix: &str, load: Load) -> Result<CoreFigures, Measure
         }
     })
     .await?;
-    let syncs = drive(&client, &gates, load, |i, n| {
-        let (gate, id) = (gates[i].clone(), fast.id.clone());
-        async move {
-            // An environment's second at 50 joins a second, over its last ten buckets.
-            let bucket = 100 + n % 500;
-            let fans = (0..PLACES_PER_SYNC as u64)
-                .map(|k| {
-                    let mut hash = [0u8; 8];
-                    hash[..4].copy_from_slice(&(i as u32).to_be_bytes());
-                    hash[4..].copy_from_slice(&((n * 64 + k) as u32).to_be_bytes());
-                    CountedFan { hash, bucket: Some(bucket - k % 10) }
-                })
-                .collect();
-            let request = LineSyncRequest { fans, from_bucket: Some(bucket - 100), ..LineSyncRequest::default() };
-            gate.sync_line(&id, Utc::now(), &request).await.map(|_| ()).map_err(|e| e.to_string())
+    // Syncs, each environment its own, reading ten seconds of counts back:
+    // with no place, then with fifty over its last ten buckets.
+    let sync = |places: usize| {
+        let (gates, id) = (&gates, fast.id.clone());
+        move |i: usize, n: u64| {
+            let (gate, id) = (gates[i].clone(), id.clone());
+            async move {
+                let bucket = 100 + n % 500;
+                let fans = (0..places as u64)
+                    .map(|k| {
+                        let mut hash = [0u8; 8];
+                        hash[..4].copy_from_slice(&(i as u32).to_be_bytes());
+                        hash[4..].copy_from_slice(&((n * 64 + k) as u32).to_be_bytes());
+                        CountedFan { hash, bucket: Some(bucket - k % 10) }
+                    })
+                    .collect();
+                let request = LineSyncRequest {
+                    environment: Some(i as u64),
+                    fans,
+                    from_bucket: Some(bucket - 100),
+                    ..LineSyncRequest::default()
+                };
+                gate.sync_line(&id, Utc::now(), &request).await.map(|_| ()).map_err(|e| e.to_string())
+            }
         }
-    })
-    .await?;
+    };
+    let syncs = drive(&client, &gates, load, sync(0)).await?;
+    let full_syncs = drive(&client, &gates, load, sync(PLACES_PER_SYNC)).await?;
+    // A place's cost: a full sync's, less an empty one's, over its places.
+    let per_place = (1.0 / full_syncs.per_second - 1.0 / syncs.per_second).max(1e-9) / PLACES_PER_SYNC as f64;
+    let places = CoreFigure { per_second: 1.0 / per_place, core_busy: full_syncs.core_busy };
     let sum = |parts: &[CoreFigure]| CoreFigure {
         per_second: 1.0 / parts.iter().map(|f| 1.0 / f.per_second).sum::<f64>(),
         core_busy: parts.iter().map(|f| f.core_busy).fold(1.0, f64::min),
@@ -250,6 +266,7 @@ async fn run(url: &str, prefix: &str, load: Load) -> Result<CoreFigures, Measure
         confirms,
         answers,
         syncs,
+        places,
     })
 }
 

@@ -8,7 +8,10 @@
 //!   legacy) against a given amount of provisioned concurrency.
 //! - [`preflight`]: every quota an event needs next to what the account
 //!   has, what to raise and by how much.
+//! - [`measured`]: the figures of the last recorded `make bench` run that
+//!   the preflight and the model use, written by `make tables`.
 
+pub mod measured;
 pub mod model;
 pub mod plan;
 pub mod preflight;

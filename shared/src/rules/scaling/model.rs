@@ -103,8 +103,10 @@ pub struct GateModel {
     pub admissions_per_second: f64,
     /// The gate's other answers per second (sold out, already in).
     pub answers_per_second: f64,
-    /// Line syncs per second (`line.lua`).
+    /// Line syncs per second (`line.lua`), carrying no place.
     pub syncs_per_second: f64,
+    /// Places a line's syncs count per second (each fan's first join).
+    pub places_per_second: f64,
     /// Places to admit.
     pub capacity: u64,
 }
@@ -115,6 +117,7 @@ impl GateModel {
         admissions_per_second: f64::INFINITY,
         answers_per_second: f64::INFINITY,
         syncs_per_second: f64::INFINITY,
+        places_per_second: f64::INFINITY,
         capacity: u64::MAX,
     };
 }
@@ -124,8 +127,9 @@ impl GateModel {
 /// then joins the gate's door and is granted a place at the pace
 /// ([`PACE_HEADROOM`] x `rate`), in the order of places, and claims it when
 /// told. The measured cost of an admitted fan (joining, claiming,
-/// confirming) is charged at its claim. Every busy execution environment
-/// syncs the line every `sync_s`.
+/// confirming) is charged at its claim, a place's count at its join. Every
+/// busy execution environment syncs the line every `sync_s`, spaced as
+/// [`crate::rules::line::sync_interval`] spaces them.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct LineModel {
     pub rate: f64,
@@ -140,7 +144,9 @@ impl LineModel {
 
     /// Syncs a second from `environments` busy environments.
     pub fn syncs_per_second(&self, environments: f64) -> f64 {
-        environments.max(0.0) / self.sync_s.max(f64::MIN_POSITIVE)
+        let n = environments.max(0.0);
+        let every = std::time::Duration::from_secs_f64(self.sync_s.max(1e-3));
+        n / crate::rules::line::sync_interval(every, n.ceil() as u64).as_secs_f64()
     }
 
     /// Grants a second.
@@ -248,6 +254,12 @@ impl Bucket {
         self.tokens = (self.tokens + self.per_ms).min(self.cap);
     }
 
+    /// Work that is done whether or not there is room: the bucket goes into
+    /// debt, and what comes next waits for it.
+    fn owe(&mut self, n: f64) {
+        self.tokens -= n;
+    }
+
     /// Takes `n` if it holds them.
     fn take(&mut self, n: f64) -> bool {
         if self.tokens >= n {
@@ -315,10 +327,11 @@ pub fn simulate_spike(spike: &Spike) -> Simulation {
     // The gate's core in ms of work: 250 ms of it may queue (the response timeout).
     let mut redis = Bucket { tokens: 250.0, cap: 250.0, per_ms: 1.0 };
     let cost = |per_second: f64| if per_second.is_finite() && per_second > 0.0 { 1000.0 / per_second } else { 0.0 };
-    let (admission_cost, answer_cost, sync_cost) = (
+    let (admission_cost, answer_cost, sync_cost, place_cost) = (
         cost(spike.gate.admissions_per_second),
         cost(spike.gate.answers_per_second),
         cost(spike.gate.syncs_per_second),
+        cost(spike.gate.places_per_second),
     );
     let account_limit = quotas.account_concurrency.max(0);
     // Lambda's account rate, counted over the trailing second.
@@ -434,10 +447,20 @@ pub fn simulate_spike(spike: &Spike) -> Simulation {
                     let turn = match spike.line {
                         None => true,
                         Some(line) => {
-                            let place = *fan.place.get_or_insert_with(|| {
-                                joined += 1;
-                                joined - 1
-                            });
+                            let place = match fan.place {
+                                Some(place) => place,
+                                None => {
+                                    joined += 1;
+                                    fan.place = Some(joined - 1);
+                                    // Its count rides on its environment's
+                                    // next sync: charged now, room or not (a
+                                    // sync that fails is sent again).
+                                    redis.owe(place_cost);
+                                    redis_used_this_second += place_cost;
+                                    second.redis_syncs += place_cost / 1000.0;
+                                    joined - 1
+                                }
+                            };
                             let lead = line.pace() * crate::rules::line::progress::LEAD.as_secs_f64();
                             (place as f64) < granted as f64 + lead
                         }
@@ -689,6 +712,8 @@ mod tests {
                 answers_per_second: 400.0,
                 // Each of the 200 environments syncs every second: 2% of the core.
                 syncs_per_second: 10_000.0,
+                // The opening's peak of 637.5 places a second: 3% of it.
+                places_per_second: 20_000.0,
                 capacity: 1_000,
             },
             line,
@@ -710,7 +735,14 @@ mod tests {
 
     #[test]
     fn a_line_at_the_suggested_rate_is_never_refused_and_sells_every_place() {
-        let rate = crate::rules::scaling::preflight::LineRates::for_ceiling(200.0).suggested;
+        use crate::rules::scaling::preflight::{Capacities, LineRates};
+        let core = Capacities {
+            redis_admissions_per_second: 200.0,
+            line_syncs_per_second: 10_000.0,
+            line_places_per_second: 20_000.0,
+            ..Capacities::default()
+        };
+        let rate = LineRates::for_core(&core, 637.5).suggested;
         let sim = simulate_spike(&opening(Some(LineModel::at(rate))));
         assert_eq!(sim.refused_by_redis, 0, "{} refused", sim.refused_by_redis);
         assert_eq!(sim.admitted, 1_000);
@@ -720,7 +752,7 @@ mod tests {
         // 1,000 places at 152 grants a second go in about 6.6 s; the last
         // fans in arrived about 2 s into the opening.
         assert!(sim.wait_max_seconds > 2.0 && sim.wait_max_seconds < 9.0, "{}", sim.wait_max_seconds);
-        // The admissions take 80% / 1.1 x 1.05 of the core; the line's own syncs a little more.
+        // The admissions, the syncs and the places they count take at most 80% of the core.
         assert!(sim.redis_peak_load <= 0.8, "{}", sim.redis_peak_load);
         let busiest = sim.seconds.iter().map(|s| s.admitted).max().unwrap();
         assert!(busiest as f64 <= 1.1 * rate, "{busiest} in one second");

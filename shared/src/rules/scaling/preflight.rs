@@ -38,39 +38,36 @@ use super::ACCOUNT_RPS_PER_CONCURRENCY;
 use crate::rules::domain::{EventId, FanEvent};
 use chrono::{DateTime, Duration, Utc};
 
-/// New fans one Redis core admits per second, paying both scripts an
-/// admission costs (`admit.lua` on the line's path, with the
-/// environment's refresh riding on it, then `confirm.lua`): `make bench`'s
-/// figure "line: admitted fans/s on one Redis core (admit + confirm)",
-/// which is `fanrush measure-gate`'s "admitted fans" (the same code). The
-/// ceiling the preflight and `fanrush simulate` use, and the one a line's
-/// `admissionsPerSecond` is set from. A loopback figure of one machine's
-/// core, the lower of two runs (docs/benchmarks.md): ElastiCache's network adds latency
-/// per call, not work, but its cores differ, so measure the node.
-pub const MEASURED_GATE_ADMISSIONS_PER_SECOND: f64 = 12_169.0;
+pub use super::measured::{
+    MEASURED_GATE_ADMISSIONS_PER_SECOND, MEASURED_GATE_ANSWERS_PER_SECOND, MEASURED_LINE_PLACES_PER_SECOND,
+    MEASURED_LINE_SYNCS_PER_SECOND, MEASURED_ON, MEASURED_WRITER_ROWS_PER_SECOND,
+};
 
-/// The gate's cheaper answers per second on one core (`admit.lua` for a
-/// sold-out event): `make bench`'s "line: gate answers/s to a sold-out
-/// event".
-pub const MEASURED_GATE_ANSWERS_PER_SECOND: f64 = 55_096.0;
-
-/// `line.lua` syncs per second on one core, each reading ten seconds of
-/// counts back: `make bench`'s "line: line.lua syncs/s on one Redis core".
-pub const MEASURED_LINE_SYNCS_PER_SECOND: f64 = 9_612.0;
-
-/// The share of the admitted-fan ceiling a line's rate may take: the rest
-/// of the core carries the line's own syncs and a margin.
+/// The share of the core a line may take at its busiest second: its
+/// admissions at the catch-up rate, its syncs and the places they count.
+/// The rest is a margin.
 pub const LINE_SHARE_OF_CEILING: f64 = 0.8;
 
 /// The most one second of a line admits, as a multiple of its rate: the
 /// gate's token bucket (`admit.lua`) lets fans who came back late catch up.
 pub const LINE_CATCH_UP: f64 = 1.1;
 
-/// The line's rates for a Redis `ceiling` (admitted fans a second).
+/// The share of a core a line's bookkeeping takes in the opening's peak
+/// second: every environment's syncs, spaced to at most
+/// [`crate::rules::line::SYNCS_PER_SECOND`] together, and the places of
+/// `arrivals` new fans a second counted in them.
+pub fn line_overhead(capacities: &Capacities, arrivals: f64) -> f64 {
+    let per = |n: f64, ceiling: f64| if ceiling > 0.0 { n.max(0.0) / ceiling } else { 0.0 };
+    per(crate::rules::line::SYNCS_PER_SECOND, capacities.line_syncs_per_second)
+        + per(arrivals, capacities.line_places_per_second)
+}
+
+/// The line's rates for a core.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct LineRates {
-    /// [`LINE_SHARE_OF_CEILING`] of the ceiling: the preflight passes a
-    /// line up to it.
+    /// The preflight passes a line up to it: its admissions and its
+    /// bookkeeping ([`line_overhead`]) take [`LINE_SHARE_OF_CEILING`] of
+    /// the core.
     pub at_most: f64,
     /// The rate to set: its catch-up second ([`LINE_CATCH_UP`]) stays
     /// within that share too.
@@ -78,18 +75,14 @@ pub struct LineRates {
 }
 
 impl LineRates {
-    pub fn for_ceiling(ceiling: f64) -> Self {
-        let at_most = (ceiling * LINE_SHARE_OF_CEILING).floor();
-        Self { at_most, suggested: (ceiling * LINE_SHARE_OF_CEILING / LINE_CATCH_UP).floor() }
+    /// The rates for the core `capacities` measured, in front of an
+    /// opening that peaks at `arrivals` new fans a second.
+    pub fn for_core(capacities: &Capacities, arrivals: f64) -> Self {
+        let share = (LINE_SHARE_OF_CEILING - line_overhead(capacities, arrivals)).max(0.0);
+        let ceiling = capacities.redis_admissions_per_second;
+        Self { at_most: (ceiling * share).floor(), suggested: (ceiling * share / LINE_CATCH_UP).floor() }
     }
 }
-
-/// Rows per second one writer invocation inserts, SQS batches of 100:
-/// `make bench`'s "writer rows/s, SQS batches of 100", PostgreSQL on
-/// loopback (docs/benchmarks.md keeps the runs). The preflight drains at one writer's rate: a lower
-/// bound, as `MaximumConcurrency` writers add more only while the database
-/// keeps up. Over RDS Proxy each batch adds network round trips: measure.
-pub const MEASURED_WRITER_ROWS_PER_SECOND: f64 = 41_639.0;
 
 /// Lambda's provisioned-concurrency price, x86_64 in us-east-1 (USD per
 /// GB-second of allocated provisioned concurrency; arm64 is $0.0000033334;
@@ -138,11 +131,17 @@ pub struct Capacities {
     /// The writer's event-source `MaximumConcurrency` (one database
     /// connection each).
     pub writer_max_concurrency: i64,
+    /// `line.lua` syncs carrying no place, and places counted in syncs, per
+    /// second of the core.
+    pub line_syncs_per_second: f64,
+    pub line_places_per_second: f64,
 }
 
 impl Default for Capacities {
     fn default() -> Self {
         Self {
+            line_syncs_per_second: MEASURED_LINE_SYNCS_PER_SECOND,
+            line_places_per_second: MEASURED_LINE_PLACES_PER_SECOND,
             redis_admissions_per_second: MEASURED_GATE_ADMISSIONS_PER_SECOND,
             writer_rows_per_second: MEASURED_WRITER_ROWS_PER_SECOND,
             writer_max_concurrency: 5,
@@ -210,6 +209,9 @@ pub struct Overlap {
     pub peak_rps: f64,
     /// Admissions per second the gate meets from them together.
     pub gate_rps: f64,
+    /// New fans a second at their peak: a line counts their places on the
+    /// same core.
+    pub arrivals: f64,
     /// Whether any of them has no line (its arrivals meet the gate).
     pub unlined: bool,
 }
@@ -281,6 +283,7 @@ pub fn preflight(
             environments: need.environments,
             requests_per_second: need.requests_per_second,
             gate_rps,
+            arrivals: event.expected_peak_rps,
             unlined: event.line.is_none(),
         };
         report.checks.extend(shared_checks(&label, demand, account, capacities));
@@ -312,6 +315,7 @@ pub fn preflight(
         let peak_rps: f64 =
             plan.needs.iter().filter(|n| action.events.contains(&n.event)).map(|n| n.requests_per_second).sum();
         let gate: f64 = members.iter().map(|e| gate_rps(e)).sum();
+        let arrivals: f64 = members.iter().map(|e| e.expected_peak_rps).sum();
         let unlined = members.iter().any(|e| e.line.is_none());
         match report.overlaps.iter_mut().find(|o| o.events == action.events) {
             Some(o) if o.environments >= action.wanted => {}
@@ -322,6 +326,7 @@ pub fn preflight(
                 environments: action.wanted,
                 peak_rps,
                 gate_rps: gate,
+                arrivals,
                 unlined,
             }),
         }
@@ -332,6 +337,7 @@ pub fn preflight(
             environments: o.environments,
             requests_per_second: o.peak_rps,
             gate_rps: o.gate_rps,
+            arrivals: o.arrivals,
             unlined: o.unlined,
         };
         report.checks.extend(shared_checks(&label, demand, account, capacities));
@@ -353,6 +359,8 @@ struct Demand {
     environments: i64,
     requests_per_second: f64,
     gate_rps: f64,
+    /// New fans a second at the peak, whose places a line counts.
+    arrivals: f64,
     /// Any without a line: arrivals meet the gate unpaced.
     unlined: bool,
 }
@@ -360,20 +368,21 @@ struct Demand {
 /// The checks one event and an overlap share: what they draw from the
 /// account, API Gateway and Redis together.
 fn shared_checks(label: &str, demand: Demand, account: Account, capacities: Capacities) -> Vec<Check> {
-    let Demand { environments, requests_per_second: peak_rps, gate_rps, unlined } = demand;
+    let Demand { environments, requests_per_second: peak_rps, gate_rps, arrivals, unlined } = demand;
     let concurrency_needed = environments + UNRESERVED_MINIMUM;
     let account_rps = ACCOUNT_RPS_PER_CONCURRENCY * account.concurrency as f64;
     let ceiling = capacities.redis_admissions_per_second;
-    let LineRates { at_most: line_rate, suggested } = LineRates::for_ceiling(ceiling);
+    let LineRates { at_most: line_rate, suggested } = LineRates::for_core(&capacities, arrivals);
     let redis = if unlined {
         check(
             format!("{label}: redis admissions/s on one primary"),
             gate_rps,
             ceiling,
             format!(
-                "give the event a line: set admissionsPerSecond to at most {line_rate:.0} ({:.0}% of the ceiling of \
-                 {ceiling:.0} fans/s one Redis core admits), best {suggested:.0}, whose catch-up second \
-                 ({LINE_CATCH_UP}x the rate) stays within it; measure the node with fanrush measure-gate",
+                "give the event a line: set admissionsPerSecond to at most {line_rate:.0} (with the line's syncs \
+                 and the places they count at the peak, {:.0}% of the core that admits {ceiling:.0} fans/s), best \
+                 {suggested:.0}, whose catch-up second ({LINE_CATCH_UP}x the rate) stays within it; measure the \
+                 node with fanrush measure-gate",
                 LINE_SHARE_OF_CEILING * 100.0
             ),
         )
@@ -383,8 +392,8 @@ fn shared_checks(label: &str, demand: Demand, account: Account, capacities: Capa
             gate_rps,
             line_rate,
             format!(
-                "lower admissionsPerSecond to at most {line_rate:.0} ({:.0}% of the {ceiling:.0} fans/s one Redis \
-                 core admits)",
+                "lower admissionsPerSecond to at most {line_rate:.0} (with the line's syncs and the places they \
+                 count at the peak, {:.0}% of the core that admits {ceiling:.0} fans/s)",
                 LINE_SHARE_OF_CEILING * 100.0
             ),
         )
@@ -534,19 +543,22 @@ mod tests {
         let c = named(&p, "huge: redis admissions/s on one primary");
         assert!(!c.ok() && c.needed == 50_000.0, "{c:?}");
         assert!((p.events[0].redis_load - 50_000.0 / MEASURED_GATE_ADMISSIONS_PER_SECOND).abs() < 1e-9);
-        let line_rate = (MEASURED_GATE_ADMISSIONS_PER_SECOND * 0.8).floor();
-        assert!(c.raise.as_deref().unwrap().contains(&format!("admissionsPerSecond to at most {line_rate}")), "{c:?}");
-        // The rate it suggests keeps the gate's catch-up second within 80%.
-        let suggested = LineRates::for_ceiling(MEASURED_GATE_ADMISSIONS_PER_SECOND).suggested;
+        let LineRates { at_most, suggested } = LineRates::for_core(&Capacities::default(), 50_000.0);
+        assert!(c.raise.as_deref().unwrap().contains(&format!("admissionsPerSecond to at most {at_most}")), "{c:?}");
+        // The rate it suggests keeps the gate's catch-up second, the line's
+        // syncs and the places they count within 80% of the core.
         assert!(c.raise.as_deref().unwrap().contains(&format!("best {suggested}")), "{c:?}");
-        assert!(suggested * LINE_CATCH_UP <= 0.8 * MEASURED_GATE_ADMISSIONS_PER_SECOND && suggested > 0.7 * line_rate);
+        let busiest = suggested * LINE_CATCH_UP / MEASURED_GATE_ADMISSIONS_PER_SECOND
+            + line_overhead(&Capacities::default(), 50_000.0);
+        assert!(busiest <= 0.8 && busiest > 0.79, "{busiest}");
+        assert!(at_most < (MEASURED_GATE_ADMISSIONS_PER_SECOND * 0.8).floor(), "the bookkeeping is paid for");
     }
 
     #[test]
-    fn a_line_at_or_under_80_percent_of_the_ceiling_passes_and_its_polls_are_counted() {
+    fn a_line_within_80_percent_of_the_core_passes_and_its_polls_are_counted() {
         let big = Account { concurrency: 200_000, unreserved: 200_000, api_rate: 1e6, ..Account::defaults() };
         let mut lined = event("huge", (20, 0), (20, 30), 50_000.0, 100_000);
-        let rate = (MEASURED_GATE_ADMISSIONS_PER_SECOND * 0.8).floor() as i64;
+        let rate = LineRates::for_core(&Capacities::default(), 50_000.0).at_most as i64;
         lined.line = Some(crate::rules::domain::LineSettings { admissions_per_second: rate, prequeue_minutes: 0 });
         let p = run(&[lined.clone()], big, t(12, 0));
         let c = named(&p, "huge: redis admissions/s on one primary (the line's rate)");
