@@ -76,6 +76,7 @@ DIMENSION_TARGETS = {
 # wires up); the recorder names it in the Function dimension.
 RUNS = [
     ("usecases/api/", {"entry-api"}),
+    ("usecases/entrance/", {"entry-api"}),
     ("adapters/redis_gate/", {"entry-api", "scheduler"}),
     ("usecases/writer.rs", {"writer"}),
     ("usecases/provisioning.rs", {"scheduler"}),
