@@ -30,7 +30,8 @@ drill:
 charts:
 	@scripts/charts.sh
 
-## The result tables in docs/, rewritten from target/bench/results.json and target/drill/results.json.
+## Every result figure in docs/, the measured constants (shared/src/rules/scaling/measured.rs) and the
+## charts, rewritten from the recorded runs: target/bench/results.json and target/drill/results.json.
 tables:
 	@python3 scripts/tables.py
 

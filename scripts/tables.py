@@ -168,9 +168,16 @@ def simulated(base, runs):
     return out
 
 
+def runs_table(note, runs, rows):
+    """A markdown table: a column per simulated run, a row per figure."""
+    lines = [note, "", "| | " + " | ".join(t for t, _ in runs) + " |", "|---|" + "--:|" * len(runs)]
+    for label, cell in rows:
+        lines.append(f"| {label} | " + " | ".join(cell(r) for _, r in runs) + " |")
+    return "\n".join(lines)
+
+
 def scaling_table(note):
-    runs = simulated(SCALING, SCALING_RUNS)
-    rows = [
+    return runs_table(note, simulated(SCALING, SCALING_RUNS), [
         ("requests (first tries and retries)", lambda r: n(r["requests"])),
         ("throttled by API Gateway", lambda r: n(r["throttledByApiGateway"])),
         ("throttled by Lambda", lambda r: n(r["throttledByLambda"])),
@@ -178,16 +185,11 @@ def scaling_table(note):
         ("gave up", lambda r: n(r["gaveUp"])),
         ("peak concurrency", lambda r: n(r["peakConcurrency"])),
         ("Redis core at its busiest second", lambda r: f"{r['redisPeakLoad'] * 100:.0f}%"),
-    ]
-    lines = [note, "", "| | " + " | ".join(t for t, _ in runs) + " |", "|---|" + "--:|" * len(runs)]
-    for label, cell in rows:
-        lines.append(f"| {label} | " + " | ".join(cell(r) for _, r in runs) + " |")
-    return "\n".join(lines)
+    ])
 
 
 def worked_table(note):
-    runs = simulated(WORKED, RUNS)
-    rows = [
+    return runs_table(note, simulated(WORKED, RUNS), [
         ("requests through API Gateway and Lambda", lambda r: n(r["requests"])),
         ("of which polls", lambda r: n(r["polls"])),
         ("of which retries", lambda r: n(r["retries"])),
@@ -199,11 +201,7 @@ def worked_table(note):
         ("Redis core at its busiest second", lambda r: f"{r['redisPeakLoad'] * 100:.0f}%"),
         ("wait p50 / max", lambda r: f"{r['waitP50Seconds']:.1f} s / {r['waitMaxSeconds']:.1f} s"),
         ("line rate (admissions/s)", lambda r: n(r["lineRate"]) if r.get("lineRate") else "-"),
-    ]
-    lines = [note, "", "| | " + " | ".join(t for t, _ in runs) + " |", "|---|" + "--:|" * len(runs)]
-    for label, cell in rows:
-        lines.append(f"| {label} | " + " | ".join(cell(r) for _, r in runs) + " |")
-    return "\n".join(lines)
+    ])
 
 
 def budget_table(doc, note):

@@ -7,7 +7,9 @@ import { SQSClient, SendMessageCommand } from "@aws-sdk/client-sqs";
 
 const prefix = process.env.REDIS_KEY_PREFIX ?? "fanrush";
 const redis = new Redis(process.env.REDIS_URL ?? "redis://127.0.0.1:6379", { lazyConnect: true });
-redis.defineCommand("admit", { numberOfKeys: 6, lua: readFileSync(process.env.ADMIT_SCRIPT, "utf8") });
+// The gate's scripts as its adapter loads them (make bench writes them out),
+// called with the adapter's keys and arguments.
+redis.defineCommand("admit", { numberOfKeys: 7, lua: readFileSync(process.env.ADMIT_SCRIPT, "utf8") });
 redis.defineCommand("confirm", { numberOfKeys: 2, lua: readFileSync(process.env.CONFIRM_SCRIPT, "utf8") });
 // fauxqs names queues by a host that does not resolve; send to the endpoint instead.
 const sqs = new SQSClient({ useQueueUrlAsEndpoint: false });
@@ -29,8 +31,8 @@ export async function handler(event) {
   const eventId = parts[1];
   const meta = `${prefix}:ev:${eventId}`;
   const token = `${process.pid}-${counter++}`;
-  const r = await redis.admit(`${prefix}:state`, meta, `${meta}:fans`, `${meta}:notes`, `${meta}:pending`, `${prefix}:rl:${fan}`,
-    await serverRunId(), fan, Date.now(), token, "", "0", 10, 10000);
+  const r = await redis.admit(`${prefix}:state`, meta, `${meta}:fans`, `${meta}:notes`, `${meta}:pending`, `${meta}:door`,
+    `${meta}:grants`, await serverRunId(), fan, Date.now(), token, "", "0", "direct", "0");
   if (r[0] === "existing") return json(200, { eventId, fanId: fan, position: Number(r[1]), status: "accepted" });
   if (r[0] === "sold_out") return json(409, { error: "sold_out", message: "no places are left" });
   if (r[0] !== "reserved") return json(404, { error: r[0], message: r[0] });

@@ -101,6 +101,12 @@ async fn core(url: &str, quick: bool, report: &mut Report) -> Option<CoreFigures
         ),
         ("line: gate answers/s to a sold-out event", figures.answers, "measured: MEASURED_GATE_ANSWERS_PER_SECOND"),
         (
+            "admissions/s: admit.lua without a line, new fans",
+            figures.direct,
+            "reported (an event without a line; + confirm.lua per entry)",
+        ),
+        ("admissions/s: admit.lua without a line, repeat fans", figures.repeats, "reported (already in)"),
+        (
             "line: line.lua syncs/s, no places, on one Redis core",
             figures.syncs,
             "measured: MEASURED_LINE_SYNCS_PER_SECOND",

@@ -5,14 +5,12 @@
 //! Figures (each a median over repeated runs unless it is a percentile):
 //! cold start, memory, accept path, sold-out path, CPU per request, writer
 //! throughput, the gate restore of a 1,000,000-entry event, the latency
-//! cost of `WAIT 1` per admission, admissions per second on one Redis core
-//! (the preflight's ceiling), the line (admitted fans per second with both
+//! cost of `WAIT 1` per admission, the line (admitted fans per second with both
 //! scripts, commands per join and poll, a waiting answer's p50), the opening second (200 environments' first
 //! requests at once against Redis with TLS and AUTH), package size, concurrency per 10,000 rps, and the Weverse talk's
 //! Node.js stack (`bench/peer`) side by side. See docs/benchmarks.md for what each
 //! measures and why.
 
-mod admissions;
 mod figures;
 mod line;
 mod opening;
@@ -33,7 +31,6 @@ enum Section {
     Writer,
     Restore,
     Replication,
-    Admissions,
     Line,
     Opening,
     Package,
@@ -85,10 +82,6 @@ async fn main() {
     if run(Section::Replication) {
         eprintln!("[bench] the cost of WAIT 1 per admission");
         replication::replication(quick, &mut report).await;
-    }
-    if run(Section::Admissions) {
-        eprintln!("[bench] admissions per second on one Redis core");
-        admissions::admissions(quick, &mut report).await;
     }
     if run(Section::Line) {
         eprintln!("[bench] the line: its cost on the gate's core and a waiting answer's");

@@ -7,15 +7,18 @@ impl Workloads {
     pub async fn peer(&self, report: &mut Report) {
         let peer = self.root.join("bench/peer/bootstrap.mjs");
         let node = PathBuf::from(var("NODE", "/usr/bin/node"));
+        // The gate's own scripts, as its adapter loads them (the prelude in front).
+        let scripts = std::env::temp_dir().join(format!("fanrush-bench-peer-{}", std::process::id()));
+        std::fs::create_dir_all(&scripts).expect("a scratch directory");
         let mut peer_env = self.env.clone();
-        peer_env.push((
-            "ADMIT_SCRIPT".into(),
-            self.root.join("shared/src/adapters/redis_gate/lua/admit.lua").display().to_string(),
-        ));
-        peer_env.push((
-            "CONFIRM_SCRIPT".into(),
-            self.root.join("shared/src/adapters/redis_gate/lua/confirm.lua").display().to_string(),
-        ));
+        for (name, file, source) in [
+            ("ADMIT_SCRIPT", "admit.lua", fanrush::adapters::redis_gate::ADMIT_SOURCE),
+            ("CONFIRM_SCRIPT", "confirm.lua", fanrush::adapters::redis_gate::CONFIRM_SOURCE),
+        ] {
+            let path = scripts.join(file);
+            std::fs::write(&path, source).expect("write a script for the peer");
+            peer_env.push((name.into(), path.display().to_string()));
+        }
         let args = [peer.to_str().unwrap()];
         let node_cold = self.cold_start(&node, &peer_env, &args).await;
         let rust_cold = self.cold_start(&self.binary("entry-api"), &self.env, &[]).await;

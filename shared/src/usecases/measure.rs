@@ -75,6 +75,10 @@ pub struct CoreFigures {
     pub confirms: CoreFigure,
     /// The gate's answers to a sold-out event.
     pub answers: CoreFigure,
+    /// `admit.lua` for an event without a line: new fans (each reserves a
+    /// place), and fans asking again once their entry is queued.
+    pub direct: CoreFigure,
+    pub repeats: CoreFigure,
     /// `line.lua` syncs that carry no place (each environment's own, spaced).
     pub syncs: CoreFigure,
     /// Places counted per second inside syncs: from syncs of
@@ -116,9 +120,13 @@ async fn run(url: &str, prefix: &str, load: Load) -> Result<CoreFigures, Measure
     };
     // A rate far above what a core admits, so the pace never binds; and one
     // so low that every call only joins the door.
-    let (fast, busy, full) =
-        (event("fast", 1_000_000_000, Some(1_000_000)), event("busy", 1_000_000_000, Some(1)), event("full", 1, None));
-    for e in [&fast, &busy, &full] {
+    let (fast, busy, full, open) = (
+        event("fast", 1_000_000_000, Some(1_000_000)),
+        event("busy", 1_000_000_000, Some(1)),
+        event("full", 1, None),
+        event("open", 1_000_000_000, None),
+    );
+    for e in [&fast, &busy, &full, &open] {
         gates[0].publish(e, SeedWrite::Set("measure")).await?;
     }
     let first = FanId::parse("first").expect("a valid id");
@@ -247,6 +255,34 @@ async fn run(url: &str, prefix: &str, load: Load) -> Result<CoreFigures, Measure
             }
         }
     };
+    // An event without a line: new fans reserve a place (each driver's first
+    // fan's entry is queued too); then those first fans ask again.
+    let direct = drive(&client, &gates, load, |i, n| {
+        let (gate, id) = (gates[i].clone(), open.id.clone());
+        async move {
+            let fan = FanId::parse(&format!("d{i}-{n}")).expect("a valid id");
+            match gate.admit(&id, &fan, &None, Utc::now(), "t").await.map_err(|e| e.to_string())? {
+                Admission::Reserved(r) if n % 1_000_000_000 == 0 => {
+                    gate.confirm(&r).await.map(|_| ()).map_err(|e| e.to_string())
+                }
+                Admission::Reserved(_) => Ok(()),
+                other => Err(format!("not reserved: {other:?}")),
+            }
+        }
+    })
+    .await?;
+    let repeats = drive(&client, &gates, load, |i, n| {
+        let (gate, id) = (gates[i].clone(), open.id.clone());
+        async move {
+            // Each driver's first fan, whose entry is queued.
+            let fan = FanId::parse(&format!("d{i}-{}", n - n % 1_000_000_000)).expect("a valid id");
+            match gate.admit(&id, &fan, &None, Utc::now(), "t").await.map_err(|e| e.to_string())? {
+                Admission::Existing(_) => Ok(()),
+                other => Err(format!("not an existing entry: {other:?}")),
+            }
+        }
+    })
+    .await?;
     let syncs = drive(&client, &gates, load, sync(0)).await?;
     let full_syncs = drive(&client, &gates, load, sync(PLACES_PER_SYNC)).await?;
     // A place's cost: a full sync's, less an empty one's, over its places.
@@ -265,6 +301,8 @@ async fn run(url: &str, prefix: &str, load: Load) -> Result<CoreFigures, Measure
         at_once,
         confirms,
         answers,
+        direct,
+        repeats,
         syncs,
         places,
     })

@@ -61,6 +61,7 @@ mod publish;
 mod reply;
 mod restore;
 mod scripts;
+pub use scripts::{ADMIT_SOURCE, CONFIRM_SOURCE};
 
 pub use admission::{Admission, AtTheDoor, EntryLookup, EventView, LineCall, LineState, Reservation};
 pub use connection::{LazyRedis, RedisFailure, Server};

@@ -6,15 +6,28 @@
 use redis::Script;
 use std::sync::LazyLock;
 
-macro_rules! gate_script {
+macro_rules! gate_source {
     ($($file:literal),+) => {
-        LazyLock::new(|| Script::new(concat!(include_str!("lua/prelude.lua"), $(include_str!($file)),+)))
+        concat!(include_str!("lua/prelude.lua"), $(include_str!($file)),+)
     };
 }
 
-pub(super) static ADMIT: LazyLock<Script> = gate_script!("lua/pace.lua", "lua/admit.lua");
+macro_rules! gate_script {
+    ($($file:literal),+) => {
+        LazyLock::new(|| Script::new(gate_source!($($file),+)))
+    };
+}
+
+/// The admission script and the confirm as the gate loads them (the
+/// prelude in front), for a peer that calls them itself (`make bench`'s
+/// Node.js stack): the same text, called the same way (`EntryGate`'s
+/// keys and arguments).
+pub const ADMIT_SOURCE: &str = gate_source!("lua/pace.lua", "lua/admit.lua");
+pub const CONFIRM_SOURCE: &str = gate_source!("lua/confirm.lua");
+
+pub(super) static ADMIT: LazyLock<Script> = LazyLock::new(|| Script::new(ADMIT_SOURCE));
 pub(super) static LINE: LazyLock<Script> = gate_script!("lua/pace.lua", "lua/line.lua");
-pub(super) static CONFIRM: LazyLock<Script> = gate_script!("lua/confirm.lua");
+pub(super) static CONFIRM: LazyLock<Script> = LazyLock::new(|| Script::new(CONFIRM_SOURCE));
 pub(super) static RELEASE: LazyLock<Script> = gate_script!("lua/release.lua");
 pub(super) static EVENT: LazyLock<Script> = gate_script!("lua/event.lua");
 pub(super) static ENTRY: LazyLock<Script> = gate_script!("lua/entry.lua");
