@@ -1,22 +1,39 @@
 //! The figures of the last recorded `make bench` run that the preflight,
 //! `fanrush simulate` and `fanrush plan` use. Written by `make tables` from
-//! `target/bench/results.json`; do not edit by hand: run `make bench`, then
-//! `make tables`.
+//! `target/bench/results.json` (Intel(R) Xeon(R) Processor, 2 cores, 2026-12-06); do not edit by hand:
+//! run `make bench`, then `make tables`.
 
 /// Where and when these figures were measured.
-pub const MEASURED_ON: &str = "not yet measured with this code";
+pub const MEASURED_ON: &str = "Intel(R) Xeon(R) Processor, 2 cores, 2026-12-06";
 
-/// New fans one Redis core admits per second through a busy line.
-pub const MEASURED_GATE_ADMISSIONS_PER_SECOND: f64 = 12_169.0;
+/// New fans one Redis core admits per second through a busy line: the
+/// calls an admitted fan costs (it joins the door, claims its grant at a later
+/// call, its entry is confirmed), each measured apart and added up: `fanrush
+/// measure-gate`'s "admitted fans" (the same code). The ceiling the preflight
+/// and `fanrush simulate` use, and the one a line's `admissionsPerSecond` is
+/// set from. A loopback figure of one machine's core: ElastiCache's network
+/// adds latency per call, not work, but its cores differ, so measure the node.
+/// `make bench`'s "line: admitted fans/s on one Redis core (admit + confirm)".
+pub const MEASURED_GATE_ADMISSIONS_PER_SECOND: f64 = 13_144.0;
 
-/// The gate's cheaper answers per second on one core.
-pub const MEASURED_GATE_ANSWERS_PER_SECOND: f64 = 55_096.0;
+/// The gate's cheaper answers per second on one core (`admit.lua` for a
+/// sold-out event).
+/// `make bench`'s "line: gate answers/s to a sold-out event".
+pub const MEASURED_GATE_ANSWERS_PER_SECOND: f64 = 79_097.0;
 
-/// `line.lua` syncs per second on one core that carry no place.
-pub const MEASURED_LINE_SYNCS_PER_SECOND: f64 = 9_612.0;
+/// `line.lua` syncs per second on one core that carry no place, each
+/// reading ten seconds of counts back.
+/// `make bench`'s "line: line.lua syncs/s, no places, on one Redis core".
+pub const MEASURED_LINE_SYNCS_PER_SECOND: f64 = 30_954.0;
 
-/// Places one core counts per second inside `line.lua` syncs.
-pub const MEASURED_LINE_PLACES_PER_SECOND: f64 = 200_000.0;
+/// Places one core counts per second inside `line.lua` syncs (each fan's
+/// first join, counted once): syncs of 50 places, less an empty sync's cost.
+/// `make bench`'s "line: places counted/s in line.lua syncs, on one Redis core".
+pub const MEASURED_LINE_PLACES_PER_SECOND: f64 = 514_708.0;
 
-/// Rows per second one writer invocation inserts, SQS batches of 100.
-pub const MEASURED_WRITER_ROWS_PER_SECOND: f64 = 41_639.0;
+/// Rows per second one writer invocation inserts, SQS batches of 100,
+/// PostgreSQL on loopback. The preflight drains at one writer's rate: a lower
+/// bound, as `MaximumConcurrency` writers add more only while the database
+/// keeps up. Over RDS Proxy each batch adds network round trips: measure.
+/// `make bench`'s "writer rows/s, SQS batches of 100".
+pub const MEASURED_WRITER_ROWS_PER_SECOND: f64 = 144_680.0;

@@ -123,8 +123,9 @@ impl GateModel {
 }
 
 /// A line in front of the gate, as [`crate::rules::line`] runs it: a fan's
-/// turn comes when its place is within the lead of the places granted; it
-/// then joins the gate's door and is granted a place at the pace
+/// turn comes when its place is within the lead of the places granted so
+/// far (the served mark); it then joins the gate's door and is granted a
+/// place at the pace
 /// ([`PACE_HEADROOM`] x `rate`), in the order of places, and claims it when
 /// told. The measured cost of an admitted fan (joining, claiming,
 /// confirming) is charged at its claim, a place's count at its join. Every
@@ -411,6 +412,15 @@ pub fn simulate_spike(spike: &Spike) -> Simulation {
             sim.fans += n;
             second.arrivals += n;
         }
+        // The served mark: the grants made by now (the door's grants are
+        // scheduled at the pace, some of them still ahead).
+        let served = match spike.line {
+            Some(line) => {
+                let ahead_of_now = ((next_grant_ms - step as f64).max(0.0) * line.pace() / 1000.0).floor() as u64;
+                granted.saturating_sub(ahead_of_now)
+            }
+            None => granted,
+        };
         let mut served_now = 0i64;
         for id in due {
             let fan = &mut fans[id as usize];
@@ -462,7 +472,7 @@ pub fn simulate_spike(spike: &Spike) -> Simulation {
                                 }
                             };
                             let lead = line.pace() * crate::rules::line::progress::LEAD.as_secs_f64();
-                            (place as f64) < granted as f64 + lead
+                            (place as f64) < served as f64 + lead
                         }
                     };
                     let full = granted >= spike.gate.capacity;
@@ -514,10 +524,10 @@ pub fn simulate_spike(spike: &Spike) -> Simulation {
                         let line = spike.line.expect("waiting only in a line");
                         let place = fan.place.unwrap_or_default() as f64;
                         let lead = line.pace() * crate::rules::line::progress::LEAD.as_secs_f64();
-                        let turn_in = ((place + 1.0 - granted as f64 - lead) / line.pace()).max(0.0);
+                        let turn_in = ((place + 1.0 - served as f64 - lead) / line.pace()).max(0.0);
                         // Every fan here comes (no walk-aways): show fraction 1.
                         let places_left = spike.gate.capacity.saturating_sub(granted) as i64;
-                        let ahead = place - granted as f64;
+                        let ahead = place - served as f64;
                         let wait = if crate::rules::line::progress::beyond_reach(ahead, places_left, Some(1.0)) {
                             crate::rules::line::poll::beyond_reach(turn_in, rng.unit())
                         } else {

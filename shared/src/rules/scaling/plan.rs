@@ -172,11 +172,7 @@ impl ScalingParams {
 /// arrivals, and for an event with a line the polls of its waiting fans.
 pub fn requests_per_second(e: &FanEvent) -> f64 {
     let polls = e.line.map_or(0.0, |line| {
-        crate::rules::line::poll::expected_polls_per_second(
-            e.expected_peak_rps,
-            line.admissions_per_second as f64,
-            e.capacity as f64,
-        )
+        crate::rules::line::poll::expected_polls_per_second(e.expected_peak_rps, line.admissions_per_second as f64)
     });
     e.expected_peak_rps + polls
 }

@@ -494,7 +494,7 @@ mod tests {
         let f = &p.events[0];
         assert_eq!((f.environments, f.bound), (1_200, Bound::RequestRate));
         assert_eq!(f.allocation, Duration::minutes(3), "2 to start + 1,200 at 6,000 a minute");
-        assert!((f.drain_seconds - 100_000.0 / 41_639.0).abs() < 1e-9, "100,000 rows at one writer's rate: {f:?}");
+        assert!((f.drain_seconds - 100_000.0 / MEASURED_WRITER_ROWS_PER_SECOND).abs() < 1e-9, "{f:?}");
         // 1,200 x (30 lead + 30 open + 10 cooldown) min x 0.125 GB x price.
         let cost = 1_200.0 * 70.0 * 60.0 * 0.125 * 0.000_004_166_7;
         assert!((f.cost_dollars - cost).abs() < 1e-9, "{f:?}");

@@ -12,9 +12,12 @@ use std::num::NonZeroUsize;
 use std::sync::Mutex;
 use std::time::Duration;
 
-/// Fans remembered per environment: about 150 bytes each, so at most a few
-/// MB of a function's memory.
-const REMEMBERED: usize = 50_000;
+/// Fans remembered per environment. An environment answers one request at
+/// a time, about ten a second at most, so 5,000 fans are its last eight
+/// minutes at full speed: longer than any window kept here (a minute). At
+/// about 300 bytes each that is 1.5 MB, reached within the first few
+/// thousand requests and flat after (`make bench`'s memory figure).
+const REMEMBERED: usize = 5_000;
 
 /// Joins without a ticket one fan may make per [`TICKETLESS_WINDOW`] here:
 /// a first join, a reload that lost its ticket, a second device. More are
