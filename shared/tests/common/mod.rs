@@ -71,9 +71,11 @@ pub fn fan_api(gate: EntryGate, queue: EntryQueue, auth: AuthMode) -> FanApi {
 }
 
 /// Like [`fan_api`], holding each fan at an event without a line to `limit`.
+/// Its event views are read from the gate every time: tests watch the gate
+/// change under them (the copies have their own test).
 pub fn fan_api_limited(gate: EntryGate, queue: EntryQueue, auth: AuthMode, limit: RateLimit) -> FanApi {
     let keys = TicketKeyring::new(SecretSource::Plain(Secret::new(TICKET_KEY)), SecretSource::None);
-    FanApi::new(gate, queue, auth, 1).with_line(keys, LINE_SYNC, limit)
+    FanApi::new(gate, queue, auth, 1).with_line(keys, LINE_SYNC, limit).with_event_copies(Duration::ZERO)
 }
 
 /// One isolated slice of the local stack.

@@ -7,7 +7,14 @@
 //! and the reservation is either released (the send surely never happened
 //! and no other request took it over) or kept pending so the retry gets
 //! the same position.
+//!
+//! Reads cost the event's core little whoever hammers them: an event's view
+//! is this environment's copy, at most [`EVENT_COPY_MAX_AGE`] old; a fan's
+//! own entry is answered from memory once this environment told it (or read
+//! it), and otherwise reaches the gate a few times per window
+//! ([`crate::usecases::entrance::ENTRY_READS`]).
 
+use super::copies::{EventCopies, EVENT_COPY_MAX_AGE};
 use super::AuthMode;
 use super::{identity, json_response, route, ApiError};
 use crate::adapters::redis_gate::{EntryGate, EntryLookup, GateError, Reservation};
@@ -50,6 +57,7 @@ pub struct FanApi {
     auth: AuthMode,
     retry_after_s: u64,
     entrance: Entrance,
+    events: EventCopies,
     clock: Arc<dyn Clock>,
 }
 
@@ -60,13 +68,22 @@ impl FanApi {
         let gate = Arc::new(gate);
         let sync = crate::rules::line::SYNC_EVERY;
         let entrance = Entrance::new(gate.clone(), TicketKeyring::none(), sync, RateLimit::OFF);
-        Self { gate, queue, auth, retry_after_s, entrance, clock: Arc::new(SystemClock) }
+        let events = EventCopies::new(EVENT_COPY_MAX_AGE);
+        Self { gate, queue, auth, retry_after_s, entrance, events, clock: Arc::new(SystemClock) }
     }
 
     /// The line's ticket keys, how often each event's line is synced, and
     /// each fan's limit at an event without a line.
     pub fn with_line(mut self, keys: TicketKeyring, sync_every: Duration, limit: RateLimit) -> Self {
         self.entrance = Entrance::new(self.gate.clone(), keys, sync_every, limit);
+        self
+    }
+
+    /// How old an event's view may be when it is answered from this
+    /// environment's copy (zero: every read goes to the gate; tests that
+    /// watch the gate change under them).
+    pub fn with_event_copies(mut self, max_age: Duration) -> Self {
+        self.events = EventCopies::new(max_age);
         self
     }
 
@@ -118,7 +135,16 @@ impl FanApi {
 
     async fn event(&self, id: &str) -> Result<Response<Body>, ApiError> {
         let id = EventId::parse(id)?;
-        let view = self.gate.event(&id).await.map_err(|e| self.gate_failed(e))?.ok_or(Refusal::EventNotFound)?;
+        let now_ms = self.clock.now().timestamp_millis();
+        let view = match self.events.fresh(&id, now_ms) {
+            Some(copy) => copy,
+            None => {
+                let read = self.gate.event(&id).await.map_err(|e| self.gate_failed(e))?;
+                self.events.keep(&id, read.clone(), now_ms);
+                read
+            }
+        };
+        let view = view.ok_or(Refusal::EventNotFound)?;
         Ok(json_response(
             StatusCode::OK,
             &json!({
@@ -212,18 +238,15 @@ impl FanApi {
     async fn my_entry(&self, req: &Request, id: &str) -> Result<Response<Body>, ApiError> {
         let fan = identity::fan(req, self.auth)?;
         let event = EventId::parse(id)?;
+        if let Some(entry) = self.entrance.told_entry(&event, &fan) {
+            return Ok(my_entry_response(&entry));
+        }
+        self.entrance.entry_read(&event, &fan, self.clock.now()).map_err(|r| refused(r.into()))?;
         match self.gate.entry(&event, &fan).await.map_err(|e| self.gate_failed(e))? {
-            EntryLookup::Confirmed(e) => Ok(json_response(
-                StatusCode::OK,
-                &json!({
-                    "eventId": e.event_id.as_str(),
-                    "fanId": e.fan_id.as_str(),
-                    "position": e.position,
-                    "note": e.note,
-                    "acceptedAt": crate::rules::domain::rfc3339(e.accepted_at),
-                    "status": "accepted",
-                }),
-            )),
+            EntryLookup::Confirmed(entry) => {
+                self.entrance.told(&entry);
+                Ok(my_entry_response(&entry))
+            }
             EntryLookup::EventNotFound => Err(Refusal::EventNotFound.into()),
             EntryLookup::Archived => Err(ApiError::new(
                 StatusCode::GONE,
@@ -291,6 +314,21 @@ fn accepted(status: StatusCode, e: &Entry) -> Response<Body> {
     json_response(
         status,
         &json!({ "eventId": e.event_id.as_str(), "fanId": e.fan_id.as_str(), "position": e.position, "status": "accepted" }),
+    )
+}
+
+/// A fan's own entry, as `GET /entries/me` answers it.
+fn my_entry_response(e: &Entry) -> Response<Body> {
+    json_response(
+        StatusCode::OK,
+        &json!({
+            "eventId": e.event_id.as_str(),
+            "fanId": e.fan_id.as_str(),
+            "position": e.position,
+            "note": e.note,
+            "acceptedAt": crate::rules::domain::rfc3339(e.accepted_at),
+            "status": "accepted",
+        }),
     )
 }
 

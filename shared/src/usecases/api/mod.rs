@@ -6,12 +6,14 @@
 //! machine-readable `error` code and a human `message`.
 
 pub mod admin;
+mod copies;
 pub mod fan;
 mod identity;
 mod route;
 
 pub use crate::usecases::entrance::TicketKeyring;
 pub use admin::AdminApi;
+pub use copies::EVENT_COPY_MAX_AGE;
 pub use fan::{FanApi, TICKET_HEADER, WAITING};
 pub use identity::AuthMode;
 

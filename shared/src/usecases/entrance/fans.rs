@@ -1,9 +1,9 @@
 //! What one execution environment remembers of the fans it answered, so
 //! that hammering costs the event's core nothing: a bounded map (least
 //! recently used out) of each fan's attempts without a ticket, its direct
-//! attempts at an event without a line, the place it was given here or the
-//! gate said it already had, what the gate's door told it, and the entry
-//! it was told it has.
+//! attempts at an event without a line, its reads of its own entry, the
+//! place it was given here or the gate said it already had, what the gate's
+//! door told it, and the entry it was told it has.
 
 use crate::rules::domain::{Entry, EventId, FanId};
 use crate::rules::line::Place;
@@ -24,6 +24,14 @@ const REMEMBERED: usize = 5_000;
 /// refused (429) from memory; a fan that keeps its ticket never meets this.
 pub const TICKETLESS_JOINS: u32 = 3;
 pub const TICKETLESS_WINDOW: Duration = Duration::from_secs(60);
+
+/// Reads of its own entry (`GET /entries/me`) one fan may make per
+/// [`ENTRY_READS_WINDOW`] here that reach the gate: a page that shows the
+/// entry once and a reload or two. More are refused (429) from memory; an
+/// entry this environment told the fan, or read for it, is answered from
+/// memory and never counts.
+pub const ENTRY_READS: u32 = 3;
+pub const ENTRY_READS_WINDOW: Duration = Duration::from_secs(10);
 
 /// Per-fan entry attempts at an event without a line, at most `requests`
 /// per `window` in each environment (0 turns the limit off).
@@ -75,6 +83,7 @@ struct Remembered {
     place: Option<Place>,
     ticketless: Window,
     direct: Window,
+    reads: Window,
     door: Option<DoorAnswer>,
     entry: Option<Entry>,
 }
@@ -110,6 +119,12 @@ impl FanMemory {
             return Ok(());
         }
         self.with(event, fan, |r| r.direct.attempt(now_ms, limit.requests, limit.window))
+    }
+
+    /// Counts a read of the fan's own entry that would reach the gate;
+    /// `Err(wait)` past [`ENTRY_READS`].
+    pub fn read(&self, event: &EventId, fan: &FanId, now_ms: i64) -> Result<(), Duration> {
+        self.with(event, fan, |r| r.reads.attempt(now_ms, ENTRY_READS, ENTRY_READS_WINDOW))
     }
 
     /// The best place this fan was given here or is known to hold.
@@ -173,6 +188,10 @@ mod tests {
         assert!(m.direct(&e, &f, 0, limit).is_ok() && m.direct(&e, &f, 1, limit).is_ok());
         assert_eq!(m.direct(&e, &f, 9_000, limit), Err(Duration::from_secs(1)));
         assert!(m.direct(&e, &f, 9_000, RateLimit::OFF).is_ok());
+        for _ in 0..ENTRY_READS {
+            assert!(m.read(&e, &f, 0).is_ok());
+        }
+        assert_eq!(m.read(&e, &f, 4_000), Err(Duration::from_secs(6)), "reads have their own window");
     }
 
     #[test]

@@ -20,7 +20,7 @@ mod fans;
 mod keyring;
 mod lines;
 
-pub use fans::{RateLimit, TICKETLESS_JOINS, TICKETLESS_WINDOW};
+pub use fans::{RateLimit, ENTRY_READS, ENTRY_READS_WINDOW, TICKETLESS_JOINS, TICKETLESS_WINDOW};
 pub use keyring::TicketKeyring;
 
 use crate::adapters::redis_gate::{Admission, EntryGate, GateError, LineCall, Reservation};
@@ -301,6 +301,18 @@ impl Entrance {
     /// here are answered from memory.
     pub fn told(&self, entry: &Entry) {
         self.fans.remember_entry(entry);
+    }
+
+    /// The entry this environment told the fan it has (or read for it):
+    /// queued in SQS, so it never changes and costs the gate no read.
+    pub fn told_entry(&self, event: &EventId, fan: &FanId) -> Option<Entry> {
+        self.fans.entry(event, fan)
+    }
+
+    /// Counts a read of the fan's own entry that would reach the gate;
+    /// past [`ENTRY_READS`] in its window, the refusal to answer from memory.
+    pub fn entry_read(&self, event: &EventId, fan: &FanId, now: DateTime<Utc>) -> Result<(), Refusal> {
+        self.fans.read(event, fan, now.timestamp_millis()).map_err(|retry_after| Refusal::RateLimited { retry_after })
     }
 
     /// The event lost its line while this environment followed it: the

@@ -7,6 +7,8 @@ mod door;
 /// The gate under failing dependencies: the lazy connection, outages,
 /// killed connections, a Redis restart, unknown SQS outcomes, the sweep.
 mod failing_dependencies;
+/// A client that hammers: copies, memory and bounded reads.
+mod hammering;
 /// The line in front of the gate, as fans meet it.
 mod line;
 /// Nothing a fan was told is contradicted: races, a promoted replica that
