@@ -6,12 +6,14 @@
 //! cold start, memory, accept path, sold-out path, CPU per request, writer
 //! throughput, the gate restore of a 1,000,000-entry event, the latency
 //! cost of `WAIT 1` per admission, the line (admitted fans per second with both
-//! scripts, commands per join and poll, a waiting answer's p50), the opening second (200 environments' first
+//! scripts, commands per join and poll, a waiting answer's p50), a hostile client's
+//! commands on the core, the opening second (200 environments' first
 //! requests at once against Redis with TLS and AUTH), package size, concurrency per 10,000 rps, and the Weverse talk's
 //! Node.js stack (`bench/peer`) side by side. See docs/benchmarks.md for what each
 //! measures and why.
 
 mod figures;
+mod hostile;
 mod line;
 mod opening;
 mod replication;
@@ -32,6 +34,7 @@ enum Section {
     Restore,
     Replication,
     Line,
+    Hostile,
     Opening,
     Package,
     Arm64,
@@ -86,6 +89,10 @@ async fn main() {
     if run(Section::Line) {
         eprintln!("[bench] the line: its cost on the gate's core and a waiting answer's");
         line::line(&root, w.env(), quick, &mut report).await;
+    }
+    if run(Section::Hostile) {
+        eprintln!("[bench] a hostile client's cost on the event's core");
+        hostile::hostile(&root, w.env(), quick, &mut report).await;
     }
     if run(Section::Opening) {
         eprintln!("[bench] the opening second");
