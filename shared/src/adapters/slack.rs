@@ -45,7 +45,7 @@ impl Notice {
         match self {
             Self::Scaled { from, to, events, reason } => {
                 let verb = if to > from { "Scale-out" } else { "Scale-in" };
-                format!(":rocket: {verb}: entry-api provisioned concurrency {from} -> {to} ({}) - {reason}", list(events))
+                format!(":rocket: {verb}: entry-api provisioned concurrency {from} → {to} ({}) - {reason}", list(events))
             }
             Self::Clamped { wanted, granted, events } => format!(
                 ":warning: Clamp: the calendar wants {wanted} provisioned environments for {} but the account grants {granted}",
@@ -95,10 +95,29 @@ impl Notice {
         }
     }
 
-    /// The Slack payload.
+    /// The Slack payload. Every notice carries text from outside (an
+    /// event's id or title, a calendar feed's entries, an alarm's reason),
+    /// so the text is escaped as Slack's "Formatting text for app surfaces"
+    /// page says (`&`, `<`, `>`): a title holding `<!channel>` or a
+    /// `<https://...|link>` reaches the channel as the characters it is,
+    /// not as a mention or a link.
     pub fn payload(&self) -> Value {
-        json!({ "text": self.text() })
+        json!({ "text": escaped(&self.text()) })
     }
+}
+
+/// Text with Slack's three control characters escaped.
+fn escaped(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            c => out.push(c),
+        }
+    }
+    out
 }
 
 /// Reads an SNS message as a CloudWatch alarm notification; any other
@@ -172,7 +191,7 @@ mod tests {
         let out = Notice::Scaled { from: 0, to: 1800, events: vec!["drop-1".into()], reason: "opens at 10:00".into() };
         assert_eq!(
             out.text(),
-            ":rocket: Scale-out: entry-api provisioned concurrency 0 -> 1800 (drop-1) - opens at 10:00"
+            ":rocket: Scale-out: entry-api provisioned concurrency 0 → 1800 (drop-1) - opens at 10:00"
         );
         let r#in = Notice::Scaled { from: 1800, to: 0, events: vec![], reason: "ended".into() };
         assert!(r#in.text().starts_with(":rocket: Scale-in") && r#in.text().contains("no events"));
@@ -190,6 +209,20 @@ mod tests {
             reason: Some("limit".into()),
         };
         assert!(failed.text().ends_with("FAILED, 0/10 allocated - limit"));
+    }
+
+    #[test]
+    fn text_from_outside_cannot_mention_or_link() {
+        let title = "Drop <!channel> <https://evil.example|claim here> & <@U123>";
+        let notice = Notice::CalendarSkipped { entries: vec![format!("{title}: opens in the past")] };
+        let sent = notice.payload()["text"].as_str().unwrap().to_owned();
+        assert!(!sent.contains('<') && !sent.contains('>'), "{sent}");
+        assert!(
+            sent.contains("Drop &lt;!channel&gt; &lt;https://evil.example|claim here&gt; &amp; &lt;@U123&gt;"),
+            "{sent}"
+        );
+        let alarm = alarm_notice(Some("<!here>"), "x -> y");
+        assert_eq!(alarm.payload()["text"], ":bell: Alarm &lt;!here&gt; is NOTIFIED: x -&gt; y");
     }
 
     #[test]

@@ -151,9 +151,9 @@ async fn overlapping_events_get_exact_calls_at_exact_minutes_and_none_in_between
     assert_eq!(calls, ["09:30 put 1800", "09:50 put 2700", "10:40 put 900", "11:10 delete"]);
     let texts = slack_texts(&slack);
     assert_eq!(texts.len(), 4, "one notice per scale action: {texts:?}");
-    assert!(texts[0].contains("Scale-out") && texts[0].contains("0 -> 1800") && texts[0].contains("(a)"));
-    assert!(texts[1].contains("1800 -> 2700") && texts[1].contains("(a, b)"));
-    assert!(texts[3].contains("Scale-in") && texts[3].contains("900 -> 0"));
+    assert!(texts[0].contains("Scale-out") && texts[0].contains("0 → 1800") && texts[0].contains("(a)"));
+    assert!(texts[1].contains("1800 → 2700") && texts[1].contains("(a, b)"));
+    assert!(texts[3].contains("Scale-in") && texts[3].contains("900 → 0"));
 }
 
 #[tokio::test]
