@@ -155,7 +155,9 @@ line_ticket_secret() {
 
 # Writes the environment file of locally run functions: the services of this
 # stack, the queue and its DLQ, local AWS credentials, AUTH_MODE=dev, the
-# line's ticket key, then any extra KEY=value lines given.
+# line's ticket key, the mark of a local run (FANRUSH_LOCAL=1: an emulator
+# that sets Lambda's own variables is still not AWS, where dev mode and
+# plain keys are refused), then any extra KEY=value lines given.
 write_function_env() { # file, queue url, DLQ url, extra KEY=value...
   local file=$1 queue_url=$2 dlq_url=$3
   shift 3
@@ -171,6 +173,7 @@ write_function_env() { # file, queue url, DLQ url, extra KEY=value...
     echo "AWS_EC2_METADATA_DISABLED=true"
     echo "AUTH_MODE=dev"
     echo "LINE_TICKET_SECRET=$(line_ticket_secret)"
+    echo "FANRUSH_LOCAL=1"
     printf '%s\n' "$@"
   } >"$file"
 }

@@ -41,13 +41,45 @@ pub enum ConfigError {
 }
 
 /// `AUTH_MODE`: `jwt`/`iam` (or unset) for the authorizer, `dev` only when
-/// explicitly asked for.
+/// explicitly asked for, and never in AWS ([`refuse_local_only_in_aws`]).
 pub fn auth_mode() -> Result<AuthMode, ConfigError> {
+    refuse_local_only_in_aws(&|var| std::env::var(var).ok())?;
     match std::env::var("AUTH_MODE").unwrap_or_default().as_str() {
         "" | "jwt" | "iam" => Ok(AuthMode::Authorizer),
         "dev" => Ok(AuthMode::Dev),
         other => Err(ConfigError::Invalid { var: "AUTH_MODE", reason: format!("{other:?} is not jwt, iam or dev") }),
     }
+}
+
+/// Whether the process runs in AWS Lambda rather than on one machine:
+/// Lambda sets `AWS_LAMBDA_LOG_GROUP_NAME` for every function (Lambda
+/// Developer Guide, "Defined runtime environment variables"). A local
+/// emulator that sets it too (`sam local`, say) marks its run with
+/// `FANRUSH_LOCAL=1`, which the template's Guard rule keeps out of AWS.
+pub fn runs_in_aws(env: &dyn Fn(&str) -> Option<String>) -> bool {
+    env("AWS_LAMBDA_LOG_GROUP_NAME").is_some() && env("FANRUSH_LOCAL").as_deref() != Some("1")
+}
+
+/// What is for local runs only, refused in AWS: dev mode (`x-fan-id` names
+/// the fan, over a verified identity) and plain-text ticket keys (they
+/// would sit in the function's configuration, readable by anyone who can
+/// read it). The template's Guard rule refuses the same.
+pub fn refuse_local_only_in_aws(env: &dyn Fn(&str) -> Option<String>) -> Result<(), ConfigError> {
+    if !runs_in_aws(env) {
+        return Ok(());
+    }
+    if env("AUTH_MODE").as_deref() == Some("dev") {
+        let reason = "dev mode trusts the x-fan-id header and is refused in AWS; use the authorizer".to_owned();
+        return Err(ConfigError::Invalid { var: "AUTH_MODE", reason });
+    }
+    for var in ["LINE_TICKET_SECRET", "LINE_TICKET_SECRET_PREVIOUS"] {
+        if env(var).is_some() {
+            let reason =
+                "a plain-text ticket key is refused in AWS; set LINE_TICKET_SECRET_ID to its secret".to_owned();
+            return Err(ConfigError::Invalid { var, reason });
+        }
+    }
+    Ok(())
 }
 
 /// Redis settings shared by the functions that talk to the gate.
@@ -447,4 +479,29 @@ fn number(var: &'static str, default: u64) -> Result<u64, ConfigError> {
 
 fn millis(var: &'static str, default: u64) -> Result<Duration, ConfigError> {
     number(var, default).map(Duration::from_millis)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn env<'a>(vars: &'a [(&'a str, &'a str)]) -> impl Fn(&str) -> Option<String> + 'a {
+        let vars: HashMap<&str, &str> = vars.iter().copied().collect();
+        move |name| vars.get(name).map(|v| (*v).to_owned())
+    }
+
+    #[test]
+    fn dev_mode_and_plain_ticket_keys_are_refused_in_aws_only() {
+        let lambda = ("AWS_LAMBDA_LOG_GROUP_NAME", "/aws/lambda/entry-api");
+        for (var, value) in [("AUTH_MODE", "dev"), ("LINE_TICKET_SECRET", "k"), ("LINE_TICKET_SECRET_PREVIOUS", "k")] {
+            let refused = refuse_local_only_in_aws(&env(&[lambda, (var, value)]));
+            assert!(matches!(refused, Err(ConfigError::Invalid { var: v, .. }) if v == var), "{var}: {refused:?}");
+            assert!(refuse_local_only_in_aws(&env(&[(var, value)])).is_ok(), "{var} on one machine");
+            assert!(refuse_local_only_in_aws(&env(&[lambda, (var, value), ("FANRUSH_LOCAL", "1")])).is_ok());
+        }
+        let authorizer = [lambda, ("AUTH_MODE", "jwt"), ("LINE_TICKET_SECRET_ID", "arn")];
+        assert!(refuse_local_only_in_aws(&env(&authorizer)).is_ok());
+        assert!(refuse_local_only_in_aws(&env(&[lambda, ("AUTH_MODE", "dev"), ("FANRUSH_LOCAL", "yes")])).is_err());
+    }
 }
