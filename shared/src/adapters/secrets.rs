@@ -87,30 +87,51 @@ impl SecretSource {
 
     /// Reads the secret (`None` when not configured).
     pub async fn resolve(&self) -> Result<Option<Secret>, SecretError> {
-        self.resolve_stage(Stage::Current).await
+        self.resolve_stage(Stage::Current, Cache::Use).await
     }
 
     /// Reads the secret's version before the last rotation (Secrets
     /// Manager's `AWSPREVIOUS`); `None` when there is none (never rotated)
     /// or the source has no versions.
     pub async fn resolve_previous(&self) -> Result<Option<Secret>, SecretError> {
+        self.resolve_previous_with(Cache::Use).await
+    }
+
+    /// Like [`SecretSource::resolve`] and [`SecretSource::resolve_previous`]
+    /// together, past the extension's cache when `cache` says so.
+    pub async fn resolve_both(&self, cache: Cache) -> Result<(Option<Secret>, Option<Secret>), SecretError> {
+        Ok((self.resolve_stage(Stage::Current, cache).await?, self.resolve_previous_with(cache).await?))
+    }
+
+    async fn resolve_previous_with(&self, cache: Cache) -> Result<Option<Secret>, SecretError> {
         match self {
-            Self::Extension { .. } => self.resolve_stage(Stage::Previous).await,
+            Self::Extension { .. } => self.resolve_stage(Stage::Previous, cache).await,
             _ => Ok(None),
         }
     }
 
-    async fn resolve_stage(&self, stage: Stage) -> Result<Option<Secret>, SecretError> {
+    async fn resolve_stage(&self, stage: Stage, cache: Cache) -> Result<Option<Secret>, SecretError> {
         match self {
             Self::None => Ok(None),
             Self::Plain(s) => Ok(Some(s.clone())),
-            Self::Extension { secret_id, port } => match read_secret_stage(secret_id, *port, stage).await {
+            Self::Extension { secret_id, port } => match read_secret_stage(secret_id, *port, stage, cache).await {
                 Ok(v) => Ok(Some(Secret(v))),
                 Err(Missing::NoSuchVersion) => Ok(None),
                 Err(Missing::Failed(reason)) => Err(SecretError { secret_id: secret_id.clone(), reason }),
             },
         }
     }
+}
+
+/// Whether a read may be answered from the extension's cache (up to its
+/// TTL old, 300 s by default) or must reach Secrets Manager now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Cache {
+    Use,
+    /// `refreshNow=true`: the extension calls `GetSecretValue` and answers
+    /// an error rather than its cached value when that fails (Systems
+    /// Manager User Guide, "Forcing a refresh with refreshNow").
+    Bypass,
 }
 
 /// A secret's version, by its Secrets Manager staging label.
@@ -128,13 +149,14 @@ enum Missing {
 
 /// Reads a secret's string through the Parameters and Secrets Lambda
 /// Extension (plain HTTP on loopback, authenticated with the session token).
-async fn read_secret_stage(secret_id: &str, port: u16, stage: Stage) -> Result<String, Missing> {
+async fn read_secret_stage(secret_id: &str, port: u16, stage: Stage, cache: Cache) -> Result<String, Missing> {
     let token = std::env::var("AWS_SESSION_TOKEN").unwrap_or_default();
     let stage = match stage {
         Stage::Current => "",
         Stage::Previous => "&versionStage=AWSPREVIOUS",
     };
-    let uri = format!("http://127.0.0.1:{port}/secretsmanager/get?secretId={}{stage}", encode(secret_id));
+    let refresh = if cache == Cache::Bypass { "&refreshNow=true" } else { "" };
+    let uri = format!("http://127.0.0.1:{port}/secretsmanager/get?secretId={}{stage}{refresh}", encode(secret_id));
     let request = http::Request::get(uri)
         .header("X-Aws-Parameters-Secrets-Token", token)
         .body(Full::new(Bytes::new()))

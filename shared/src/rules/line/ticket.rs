@@ -145,6 +145,17 @@ impl Ticket {
         }
         Ok(Self { place, issued_at_s })
     }
+
+    /// When a well-formed ticket says it was issued, *unverified*: for a
+    /// ticket whose key this process does not hold, only to tell "signed
+    /// before the keys were last read from Secrets Manager" (so the key is
+    /// retired or never was) from "signed since" (perhaps by a rotation not
+    /// read yet). Nothing is granted on it.
+    pub fn claimed_issued_at(text: &str) -> Option<i64> {
+        let raw = URL_SAFE_NO_PAD.decode(text.trim()).ok()?;
+        (raw.len() == BODY + MAC && raw[0] == VERSION)
+            .then(|| raw[14..18].iter().fold(0i64, |n, b| n << 8 | i64::from(*b)))
+    }
 }
 
 #[cfg(test)]
@@ -194,6 +205,8 @@ mod tests {
             "fan-a",
         );
         assert_eq!(Ticket::verify(&forged, &keys(), "gig", "fan-a", NOW), Err(TicketError::UnknownKey));
+        assert_eq!(Ticket::claimed_issued_at(&forged), Some(NOW), "what it claims, unverified");
+        assert_eq!(Ticket::claimed_issued_at("not a ticket"), None);
         for junk in ["", "not a ticket", "AAAA", &"A".repeat(51)] {
             assert_eq!(Ticket::verify(junk, &keys(), "gig", "fan-a", NOW), Err(TicketError::Malformed), "{junk:?}");
         }

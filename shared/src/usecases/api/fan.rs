@@ -232,6 +232,11 @@ impl FanApi {
                 tracing::error!(why, "the line cannot sign tickets");
                 unavailable("line_keys", self.retry_after_s, "the line cannot issue tickets right now; retry later")
             }
+            EntranceError::TicketKeyUnread { retry_after } => unavailable(
+                "line_keys",
+                retry_after.as_millis().div_ceil(1000).max(1) as u64,
+                "the line is reading its new ticket key; retry with the same ticket, your place is kept",
+            ),
         }
     }
 

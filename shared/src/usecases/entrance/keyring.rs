@@ -1,28 +1,71 @@
-//! The line's ticket keys, read through a secret source and cached: the
+//! The line's ticket keys, read through a secret source and kept: the
 //! current key signs, the current and the previous one verify (Secrets
 //! Manager's `AWSCURRENT` and `AWSPREVIOUS`).
+//!
+//! A rotation reaches environments at different times (each extension
+//! caches the secret), so a ticket may name a key this one has not read
+//! yet. It is never refused for that: the keys are read again past the
+//! extension's cache ([`TicketKeyring::recheck`]), at most every
+//! [`KEYS_RECHECK_GAP`], and until that read says the key is not Secrets
+//! Manager's the fan is asked to retry (503) and keeps its place. When the
+//! keys cannot be read at all, the last ones read keep serving for
+//! [`KEYS_KEPT_ON_OUTAGE`].
 
-use crate::adapters::secrets::SecretSource;
-use crate::rules::line::TicketKeys;
+use crate::adapters::secrets::{Cache, SecretSource};
+use crate::rules::line::{TicketKeys, TICKET_TTL};
 use std::time::{Duration, Instant};
 
-/// How often the ticket keys are read again (the secrets extension caches
-/// them for 300 s by default), and at most how often an unknown key id
-/// makes them be read early.
+/// How often the ticket keys are read again: the extension caches them
+/// for 300 s by default, so reading more often would not see a rotation
+/// sooner.
 const KEYS_TTL: Duration = Duration::from_secs(300);
-const KEYS_REFRESH_GAP: Duration = Duration::from_secs(10);
 
-/// The ticket signing keys, read through a secret source and cached.
+/// The least time between two reads past the extension's cache, each a
+/// `GetSecretValue` call (Secrets Manager bills and throttles them): a
+/// flood of tickets naming a made-up key costs one call per environment
+/// in this time, not one each.
+pub const KEYS_RECHECK_GAP: Duration = Duration::from_secs(10);
+
+/// How long the last keys read keep serving when reading them fails (the
+/// extension or Secrets Manager down): a ticket's own life, so no waiting
+/// fan loses its place to the outage. Past it the line answers 503. Each
+/// answer given on such keys counts `TicketKeysStale` (an alarm).
+pub const KEYS_KEPT_ON_OUTAGE: Duration = TICKET_TTL;
+
+/// A ticket signed this long after the keys were read is not judged by them:
+/// the issuing environment's clock may run ahead of this one's.
+const CLOCK_SKEW_S: i64 = 2;
+
+/// What a second look at the keys says about a ticket whose key was unknown.
+#[derive(Debug)]
+pub enum Recheck {
+    /// Keys read from Secrets Manager since the ticket was issued: judge it
+    /// by these (a key they do not hold is not fanrush's).
+    Judge(TicketKeys),
+    /// The keys could not be read past the cache yet: ask the fan to retry
+    /// after this long, with its place kept.
+    Undecided(Duration),
+}
+
+/// The ticket signing keys, read through a secret source and kept.
 pub struct TicketKeyring {
     current: SecretSource,
     /// A local stand-in for `AWSPREVIOUS` (the extension reads that itself).
     previous: SecretSource,
-    cached: tokio::sync::Mutex<Option<(TicketKeys, Instant)>>,
+    read: tokio::sync::Mutex<Read>,
+}
+
+#[derive(Default)]
+struct Read {
+    keys: Option<(TicketKeys, Instant)>,
+    /// When the keys were last read past the cache: the instant (for the
+    /// gap) and the Unix second (to compare with a ticket's issue time).
+    bypassed: Option<(Instant, i64)>,
 }
 
 impl TicketKeyring {
     pub fn new(current: SecretSource, previous: SecretSource) -> Self {
-        Self { current, previous, cached: tokio::sync::Mutex::new(None) }
+        Self { current, previous, read: tokio::sync::Mutex::new(Read::default()) }
     }
 
     /// No keys: events with a line answer 503 until one is configured.
@@ -30,26 +73,71 @@ impl TicketKeyring {
         Self::new(SecretSource::None, SecretSource::None)
     }
 
-    /// The keys; `refresh` reads them again when the cached ones are older
-    /// than the refresh gap (a ticket named a key this copy does not hold).
-    pub async fn keys(&self, refresh: bool) -> Result<TicketKeys, String> {
-        let mut cached = self.cached.lock().await;
-        if let Some((keys, at)) = cached.as_ref() {
-            let fresh = at.elapsed() < KEYS_TTL;
-            if fresh && !(refresh && at.elapsed() >= KEYS_REFRESH_GAP) {
+    /// The keys, read again once [`KEYS_TTL`] old; when that read fails,
+    /// the last ones read for up to [`KEYS_KEPT_ON_OUTAGE`].
+    pub async fn keys(&self) -> Result<TicketKeys, String> {
+        let mut read = self.read.lock().await;
+        if let Some((keys, at)) = &read.keys {
+            if at.elapsed() < KEYS_TTL {
                 return Ok(keys.clone());
             }
         }
-        let current = self.current.resolve().await.map_err(|e| e.to_string())?;
+        match self.read_keys(Cache::Use).await {
+            Ok(keys) => {
+                read.keys = Some((keys.clone(), Instant::now()));
+                Ok(keys)
+            }
+            Err(e) => match &read.keys {
+                Some((keys, at)) if at.elapsed() < KEYS_KEPT_ON_OUTAGE => {
+                    metrics::counter!("TicketKeysStale").increment(1);
+                    tracing::warn!(error = %e, age_s = at.elapsed().as_secs(), "ticket keys unreadable; the last read keep serving");
+                    Ok(keys.clone())
+                }
+                _ => Err(e),
+            },
+        }
+    }
+
+    /// A second look for a ticket (issued at `issued_s`, as it claims)
+    /// whose key was not among the keys: judged by keys read from Secrets
+    /// Manager since it was issued, reading them past the cache if the gap
+    /// allows; undecided while it does not, or the read fails.
+    pub async fn recheck(&self, issued_s: i64, now_s: i64) -> Recheck {
+        let mut read = self.read.lock().await;
+        if let Some((at, at_s)) = read.bypassed {
+            if let Some((keys, _)) = read.keys.as_ref().filter(|_| issued_s + CLOCK_SKEW_S < at_s) {
+                return Recheck::Judge(keys.clone());
+            }
+            if at.elapsed() < KEYS_RECHECK_GAP {
+                return Recheck::Undecided(KEYS_RECHECK_GAP - at.elapsed());
+            }
+        }
+        match self.read_keys(Cache::Bypass).await {
+            Ok(keys) => {
+                let now = Instant::now();
+                read.keys = Some((keys.clone(), now));
+                read.bypassed = Some((now, now_s));
+                Recheck::Judge(keys)
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "ticket keys unreadable past the cache; the fan retries");
+                // The failed read counts against the gap too: an outage
+                // costs one call per gap, not one per ticket.
+                read.bypassed = read.bypassed.map(|(_, s)| (Instant::now(), s)).or(Some((Instant::now(), i64::MIN)));
+                Recheck::Undecided(KEYS_RECHECK_GAP)
+            }
+        }
+    }
+
+    async fn read_keys(&self, cache: Cache) -> Result<TicketKeys, String> {
+        let (current, previous) = self.current.resolve_both(cache).await.map_err(|e| e.to_string())?;
         let Some(current) = current.filter(|c| !c.expose().is_empty()) else {
             return Err("no ticket key is configured (LINE_TICKET_SECRET_ID)".into());
         };
         let previous = match self.previous.resolve().await.map_err(|e| e.to_string())? {
             Some(p) => Some(p),
-            None => self.current.resolve_previous().await.map_err(|e| e.to_string())?,
+            None => previous,
         };
-        let keys = TicketKeys::new(current.expose().as_bytes(), previous.as_ref().map(|p| p.expose().as_bytes()));
-        *cached = Some((keys.clone(), Instant::now()));
-        Ok(keys)
+        Ok(TicketKeys::new(current.expose().as_bytes(), previous.as_ref().map(|p| p.expose().as_bytes())))
     }
 }

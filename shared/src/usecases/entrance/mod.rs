@@ -21,7 +21,7 @@ mod keyring;
 mod lines;
 
 pub use fans::{RateLimit, ENTRY_READS, ENTRY_READS_WINDOW, TICKETLESS_JOINS, TICKETLESS_WINDOW};
-pub use keyring::TicketKeyring;
+pub use keyring::{Recheck, TicketKeyring, KEYS_KEPT_ON_OUTAGE, KEYS_RECHECK_GAP};
 
 use crate::adapters::redis_gate::{Admission, EntryGate, GateError, LineCall, Reservation};
 use crate::rules::domain::{Entry, EventId, FanId, Note};
@@ -171,6 +171,11 @@ pub enum EntranceError {
     /// verify tickets.
     #[error("the line cannot sign tickets: {0}")]
     NoTicketKeys(String),
+    /// The ticket names a key this environment has not read yet, and the
+    /// keys cannot be read past the cache before `retry_after`: the fan
+    /// retries and keeps its place.
+    #[error("the ticket's key is not read yet; retry after {retry_after:?}")]
+    TicketKeyUnread { retry_after: Duration },
 }
 
 /// One fan's POST to one event.
@@ -248,14 +253,22 @@ impl Entrance {
             Err(LineError::NotFound) => return Ok(Outcome::Refused(Refusal::EventNotFound)),
             Err(LineError::Gate(e)) => return Err(e.into()),
         }
-        let keys = self.keys.keys(false).await.map_err(EntranceError::NoTicketKeys)?;
+        let mut keys = self.keys.keys().await.map_err(EntranceError::NoTicketKeys)?;
         let held = match a.ticket {
             None => None,
             Some(text) => match Ticket::verify(text, &keys, a.event.as_str(), a.fan.as_str(), a.now.timestamp()) {
                 Ok(t) => Some(t.place),
                 Err(TicketError::UnknownKey) => {
-                    // Perhaps a rotation this environment has not seen yet.
-                    let keys = self.keys.keys(true).await.map_err(EntranceError::NoTicketKeys)?;
+                    // Perhaps a rotation this environment has not read yet:
+                    // judged only by keys read since the ticket was issued.
+                    let issued = Ticket::claimed_issued_at(text).unwrap_or(i64::MAX);
+                    match self.keys.recheck(issued, a.now.timestamp()).await {
+                        Recheck::Judge(fresh) => keys = fresh,
+                        Recheck::Undecided(retry_after) => {
+                            metrics::counter!("LineTicketKeysUndecided").increment(1);
+                            return Err(EntranceError::TicketKeyUnread { retry_after });
+                        }
+                    }
                     match Ticket::verify(text, &keys, a.event.as_str(), a.fan.as_str(), a.now.timestamp()) {
                         Ok(t) => Some(t.place),
                         Err(e) => return Ok(refused_ticket(e)),

@@ -9,6 +9,8 @@ mod door;
 mod failing_dependencies;
 /// A client that hammers: copies, memory and bounded reads.
 mod hammering;
+/// The line's ticket key rotates mid-wait: no fan refused, no place lost.
+mod key_rotation;
 /// The line in front of the gate, as fans meet it.
 mod line;
 /// Nothing a fan was told is contradicted: races, a promoted replica that
