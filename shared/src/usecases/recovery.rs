@@ -22,9 +22,12 @@
 //! - [`tend_lines`]: a line's grants lapse at its calls; once its fans stop
 //!   calling, the scheduler's pass lapses the last ones, so no place stays
 //!   held for a fan who walked away.
+//! - [`archive_closed`]: [`ARCHIVE_AFTER`] after an event closes, the gate
+//!   drops what it holds per fan (PostgreSQL holds the entries), so Redis
+//!   memory holds the events that are open or coming, not every event ever.
 
 use crate::adapters::postgres_store::{Database, StoreError};
-use crate::adapters::redis_gate::{EntryGate, GateError, Restored};
+use crate::adapters::redis_gate::{Archival, EntryGate, GateError, Restored};
 use crate::adapters::sqs_queue::{DeadLetterQueue, DeadLetters, EntryQueue, QueueError};
 use crate::rules::domain::{Entry, FanEvent};
 use chrono::{DateTime, Utc};
@@ -36,6 +39,17 @@ use thiserror::Error;
 pub const RESTORE_PAGE: i64 = 5_000;
 /// How long a restorer's lease lasts without a write renewing it.
 const RESTORE_LEASE: Duration = Duration::from_secs(60);
+
+/// How long after an event closes its fans stay in the gate: past the
+/// sweep of sends with an unknown outcome (`PENDING_SWEEP_AFTER_SECONDS`,
+/// 300 s) and the queue's drain, with room for an operator to look. A send
+/// still pending holds the archive back until the sweep resolved it.
+pub const ARCHIVE_AFTER: Duration = Duration::from_secs(60 * 60);
+
+/// Events closed longer ago than this (plus [`ARCHIVE_AFTER`]) are not
+/// looked at again: archived by then, or restored archived (a restore
+/// rebuilds a closed event without its fans).
+const ARCHIVE_LOOKBACK: chrono::Duration = chrono::Duration::days(7);
 
 #[derive(Debug, Error)]
 pub enum RecoveryError {
@@ -206,6 +220,8 @@ pub struct Housekeeping {
     /// Set when the gate had to be restored.
     pub restored: Option<(usize, usize)>,
     pub sweep: Sweep,
+    /// Closed events whose fans the gate dropped in this pass.
+    pub archived: usize,
     /// True when restore or sweep waits for a later pass (the queue has not
     /// drained, the loss is recent, another restorer is at work).
     pub deferred: bool,
@@ -247,7 +263,36 @@ pub async fn housekeeping(
         Err(e) if e.is_deferred() => report.deferred = true,
         Err(e) => return Err(e),
     }
+    report.archived = archive_closed(gate, &events, now, ARCHIVE_AFTER).await?;
     Ok(report)
+}
+
+/// Archives the events that closed at least `after` ago (within the
+/// lookback): how many were archived now.
+pub async fn archive_closed(
+    gate: &EntryGate,
+    events: &[FanEvent],
+    now: DateTime<Utc>,
+    after: Duration,
+) -> Result<usize, RecoveryError> {
+    let after_chrono = chrono::Duration::from_std(after).unwrap_or(chrono::Duration::MAX);
+    let mut archived = 0;
+    for event in events
+        .iter()
+        .filter(|e| e.closes_at + after_chrono <= now && now - e.closes_at < after_chrono + ARCHIVE_LOOKBACK)
+    {
+        match gate.archive(&event.id, now, after).await? {
+            Archival::Archived => {
+                tracing::info!(event = %event.id, "closed event archived: its fans are in PostgreSQL only");
+                archived += 1;
+            }
+            Archival::Pending => {
+                tracing::info!(event = %event.id, "closed event waits for the sweep before its archive")
+            }
+            Archival::Already | Archival::NotYet | Archival::NotFound => {}
+        }
+    }
+    Ok(archived)
 }
 
 /// Runs the pace of every line that is open now: grants whose fans did not

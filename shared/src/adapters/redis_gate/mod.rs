@@ -11,7 +11,7 @@
 //! | `P:state` | string | the `run_id` of the server the whole gate state was built on |
 //! | `P:state-lost-at` | string | `run_id:ms`: when a server first noticed its state missing or foreign |
 //! | `P:restoring` | string | the lease of the one restorer at work (token, expires) |
-//! | `P:ev:E` | hash | event definition, `taken` (places held), `seq` (last position handed out), `archived`; for a deleted event only `retired` = 1 (a tombstone: the id is never published again); for an event with a line also `lineRate`, `linePrequeueMs` (when joining opens), `lineSeed`, the pace's `lineTokens` and `lineTokensAt`, `lineServed` (the highest place granted, an order key), `lineGranted` (places granted so far) and `lineFirstBucket` (the first arrival bucket counted) |
+//! | `P:ev:E` | hash | event definition, `taken` (places held), `seq` (last position handed out), `archived` (1 once closed and archived: the event's other keys are gone); for a deleted event only `retired` = 1 (a tombstone: the id is never published again); for an event with a line also `lineRate`, `linePrequeueMs` (when joining opens), `lineSeed`, the pace's `lineTokens` and `lineTokensAt`, `lineServed` (the highest place granted, an order key), `lineGranted` (places granted so far) and `lineFirstBucket` (the first arrival bucket counted) |
 //! | `P:ev:E:fans` | hash | fan → record (below) |
 //! | `P:ev:E:notes` | hash | fan → note |
 //! | `P:ev:E:pending` | sorted set | fans whose send is pending, by the time of the last send, for the sweep |
@@ -51,7 +51,7 @@
 //!
 //! The files: [`scripts`] loads the Lua, [`reply`] reads what it answers,
 //! [`admission`] decides entries, [`line`] syncs an environment's copy of a
-//! line, [`publish`] defines and retires events, [`restore`] rebuilds the
+//! line, [`publish`] defines, archives and retires events, [`restore`] rebuilds the
 //! state, [`connection`] is the lazy connection.
 
 mod admission;
@@ -66,7 +66,7 @@ pub use scripts::{ADMIT_SOURCE, CONFIRM_SOURCE};
 pub use admission::{Admission, AtTheDoor, EntryLookup, EventView, LineCall, LineState, Reservation};
 pub use connection::{LazyRedis, RedisFailure, Server};
 pub use line::{CountedFan, LineCountsRead, LineStatus, LineSync, LineSyncRequest};
-pub use publish::{new_line_seed, Published, SeedWrite};
+pub use publish::{new_line_seed, Archival, Published, SeedWrite};
 pub use restore::{RestoreLease, Restored};
 
 use crate::rules::domain::EventId;

@@ -1,9 +1,12 @@
-//! Defining events in the gate (`publish.lua`) and retiring them
-//! (`retire.lua`), with the line's secret seed.
+//! Defining events in the gate (`publish.lua`) with the line's secret
+//! seed, archiving them once closed (`archive.lua`) and retiring them
+//! (`retire.lua`).
 
-use super::scripts::{PUBLISH, RETIRE};
+use super::scripts::{ARCHIVE, PUBLISH, RETIRE};
 use super::{texts, EntryGate, Fence, GateError};
 use crate::rules::domain::{EventId, FanEvent};
+use chrono::{DateTime, Utc};
+use std::time::Duration;
 
 /// A new event's line seed: 128 bits from the operating system's random
 /// source, kept secret (never served), fixing the pre-queue's shuffle.
@@ -51,6 +54,23 @@ pub enum Published {
     CapacityBelowTaken { taken: i64 },
     /// Refused: the id was retired (deleted) and is never published again.
     Retired,
+    /// Refused: the event closed and was archived ([`EntryGate::archive`]);
+    /// its fans are no longer in the gate, so it cannot be reopened.
+    Archived,
+}
+
+/// What [`EntryGate::archive`] found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Archival {
+    /// Archived now.
+    Archived,
+    /// Archived before.
+    Already,
+    /// Not closed for long enough yet.
+    NotYet,
+    /// A send is still pending: the sweep resolves it first.
+    Pending,
+    NotFound,
 }
 
 impl EntryGate {
@@ -82,8 +102,30 @@ impl EntryGate {
             "ok" => Ok(Published::Ok { taken: r.int(1)? }),
             "below" => Ok(Published::CapacityBelowTaken { taken: r.int(1)? }),
             "retired" => Ok(Published::Retired),
+            "archived" => Ok(Published::Archived),
             _ => Err(r.unexpected()),
         }
+    }
+
+    /// Archives an event closed for at least `after` at `now`: drops what
+    /// the gate holds per fan (PostgreSQL holds the entries), keeps the
+    /// definition and counters.
+    pub async fn archive(&self, id: &EventId, now: DateTime<Utc>, after: Duration) -> Result<Archival, GateError> {
+        let k = self.event_keys(id);
+        let state = self.key("state");
+        let keys =
+            [&state, &k.meta, &k.fans, &k.notes, &k.pending, &k.counts, &k.joined, &k.door, &k.grants, &k.syncing]
+                .map(String::as_str);
+        let args = [now.timestamp_millis().to_string(), (after.as_millis() as i64).to_string()];
+        let r = self.call_tagged(&ARCHIVE, Fence::Server, &keys, &texts(&[&args[0], &args[1]])).await?;
+        Ok(match r.tag() {
+            "ok" => Archival::Archived,
+            "already" => Archival::Already,
+            "not_yet" => Archival::NotYet,
+            "pending" => Archival::Pending,
+            "not_found" => Archival::NotFound,
+            _ => return Err(r.unexpected()),
+        })
     }
 
     /// Removes everything the gate holds for an event and retires its id:

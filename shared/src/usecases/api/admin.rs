@@ -119,6 +119,17 @@ impl AdminApi {
             Published::Ok { taken } => taken,
             // Deleted between the check above and the publish.
             Published::Retired => return Err(retired(&event.id)),
+            Published::Archived => {
+                return Err(ApiError::new(
+                    StatusCode::CONFLICT,
+                    "event_archived",
+                    format!(
+                        "event {} closed and was archived: its entries are in the database and its fans no longer \
+                         in the gate, so it cannot be changed or reopened; define a new event under a new id",
+                        event.id
+                    ),
+                ))
+            }
             Published::CapacityBelowTaken { taken } => {
                 return Err(ApiError {
                     field: Some("capacity"),

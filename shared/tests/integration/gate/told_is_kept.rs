@@ -277,3 +277,43 @@ fn every_note_the_api_accepts_is_stored_as_told() {
     let (_, dlq) = rt.block_on(async { (0, stack.dead_letters().depth().await.unwrap()) });
     assert_eq!(dlq.total(), 0, "nothing was dead-lettered");
 }
+
+/// An hour after an event closes the gate drops its fans (PostgreSQL keeps
+/// them): the event still reads, a fan's read of its entry says archived,
+/// and the event cannot be reopened with its fans forgotten.
+#[tokio::test]
+async fn a_closed_event_is_archived_an_hour_after_it_closes_and_cannot_reopen() {
+    use fanrush::usecases::recovery::ARCHIVE_AFTER;
+    let stack = Stack::new().await;
+    let (opens, closes) = (Utc::now() - chrono::Duration::minutes(1), Utc::now() + chrono::Duration::minutes(10));
+    let event = stack.event(5, opens, closes).await;
+    for fan in ["a", "b"] {
+        assert_eq!(stack.enter(&event, fan).await.status(), 202);
+    }
+    assert_eq!(stack.drain().await, 2);
+
+    let after = chrono::Duration::from_std(ARCHIVE_AFTER).unwrap();
+    let just_before = closes + after - chrono::Duration::seconds(1);
+    assert_eq!(stack.housekeeping(just_before, NOW).await.archived, 0, "not closed for long enough");
+    let past = closes + after + chrono::Duration::seconds(1);
+    assert_eq!(stack.housekeeping(past, NOW).await.archived, 1);
+    assert_eq!(stack.housekeeping(past, NOW).await.archived, 0, "archived once");
+
+    let mut conn = redis::Client::open(redis_url()).unwrap().get_multiplexed_async_connection().await.unwrap();
+    let keys: Vec<String> =
+        redis::cmd("KEYS").arg(format!("{}:ev:{event}*", stack.prefix)).query_async(&mut conn).await.unwrap();
+    assert_eq!(keys, vec![format!("{}:ev:{event}", stack.prefix)], "only the definition and counters stay");
+
+    // An environment that told "a" nothing: the gate no longer knows its fans.
+    let reader = FanApi::new(gate(&redis_url(), &stack.prefix), stack.queue(), AuthMode::Dev, 1);
+    let me = reader.handle(request("GET", &format!("/events/{event}/entries/me"), &[("x-fan-id", "a")], None)).await;
+    assert_error(&me, 410, "entry_archived");
+    let view = reader.handle(request("GET", &format!("/events/{event}"), &[], None)).await;
+    assert_eq!(body_json(&view)["remaining"], 3, "the counters stay");
+    let reopen = serde_json::json!({ "title": "Again", "opensAt": opens.to_rfc3339(),
+        "closesAt": (Utc::now() + chrono::Duration::days(1)).to_rfc3339(), "capacity": 5, "expectedPeakRps": 1 });
+    let put =
+        stack.admin.handle(request("PUT", &format!("/admin/events/{event}"), &[], Some(&reopen.to_string()))).await;
+    assert_error(&put, 409, "event_archived");
+    assert_eq!(stack.rows(&event).await, vec![("a".to_owned(), 1), ("b".to_owned(), 2)], "the record is PostgreSQL");
+}
