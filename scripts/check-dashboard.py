@@ -119,9 +119,26 @@ def load_dashboard(template_path):
     if len(dashboards) != 1:
         sys.exit(f"expected one AWS::CloudWatch::Dashboard, found {len(dashboards)}")
     body = dashboards[0]["Properties"]["DashboardBody"]
-    if not (isinstance(body, dict) and list(body) == ["Fn::Sub"] and isinstance(body["Fn::Sub"], str)):
-        sys.exit("DashboardBody must be one !Sub string")
-    return resources, json.loads(body["Fn::Sub"])
+    if not (isinstance(body, dict) and list(body) == ["Fn::Sub"]):
+        sys.exit("DashboardBody must be one !Sub")
+    sub = body["Fn::Sub"]
+    if isinstance(sub, str):
+        return resources, json.loads(sub)
+    # !Sub [text, {Var: !If [condition, !Sub text, ""]}]: parts shown only
+    # when a condition holds (the cache's alarms, when the stack creates
+    # the cache). The check reads the widest dashboard: each variable's
+    # text when its condition holds.
+    if not (isinstance(sub, list) and len(sub) == 2 and isinstance(sub[0], str) and isinstance(sub[1], dict)):
+        sys.exit("DashboardBody must be !Sub text or !Sub [text, variables]")
+    text = sub[0]
+    for name, value in sub[1].items():
+        branch = value.get("Fn::If", [None, None])[1] if isinstance(value, dict) else None
+        if isinstance(branch, dict) and isinstance(branch.get("Fn::Sub"), str):
+            branch = branch["Fn::Sub"]
+        if not isinstance(branch, str):
+            sys.exit(f"DashboardBody variable {name} must be !If [condition, !Sub text, text]")
+        text = text.replace("${" + name + "}", branch)
+    return resources, json.loads(text)
 
 
 def rows(widget):
