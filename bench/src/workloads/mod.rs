@@ -150,8 +150,10 @@ pub fn http_event_with(method: &str, path: &str, fan: &str, ticket: Option<&str>
     if let Some(t) = ticket {
         headers["x-fanrush-ticket"] = json!(t);
     }
+    // A path with a query string arrives split, as API Gateway sends it.
+    let (path, query) = path.split_once('?').unwrap_or((path, ""));
     json!({
-        "version": "2.0", "routeKey": "$default", "rawPath": path, "rawQueryString": "",
+        "version": "2.0", "routeKey": "$default", "rawPath": path, "rawQueryString": query,
         "headers": headers,
         "requestContext": {
             "accountId": "123456789012", "apiId": "bench", "domainName": "bench", "domainPrefix": "bench",

@@ -309,9 +309,11 @@ fn gateway_request(
 ) -> Request {
     let headers: serde_json::Map<String, Value> =
         headers.iter().map(|(k, v)| (k.to_string(), Value::String(v.to_string()))).collect();
+    // A path with a query string arrives split, as API Gateway sends it.
+    let (raw_path, query) = path.split_once('?').unwrap_or((path, ""));
     let mut context = json!({
         "accountId": "123456789012", "apiId": "api", "domainName": "api.example.com", "domainPrefix": "api",
-        "http": { "method": method, "path": path, "protocol": "HTTP/1.1", "sourceIp": "127.0.0.1", "userAgent": "test" },
+        "http": { "method": method, "path": raw_path, "protocol": "HTTP/1.1", "sourceIp": "127.0.0.1", "userAgent": "test" },
         "requestId": unique("req"), "routeKey": "$default", "stage": "$default",
         "time": "21/Nov/2026:00:00:00 +0000", "timeEpoch": received_ms
     });
@@ -319,7 +321,7 @@ fn gateway_request(
         context["authorizer"] = a;
     }
     let event = json!({
-        "version": "2.0", "routeKey": "$default", "rawPath": path, "rawQueryString": "",
+        "version": "2.0", "routeKey": "$default", "rawPath": raw_path, "rawQueryString": query,
         "headers": headers, "requestContext": context, "body": body, "isBase64Encoded": false
     });
     lambda_http::request::from_str(&event.to_string()).expect("a valid API Gateway event")

@@ -10,6 +10,7 @@
 //! | [`queue_and_writer`] | the SQS buffer drained into PostgreSQL: idempotent batches, poison, outages |
 //! | [`scheduler`] | provisioned concurrency from the calendar, Slack notices |
 //! | [`api_input`] | bad input of every kind, identity, the admin calendar |
+//! | [`entries_export`] | operators take an event's entries out, page by page |
 //! | [`tls_and_secrets`] | Redis and PostgreSQL over TLS, secrets from the extension |
 //! | [`sample_events`] | every sample under `events/` driven through its handler |
 //!
@@ -22,6 +23,7 @@
 mod common;
 
 mod api_input;
+mod entries_export;
 mod gate;
 mod queue_and_writer;
 mod sample_events;

@@ -5,10 +5,14 @@
 //! stored in PostgreSQL, the calendar the scheduler reads. If the second step
 //! fails the client gets 503 and its retry converges both.
 //!
+//! Operators take an event's entries out page by page
+//! ([`entries_page`]): the record in PostgreSQL, in position order.
+//!
 //! A deleted event's id is retired: its entries stay in PostgreSQL, and a
 //! new event under the same id would hand their positions out again, so a
 //! PUT of a retired id is refused with 409 `event_id_retired`.
 
+use super::entries_page::{self, PageRequest};
 use super::AuthMode;
 use super::{identity, json_response, no_content, route, ApiError};
 use crate::adapters::postgres_store::{Database, StoreError, Upserted};
@@ -63,6 +67,11 @@ impl AdminApi {
         let id = match segments.as_slice() {
             ["admin", "events"] => None,
             ["admin", "events", id] => Some(*id),
+            ["admin", "events", id, "entries"] => {
+                route::allow(req.method(), "GET")?;
+                identity::admin(req, self.auth)?;
+                return self.entries(&EventId::parse(id)?, req.uri().query()).await;
+            }
             _ => return Err(ApiError::route_not_found()),
         };
         let allowed = if id.is_some() { "GET, PUT, DELETE" } else { "GET" };
@@ -93,6 +102,30 @@ impl AdminApi {
         body["accepted"] = view.map(|v| v.taken).into();
         body["written"] = written.into();
         Ok(json_response(StatusCode::OK, &body))
+    }
+
+    /// A page of the event's entries (PostgreSQL, position order): an
+    /// event deleted since keeps its entries and is read too.
+    async fn entries(&self, id: &EventId, query: Option<&str>) -> Result<Response<Body>, ApiError> {
+        let request = PageRequest::parse(query)?;
+        let entries =
+            self.db.entries_after(id, request.after, request.limit).await.map_err(|e| self.store_failed(e))?;
+        if entries.is_empty() && request.after == 0 {
+            let known = self.db.event(id).await.map_err(|e| self.store_failed(e))?.is_some()
+                || self.db.is_retired(id).await.map_err(|e| self.store_failed(e))?;
+            if !known {
+                return Err(event_not_found());
+            }
+        }
+        let page = entries_page::render(&request, &entries);
+        let mut response = Response::new(Body::Text(page.body));
+        let headers = response.headers_mut();
+        headers.insert(http::header::CONTENT_TYPE, http::HeaderValue::from_static(request.format.content_type()));
+        headers.insert(http::header::CACHE_CONTROL, http::HeaderValue::from_static("no-store"));
+        if let Some(after) = page.next_after {
+            headers.insert(entries_page::NEXT_HEADER, http::HeaderValue::from(after));
+        }
+        Ok(response)
     }
 
     async fn put(&self, operator: &str, id: EventId, body: &[u8]) -> Result<Response<Body>, ApiError> {

@@ -7,6 +7,7 @@
 
 pub mod admin;
 mod copies;
+pub mod entries_page;
 pub mod fan;
 mod identity;
 mod route;
