@@ -90,5 +90,42 @@ run_contract() {
   ensure_chromium
   ensure_pip_package websocket-client==1.8.0
   "$VENV/bin/python" "$ROOT/scripts/check-fan-page.py" "$base"
+  log "the operator CLI in dev mode: fanrush events and fanrush entries against the same admin-api"
+  check_operator_cli "$base" "$run_id"
   psql "$DATABASE_URL" -q -c "SET client_min_messages = warning; DROP SCHEMA IF EXISTS $run_id CASCADE" || true
+}
+
+# `fanrush events` defines, reads, lists and deletes an event, and `fanrush
+# entries` pages its 25 entries out (put straight into the run's schema:
+# no writer drains this gateway's queue), as JSON lines and as CSV, signed
+# with the local credentials the dev-mode API ignores.
+check_operator_cli() { # base url, schema
+  local base=$1 schema=$2 cli=target/debug/fanrush event="cli-$$" def lines
+  def=$(mktemp)
+  echo '{"title":"Operator CLI","opensAt":"'"$(date -u -d '1 minute ago' +%Y-%m-%dT%H:%M:%SZ)"'",
+         "closesAt":"'"$(date -u -d '1 day' +%Y-%m-%dT%H:%M:%SZ)"'","capacity":100,"expectedPeakRps":1}' >"$def"
+  "$cli" events put --api "$base" --event "$event" --file "$def" | grep -q "\"eventId\":\"$event\"" ||
+    { log "fanrush events put did not define $event"; return 1; }
+  "$cli" events list --api "$base" | grep -q "\"$event\"" || { log "fanrush events list misses $event"; return 1; }
+  psql "$DATABASE_URL" -q -c "SET search_path TO $schema; INSERT INTO entries (event_id, fan_id, position, note, accepted_at)
+    SELECT '$event', 'cli-fan-' || g, g, 'note, \"' || g || '\"', now() FROM generate_series(1, 25) g"
+  lines=$("$cli" entries --api "$base" --event "$event" --page-size 10 | python3 -c '
+import json, sys
+rows = [json.loads(l) for l in sys.stdin]
+assert [r["position"] for r in rows] == list(range(1, 26)), rows
+print(len(rows))')
+  [ "$lines" = 25 ] || { log "fanrush entries gave $lines JSON lines, not 25"; return 1; }
+  lines=$("$cli" entries --api "$base" --event "$event" --page-size 10 --format csv | python3 -c '
+import csv, sys
+rows = list(csv.reader(sys.stdin))
+assert rows[0] == ["position", "fanId", "acceptedAt", "note"] and rows[25][3] == "note, \"25\"", rows
+print(len(rows))')
+  [ "$lines" = 26 ] || { log "fanrush entries --format csv gave $lines rows, not 26 (a header, 25 entries)"; return 1; }
+  "$cli" events delete --api "$base" --event "$event" | grep -q '"status":204' ||
+    { log "fanrush events delete did not delete $event"; return 1; }
+  if "$cli" events get --api "$base" --event "$event" 2>/dev/null; then
+    log "fanrush events get found a deleted event"
+    return 1
+  fi
+  rm -f "$def"
 }

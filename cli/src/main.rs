@@ -8,10 +8,14 @@
 //! - `fanrush preflight`: every quota the calendar needs next to the account's.
 //! - `fanrush measure-gate`: the admitted-fan ceiling of a real Redis node.
 //! - `fanrush redrive`: replays the DLQ into the entry queue.
+//! - `fanrush events`: defines, reads, lists and deletes events through the
+//!   admin API, signed with SigV4; `fanrush entries` takes an event's
+//!   entries out, page after page.
 //!
 //! Operator commands only; the local stand-ins (`setup`, `bridge`,
 //! `gateway`) are `fanrush-local`'s.
 
+mod admin;
 mod calendar;
 mod chart;
 mod measure;
@@ -45,6 +49,12 @@ enum Command {
     MeasureGate(measure::MeasureArgs),
     /// Replays the entry queue's DLQ into the entry queue.
     Redrive(redrive::RedriveArgs),
+    /// Defines, reads, lists and deletes events through the admin API
+    /// (SigV4 from the AWS credential chain).
+    Events(admin::EventsArgs),
+    /// Writes an event's entries to stdout in position order, every page
+    /// of them (SigV4 from the AWS credential chain).
+    Entries(admin::EntriesArgs),
 }
 
 #[tokio::main]
@@ -57,6 +67,8 @@ async fn main() -> ExitCode {
         Command::Preflight(a) => ("preflight", preflight::run(a).await),
         Command::MeasureGate(a) => ("measure-gate", measure::run(a).await),
         Command::Redrive(a) => ("redrive", redrive::run(a).await),
+        Command::Events(a) => ("events", admin::events(a).await),
+        Command::Entries(a) => ("entries", admin::entries(a).await),
     };
     match outcome {
         Ok(()) => ExitCode::SUCCESS,

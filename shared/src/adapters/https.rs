@@ -1,5 +1,5 @@
 //! A small HTTPS client for the few plain web calls fanrush makes (the Slack
-//! webhook, an iCalendar feed). Built on first use, so TLS roots are not
+//! webhook, an iCalendar feed, the operator's calls of the admin API). Built on first use, so TLS roots are not
 //! loaded in Lambda init; every call has a timeout.
 
 use bytes::Bytes;
@@ -18,9 +18,10 @@ pub struct HttpsClient {
     client: OnceCell<HyperClient>,
 }
 
-/// A response's status and body.
+/// A response's status, headers and body.
 pub struct HttpsResponse {
     pub status: http::StatusCode,
+    pub headers: http::HeaderMap,
     pub body: Bytes,
 }
 
@@ -49,9 +50,9 @@ impl HttpsClient {
         let client = self.client().await?;
         let call = async {
             let response = client.request(request).await.map_err(|e| format!("unreachable ({})", kind(&e)))?;
-            let status = response.status();
-            let body = response.into_body().collect().await.map_err(|_| "the body broke off".to_owned())?.to_bytes();
-            Ok(HttpsResponse { status, body })
+            let (parts, body) = response.into_parts();
+            let body = body.collect().await.map_err(|_| "the body broke off".to_owned())?.to_bytes();
+            Ok(HttpsResponse { status: parts.status, headers: parts.headers, body })
         };
         tokio::time::timeout(timeout, call).await.map_err(|_| "no answer in time".to_owned())?
     }

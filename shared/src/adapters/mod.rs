@@ -12,7 +12,9 @@
 //! | [`secrets`] | Secrets Manager through the Lambda extension | `SecretSource`, `Secret` |
 //! | [`https`] | plain HTTPS calls (Slack, the iCalendar feed, the extension) | `HttpsClient` |
 //! | [`aws_sdk`] | the AWS SDK's shared configuration and the SQS client | `aws_config`, `sqs_client` |
+//! | [`admin_client`] | the deployed admin API, called by operators with SigV4 | `AdminClient` |
 
+pub mod admin_client;
 pub mod aws_sdk;
 pub mod https;
 pub mod lambda_control;
