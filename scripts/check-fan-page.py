@@ -22,6 +22,8 @@ import subprocess
 import sys
 import tempfile
 import time
+import http.server
+import threading
 import urllib.request
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -101,6 +103,62 @@ class Page:
             time.sleep(0.1)
         for kind in ("mousePressed", "mouseReleased"):
             self.send("Input.dispatchMouseEvent", type=kind, x=box[0], y=box[1], button="left", clickCount=1)
+
+
+class Trap(http.server.BaseHTTPRequestHandler):
+    """A server the page must never reach: it records every request (a CORS
+    preflight included) and would answer anything, from any origin."""
+
+    seen = []
+
+    def answer(self):
+        Trap.seen.append((self.command, self.path, self.headers.get("authorization")))
+        self.send_response(200)
+        self.send_header("access-control-allow-origin", "*")
+        self.send_header("access-control-allow-headers", "*")
+        self.send_header("content-type", "application/json")
+        self.end_headers()
+        self.wfile.write(b"{}")
+
+    do_GET = do_POST = do_OPTIONS = answer
+
+    def log_message(self, *args):
+        pass
+
+
+def check_api_is_pinned(page, base, event):
+    """The page opened with ?api= pointing elsewhere talks to its own API
+    only: it says so, its calls (the event lookup, an entry with a token)
+    go to `base`, and its Content-Security-Policy blocks even a fetch
+    written by hand. The trap server hears nothing."""
+    trap = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Trap)
+    threading.Thread(target=trap.serve_forever, daemon=True).start()
+    elsewhere = f"http://127.0.0.1:{trap.server_address[1]}"
+    try:
+        page.send("Page.navigate", url=f"{base}/?api={elsewhere}&event={event}")
+        deadline = time.time() + 20
+        while page.evaluate("document.readyState") != "complete" or page.evaluate("document.getElementById('api').textContent") != base:
+            if time.time() > deadline:
+                sys.exit(f"the page opened with ?api={elsewhere} does not name its own API {base}")
+            time.sleep(0.1)
+        status = page.evaluate("document.getElementById('status').textContent")
+        if "is ignored" not in status:
+            sys.exit(f"the page does not say ?api= was ignored: {status!r}")
+        page.type_into("#token", "eyJ.a-fan's-token.sig")
+        page.evaluate("document.getElementById('event').dispatchEvent(new Event('change'))")
+        page.click("#enter")
+        by_hand = page.evaluate(f"fetch({json.dumps(elsewhere + '/x')}).then(() => 'sent', () => 'blocked')")
+        time.sleep(2)
+        if by_hand != "blocked":
+            sys.exit(f"the page's Content-Security-Policy let a fetch to {elsewhere} through")
+        if Trap.seen:
+            sys.exit(f"the page sent {len(Trap.seen)} requests to {elsewhere}: {Trap.seen[:3]}")
+        policy = page.evaluate("document.querySelector('meta[http-equiv=\"Content-Security-Policy\"]').content")
+        if "connect-src 'self'" not in policy or "default-src 'none'" not in policy:
+            sys.exit(f"the page's policy is not the strict one: {policy}")
+        return f"Opened with ?api={elsewhere}: nothing sent there, a fetch by hand blocked by its policy."
+    finally:
+        trap.shutdown()
 
 
 def chromium():
@@ -242,10 +300,11 @@ def main():
         status, entry = api(base, "GET", f"/events/{event}/entries/me", fan="browser-fan")
         if status != 200 or f"position {entry['position']}." not in outcome["text"]:
             sys.exit(f"the page's position does not match the API's entry: {outcome['text']} vs {status} {entry}")
+        pinned = check_api_is_pinned(page, base, event)
         before, after = reloaded
         print(f"fan page: waited at position {seen_waiting['position']} with {seen_waiting['ahead']} ahead "
               f"(ETA {seen_waiting['eta']}); reloaded at position {before['position']}, back at {after['position']} "
-              f"with the same ticket; then: {outcome['text']} Screenshots in {OUT.relative_to(ROOT)}/")
+              f"with the same ticket; then: {outcome['text']} {pinned} Screenshots in {OUT.relative_to(ROOT)}/")
     finally:
         browser.terminate()
         try:

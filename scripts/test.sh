@@ -43,6 +43,17 @@ scripts/charts.sh "$charts"
 cmp "$charts/plan.svg" docs/charts/plan.svg && cmp "$charts/simulate.svg" docs/charts/simulate.svg ||
   { log "docs/charts/ differs from what the code draws: run make charts"; exit 1; }
 rm -rf "$charts"
+log "the fan page written for a deployed API names that API alone, in its meta tag and its policy"
+page=$(mktemp -d)
+scripts/fan-page.sh https://abc123.execute-api.eu-west-1.amazonaws.com "$page" >/dev/null
+grep -q '<meta name="fanrush-api" content="https://abc123.execute-api.eu-west-1.amazonaws.com">' "$page/index.html" &&
+  grep -q "connect-src https://abc123.execute-api.eu-west-1.amazonaws.com; base-uri" "$page/index.html" ||
+  { log "scripts/fan-page.sh did not pin the page to its API"; exit 1; }
+if scripts/fan-page.sh 'https://x" onload="alert(1)' "$page" 2>/dev/null; then
+  log "scripts/fan-page.sh took an API URL that breaks out of the tag"
+  exit 1
+fi
+rm -rf "$page"
 log "cfn-lint template.yaml"
 cfn-lint template.yaml
 log "IAM, on the SAM-transformed template: no wildcard actions, no '*' resources where an ARN exists"

@@ -14,9 +14,20 @@
 "use strict";
 
 const params = new URLSearchParams(location.search);
-// Same origin by default (make run's gateway serves both); ?api= for a
-// deployed HTTP API whose CORS allows this page's origin.
-const API = (params.get("api") || location.origin).replace(/\/+$/, "");
+// The APIs this page was deployed for: the fanrush-api meta tag, written at
+// deploy time (scripts/fan-page.sh), else this page's own origin (make
+// run's gateway serves both). ?api= may choose among them and nothing else,
+// so a link cannot send the fan's token to another server; the page's
+// Content-Security-Policy refuses any other connection too.
+const trimmed = (url) => url.replace(/\/+$/, "");
+const deployedFor = (document.querySelector('meta[name="fanrush-api"]')?.content || "")
+  .split(/\s+/)
+  .filter(Boolean)
+  .map(trimmed);
+const ALLOWED_APIS = deployedFor.length ? deployedFor : [location.origin];
+const askedApi = trimmed(params.get("api") || "");
+const API = ALLOWED_APIS.includes(askedApi) ? askedApi : ALLOWED_APIS[0];
+const API_REFUSED = askedApi !== "" && askedApi !== API;
 const TICKET_HEADER = "x-fanrush-ticket";
 const $ = (id) => document.getElementById(id);
 
@@ -239,6 +250,7 @@ function resume() {
 
 document.addEventListener("DOMContentLoaded", () => {
   $("api").textContent = API;
+  if (API_REFUSED) say(`This page talks only to the API it was deployed for (${API}); ?api=${askedApi} is ignored.`);
   if (params.get("event")) $("event").value = params.get("event");
   listEvents();
   $("event").addEventListener("change", () => describe($("event").value.trim()));
