@@ -32,6 +32,11 @@ pub const KEYS_RECHECK_GAP: Duration = Duration::from_secs(10);
 /// answer given on such keys counts `TicketKeysStale` (an alarm).
 pub const KEYS_KEPT_ON_OUTAGE: Duration = TICKET_TTL;
 
+/// How soon a fan whose ticket could not be judged asks again: soon, since
+/// its next call most likely reaches another environment (one that knows
+/// the key, or may read it), and a grant waiting for it lapses after 5 s.
+const UNDECIDED_RETRY: Duration = Duration::from_secs(1);
+
 /// A ticket signed this long after the keys were read is not judged by them:
 /// the issuing environment's clock may run ahead of this one's.
 const CLOCK_SKEW_S: i64 = 2;
@@ -43,7 +48,8 @@ pub enum Recheck {
     /// by these (a key they do not hold is not fanrush's).
     Judge(TicketKeys),
     /// The keys could not be read past the cache yet: ask the fan to retry
-    /// after this long, with its place kept.
+    /// after this long (it likely reaches another environment), with its
+    /// place kept.
     Undecided(Duration),
 }
 
@@ -109,7 +115,7 @@ impl TicketKeyring {
                 return Recheck::Judge(keys.clone());
             }
             if at.elapsed() < KEYS_RECHECK_GAP {
-                return Recheck::Undecided(KEYS_RECHECK_GAP - at.elapsed());
+                return Recheck::Undecided(UNDECIDED_RETRY);
             }
         }
         match self.read_keys(Cache::Bypass).await {
@@ -124,7 +130,7 @@ impl TicketKeyring {
                 // The failed read counts against the gap too: an outage
                 // costs one call per gap, not one per ticket.
                 read.bypassed = read.bypassed.map(|(_, s)| (Instant::now(), s)).or(Some((Instant::now(), i64::MIN)));
-                Recheck::Undecided(KEYS_RECHECK_GAP)
+                Recheck::Undecided(UNDECIDED_RETRY)
             }
         }
     }
