@@ -1,7 +1,7 @@
 # fanrush: the two commands are `make run` and `make test`.
 .PHONY: run test check bench drill charts tables build lint fmt clean
 
-## Start the whole suite locally and serve the API on 127.0.0.1:9000.
+## Start the whole suite locally and serve the API on 127.0.0.1:8080.
 run:
 	@scripts/run.sh
 

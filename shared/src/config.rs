@@ -381,7 +381,7 @@ pub struct SchedulerConfig {
 
 impl SchedulerConfig {
     pub fn from_env() -> Result<Self, ConfigError> {
-        let dry_run = matches!(var_or("SCHEDULER_DRY_RUN", "false").as_str(), "true" | "1" | "yes");
+        let dry_run = flag("SCHEDULER_DRY_RUN")?;
         let entry_function = std::env::var("ENTRY_FUNCTION_NAME").ok().filter(|v| !v.is_empty());
         if !dry_run && entry_function.is_none() {
             return Err(ConfigError::Missing("ENTRY_FUNCTION_NAME"));
@@ -403,7 +403,10 @@ impl SchedulerConfig {
             entry_function,
             entry_alias: var_or("ENTRY_FUNCTION_ALIAS", "live"),
             dry_run,
-            account_limit: std::env::var("ACCOUNT_CONCURRENCY_LIMIT").ok().and_then(|v| v.parse().ok()),
+            account_limit: match std::env::var("ACCOUNT_CONCURRENCY_LIMIT") {
+                Ok(v) if !v.is_empty() => Some(number("ACCOUNT_CONCURRENCY_LIMIT", 0)? as i64),
+                _ => None,
+            },
             scaling: ScalingParams {
                 duration: millis("ENTRY_P99_MS", defaults.duration.as_millis() as u64)?,
                 headroom,
@@ -477,6 +480,20 @@ fn number(var: &'static str, default: u64) -> Result<u64, ConfigError> {
     }
 }
 
+/// A yes/no setting: `true`/`1`/`yes` or `false`/`0`/`no` in any case,
+/// unset or empty for no; anything else is refused, not read as no.
+fn flag(var: &'static str) -> Result<bool, ConfigError> {
+    parse_flag(var, &std::env::var(var).unwrap_or_default())
+}
+
+fn parse_flag(var: &'static str, value: &str) -> Result<bool, ConfigError> {
+    match value.to_ascii_lowercase().as_str() {
+        "true" | "1" | "yes" => Ok(true),
+        "" | "false" | "0" | "no" => Ok(false),
+        _ => Err(ConfigError::Invalid { var, reason: format!("{value:?} is not true or false") }),
+    }
+}
+
 fn millis(var: &'static str, default: u64) -> Result<Duration, ConfigError> {
     number(var, default).map(Duration::from_millis)
 }
@@ -489,6 +506,17 @@ mod tests {
     fn env<'a>(vars: &'a [(&'a str, &'a str)]) -> impl Fn(&str) -> Option<String> + 'a {
         let vars: HashMap<&str, &str> = vars.iter().copied().collect();
         move |name| vars.get(name).map(|v| (*v).to_owned())
+    }
+
+    #[test]
+    fn a_flag_is_true_false_or_refused_never_read_as_false() {
+        for yes in ["true", "TRUE", "1", "Yes"] {
+            assert!(parse_flag("F", yes).unwrap(), "{yes}");
+        }
+        for no in ["", "false", "FALSE", "0", "no"] {
+            assert!(!parse_flag("F", no).unwrap(), "{no}");
+        }
+        assert!(matches!(parse_flag("F", "ture"), Err(ConfigError::Invalid { var: "F", .. })));
     }
 
     #[test]
