@@ -103,6 +103,9 @@ impl Harness {
             .env("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST")
             .env("AWS_LAMBDA_LOG_STREAM_NAME", "bench")
             .env("AWS_LAMBDA_LOG_GROUP_NAME", "bench")
+            // This is a local emulator, not AWS: dev mode and plain keys
+            // are allowed (fanrush::config::runs_in_aws).
+            .env("FANRUSH_LOCAL", "1")
             .stdin(Stdio::null())
             .kill_on_drop(true);
         let started = Instant::now();
