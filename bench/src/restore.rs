@@ -10,6 +10,7 @@
 
 use crate::figures::{Figure, Report};
 use crate::workloads::http_event_with;
+use base64::Engine as _;
 use fanrush_local::runtime::Harness;
 use std::path::Path;
 use std::time::Instant;
@@ -144,7 +145,15 @@ async fn export(root: &Path, env: &[(String, String)], entries: i64) -> Option<(
             eprintln!("  export: page after {cursor} answered {}", answer["statusCode"]);
             return None;
         }
-        rows += answer["body"].as_str().unwrap_or_default().lines().count() as i64;
+        // A body that is not text-like to lambda_http comes base64-encoded
+        // (API Gateway decodes it for the client).
+        let body = answer["body"].as_str().unwrap_or_default();
+        let body = if answer["isBase64Encoded"] == true {
+            String::from_utf8(base64::engine::general_purpose::STANDARD.decode(body).ok()?).ok()?
+        } else {
+            body.to_owned()
+        };
+        rows += body.lines().count() as i64;
         after = answer["headers"]["x-fanrush-next-after"].as_str().and_then(|v| v.parse().ok());
     }
     let seconds = started.elapsed().as_secs_f64();
