@@ -82,7 +82,7 @@ WORKED = [
 ]
 SCALING = [
     "--peak-rps", "63750", "--ramp-seconds", "2", "--decay-seconds", "15", "--hold-seconds", "58",
-    "--duration-ms", "20", "--json",
+    "--duration-ms", "20", "--capacity", "100000", "--json",
 ]
 SCALING_RUNS = [
     ("default quotas, 7,650 provisioned", ["--provisioned", "7650"]),
