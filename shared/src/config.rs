@@ -41,9 +41,9 @@ pub enum ConfigError {
 }
 
 /// `AUTH_MODE`: `jwt`/`iam` (or unset) for the authorizer, `dev` only when
-/// explicitly asked for, and never in AWS ([`refuse_local_only_in_aws`]).
+/// explicitly asked for (the functions that read it refuse it in AWS:
+/// [`refuse_local_only_in_aws`]).
 pub fn auth_mode() -> Result<AuthMode, ConfigError> {
-    refuse_local_only_in_aws(&|var| std::env::var(var).ok())?;
     match std::env::var("AUTH_MODE").unwrap_or_default().as_str() {
         "" | "jwt" | "iam" => Ok(AuthMode::Authorizer),
         "dev" => Ok(AuthMode::Dev),
@@ -261,6 +261,7 @@ fn warm_at_init() -> Option<Duration> {
 
 impl EntryApiConfig {
     pub fn from_env() -> Result<Self, ConfigError> {
+        refuse_local_only_in_aws(&|var| std::env::var(var).ok())?;
         Ok(Self {
             redis: RedisConfig::from_env()?,
             rate_limit: RateLimit {
@@ -302,6 +303,7 @@ pub struct AdminApiConfig {
 
 impl AdminApiConfig {
     pub fn from_env() -> Result<Self, ConfigError> {
+        refuse_local_only_in_aws(&|var| std::env::var(var).ok())?;
         Ok(Self {
             redis: RedisConfig::from_env()?,
             database: DatabaseConfig::from_env()?,

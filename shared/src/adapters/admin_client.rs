@@ -83,13 +83,12 @@ impl AdminClient {
     /// One call: `path` starts with `/admin/`, and may carry a query.
     pub async fn call(&self, method: &str, path: &str, body: Option<Vec<u8>>) -> Result<AdminAnswer, AdminClientError> {
         let uri = format!("{}{path}", self.base);
-        let body = body.unwrap_or_default();
+        let body = Bytes::from(body.unwrap_or_default());
         let mut request = http::Request::builder().method(method).uri(&uri);
         if !body.is_empty() {
             request = request.header(http::header::CONTENT_TYPE, "application/json");
         }
-        let mut request =
-            request.body(Full::new(Bytes::from(body.clone()))).map_err(|_| AdminClientError::BadUrl(uri.clone()))?;
+        let mut request = request.body(Full::new(body.clone())).map_err(|_| AdminClientError::BadUrl(uri.clone()))?;
         if let Some(signer) = &self.signer {
             signer.sign(&mut request, &body).await?;
         }

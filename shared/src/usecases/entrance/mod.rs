@@ -21,7 +21,7 @@ mod keyring;
 mod lines;
 
 pub use fans::{RateLimit, ENTRY_READS, ENTRY_READS_WINDOW, TICKETLESS_JOINS, TICKETLESS_WINDOW};
-pub use keyring::{Recheck, TicketKeyring, KEYS_KEPT_ON_OUTAGE, KEYS_RECHECK_GAP};
+pub use keyring::TicketKeyring;
 
 use crate::adapters::redis_gate::{Admission, EntryGate, GateError, LineCall, Reservation};
 use crate::rules::domain::{Entry, EventId, FanId, Note};
@@ -29,6 +29,7 @@ use crate::rules::line::{Ticket, TicketError};
 use chrono::{DateTime, Utc};
 use fans::FanMemory;
 use http::StatusCode;
+use keyring::Recheck;
 use lines::{LineError, Lines, Step, Synced};
 use serde::Serialize;
 use std::sync::atomic::{AtomicU64, Ordering};
