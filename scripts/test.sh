@@ -20,6 +20,8 @@ export SAM_CLI_TELEMETRY=0
 cd "$ROOT"
 log "links in the README and docs/ (offline)"
 "$VENV/bin/python" scripts/check-links.py
+log "docs/api.md, openapi.yaml and docs/configuration.md against the code"
+"$VENV/bin/python" scripts/check-references.py
 log "cargo fmt --check"
 cargo fmt --all --check
 # Clippy rides on the build: every workspace crate is compiled by

@@ -1,0 +1,170 @@
+#!/usr/bin/env python3
+"""The reference pages against the code they describe (make test runs it).
+
+- docs/api.md names every (status, error code) pair the API code can answer,
+  and no other; openapi.yaml's Error schema lists the same codes, and every
+  such status is a response openapi.yaml declares.
+- docs/configuration.md's table names every variable the functions read, and
+  every variable it names is read by the code, by a library the page says
+  reads it, or by the scripts.
+
+It reads the Rust source, not a running function: a code that only a test
+could reach is still a code a client can be sent.
+"""
+import re
+import sys
+from http import HTTPStatus
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+API_SOURCES = [ROOT / "shared/src/usecases/api", ROOT / "shared/src/usecases/entrance"]
+CONFIG_SOURCES = [ROOT / "shared/src", ROOT / "functions"]
+# Variables read by a library rather than by fanrush's own code.
+READ_BY_LIBRARIES = {
+    "AWS_ENDPOINT_URL": "aws-config's endpoint resolution",
+    "RUST_LOG": "tracing-subscriber's EnvFilter",
+}
+
+# http's constant names that Python's HTTPStatus spells differently.
+STATUS_ALIASES = {"PAYLOAD_TOO_LARGE": 413}
+
+
+def status_number(name):
+    return STATUS_ALIASES.get(name) or HTTPStatus[name].value
+
+
+def rust_files(dirs):
+    for d in dirs:
+        yield from sorted(d.rglob("*.rs"))
+
+
+def strip_comments(text):
+    return re.sub(r"//[^\n]*", "", text)
+
+
+def match_arms(text, fn_name):
+    """The `Self::Variant | Self::Other => value` arms of one fn's match."""
+    body = re.search(rf"fn {fn_name}\(&self\)[^{{]*\{{(.*?)\n    \}}", text, re.S)
+    if not body:
+        sys.exit(f"check-references: fn {fn_name} not found in the Refusal impl")
+    arms = {}
+    for variants, value in re.findall(r"((?:Self::\w+(?:\s*\{\s*\.\.\s*\})?\s*\|?\s*)+)=>\s*([^,\n]+)", body.group(1)):
+        for variant in re.findall(r"Self::(\w+)", variants):
+            arms[variant] = value.strip()
+    return arms
+
+
+def code_pairs():
+    """Every (status, code) the API code constructs."""
+    pairs = set()
+    for path in rust_files(API_SOURCES):
+        text = strip_comments(path.read_text())
+        for status, code in re.findall(r"new\(\s*StatusCode::(\w+),\s*\"([a-z_]+)\"", text):
+            pairs.add((status_number(status), code))
+        for code in re.findall(r"not_found\(\s*\"([a-z_]+)\"", text):
+            pairs.add((404, code))
+        if "pub enum Refusal" in text:
+            statuses = match_arms(text, "status")
+            codes = match_arms(text, "code")
+            if statuses.keys() != codes.keys():
+                sys.exit(f"check-references: Refusal's status and code arms differ: {statuses.keys() ^ codes.keys()}")
+            for variant, status in statuses.items():
+                pairs.add((status_number(status.removeprefix("StatusCode::")), codes[variant].strip('"')))
+    return pairs
+
+
+def doc_pairs(page):
+    """(status, code) pairs written as 403 `a` / `b` in the page."""
+    pairs = set()
+    for status, codes in re.findall(r"\b([1-5]\d\d)\s+((?:`[a-z_]+`(?:\s+/\s+|,\s+|\s+or\s+)?)+)", page):
+        for code in re.findall(r"`([a-z_]+)`", codes):
+            pairs.add((int(status), code))
+    return pairs
+
+
+def openapi_codes_and_statuses(spec):
+    schema = re.search(r"\n  schemas:\n    Error:\n((?:      .*\n)+)", spec)
+    enum = re.search(r"\n        error:\n(?:          .*\n)*?          enum: \[([^\]]*)\]", "\n" + schema.group(1)) if schema else None
+    codes = {c.strip() for c in enum.group(1).split(",")} if enum else set()
+    statuses = {int(s) for s in re.findall(r'\n\s+"([1-5]\d\d)":', spec)}
+    return codes, statuses
+
+
+def check_api():
+    problems = []
+    code = code_pairs()
+    docs = doc_pairs((ROOT / "docs/api.md").read_text())
+    for status, c in sorted(code - docs):
+        problems.append(f"docs/api.md does not name {status} `{c}`, which the code answers")
+    for status, c in sorted(docs - code):
+        problems.append(f"docs/api.md names {status} `{c}`, which no code answers")
+    enum, statuses = openapi_codes_and_statuses((ROOT / "openapi.yaml").read_text())
+    if not enum:
+        problems.append("openapi.yaml's Error schema has no enum of error codes")
+    codes = {c for _, c in code}
+    for c in sorted(codes - enum):
+        problems.append(f"openapi.yaml's Error enum lacks `{c}`")
+    for c in sorted(enum - codes):
+        problems.append(f"openapi.yaml's Error enum lists `{c}`, which no code answers")
+    for status in sorted({s for s, _ in code} - statuses):
+        problems.append(f"openapi.yaml declares no {status} response, which the code answers")
+    return problems, len(code)
+
+
+ENV_NAME = r"[A-Z][A-Z0-9]*(?:_[A-Z0-9]+)+"
+
+
+def code_variables():
+    """Variables read through std::env or config.rs's readers."""
+    names = set()
+    reader = re.compile(
+        rf"(?:env::var(?:_os)?|\b(?:var|var_or|required|flag|number|millis|pem_file|from_env|env|missing))\(\s*\"({ENV_NAME})\""
+    )
+    for path in rust_files(CONFIG_SOURCES):
+        text = strip_comments(path.read_text())
+        names.update(reader.findall(text))
+        # SecretSource::from_env(secret id variable, local-only value variable)
+        for pair in re.findall(r"from_env\(\s*\"[A-Z0-9_]*\",\s*\"([A-Z0-9_]+)\"", text):
+            names.add(pair)
+    return names
+
+
+def script_variables():
+    names = set()
+    for path in list((ROOT / "scripts").glob("*.sh")) + [ROOT / "Makefile"]:
+        names.update(re.findall(rf"\$\{{({ENV_NAME}):-", path.read_text()))
+    return names
+
+
+def check_configuration():
+    page = (ROOT / "docs/configuration.md").read_text()
+    table = set()
+    for row in re.findall(r"^\| (`[^|]*) \|", page, re.M):
+        table.update(re.findall(rf"`({ENV_NAME})`", row))
+    scripts_section = page.split("Scripts:", 1)[1] if "Scripts:" in page else ""
+    listed_for_scripts = set(re.findall(rf"`({ENV_NAME})`", scripts_section))
+    read = code_variables()
+    problems = []
+    for name in sorted(read - table):
+        problems.append(f"docs/configuration.md's table lacks {name}, which the code reads")
+    for name in sorted(table - read - READ_BY_LIBRARIES.keys()):
+        problems.append(f"docs/configuration.md's table names {name}, which no code reads")
+    scripts = script_variables()
+    for name in sorted(listed_for_scripts - scripts):
+        problems.append(f"docs/configuration.md lists {name} for the scripts, which no script reads")
+    return problems, len(read)
+
+
+def main():
+    api_problems, pairs = check_api()
+    config_problems, variables = check_configuration()
+    problems = api_problems + config_problems
+    for p in problems:
+        print(f"check-references: {p}", file=sys.stderr)
+    if problems:
+        sys.exit(1)
+    print(f"check-references: {pairs} (status, code) pairs and {variables} variables, each in its page")
+
+
+if __name__ == "__main__":
+    main()
