@@ -48,7 +48,7 @@ pub struct PlanArgs {
     /// entry-api's memory, for the cost.
     #[arg(long, default_value_t = 128)]
     memory_mb: u32,
-    /// USD per GB-second of provisioned concurrency.
+    /// USD per GB-second of provisioned concurrency [default: arm64 in us-east-1; x86_64 is 0.0000041667].
     #[arg(long, default_value_t = PRICE_PER_GB_SECOND)]
     price_per_gb_second: f64,
     /// Print JSON.
@@ -133,7 +133,7 @@ pub async fn run(args: PlanArgs) -> Result<(), String> {
         );
     }
     println!(
-        "cost: {} GB-s at {memory_mb} MB = ${} (at ${price}/GB-s, x86_64 us-east-1 provisioned-concurrency price)",
+        "cost: {} GB-s at {memory_mb} MB = ${} (at ${price}/GB-s: arm64 us-east-1 provisioned concurrency unless --price-per-gb-second says otherwise)",
         cost["gbSeconds"], cost["dollars"]
     );
     Ok(())

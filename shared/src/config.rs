@@ -13,7 +13,7 @@ use crate::adapters::secrets::SecretSource;
 use crate::adapters::slack::SlackNotifier;
 use crate::adapters::sqs_queue::{DeadLetterQueue, EntryQueue, SendPolicy};
 use crate::rules::scaling::model::Quotas;
-use crate::rules::scaling::preflight::{Capacities, Pricing, PRICE_PER_GB_SECOND};
+use crate::rules::scaling::preflight::{price_per_gb_second, Capacities, Pricing};
 use crate::rules::scaling::ScalingParams;
 use crate::usecases::api::{AdminApi, AuthMode, FanApi, TicketKeyring};
 use crate::usecases::entrance::RateLimit;
@@ -425,10 +425,7 @@ impl SchedulerConfig {
                     writer_max_concurrency: number("WRITER_MAX_CONCURRENCY", 5)? as i64,
                     ..Capacities::default()
                 },
-                pricing: Pricing {
-                    memory_mb: number("ENTRY_MEMORY_MB", 128)? as u32,
-                    per_gb_second: PRICE_PER_GB_SECOND,
-                },
+                pricing: Pricing { memory_mb: number("ENTRY_MEMORY_MB", 128)? as u32, per_gb_second: entry_price()? },
             },
         })
     }
@@ -455,6 +452,16 @@ impl SchedulerConfig {
             Provisioner::new(target, self.slack.notifier(), self.scaling).with_preflight(self.preflight),
         ))
     }
+}
+
+/// The provisioned-concurrency price of entry-api's architecture
+/// (`ENTRY_ARCHITECTURE`, which the template sets from its `Architecture`).
+fn entry_price() -> Result<f64, ConfigError> {
+    let architecture = var_or("ENTRY_ARCHITECTURE", "arm64");
+    price_per_gb_second(&architecture).ok_or_else(|| ConfigError::Invalid {
+        var: "ENTRY_ARCHITECTURE",
+        reason: format!("{architecture:?} is neither arm64 nor x86_64"),
+    })
 }
 
 /// `GATE_RESTORE_SETTLE_SECONDS`: how long after Redis lost the gate state

@@ -84,10 +84,23 @@ impl LineRates {
     }
 }
 
-/// Lambda's provisioned-concurrency price, x86_64 in us-east-1 (USD per
-/// GB-second of allocated provisioned concurrency; arm64 is $0.0000033334;
-/// AWS Lambda pricing page).
-pub const PRICE_PER_GB_SECOND: f64 = 0.000_004_166_7;
+/// Lambda's provisioned-concurrency price on arm64, the template's default
+/// architecture, in us-east-1 (USD per GB-second of allocated provisioned
+/// concurrency; AWS Lambda pricing page, "Provisioned Concurrency").
+pub const PRICE_PER_GB_SECOND: f64 = 0.000_003_333_4;
+
+/// The same price on x86_64.
+pub const PRICE_PER_GB_SECOND_X86_64: f64 = 0.000_004_166_7;
+
+/// The provisioned-concurrency price for a function architecture as Lambda
+/// names it (`arm64`, `x86_64`), or None for any other name.
+pub fn price_per_gb_second(architecture: &str) -> Option<f64> {
+    match architecture {
+        "arm64" => Some(PRICE_PER_GB_SECOND),
+        "x86_64" => Some(PRICE_PER_GB_SECOND_X86_64),
+        _ => None,
+    }
+}
 
 /// Lambda's provisioned-concurrency allocation "takes a minute or two" to
 /// start before it proceeds at [`PROVISIONING_RATE_PER_MINUTE`].
@@ -456,6 +469,17 @@ mod tests {
         Utc.with_ymd_and_hms(2026, 12, 1, h, m, 0).unwrap()
     }
 
+    #[test]
+    fn provisioned_concurrency_is_priced_by_the_architecture_lambda_names() {
+        // Lambda's own names; arm64 is 20% cheaper per GB-second.
+        let arm = price_per_gb_second("arm64").unwrap();
+        let x86 = price_per_gb_second("x86_64").unwrap();
+        assert!((arm / x86 - 0.8).abs() < 1e-3, "{arm} vs {x86}");
+        for other in ["ARM64", "x86-64", "amd64", ""] {
+            assert_eq!(price_per_gb_second(other), None, "{other:?}");
+        }
+    }
+
     fn event(id: &str, opens: (u32, u32), closes: (u32, u32), rps: f64, capacity: i64) -> FanEvent {
         FanEvent {
             id: EventId::parse(id).unwrap(),
@@ -495,8 +519,8 @@ mod tests {
         assert_eq!((f.environments, f.bound), (1_200, Bound::RequestRate));
         assert_eq!(f.allocation, Duration::minutes(3), "2 to start + 1,200 at 6,000 a minute");
         assert!((f.drain_seconds - 100_000.0 / MEASURED_WRITER_ROWS_PER_SECOND).abs() < 1e-9, "{f:?}");
-        // 1,200 x (30 lead + 30 open + 10 cooldown) min x 0.125 GB x price.
-        let cost = 1_200.0 * 70.0 * 60.0 * 0.125 * 0.000_004_166_7;
+        // 1,200 x (30 lead + 30 open + 10 cooldown) min x 0.125 GB x arm64's price.
+        let cost = 1_200.0 * 70.0 * 60.0 * 0.125 * 0.000_003_333_4;
         assert!((f.cost_dollars - cost).abs() < 1e-9, "{f:?}");
     }
 
