@@ -26,8 +26,8 @@ MANAGED = {
     "ENIs in the VPC, and an ENI has no ARN before it is created (functions in the VPC only)",
 }
 
-# Parameter values for the transform (what `sam deploy --guided` asks for).
-PARAMETERS = {"JwtIssuer": "https://issuer.example", "JwtAudience": ["fanrush"]}
+# Parameter values for the transform: none, as for a first deploy (every parameter has a default).
+PARAMETERS = {}
 
 
 class NoManagedPolicyNames:
@@ -66,7 +66,9 @@ def documents(template):
     access decisions to IAM (listed as remaining below)."""
     for name, resource in template["Resources"].items():
         props = resource.get("Properties", {})
-        for policy in props.get("Policies", []) or []:
+        # A Cognito user pool's Policies is its password policy, not IAM.
+        policies = props.get("Policies", []) or []
+        for policy in policies if isinstance(policies, list) else []:
             yield name, policy.get("PolicyDocument", policy)
         if "PolicyDocument" in props:
             yield name, props["PolicyDocument"]
