@@ -1,5 +1,5 @@
 # fanrush: the two commands are `make run` and `make test`.
-.PHONY: run test check bench drill charts tables build lint fmt clean
+.PHONY: run test check bench drill charts tables package build lint fmt clean
 
 ## Start the whole suite locally and serve the API on 127.0.0.1:8080.
 run:
@@ -32,19 +32,29 @@ charts:
 	@scripts/charts.sh
 
 ## Every result figure in docs/, the measured constants (shared/src/rules/scaling/measured.rs) and the
-## charts, rewritten from the recorded runs: target/bench/results.json and target/drill/results.json.
+## charts, rewritten from the recorded runs (target/bench/results.json, target/drill/results.json),
+## and the worked event's preflight in docs/scaling.md from the CLI.
 tables:
 	@python3 scripts/tables.py
 
+## sam build of template.yaml for arm64 (ARCHITECTURE=x86_64 for the other): every function's
+## artefact in .aws-sam/build, ready for sam deploy (docs/deploy.md).
+package:
+	@scripts/package.sh
+
+## Debug build of every crate (what make run and make test use).
 build:
 	cargo build --workspace
 
+## fmt and clippy with warnings as errors, as make test runs them.
 lint:
 	cargo fmt --all --check
 	cargo clippy --workspace --all-targets -- -D warnings
 
+## Format the workspace.
 fmt:
 	cargo fmt --all
 
+## Remove target/ (a rebuild takes minutes on 2 cores).
 clean:
 	cargo clean
