@@ -8,10 +8,15 @@
   every variable it names is read by the code, by a library the page says
   reads it, or by the scripts.
 
+- docs/deploy.md names only parameters and Outputs template.yaml has, and
+  only `make` targets the Makefile has and `fanrush` commands the CLI has
+  (asked of the built CLI, `--fanrush BIN`, when given).
+
 It reads the Rust source, not a running function: a code that only a test
 could reach is still a code a client can be sent.
 """
 import re
+import subprocess
 import sys
 from http import HTTPStatus
 from pathlib import Path
@@ -155,15 +160,77 @@ def check_configuration():
     return problems, len(read)
 
 
+def template_names():
+    """The template's parameters and Outputs, by indentation (no YAML
+    library: its tags (!Ref, !Sub) need a loader of their own)."""
+    text = (ROOT / "template.yaml").read_text()
+
+    def section(name):
+        body = re.search(rf"^{name}:\n((?:(?:  .*)?\n)+)", text, re.M)
+        return set(re.findall(r"^  ([A-Za-z0-9]+):", body.group(1), re.M)) if body else set()
+
+    return section("Parameters"), section("Outputs")
+
+
+def shell_lines(page):
+    for block in re.findall(r"```sh\n(.*?)```", page, re.S):
+        joined = re.sub(r"\\\n\s*", " ", block)
+        for line in joined.splitlines():
+            line = line.split(" # ")[0].strip()
+            if line:
+                yield line
+
+
+def check_deploy_guide(fanrush):
+    page = (ROOT / "docs/deploy.md").read_text()
+    parameters, outputs = template_names()
+    problems = []
+    # Tables whose first column names parameters or Outputs.
+    for header, known, kind in (("parameter", parameters, "parameter"), ("output", outputs, "Output")):
+        for table in re.findall(rf"^\| {header} \|.*\n\|[-|]+\n((?:\|.*\n)+)", page, re.M):
+            for first in re.findall(r"^\| ([^|]+) \|", table, re.M):
+                for name in re.findall(r"`([A-Za-z0-9]+)`", first):
+                    if name not in known:
+                        problems.append(f"docs/deploy.md names the {kind} {name}, which template.yaml lacks")
+    # Parameters and Outputs named in prose or commands.
+    for name in re.findall(r"OutputKey=='([A-Za-z0-9]+)'", page):
+        if name not in outputs:
+            problems.append(f"docs/deploy.md reads the Output {name}, which template.yaml lacks")
+    for name in re.findall(r"`([A-Z][A-Za-z0-9]+)`", page):
+        if re.search(r"(Arn|Url|Id|Quota|Concurrency|Seconds|Days|Level|Origin|Email|Architecture|Audience|Issuer)$", name) \
+                and name not in parameters | outputs:
+            problems.append(f"docs/deploy.md names `{name}`, neither a parameter nor an Output of template.yaml")
+    targets = set(re.findall(r"^([a-z][a-z-]*):", (ROOT / "Makefile").read_text(), re.M))
+    commands = 0
+    for line in shell_lines(page):
+        words = [w for w in line.split() if "=" not in w or w.startswith("-")]
+        if not words:
+            continue
+        commands += 1
+        if words[0] == "make" and len(words) > 1 and words[1] not in targets:
+            problems.append(f"docs/deploy.md runs make {words[1]}, which the Makefile lacks")
+        if words[0] == "fanrush" and fanrush:
+            sub = [w for w in words[1:3] if not w.startswith("-")]
+            run = subprocess.run([fanrush, *sub, "--help"], capture_output=True)
+            if run.returncode != 0:
+                problems.append(f"docs/deploy.md runs fanrush {' '.join(sub)}, which the CLI does not know")
+    return problems, commands
+
+
 def main():
+    fanrush = None
+    if "--fanrush" in sys.argv:
+        fanrush = sys.argv[sys.argv.index("--fanrush") + 1]
     api_problems, pairs = check_api()
     config_problems, variables = check_configuration()
-    problems = api_problems + config_problems
+    deploy_problems, commands = check_deploy_guide(fanrush)
+    problems = api_problems + config_problems + deploy_problems
     for p in problems:
         print(f"check-references: {p}", file=sys.stderr)
     if problems:
         sys.exit(1)
-    print(f"check-references: {pairs} (status, code) pairs and {variables} variables, each in its page")
+    print(f"check-references: {pairs} (status, code) pairs and {variables} variables, each in its page; "
+          f"{commands} commands of docs/deploy.md" + (" (fanrush's asked of the CLI)" if fanrush else ""))
 
 
 if __name__ == "__main__":

@@ -17,6 +17,13 @@ Then, with the CLI built on those constants:
   - docs/charts/*.svg (scripts/charts.sh).
 From target/drill/results.json (make drill):
   - <!-- table:drill --> in docs/drills.md.
+From the code alone (the CLI built on measured.rs):
+  - <!-- table:preflight --> in docs/scaling.md: `fanrush preflight` of the
+    worked event, the one page that says which quotas it needs. make test
+    runs `--check` on it, so a change to the code's limits or constants
+    that leaves the page behind fails;
+  - docs/cli.md: the CLI's reference, from its clap definitions
+    (`fanrush --markdown-help`), checked the same way.
 
 A missing results file leaves what it writes alone and says so. `--check`
 only reports whether the files hold what the runs say (exit 1 if not); it
@@ -137,6 +144,26 @@ def measured_rs(doc):
     return "\n".join(out) + "\n"
 
 
+# The worked event's preflight: a default account (1,000 concurrent
+# executions, less the stack's 22 reserved), the morning of the event.
+PREFLIGHT = ["--calendar", "calendars/million-fans.json", "--account-limit", "1000", "--unreserved", "978",
+             "--now", "2026-12-05T09:00:00Z"]
+
+
+def preflight_block():
+    run = subprocess.run([str(FANRUSH), "preflight", *PREFLIGHT], cwd=ROOT, capture_output=True, text=True)
+    if run.returncode not in (0, 1) or not run.stdout.strip():
+        sys.exit(f"tables: fanrush preflight failed ({run.returncode}): {run.stderr.strip()}")
+    command = "fanrush preflight " + " ".join(PREFLIGHT)
+    return f"_Written by `make tables` from `{command}`; do not edit by hand._\n\n```text\n{run.stdout.rstrip()}\n```"
+
+
+def cli_reference():
+    run = subprocess.run([str(FANRUSH), "--markdown-help"], capture_output=True, text=True, check=True)
+    return ("<!-- Written by make tables from `fanrush --markdown-help` (the CLI's clap definitions); "
+            "do not edit by hand. -->\n\n" + run.stdout.rstrip() + "\n")
+
+
 def replace_block(page, name, body, check, stale):
     text = page.read_text()
     pattern = re.compile(rf"<!-- table:{name} -->.*?<!-- /table:{name} -->", re.S)
@@ -245,6 +272,13 @@ def main():
             subprocess.run([str(ROOT / "scripts/charts.sh")], cwd=ROOT, check=True)
     else:
         print(f"tables: no {rel(BENCH)} (make bench writes it); the measured constants and their tables left as they are")
+    if not check:
+        subprocess.run(["cargo", "build", "--quiet", "-p", "fanrush-cli"], cwd=ROOT, check=True)
+    if FANRUSH.exists():
+        replace_block(ROOT / "docs/scaling.md", "preflight", preflight_block(), check, stale)
+        write(ROOT / "docs/cli.md", cli_reference(), check, stale)
+    elif check:
+        sys.exit(f"tables: {rel(FANRUSH)} is not built: cargo build -p fanrush-cli")
     if DRILL.exists():
         doc = json.loads(DRILL.read_text())
         if not doc.get("table"):

@@ -20,8 +20,6 @@ export SAM_CLI_TELEMETRY=0
 cd "$ROOT"
 log "links in the README and docs/ (offline)"
 "$VENV/bin/python" scripts/check-links.py
-log "docs/api.md, openapi.yaml and docs/configuration.md against the code"
-"$VENV/bin/python" scripts/check-references.py
 log "cargo fmt --check"
 cargo fmt --all --check
 # Clippy rides on the build: every workspace crate is compiled by
@@ -32,6 +30,10 @@ cargo fmt --all --check
 export RUSTC_WORKSPACE_WRAPPER="$ROOT/scripts/rustc-clippy"
 log "cargo build and clippy (clippy-driver, -D warnings)"
 cargo build --workspace --all-targets --quiet
+log "docs/api.md, openapi.yaml, docs/configuration.md and docs/deploy.md against the code, the template and the CLI"
+"$VENV/bin/python" scripts/check-references.py --fanrush target/debug/fanrush
+log "docs/scaling.md's preflight of the worked event is what the CLI prints (make tables)"
+"$VENV/bin/python" scripts/tables.py --check
 log "cargo test"
 cargo test --workspace --quiet 2>&1 | tee "$STATE/test.log"
 log "API contract: schemathesis with openapi.yaml against the running functions"

@@ -28,10 +28,18 @@ use clap::{Parser, Subcommand};
 use std::process::ExitCode;
 
 #[derive(Parser)]
-#[command(name = "fanrush", version, about = "Operator commands for fanrush: plan, simulate and check a fan event")]
+#[command(
+    name = "fanrush",
+    version,
+    about = "Operator commands for fanrush: plan, simulate and check a fan event",
+    arg_required_else_help = true
+)]
 struct Cli {
+    /// Print this CLI's reference as Markdown (make tables writes docs/cli.md from it).
+    #[arg(long, hide = true)]
+    markdown_help: bool,
     #[command(subcommand)]
-    command: Command,
+    command: Option<Command>,
 }
 
 #[derive(Subcommand)]
@@ -61,7 +69,16 @@ enum Command {
 async fn main() -> ExitCode {
     fanrush::telemetry::init();
     let cli = Cli::parse();
-    let (name, outcome) = match cli.command {
+    let Some(command) = cli.command else {
+        if cli.markdown_help {
+            clap_markdown::print_help_markdown::<Cli>();
+            return ExitCode::SUCCESS;
+        }
+        // arg_required_else_help answers a bare `fanrush`; a flag alone lands here.
+        eprintln!("fanrush: name a command (fanrush --help lists them)");
+        return ExitCode::from(2);
+    };
+    let (name, outcome) = match command {
         Command::Plan(a) => ("plan", plan::run(a).await),
         Command::Simulate(a) => ("simulate", simulate::run(a).await),
         Command::Preflight(a) => ("preflight", preflight::run(a).await),
