@@ -1,4 +1,4 @@
-// The seed's accept path on Node.js 20, as a fair peer: the same Lua gate
+// The Weverse talk's stack (Node.js 20, ioredis, the AWS SDK for JavaScript), its accept path as a fair peer: the same Lua gate
 // (admit, then confirm) through ioredis with lazyConnect, and the same
 // SendMessage through @aws-sdk/client-sqs, against the same endpoints.
 import { readFileSync } from "node:fs";
