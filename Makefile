@@ -1,5 +1,5 @@
 # fanrush: the two commands are `make run` and `make test`.
-.PHONY: run test check bench drill charts tables package build lint fmt clean
+.PHONY: run test check bench drill charts tables package sam-local sam-local-quick sam-api build lint fmt clean
 
 ## Start the whole suite locally and serve the API on 127.0.0.1:8080.
 run:
@@ -41,6 +41,20 @@ tables:
 ## artefact in .aws-sam/build, ready for sam deploy (docs/deploy.md).
 package:
 	@scripts/package.sh
+
+## Every function under sam local invoke with every sample event in events/, against the local stack, in
+## Docker (Debian's docker.io and a dockerd of the project's own; a Debian stand-in for the provided.al2023
+## image): sam build for x86_64 first. sam-local-quick: admin-api and entry-api on the debug binaries.
+sam-local:
+	@scripts/sam-local.sh
+
+sam-local-quick:
+	@scripts/sam-local.sh --quick
+
+## The fan and admin APIs on 127.0.0.1:3000 through sam local start-api (dev mode, as make run), with the
+## writer and scheduler behind sam local start-lambda and the bridge; Ctrl-C stops what it started.
+sam-api:
+	@scripts/sam-local.sh --serve
 
 ## Debug build of every crate (what make run and make test use).
 build:

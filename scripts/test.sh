@@ -4,7 +4,7 @@
 # against the real Redis, PostgreSQL and SQS endpoint, checks the running
 # functions against openapi.yaml with schemathesis, and checks the SAM template (cfn-lint,
 # the policy rules in rules/ with cfn-guard, IAM after the SAM transform,
-# sam validate).
+# sam validate), then a smoke of sam local invoke (scripts/sam-local.sh --quick).
 source "$(dirname "$0")/lib.sh"
 source "$(dirname "$0")/contract.sh"
 trap stop_started EXIT
@@ -69,3 +69,5 @@ cfn-guard test --rules-file rules/template.guard --test-data rules/template.test
 cfn-guard validate --rules rules/template.guard --data template.yaml --show-summary fail
 log "sam validate --lint"
 sam validate --lint --template template.yaml --region "$AWS_REGION"
+log "sam local invoke smoke: admin-api and entry-api in Docker, on the debug binaries (make sam-local runs every function)"
+"$ROOT/scripts/sam-local.sh" --quick
