@@ -9,8 +9,8 @@ use crate::options::Options;
 use crate::scenarios::Fault;
 use crate::stack::{Stack, PREFIX};
 use fanrush_local::services::PrivateRedis;
-use fanrush_local::{local_aws, Fault as ProxyFault, FaultProxy};
-use serde_json::{json, Value};
+use fanrush_local::{local_aws, Fault as ProxyFault, FaultProxy, GatewayEvent};
+use serde_json::Value;
 use std::time::{Duration, Instant};
 
 /// How slow a slow SQS path is, each way: a send still answers inside the
@@ -180,27 +180,17 @@ async fn delete_and_recreate(stack: &Stack, event: &str, capacity: i64) -> Resul
 
 /// One admin-api call as API Gateway sends it, IAM-signed by an operator.
 async fn admin(stack: &Stack, method: &str, event: &str, body: Option<Value>) -> Result<(u16, Value), String> {
-    let path = format!("/admin/events/{event}");
-    let request = json!({
-        "version": "2.0",
-        "routeKey": format!("{method} /admin/events/{{eventId}}"),
-        "rawPath": path,
-        "rawQueryString": "",
-        "headers": { "content-type": "application/json", "host": "drill.local" },
-        "requestContext": {
-            "accountId": "000000000000", "apiId": "drill", "domainName": "drill.local", "domainPrefix": "drill",
-            "http": { "method": method, "path": path, "protocol": "HTTP/1.1", "sourceIp": "127.0.0.1", "userAgent": "fanrush-drill" },
-            "requestId": "drill-admin", "routeKey": format!("{method} /admin/events/{{eventId}}"), "stage": "$default",
-            "time": "01/Jan/2026:00:00:00 +0000", "timeEpoch": 0,
-            "authorizer": { "iam": {
-                "accessKey": "AKIADRILL", "accountId": "000000000000", "callerId": "AIDADRILL",
-                "userArn": "arn:aws:iam::000000000000:user/drill-operator", "userId": "AIDADRILL"
-            } }
-        },
-        "isBase64Encoded": false,
-        "pathParameters": { "eventId": event },
-        "body": body.map(|b| b.to_string()),
-    });
+    let mut request = GatewayEvent::new(method, &format!("/admin/events/{event}"))
+        .from_api("drill")
+        .route(&format!("{method} /admin/events/{{eventId}}"), &[("eventId", event)])
+        .request_id("drill-admin")
+        .header("content-type", "application/json")
+        .header("host", "drill.local")
+        .operator("arn:aws:iam::000000000000:user/drill-operator");
+    if let Some(body) = body {
+        request = request.body(body.to_string().as_bytes());
+    }
+    let request = request.to_json();
     let answer =
         stack.admin.invoke(&request, Duration::from_secs(30)).await.map_err(|e| format!("admin-api: {e:?}"))?;
     let response: Value = serde_json::from_str(&answer.body).map_err(|e| format!("admin-api answered {e}"))?;

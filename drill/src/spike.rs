@@ -5,7 +5,8 @@
 
 use crate::verify::Told;
 use fanrush_local::pool::Pool;
-use serde_json::{json, Value};
+use fanrush_local::GatewayEvent;
+use serde_json::Value;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -205,33 +206,17 @@ pub fn parse(raw: &str) -> (u16, Option<Duration>, Value) {
 /// comes after, as Lambda scaling out does behind a gateway that already
 /// took the request.
 pub fn api_gateway_post(event: &str, fan: &str, ticket: Option<&str>) -> Value {
-    let path = format!("/events/{event}/entries");
-    let received = chrono::Utc::now();
-    let mut request = json!({
-        "version": "2.0",
-        "routeKey": "POST /events/{eventId}/entries",
-        "rawPath": path,
-        "rawQueryString": "",
-        "headers": { "content-type": "application/json", "host": "drill.local" },
-        "requestContext": {
-            "accountId": "000000000000",
-            "apiId": "drill",
-            "domainName": "drill.local",
-            "domainPrefix": "drill",
-            "http": { "method": "POST", "path": path, "protocol": "HTTP/1.1", "sourceIp": "127.0.0.1", "userAgent": "fanrush-drill" },
-            "requestId": "drill",
-            "routeKey": "POST /events/{eventId}/entries",
-            "stage": "$default",
-            "time": received.format("%d/%b/%Y:%H:%M:%S %z").to_string(),
-            "timeEpoch": received.timestamp_millis(),
-            "authorizer": { "jwt": { "claims": { "sub": fan }, "scopes": null } }
-        },
-        "isBase64Encoded": false,
-        "pathParameters": { "eventId": event },
-        "body": "{}"
-    });
+    let mut request = GatewayEvent::new("POST", &format!("/events/{event}/entries"))
+        .from_api("drill")
+        .route("POST /events/{eventId}/entries", &[("eventId", event)])
+        .request_id("drill")
+        .header("content-type", "application/json")
+        .header("host", "drill.local")
+        .fan(fan)
+        .received_at(chrono::Utc::now())
+        .body(b"{}");
     if let Some(ticket) = ticket {
-        request["headers"]["x-fanrush-ticket"] = ticket.into();
+        request = request.header("x-fanrush-ticket", ticket);
     }
-    request
+    request.to_json()
 }

@@ -11,11 +11,12 @@
 
 use crate::http_server::{self, BodyError, Received};
 use crate::pool::{FunctionSpec, Pool};
+use crate::GatewayEvent;
 use base64::Engine as _;
 use bytes::Bytes;
 use http_body_util::Full;
 use hyper::Response;
-use serde_json::{json, Map, Value};
+use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -118,39 +119,12 @@ async fn page(dir: &Path, method: &http::Method, path: &str) -> Option<Response<
 /// The payload-2.0 event API Gateway's HTTP API sends for `r`, received
 /// now (the request context's `time` and `timeEpoch`).
 fn event(r: &Received) -> Value {
-    let received = chrono::Utc::now();
-    let mut headers = Map::new();
-    for (k, v) in &r.parts.headers {
-        let v = String::from_utf8_lossy(v.as_bytes());
-        // API Gateway joins repeated headers with commas.
-        let joined = match headers.get(k.as_str()).and_then(Value::as_str) {
-            Some(prev) => format!("{prev},{v}"),
-            None => v.into_owned(),
-        };
-        headers.insert(k.as_str().to_owned(), Value::String(joined));
+    let path_and_query = r.parts.uri.path_and_query().map(|p| p.as_str()).unwrap_or("/");
+    let mut event = GatewayEvent::new(r.parts.method.as_str(), path_and_query).received_at(chrono::Utc::now());
+    for (name, value) in &r.parts.headers {
+        event = event.header(name.as_str(), &String::from_utf8_lossy(value.as_bytes()));
     }
-    let (path, query) = (r.parts.uri.path(), r.parts.uri.query().unwrap_or_default());
-    let method = r.parts.method.as_str();
-    let (body, encoded) = match std::str::from_utf8(&r.body) {
-        _ if r.body.is_empty() => (Value::Null, false),
-        Ok(text) => (Value::String(text.to_owned()), false),
-        Err(_) => (Value::String(base64::engine::general_purpose::STANDARD.encode(&r.body)), true),
-    };
-    json!({
-        "version": "2.0",
-        "routeKey": "$default",
-        "rawPath": path,
-        "rawQueryString": query,
-        "headers": headers,
-        "requestContext": {
-            "accountId": "000000000000", "apiId": "local", "domainName": "127.0.0.1", "domainPrefix": "local",
-            "http": { "method": method, "path": path, "protocol": "HTTP/1.1", "sourceIp": "127.0.0.1", "userAgent": "" },
-            "requestId": "local", "routeKey": "$default", "stage": "$default",
-            "time": received.format("%d/%b/%Y:%H:%M:%S %z").to_string(), "timeEpoch": received.timestamp_millis()
-        },
-        "isBase64Encoded": encoded,
-        "body": body
-    })
+    event.body(&r.body).to_json()
 }
 
 /// The function's payload-2.0 response as HTTP.

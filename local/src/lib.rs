@@ -5,6 +5,7 @@
 //! | module | stands in for |
 //! |---|---|
 //! | [`gateway`] | API Gateway's HTTP API (payload 2.0) in front of `entry-api` and `admin-api` |
+//! | [`GatewayEvent`] | the event API Gateway sends (payload 2.0), built once for the gateway, drill, bench and tests |
 //! | [`runtime`], [`pool`] | the Lambda Runtime API, and execution environments (one process each) |
 //! | [`esm`], [`bridge`] | the SQS event-source mapping in front of `writer`, the minute schedule |
 //! | [`local_aws`], [`setup`] | the template's queue and DLQ; SDK clients pointed at the loopback endpoint |
@@ -19,6 +20,7 @@ mod capture;
 pub mod esm;
 mod fault_proxy;
 pub mod gateway;
+mod gateway_event;
 mod http_server;
 pub mod local_aws;
 pub mod pool;
@@ -28,3 +30,4 @@ pub mod setup;
 
 pub use capture::{Captured, HttpCapture};
 pub use fault_proxy::{Fault, FaultProxy};
+pub use gateway_event::GatewayEvent;

@@ -13,6 +13,7 @@ use fanrush::usecases::writer::EntryWriter;
 use fanrush_local::local_aws;
 use fanrush_local::local_aws::provision;
 use fanrush_local::runtime::{cpu_ms, rss_mb, Harness};
+use fanrush_local::GatewayEvent;
 use serde_json::json;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -146,21 +147,13 @@ pub fn http_event(method: &str, path: &str, fan: &str) -> String {
 
 /// An HTTP API request, with the line's ticket header when one is given.
 pub fn http_event_with(method: &str, path: &str, fan: &str, ticket: Option<&str>) -> String {
-    let mut headers = json!({ "x-fan-id": fan, "content-type": "application/json" });
+    let mut event = GatewayEvent::new(method, path)
+        .from_api("bench")
+        .request_id("bench")
+        .header("x-fan-id", fan)
+        .header("content-type", "application/json");
     if let Some(t) = ticket {
-        headers["x-fanrush-ticket"] = json!(t);
+        event = event.header("x-fanrush-ticket", t);
     }
-    // A path with a query string arrives split, as API Gateway sends it.
-    let (path, query) = path.split_once('?').unwrap_or((path, ""));
-    json!({
-        "version": "2.0", "routeKey": "$default", "rawPath": path, "rawQueryString": query,
-        "headers": headers,
-        "requestContext": {
-            "accountId": "123456789012", "apiId": "bench", "domainName": "bench", "domainPrefix": "bench",
-            "http": { "method": method, "path": path, "protocol": "HTTP/1.1", "sourceIp": "127.0.0.1", "userAgent": "bench" },
-            "requestId": "bench", "routeKey": "$default", "stage": "$default", "time": "01/Dec/2026:10:00:00 +0000", "timeEpoch": 0
-        },
-        "isBase64Encoded": false
-    })
-    .to_string()
+    event.to_json().to_string()
 }

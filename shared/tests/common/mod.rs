@@ -20,6 +20,7 @@ use fanrush::usecases::api::{AdminApi, FanApi, TicketKeyring};
 use fanrush::usecases::entrance::RateLimit;
 use fanrush::usecases::writer::EntryWriter;
 use fanrush_local::local_aws::provision;
+use fanrush_local::GatewayEvent;
 use lambda_http::{Body, Request, Response};
 use serde_json::{json, Value};
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -307,24 +308,18 @@ fn gateway_request(
     authorizer: Option<Value>,
     received_ms: i64,
 ) -> Request {
-    let headers: serde_json::Map<String, Value> =
-        headers.iter().map(|(k, v)| (k.to_string(), Value::String(v.to_string()))).collect();
-    // A path with a query string arrives split, as API Gateway sends it.
-    let (raw_path, query) = path.split_once('?').unwrap_or((path, ""));
-    let mut context = json!({
-        "accountId": "123456789012", "apiId": "api", "domainName": "api.example.com", "domainPrefix": "api",
-        "http": { "method": method, "path": raw_path, "protocol": "HTTP/1.1", "sourceIp": "127.0.0.1", "userAgent": "test" },
-        "requestId": unique("req"), "routeKey": "$default", "stage": "$default",
-        "time": "21/Nov/2026:00:00:00 +0000", "timeEpoch": received_ms
-    });
-    if let Some(a) = authorizer {
-        context["authorizer"] = a;
+    let received = chrono::DateTime::from_timestamp_millis(received_ms).expect("a time in range");
+    let mut event = GatewayEvent::new(method, path).from_api("test").request_id(&unique("req")).received_at(received);
+    for (name, value) in headers {
+        event = event.header(name, value);
     }
-    let event = json!({
-        "version": "2.0", "routeKey": "$default", "rawPath": raw_path, "rawQueryString": query,
-        "headers": headers, "requestContext": context, "body": body, "isBase64Encoded": false
-    });
-    lambda_http::request::from_str(&event.to_string()).expect("a valid API Gateway event")
+    if let Some(body) = body {
+        event = event.body(body.as_bytes());
+    }
+    if let Some(a) = authorizer {
+        event = event.authorizer(serde_json::from_value(a).expect("an authorizer block"));
+    }
+    event.into_request().expect("a valid API Gateway event")
 }
 
 pub fn body_json(r: &Response<Body>) -> Value {
