@@ -97,6 +97,20 @@ async fn run_scenario(stack: &Stack, scenario: &Scenario, index: usize, o: &Opti
             Ok(admitted) => {
                 row.fairness =
                     Some(fairness::check(opening.rate, &seen.visits, &admitted, seen.opened, seen.opened_unix_ms));
+                // Name the first few answers whose numbers disagree, with the
+                // answer before each: a count alone cannot be looked into.
+                let disagreeing = seen.visits.iter().flat_map(|v| {
+                    v.trail.iter().enumerate().filter(|(_, a)| !a.numbers_agree()).map(move |(i, a)| (v, i, a))
+                });
+                for (visit, i, answer) in disagreeing.take(3) {
+                    let before = i.checked_sub(1).map(|j| format!("; the answer before: {:?}", visit.trail[j]));
+                    row.problems.push(format!(
+                        "a waiting answer whose numbers disagree: fan {} ({:?}) was told {answer:?}{}",
+                        visit.fan,
+                        visit.kind,
+                        before.unwrap_or_default()
+                    ));
+                }
                 if let Some(path) = &o.visits {
                     let path = path.with_extension(format!("{}.json", scenario.name));
                     let at = admitted.iter().map(|(f, a)| (f.clone(), a.at_ms)).collect();
