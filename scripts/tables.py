@@ -22,6 +22,8 @@ From the code alone (the CLI built on measured.rs):
     worked event, the one page that says which quotas it needs. make test
     runs `--check` on it, so a change to the code's limits or constants
     that leaves the page behind fails;
+  - <!-- table:examples --> in docs/scaling.md: `fanrush plan` and
+    `fanrush simulate` run on the examples the page walks through;
   - docs/cli.md: the CLI's reference, from its clap definitions
     (`fanrush --markdown-help`), checked the same way.
 
@@ -158,6 +160,27 @@ def preflight_block():
     return f"_Written by `make tables` from `{command}`; do not edit by hand._\n\n```text\n{run.stdout.rstrip()}\n```"
 
 
+# The commands docs/scaling.md shows, with what they print.
+EXAMPLES = [
+    ["plan", "--calendar", "calendars/two-overlapping.json", "--duration-ms", "150", "--account-limit", "10000"],
+    ["simulate", "--peak-rps", "10000", "--duration-ms", "150", "--account-limit", "10000", "--no-retries", "--json"],
+    ["simulate", "--peak-rps", "10000", "--duration-ms", "150", "--account-limit", "10000", "--no-retries",
+     "--provisioned", "1800", "--json"],
+]
+
+
+def examples_block():
+    lines = ["_Written by `make tables` from the CLI itself; do not edit by hand._", "", "```sh"]
+    for i, args in enumerate(EXAMPLES):
+        run = subprocess.run([str(FANRUSH), *args], cwd=ROOT, capture_output=True, text=True, check=True)
+        if i:
+            lines.append("")
+        lines.append("fanrush " + " ".join(args))
+        lines += ["# " + line if line else "#" for line in run.stdout.rstrip().splitlines()]
+    lines.append("```")
+    return "\n".join(lines)
+
+
 def cli_reference():
     run = subprocess.run([str(FANRUSH), "--markdown-help"], capture_output=True, text=True, check=True)
     return ("<!-- Written by make tables from `fanrush --markdown-help` (the CLI's clap definitions); "
@@ -276,6 +299,7 @@ def main():
         subprocess.run(["cargo", "build", "--quiet", "-p", "fanrush-cli"], cwd=ROOT, check=True)
     if FANRUSH.exists():
         replace_block(ROOT / "docs/scaling.md", "preflight", preflight_block(), check, stale)
+        replace_block(ROOT / "docs/scaling.md", "examples", examples_block(), check, stale)
         write(ROOT / "docs/cli.md", cli_reference(), check, stale)
     elif check:
         sys.exit(f"tables: {rel(FANRUSH)} is not built: cargo build -p fanrush-cli")
