@@ -69,5 +69,7 @@ cfn-guard test --rules-file rules/template.guard --test-data rules/template.test
 cfn-guard validate --rules rules/template.guard --data template.yaml --show-summary fail
 log "sam validate --lint"
 sam validate --lint --template template.yaml --region "$AWS_REGION"
+log "make run smoke: scripts/run.sh on a port, queue, key prefix and schema of its own; the walk-through and the Invoke API"
+run_smoke
 log "sam local invoke smoke: admin-api and entry-api in Docker, on the debug binaries (make sam-local runs every function)"
 "$ROOT/scripts/sam-local.sh" --quick

@@ -1,5 +1,6 @@
 //! `fanrush-local bridge`: the local stand-in for what AWS does around the
-//! functions, pointed at `cargo lambda watch`:
+//! functions, pointed at a Lambda Invoke API (`fanrush-local gateway
+//! --invoke-api` under `make run`, `sam local start-lambda` under `make sam-local`):
 //!
 //! - the SQS event-source mapping: `--concurrency` pollers each gather up to
 //!   `--batch-size` messages (within `--window-ms`), invoke `writer` with a
@@ -33,8 +34,8 @@ pub struct BridgeArgs {
     /// The entry queue to poll.
     #[arg(long)]
     queue_url: String,
-    /// The Lambda Invoke API (cargo lambda watch).
-    #[arg(long, default_value = "http://127.0.0.1:9000")]
+    /// The Lambda Invoke API (fanrush-local gateway --invoke-api, or sam local start-lambda).
+    #[arg(long, default_value = "http://127.0.0.1:8080")]
     invoke_url: String,
     /// The function that drains the queue.
     #[arg(long, default_value = "writer")]
@@ -112,7 +113,7 @@ impl Bridge {
         }
     }
 
-    /// Invokes a function through the Lambda Invoke API of `cargo lambda watch`.
+    /// Invokes a function through the Lambda Invoke API.
     async fn invoke(&self, function: &str, payload: Value) -> Result<Value, String> {
         let request = http::Request::post(format!("{}/2015-03-31/functions/{function}/invocations", self.invoke_url))
             .header("content-type", "application/json")

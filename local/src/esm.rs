@@ -5,7 +5,7 @@
 //! so SQS delivers the whole batch again after its visibility timeout.
 //!
 //! How the function is invoked is the caller's: `fanrush-local bridge` goes
-//! through `cargo lambda watch`, the drill through a Runtime API harness.
+//! through a Lambda Invoke API, the drill straight to a Runtime API harness.
 
 use aws_sdk_sqs::error::DisplayErrorContext;
 use aws_sdk_sqs::types::{DeleteMessageBatchRequestEntry, Message, MessageSystemAttributeName};

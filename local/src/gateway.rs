@@ -8,6 +8,13 @@
 //! `/admin...` to `admin-api`; `GET /` and the files beside it serve the fan
 //! page (`web/`), as a static host would in AWS. No authorizer runs here:
 //! start the functions with `AUTH_MODE=dev`. Loopback only.
+//!
+//! With `--invoke-api` it also runs `writer`, `scheduler` and `notifier`
+//! and answers Lambda's Invoke API (`POST /2015-03-31/functions/{name}/invocations`)
+//! for all five, as Lambda does (a function error is a 200 with
+//! `X-Amz-Function-Error`): `make run` drives the writer and the schedule
+//! through it (`fanrush-local bridge`), and `cargo lambda invoke` reaches any
+//! function there. One emulator, the one the drill and the bench use.
 
 use crate::http_server::{self, BodyError, Received};
 use crate::pool::{FunctionSpec, Pool};
@@ -43,13 +50,34 @@ pub struct GatewayArgs {
     /// The fan page's files, served at / (none when the directory is absent).
     #[arg(long, default_value = "web")]
     web_dir: PathBuf,
+    /// Also run writer, scheduler and notifier, and answer the Lambda
+    /// Invoke API for every function.
+    #[arg(long)]
+    invoke_api: bool,
+    /// writer execution environments, with --invoke-api (its MaximumConcurrency).
+    #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u64).range(1..))]
+    writer_environments: u64,
 }
 
 struct Routes {
     fan: Pool,
     admin: Pool,
+    /// writer, scheduler and notifier, with --invoke-api.
+    others: Vec<(&'static str, Pool)>,
     web: PathBuf,
 }
+
+impl Routes {
+    fn function(&self, name: &str) -> Option<&Pool> {
+        match name {
+            "entry-api" => Some(&self.fan),
+            "admin-api" => Some(&self.admin),
+            _ => self.others.iter().find(|(n, _)| *n == name).map(|(_, pool)| pool),
+        }
+    }
+}
+
+const INVOKE_PREFIX: &str = "/2015-03-31/functions/";
 
 pub async fn serve(args: GatewayArgs) -> Result<(), String> {
     let (port, bin_dir, logs, environments) = (args.port, args.bin_dir, args.log_dir, args.entry_environments as usize);
@@ -58,7 +86,13 @@ pub async fn serve(args: GatewayArgs) -> Result<(), String> {
         |name: &'static str| FunctionSpec { name, binary: bin_dir.join(name), env: env.clone(), log: logs.join(name) };
     let fan = Pool::start(&spec("entry-api"), environments).await?;
     let admin = Pool::start(&spec("admin-api"), 1).await?;
-    let routes = Arc::new(Routes { fan, admin, web: args.web_dir });
+    let mut others = Vec::new();
+    if args.invoke_api {
+        for (name, size) in [("writer", args.writer_environments as usize), ("scheduler", 1), ("notifier", 1)] {
+            others.push((name, Pool::start(&spec(name), size).await?));
+        }
+    }
+    let routes = Arc::new(Routes { fan, admin, others, web: args.web_dir });
     let listener = TcpListener::bind(("127.0.0.1", port)).await.map_err(|e| format!("127.0.0.1:{port}: {e}"))?;
     eprintln!("gateway: http://127.0.0.1:{port} (/ -> the fan page, /events -> entry-api, /admin -> admin-api)");
     http_server::serve(listener, MAX_BODY, move |received| {
@@ -78,6 +112,9 @@ async fn route(routes: &Routes, received: Result<Received, BodyError>) -> Respon
         Err(BodyError::Broken) => return http_server::response(400, &[], r#"{"message":"Bad Request"}"#),
     };
     let path = r.parts.uri.path();
+    if let Some(rest) = path.strip_prefix(INVOKE_PREFIX).filter(|_| !routes.others.is_empty()) {
+        return invoke(routes, &r, rest).await;
+    }
     let pool = if path.starts_with("/admin") {
         &routes.admin
     } else if path.starts_with("/events") {
@@ -90,6 +127,35 @@ async fn route(routes: &Routes, received: Result<Received, BodyError>) -> Respon
     match pool.invoke(&event(&r), Duration::from_secs(30)).await {
         Ok(answer) if !answer.error => from_lambda(&answer.body),
         _ => http_server::response(502, &[], r#"{"message":"Internal Server Error"}"#),
+    }
+}
+
+/// Lambda's Invoke API for one function: the payload in, the function's
+/// answer out (200 with `X-Amz-Function-Error` when the function failed).
+async fn invoke(routes: &Routes, r: &Received, rest: &str) -> Response<Full<Bytes>> {
+    let json = [("content-type", "application/json")];
+    let name = rest.strip_suffix("/invocations").unwrap_or(rest);
+    let Some(pool) = routes.function(name).filter(|_| r.parts.method == http::Method::POST) else {
+        let message = serde_json::json!({ "Type": "User", "message": format!("Function not found: {name}") });
+        return http_server::response(404, &json, message.to_string());
+    };
+    let payload: Value = if r.body.is_empty() {
+        Value::Object(Default::default())
+    } else {
+        match serde_json::from_slice(&r.body) {
+            Ok(v) => v,
+            Err(e) => {
+                let message = serde_json::json!({ "Type": "User", "message": format!("Could not parse request body into json: {e}") });
+                return http_server::response(400, &json, message.to_string());
+            }
+        }
+    };
+    match pool.invoke(&payload, Duration::from_secs(600)).await {
+        Ok(answer) if answer.error => {
+            http_server::response(200, &[json[0], ("x-amz-function-error", "Unhandled")], answer.body)
+        }
+        Ok(answer) => http_server::response(200, &json, answer.body),
+        Err(e) => http_server::response(502, &json, serde_json::json!({ "message": format!("{e:?}") }).to_string()),
     }
 }
 

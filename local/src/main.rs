@@ -5,7 +5,7 @@
 //!   PostgreSQL and restores the gate; prints `SQS_QUEUE_URL=` and
 //!   `SQS_DLQ_URL=` lines for the calling script.
 //! - `fanrush-local bridge`: the SQS event-source mapping to `writer` and
-//!   the minute schedule to `scheduler`, against `cargo lambda watch`.
+//!   the minute schedule to `scheduler`, against a Lambda Invoke API.
 //! - `fanrush-local gateway`: API Gateway's HTTP API in front of
 //!   `entry-api` and `admin-api`.
 
@@ -26,7 +26,7 @@ enum Command {
     /// gate; prints SQS_QUEUE_URL= and SQS_DLQ_URL= lines.
     Setup(setup::SetupArgs),
     /// The SQS event-source mapping to `writer` and the minute schedule to
-    /// `scheduler`, against cargo lambda watch.
+    /// `scheduler`, against a Lambda Invoke API.
     Bridge(bridge::BridgeArgs),
     /// API Gateway's HTTP API in front of entry-api and admin-api.
     Gateway(gateway::GatewayArgs),
