@@ -176,7 +176,13 @@ def examples_block():
         if i:
             lines.append("")
         lines.append("fanrush " + " ".join(args))
-        lines += ["# " + line if line else "#" for line in run.stdout.rstrip().splitlines()]
+        out = run.stdout.rstrip()
+        if "--json" in args:
+            # Keys sorted here: serde_json keeps insertion order when a
+            # workspace build unifies its preserve_order feature, and a
+            # build of the CLI alone does not.
+            out = json.dumps(json.loads(out), sort_keys=True, separators=(",", ":"))
+        lines += ["# " + line if line else "#" for line in out.splitlines()]
     lines.append("```")
     return "\n".join(lines)
 
