@@ -27,14 +27,28 @@
 #   fed by the sample events' authorizer context. The full run replays the
 #   README's walk-through through them; `--serve` stays up until Ctrl-C.
 # - The network: the containers join a bridge network the project's dockerd
-#   creates (fanrush-sam); the local services listen on 127.0.0.1 only, so a
+#   creates (fanrush-sam, on the first 172.31.x.0/24 no interface here holds;
+#   removed at the end, since its bridge interface outlives the dockerd); the local services listen on 127.0.0.1 only, so a
 #   socat forwarder per service listens on the bridge's gateway address and
 #   nothing but those services is reachable through it.
 source "$(dirname "$0")/lib.sh"
 drop_run_schema() {
   psql "$DATABASE_URL" -q -c "SET client_min_messages = warning; DROP SCHEMA IF EXISTS $PREFIX CASCADE" 2>/dev/null || true
 }
-trap 'drop_run_schema; stop_started' EXIT
+# What this run made, undone in order: SAM and the forwarders first, then
+# the network (a bridge interface outlives its dockerd), then the dockerd.
+DOCKERD_PID= MADE_NETWORK=
+clean_up() {
+  drop_run_schema
+  stop_started
+  # Ours when this run made it, or when it lives in the dockerd this run started.
+  if [ -n "$MADE_NETWORK" ] || [ -n "$DOCKERD_PID" ]; then docker network rm "$NETWORK" >/dev/null 2>&1; fi
+  if [ -n "$DOCKERD_PID" ]; then
+    kill -TERM "$DOCKERD_PID" 2>/dev/null
+    for _ in $(seq 1 100); do kill -0 "$DOCKERD_PID" 2>/dev/null || break; sleep 0.1; done
+  fi
+}
+trap clean_up EXIT
 
 QUICK= SERVE=
 case "${1:-}" in
@@ -47,8 +61,6 @@ DOCKER_DIR="$STATE/docker"
 export DOCKER_HOST="unix://$DOCKER_DIR/docker.sock"
 IMAGE=fanrush/provided-al2023-standin:bookworm
 NETWORK=fanrush-sam
-SUBNET=${SAM_SUBNET:-172.31.240.0/24}
-GATEWAY=${SUBNET%.0/24}.1
 SLACK_PORT=${SLACK_PORT:-9330}
 # A queue, schema and key prefix of this run's own, so a second run's fan
 # is new again (202) and no run inherits another's state.
@@ -61,12 +73,15 @@ export SAM_CLI_TELEMETRY=0
 command -v dockerd >/dev/null || apt_install docker.io
 command -v debootstrap >/dev/null || apt_install debootstrap
 command -v socat >/dev/null || apt_install socat
+command -v ip >/dev/null || apt_install iproute2
 command -v psql >/dev/null || apt_install postgresql-client
 
 if ! docker info >/dev/null 2>&1; then
   mkdir -p "$DOCKER_DIR"
-  start_bg dockerd dockerd --storage-driver=vfs --data-root "$DOCKER_DIR/data" --exec-root "$DOCKER_DIR/exec" \
-    --pidfile "$DOCKER_DIR/dockerd.pid" -H "$DOCKER_HOST"
+  setsid dockerd --storage-driver=vfs --data-root "$DOCKER_DIR/data" --exec-root "$DOCKER_DIR/exec" \
+    --pidfile "$DOCKER_DIR/dockerd.pid" -H "$DOCKER_HOST" >"$STATE/dockerd.log" 2>&1 &
+  DOCKERD_PID=$!
+  log "started dockerd (pid $DOCKERD_PID, log .local/dockerd.log)"
   for _ in $(seq 1 60); do docker info >/dev/null 2>&1 && break; sleep 0.5; done
   docker info >/dev/null 2>&1 || { log "dockerd did not start (.local/dockerd.log)"; exit 1; }
 fi
@@ -82,7 +97,18 @@ if ! docker image inspect "$IMAGE" >/dev/null 2>&1; then
   rm -rf "$rootfs"
 fi
 
-docker network inspect "$NETWORK" >/dev/null 2>&1 || docker network create --subnet "$SUBNET" "$NETWORK" >/dev/null
+# The network's subnet: the first of 172.31.240-254.0/24 whose gateway
+# address no interface on this machine holds (another engine's bridge may).
+if ! docker network inspect "$NETWORK" >/dev/null 2>&1; then
+  for n in $(seq 240 254); do
+    ip -4 -o addr show | grep -q " 172\.31\.$n\.1/" && continue
+    docker network create --subnet "172.31.$n.0/24" --gateway "172.31.$n.1" "$NETWORK" >/dev/null &&
+      MADE_NETWORK=1 && break
+  done
+  [ -n "$MADE_NETWORK" ] || { log "no free subnet in 172.31.240-254.0/24 for $NETWORK"; exit 1; }
+fi
+GATEWAY=$(docker network inspect -f '{{range .IPAM.Config}}{{.Gateway}}{{end}}' "$NETWORK")
+[[ "$GATEWAY" =~ ^172\.31\.[0-9]+\.1$ ]] || { log "$NETWORK has no gateway address ($GATEWAY): docker network rm $NETWORK"; exit 1; }
 for port in "$REDIS_PORT" "$PG_PORT" "$SQS_PORT" "$SLACK_PORT"; do
   start_bg "sam-forward-$port" socat "TCP-LISTEN:$port,bind=$GATEWAY,fork,reuseaddr" "TCP:127.0.0.1:$port"
 done
