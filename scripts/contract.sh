@@ -147,13 +147,7 @@ run_smoke() {
     got=$(curl -s -o /dev/null -w '%{http_code}' "$@")
     [ "$got" = "$wanted" ] || { log "make run: $* answered $got, not $wanted"; kill -TERM "$pid"; exit 1; }
   }
-  smoke_status 201 -X PUT "$base/admin/events/walk" -d '{"title":"Demo drop","opensAt":"2026-01-01T00:00:00Z",
-    "closesAt":"2030-01-01T00:00:00Z","capacity":5000,"expectedPeakRps":10000}'
-  smoke_status 202 -X POST -H 'x-fan-id: alice' "$base/events/walk/entries"
-  smoke_status 200 -X POST -H 'x-fan-id: alice' "$base/events/walk/entries"
-  for _ in $(seq 1 30); do curl -s "$base/admin/events/walk" | grep -q '"written":1' && break; sleep 1; done
-  curl -s "$base/admin/events/walk" | grep -q '"written":1' ||
-    { log "make run: alice's row never reached PostgreSQL (bridge, Invoke API, writer)"; kill -TERM "$pid"; exit 1; }
+  walk_through "$base" 30 || { log "make run: the walk-through failed"; kill -TERM "$pid"; exit 1; }
   curl -s -X POST "$base/2015-03-31/functions/scheduler/invocations" -d @events/schedule.json | grep -q '"events":\["walk"\]' ||
     { log "make run: the scheduler, through the Invoke API, did not plan the event"; kill -TERM "$pid"; exit 1; }
   smoke_status 404 -X POST "$base/2015-03-31/functions/nope/invocations" -d '{}'

@@ -240,3 +240,30 @@ ensure_chromium() {
   command -v chromium >/dev/null && return
   apt_install chromium
 }
+
+# The README's walk-through against an API at $1 (what make run serves):
+# define `walk`, alice enters (202, then 200 again), reads her entry and the
+# event, and her row reaches PostgreSQL through the bridge and the writer
+# within $2 seconds. Says what answered wrong and returns 1.
+walk_through() { # base URL, seconds to wait for the row
+  local base=$1 out status
+  walk_expect() { # wanted status, method, path, fan (or '')
+    out=$(curl -s -w '\n%{http_code}' -X "$2" ${4:+-H "x-fan-id: $4"} ${body:+-d "$body"} "$base$3")
+    status=${out##*$'\n'}
+    [ "$status" = "$1" ] || { log "$2 $base$3 answered $status, not $1: ${out%$'\n'*}"; return 1; }
+  }
+  local body='{"title":"Demo drop","opensAt":"2026-01-01T00:00:00Z","closesAt":"2030-01-01T00:00:00Z",
+    "capacity":5000,"expectedPeakRps":10000}'
+  walk_expect 201 PUT /admin/events/walk '' || return 1
+  body=
+  walk_expect 202 POST /events/walk/entries alice || return 1
+  walk_expect 200 POST /events/walk/entries alice || return 1
+  walk_expect 200 GET /events/walk/entries/me alice || return 1
+  walk_expect 200 GET /events/walk alice || return 1
+  for _ in $(seq 1 "$2"); do
+    curl -s "$base/admin/events/walk" | grep -q '"written":1' && return 0
+    sleep 1
+  done
+  log "alice's entry never reached PostgreSQL within $2 s (the bridge, the Invoke API, the writer)"
+  return 1
+}

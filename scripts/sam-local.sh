@@ -244,29 +244,6 @@ log "sam local invoke: every function and every sample event answered as expecte
 # The README's walk-through, through start-api (and the writer behind
 # start-lambda and the bridge): the same answers as under make run.
 serve
-api() { # method, path, wanted status, fan (or ''), body (or ''): prints the body
-  local out status
-  out=$(mktemp)
-  status=$(curl -s -o "$out" -w '%{http_code}' -X "$1" ${4:+-H "x-fan-id: $4"} ${5:+-d "$5"} \
-    "http://127.0.0.1:$API_PORT$2")
-  if [ "$status" != "$3" ]; then
-    log "start-api: $1 $2 answered $status, not $3: $(cat "$out")"
-    exit 1
-  fi
-  cat "$out"
-  rm -f "$out"
-}
 walk_started=$(date +%s)
-api PUT /admin/events/walk 201 '' '{"title":"Demo drop","opensAt":"2026-01-01T00:00:00Z",
-  "closesAt":"2030-01-01T00:00:00Z","capacity":5000,"expectedPeakRps":10000}' >/dev/null
-api POST /events/walk/entries 202 alice >/dev/null
-api POST /events/walk/entries 200 alice >/dev/null
-api GET /events/walk/entries/me 200 alice >/dev/null
-api GET /events/walk 200 alice >/dev/null
-for _ in $(seq 1 60); do
-  api GET /admin/events/walk 200 | grep -q '"written":1' && break
-  sleep 2
-done
-api GET /admin/events/walk 200 | grep -q '"written":1' ||
-  { log "start-api: alice's entry never reached PostgreSQL (the bridge, start-lambda, the writer)"; exit 1; }
+walk_through "http://127.0.0.1:$API_PORT" 120 || { log "sam local start-api: the walk-through failed"; exit 1; }
 log "sam local start-api: the README's walk-through answered as under make run, alice's row written, in $(( $(date +%s) - walk_started )) s"

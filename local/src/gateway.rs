@@ -64,6 +64,8 @@ struct Routes {
     admin: Pool,
     /// writer, scheduler and notifier, with --invoke-api.
     others: Vec<(&'static str, Pool)>,
+    /// Whether the Invoke API answers (--invoke-api).
+    invoke_api: bool,
     web: PathBuf,
 }
 
@@ -92,7 +94,7 @@ pub async fn serve(args: GatewayArgs) -> Result<(), String> {
             others.push((name, Pool::start(&spec(name), size).await?));
         }
     }
-    let routes = Arc::new(Routes { fan, admin, others, web: args.web_dir });
+    let routes = Arc::new(Routes { fan, admin, others, invoke_api: args.invoke_api, web: args.web_dir });
     let listener = TcpListener::bind(("127.0.0.1", port)).await.map_err(|e| format!("127.0.0.1:{port}: {e}"))?;
     eprintln!("gateway: http://127.0.0.1:{port} (/ -> the fan page, /events -> entry-api, /admin -> admin-api)");
     http_server::serve(listener, MAX_BODY, move |received| {
@@ -112,7 +114,7 @@ async fn route(routes: &Routes, received: Result<Received, BodyError>) -> Respon
         Err(BodyError::Broken) => return http_server::response(400, &[], r#"{"message":"Bad Request"}"#),
     };
     let path = r.parts.uri.path();
-    if let Some(rest) = path.strip_prefix(INVOKE_PREFIX).filter(|_| !routes.others.is_empty()) {
+    if let Some(rest) = path.strip_prefix(INVOKE_PREFIX).filter(|_| routes.invoke_api) {
         return invoke(routes, &r, rest).await;
     }
     let pool = if path.starts_with("/admin") {
