@@ -23,20 +23,35 @@ local keys = {state = KEYS[1], meta = KEYS[2], fans = KEYS[3], notes = KEYS[4], 
 local run_id, fan, now, token = ARGV[1], ARGV[2], tonumber(ARGV[3]), ARGV[4]
 local note, has_note, mode, order_key = ARGV[5], ARGV[6] == '1', ARGV[7], ARGV[8]
 
+-- An entry's reply with the note its fan's record holds.
 local function entry_reply(tag, position, accepted_at)
   local held = redis.call('HGET', keys.notes, fan)
   if held then return {tag, position, accepted_at, '1', held} end
   return {tag, position, accepted_at, '0', ''}
 end
 
--- A new place for this fan, its send owned by this request.
-local function reserve(ev)
-  ev.taken = redis.call('HINCRBY', keys.meta, 'taken', 1)
-  local position = redis.call('HINCRBY', keys.meta, 'seq', 1)
-  redis.call('HSET', keys.fans, fan, record_of(position, now, token))
+-- The reply to a fan whose send this request just took on: its note is
+-- this request's (a note lives only beside a record this script owned,
+-- and a grant holds none).
+local function new_entry_reply(position, accepted_at)
+  if has_note then return {'reserved', position, accepted_at, '1', note} end
+  return {'reserved', position, accepted_at, '0', ''}
+end
+
+-- This request sends the fan's entry: its record owned by `token`, its
+-- note, and its place among the pending sends.
+local function own_send(position, accepted_at)
+  redis.call('HSET', keys.fans, fan, record_of(position, accepted_at, token))
   if has_note then redis.call('HSET', keys.notes, fan, note) end
   redis.call('ZADD', keys.pending, int(now), fan)
-  return entry_reply('reserved', int(position), int(now))
+end
+
+-- A new place for this fan, its send owned by this request.
+local function reserve(ev)
+  local position = take_place(ev)
+  save_event(ev, keys)
+  own_send(position, now)
+  return new_entry_reply(int(position), int(now))
 end
 
 -- What a fan that already holds a place gets.
@@ -45,11 +60,9 @@ local function answer_held(record)
   if owner == '' then return entry_reply('existing', position, accepted_at) end
   if owner == GRANTED then
     -- The fan claims its grant: this request sends the entry.
-    redis.call('HSET', keys.fans, fan, record_of(position, accepted_at, token))
+    own_send(position, accepted_at)
     redis.call('ZREM', keys.grants, fan)
-    if has_note then redis.call('HSET', keys.notes, fan, note) end
-    redis.call('ZADD', keys.pending, int(now), fan)
-    return entry_reply('reserved', position, accepted_at)
+    return new_entry_reply(position, accepted_at)
   end
   -- Pending: this request takes the send over, with the same position. The
   -- earlier send may still land, so the record becomes shared: no request
@@ -75,11 +88,22 @@ local function at_the_door(ev)
   -- before: it claims the grant.
   local record = nil
   if granted > 0 then record = redis.call('HGET', keys.fans, fan) end
+  if not record and ev.door_empty and (ev.tokens or 0) >= 1 and room(ev) > 0 then
+    -- Nobody at the door and a token free (a line that keeps up): this fan
+    -- would be the door's head, granted and claiming in this call, so it
+    -- takes its place at once, without the door and the grants.
+    ev.tokens = ev.tokens - 1
+    local position = grant_place(ev, tonumber(order_key))
+    save_event(ev, keys)
+    own_send(position, now)
+    return new_entry_reply(int(position), int(now))
+  end
   if not record then
     redis.call('ZADD', keys.door, 'LT', order_key, fan)
+    ev.door_empty = nil
     if grant_now(ev, keys, now) > 0 then record = redis.call('HGET', keys.fans, fan) end
   end
-  save_pace(ev, keys)
+  save_event(ev, keys)
   if record then return answer_held(record) end
   local rank = redis.call('ZRANK', keys.door, fan)
   if room(ev) <= 0 then

@@ -26,23 +26,46 @@ local MOST_PER_CALL = 256
 local LAPSE_EVERY_MS = 100
 
 local EVENT_FIELDS = {'opensAtMs', 'closesAtMs', 'capacity', 'taken', 'lineRate',
-  'lineTokens', 'lineTokensAt', 'lineServed', 'lineGranted', 'lineLapsedAt'}
+  'lineTokens', 'lineTokensAt', 'lineServed', 'lineGranted', 'lineLapsedAt', 'seq'}
 
 local function number_or(value, default)
   if value then return tonumber(value) end
   return default
 end
 
--- The event as its meta hash holds it, or nil when it does not exist.
+-- The event as its meta hash holds it, or nil when it does not exist. The
+-- script changes it in memory and save_event writes back what changed, in
+-- one command. door_empty is true once a look at the door found nobody
+-- (and nobody joined since), nil when unknown.
 local function read_event(meta_key)
   local m = redis.call('HMGET', meta_key, unpack(EVENT_FIELDS))
   if not m[3] then return nil end
-  return {
+  local ev = {
     opens = tonumber(m[1]), closes = tonumber(m[2]),
     capacity = tonumber(m[3]), taken = number_or(m[4], 0),
     rate = number_or(m[5], nil), tokens = number_or(m[6], nil), tokens_at = number_or(m[7], nil),
     served = number_or(m[8], nil), granted = number_or(m[9], 0), lapsed_at = number_or(m[10], nil),
+    seq = number_or(m[11], 0), spent = false, door_empty = nil,
   }
+  ev.saved = {taken = ev.taken, seq = ev.seq, granted = ev.granted, served = ev.served, lapsed_at = ev.lapsed_at}
+  return ev
+end
+
+-- Takes the next place: its position (the positions are never handed out
+-- twice, a restore included).
+local function take_place(ev)
+  ev.taken = ev.taken + 1
+  ev.seq = ev.seq + 1
+  return ev.seq
+end
+
+-- Takes a place for the fan at `key` in the line, with one of the
+-- bucket's tokens (the caller took it off); its position.
+local function grant_place(ev, key)
+  ev.granted = ev.granted + 1
+  ev.spent = true
+  if not ev.served or key > ev.served then ev.served = key end
+  return take_place(ev)
 end
 
 local function burst_of(ev) return math.max(1, ev.rate * BURST_SECONDS) end
@@ -82,17 +105,18 @@ end
 local function grant_head(ev, keys, at)
   while true do
     local head = redis.call('ZPOPMIN', keys.door)
-    if #head == 0 then return false end
+    if #head == 0 then
+      ev.door_empty = true
+      return false
+    end
+    ev.door_empty = nil
     local fan, key = head[1], tonumber(head[2])
     -- A fan at the door holds no place; one that does (it was granted and
     -- called again) keeps it, and the grant goes to the next.
     if redis.call('HEXISTS', keys.fans, fan) == 0 then
-      local position = redis.call('HINCRBY', keys.meta, 'seq', 1)
+      local position = grant_place(ev, key)
       redis.call('HSET', keys.fans, fan, record_of(position, at, GRANTED))
       redis.call('ZADD', keys.grants, int(at + CLAIM_GRACE_MS), fan)
-      ev.taken = ev.taken + 1
-      ev.granted = ev.granted + 1
-      if not ev.served or key > ev.served then ev.served = key end
       return true
     end
   end
@@ -141,24 +165,26 @@ local function grant_now(ev, keys, now)
   return grants
 end
 
--- Writes the pace back.
-local function save_pace(ev, keys)
-  local fields = {'taken', int(ev.taken), 'lineGranted', int(ev.granted)}
-  if ev.tokens then
-    fields[#fields + 1] = 'lineTokens'
-    fields[#fields + 1] = tostring(ev.tokens)
-    fields[#fields + 1] = 'lineTokensAt'
-    fields[#fields + 1] = int(ev.tokens_at)
+-- Writes back what changed, if anything. The bucket is written only when
+-- a token was spent: a bucket that only refilled reads the same from its
+-- older time (the refill is linear up to the burst), and the back-dated
+-- grants of a later call still come after every call that granted none.
+local function save_event(ev, keys)
+  local fields = {}
+  local function put(name, value)
+    fields[#fields + 1] = name
+    fields[#fields + 1] = value
   end
-  if ev.served then
-    fields[#fields + 1] = 'lineServed'
-    fields[#fields + 1] = int(ev.served)
+  if ev.taken ~= ev.saved.taken then put('taken', int(ev.taken)) end
+  if ev.seq ~= ev.saved.seq then put('seq', int(ev.seq)) end
+  if ev.granted ~= ev.saved.granted then put('lineGranted', int(ev.granted)) end
+  if ev.served and ev.served ~= ev.saved.served then put('lineServed', int(ev.served)) end
+  if ev.lapsed_at and ev.lapsed_at ~= ev.saved.lapsed_at then put('lineLapsedAt', int(ev.lapsed_at)) end
+  if ev.spent and ev.tokens then
+    put('lineTokens', tostring(ev.tokens))
+    put('lineTokensAt', int(ev.tokens_at))
   end
-  if ev.lapsed_at then
-    fields[#fields + 1] = 'lineLapsedAt'
-    fields[#fields + 1] = int(ev.lapsed_at)
-  end
-  redis.call('HSET', keys.meta, unpack(fields))
+  if #fields > 0 then redis.call('HSET', keys.meta, unpack(fields)) end
 end
 
 -- The pace with nobody joining: catch up, grant what is left, save. How
@@ -166,7 +192,7 @@ end
 local function pace(ev, keys, now)
   local lapsed = catch_up(ev, keys, now)
   grant_now(ev, keys, now)
-  save_pace(ev, keys)
+  save_event(ev, keys)
   return lapsed
 end
 
@@ -186,8 +212,11 @@ end
 local function line_state(ev, keys)
   local final = '0'
   if sold_out_for_good(ev, keys) then final = '1' end
-  local behind = 0
-  if ev.served then behind = redis.call('ZCOUNT', keys.door, '-inf', '(' .. int(ev.served)) end
+  local behind, at_door = 0, 0
+  if not ev.door_empty then
+    if ev.served then behind = redis.call('ZCOUNT', keys.door, '-inf', '(' .. int(ev.served)) end
+    at_door = redis.call('ZCARD', keys.door)
+  end
   return {int(ev.taken), int(ev.capacity), ev.served and int(ev.served) or '',
-    int(ev.granted), int(redis.call('ZCARD', keys.door)), final, int(behind)}
+    int(ev.granted), int(at_door), final, int(behind)}
 end
