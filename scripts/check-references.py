@@ -11,6 +11,9 @@
 - docs/deploy.md names only parameters and Outputs template.yaml has, and
   only `make` targets the Makefile has and `fanrush` commands the CLI has
   (asked of the built CLI, `--fanrush BIN`, when given).
+- template.yaml's HTTP API gives every admin route, and no other, a
+  throttle of its own (RouteSettings): an admin route left out would share
+  the fans' throttle during an opening.
 
 It reads the Rust source, not a running function: a code that only a test
 could reach is still a code a client can be sent.
@@ -217,6 +220,19 @@ def check_deploy_guide(fanrush):
     return problems, commands
 
 
+def check_route_settings():
+    text = (ROOT / "template.yaml").read_text()
+    routes = set()
+    for method, path in re.findall(r"^ +Method: (\w+)\n +Path: (\S+)", text, re.M):
+        routes.add(f"{method} {path}")
+    admin = {r for r in routes if r.split(" ", 1)[1].startswith("/admin/")}
+    block = re.search(r"^      RouteSettings:\n((?:        .*\n)+)", text, re.M)
+    throttled = set(re.findall(r'^        "([A-Z]+ [^"]+)":', block.group(1), re.M)) if block else set()
+    problems = [f"template.yaml: the admin route {r} has no RouteSettings throttle of its own" for r in sorted(admin - throttled)]
+    problems += [f"template.yaml: RouteSettings names {r}, which is no admin route of the API" for r in sorted(throttled - admin)]
+    return problems, len(admin)
+
+
 def main():
     fanrush = None
     if "--fanrush" in sys.argv:
@@ -224,13 +240,15 @@ def main():
     api_problems, pairs = check_api()
     config_problems, variables = check_configuration()
     deploy_problems, commands = check_deploy_guide(fanrush)
-    problems = api_problems + config_problems + deploy_problems
+    route_problems, admin_routes = check_route_settings()
+    problems = api_problems + config_problems + deploy_problems + route_problems
     for p in problems:
         print(f"check-references: {p}", file=sys.stderr)
     if problems:
         sys.exit(1)
     print(f"check-references: {pairs} (status, code) pairs and {variables} variables, each in its page; "
-          f"{commands} commands of docs/deploy.md" + (" (fanrush's asked of the CLI)" if fanrush else ""))
+          f"{commands} commands of docs/deploy.md" + (" (fanrush's asked of the CLI)" if fanrush else "")
+          + f"; {admin_routes} admin routes, each throttled on its own")
 
 
 if __name__ == "__main__":

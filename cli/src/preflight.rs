@@ -4,13 +4,19 @@
 //! The account's Lambda concurrency comes from `GetAccountSettings` unless
 //! `--account-limit` is given; API Gateway's quota from `--api-rate` and
 //! `--api-burst` (AWS's defaults otherwise: there is no API to read it from
-//! API Gateway itself); the Redis and writer capacities from `make bench`.
+//! API Gateway itself), and the HTTP API's route throttles from
+//! `--fan-route-rate` and `--admin-route-rate` (the template's defaults
+//! otherwise); the control plane's reserved concurrency from `--reserved`;
+//! the Redis and writer capacities from `make bench`.
 
 use crate::calendar;
 use crate::plan::Sizing;
 use fanrush::adapters::lambda_control::ProvisionedConcurrency;
 use fanrush::rules::domain::{rfc3339, EventId};
-use fanrush::rules::scaling::preflight::{preflight, Account, Capacities, Preflight, Pricing, PRICE_PER_GB_SECOND};
+use fanrush::rules::scaling::preflight::{
+    preflight, Account, Capacities, Preflight, Pricing, ADMIN_ROUTE_RATE, CONTROL_PLANE_RESERVED, FAN_ROUTE_RATE,
+    PRICE_PER_GB_SECOND,
+};
 use serde_json::{json, Value};
 use std::path::PathBuf;
 
@@ -25,12 +31,23 @@ pub struct PreflightArgs {
     /// Its unreserved concurrency [default: the account limit].
     #[arg(long, value_name = "N", requires = "account_limit")]
     unreserved: Option<i64>,
+    /// Concurrency the stack reserves for the writer, the scheduler,
+    /// admin-api and the notifier (the template's defaults add up to 22):
+    /// out of the pool entry-api's provisioned concurrency draws from.
+    #[arg(long, value_name = "N", default_value_t = CONTROL_PLANE_RESERVED)]
+    reserved: i64,
     /// API Gateway's account throttle rate (no API reports it).
     #[arg(long, default_value_t = Account::defaults().api_rate)]
     api_rate: f64,
     /// API Gateway's token bucket.
     #[arg(long, default_value_t = Account::defaults().api_burst)]
     api_burst: f64,
+    /// The fan routes' throttle (the template's FanRouteThrottleRate).
+    #[arg(long, default_value_t = FAN_ROUTE_RATE)]
+    fan_route_rate: f64,
+    /// The admin routes' throttle (the template's AdminRouteThrottleRate).
+    #[arg(long, default_value_t = ADMIN_ROUTE_RATE)]
+    admin_route_rate: f64,
     #[command(flatten)]
     sizing: Sizing,
     /// New fans one Redis core admits per second (admit plus confirm), from
@@ -78,8 +95,16 @@ pub async fn run(args: PreflightArgs) -> Result<(), String> {
             (account.limit, account.unreserved)
         }
     };
-    let account =
-        Account { concurrency, unreserved, already_provisioned: 0, api_rate: args.api_rate, api_burst: args.api_burst };
+    let account = Account {
+        concurrency,
+        unreserved,
+        control_plane_reserved: args.reserved,
+        already_provisioned: 0,
+        api_rate: args.api_rate,
+        api_burst: args.api_burst,
+        fan_route_rate: args.fan_route_rate,
+        admin_route_rate: args.admin_route_rate,
+    };
     let capacities = Capacities {
         redis_admissions_per_second: args.redis_admissions_per_second,
         writer_rows_per_second: args.writer_rows_per_second,

@@ -13,7 +13,7 @@ use crate::adapters::secrets::SecretSource;
 use crate::adapters::slack::SlackNotifier;
 use crate::adapters::sqs_queue::{DeadLetterQueue, EntryQueue, SendPolicy};
 use crate::rules::scaling::model::Quotas;
-use crate::rules::scaling::preflight::{price_per_gb_second, Capacities, Pricing};
+use crate::rules::scaling::preflight::{price_per_gb_second, Capacities, Pricing, ADMIN_ROUTE_RATE, FAN_ROUTE_RATE};
 use crate::rules::scaling::ScalingParams;
 use crate::usecases::api::{AdminApi, AuthMode, FanApi, TicketKeyring};
 use crate::usecases::entrance::RateLimit;
@@ -421,6 +421,8 @@ impl SchedulerConfig {
             preflight: PreflightInputs {
                 api_rate: number("API_THROTTLE_RATE_QUOTA", Quotas::default().api_rate as u64)? as f64,
                 api_burst: number("API_THROTTLE_BURST_QUOTA", Quotas::default().api_burst as u64)? as f64,
+                fan_route_rate: number("FAN_ROUTE_THROTTLE_RATE", FAN_ROUTE_RATE as u64)? as f64,
+                admin_route_rate: number("ADMIN_ROUTE_THROTTLE_RATE", ADMIN_ROUTE_RATE as u64)? as f64,
                 capacities: Capacities {
                     writer_max_concurrency: number("WRITER_MAX_CONCURRENCY", 5)? as i64,
                     ..Capacities::default()

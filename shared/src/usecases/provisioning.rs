@@ -59,6 +59,9 @@ pub enum Target {
 pub struct PreflightInputs {
     pub api_rate: f64,
     pub api_burst: f64,
+    /// The HTTP API's fan and admin route throttles.
+    pub fan_route_rate: f64,
+    pub admin_route_rate: f64,
     pub capacities: Capacities,
     pub pricing: Pricing,
 }
@@ -210,9 +213,13 @@ impl Provisioner {
         let account = Account {
             concurrency: account.map_or(defaults.concurrency, |a| a.limit),
             unreserved: account.map_or(defaults.unreserved, |a| a.unreserved),
+            // Deployed: the account's unreserved pool already leaves them out.
+            control_plane_reserved: 0,
             already_provisioned: previous,
             api_rate: inputs.api_rate,
             api_burst: inputs.api_burst,
+            fan_route_rate: inputs.fan_route_rate,
+            admin_route_rate: inputs.admin_route_rate,
         };
         let report = preflight(&self.params, &events, account, inputs.capacities, inputs.pricing, now);
         let failed: Vec<String> = report

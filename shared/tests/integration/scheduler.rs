@@ -211,10 +211,13 @@ async fn every_scale_out_posts_the_preflight_with_what_to_raise() {
     let rules = rules(&state, 9_000);
     let slack = HttpCapture::start().await.unwrap();
     // The account has 10,000 concurrent executions (GetAccountSettings); API
-    // Gateway's quota is 5,000 rps, below the event's 10,000.
+    // Gateway's quota is 5,000 rps, below the event's 10,000, and so is the
+    // fan routes' throttle within it.
     let inputs = PreflightInputs {
         api_rate: 5_000.0,
         api_burst: 2_500.0,
+        fan_route_rate: 4_950.0,
+        admin_route_rate: 50.0,
         capacities: Capacities::default(),
         pricing: Pricing { memory_mb: 128, per_gb_second: PRICE_PER_GB_SECOND },
     };
@@ -225,7 +228,12 @@ async fn every_scale_out_posts_the_preflight_with_what_to_raise() {
     let texts = slack_texts(&slack);
     assert_eq!(texts.len(), 2, "the scale-out, then its preflight: {texts:?}");
     let preflight = &texts[1];
-    assert!(preflight.starts_with(":rotating_light: Preflight for drop: 1 of "), "{preflight}");
+    assert!(preflight.starts_with(":rotating_light: Preflight for drop: 2 of "), "{preflight}");
+    assert!(
+        preflight.contains("drop: api gateway fan route throttle needs 10000 but has 4950")
+            && preflight.contains("FanRouteThrottleRate=10000"),
+        "{preflight}"
+    );
     assert!(
         preflight.contains("drop: api gateway throttle rate needs 10000 but has 5000")
             && preflight.contains("ApiThrottleRateQuota=10000"),
@@ -233,7 +241,7 @@ async fn every_scale_out_posts_the_preflight_with_what_to_raise() {
     );
     assert!(!preflight.contains("lambda account concurrency"), "1,900 of 10,000 passes: {preflight}");
     // A quota that fits is said too, and is no alert.
-    let roomy = PreflightInputs { api_rate: 20_000.0, ..inputs };
+    let roomy = PreflightInputs { api_rate: 20_000.0, fan_route_rate: 19_950.0, ..inputs };
     let (state, slack) = (Shared::default(), HttpCapture::start().await.unwrap());
     let roomy_scheduler = self::scheduler(client(&self::rules(&state, 9_000)), &slack).with_preflight(roomy);
     let r = roomy_scheduler.reconcile(&calendar, &[], None, at(9, 30)).await.unwrap();

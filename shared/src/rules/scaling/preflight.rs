@@ -113,12 +113,32 @@ pub struct Account {
     pub concurrency: i64,
     /// `UnreservedConcurrentExecutions` from `GetAccountSettings`.
     pub unreserved: i64,
+    /// Concurrency the stack reserves for its control plane (the writer,
+    /// the scheduler, admin-api and the notifier): out of the pool whether
+    /// or not the stack is deployed yet (a deployed stack's reservations are
+    /// in `unreserved` already, so the smaller of the two counts).
+    pub control_plane_reserved: i64,
     /// Provisioned concurrency `entry-api` already holds (it is in the pool).
     pub already_provisioned: i64,
     /// API Gateway's throttle rate and burst for the account and Region.
     pub api_rate: f64,
     pub api_burst: f64,
+    /// The HTTP API's route throttles (requests per second): the fan routes'
+    /// and the admin routes' own, which keep the admin API usable while
+    /// fans take the rest of the account's rate.
+    pub fan_route_rate: f64,
+    pub admin_route_rate: f64,
 }
+
+/// The template's defaults for the control plane's reserved concurrency:
+/// `WriterMaxConcurrency` 5, `SchedulerReservedConcurrency` 2,
+/// `AdminApiReservedConcurrency` 10, `NotifierReservedConcurrency` 5.
+pub const CONTROL_PLANE_RESERVED: i64 = 5 + 2 + 10 + 5;
+
+/// The template's `FanRouteThrottleRate` and `AdminRouteThrottleRate`
+/// defaults: together within the account's default rate of 10,000.
+pub const FAN_ROUTE_RATE: f64 = 9_900.0;
+pub const ADMIN_ROUTE_RATE: f64 = 50.0;
 
 impl Account {
     /// AWS's defaults for a new account in a large Region, as the model
@@ -128,9 +148,12 @@ impl Account {
         Self {
             concurrency: q.account_concurrency,
             unreserved: q.account_concurrency,
+            control_plane_reserved: 0,
             already_provisioned: 0,
             api_rate: q.api_rate,
             api_burst: q.api_burst,
+            fan_route_rate: FAN_ROUTE_RATE,
+            admin_route_rate: ADMIN_ROUTE_RATE,
         }
     }
 }
@@ -355,6 +378,20 @@ pub fn preflight(
         };
         report.checks.extend(shared_checks(&label, demand, account, capacities));
     }
+    // API Gateway throttles at the account before any route (API Gateway
+    // Developer Guide, "Throttling requests to your HTTP API"): fans at
+    // their route's rate must leave the admin routes theirs.
+    let routes = account.fan_route_rate + account.admin_route_rate;
+    report.checks.push(check(
+        "api gateway: fan and admin route throttles within the account rate".to_owned(),
+        routes,
+        account.api_rate,
+        format!(
+            "lower FanRouteThrottleRate to at most {} (the account rate less AdminRouteThrottleRate), or request \
+             the API Gateway throttle quota (L-8A5B8E43) of at least {routes} rps",
+            (account.api_rate - account.admin_route_rate).floor(),
+        ),
+    ));
     report
 }
 
@@ -424,7 +461,10 @@ fn shared_checks(label: &str, demand: Demand, account: Account, capacities: Capa
         check(
             format!("{label}: lambda unreserved concurrency"),
             environments as f64,
-            grantable(account.unreserved, account.already_provisioned) as f64,
+            grantable(
+                account.unreserved.min(account.concurrency - account.control_plane_reserved),
+                account.already_provisioned,
+            ) as f64,
             "free reserved concurrency held by other functions, or raise \"Concurrent executions\"".to_owned(),
         ),
         check(
@@ -445,6 +485,15 @@ fn shared_checks(label: &str, demand: Demand, account: Account, capacities: Capa
                  ApiThrottleRateQuota={}",
                 peak_rps.ceil(),
                 (peak_rps - account.api_rate).ceil(),
+                peak_rps.ceil()
+            ),
+        ),
+        check(
+            format!("{label}: api gateway fan route throttle"),
+            peak_rps,
+            account.fan_route_rate,
+            format!(
+                "deploy with FanRouteThrottleRate={} (with AdminRouteThrottleRate, within the account's rate)",
                 peak_rps.ceil()
             ),
         ),
@@ -526,10 +575,49 @@ mod tests {
 
     #[test]
     fn raised_quotas_pass_every_check() {
-        let raised = Account { concurrency: 3_000, unreserved: 3_000, api_rate: 20_000.0, ..Account::defaults() };
+        let raised = Account {
+            concurrency: 3_000,
+            unreserved: 3_000,
+            api_rate: 20_000.0,
+            fan_route_rate: 19_000.0,
+            ..Account::defaults()
+        };
         let p = run(&[event("gig", (20, 0), (20, 30), 10_000.0, 100_000)], raised, t(12, 0));
         assert!(p.ok(), "{:?}", p.failed().collect::<Vec<_>>());
         assert!(p.checks.iter().all(|c| c.raise.is_none()));
+    }
+
+    #[test]
+    fn the_control_planes_reservations_come_out_of_the_pool_once() {
+        let account = Account { concurrency: 1_400, unreserved: 1_400, ..Account::defaults() };
+        let gig = [event("gig", (20, 0), (20, 30), 10_000.0, 100_000)];
+        // 1,200 environments fit 1,400 less the 100 kept unreserved...
+        assert!(named(&run(&gig, account, t(12, 0)), "gig: lambda unreserved concurrency").ok());
+        // ...but not once the stack reserves 150 for its control plane.
+        let reserving = Account { control_plane_reserved: 150, ..account };
+        let c = named(&run(&gig, reserving, t(12, 0)), "gig: lambda unreserved concurrency").clone();
+        assert_eq!((c.needed, c.available, c.ok()), (1_200.0, 1_150.0, false));
+        // Deployed, the account reports them as reserved: not counted twice.
+        let deployed = Account { unreserved: 1_250, ..reserving };
+        let c = named(&run(&gig, deployed, t(12, 0)), "gig: lambda unreserved concurrency").clone();
+        assert_eq!(c.available, 1_150.0);
+    }
+
+    #[test]
+    fn the_fan_route_throttle_must_carry_the_peak_and_leave_the_admin_routes_theirs() {
+        let raised = Account { concurrency: 3_000, unreserved: 3_000, api_rate: 20_000.0, ..Account::defaults() };
+        // The quota was raised but the fan route was left at its default.
+        let p = run(&[event("gig", (20, 0), (20, 30), 10_000.0, 100_000)], raised, t(12, 0));
+        let route = named(&p, "gig: api gateway fan route throttle");
+        assert_eq!((route.needed, route.available, route.ok()), (10_000.0, FAN_ROUTE_RATE, false));
+        assert!(route.raise.as_deref().unwrap().contains("FanRouteThrottleRate=10000"), "{route:?}");
+        // A fan route as high as the account's rate leaves the admin routes nothing.
+        let greedy = Account { fan_route_rate: 20_000.0, ..raised };
+        let p = run(&[event("gig", (20, 0), (20, 30), 10_000.0, 100_000)], greedy, t(12, 0));
+        assert!(named(&p, "gig: api gateway fan route throttle").ok());
+        let both = named(&p, "api gateway: fan and admin route throttles within the account rate");
+        assert_eq!((both.needed, both.available), (20_050.0, 20_000.0));
+        assert!(both.raise.as_deref().unwrap().contains("at most 19950"), "{both:?}");
     }
 
     #[test]
