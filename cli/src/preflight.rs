@@ -36,6 +36,10 @@ pub struct PreflightArgs {
     /// out of the pool entry-api's provisioned concurrency draws from.
     #[arg(long, value_name = "N", default_value_t = CONTROL_PLANE_RESERVED)]
     reserved: i64,
+    /// entry-api's reserved concurrency, when the stack caps it (the
+    /// template's EntryApiMaxConcurrency); 0: no cap.
+    #[arg(long, value_name = "N", default_value_t = 0, value_parser = clap::value_parser!(i64).range(0..))]
+    entry_max_concurrency: i64,
     /// API Gateway's account throttle rate (no API reports it).
     #[arg(long, default_value_t = Account::defaults().api_rate)]
     api_rate: f64,
@@ -99,6 +103,7 @@ pub async fn run(args: PreflightArgs) -> Result<(), String> {
         concurrency,
         unreserved,
         control_plane_reserved: args.reserved,
+        entry_cap: Some(args.entry_max_concurrency).filter(|cap| *cap > 0),
         already_provisioned: 0,
         api_rate: args.api_rate,
         api_burst: args.api_burst,

@@ -373,6 +373,8 @@ pub struct SchedulerConfig {
     pub dry_run: bool,
     /// In dry run, the account limit to clamp against.
     pub account_limit: Option<i64>,
+    /// entry-api's reserved concurrency, when the stack caps it.
+    pub entry_cap: Option<i64>,
     pub scaling: ScalingParams,
     /// An optional iCalendar feed of more fan events.
     pub calendar_ics_url: Option<String>,
@@ -409,6 +411,8 @@ impl SchedulerConfig {
                 Ok(v) if !v.is_empty() => Some(number("ACCOUNT_CONCURRENCY_LIMIT", 0)? as i64),
                 _ => None,
             },
+            // 0 or unset: entry-api has no reserved concurrency.
+            entry_cap: Some(number("ENTRY_MAX_CONCURRENCY", 0)? as i64).filter(|cap| *cap > 0),
             scaling: ScalingParams {
                 duration: millis("ENTRY_P99_MS", defaults.duration.as_millis() as u64)?,
                 headroom,
@@ -451,7 +455,9 @@ impl SchedulerConfig {
         Ok(SchedulerJob::new(
             upkeep,
             feed,
-            Provisioner::new(target, self.slack.notifier(), self.scaling).with_preflight(self.preflight),
+            Provisioner::new(target, self.slack.notifier(), self.scaling)
+                .with_preflight(self.preflight)
+                .with_entry_cap(self.entry_cap),
         ))
     }
 }

@@ -71,11 +71,22 @@ pub struct Provisioner {
     notifier: SlackNotifier,
     params: ScalingParams,
     preflight: Option<PreflightInputs>,
+    /// entry-api's reserved concurrency, when the stack caps it: its
+    /// provisioned concurrency comes out of that reservation, never more.
+    entry_cap: Option<i64>,
 }
 
 impl Provisioner {
     pub fn new(target: Target, notifier: SlackNotifier, params: ScalingParams) -> Self {
-        Self { target, notifier, params, preflight: None }
+        Self { target, notifier, params, preflight: None, entry_cap: None }
+    }
+
+    /// entry-api runs with this reserved concurrency (the template's
+    /// `EntryApiMaxConcurrency`): the plan provisions at most that much,
+    /// whatever the account's unreserved pool holds.
+    pub fn with_entry_cap(mut self, cap: Option<i64>) -> Self {
+        self.entry_cap = cap;
+        self
     }
 
     /// Runs the preflight at every scale-out and posts it to Slack.
@@ -118,7 +129,13 @@ impl Provisioner {
             };
             // In a dry run nothing is held (previous is 0) and the whole
             // limit counts as unreserved: the same rule as in AWS.
-            let limit = account.map(|a| grantable(a.unreserved, previous));
+            // A capped entry-api draws its provisioned concurrency from its
+            // own reservation ("Configuring reserved concurrency for a
+            // function", Lambda Developer Guide), not from the pool.
+            let limit = match self.entry_cap {
+                Some(cap) => Some(cap),
+                None => account.map(|a| grantable(a.unreserved, previous)),
+            };
             let desired = ScalingPlan::new(&self.params, calendar, limit).at(now);
             gauge!("DesiredProvisionedConcurrency").set(desired.provisioned_concurrency as f64);
             gauge!("ActualProvisionedConcurrency").set(current.as_ref().map_or(0, |c| c.allocated) as f64);
@@ -215,6 +232,7 @@ impl Provisioner {
             unreserved: account.map_or(defaults.unreserved, |a| a.unreserved),
             // Deployed: the account's unreserved pool already leaves them out.
             control_plane_reserved: 0,
+            entry_cap: self.entry_cap,
             already_provisioned: previous,
             api_rate: inputs.api_rate,
             api_burst: inputs.api_burst,

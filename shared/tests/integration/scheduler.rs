@@ -177,6 +177,20 @@ async fn a_plan_above_what_the_account_grants_is_clamped_and_reported() {
 }
 
 #[tokio::test]
+async fn a_capped_entry_api_is_provisioned_within_its_reservation() {
+    let state = Shared::default();
+    // The pool would grant 8,900; entry-api's own reservation is 600.
+    let rules = rules(&state, 9_000);
+    let slack = HttpCapture::start().await.unwrap();
+    let scheduler = scheduler(client(&rules), &slack).with_entry_cap(Some(600));
+    let calendar = [event("big", at(10, 0), at(11, 0), 10_000.0)];
+    let r = scheduler.reconcile(&calendar, &[], None, at(9, 45)).await.unwrap();
+    assert_eq!((r.applied, r.desired.wanted, r.desired.clamped), (Applied::Set(600), 1800, true));
+    assert!(slack_texts(&slack)[0].contains("grants 600"), "{:?}", slack_texts(&slack));
+    assert_eq!(state.lock().unwrap().writes, ["put 600"]);
+}
+
+#[tokio::test]
 async fn a_failed_or_unready_configuration_before_opening_raises_an_alert() {
     let state = Shared::default();
     let rules = rules(&state, 9_000);

@@ -118,6 +118,10 @@ pub struct Account {
     /// or not the stack is deployed yet (a deployed stack's reservations are
     /// in `unreserved` already, so the smaller of the two counts).
     pub control_plane_reserved: i64,
+    /// entry-api's reserved concurrency when the stack caps it
+    /// (`EntryApiMaxConcurrency`): its environments, provisioned or not,
+    /// never exceed it, and come out of it rather than the pool.
+    pub entry_cap: Option<i64>,
     /// Provisioned concurrency `entry-api` already holds (it is in the pool).
     pub already_provisioned: i64,
     /// API Gateway's throttle rate and burst for the account and Region.
@@ -149,6 +153,7 @@ impl Account {
             concurrency: q.account_concurrency,
             unreserved: q.account_concurrency,
             control_plane_reserved: 0,
+            entry_cap: None,
             already_provisioned: 0,
             api_rate: q.api_rate,
             api_burst: q.api_burst,
@@ -458,15 +463,26 @@ fn shared_checks(label: &str, demand: Demand, account: Account, capacities: Capa
                 concurrency_needed - account.concurrency
             ),
         ),
-        check(
-            format!("{label}: lambda unreserved concurrency"),
-            environments as f64,
-            grantable(
-                account.unreserved.min(account.concurrency - account.control_plane_reserved),
-                account.already_provisioned,
-            ) as f64,
-            "free reserved concurrency held by other functions, or raise \"Concurrent executions\"".to_owned(),
-        ),
+        match account.entry_cap {
+            Some(cap) => check(
+                format!("{label}: entry-api reserved concurrency (its cap)"),
+                environments as f64,
+                cap as f64,
+                format!(
+                    "deploy with EntryApiMaxConcurrency={environments} (reserved out of the unreserved pool), or 0 \
+                     for no cap"
+                ),
+            ),
+            None => check(
+                format!("{label}: lambda unreserved concurrency"),
+                environments as f64,
+                grantable(
+                    account.unreserved.min(account.concurrency - account.control_plane_reserved),
+                    account.already_provisioned,
+                ) as f64,
+                "free reserved concurrency held by other functions, or raise \"Concurrent executions\"".to_owned(),
+            ),
+        },
         check(
             format!("{label}: lambda account requests per second"),
             peak_rps,
@@ -601,6 +617,19 @@ mod tests {
         let deployed = Account { unreserved: 1_250, ..reserving };
         let c = named(&run(&gig, deployed, t(12, 0)), "gig: lambda unreserved concurrency").clone();
         assert_eq!(c.available, 1_150.0);
+    }
+
+    #[test]
+    fn a_capped_entry_api_must_hold_the_events_environments() {
+        let big = Account { concurrency: 20_000, unreserved: 20_000, entry_cap: Some(1_000), ..Account::defaults() };
+        let gig = [event("gig", (20, 0), (20, 30), 10_000.0, 100_000)];
+        let p = run(&gig, big, t(12, 0));
+        let c = named(&p, "gig: entry-api reserved concurrency (its cap)");
+        assert_eq!((c.needed, c.available, c.ok()), (1_200.0, 1_000.0, false));
+        assert!(c.raise.as_deref().unwrap().contains("EntryApiMaxConcurrency=1200"), "{c:?}");
+        assert!(p.checks.iter().all(|c| c.name != "gig: lambda unreserved concurrency"));
+        let roomy = run(&gig, Account { entry_cap: Some(1_200), ..big }, t(12, 0));
+        assert!(named(&roomy, "gig: entry-api reserved concurrency (its cap)").ok());
     }
 
     #[test]
