@@ -75,6 +75,20 @@ reading ten seconds of counts back.""",
 first join, counted once): syncs of 50 places, less an empty sync's cost.""",
     ),
     (
+        "MEASURED_GATE_BYTES_PER_FAN",
+        "gate: bytes per admitted fan (36-character id, no note)",
+        """Bytes the gate holds per admitted fan of an event (its record, a
+36-character id such as a Cognito `sub`, no note): `MEMORY USAGE` of the
+event's keys over 20,000 confirmed fans. The preflight's memory check.""",
+    ),
+    (
+        "MEASURED_GATE_BYTES_PER_NOTE",
+        "gate: bytes a 280-character note adds to its fan",
+        """Bytes a note of the most characters an entry may carry (280) adds to
+its fan's: the preflight counts a full note for every fan unless told
+otherwise (`--note-chars`).""",
+    ),
+    (
         "MEASURED_WRITER_ROWS_PER_SECOND",
         "writer rows/s, SQS batches of 100",
         """Rows per second one writer invocation inserts, SQS batches of 100,

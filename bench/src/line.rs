@@ -36,7 +36,7 @@ use fanrush::rules::domain::{EventId, FanEvent, LineSettings};
 use fanrush::rules::line::SYNCS_PER_SECOND;
 use fanrush::rules::scaling::preflight::{line_overhead, Capacities, LineRates, LINE_CATCH_UP};
 use fanrush::rules::scaling::{simulate_spike, GateModel, LineModel, Quotas, ScalingModel, Spike, Traffic};
-use fanrush::usecases::measure::{measure_gate, CoreFigures, Load};
+use fanrush::usecases::measure::{measure_gate, measure_memory, CoreFigures, Load};
 use fanrush_local::runtime::Harness;
 use fanrush_local::services::PrivateRedis;
 use std::path::Path;
@@ -143,6 +143,25 @@ async fn core(url: &str, quick: bool, report: &mut Report) -> Option<CoreFigures
             target: format!(">= {ADMISSION_OVER_SET}x SET on the same core"),
             met: Some(ratio >= ADMISSION_OVER_SET),
         });
+    }
+    match measure_memory(url, "bench-memory").await {
+        Ok(m) => {
+            for (name, value) in [
+                ("gate: bytes per admitted fan (36-character id, no note)", m.per_fan),
+                ("gate: bytes a 280-character note adds to its fan", m.per_note),
+            ] {
+                report.add(Figure {
+                    name: name.into(),
+                    value,
+                    unit: "bytes",
+                    limit: None,
+                    limit_name: "MEMORY USAGE of the event's keys over 20,000 confirmed fans".into(),
+                    target: "measured: the preflight's memory check".into(),
+                    met: None,
+                });
+            }
+        }
+        Err(e) => eprintln!("  line: measure-memory failed ({e}); skipped"),
     }
     Some(figures)
 }

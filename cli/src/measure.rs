@@ -5,8 +5,9 @@
 //! run on. Runs on a scratch key prefix and removes it afterwards; refuses
 //! a server that holds a live gate (the measurement saturates its core).
 
+use fanrush::rules::domain::MAX_NOTE_CHARS;
 use fanrush::rules::scaling::preflight::{Capacities, LineRates, LINE_CATCH_UP, LINE_SHARE_OF_CEILING};
-use fanrush::usecases::measure::{measure_gate, Load};
+use fanrush::usecases::measure::{measure_gate, measure_memory, Load};
 use serde_json::json;
 use std::time::Duration;
 
@@ -50,6 +51,7 @@ pub async fn run(args: MeasureArgs) -> Result<(), String> {
         in_flight: args.in_flight,
     };
     let f = measure_gate(&args.redis_url, &prefix, load).await.map_err(|e| e.to_string())?;
+    let memory = measure_memory(&args.redis_url, &format!("{prefix}-memory")).await.map_err(|e| e.to_string())?;
     let ceiling = f.admitted_fans.per_second.round();
     let core = Capacities {
         redis_admissions_per_second: ceiling,
@@ -70,6 +72,8 @@ pub async fn run(args: MeasureArgs) -> Result<(), String> {
         "answers": figure(f.answers),
         "lineSyncs": figure(f.syncs),
         "linePlaces": figure(f.places),
+        "bytesPerFan": memory.per_fan.round(),
+        "bytesPerNote": memory.per_note.round(),
         "redisAdmissionsPerSecond": ceiling,
         "admissionsPerSecond": suggested,
         "admissionsPerSecondAtMost": at_most,
@@ -95,13 +99,22 @@ pub async fn run(args: MeasureArgs) -> Result<(), String> {
         line("line syncs carrying no place (line.lua)", f.syncs);
         line("places counted in line syncs", f.places);
         println!(
+            "{:<46} {:>9.0} bytes per admitted fan (36-character id, no note), {:.0} more with a {MAX_NOTE_CHARS}-character note",
+            "memory",
+            memory.per_fan,
+            memory.per_note
+        );
+        println!(
             "use --redis-admissions-per-second {ceiling:.0} --redis-syncs-per-second {:.0} \
-             --redis-places-per-second {:.0} in fanrush simulate; for an opening of {:.0} new fans a second, a \
+             --redis-places-per-second {:.0} in fanrush simulate (and --bytes-per-fan {:.0} \
+             --bytes-per-note {:.0} in fanrush preflight); for an opening of {:.0} new fans a second, a \
              line's admissionsPerSecond {suggested:.0} (at most {at_most:.0}: with the line's syncs and the places \
              they count, {:.0}% of the core; {suggested:.0} keeps the gate's catch-up second, {LINE_CATCH_UP}x the \
              rate, within that)",
             core.line_syncs_per_second,
             core.line_places_per_second,
+            memory.per_fan,
+            memory.per_note,
             args.peak_rps,
             LINE_SHARE_OF_CEILING * 100.0
         );

@@ -12,10 +12,11 @@
 use crate::calendar;
 use crate::plan::Sizing;
 use fanrush::adapters::lambda_control::ProvisionedConcurrency;
+use fanrush::rules::domain::MAX_NOTE_CHARS;
 use fanrush::rules::domain::{rfc3339, EventId};
 use fanrush::rules::scaling::preflight::{
     preflight, Account, Capacities, Preflight, Pricing, ADMIN_ROUTE_RATE, CONTROL_PLANE_RESERVED, FAN_ROUTE_RATE,
-    PRICE_PER_GB_SECOND,
+    MEASURED_GATE_BYTES_PER_NOTE, PRICE_PER_GB_SECOND,
 };
 use serde_json::{json, Value};
 use std::path::PathBuf;
@@ -67,6 +68,22 @@ pub struct PreflightArgs {
     /// Rows per second one writer inserts.
     #[arg(long, default_value_t = Capacities::default().writer_rows_per_second)]
     writer_rows_per_second: f64,
+    /// The cache node's maxmemory in bytes, as `INFO memory` reports it on
+    /// the node (ElastiCache: the node type's memory less
+    /// reserved-memory-percent); the places' memory is checked against it.
+    /// Unset: no memory check.
+    #[arg(long, value_name = "BYTES")]
+    cache_maxmemory: Option<u64>,
+    /// Bytes the gate holds per admitted fan (fanrush measure-gate).
+    #[arg(long, default_value_t = Capacities::default().bytes_per_fan)]
+    bytes_per_fan: f64,
+    /// Bytes a 280-character note adds to its fan (fanrush measure-gate).
+    #[arg(long, default_value_t = MEASURED_GATE_BYTES_PER_NOTE)]
+    bytes_per_note: f64,
+    /// Characters of the average note to count per fan (280, the most an
+    /// entry may carry, unless you know fans write less).
+    #[arg(long, default_value_t = MAX_NOTE_CHARS as u64, value_parser = clap::value_parser!(u64).range(0..=MAX_NOTE_CHARS as u64))]
+    note_chars: u64,
     /// The writer's MaximumConcurrency (database connections).
     #[arg(long, default_value_t = Capacities::default().writer_max_concurrency)]
     writer_max_concurrency: i64,
@@ -104,6 +121,7 @@ pub async fn run(args: PreflightArgs) -> Result<(), String> {
         unreserved,
         control_plane_reserved: args.reserved,
         entry_cap: Some(args.entry_max_concurrency).filter(|cap| *cap > 0),
+        cache_maxmemory: args.cache_maxmemory,
         already_provisioned: 0,
         api_rate: args.api_rate,
         api_burst: args.api_burst,
@@ -116,6 +134,8 @@ pub async fn run(args: PreflightArgs) -> Result<(), String> {
         writer_max_concurrency: args.writer_max_concurrency,
         line_syncs_per_second: args.redis_syncs_per_second,
         line_places_per_second: args.redis_places_per_second,
+        bytes_per_fan: args.bytes_per_fan,
+        bytes_per_note: args.bytes_per_note * args.note_chars as f64 / MAX_NOTE_CHARS as f64,
     };
     let pricing = Pricing { memory_mb: args.memory_mb, per_gb_second: args.price_per_gb_second };
     let now = args.now.unwrap_or_else(chrono::Utc::now);

@@ -153,7 +153,16 @@ fn preflight_fails_a_default_account_and_says_what_to_raise() {
     assert_eq!((concurrency["needed"].as_f64(), concurrency["available"].as_f64()), (Some(1540.0), Some(1000.0)));
     assert!(concurrency["raise"].as_str().unwrap().contains("+540"), "{concurrency}");
 
-    let raised = ["--account-limit", "2000", "--api-rate", "15000", "--redis-admissions-per-second", "50000"];
+    let raised = [
+        "--account-limit",
+        "2000",
+        "--api-rate",
+        "15000",
+        "--fan-route-rate",
+        "14000",
+        "--redis-admissions-per-second",
+        "50000",
+    ];
     let (ok, report) = preflight(&calendar, &raised);
     assert!(ok, "raised quotas pass: {report}");
     assert!(report["checks"].as_array().unwrap().iter().all(|c| c["ok"] == true));
@@ -206,6 +215,46 @@ fn simulate_shows_the_gates_core_refusing_an_opening_and_a_line_pacing_it() {
 }
 
 #[test]
+fn preflight_checks_the_places_memory_against_the_node_when_told_its_maxmemory() {
+    let calendar = json!([
+        {"eventId":"gig","title":"Gig","opensAt":"2026-12-01T20:00:00Z","closesAt":"2026-12-01T20:30:00Z",
+         "capacity":1000000,"expectedPeakRps":100}
+    ]);
+    let memory = |report: &Value| {
+        report["checks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["name"] == "gig: redis memory (MB) for its places")
+            .cloned()
+    };
+    let (_, report) = preflight(&calendar, &["--account-limit", "1000"]);
+    assert_eq!(memory(&report), None, "no maxmemory given, no check: {report}");
+    // 1,000,000 places at 100 + 400 bytes: 500 MB, over a 300 MB node; fans
+    // writing 70 characters on average need 200 MB, which fits.
+    let node = ["--account-limit", "1000", "--cache-maxmemory", "300000000", "--bytes-per-fan", "100"];
+    let (ok, report) = preflight(&calendar, &[&node[..], &["--bytes-per-note", "400"]].concat());
+    let check = memory(&report).unwrap();
+    assert!(!ok && check["ok"] == false && check["needed"] == 500.0 && check["available"] == 300.0, "{check}");
+    let (_, report) = preflight(&calendar, &[&node[..], &["--bytes-per-note", "400", "--note-chars", "70"]].concat());
+    assert_eq!(memory(&report).unwrap()["needed"], 200.0);
+    // A note longer than an entry may carry is refused.
+    let out = Command::new(env!("CARGO_BIN_EXE_fanrush"))
+        .args([
+            "preflight",
+            "--calendar",
+            "calendars/million-fans.json",
+            "--account-limit",
+            "1000",
+            "--note-chars",
+            "281",
+        ])
+        .output()
+        .unwrap();
+    assert!(!out.status.success() && String::from_utf8_lossy(&out.stderr).contains("--note-chars"), "{out:?}");
+}
+
+#[test]
 fn preflight_fails_a_peak_over_the_redis_ceiling_without_a_line_and_passes_with_one() {
     let unlined = json!([
         {"eventId":"drop","title":"Drop","opensAt":"2026-12-01T20:00:00Z","closesAt":"2026-12-01T20:30:00Z",
@@ -218,6 +267,8 @@ fn preflight_fails_a_peak_over_the_redis_ceiling_without_a_line_and_passes_with_
         "100000",
         "--api-rate",
         "1000000",
+        "--fan-route-rate",
+        "900000",
         "--redis-admissions-per-second",
         "14000",
         "--redis-syncs-per-second",

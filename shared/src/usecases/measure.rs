@@ -13,6 +13,10 @@
 //! costs. Each is driven for a while from many connections with
 //! requests in flight, as thousands of Lambda environments would.
 //!
+//! [`measure_memory`] counts what the gate holds per admitted fan and per
+//! note (`MEMORY USAGE` of the event's keys over thousands
+//! of them), for the preflight's memory check.
+//!
 //! A figure is calls per second of the *server's* CPU time (`INFO CPU`,
 //! `used_cpu_user` + `used_cpu_sys`, over the run): what the core admits
 //! when it is the limit, whether or not this client kept it busy (on one
@@ -23,7 +27,7 @@
 use crate::adapters::redis_gate::{
     Admission, CountedFan, EntryGate, GateError, LineCall, LineSyncRequest, Reservation, SeedWrite,
 };
-use crate::rules::domain::{EventId, FanEvent, FanId, LineSettings};
+use crate::rules::domain::{EventId, FanEvent, FanId, LineSettings, MAX_NOTE_CHARS};
 use chrono::Utc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -88,6 +92,22 @@ pub struct CoreFigures {
 
 /// Places one sync counts in [`measure_gate`]'s sync with places.
 pub const PLACES_PER_SYNC: usize = 50;
+
+/// What the gate holds in memory per place (`MEMORY USAGE` of the event's
+/// keys over its places, each admitted and confirmed, so it counts the
+/// record that stays).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct MemoryFigures {
+    /// Bytes per admitted fan with a 36-character id (a Cognito `sub`) and
+    /// no note.
+    pub per_fan: f64,
+    /// Bytes a note of [`MAX_NOTE_CHARS`] characters adds to its fan.
+    pub per_note: f64,
+}
+
+/// Fans [`measure_memory`] admits for each figure: enough that the hash
+/// tables' doublings average out.
+pub const MEMORY_FANS: u64 = 20_000;
 
 /// Measures the core behind `url` under `prefix` (which must be unused).
 pub async fn measure_gate(url: &str, prefix: &str, load: Load) -> Result<CoreFigures, MeasureError> {
@@ -306,6 +326,99 @@ async fn run(url: &str, prefix: &str, load: Load) -> Result<CoreFigures, Measure
         syncs,
         places,
     })
+}
+
+/// What the gate holds per admitted fan on the server behind `url`, under
+/// `prefix` (which must be unused; removed afterwards): [`MEMORY_FANS`]
+/// fans without a note, then as many with notes of [`MAX_NOTE_CHARS`]
+/// characters, each admitted and confirmed.
+pub async fn measure_memory(url: &str, prefix: &str) -> Result<MemoryFigures, MeasureError> {
+    let client = redis::Client::open(url).map_err(|e| MeasureError::Redis(e.to_string()))?;
+    let mut admin = client.get_multiplexed_async_connection().await.map_err(|e| MeasureError::Redis(e.to_string()))?;
+    refuse_live_gate(&mut admin, prefix).await?;
+    let figures = memory(url, prefix, &mut admin).await;
+    let cleaned = clean(&mut admin, prefix).await;
+    let figures = figures?;
+    cleaned?;
+    Ok(figures)
+}
+
+async fn memory(
+    url: &str,
+    prefix: &str,
+    admin: &mut redis::aio::MultiplexedConnection,
+) -> Result<MemoryFigures, MeasureError> {
+    // Keys as the gate names them (EntryGate's `P:ev:E` and `P:ev:E:*`).
+    let gate = EntryGate::new(url, prefix, Duration::from_secs(5), Duration::from_secs(5))?;
+    gate.mark_state_present().await?;
+    let note = "n".repeat(MAX_NOTE_CHARS);
+    let mut per_fan = Vec::new();
+    for (id, with_note) in [("plain", false), ("noted", true)] {
+        let event = FanEvent {
+            id: EventId::parse(id).expect("a valid id"),
+            title: "measure".into(),
+            opens_at: Utc::now() - chrono::Duration::minutes(1),
+            closes_at: Utc::now() + chrono::Duration::hours(1),
+            capacity: 1_000_000_000,
+            expected_peak_rps: 0.0,
+            lead_minutes: None,
+            cooldown_minutes: None,
+            line: None,
+        };
+        gate.publish(&event, SeedWrite::Set("measure")).await?;
+        let note = with_note.then(|| note.clone());
+        for n in 0..MEMORY_FANS {
+            // A Cognito sub's shape: 36 characters.
+            let fan = FanId::parse(&format!("{n:08x}-0000-4000-8000-{n:012x}")).expect("a valid id");
+            match gate.admit(&event.id, &fan, &note, Utc::now(), "t").await? {
+                Admission::Reserved(r) => {
+                    gate.confirm(&r).await?;
+                }
+                other => return Err(MeasureError::Redis(format!("not reserved: {other:?}"))),
+            }
+        }
+        // Every key of the event, each counted whole (SAMPLES 0).
+        let mut bytes = 0;
+        for key in event_keys(admin, &format!("{prefix}:ev:{id}")).await? {
+            bytes += memory_usage(admin, &key).await?;
+        }
+        per_fan.push(bytes as f64 / MEMORY_FANS as f64);
+    }
+    Ok(MemoryFigures { per_fan: per_fan[0], per_note: (per_fan[1] - per_fan[0]).max(0.0) })
+}
+
+/// The keys named `meta` or `meta:*`.
+async fn event_keys(c: &mut redis::aio::MultiplexedConnection, meta: &str) -> Result<Vec<String>, MeasureError> {
+    let mut keys = vec![meta.to_owned()];
+    let mut cursor: u64 = 0;
+    loop {
+        let (next, found): (u64, Vec<String>) = redis::cmd("SCAN")
+            .arg(cursor)
+            .arg("MATCH")
+            .arg(format!("{meta}:*"))
+            .arg("COUNT")
+            .arg(1000)
+            .query_async(c)
+            .await
+            .map_err(|e| MeasureError::Redis(e.to_string()))?;
+        keys.extend(found);
+        if next == 0 {
+            return Ok(keys);
+        }
+        cursor = next;
+    }
+}
+
+async fn memory_usage(c: &mut redis::aio::MultiplexedConnection, key: &str) -> Result<i64, MeasureError> {
+    let bytes: Option<i64> = redis::cmd("MEMORY")
+        .arg("USAGE")
+        .arg(key)
+        .arg("SAMPLES")
+        .arg(0)
+        .query_async(c)
+        .await
+        .map_err(|e| MeasureError::Redis(e.to_string()))?;
+    Ok(bytes.unwrap_or(0))
 }
 
 /// The server's CPU seconds so far.

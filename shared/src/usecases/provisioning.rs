@@ -170,7 +170,13 @@ impl Provisioner {
                     .await;
                 if desired.provisioned_concurrency > previous {
                     self.prewarm(&desired, publishable, gate).await;
-                    alerts += self.preflight(calendar, &desired, account, previous, now).await;
+                    // The node's memory as it reports it; unknown when the
+                    // gate is unreachable (the check is then left out).
+                    let maxmemory = match gate {
+                        Some(gate) => gate.maxmemory().await.ok(),
+                        None => None,
+                    };
+                    alerts += self.preflight(calendar, &desired, account, maxmemory, previous, now).await;
                 }
                 applied
             };
@@ -220,6 +226,7 @@ impl Provisioner {
         calendar: &[FanEvent],
         desired: &PlanAction,
         account: Option<AccountConcurrency>,
+        cache_maxmemory: Option<u64>,
         previous: i64,
         now: DateTime<Utc>,
     ) -> usize {
@@ -233,6 +240,7 @@ impl Provisioner {
             // Deployed: the account's unreserved pool already leaves them out.
             control_plane_reserved: 0,
             entry_cap: self.entry_cap,
+            cache_maxmemory,
             already_provisioned: previous,
             api_rate: inputs.api_rate,
             api_burst: inputs.api_burst,

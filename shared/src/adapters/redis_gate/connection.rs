@@ -80,6 +80,9 @@ pub struct Server {
     pub run_id: String,
     /// `maxmemory_policy` as the server reports it.
     pub maxmemory_policy: String,
+    /// `maxmemory` in bytes (0: no limit): on ElastiCache the node type's
+    /// memory less `reserved-memory-percent`.
+    pub maxmemory: u64,
 }
 
 impl Server {
@@ -88,7 +91,11 @@ impl Server {
         let field = |name: &str| {
             info.lines().find_map(|l| l.strip_prefix(name)?.strip_prefix(':')).map(|v| v.trim().to_owned())
         };
-        Some(Self { run_id: field("run_id").filter(|r| !r.is_empty())?, maxmemory_policy: field("maxmemory_policy")? })
+        Some(Self {
+            run_id: field("run_id").filter(|r| !r.is_empty())?,
+            maxmemory_policy: field("maxmemory_policy")?,
+            maxmemory: field("maxmemory").and_then(|m| m.parse().ok()).unwrap_or(0),
+        })
     }
 
     /// True when the server may evict keys that have no TTL, such as the
@@ -320,9 +327,11 @@ mod tests {
 
     #[test]
     fn reads_the_server_identity_and_its_eviction_policy_from_info() {
-        let info = "# Server\r\nredis_version:7.0.15\r\nrun_id:abc123\r\n# Memory\r\nmaxmemory_policy:allkeys-lru\r\n";
+        let info = "# Server\r\nredis_version:7.0.15\r\nrun_id:abc123\r\n# Memory\r\nmaxmemory:6871947673\r\n\
+                    maxmemory_policy:allkeys-lru\r\n";
         let server = Server::from_info(info).unwrap();
         assert_eq!((server.run_id.as_str(), server.maxmemory_policy.as_str()), ("abc123", "allkeys-lru"));
+        assert_eq!(server.maxmemory, 6_871_947_673);
         assert!(server.may_evict_gate_keys());
         for safe in ["noeviction", "volatile-lru", "volatile-ttl"] {
             assert!(!Server { maxmemory_policy: safe.into(), ..server.clone() }.may_evict_gate_keys(), "{safe}");

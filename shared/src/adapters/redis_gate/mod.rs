@@ -188,6 +188,12 @@ impl EntryGate {
         Ok(self.redis.warm(connect_budget).await?)
     }
 
+    /// The server's `maxmemory` in bytes (0: no limit), as its connection
+    /// found it.
+    pub async fn maxmemory(&self) -> Result<u64, GateError> {
+        Ok(self.redis.run(|_, server| async move { Ok(server.maxmemory) }).await?)
+    }
+
     fn key(&self, name: &str) -> String {
         format!("{}:{name}", self.prefix)
     }

@@ -31,6 +31,18 @@ pub const MEASURED_LINE_SYNCS_PER_SECOND: f64 = 26_985.0;
 /// `make bench`'s "line: places counted/s in line.lua syncs, on one Redis core".
 pub const MEASURED_LINE_PLACES_PER_SECOND: f64 = 487_894.0;
 
+/// Bytes the gate holds per admitted fan of an event (its record, a
+/// 36-character id such as a Cognito `sub`, no note): `MEMORY USAGE` of the
+/// event's keys over 20,000 confirmed fans. The preflight's memory check.
+/// `make bench`'s "gate: bytes per admitted fan (36-character id, no note)".
+pub const MEASURED_GATE_BYTES_PER_FAN: f64 = 117.0;
+
+/// Bytes a note of the most characters an entry may carry (280) adds to
+/// its fan's: the preflight counts a full note for every fan unless told
+/// otherwise (`--note-chars`).
+/// `make bench`'s "gate: bytes a 280-character note adds to its fan".
+pub const MEASURED_GATE_BYTES_PER_NOTE: f64 = 412.0;
+
 /// Rows per second one writer invocation inserts, SQS batches of 100,
 /// PostgreSQL on loopback. The preflight drains at one writer's rate: a lower
 /// bound, as `MaximumConcurrency` writers add more only while the database

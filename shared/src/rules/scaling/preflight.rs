@@ -22,6 +22,14 @@
 //!   arrivals exceed the ceiling fails with the `admissionsPerSecond` to
 //!   set; an event with a line meets its rate, which passes at up to
 //!   [`LINE_SHARE_OF_CEILING`] of the ceiling;
+//! - the HTTP API's fan route throttle against the peak, and the fan and
+//!   admin route throttles together within the account's rate (API Gateway
+//!   throttles the account before any route);
+//! - when entry-api is capped, its reserved concurrency against its
+//!   environments (its provisioned concurrency comes out of it);
+//! - when the node's `maxmemory` is known, the places' memory (what
+//!   `make bench` measured per fan and per note) against it: `noeviction`
+//!   refuses every write of every event once it is full.
 //!
 //! The Lambda and API Gateway checks count an event's requests: its
 //! arrivals, plus for an event with a line the polls of its waiting fans
@@ -39,8 +47,9 @@ use crate::rules::domain::{EventId, FanEvent};
 use chrono::{DateTime, Duration, Utc};
 
 pub use super::measured::{
-    MEASURED_GATE_ADMISSIONS_PER_SECOND, MEASURED_GATE_ANSWERS_PER_SECOND, MEASURED_LINE_PLACES_PER_SECOND,
-    MEASURED_LINE_SYNCS_PER_SECOND, MEASURED_ON, MEASURED_WRITER_ROWS_PER_SECOND,
+    MEASURED_GATE_ADMISSIONS_PER_SECOND, MEASURED_GATE_ANSWERS_PER_SECOND, MEASURED_GATE_BYTES_PER_FAN,
+    MEASURED_GATE_BYTES_PER_NOTE, MEASURED_LINE_PLACES_PER_SECOND, MEASURED_LINE_SYNCS_PER_SECOND, MEASURED_ON,
+    MEASURED_WRITER_ROWS_PER_SECOND,
 };
 
 /// The share of the core a line may take at its busiest second: its
@@ -122,6 +131,9 @@ pub struct Account {
     /// (`EntryApiMaxConcurrency`): its environments, provisioned or not,
     /// never exceed it, and come out of it rather than the pool.
     pub entry_cap: Option<i64>,
+    /// The cache node's `maxmemory` in bytes (`INFO memory`; on ElastiCache
+    /// the node type's memory less `reserved-memory-percent`), when known.
+    pub cache_maxmemory: Option<u64>,
     /// Provisioned concurrency `entry-api` already holds (it is in the pool).
     pub already_provisioned: i64,
     /// API Gateway's throttle rate and burst for the account and Region.
@@ -154,6 +166,7 @@ impl Account {
             unreserved: q.account_concurrency,
             control_plane_reserved: 0,
             entry_cap: None,
+            cache_maxmemory: None,
             already_provisioned: 0,
             api_rate: q.api_rate,
             api_burst: q.api_burst,
@@ -176,11 +189,17 @@ pub struct Capacities {
     /// second of the core.
     pub line_syncs_per_second: f64,
     pub line_places_per_second: f64,
+    /// What the gate holds per admitted fan, and what its note adds (a
+    /// full note's measured bytes unless the operator expects shorter ones).
+    pub bytes_per_fan: f64,
+    pub bytes_per_note: f64,
 }
 
 impl Default for Capacities {
     fn default() -> Self {
         Self {
+            bytes_per_fan: MEASURED_GATE_BYTES_PER_FAN,
+            bytes_per_note: MEASURED_GATE_BYTES_PER_NOTE,
             line_syncs_per_second: MEASURED_LINE_SYNCS_PER_SECOND,
             line_places_per_second: MEASURED_LINE_PLACES_PER_SECOND,
             redis_admissions_per_second: MEASURED_GATE_ADMISSIONS_PER_SECOND,
@@ -255,6 +274,8 @@ pub struct Overlap {
     pub arrivals: f64,
     /// Whether any of them has no line (its arrivals meet the gate).
     pub unlined: bool,
+    /// Their places together: what the gate holds for them at once.
+    pub places: i64,
 }
 
 /// The whole report.
@@ -326,6 +347,7 @@ pub fn preflight(
             gate_rps,
             arrivals: event.expected_peak_rps,
             unlined: event.line.is_none(),
+            places: event.capacity,
         };
         report.checks.extend(shared_checks(&label, demand, account, capacities));
         // Allocation starts when the scheduler asks (scale-out, or now when
@@ -358,6 +380,7 @@ pub fn preflight(
         let gate: f64 = members.iter().map(|e| gate_rps(e)).sum();
         let arrivals: f64 = members.iter().map(|e| e.expected_peak_rps).sum();
         let unlined = members.iter().any(|e| e.line.is_none());
+        let places = members.iter().map(|e| e.capacity).sum();
         match report.overlaps.iter_mut().find(|o| o.events == action.events) {
             Some(o) if o.environments >= action.wanted => {}
             Some(o) => (o.at, o.environments) = (action.at, action.wanted),
@@ -369,6 +392,7 @@ pub fn preflight(
                 gate_rps: gate,
                 arrivals,
                 unlined,
+                places,
             }),
         }
     }
@@ -380,6 +404,7 @@ pub fn preflight(
             gate_rps: o.gate_rps,
             arrivals: o.arrivals,
             unlined: o.unlined,
+            places: o.places,
         };
         report.checks.extend(shared_checks(&label, demand, account, capacities));
     }
@@ -418,12 +443,14 @@ struct Demand {
     arrivals: f64,
     /// Any without a line: arrivals meet the gate unpaced.
     unlined: bool,
+    /// Places the gate holds for them.
+    places: i64,
 }
 
 /// The checks one event and an overlap share: what they draw from the
 /// account, API Gateway and Redis together.
 fn shared_checks(label: &str, demand: Demand, account: Account, capacities: Capacities) -> Vec<Check> {
-    let Demand { environments, requests_per_second: peak_rps, gate_rps, arrivals, unlined } = demand;
+    let Demand { environments, requests_per_second: peak_rps, gate_rps, arrivals, unlined, places } = demand;
     let concurrency_needed = environments + UNRESERVED_MINIMUM;
     let account_rps = ACCOUNT_RPS_PER_CONCURRENCY * account.concurrency as f64;
     let ceiling = capacities.redis_admissions_per_second;
@@ -453,7 +480,7 @@ fn shared_checks(label: &str, demand: Demand, account: Account, capacities: Capa
             ),
         )
     };
-    vec![
+    let mut checks = vec![
         check(
             format!("{label}: lambda account concurrency"),
             concurrency_needed as f64,
@@ -514,7 +541,19 @@ fn shared_checks(label: &str, demand: Demand, account: Account, capacities: Capa
             ),
         ),
         redis,
-    ]
+    ];
+    if let Some(maxmemory) = account.cache_maxmemory.filter(|m| *m > 0) {
+        let bytes = places as f64 * (capacities.bytes_per_fan + capacities.bytes_per_note);
+        checks.push(check(
+            format!("{label}: redis memory (MB) for its places"),
+            (bytes / 1e6).ceil(),
+            (maxmemory as f64 / 1e6).floor(),
+            "choose a CacheNodeType with more memory (an r-type), or lower the capacity; closed events' keys are \
+             retired after their window"
+                .to_owned(),
+        ));
+    }
+    checks
 }
 
 fn check(name: String, needed: f64, available: f64, raise: String) -> Check {
@@ -630,6 +669,23 @@ mod tests {
         assert!(p.checks.iter().all(|c| c.name != "gig: lambda unreserved concurrency"));
         let roomy = run(&gig, Account { entry_cap: Some(1_200), ..big }, t(12, 0));
         assert!(named(&roomy, "gig: entry-api reserved concurrency (its cap)").ok());
+    }
+
+    #[test]
+    fn the_places_of_overlapping_events_must_fit_the_nodes_memory() {
+        let capacities = Capacities { bytes_per_fan: 100.0, bytes_per_note: 400.0, ..Capacities::default() };
+        // 500 MB: a million places at 500 bytes each fill it; two events of
+        // 600,000 that overlap do not fit, each alone does.
+        let node = Account { cache_maxmemory: Some(500_000_000), ..Account::defaults() };
+        let events = [event("a", (10, 0), (10, 30), 100.0, 600_000), event("b", (10, 20), (11, 0), 100.0, 600_000)];
+        let p = preflight(&ScalingParams::default(), &events, node, capacities, PRICING, t(8, 0));
+        assert!(named(&p, "a: redis memory (MB) for its places").ok());
+        let both = named(&p, "a + b: redis memory (MB) for its places");
+        assert_eq!((both.needed, both.available, both.ok()), (600.0, 500.0, false));
+        assert!(both.raise.as_deref().unwrap().contains("CacheNodeType"), "{both:?}");
+        // No node known (a default account, or a server without maxmemory): no check.
+        let p = preflight(&ScalingParams::default(), &events, Account::defaults(), capacities, PRICING, t(8, 0));
+        assert!(p.checks.iter().all(|c| !c.name.contains("memory")), "{:?}", p.checks);
     }
 
     #[test]
