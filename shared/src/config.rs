@@ -16,7 +16,7 @@ use crate::rules::scaling::model::Quotas;
 use crate::rules::scaling::preflight::{price_per_gb_second, Capacities, Pricing, ADMIN_ROUTE_RATE, FAN_ROUTE_RATE};
 use crate::rules::scaling::ScalingParams;
 use crate::usecases::api::{AdminApi, AuthMode, FanApi, TicketKeyring};
-use crate::usecases::entrance::RateLimit;
+use crate::usecases::entrance::{RateLimit, KEYS_TTL};
 use crate::usecases::provisioning::{PreflightInputs, Provisioner, Target};
 use crate::usecases::recovery::Patience;
 use crate::usecases::scheduler_job::{CalendarFeed, GateUpkeep, SchedulerJob};
@@ -236,6 +236,8 @@ pub struct EntryApiConfig {
     /// `LINE_TICKET_SECRET_PREVIOUS`).
     pub ticket_key: SecretSource,
     pub previous_ticket_key: SecretSource,
+    /// How long read ticket keys are kept: the extension's cache time.
+    pub ticket_keys_ttl: Duration,
     /// `LINE_SYNC_MS`: how often each event's line is synced with the gate,
     /// at most.
     pub line_sync: Duration,
@@ -274,13 +276,17 @@ impl EntryApiConfig {
             warm_at_init: warm_at_init(),
             ticket_key: SecretSource::from_env("LINE_TICKET_SECRET_ID", "LINE_TICKET_SECRET"),
             previous_ticket_key: SecretSource::from_env("", "LINE_TICKET_SECRET_PREVIOUS"),
+            // The extension's own setting (it caches secrets this long):
+            // the keys are read again no sooner than it would see a change.
+            ticket_keys_ttl: Duration::from_secs(number("SECRETS_MANAGER_TTL", KEYS_TTL.as_secs())?),
             line_sync: millis("LINE_SYNC_MS", crate::rules::line::SYNC_EVERY.as_millis() as u64)?,
         })
     }
 
     /// The fan API with its gate, queue, line and per-fan limit.
     pub fn fan_api(&self) -> Result<FanApi, ConfigError> {
-        let keys = TicketKeyring::new(self.ticket_key.clone(), self.previous_ticket_key.clone());
+        let keys =
+            TicketKeyring::new(self.ticket_key.clone(), self.previous_ticket_key.clone()).with_ttl(self.ticket_keys_ttl);
         Ok(FanApi::new(self.redis.gate()?, self.queue.queue(), self.auth, self.retry_after_s).with_line(
             keys,
             self.line_sync,

@@ -15,10 +15,11 @@ use crate::adapters::secrets::{Cache, SecretSource};
 use crate::rules::line::{TicketKeys, TICKET_TTL};
 use std::time::{Duration, Instant};
 
-/// How often the ticket keys are read again: the extension caches them
-/// for 300 s by default, so reading more often would not see a rotation
-/// sooner.
-const KEYS_TTL: Duration = Duration::from_secs(300);
+/// How often the ticket keys are read again by default: the extension
+/// caches them for 300 s by default (its `SECRETS_MANAGER_TTL`), so reading
+/// more often would not see a rotation sooner. [`TicketKeyring::with_ttl`]
+/// follows an extension configured otherwise.
+pub const KEYS_TTL: Duration = Duration::from_secs(300);
 
 /// The least time between two reads past the extension's cache, each a
 /// `GetSecretValue` call (Secrets Manager bills and throttles them): a
@@ -59,6 +60,7 @@ pub struct TicketKeyring {
     /// A local stand-in for `AWSPREVIOUS` (the extension reads that itself).
     previous: SecretSource,
     read: tokio::sync::Mutex<Read>,
+    ttl: Duration,
 }
 
 #[derive(Default)]
@@ -71,7 +73,15 @@ struct Read {
 
 impl TicketKeyring {
     pub fn new(current: SecretSource, previous: SecretSource) -> Self {
-        Self { current, previous, read: tokio::sync::Mutex::new(Read::default()) }
+        Self { current, previous, read: tokio::sync::Mutex::new(Read::default()), ttl: KEYS_TTL }
+    }
+
+    /// Reads the keys again once they are `ttl` old: the extension's own
+    /// cache time (`SECRETS_MANAGER_TTL`), so a rotation is seen as soon as
+    /// the extension sees it.
+    pub fn with_ttl(mut self, ttl: Duration) -> Self {
+        self.ttl = ttl;
+        self
     }
 
     /// No keys: events with a line answer 503 until one is configured.
@@ -79,12 +89,12 @@ impl TicketKeyring {
         Self::new(SecretSource::None, SecretSource::None)
     }
 
-    /// The keys, read again once [`KEYS_TTL`] old; when that read fails,
+    /// The keys, read again once their time to live is up; when that read fails,
     /// the last ones read for up to [`KEYS_KEPT_ON_OUTAGE`].
     pub async fn keys(&self) -> Result<TicketKeys, String> {
         let mut read = self.read.lock().await;
         if let Some((keys, at)) = &read.keys {
-            if at.elapsed() < KEYS_TTL {
+            if at.elapsed() < self.ttl {
                 return Ok(keys.clone());
             }
         }

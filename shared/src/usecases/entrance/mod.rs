@@ -21,7 +21,7 @@ mod keyring;
 mod lines;
 
 pub use fans::{RateLimit, ENTRY_READS, ENTRY_READS_WINDOW, TICKETLESS_JOINS, TICKETLESS_WINDOW};
-pub use keyring::TicketKeyring;
+pub use keyring::{TicketKeyring, KEYS_TTL};
 
 use crate::adapters::redis_gate::{Admission, EntryGate, GateError, LineCall, Reservation};
 use crate::rules::domain::{Entry, EventId, FanId, Note};

@@ -133,3 +133,24 @@ async fn a_rotation_mid_wait_refuses_no_fan_and_keeps_every_place() {
     assert_eq!(place(fan, body["ticket"].as_str().unwrap()), *held, "its place, after the 503");
     stack.drain().await;
 }
+
+#[tokio::test]
+async fn the_keys_are_read_again_when_the_extension_would_see_a_rotation() {
+    let extension = extension_behind().await;
+    let source = || SecretSource::Extension { secret_id: "line-ticket-key".into(), port: extension.port() };
+    // The extension's default cache time: one read serves both calls.
+    let keyring = TicketKeyring::new(source(), SecretSource::None);
+    keyring.keys().await.unwrap();
+    let reads = extension.requests().len();
+    keyring.keys().await.unwrap();
+    assert!(reads >= 1 && extension.requests().len() == reads, "kept, not read again");
+    // An extension told to cache for no time (SECRETS_MANAGER_TTL=0): each
+    // call reads again, and a rotation the extension sees is seen at once.
+    let keyring = TicketKeyring::new(source(), SecretSource::None).with_ttl(std::time::Duration::ZERO);
+    keyring.keys().await.unwrap();
+    let first = extension.requests().len();
+    extension.answer(200, &secret(NEW));
+    let keys = keyring.keys().await.unwrap();
+    assert!(extension.requests().len() > first, "read again");
+    assert!(keys.current == TicketKeys::new(NEW.as_bytes(), None).current, "the new key signs");
+}
