@@ -2,8 +2,8 @@
 //! Every fault is injected from outside the code under test: through the drill's fault proxies
 //! (between the functions and Redis, SQS and PostgreSQL), by commands to the
 //! drill's private Redis, by restarting its private PostgreSQL, by
-//! killing a writer process, or as an operator would (admin-api, a
-//! database trigger, `fanrush redrive`).
+//! killing a writer process, through the secrets extensions' stand-ins, or
+//! as an operator would (admin-api, a database trigger, `fanrush redrive`).
 
 use crate::options::Options;
 use crate::scenarios::Fault;
@@ -102,6 +102,21 @@ pub async fn play(stack: &Stack, fault: Fault, event: &str, o: &Options) -> Resu
         }
         Fault::EventDeletedThenRecreated => delete_and_recreate(stack, event, o.capacity).await,
         Fault::PoisonThenRedrive => poison_then_redrive(stack, event, o).await,
+        Fault::TicketKeyRotated(behind) => {
+            stack.ticket_keys.rotate();
+            tokio::time::sleep(behind).await;
+            stack.ticket_keys.catch_up();
+            Ok(format!(
+                "ticket key rotated: half the extensions served the old key from their cache for {:.1} s",
+                behind.as_secs_f64()
+            ))
+        }
+        Fault::SecretsExtensionDown(d) => {
+            stack.ticket_keys.set_down(true);
+            tokio::time::sleep(d).await;
+            stack.ticket_keys.set_down(false);
+            Ok(format!("secrets extension down (500) for {:.1} s", d.as_secs_f64()))
+        }
         Fault::SqsUnknownThenRefused(d) => {
             stack.proxies.set_sqs(ProxyFault::DropResponses);
             tokio::time::sleep(d).await;

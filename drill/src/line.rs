@@ -14,14 +14,18 @@
 //! first waiting answer after the opening. In a hostile opening
 //! ([`Hostile`]) some fans join again without their ticket many times, some
 //! reload the page in the middle of their wait (the page keeps its ticket),
-//! and a few poll with their ticket as fast as they can. Everything the
+//! and a few poll with their ticket as fast as they can; in
+//! `hostile-clients` a few clients also GET the event and their own entry
+//! every 50 ms. Everything the
 //! checks need is recorded: when each fan reached API Gateway, every answer
 //! it had, when the last one came.
 
 use crate::spike::{api_gateway_post, parse, Observed, Rng};
 use crate::verify::Told;
 use fanrush_local::pool::Pool;
+use fanrush_local::GatewayEvent;
 use serde_json::Value;
+use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -59,6 +63,9 @@ pub struct Hostile {
     pub reloaders: f64,
     /// Fans who poll with their ticket every 50 ms, whatever they are told.
     pub hammerers: usize,
+    /// Clients that GET the event and their own entry every 50 ms from the
+    /// opening until the line is done.
+    pub getters: usize,
 }
 
 /// The shape of an opening at a line.
@@ -102,8 +109,16 @@ impl Opening {
     };
 
     /// The same opening with fans who do not follow the protocol.
-    pub const HOSTILE: Self =
-        Self { hostile: Some(Hostile { rejoiners: 0.01, rejoins: 100, reloaders: 0.05, hammerers: 5 }), ..Self::DRILL };
+    pub const HOSTILE: Self = Self {
+        hostile: Some(Hostile { rejoiners: 0.01, rejoins: 100, reloaders: 0.05, hammerers: 5, getters: 0 }),
+        ..Self::DRILL
+    };
+
+    /// The hostile opening, and clients hammering the reads as well.
+    pub const HOSTILE_CLIENTS: Self = Self {
+        hostile: Some(Hostile { rejoiners: 0.01, rejoins: 100, reloaders: 0.05, hammerers: 5, getters: 5 }),
+        ..Self::DRILL
+    };
 
     pub fn fans(&self) -> usize {
         self.prequeuers + self.crowd + self.tail
@@ -297,11 +312,23 @@ pub async fn run(
             shared.visit(fan, kind, seed).await
         }));
     }
+    let done = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let getters: Vec<_> = (0..opening.hostile.map_or(0, |h| h.getters))
+        .map(|k| {
+            let (pool, observed, done) = (pool.clone(), observed.clone(), done.clone());
+            let (getter, event) = (format!("{prefix}get{k}"), event.to_owned());
+            tokio::spawn(async move { hammer_reads(&pool, &event, &getter, opened, &done, &observed).await })
+        })
+        .collect();
     let mut visits = Vec::with_capacity(tasks.len());
     for t in tasks {
         if let Ok(v) = t.await {
             visits.push(v);
         }
+    }
+    done.store(true, std::sync::atomic::Ordering::Relaxed);
+    for g in getters {
+        let _ = g.await;
     }
     let mut observed = Arc::try_unwrap(observed).map(|m| m.into_inner().unwrap()).unwrap_or_default();
     for v in &visits {
@@ -318,6 +345,46 @@ pub async fn run(
         }
     }
     Seen { observed, visits, opened, opened_unix_ms }
+}
+
+/// A client that GETs the event and its own entry every [`HAMMER`] from
+/// the opening until `done`; each answer is tallied with the fans'.
+async fn hammer_reads(
+    pool: &Pool,
+    event: &str,
+    getter: &str,
+    opened: Instant,
+    done: &AtomicBool,
+    observed: &Mutex<Observed>,
+) {
+    tokio::time::sleep_until(opened.into()).await;
+    let routes = [
+        (format!("/events/{event}"), "GET /events/{eventId}"),
+        (format!("/events/{event}/entries/me"), "GET /events/{eventId}/entries/me"),
+    ];
+    let mut n = 0usize;
+    while !done.load(std::sync::atomic::Ordering::Relaxed) {
+        let (path, route) = &routes[n % 2];
+        n += 1;
+        let request = GatewayEvent::new("GET", path)
+            .from_api("drill")
+            .route(route, &[("eventId", event)])
+            .request_id("drill")
+            .header("host", "drill.local")
+            .fan(getter)
+            .received_at(chrono::Utc::now())
+            .to_json();
+        let status = match pool.invoke(&request, Duration::from_secs(5)).await {
+            Ok(a) => parse(&a.body).0,
+            Err(_) => 504,
+        };
+        {
+            let mut o = observed.lock().unwrap();
+            o.attempts += 1;
+            *o.statuses.entry(status.to_string()).or_default() += 1;
+        }
+        tokio::time::sleep(HAMMER).await;
+    }
 }
 
 /// What the `i`th fan does: a hostile opening's shares first, then one in

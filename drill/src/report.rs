@@ -30,6 +30,8 @@ pub struct Row {
     /// function's error: told, not a broken invariant (a tick fails while
     /// its dependencies do, and the next one catches up).
     pub scheduler_ticks_failed: Vec<String>,
+    /// Redis commands per HTTP request while the traffic lasted.
+    pub commands_per_request: Option<f64>,
 }
 
 impl Row {
@@ -143,6 +145,13 @@ impl Report {
             for f in &r.faults {
                 let _ = writeln!(t, "- {}: {f}", r.scenario);
             }
+            if let (Some(c), true) = (r.commands_per_request, r.scenario.contains("hostile")) {
+                let _ = writeln!(
+                    t,
+                    "- {}: {c:.2} Redis commands per HTTP request (INFO commandstats, syncs and ticks included)",
+                    r.scenario
+                );
+            }
             for p in &r.problems {
                 let _ = writeln!(t, "- {}: PROBLEM: {p}", r.scenario);
             }
@@ -170,6 +179,7 @@ impl Report {
                     "ghost": r.tally.ghost, "gaveUp": r.gave_up, "deadLettered": r.dead_lettered,
                     "problems": r.problems, "seconds": r.seconds, "clean": r.clean(),
                     "schedulerTicksFailed": r.scheduler_ticks_failed,
+                    "redisCommandsPerRequest": r.commands_per_request,
                     "line": r.fairness.map(|f| json!({
                         "rate": f.rate, "admittedRate": f.admitted_rate, "recoverySeconds": f.recovery_s,
                         "busiestSecond": f.busiest_second, "orderViolations": f.order_violations,

@@ -29,6 +29,9 @@ pub async fn run_all(stack: &Stack, scenarios: &[Scenario], o: &Options) -> Repo
         eprintln!("drill: scenario {} ...", scenario.name);
         let row = run_scenario(stack, scenario, i, o).await;
         eprintln!("drill: {} done in {:.1} s: {:?}", scenario.name, row.seconds, row.tally);
+        if let Some(c) = row.commands_per_request {
+            eprintln!("drill: {}: {c:.2} Redis commands per HTTP request (INFO commandstats)", scenario.name);
+        }
         report.rows.push(row);
     }
     report
@@ -68,6 +71,7 @@ async fn run_scenario(stack: &Stack, scenario: &Scenario, index: usize, o: &Opti
     }));
     let fan_prefix = format!("s{index}-fan-");
     let seed = o.seed + index as u64;
+    let commands_before = commands_processed(stack).await;
     let (observed, seen) = match scenario.line {
         Some(opening) => {
             let traffic = line::run(stack.entry.clone(), &event_id, &fan_prefix, opening, BEFORE_OPENING, 256, seed);
@@ -83,6 +87,14 @@ async fn run_scenario(stack: &Stack, scenario: &Scenario, index: usize, o: &Opti
             (observed, None)
         }
     };
+    // Every command Redis ran while the traffic lasted (scripts' inner ones
+    // too), over the HTTP requests: syncs and scheduler ticks ride along,
+    // so it errs high. A failover's new server starts counting afresh.
+    if let (Some(before), Some(after)) = (commands_before, commands_processed(stack).await) {
+        if after >= before && observed.attempts > 0 {
+            row.commands_per_request = Some((after - before) as f64 / observed.attempts as f64);
+        }
+    }
     row.deleted_event = scenario.deletes_event;
     if let Err(e) = settle(stack, &event_id, o.settle_limit()).await {
         row.problems.push(e);
@@ -97,6 +109,13 @@ async fn run_scenario(stack: &Stack, scenario: &Scenario, index: usize, o: &Opti
             Ok(admitted) => {
                 row.fairness =
                     Some(fairness::check(opening.rate, &seen.visits, &admitted, seen.opened, seen.opened_unix_ms));
+                // A fan that follows the protocol is never refused for its
+                // ticket, a key rotation and an extension outage included.
+                for visit in seen.visits.iter().filter(|v| v.kind.follows()) {
+                    if let Some(a) = visit.trail.iter().find(|a| a.status == 403) {
+                        row.problems.push(format!("fan {} ({:?}) was told 403: {a:?}", visit.fan, visit.kind));
+                    }
+                }
                 // Name the first few answers whose numbers disagree, with the
                 // answer before each: a count alone cannot be looked into.
                 let disagreeing = seen.visits.iter().flat_map(|v| {
@@ -132,6 +151,20 @@ async fn run_scenario(stack: &Stack, scenario: &Scenario, index: usize, o: &Opti
     row.fill(&observed);
     row.seconds = started.elapsed().as_secs_f64();
     row
+}
+
+/// The calls of every command Redis ran (`INFO commandstats`, which counts
+/// the commands inside scripts too), when it answers.
+async fn commands_processed(stack: &Stack) -> Option<u64> {
+    let info = stack.redis.lock().await.command(&["INFO", "commandstats"]).await.ok()?;
+    let text = match info {
+        redis::Value::BulkString(bytes) => String::from_utf8_lossy(&bytes).into_owned(),
+        redis::Value::VerbatimString { text, .. } => text,
+        redis::Value::SimpleString(text) => text,
+        _ => return None,
+    };
+    let calls = |line: &str| -> Option<u64> { line.split_once(":calls=")?.1.split(',').next()?.parse().ok() };
+    Some(text.lines().filter(|l| l.starts_with("cmdstat_")).filter_map(calls).sum())
 }
 
 fn take_faults(row: &mut Row, injected: Vec<Result<String, String>>) {

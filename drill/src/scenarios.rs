@@ -50,6 +50,14 @@ pub enum Fault {
     /// the DLQ after `maxReceiveCount` receives; the sweep runs meanwhile.
     /// Then the cause is fixed and `fanrush redrive` replays the DLQ.
     PoisonThenRedrive,
+    /// The line's ticket key rotates in Secrets Manager: the odd entry
+    /// environments' extensions serve the new key at once, the even ones'
+    /// serve the old one from their cache for this long (their
+    /// `SECRETS_MANAGER_TTL`), and the new one when asked past the cache.
+    TicketKeyRotated(Duration),
+    /// Every entry environment's secrets extension answers 500 for this
+    /// long, as when Secrets Manager cannot be reached.
+    SecretsExtensionDown(Duration),
 }
 
 /// One drill scenario: a name and its faults, each at a fraction of the
@@ -108,6 +116,11 @@ pub fn all_scenarios() -> Vec<Scenario> {
             vec![(0.3, RedisFailover(Duration::from_secs(1)))],
         ),
         Scenario::at_a_line("opening-line-hostile", Opening::HOSTILE, vec![]),
+        Scenario::at_a_line(
+            "hostile-clients",
+            Opening::HOSTILE_CLIENTS,
+            vec![(0.2, TicketKeyRotated(s2)), (0.4, SecretsExtensionDown(Duration::from_secs(10)))],
+        ),
         Scenario::new(
             "all-together",
             vec![
@@ -145,6 +158,9 @@ mod tests {
         let all = resolve(&["all".into()]).unwrap();
         assert!(all.iter().any(|s| s.name == "opening-line" && s.line.is_some()));
         assert!(all.iter().any(|s| s.name == "opening-line-hostile" && s.line.is_some_and(|o| o.hostile.is_some())));
+        let clients = all.iter().find(|s| s.name == "hostile-clients").unwrap();
+        assert!(clients.line.is_some_and(|o| o.hostile.is_some_and(|h| h.getters > 0)));
+        assert!(clients.faults.iter().any(|(_, f)| matches!(f, Fault::TicketKeyRotated(_))));
         let two = resolve(&["redis-flush".into(), "baseline".into()]).unwrap();
         assert_eq!(two.iter().map(|s| s.name).collect::<Vec<_>>(), ["baseline", "redis-flush"]);
         let err = resolve(&["nope".into()]).err().unwrap();

@@ -13,7 +13,7 @@ use fanrush_local::esm::{EventSourceMapping, Polled};
 use fanrush_local::local_aws::provision;
 use fanrush_local::pool::{Environment, FunctionSpec, Pool};
 use fanrush_local::services::{PrivatePostgres, PrivateRedis};
-use fanrush_local::{local_aws, Fault as ProxyFault, FaultProxy};
+use fanrush_local::{local_aws, Fault as ProxyFault, FaultProxy, HttpCapture};
 use serde_json::json;
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -51,6 +51,96 @@ impl Proxies {
     }
 }
 
+/// The secrets extensions the entry environments read the line's ticket
+/// key through: stand-ins answering as the Parameters and Secrets
+/// extension does (`refreshNow=true` reaches past its cache to Secrets
+/// Manager, `versionStage=AWSPREVIOUS` the key before the last rotation).
+/// The even environments use one, the odd ones the other, so a rotation
+/// can reach them at different times, as extension caches do.
+pub(crate) struct TicketKeyExtensions {
+    /// The even environments': serves a rotated key from its cache late.
+    behind: HttpCapture,
+    ahead: HttpCapture,
+    old: String,
+    new: String,
+    state: std::sync::Mutex<KeyState>,
+}
+
+#[derive(Default)]
+struct KeyState {
+    rotated: bool,
+    caught_up: bool,
+    down: bool,
+}
+
+/// The secret's id the entry environments read, and how long they (and
+/// their extensions) keep it: short, so a rotation lands within a run.
+const TICKET_SECRET_ID: &str = "drill-line-ticket-key";
+const KEYS_TTL_S: &str = "2";
+
+impl TicketKeyExtensions {
+    async fn start() -> Result<Self, String> {
+        let start = || async { HttpCapture::start().await.map_err(|e| format!("secrets extension stand-in: {e}")) };
+        let (behind, ahead) = (start().await?, start().await?);
+        let old = fanrush::adapters::redis_gate::new_line_seed();
+        let new = fanrush::adapters::redis_gate::new_line_seed();
+        let keys = Self { behind, ahead, old, new, state: std::sync::Mutex::default() };
+        keys.apply();
+        Ok(keys)
+    }
+
+    fn port(&self, environment: usize) -> u16 {
+        if environment.is_multiple_of(2) {
+            self.behind.port()
+        } else {
+            self.ahead.port()
+        }
+    }
+
+    /// The key rotates: the ahead extension serves it at once, the behind
+    /// one from its cache only once [`Self::catch_up`].
+    pub fn rotate(&self) {
+        self.state.lock().unwrap().rotated = true;
+        self.apply();
+    }
+
+    pub fn catch_up(&self) {
+        self.state.lock().unwrap().caught_up = true;
+        self.apply();
+    }
+
+    /// Both extensions fail every read (500) while `down`.
+    pub fn set_down(&self, down: bool) {
+        self.state.lock().unwrap().down = down;
+        self.apply();
+    }
+
+    fn apply(&self) {
+        let state = self.state.lock().unwrap();
+        let secret = |value: &str| json!({ "SecretString": value }).to_string();
+        let none =
+            r#"{"message":"Secrets Manager can't find the specified secret value for staging label: AWSPREVIOUS"}"#;
+        for (extension, behind) in [(&self.behind, true), (&self.ahead, false)] {
+            // (status, body) for: previous past the cache, current past the
+            // cache, previous from the cache, current from the cache. Rules
+            // are tried in the order first set, so the two-text one first.
+            let answers: [(u16, String); 4] = if state.down {
+                std::array::from_fn(|_| (500, r#"{"message":"Secrets Manager could not be reached"}"#.to_owned()))
+            } else if !state.rotated {
+                [(400, none.into()), (200, secret(&self.old)), (400, none.into()), (200, secret(&self.old))]
+            } else if behind && !state.caught_up {
+                [(200, secret(&self.old)), (200, secret(&self.new)), (400, none.into()), (200, secret(&self.old))]
+            } else {
+                [(200, secret(&self.old)), (200, secret(&self.new)), (200, secret(&self.old)), (200, secret(&self.new))]
+            };
+            extension.answer_when(&["AWSPREVIOUS", "refreshNow=true"], answers[0].0, &answers[0].1);
+            extension.answer_when(&["refreshNow=true"], answers[1].0, &answers[1].1);
+            extension.answer_when(&["AWSPREVIOUS"], answers[2].0, &answers[2].1);
+            extension.answer(answers[3].0, &answers[3].1);
+        }
+    }
+}
+
 pub struct Stack {
     pub(crate) root: PathBuf,
     pub(crate) bin_dir: PathBuf,
@@ -63,6 +153,7 @@ pub struct Stack {
     pub(crate) db: Database,
     pub(crate) gate: EntryGate,
     pub(crate) entry: Arc<Pool>,
+    pub(crate) ticket_keys: TicketKeyExtensions,
     pub(crate) admin: Environment,
     pub(crate) writers: Vec<Arc<Environment>>,
     scheduler: Arc<Environment>,
@@ -128,7 +219,7 @@ impl Stack {
         .map_err(|e| e.to_string())?;
         gate.mark_state_present().await.map_err(|e| e.to_string())?;
 
-        let ticket_key = fanrush::adapters::redis_gate::new_line_seed();
+        let ticket_keys = TicketKeyExtensions::start().await?;
         let env = |extra: &[(&str, &str)]| -> Vec<(String, String)> {
             // The functions reach every service through the drill's proxies.
             let mut v = local_aws::function_env(&format!("http://{}", proxies.sqs.addr()));
@@ -158,10 +249,11 @@ impl Stack {
         }
         let entry = Arc::new(
             Pool::start_each(
-                &spec("entry-api", &[("LINE_TICKET_SECRET", &ticket_key)]),
+                &spec("entry-api", &[("LINE_TICKET_SECRET_ID", TICKET_SECRET_ID), ("SECRETS_MANAGER_TTL", KEYS_TTL_S)]),
                 o.entry_environments(),
                 |i, s| {
                     s.env.push(("AWS_ENDPOINT_URL".into(), format!("http://{}", proxies.sqs_paths[i].addr())));
+                    s.env.push(("PARAMETERS_SECRETS_EXTENSION_HTTP_PORT".into(), ticket_keys.port(i).to_string()));
                 },
             )
             .await?,
@@ -197,6 +289,7 @@ impl Stack {
             db,
             gate,
             entry,
+            ticket_keys,
             admin,
             writers,
             scheduler,

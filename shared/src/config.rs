@@ -285,8 +285,8 @@ impl EntryApiConfig {
 
     /// The fan API with its gate, queue, line and per-fan limit.
     pub fn fan_api(&self) -> Result<FanApi, ConfigError> {
-        let keys =
-            TicketKeyring::new(self.ticket_key.clone(), self.previous_ticket_key.clone()).with_ttl(self.ticket_keys_ttl);
+        let keys = TicketKeyring::new(self.ticket_key.clone(), self.previous_ticket_key.clone())
+            .with_ttl(self.ticket_keys_ttl);
         Ok(FanApi::new(self.redis.gate()?, self.queue.queue(), self.auth, self.retry_after_s).with_line(
             keys,
             self.line_sync,
