@@ -9,7 +9,8 @@
 //! [`KEYS_RECHECK_GAP`], and until that read says the key is not Secrets
 //! Manager's the fan is asked to retry (503) and keeps its place. When the
 //! keys cannot be read at all, the last ones read keep serving for
-//! [`KEYS_KEPT_ON_OUTAGE`].
+//! [`KEYS_KEPT_ON_OUTAGE`], and the read is tried again once a second
+//! ([`KEYS_RETRY_GAP`]), not on every request.
 
 use crate::adapters::secrets::{Cache, SecretSource};
 use crate::rules::line::{TicketKeys, TICKET_TTL};
@@ -32,6 +33,12 @@ pub const KEYS_RECHECK_GAP: Duration = Duration::from_secs(10);
 /// fan loses its place to the outage. Past it the line answers 503. Each
 /// answer given on such keys counts `TicketKeysStale` (an alarm).
 pub const KEYS_KEPT_ON_OUTAGE: Duration = TICKET_TTL;
+
+/// While the keys cannot be read, how long the kept ones serve before the
+/// next attempt: a failing extension (or Secrets Manager behind it) is
+/// asked once a second per environment, not on every fan's request, which
+/// would add its timeout to every answer for as long as it fails.
+const KEYS_RETRY_GAP: Duration = Duration::from_secs(1);
 
 /// How soon a fan whose ticket could not be judged asks again: soon, since
 /// its next call most likely reaches another environment (one that knows
@@ -69,6 +76,8 @@ struct Read {
     /// When the keys were last read past the cache: the instant (for the
     /// gap) and the Unix second (to compare with a ticket's issue time).
     bypassed: Option<(Instant, i64)>,
+    /// The last read failed: no new attempt before this.
+    retry_at: Option<Instant>,
 }
 
 impl TicketKeyring {
@@ -97,20 +106,30 @@ impl TicketKeyring {
             if at.elapsed() < self.ttl {
                 return Ok(keys.clone());
             }
+            // Reading failed a moment ago: the kept keys serve until the
+            // next attempt, counted as stale.
+            if read.retry_at.is_some_and(|t| Instant::now() < t) && at.elapsed() < KEYS_KEPT_ON_OUTAGE {
+                metrics::counter!("TicketKeysStale").increment(1);
+                return Ok(keys.clone());
+            }
         }
         match self.read_keys(Cache::Use).await {
             Ok(keys) => {
                 read.keys = Some((keys.clone(), Instant::now()));
+                read.retry_at = None;
                 Ok(keys)
             }
-            Err(e) => match &read.keys {
-                Some((keys, at)) if at.elapsed() < KEYS_KEPT_ON_OUTAGE => {
-                    metrics::counter!("TicketKeysStale").increment(1);
-                    tracing::warn!(error = %e, age_s = at.elapsed().as_secs(), "ticket keys unreadable; the last read keep serving");
-                    Ok(keys.clone())
+            Err(e) => {
+                read.retry_at = Some(Instant::now() + KEYS_RETRY_GAP);
+                match &read.keys {
+                    Some((keys, at)) if at.elapsed() < KEYS_KEPT_ON_OUTAGE => {
+                        metrics::counter!("TicketKeysStale").increment(1);
+                        tracing::warn!(error = %e, age_s = at.elapsed().as_secs(), "ticket keys unreadable; the last read keep serving");
+                        Ok(keys.clone())
+                    }
+                    _ => Err(e),
                 }
-                _ => Err(e),
-            },
+            }
         }
     }
 

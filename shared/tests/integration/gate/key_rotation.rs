@@ -154,3 +154,21 @@ async fn the_keys_are_read_again_when_the_extension_would_see_a_rotation() {
     assert!(extension.requests().len() > first, "read again");
     assert!(keys.current == TicketKeys::new(NEW.as_bytes(), None).current, "the new key signs");
 }
+
+#[tokio::test]
+async fn an_extension_outage_is_asked_once_a_second_while_the_kept_keys_serve() {
+    let extension = extension_ahead().await;
+    let source = SecretSource::Extension { secret_id: "line-ticket-key".into(), port: extension.port() };
+    let keyring = TicketKeyring::new(source, SecretSource::None).with_ttl(std::time::Duration::ZERO);
+    let before = keyring.keys().await.unwrap();
+    extension.answer_when(&["AWSPREVIOUS"], 500, "{\"message\":\"unreachable\"}");
+    extension.answer(500, "{\"message\":\"unreachable\"}");
+    let reads = extension.requests().len();
+    // The first call after the failure tries, the next ones do not: every
+    // fan's answer would otherwise wait for the failing extension.
+    for _ in 0..20 {
+        assert!(keyring.keys().await.unwrap() == before, "the kept keys serve");
+    }
+    let tried = extension.requests().len() - reads;
+    assert!((1..=2).contains(&tried), "one attempt (current and previous), not one per call: {tried}");
+}
