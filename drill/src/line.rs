@@ -381,7 +381,7 @@ async fn hammer_reads(
         {
             let mut o = observed.lock().unwrap();
             o.attempts += 1;
-            *o.statuses.entry(status.to_string()).or_default() += 1;
+            *o.reads.entry(status.to_string()).or_default() += 1;
         }
         tokio::time::sleep(HAMMER).await;
     }

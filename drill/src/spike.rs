@@ -43,6 +43,9 @@ pub struct Observed {
     /// HTTP attempts, by status ("504" = no answer in time).
     pub statuses: BTreeMap<String, usize>,
     pub attempts: usize,
+    /// GETs of clients hammering the reads (counted in `attempts` too), by
+    /// status: 404 is a right answer there (they hold no entry).
+    pub reads: BTreeMap<String, usize>,
     /// Per fan, folded over its requests.
     pub told: HashMap<String, Told>,
     pub sold_out: usize,
