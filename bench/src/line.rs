@@ -33,7 +33,7 @@ use crate::workloads::http_event_with;
 use chrono::{Duration as Minutes, Utc};
 use fanrush::adapters::redis_gate::{CountedFan, EntryGate, LineSyncRequest, SeedWrite};
 use fanrush::rules::domain::{EventId, FanEvent, LineSettings};
-use fanrush::rules::line::SYNCS_PER_SECOND;
+use fanrush::rules::line::{SYNCS_PER_SECOND, SYNC_EVERY};
 use fanrush::rules::scaling::preflight::{line_overhead, Capacities, LineRates, LINE_CATCH_UP};
 use fanrush::rules::scaling::{simulate_spike, GateModel, LineModel, Quotas, ScalingModel, Spike, Traffic};
 use fanrush::usecases::measure::{measure_gate, measure_memory, CoreFigures, Load};
@@ -229,6 +229,12 @@ async fn requests(root: &Path, env: &[(String, String)], url: &str, quick: bool,
         }
     }
     let admitted = n - tickets.len();
+    // The places these joins gave are counted (an HSETNX each) in the
+    // environment's next sync, which the first request after its interval
+    // runs: one more join after the interval runs it here, so they count
+    // against the joins, not against whichever polls come next.
+    tokio::time::sleep(SYNC_EVERY + Duration::from_millis(200)).await;
+    harness.invoke(http_event_with("POST", &path, "flush-the-joins", None)).await;
     // The INFO call itself is one command (and its connection's HELLO or
     // CLIENT calls, if any, a few more): counted against the fans, so the
     // figure errs high.
@@ -254,19 +260,36 @@ async fn requests(root: &Path, env: &[(String, String)], url: &str, quick: bool,
     drop(hello);
 
     let per_request = PerRequest { join: joins / n.max(1) as f64, poll: polls / tickets.len().max(1) as f64 };
-    for (name, total, requests, note) in [
-        ("line: Redis commands per join", joins, n, format!(", and {admitted} admissions whose turn came")),
-        ("line: Redis commands per poll", polls, tickets.len(), String::new()),
+    // A join's own cost is its place's HSETNX in the next sync; a poll has
+    // none. Each also carries its share of the syncs (about 12 commands
+    // each, one a second): a tenth of a command is the room left for them.
+    for (name, total, requests, limit, target, note) in [
+        (
+            "line: Redis commands per join",
+            joins,
+            n,
+            1.1,
+            "<= 1.1: one HSETNX in the next sync, and a share of the syncs",
+            format!(", and {admitted} admissions whose turn came"),
+        ),
+        (
+            "line: Redis commands per poll",
+            polls,
+            tickets.len(),
+            0.1,
+            "<= 0.1: none of its own, a share of the syncs",
+            String::new(),
+        ),
     ] {
         let per = total / requests.max(1) as f64;
         report.add(Figure {
             name: name.into(),
             value: per,
             unit: "cmd",
-            limit: Some(1.0),
+            limit: Some(limit),
             limit_name: format!("{total:.0} commands over {requests} requests, syncs included{note}"),
-            target: "<= 1 O(1) command per request (preferably none)".into(),
-            met: Some(per <= 1.0),
+            target: target.into(),
+            met: Some(per <= limit),
         });
     }
     let (p50, f50) = (percentile(&mut waiting, 50.0), percentile(&mut floor, 50.0));
