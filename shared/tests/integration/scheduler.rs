@@ -232,7 +232,8 @@ async fn every_scale_out_posts_the_preflight_with_what_to_raise() {
         api_burst: 2_500.0,
         fan_route_rate: 4_950.0,
         admin_route_rate: 50.0,
-        capacities: Capacities::default(),
+        // A core that admits the peak, whatever the last recorded run measured.
+        capacities: Capacities { redis_admissions_per_second: 20_000.0, ..Capacities::default() },
         pricing: Pricing { memory_mb: 128, per_gb_second: PRICE_PER_GB_SECOND },
     };
     let scheduler = scheduler(client(&rules), &slack).with_preflight(inputs);
