@@ -387,20 +387,30 @@ async fn memory(
     Ok(MemoryFigures { per_fan: per_fan[0], per_note: (per_fan[1] - per_fan[0]).max(0.0) })
 }
 
+/// One page of `SCAN cursor MATCH pattern COUNT 1000`: the next cursor (0
+/// at the end) and the keys it found.
+async fn scan_page(
+    c: &mut redis::aio::MultiplexedConnection,
+    cursor: u64,
+    pattern: &str,
+) -> Result<(u64, Vec<String>), MeasureError> {
+    redis::cmd("SCAN")
+        .arg(cursor)
+        .arg("MATCH")
+        .arg(pattern)
+        .arg("COUNT")
+        .arg(1000)
+        .query_async(c)
+        .await
+        .map_err(|e| MeasureError::Redis(e.to_string()))
+}
+
 /// The keys named `meta` or `meta:*`.
 async fn event_keys(c: &mut redis::aio::MultiplexedConnection, meta: &str) -> Result<Vec<String>, MeasureError> {
     let mut keys = vec![meta.to_owned()];
     let mut cursor: u64 = 0;
     loop {
-        let (next, found): (u64, Vec<String>) = redis::cmd("SCAN")
-            .arg(cursor)
-            .arg("MATCH")
-            .arg(format!("{meta}:*"))
-            .arg("COUNT")
-            .arg(1000)
-            .query_async(c)
-            .await
-            .map_err(|e| MeasureError::Redis(e.to_string()))?;
+        let (next, found) = scan_page(c, cursor, &format!("{meta}:*")).await?;
         keys.extend(found);
         if next == 0 {
             return Ok(keys);
@@ -491,15 +501,7 @@ async fn refuse_live_gate(c: &mut redis::aio::MultiplexedConnection, prefix: &st
     for pattern in ["*:state", "*:ev:*"] {
         let mut cursor: u64 = 0;
         loop {
-            let (next, keys): (u64, Vec<String>) = redis::cmd("SCAN")
-                .arg(cursor)
-                .arg("MATCH")
-                .arg(pattern)
-                .arg("COUNT")
-                .arg(1000)
-                .query_async(c)
-                .await
-                .map_err(|e| MeasureError::Redis(e.to_string()))?;
+            let (next, keys) = scan_page(c, cursor, pattern).await?;
             if let Some(key) = keys.into_iter().find(|k| !k.starts_with(&format!("{prefix}:"))) {
                 return Err(MeasureError::LiveGate(key));
             }
@@ -516,15 +518,7 @@ async fn refuse_live_gate(c: &mut redis::aio::MultiplexedConnection, prefix: &st
 async fn clean(c: &mut redis::aio::MultiplexedConnection, prefix: &str) -> Result<(), MeasureError> {
     let mut cursor: u64 = 0;
     loop {
-        let (next, keys): (u64, Vec<String>) = redis::cmd("SCAN")
-            .arg(cursor)
-            .arg("MATCH")
-            .arg(format!("{prefix}:*"))
-            .arg("COUNT")
-            .arg(1000)
-            .query_async(c)
-            .await
-            .map_err(|e| MeasureError::Redis(e.to_string()))?;
+        let (next, keys) = scan_page(c, cursor, &format!("{prefix}:*")).await?;
         if !keys.is_empty() {
             redis::cmd("UNLINK")
                 .arg(&keys)
