@@ -139,8 +139,19 @@ run_smoke() {
   base="http://127.0.0.1:$port"
   API_PORT=$port QUEUE_NAME=$id REDIS_KEY_PREFIX=$id DATABASE_SCHEMA=$id setsid "$ROOT/scripts/run.sh" >"$log" 2>&1 &
   pid=$!
-  for _ in $(seq 1 120); do grep -q "ready;" "$log" && break; sleep 1; done
-  grep -q "ready;" "$log" || { log "make run did not get ready (.local/run-smoke.log)"; kill -TERM "$pid"; exit 1; }
+  # run.sh builds first: on a loaded machine that alone can take minutes, so
+  # wait while it lives and say what it printed when it does not get ready.
+  for _ in $(seq 1 600); do
+    grep -q "ready;" "$log" && break
+    kill -0 "$pid" 2>/dev/null || break
+    sleep 1
+  done
+  grep -q "ready;" "$log" || {
+    log "make run did not get ready (.local/run-smoke.log):"
+    tail -n 40 "$log" >&2
+    kill -TERM "$pid" 2>/dev/null
+    exit 1
+  }
   smoke_status() { # wanted, curl args...
     local wanted=$1 got
     shift
