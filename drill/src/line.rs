@@ -24,6 +24,8 @@ use crate::spike::{api_gateway_post, parse, Observed, Rng};
 use crate::verify::Told;
 use fanrush_local::pool::Pool;
 use fanrush_local::GatewayEvent;
+use rand::{RngExt, SeedableRng};
+use rand_distr::{Distribution, LogNormal};
 use serde_json::Value;
 use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex};
@@ -43,10 +45,15 @@ impl Network {
     /// 3 s.
     pub const PHONES: Self = Self { median_rtt_ms: 150.0, sigma: 0.8, cap_ms: 3_000.0 };
 
+    /// The round trips' distribution, in ms: lognormal around the median.
+    fn round_trips(&self) -> LogNormal<f64> {
+        LogNormal::new(self.median_rtt_ms.ln(), self.sigma).expect("a finite median and a positive sigma")
+    }
+
     /// One request's legs: to API Gateway, and back.
     pub fn legs(&self, rng: &mut Rng) -> (Duration, Duration) {
-        let rtt = (self.median_rtt_ms * (self.sigma * rng.normal()).exp()).min(self.cap_ms);
-        let up = rtt * (0.25 + 0.5 * rng.unit());
+        let rtt = self.round_trips().sample(rng).min(self.cap_ms);
+        let up = rtt * (0.25 + 0.5 * rng.random::<f64>());
         (Duration::from_secs_f64(up / 1000.0), Duration::from_secs_f64((rtt - up) / 1000.0))
     }
 }
@@ -284,18 +291,19 @@ pub async fn run(
     let start = Instant::now();
     let opened = start + until_opening;
     let opened_unix_ms = chrono::Utc::now().timestamp_millis() + until_opening.as_millis() as i64;
-    let mut rng = Rng::new(seed);
+    let mut rng = Rng::seed_from_u64(seed);
     let mut fans: Vec<(Instant, Kind)> = Vec::with_capacity(opening.fans());
     for i in 0..opening.fans() {
         let at = if i < opening.prequeuers {
             // At least a tenth of a second early, so the POST lands before
             // the opening.
-            let before = opening.prequeue_window.mul_f64(rng.unit()).clamp(Duration::from_millis(100), until_opening);
+            let before =
+                opening.prequeue_window.mul_f64(rng.random::<f64>()).clamp(Duration::from_millis(100), until_opening);
             opened - before
         } else if i < opening.prequeuers + opening.crowd {
-            opened + Duration::from_secs(1).mul_f64(rng.unit())
+            opened + Duration::from_secs(1).mul_f64(rng.random::<f64>())
         } else {
-            opened + Duration::from_secs(1) + opening.tail_window.mul_f64(rng.unit())
+            opened + Duration::from_secs(1) + opening.tail_window.mul_f64(rng.random::<f64>())
         };
         fans.push((at, kind_of(&opening, i, &mut rng)));
     }
@@ -305,7 +313,7 @@ pub async fn run(
     for (i, (at, kind)) in fans.into_iter().enumerate() {
         let (pool, observed, permits) = (pool.clone(), observed.clone(), permits.clone());
         let (fan, event) = (format!("{prefix}{i:05}"), event.to_owned());
-        let seed = seed ^ (i as u64).wrapping_mul(0x2545_F491_4F6C_DD1D);
+        let seed: u64 = rng.random();
         tasks.push(tokio::spawn(async move {
             tokio::time::sleep_until(at.into()).await;
             let shared = Fan { pool: &pool, event: &event, opened, opening, permits: &permits, observed: &observed };
@@ -390,7 +398,7 @@ async fn hammer_reads(
 /// What the `i`th fan does: a hostile opening's shares first, then one in
 /// `walk_away` walks away.
 fn kind_of(opening: &Opening, i: usize, rng: &mut Rng) -> Kind {
-    let u = rng.unit();
+    let u = rng.random::<f64>();
     if let Some(h) = opening.hostile {
         // Spread over the whole line, a few of every kind of arrival.
         if i % (opening.fans() / h.hammerers.max(1)).max(1) == 7 {
@@ -403,7 +411,7 @@ fn kind_of(opening: &Opening, i: usize, rng: &mut Rng) -> Kind {
             return Kind::Reloads;
         }
     }
-    if rng.unit() < opening.walk_away {
+    if rng.random::<f64>() < opening.walk_away {
         Kind::WalksAway
     } else {
         Kind::Follows
@@ -451,7 +459,7 @@ impl Fan<'_> {
     }
 
     async fn visit(&self, fan: String, kind: Kind, seed: u64) -> Visit {
-        let mut rng = Rng::new(seed);
+        let mut rng = Rng::seed_from_u64(seed);
         let started = Instant::now();
         let mut v = Visit {
             fan: fan.clone(),
@@ -533,7 +541,7 @@ impl Fan<'_> {
                     if kind == Kind::Hammers {
                         HAMMER
                     } else {
-                        retry_after.unwrap_or_default().max(backoff.mul_f64(rng.unit()))
+                        retry_after.unwrap_or_default().max(backoff.mul_f64(rng.random::<f64>()))
                     }
                 }
                 _ => {
@@ -580,5 +588,31 @@ fn answer_of(opened: Instant, now: Instant, status: u16, body: &Value) -> Answer
         eta_seconds: body["etaSeconds"].as_f64(),
         places_per_second: body["placesPerSecond"].as_f64(),
         retry_after_ms: body["retryAfterMs"].as_u64(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn phones_round_trips_have_their_median_their_tail_and_their_cap() {
+        let mut rng = Rng::seed_from_u64(7);
+        let mut rtts: Vec<f64> = (0..20_000)
+            .map(|_| {
+                let (up, down) = Network::PHONES.legs(&mut rng);
+                assert!(
+                    up <= down * 3 && down <= up * 3,
+                    "each leg carries a quarter to three quarters: {up:?} {down:?}"
+                );
+                (up + down).as_secs_f64() * 1000.0
+            })
+            .collect();
+        rtts.sort_by(f64::total_cmp);
+        let at = |q: f64| rtts[(q * rtts.len() as f64) as usize];
+        assert!((140.0..160.0).contains(&at(0.5)), "median {}", at(0.5));
+        // sigma 0.8: one in ten past 150 * e^(0.8 * 1.2816) = 419 ms.
+        assert!((390.0..450.0).contains(&at(0.9)), "p90 {}", at(0.9));
+        assert!(rtts[rtts.len() - 1] <= 3_000.0 + 1e-6, "capped at 3 s");
     }
 }

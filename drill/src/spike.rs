@@ -6,6 +6,7 @@
 use crate::verify::Told;
 use fanrush_local::pool::Pool;
 use fanrush_local::GatewayEvent;
+use rand::{RngExt, SeedableRng};
 use serde_json::Value;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
@@ -52,51 +53,27 @@ pub struct Observed {
     pub gave_up: usize,
 }
 
-/// A tiny deterministic generator (splitmix64): arrival times and jitter
-/// need no cryptographic randomness, and a seed makes runs comparable.
-pub struct Rng(u64);
-
-impl Rng {
-    pub fn new(seed: u64) -> Self {
-        Self(seed)
-    }
-
-    pub fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-
-    /// Uniform in [0, 1).
-    pub fn unit(&mut self) -> f64 {
-        (self.next() >> 11) as f64 / (1u64 << 53) as f64
-    }
-
-    /// Standard normal (Box-Muller).
-    pub fn normal(&mut self) -> f64 {
-        let (u, v) = (1.0 - self.unit(), self.unit());
-        (-2.0 * u.ln()).sqrt() * (std::f64::consts::TAU * v).cos()
-    }
-}
+/// The drill's seeded generator (rand's SmallRng): arrival times and
+/// jitter need no cryptographic randomness, and a seed makes runs
+/// comparable. Each fan draws from its own, seeded from the run's.
+pub type Rng = rand::rngs::SmallRng;
 
 /// Runs the spike against `event` with fan ids `{fan_prefix}{n}`.
 pub async fn run(pool: Arc<Pool>, event: &str, fan_prefix: &str, shape: &Shape, repeat: Repeat, seed: u64) -> Observed {
-    let mut rng = Rng::new(seed);
+    let mut rng = Rng::seed_from_u64(seed);
     // Every fan sends once; the rest send twice (a reload or a double tap).
     let mut arrivals: Vec<(Duration, usize)> = Vec::with_capacity(shape.requests);
     let mut firsts = Vec::with_capacity(shape.fans);
     for fan in 0..shape.fans {
-        let at = shape.duration.mul_f64(rng.unit());
+        let at = shape.duration.mul_f64(rng.random::<f64>());
         firsts.push(at);
         arrivals.push((at, fan));
     }
     for i in 0..shape.requests.saturating_sub(shape.fans) {
         let fan = i % shape.fans.max(1);
         let after = match repeat {
-            Repeat::Reload => Duration::from_millis(200 + rng.next() % 1800),
-            Repeat::DoubleTap => Duration::from_micros(rng.next() % 5_000),
+            Repeat::Reload => Duration::from_millis(rng.random_range(200..2_000)),
+            Repeat::DoubleTap => Duration::from_micros(rng.random_range(0..5_000)),
         };
         arrivals.push((firsts[fan] + after, fan));
     }
@@ -106,13 +83,13 @@ pub async fn run(pool: Arc<Pool>, event: &str, fan_prefix: &str, shape: &Shape, 
     let gate = Arc::new(tokio::sync::Semaphore::new(shape.in_flight.max(1)));
     let started = Instant::now();
     let mut tasks = Vec::with_capacity(arrivals.len());
-    for (i, (at, fan)) in arrivals.into_iter().enumerate() {
+    for (at, fan) in arrivals {
         tokio::time::sleep_until((started + at).into()).await;
         let permit = gate.clone().acquire_owned().await.expect("semaphore open");
         let (pool, observed, shape) = (pool.clone(), observed.clone(), shape.clone());
         let fan = format!("{fan_prefix}{fan:05}");
         let event = event.to_owned();
-        let seed = seed ^ (i as u64).wrapping_mul(0x2545_F491_4F6C_DD1D);
+        let seed: u64 = rng.random();
         tasks.push(tokio::spawn(async move {
             let outcome = enter(&pool, &event, &fan, &shape, seed, &observed).await;
             drop(permit);
@@ -154,7 +131,7 @@ fn fold(o: &mut Observed, fan: String, outcome: Outcome) {
 
 /// One fan request, retried as a careful client would.
 async fn enter(pool: &Pool, event: &str, fan: &str, shape: &Shape, seed: u64, observed: &Mutex<Observed>) -> Outcome {
-    let mut rng = Rng::new(seed);
+    let mut rng = Rng::seed_from_u64(seed);
     let started = Instant::now();
     for attempt in 0..shape.max_attempts {
         let request = api_gateway_post(event, fan, None);
@@ -179,7 +156,7 @@ async fn enter(pool: &Pool, event: &str, fan: &str, shape: &Shape, seed: u64, ob
             _ => return Outcome::Refused { sold_out: false },
         }
         let backoff = Duration::from_millis(100u64 << attempt.min(5)).min(Duration::from_secs(2));
-        let wait = retry_after.unwrap_or_default().max(backoff.mul_f64(rng.unit()));
+        let wait = retry_after.unwrap_or_default().max(backoff.mul_f64(rng.random::<f64>()));
         if started.elapsed() + wait > shape.patience {
             break;
         }

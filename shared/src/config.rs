@@ -9,7 +9,7 @@ use crate::adapters::https::HttpsClient;
 use crate::adapters::lambda_control::ProvisionedConcurrency;
 use crate::adapters::postgres_store::{Database, StoreError};
 use crate::adapters::redis_gate::{EntryGate, GateError, LazyRedis};
-use crate::adapters::secrets::SecretSource;
+use crate::adapters::secrets::{MalformedPort, SecretSource};
 use crate::adapters::slack::SlackNotifier;
 use crate::adapters::sqs_queue::{DeadLetterQueue, EntryQueue, SendPolicy};
 use crate::rules::scaling::model::Quotas;
@@ -38,6 +38,9 @@ pub enum ConfigError {
     /// The database settings do not make a client (URL, schema name).
     #[error(transparent)]
     Database(#[from] StoreError),
+    /// The secrets extension's port is not a port.
+    #[error(transparent)]
+    SecretsExtension(#[from] MalformedPort),
 }
 
 /// `AUTH_MODE`: `jwt`/`iam` (or unset) for the authorizer, `dev` only when
@@ -103,7 +106,7 @@ impl RedisConfig {
             key_prefix: var_or("REDIS_KEY_PREFIX", "fanrush"),
             connect_timeout: millis("REDIS_CONNECT_TIMEOUT_MS", 200)?,
             response_timeout: millis("REDIS_RESPONSE_TIMEOUT_MS", 250)?,
-            auth: SecretSource::from_env("REDIS_AUTH_SECRET_ID", "REDIS_AUTH_TOKEN"),
+            auth: SecretSource::from_env("REDIS_AUTH_SECRET_ID", "REDIS_AUTH_TOKEN")?,
             root_certificates: pem_file("REDIS_CA_FILE")?,
         })
     }
@@ -144,7 +147,7 @@ impl DatabaseConfig {
             url: required("DATABASE_URL")?,
             schema: std::env::var("DATABASE_SCHEMA").ok().filter(|s| !s.is_empty()),
             connect_timeout: millis("DATABASE_CONNECT_TIMEOUT_MS", 3000)?,
-            password: SecretSource::from_env("DATABASE_PASSWORD_SECRET_ID", "DATABASE_PASSWORD"),
+            password: SecretSource::from_env("DATABASE_PASSWORD_SECRET_ID", "DATABASE_PASSWORD")?,
             root_certificates: pem_file("DATABASE_CA_FILE")?,
         })
     }
@@ -274,8 +277,8 @@ impl EntryApiConfig {
             auth: auth_mode()?,
             retry_after_s: number("RETRY_AFTER_SECONDS", 1)?,
             warm_at_init: warm_at_init(),
-            ticket_key: SecretSource::from_env("LINE_TICKET_SECRET_ID", "LINE_TICKET_SECRET"),
-            previous_ticket_key: SecretSource::from_env("", "LINE_TICKET_SECRET_PREVIOUS"),
+            ticket_key: SecretSource::from_env("LINE_TICKET_SECRET_ID", "LINE_TICKET_SECRET")?,
+            previous_ticket_key: SecretSource::from_env("", "LINE_TICKET_SECRET_PREVIOUS")?,
             // The extension's own setting (it caches secrets this long):
             // the keys are read again no sooner than it would see a change.
             ticket_keys_ttl: Duration::from_secs(number("SECRETS_MANAGER_TTL", KEYS_TTL.as_secs())?),
@@ -355,8 +358,8 @@ pub struct NotifierConfig {
 }
 
 impl NotifierConfig {
-    pub fn from_env() -> Self {
-        Self { webhook: SecretSource::from_env("SLACK_WEBHOOK_SECRET_ID", "SLACK_WEBHOOK_URL") }
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Ok(Self { webhook: SecretSource::from_env("SLACK_WEBHOOK_SECRET_ID", "SLACK_WEBHOOK_URL")? })
     }
 
     pub fn notifier(&self) -> SlackNotifier {
@@ -427,7 +430,7 @@ impl SchedulerConfig {
                 ..defaults
             },
             calendar_ics_url: std::env::var("CALENDAR_ICS_URL").ok().filter(|v| !v.is_empty()),
-            slack: NotifierConfig::from_env(),
+            slack: NotifierConfig::from_env()?,
             preflight: PreflightInputs {
                 api_rate: number("API_THROTTLE_RATE_QUOTA", Quotas::default().api_rate as u64)? as f64,
                 api_burst: number("API_THROTTLE_BURST_QUOTA", Quotas::default().api_burst as u64)? as f64,

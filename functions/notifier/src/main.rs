@@ -11,7 +11,7 @@ use lambda_runtime::{run, service_fn, Error, LambdaEvent};
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Error> {
     fanrush::telemetry::init();
-    let slack = &NotifierConfig::from_env().notifier();
+    let slack = &NotifierConfig::from_env()?.notifier();
     run(service_fn(move |event: LambdaEvent<SnsEvent>| async move {
         forward_alarms(slack, &event.payload).await.map(|_| ()).map_err(Error::from)
     }))

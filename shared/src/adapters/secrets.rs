@@ -3,29 +3,41 @@
 //! the Parameters and Secrets Lambda Extension, read at first use (never in
 //! init, never from template text); locally a plain value may stand in.
 //! A [`Secret`] never prints: its `Debug` is redacted and it has no
-//! `Display`, so it cannot reach a log line by accident.
+//! `Display`, so it cannot reach a log line by accident; its memory is
+//! zeroed when it is dropped (secrecy).
 
 use crate::adapters::https::HttpsClient;
 use bytes::Bytes;
 use http_body_util::Full;
+use secrecy::{ExposeSecret, SecretString};
 use serde_json::Value;
 use std::time::Duration;
 use thiserror::Error;
 
-/// A secret value.
-#[derive(Clone, PartialEq, Eq)]
-pub struct Secret(String);
+/// A secret value: secrecy's `SecretString` (zeroed when dropped, redacted
+/// in `Debug`, no `Display`), compared by value only so that settings can
+/// be.
+#[derive(Clone)]
+pub struct Secret(SecretString);
 
 impl Secret {
     pub fn new(value: impl Into<String>) -> Self {
-        Self(value.into())
+        Self(SecretString::from(value.into()))
     }
 
     /// The value, for the one call that needs it.
     pub fn expose(&self) -> &str {
-        &self.0
+        self.0.expose_secret()
     }
 }
+
+impl PartialEq for Secret {
+    fn eq(&self, other: &Self) -> bool {
+        self.expose() == other.expose()
+    }
+}
+
+impl Eq for Secret {}
 
 impl std::fmt::Debug for Secret {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -40,6 +52,15 @@ pub struct SecretError {
     pub secret_id: String,
     pub reason: String,
 }
+
+/// The extension's port (AWS's variable; 2773 when unset).
+pub const EXTENSION_PORT_VAR: &str = "PARAMETERS_SECRETS_EXTENSION_HTTP_PORT";
+
+/// The extension's port is set but is not a port: init stops rather than
+/// ask another port.
+#[derive(Debug, Clone, Error, PartialEq, Eq)]
+#[error("PARAMETERS_SECRETS_EXTENSION_HTTP_PORT is invalid: {0:?} is not a port")]
+pub struct MalformedPort(pub String);
 
 /// Where a secret comes from.
 #[derive(Clone, PartialEq, Eq)]
@@ -66,16 +87,28 @@ impl SecretSource {
     /// `secret_id_var` (a Secrets Manager id or ARN, read through the
     /// extension on `PARAMETERS_SECRETS_EXTENSION_HTTP_PORT`, 2773) wins over
     /// `plain_var` (the value itself, for local runs); neither means none.
-    pub fn from_env(secret_id_var: &str, plain_var: &str) -> Self {
-        let var = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
-        if let Some(secret_id) = var(secret_id_var) {
-            let port = var("PARAMETERS_SECRETS_EXTENSION_HTTP_PORT").and_then(|p| p.parse().ok()).unwrap_or(2773);
+    pub fn from_env(secret_id_var: &str, plain_var: &str) -> Result<Self, MalformedPort> {
+        Self::from_vars(secret_id_var, plain_var, &|k| std::env::var(k).ok())
+    }
+
+    /// [`Self::from_env`] over any set of variables.
+    pub fn from_vars(
+        secret_id_var: &str,
+        plain_var: &str,
+        env: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<Self, MalformedPort> {
+        let var = |k: &str| env(k).filter(|v| !v.is_empty());
+        Ok(if let Some(secret_id) = var(secret_id_var) {
+            let port = match var(EXTENSION_PORT_VAR) {
+                None => 2773,
+                Some(p) => p.parse().map_err(|_| MalformedPort(p))?,
+            };
             Self::Extension { secret_id, port }
         } else if let Some(value) = var(plain_var) {
-            Self::Plain(Secret(value))
+            Self::Plain(Secret::new(value))
         } else {
             Self::None
-        }
+        })
     }
 
     /// Whether Lambda init may read it: the Parameters and Secrets extension
@@ -115,7 +148,7 @@ impl SecretSource {
             Self::None => Ok(None),
             Self::Plain(s) => Ok(Some(s.clone())),
             Self::Extension { secret_id, port } => match read_secret_stage(secret_id, *port, stage, cache).await {
-                Ok(v) => Ok(Some(Secret(v))),
+                Ok(v) => Ok(Some(Secret::new(v))),
                 Err(Missing::NoSuchVersion) => Ok(None),
                 Err(Missing::Failed(reason)) => Err(SecretError { secret_id: secret_id.clone(), reason }),
             },
@@ -193,6 +226,30 @@ fn encode(s: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_extension_port_is_a_port_or_init_stops() {
+        let vars = |port: &'static str| {
+            move |k: &str| match k {
+                "ID" => Some("arn:aws:secretsmanager:eu-west-1:123456789012:secret:db".to_owned()),
+                EXTENSION_PORT_VAR if !port.is_empty() => Some(port.to_owned()),
+                _ => None,
+            }
+        };
+        let port_of = |s: SecretSource| match s {
+            SecretSource::Extension { port, .. } => port,
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(port_of(SecretSource::from_vars("ID", "PLAIN", &vars("")).unwrap()), 2773);
+        assert_eq!(port_of(SecretSource::from_vars("ID", "PLAIN", &vars("2800")).unwrap()), 2800);
+        let err = SecretSource::from_vars("ID", "PLAIN", &vars("27x3")).unwrap_err();
+        assert!(err.to_string().contains("PARAMETERS_SECRETS_EXTENSION_HTTP_PORT") && err.to_string().contains("27x3"));
+        assert!(SecretSource::from_vars("ID", "PLAIN", &vars("70000")).is_err(), "beyond u16");
+        // Without a secret id the port is not read: a local run names the value itself.
+        let plain =
+            |k: &str| (k == "PLAIN").then(|| "local".to_owned()).or_else(|| vars("bad")(k).filter(|_| k != "ID"));
+        assert_eq!(SecretSource::from_vars("ID", "PLAIN", &plain).unwrap(), SecretSource::Plain(Secret::new("local")));
+    }
 
     #[test]
     fn secret_ids_are_percent_encoded_and_values_never_print() {

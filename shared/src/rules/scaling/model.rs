@@ -27,6 +27,8 @@
 //! lead time is the plan's business). A request that finds no free
 //! environment and no room to create one is throttled by Lambda (429).
 
+use rand::rngs::SmallRng;
+use rand::{RngExt, SeedableRng};
 use std::collections::VecDeque;
 
 use super::plan::RPS_PER_ENVIRONMENT;
@@ -284,20 +286,6 @@ struct Fan {
     done: bool,
 }
 
-/// A tiny deterministic generator (splitmix64): jitter needs no
-/// cryptographic randomness, and a seed makes runs comparable.
-struct Rng(u64);
-
-impl Rng {
-    fn unit(&mut self) -> f64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        ((z ^ (z >> 31)) >> 11) as f64 / (1u64 << 53) as f64
-    }
-}
-
 /// How long after the traffic ends the simulation follows retries and polls.
 const TAIL_MS: u64 = 600_000;
 
@@ -350,7 +338,8 @@ pub fn simulate_spike(spike: &Spike) -> Simulation {
     // Requests scheduled for later, by ms.
     let mut later: Vec<Vec<u32>> = vec![Vec::new(); (traffic_ms + TAIL_MS) as usize + 1];
     let mut pending = 0usize;
-    let mut rng = Rng(spike.seed);
+    // Jitter needs no cryptographic randomness, and a seed makes runs comparable.
+    let mut rng = SmallRng::seed_from_u64(spike.seed);
     let mut sim = Simulation::default();
     let mut second = Second::default();
     let (mut joined, mut granted, mut admitted) = (0u64, 0u64, 0u64);
@@ -529,9 +518,9 @@ pub fn simulate_spike(spike: &Spike) -> Simulation {
                         let places_left = spike.gate.capacity.saturating_sub(granted) as i64;
                         let ahead = place - served as f64;
                         let wait = if crate::rules::line::progress::beyond_reach(ahead, places_left, Some(1.0)) {
-                            crate::rules::line::poll::beyond_reach(turn_in, rng.unit())
+                            crate::rules::line::poll::beyond_reach(turn_in, rng.random::<f64>())
                         } else {
-                            crate::rules::line::poll::come_back_in(turn_in, rng.unit(), true)
+                            crate::rules::line::poll::come_back_in(turn_in, rng.random::<f64>(), true)
                         };
                         again = Some(step + (wait.as_millis() as u64).max(1));
                     }
@@ -539,7 +528,7 @@ pub fn simulate_spike(spike: &Spike) -> Simulation {
             }
             if refused {
                 fan.attempts += 1;
-                let backoff = (100u64 << fan.attempts.min(5)).min(2_000) as f64 * rng.unit();
+                let backoff = (100u64 << fan.attempts.min(5)).min(2_000) as f64 * rng.random::<f64>();
                 let at = step + (backoff as u64).max(retry_after).max(1);
                 if spike.retries && fan.attempts < 40 && at - fan.arrived_ms <= 90_000 {
                     again = Some(at);

@@ -360,11 +360,11 @@ fn outcome_of(admission: Admission) -> Result<Outcome, GateError> {
     })
 }
 
-/// Uniform in [0, 1), from the operating system's random source: the
-/// jitter that keeps fans told alike from coming back in step.
+/// Uniform in [0, 1), from rand's thread-local generator (seeded from the
+/// operating system): the jitter that keeps fans told alike from coming
+/// back in step.
 fn jitter() -> f64 {
-    let n = getrandom::u64().unwrap_or(0x9E37_79B9_7F4A_7C15);
-    (n >> 11) as f64 / (1u64 << 53) as f64
+    rand::random::<f64>()
 }
 
 /// Unique request tokens: a random per-process seed and a counter.
