@@ -35,10 +35,11 @@ use fanrush::adapters::redis_gate::{CountedFan, EntryGate, LineSyncRequest, Seed
 use fanrush::rules::domain::{EventId, FanEvent, LineSettings};
 use fanrush::rules::line::{SYNCS_PER_SECOND, SYNC_EVERY};
 use fanrush::rules::scaling::preflight::{line_overhead, Capacities, LineRates, LINE_CATCH_UP};
-use fanrush::rules::scaling::{simulate_spike, GateModel, LineModel, Quotas, ScalingModel, Spike, Traffic};
-use fanrush::usecases::measure::{measure_gate, measure_memory, CoreFigures, Load};
+use fanrush::rules::scaling::Quotas;
 use fanrush_local::runtime::Harness;
 use fanrush_local::services::PrivateRedis;
+use fanrush_ops::measure::{measure_gate, measure_memory, CoreFigures, Load};
+use fanrush_ops::simulate::{simulate_spike, GateModel, LineModel, ScalingModel, Spike, Traffic};
 use std::path::Path;
 use std::time::Duration;
 use tokio::process::Command;
@@ -75,7 +76,7 @@ async fn core(url: &str, quick: bool, report: &mut Report) -> Option<CoreFigures
             return None;
         }
     };
-    let busy = |f: fanrush::usecases::measure::CoreFigure| format!("Redis core {:.0}% busy", f.core_busy * 100.0);
+    let busy = |f: fanrush_ops::measure::CoreFigure| format!("Redis core {:.0}% busy", f.core_busy * 100.0);
     report.add(Figure {
         name: "line: SET/s on one Redis core".into(),
         value: figures.set.per_second,

@@ -5,7 +5,8 @@
 //! them, and the line).
 
 use chrono::{DateTime, Duration, Utc};
-use fanrush::rules::scaling::{ScalingPlan, Second};
+use fanrush::rules::scaling::ScalingPlan;
+use fanrush_ops::simulate::Second;
 use plotters::prelude::*;
 use std::path::Path;
 

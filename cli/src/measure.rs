@@ -7,7 +7,7 @@
 
 use fanrush::rules::domain::MAX_NOTE_CHARS;
 use fanrush::rules::scaling::preflight::{Capacities, LineRates, LINE_CATCH_UP, LINE_SHARE_OF_CEILING};
-use fanrush::usecases::measure::{measure_gate, measure_memory, Load};
+use fanrush_ops::measure::{measure_gate, measure_memory, Load};
 use serde_json::json;
 use std::time::Duration;
 
@@ -60,7 +60,7 @@ pub async fn run(args: MeasureArgs) -> Result<(), String> {
         ..Capacities::default()
     };
     let LineRates { at_most, suggested } = LineRates::for_core(&core, args.peak_rps);
-    let figure = |c: fanrush::usecases::measure::CoreFigure| json!({ "perSecondOfCore": c.per_second.round(), "coreBusy": (c.core_busy * 100.0).round() / 100.0 });
+    let figure = |c: fanrush_ops::measure::CoreFigure| json!({ "perSecondOfCore": c.per_second.round(), "coreBusy": (c.core_busy * 100.0).round() / 100.0 });
     let out = json!({
         "set": figure(f.set),
         "admittedFans": figure(f.admitted_fans),
@@ -81,7 +81,7 @@ pub async fn run(args: MeasureArgs) -> Result<(), String> {
     if args.json {
         println!("{out}");
     } else {
-        let line = |name: &str, c: fanrush::usecases::measure::CoreFigure| {
+        let line = |name: &str, c: fanrush_ops::measure::CoreFigure| {
             println!(
                 "{name:<46} {:>9.0} per second of the core (core {:.0}% busy while measured)",
                 c.per_second,

@@ -9,7 +9,8 @@ use fanrush::rules::scaling::preflight::{
     Capacities, LineRates, MEASURED_GATE_ADMISSIONS_PER_SECOND, MEASURED_GATE_ANSWERS_PER_SECOND,
     MEASURED_LINE_PLACES_PER_SECOND, MEASURED_LINE_SYNCS_PER_SECOND,
 };
-use fanrush::rules::scaling::{simulate_spike, GateModel, LineModel, Quotas, ScalingModel, Spike, Traffic};
+use fanrush::rules::scaling::Quotas;
+use fanrush_ops::simulate::{simulate_spike, GateModel, LineModel, ScalingModel, Spike, Traffic};
 use serde_json::json;
 
 #[derive(clap::ValueEnum, Clone, Copy)]

@@ -14,14 +14,11 @@
 //!   with the calendar's plan and tells Slack.
 //! - [`scheduler_job`]: the scheduler's minute job (`scheduler`): recovery,
 //!   the calendar, provisioning, dead letters named.
-//! - [`measure`]: what one Redis node admits per second (`fanrush
-//!   measure-gate`, `make bench`).
 
 pub mod alarms;
 pub mod api;
 pub mod clock;
 pub mod entrance;
-pub mod measure;
 pub mod provisioning;
 pub mod recovery;
 pub mod scheduler_job;

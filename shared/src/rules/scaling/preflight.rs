@@ -40,8 +40,8 @@
 //! Lambda Developer Guide, "Configuring provisioned concurrency"), the queue
 //! drain time at the writer's measured rate, and the cost.
 
-use super::model::Quotas;
 use super::plan::{grantable, Bound, ScalingParams, ScalingPlan, PROVISIONING_RATE_PER_MINUTE, UNRESERVED_MINIMUM};
+use super::Quotas;
 use super::ACCOUNT_RPS_PER_CONCURRENCY;
 use crate::rules::domain::{EventId, FanEvent};
 use chrono::{DateTime, Duration, Utc};

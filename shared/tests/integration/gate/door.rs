@@ -3,7 +3,7 @@
 //! scripts take `now` from the caller): grants in the order of places at
 //! the pace, a grant that waits for its fan and lapses when it does not
 //! come, the pre-queue first, sold out only for good, each fan counted
-//! once, an idle line catching up with its fans, and measuring a node.
+//! once, and an idle line catching up with its fans.
 
 use crate::common::*;
 use chrono::{DateTime, Duration as Minutes, Utc};
@@ -274,32 +274,4 @@ async fn a_restored_line_holds_its_grants_a_moment_and_the_fans_an_environment_s
     let (_, state) = d.call("late", LineCall::Turn { order: arrival(9) }, 2_150).await;
     assert_eq!(state.granted, 1);
     assert!(reserved(&d.turn("early", arrival(1), 2_200).await), "the first place, though it called last");
-}
-
-#[tokio::test]
-async fn measure_gate_refuses_a_live_gate_and_leaves_nothing_behind() {
-    use fanrush::usecases::measure::{measure_gate, Load, MeasureError};
-    let load = Load { seconds: Duration::from_millis(300), connections: 4, in_flight: 1 };
-    // The shared test Redis holds live gates (every test stack makes one).
-    let stack = Stack::new().await;
-    stack.open_event(1).await;
-    let refused = measure_gate(&redis_url(), "measure-scratch", load).await;
-    assert!(matches!(refused, Err(MeasureError::LiveGate(_))), "{refused:?}");
-    // A node with no gate: measured, then left as it was.
-    let redis =
-        fanrush_local::services::PrivateRedis::start(std::env::temp_dir().join(unique("measure"))).await.unwrap();
-    redis.command(&["SET", "someone-else", "kept"]).await.unwrap();
-    let f = measure_gate(&redis.url(), "measure-scratch", load).await.expect("measured");
-    for (name, c) in [
-        ("set", f.set),
-        ("admitted", f.admitted_fans),
-        ("at once", f.admitted_at_once),
-        ("answers", f.answers),
-        ("syncs", f.syncs),
-    ] {
-        assert!(c.per_second > 0.0 && c.core_busy > 0.0, "{name}: {c:?}");
-    }
-    assert!(f.admitted_fans.per_second < f.admitted_at_once.per_second, "three calls cost more than two: {f:?}");
-    assert!(f.admitted_at_once.per_second < f.set.per_second, "two scripts cost more than a SET: {f:?}");
-    assert_eq!(redis.command(&["DBSIZE"]).await.unwrap(), redis::Value::Int(1), "only the key that was there");
 }

@@ -31,11 +31,9 @@ use rand::rngs::SmallRng;
 use rand::{RngExt, SeedableRng};
 use std::collections::VecDeque;
 
-use super::plan::RPS_PER_ENVIRONMENT;
-use crate::rules::line::progress::PACE_HEADROOM;
-
-/// Lambda's account request rate is this many times its concurrency limit.
-pub const ACCOUNT_RPS_PER_CONCURRENCY: f64 = 10.0;
+use fanrush::rules::line::poll::{beyond_reach, come_back_in};
+use fanrush::rules::line::progress::PACE_HEADROOM;
+use fanrush::rules::scaling::{Quotas, ACCOUNT_RPS_PER_CONCURRENCY, RPS_PER_ENVIRONMENT};
 
 /// How Lambda adds environments on demand.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -56,26 +54,6 @@ impl ScalingModel {
             Self::Current => (1_000.0, 1_000.0, 100.0),
             Self::Legacy { burst, per_minute } => (burst as f64, f64::INFINITY, per_minute as f64 / 60.0),
         }
-    }
-}
-
-/// The account's quotas the spike meets, with AWS's defaults.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct Quotas {
-    /// Lambda "Concurrent executions" for the account and Region.
-    pub account_concurrency: i64,
-    /// API Gateway's steady throttle rate, requests per second.
-    pub api_rate: f64,
-    /// API Gateway's token bucket size.
-    pub api_burst: f64,
-}
-
-impl Default for Quotas {
-    /// A new account in a large Region: 1,000 concurrent executions
-    /// (Lambda quotas page); 10,000 rps with a 5,000 bucket (API Gateway
-    /// quotas page). Some Regions default to 2,500 / 1,250.
-    fn default() -> Self {
-        Self { account_concurrency: 1_000, api_rate: 10_000.0, api_burst: 5_000.0 }
     }
 }
 
@@ -124,7 +102,7 @@ impl GateModel {
     };
 }
 
-/// A line in front of the gate, as [`crate::rules::line`] runs it: a fan's
+/// A line in front of the gate, as [`fanrush::rules::line`] runs it: a fan's
 /// turn comes when its place is within the lead of the places granted so
 /// far (the served mark); it then joins the gate's door and is granted a
 /// place at the pace
@@ -132,7 +110,7 @@ impl GateModel {
 /// told. The measured cost of an admitted fan (joining, claiming,
 /// confirming) is charged at its claim, a place's count at its join. Every
 /// busy execution environment syncs the line every `sync_s`, spaced as
-/// [`crate::rules::line::sync_interval`] spaces them.
+/// [`fanrush::rules::line::sync_interval`] spaces them.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct LineModel {
     pub rate: f64,
@@ -142,14 +120,14 @@ pub struct LineModel {
 impl LineModel {
     /// A line at `rate` with the fan API's sync interval.
     pub fn at(rate: f64) -> Self {
-        Self { rate, sync_s: crate::rules::line::SYNC_EVERY.as_secs_f64() }
+        Self { rate, sync_s: fanrush::rules::line::SYNC_EVERY.as_secs_f64() }
     }
 
     /// Syncs a second from `environments` busy environments.
     pub fn syncs_per_second(&self, environments: f64) -> f64 {
         let n = environments.max(0.0);
         let every = std::time::Duration::from_secs_f64(self.sync_s.max(1e-3));
-        n / crate::rules::line::sync_interval(every, n.ceil() as u64).as_secs_f64()
+        n / fanrush::rules::line::sync_interval(every, n.ceil() as u64).as_secs_f64()
     }
 
     /// Grants a second.
@@ -460,7 +438,7 @@ pub fn simulate_spike(spike: &Spike) -> Simulation {
                                     joined - 1
                                 }
                             };
-                            let lead = line.pace() * crate::rules::line::progress::LEAD.as_secs_f64();
+                            let lead = line.pace() * fanrush::rules::line::progress::LEAD.as_secs_f64();
                             (place as f64) < served as f64 + lead
                         }
                     };
@@ -475,7 +453,7 @@ pub fn simulate_spike(spike: &Spike) -> Simulation {
                     } else if turn && unclaimed {
                         if full {
                             // At the door with no place free: one may come back.
-                            again = Some(step + crate::rules::line::poll::NO_PLACE_FREE.as_millis() as u64);
+                            again = Some(step + fanrush::rules::line::poll::NO_PLACE_FREE.as_millis() as u64);
                         } else {
                             // It joins the door: its grant comes at the pace.
                             let line = spike.line.expect("a door only in a line");
@@ -512,15 +490,15 @@ pub fn simulate_spike(spike: &Spike) -> Simulation {
                     } else {
                         let line = spike.line.expect("waiting only in a line");
                         let place = fan.place.unwrap_or_default() as f64;
-                        let lead = line.pace() * crate::rules::line::progress::LEAD.as_secs_f64();
+                        let lead = line.pace() * fanrush::rules::line::progress::LEAD.as_secs_f64();
                         let turn_in = ((place + 1.0 - served as f64 - lead) / line.pace()).max(0.0);
                         // Every fan here comes (no walk-aways): show fraction 1.
                         let places_left = spike.gate.capacity.saturating_sub(granted) as i64;
                         let ahead = place - served as f64;
-                        let wait = if crate::rules::line::progress::beyond_reach(ahead, places_left, Some(1.0)) {
-                            crate::rules::line::poll::beyond_reach(turn_in, rng.random::<f64>())
+                        let wait = if fanrush::rules::line::progress::beyond_reach(ahead, places_left, Some(1.0)) {
+                            beyond_reach(turn_in, rng.random::<f64>())
                         } else {
-                            crate::rules::line::poll::come_back_in(turn_in, rng.random::<f64>(), true)
+                            come_back_in(turn_in, rng.random::<f64>(), true)
                         };
                         again = Some(step + (wait.as_millis() as u64).max(1));
                     }
@@ -734,7 +712,7 @@ mod tests {
 
     #[test]
     fn a_line_at_the_suggested_rate_is_never_refused_and_sells_every_place() {
-        use crate::rules::scaling::preflight::{Capacities, LineRates};
+        use fanrush::rules::scaling::preflight::{Capacities, LineRates};
         let core = Capacities {
             redis_admissions_per_second: 200.0,
             line_syncs_per_second: 10_000.0,
@@ -756,5 +734,48 @@ mod tests {
         let busiest = sim.seconds.iter().map(|s| s.admitted).max().unwrap();
         assert!(busiest as f64 <= 1.1 * rate, "{busiest} in one second");
         assert!(sim.seconds.iter().any(|s| s.waiting > 0));
+    }
+
+    #[test]
+    fn the_sizing_estimate_of_polls_holds_to_the_simulated_line() {
+        use fanrush::rules::line::poll::expected_polls_per_second;
+        // Opening shapes a tenth of the worked event's sizes (docs/scaling.md) and smaller: a
+        // decaying opening, a flat minute, few places and many, arrivals
+        // below the pace and far above it.
+        for (peak, ramp, decay, capacity, rate) in [
+            (6_375.0, 2.0, 15.0, 10_000u64, 1_120.0),
+            (6_375.0, 0.0, 0.0, 10_000u64, 1_120.0),
+            (2_000.0, 0.0, 0.0, 10_000, 500.0),
+            (300.0, 0.0, 0.0, 200, 30.0),
+            (6_375.0, 2.0, 15.0, 10_000u64, 600.0),
+            (6_375.0, 2.0, 15.0, 2_000u64, 1_120.0),
+            (1_000.0, 0.0, 0.0, 10_000u64, 1_120.0),
+            (3_000.0, 2.0, 15.0, 5_000u64, 300.0),
+        ] {
+            let spike = Spike {
+                traffic: Traffic {
+                    peak_rps: peak,
+                    ramp_s: ramp,
+                    hold_s: 60.0 - ramp,
+                    decay_s: decay,
+                    duration_ms: 20.0,
+                },
+                provisioned: 10_000,
+                quotas: Quotas { account_concurrency: 20_000, api_rate: 1e7, api_burst: 1e7 },
+                model: ScalingModel::Current,
+                gate: GateModel { capacity, ..GateModel::UNLIMITED },
+                line: Some(LineModel::at(rate)),
+                retries: true,
+                seed: 3,
+            };
+            let sim = simulate_spike(&spike);
+            let simulated = sim.seconds.iter().map(|s| s.polls).max().unwrap() as f64;
+            let estimate = expected_polls_per_second(peak, rate);
+            let ratio = estimate / simulated;
+            assert!(
+                (0.85..=1.35).contains(&ratio),
+                "{peak} {rate} {capacity}: estimate {estimate}, simulated {simulated}, ratio {ratio}"
+            );
+        }
     }
 }

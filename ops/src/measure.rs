@@ -24,11 +24,11 @@
 //! was is reported next to it. A server that holds a live gate (any key
 //! named like one) is refused: the measurement saturates its core.
 
-use crate::adapters::redis_gate::{
+use chrono::Utc;
+use fanrush::adapters::redis_gate::{
     Admission, CountedFan, EntryGate, GateError, LineCall, LineSyncRequest, Reservation, SeedWrite,
 };
-use crate::rules::domain::{EventId, FanEvent, FanId, LineSettings, MAX_NOTE_CHARS};
-use chrono::Utc;
+use fanrush::rules::domain::{EventId, FanEvent, FanId, LineSettings, MAX_NOTE_CHARS};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
