@@ -9,12 +9,13 @@ run:
 test:
 	@scripts/test.sh
 
-## The checks that need no service: fmt, clippy, the links, the reference pages against the code, the unit tests and the CLI's
+## The checks that need no service: fmt, clippy, the links, no hand-typed figure in docs/, the reference pages against the code, the unit tests and the CLI's
 ## tests (a minute or two once built). make test runs these and everything else.
 check:
 	cargo fmt --all --check
 	cargo clippy --workspace --all-targets --quiet -- -D warnings
 	python3 scripts/check-links.py
+	python3 scripts/check-figures.py
 	python3 scripts/check-references.py
 	cargo test --workspace --quiet --lib --bins --test cli --test charts
 

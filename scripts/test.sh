@@ -20,6 +20,9 @@ export SAM_CLI_TELEMETRY=0
 cd "$ROOT"
 log "links in the README and docs/ (offline)"
 "$VENV/bin/python" scripts/check-links.py
+log "no hand-typed result figure in docs/ (each sits in a block make tables writes)"
+"$VENV/bin/python" scripts/check-figures.py --self-test
+"$VENV/bin/python" scripts/check-figures.py
 log "cargo fmt --check"
 cargo fmt --all --check
 # Clippy rides on the build: every workspace crate is compiled by
