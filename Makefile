@@ -17,7 +17,7 @@ check:
 	python3 scripts/check-links.py
 	python3 scripts/check-figures.py
 	python3 scripts/check-references.py
-	cargo test --workspace --quiet --lib --bins --test cli --test charts
+	cargo test --workspace --quiet --lib --bins --test cli --test charts --test api_bodies
 
 ## Benchmarks (release build, real local services, Node.js peer); not part of test.
 bench:

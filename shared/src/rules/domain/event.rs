@@ -5,7 +5,8 @@
 
 use super::{EventId, ValidationError};
 use chrono::{DateTime, SecondsFormat, Utc};
-use serde_json::{json, Map, Value};
+use serde::Serialize;
+use serde_json::{Map, Value};
 
 /// Largest capacity an event may have.
 pub const MAX_CAPACITY: i64 = 10_000_000;
@@ -36,6 +37,44 @@ pub const MAX_LINE_SPAN: chrono::Duration = chrono::Duration::days(7);
 pub struct LineSettings {
     pub admissions_per_second: i64,
     pub prequeue_minutes: i64,
+}
+
+/// An event as the admin API shows it (`FanEvent` in openapi.yaml): absent
+/// overrides and no line leave their fields out.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct FanEventBody<'a> {
+    pub event_id: &'a str,
+    pub title: &'a str,
+    pub opens_at: String,
+    pub closes_at: String,
+    pub capacity: i64,
+    pub expected_peak_rps: f64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub lead_minutes: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cooldown_minutes: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub admissions_per_second: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub prequeue_minutes: Option<i64>,
+}
+
+impl<'a> FanEventBody<'a> {
+    pub fn of(e: &'a FanEvent) -> Self {
+        Self {
+            event_id: e.id.as_str(),
+            title: &e.title,
+            opens_at: rfc3339(e.opens_at),
+            closes_at: rfc3339(e.closes_at),
+            capacity: e.capacity,
+            expected_peak_rps: e.expected_peak_rps,
+            lead_minutes: e.lead_minutes,
+            cooldown_minutes: e.cooldown_minutes,
+            admissions_per_second: e.line.map(|l| l.admissions_per_second),
+            prequeue_minutes: e.line.map(|l| l.prequeue_minutes),
+        }
+    }
 }
 
 /// A validated fan event, as stored in the calendar.
@@ -179,27 +218,10 @@ impl FanEvent {
         Ok(self)
     }
 
-    /// The admin API's JSON view of the event.
+    /// The admin API's JSON view of the event ([`FanEventBody`]), also the
+    /// definition the gate stores.
     pub fn to_json(&self) -> Value {
-        let mut v = json!({
-            "eventId": self.id.as_str(),
-            "title": self.title,
-            "opensAt": rfc3339(self.opens_at),
-            "closesAt": rfc3339(self.closes_at),
-            "capacity": self.capacity,
-            "expectedPeakRps": self.expected_peak_rps,
-        });
-        if let Some(m) = self.lead_minutes {
-            v["leadMinutes"] = m.into();
-        }
-        if let Some(m) = self.cooldown_minutes {
-            v["cooldownMinutes"] = m.into();
-        }
-        if let Some(line) = self.line {
-            v["admissionsPerSecond"] = line.admissions_per_second.into();
-            v["prequeueMinutes"] = line.prequeue_minutes.into();
-        }
-        v
+        serde_json::to_value(FanEventBody::of(self)).unwrap_or_default()
     }
 
     /// When fans may first join: the opening, or the start of the pre-queue.
@@ -239,6 +261,7 @@ fn minutes(fields: &Map<String, Value>, field: &'static str) -> Result<Option<i6
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
 
     fn spec(body: Value) -> Result<FanEvent, ValidationError> {
         FanEventSpec::parse(EventId::parse("demo").unwrap(), body.to_string().as_bytes())

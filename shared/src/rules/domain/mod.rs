@@ -8,7 +8,7 @@ mod ics;
 mod ids;
 
 pub use entry::{Entry, EntryMessage, EntryRequest, Note, Position, MAX_ENTRY_BODY_BYTES, MAX_NOTE_CHARS};
-pub use event::{rfc3339, FanEvent, FanEventSpec, LineSettings, MAX_ADMISSIONS_PER_SECOND, MAX_CAPACITY};
+pub use event::{rfc3339, FanEvent, FanEventBody, FanEventSpec, LineSettings, MAX_ADMISSIONS_PER_SECOND, MAX_CAPACITY};
 pub use ics::{parse_ics, try_parse_ics, IcsCalendar};
 pub use ids::{EventId, FanId, MAX_FAN_ID_BYTES};
 

@@ -12,17 +12,18 @@
 //! new event under the same id would hand their positions out again, so a
 //! PUT of a retired id is refused with 409 `event_id_retired`.
 
+use super::bodies::{AdminEventBody, EventListBody};
 use super::entries_page::{self, PageRequest};
 use super::AuthMode;
 use super::{identity, json_response, no_content, route, ApiError};
 use crate::adapters::postgres_store::{Database, StoreError, Upserted};
 use crate::adapters::redis_gate::{EntryGate, GateError, Published, SeedWrite};
 use crate::adapters::sqs_queue::{DeadLetterQueue, EntryQueue};
+use crate::rules::domain::FanEventBody;
 use crate::rules::domain::{EventId, FanEventSpec, ValidationError};
 use crate::usecases::recovery::{self, Queues};
 use http::{Method, StatusCode};
 use lambda_http::{Body, Request, Response};
-use serde_json::{json, Value};
 
 /// Largest event definition accepted.
 const MAX_EVENT_BODY_BYTES: usize = 16 * 1024;
@@ -88,19 +89,15 @@ impl AdminApi {
 
     async fn list(&self) -> Result<Response<Body>, ApiError> {
         let events = self.db.events().await.map_err(|e| self.store_failed(e))?;
-        let events: Vec<Value> = events.iter().map(|e| e.to_json()).collect();
-        Ok(json_response(StatusCode::OK, &json!({ "events": events })))
+        Ok(json_response(StatusCode::OK, &EventListBody { events: events.iter().map(FanEventBody::of).collect() }))
     }
 
     async fn get(&self, id: &EventId) -> Result<Response<Body>, ApiError> {
         let event = self.db.event(id).await.map_err(|e| self.store_failed(e))?.ok_or_else(event_not_found)?;
         let written = self.db.written_count(id).await.map_err(|e| self.store_failed(e))?;
         let view = self.gate.event(id).await.map_err(|e| self.gate_failed(e))?;
-        let mut body = event.to_json();
-        // `accepted` counts slots held in the gate (queued or written);
-        // `written` counts rows already in PostgreSQL.
-        body["accepted"] = view.map(|v| v.taken).into();
-        body["written"] = written.into();
+        let body =
+            AdminEventBody { event: FanEventBody::of(&event), accepted: view.map(|v| v.taken), written: Some(written) };
         Ok(json_response(StatusCode::OK, &body))
     }
 
@@ -189,8 +186,7 @@ impl AdminApi {
             }
         };
         tracing::info!(event = %event.id, operator, created, "fan event defined");
-        let mut body = event.to_json();
-        body["accepted"] = taken.into();
+        let body = AdminEventBody { event: FanEventBody::of(&event), accepted: Some(taken), written: None };
         let status = if created { StatusCode::CREATED } else { StatusCode::OK };
         Ok(json_response(status, &body))
     }

@@ -7,6 +7,7 @@
 //! read page by page with flat memory on both sides. A page that stopped at
 //! either bound names the next cursor; a short one is the last.
 
+use super::bodies::EntryLineBody;
 use crate::rules::domain::{rfc3339, Entry, ValidationError};
 
 /// The most entries one page holds.
@@ -102,13 +103,13 @@ pub fn render(request: &PageRequest, entries: &[Entry]) -> Page {
     for e in entries {
         let row = match request.format {
             Format::JsonLines => {
-                let line = serde_json::json!({
-                    "position": e.position,
-                    "fanId": e.fan_id.as_str(),
-                    "acceptedAt": rfc3339(e.accepted_at),
-                    "note": e.note,
-                });
-                format!("{line}\n")
+                let line = EntryLineBody {
+                    position: e.position,
+                    fan_id: e.fan_id.as_str(),
+                    accepted_at: rfc3339(e.accepted_at),
+                    note: e.note.as_deref(),
+                };
+                format!("{}\n", serde_json::to_string(&line).unwrap_or_default())
             }
             Format::Csv => {
                 let position = e.position.to_string();

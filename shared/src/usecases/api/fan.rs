@@ -14,6 +14,7 @@
 //! it), and otherwise reaches the gate a few times per window
 //! ([`crate::usecases::entrance::ENTRY_READS`]).
 
+use super::bodies::{AcceptedBody, EntryBody, EventViewBody};
 use super::copies::{EventCopies, EVENT_COPY_MAX_AGE};
 use super::AuthMode;
 use super::{identity, json_response, route, ApiError};
@@ -28,7 +29,6 @@ use http::{HeaderValue, StatusCode};
 use lambda_http::request::RequestContext;
 use lambda_http::{Body, Request, RequestExt, Response};
 use metrics::{counter, histogram};
-use serde_json::json;
 use std::future::Future;
 use std::sync::Arc;
 use std::task::Poll;
@@ -145,17 +145,15 @@ impl FanApi {
             }
         };
         let view = view.ok_or(Refusal::EventNotFound)?;
-        Ok(json_response(
-            StatusCode::OK,
-            &json!({
-                "eventId": id.as_str(),
-                "title": view.title,
-                "opensAt": view.opens_at,
-                "closesAt": view.closes_at,
-                "capacity": view.capacity,
-                "remaining": view.remaining(),
-            }),
-        ))
+        let body = EventViewBody {
+            event_id: id.as_str(),
+            title: &view.title,
+            opens_at: &view.opens_at,
+            closes_at: &view.closes_at,
+            capacity: view.capacity,
+            remaining: view.remaining(),
+        };
+        Ok(json_response(StatusCode::OK, &body))
     }
 
     async fn enter(&self, req: &Request, id: &str) -> Result<Response<Body>, ApiError> {
@@ -316,31 +314,17 @@ fn refused(e: ApiError) -> ApiError {
 }
 
 fn accepted(status: StatusCode, e: &Entry) -> Response<Body> {
-    json_response(
-        status,
-        &json!({ "eventId": e.event_id.as_str(), "fanId": e.fan_id.as_str(), "position": e.position, "status": "accepted" }),
-    )
+    json_response(status, &AcceptedBody::of(e))
 }
 
 /// A fan's own entry, as `GET /entries/me` answers it.
 fn my_entry_response(e: &Entry) -> Response<Body> {
-    json_response(
-        StatusCode::OK,
-        &json!({
-            "eventId": e.event_id.as_str(),
-            "fanId": e.fan_id.as_str(),
-            "position": e.position,
-            "note": e.note,
-            "acceptedAt": crate::rules::domain::rfc3339(e.accepted_at),
-            "status": "accepted",
-        }),
-    )
+    json_response(StatusCode::OK, &EntryBody::of(e))
 }
 
 /// A waiting answer: 203 with the body, `Retry-After` and the ticket.
 fn waiting_response(w: &Waiting) -> Response<Body> {
-    let body = serde_json::to_value(w).unwrap_or_default();
-    let mut response = json_response(WAITING, &body);
+    let mut response = json_response(WAITING, w);
     let headers = response.headers_mut();
     let seconds = crate::rules::line::poll::retry_after_header(w.retry_after());
     headers.insert(http::header::RETRY_AFTER, HeaderValue::from(seconds));

@@ -6,6 +6,7 @@
 //! machine-readable `error` code and a human `message`.
 
 pub mod admin;
+pub mod bodies;
 mod copies;
 pub mod entries_page;
 pub mod fan;
@@ -22,7 +23,7 @@ use crate::rules::domain::ValidationError;
 use crate::usecases::entrance::Refusal;
 use http::{header, HeaderValue, StatusCode};
 use lambda_http::{Body, Response};
-use serde_json::{json, Value};
+use serde::Serialize;
 
 /// A refusal with its status, code and message.
 #[derive(Debug, Clone, PartialEq)]
@@ -66,10 +67,7 @@ impl ApiError {
 
     /// The one mapping from an error to a response.
     pub fn into_response(self) -> Response<Body> {
-        let mut body = json!({ "error": self.code, "message": self.message });
-        if let Some(field) = self.field {
-            body["field"] = field.into();
-        }
+        let body = bodies::ErrorBody { error: self.code, message: &self.message, field: self.field };
         let mut response = json_response(self.status, &body);
         let headers = response.headers_mut();
         if let Some(s) = self.retry_after {
@@ -107,8 +105,10 @@ impl From<ValidationError> for ApiError {
 }
 
 /// A JSON response that no cache keeps.
-pub fn json_response(status: StatusCode, body: &Value) -> Response<Body> {
-    let mut response = Response::new(Body::Text(body.to_string()));
+pub fn json_response(status: StatusCode, body: &impl Serialize) -> Response<Body> {
+    // Every body is a plain struct of strings and numbers: it serializes.
+    let text = serde_json::to_string(body).unwrap_or_default();
+    let mut response = Response::new(Body::Text(text));
     *response.status_mut() = status;
     let headers = response.headers_mut();
     headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));

@@ -1,0 +1,89 @@
+//! The APIs' JSON bodies as types, one per schema in `openapi.yaml`
+//! (`tests/api_bodies.rs` checks each against its schema): what an answer
+//! holds is read here, not assembled in a handler. The waiting answer is
+//! the line's own [`Waiting`](crate::usecases::entrance::Waiting); an event
+//! is [`FanEventBody`].
+
+use crate::rules::domain::{rfc3339, Entry, FanEventBody};
+use serde::Serialize;
+
+/// `Error`: every refusal.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ErrorBody<'a> {
+    pub error: &'a str,
+    pub message: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub field: Option<&'a str>,
+}
+
+/// `EventView`: an event as fans see it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct EventViewBody<'a> {
+    pub event_id: &'a str,
+    pub title: &'a str,
+    pub opens_at: &'a str,
+    pub closes_at: &'a str,
+    pub capacity: i64,
+    pub remaining: i64,
+}
+
+/// `Accepted`: a fan's entry was taken (202) or already was (200).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AcceptedBody<'a> {
+    pub event_id: &'a str,
+    pub fan_id: &'a str,
+    pub position: i64,
+    pub status: &'static str,
+}
+
+impl<'a> AcceptedBody<'a> {
+    pub fn of(e: &'a Entry) -> Self {
+        Self { event_id: e.event_id.as_str(), fan_id: e.fan_id.as_str(), position: e.position, status: "accepted" }
+    }
+}
+
+/// `Entry`: a fan's own entry (`GET /events/{eventId}/entries/me`).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct EntryBody<'a> {
+    #[serde(flatten)]
+    pub accepted: AcceptedBody<'a>,
+    pub note: Option<&'a str>,
+    pub accepted_at: String,
+}
+
+impl<'a> EntryBody<'a> {
+    pub fn of(e: &'a Entry) -> Self {
+        Self { accepted: AcceptedBody::of(e), note: e.note.as_deref(), accepted_at: rfc3339(e.accepted_at) }
+    }
+}
+
+/// `FanEvent` with its counts, as the admin API answers: `accepted` is the
+/// places the gate holds (queued or written; null when the gate does not
+/// hold the event), `written` the rows in PostgreSQL (the GET only).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct AdminEventBody<'a> {
+    #[serde(flatten)]
+    pub event: FanEventBody<'a>,
+    pub accepted: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub written: Option<i64>,
+}
+
+/// The admin list: every event.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct EventListBody<'a> {
+    pub events: Vec<FanEventBody<'a>>,
+}
+
+/// One line of an entries page in JSON lines.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct EntryLineBody<'a> {
+    pub position: i64,
+    pub fan_id: &'a str,
+    pub accepted_at: String,
+    pub note: Option<&'a str>,
+}
