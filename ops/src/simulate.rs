@@ -31,8 +31,8 @@ use rand::rngs::SmallRng;
 use rand::{RngExt, SeedableRng};
 use std::collections::VecDeque;
 
-use fanrush::rules::line::poll::{beyond_reach, come_back_in};
-use fanrush::rules::line::progress::PACE_HEADROOM;
+use fanrush::rules::line::poll::{beyond_reach, come_back_in, NO_PLACE_FREE};
+use fanrush::rules::line::progress::{self, PACE_HEADROOM};
 use fanrush::rules::scaling::{Quotas, ACCOUNT_RPS_PER_CONCURRENCY, RPS_PER_ENVIRONMENT};
 
 /// How Lambda adds environments on demand.
@@ -70,6 +70,19 @@ pub struct Traffic {
     pub decay_s: f64,
     /// Time a request holds an environment.
     pub duration_ms: f64,
+}
+
+impl Traffic {
+    /// Arrivals per second `t_s` seconds in.
+    fn rate_at(&self, t_s: f64) -> f64 {
+        if self.ramp_s > 0.0 && t_s < self.ramp_s {
+            self.peak_rps * t_s / self.ramp_s
+        } else if self.decay_s > 0.0 {
+            self.peak_rps * (-(t_s - self.ramp_s) / self.decay_s).exp()
+        } else {
+            self.peak_rps
+        }
+    }
 }
 
 /// One Redis primary, the event's gate: how much of each kind of call one
@@ -133,6 +146,11 @@ impl LineModel {
     /// Grants a second.
     pub fn pace(&self) -> f64 {
         self.rate * PACE_HEADROOM
+    }
+
+    /// Places past the served mark whose turn has come: the line's lead.
+    fn lead(&self) -> f64 {
+        self.pace() * progress::LEAD.as_secs_f64()
     }
 }
 
@@ -287,276 +305,431 @@ pub fn simulate(traffic: Traffic, provisioned: i64, quotas: Quotas, model: Scali
 /// Lambda's limits, the gate's Redis core and, with a line, the line's
 /// pace and its polls; refused fans retry when `spike.retries`.
 pub fn simulate_spike(spike: &Spike) -> Simulation {
-    let (traffic, quotas) = (spike.traffic, spike.quotas);
-    let (tokens, cap, refill_per_s) = spike.model.bucket();
-    let mut scaling = Bucket { tokens, cap, per_ms: refill_per_s / 1000.0 };
-    let mut api = Bucket { tokens: quotas.api_burst, cap: quotas.api_burst, per_ms: quotas.api_rate / 1000.0 };
-    // The gate's core in ms of work: 250 ms of it may queue (the response timeout).
-    let mut redis = Bucket { tokens: 250.0, cap: 250.0, per_ms: 1.0 };
-    let cost = |per_second: f64| if per_second.is_finite() && per_second > 0.0 { 1000.0 / per_second } else { 0.0 };
-    let (admission_cost, answer_cost, sync_cost, place_cost) = (
-        cost(spike.gate.admissions_per_second),
-        cost(spike.gate.answers_per_second),
-        cost(spike.gate.syncs_per_second),
-        cost(spike.gate.places_per_second),
-    );
-    let account_limit = quotas.account_concurrency.max(0);
-    // Lambda's account rate, counted over the trailing second.
-    let account_rps = (ACCOUNT_RPS_PER_CONCURRENCY * account_limit as f64).floor() as i64;
-    let mut last_second: VecDeque<(u64, i64)> = VecDeque::new();
-    let mut in_last_second: i64 = 0;
-    let traffic_ms = ((traffic.ramp_s + traffic.hold_s) * 1000.0).ceil() as u64;
-    let min_hold_ms = 1000.0 / RPS_PER_ENVIRONMENT;
-    let hold_steps = traffic.duration_ms.max(min_hold_ms).ceil().max(1.0) as u64;
-    let mut environments = spike.provisioned.min(account_limit).max(0);
-    let mut busy: i64 = 0;
-    let mut finishing: VecDeque<(u64, i64)> = VecDeque::new();
-    let mut arrivals = 0.0_f64;
-    let mut fans: Vec<Fan> = Vec::new();
-    // Requests scheduled for later, by ms.
-    let mut later: Vec<Vec<u32>> = vec![Vec::new(); (traffic_ms + TAIL_MS) as usize + 1];
-    let mut pending = 0usize;
-    // Jitter needs no cryptographic randomness, and a seed makes runs comparable.
-    let mut rng = SmallRng::seed_from_u64(spike.seed);
-    let mut sim = Simulation::default();
-    let mut second = Second::default();
-    let (mut joined, mut granted, mut admitted) = (0u64, 0u64, 0u64);
-    // The pace's clock: when the next grant is due.
-    let mut next_grant_ms = 0.0f64;
-    let mut waits: Vec<u64> = Vec::new();
-    let mut redis_used_this_second = 0.0;
-    let mut sync_debt = 0.0;
-    // Fans who joined the line and are done with it (in, sold out, gave up).
-    let mut left_line = 0u64;
-    for step in 0..later.len() as u64 {
-        if step >= traffic_ms && pending == 0 {
+    let mut run = Run::new(spike);
+    for step in 0..run.later.len() as u64 {
+        if step >= run.traffic_ms && run.pending == 0 {
             break;
         }
-        while finishing.front().is_some_and(|&(at, _)| at <= step) {
-            busy -= finishing.pop_front().map_or(0, |(_, n)| n);
+        run.step(step);
+    }
+    run.finish()
+}
+
+/// What the gate's core spends on each kind of call, in ms of its time.
+struct Costs {
+    admission: f64,
+    answer: f64,
+    sync: f64,
+    place: f64,
+}
+
+impl Costs {
+    fn of(gate: &GateModel) -> Self {
+        let cost = |per_second: f64| if per_second.is_finite() && per_second > 0.0 { 1000.0 / per_second } else { 0.0 };
+        Self {
+            admission: cost(gate.admissions_per_second),
+            answer: cost(gate.answers_per_second),
+            sync: cost(gate.syncs_per_second),
+            place: cost(gate.places_per_second),
         }
-        while last_second.front().is_some_and(|&(at, _)| at + 1000 <= step) {
-            in_last_second -= last_second.pop_front().map_or(0, |(_, n)| n);
+    }
+}
+
+/// Lambda's side: the function's environments, the requests holding them,
+/// and the account's request rate over the trailing second.
+struct Lambda {
+    limit: i64,
+    /// Lambda's account rate: requests run in any one second.
+    account_rps: i64,
+    environments: i64,
+    busy: i64,
+    /// When held environments come free, and how many.
+    finishing: VecDeque<(u64, i64)>,
+    /// The requests run in the trailing second, by ms.
+    last_second: VecDeque<(u64, i64)>,
+    in_last_second: i64,
+    /// How long a request holds its environment, in ms.
+    hold_steps: u64,
+    /// On-demand scaling's tokens.
+    scaling: Bucket,
+}
+
+impl Lambda {
+    fn new(spike: &Spike) -> Self {
+        let limit = spike.quotas.account_concurrency.max(0);
+        let (tokens, cap, refill_per_s) = spike.model.bucket();
+        let min_hold_ms = 1000.0 / RPS_PER_ENVIRONMENT;
+        Self {
+            limit,
+            account_rps: (ACCOUNT_RPS_PER_CONCURRENCY * limit as f64).floor() as i64,
+            environments: spike.provisioned.min(limit).max(0),
+            busy: 0,
+            finishing: VecDeque::new(),
+            last_second: VecDeque::new(),
+            in_last_second: 0,
+            hold_steps: spike.traffic.duration_ms.max(min_hold_ms).ceil().max(1.0) as u64,
+            scaling: Bucket { tokens, cap, per_ms: refill_per_s / 1000.0 },
         }
-        scaling.refill();
-        api.refill();
-        redis.refill();
-        if let Some(line) = spike.line {
-            // Syncs of the environments busy in the last second, spread over
-            // the ms. A sync that finds no room fails; the environment
-            // answers from its last copy. Environments that served in the
-            // last second: each takes its share of the requests, at most 10 a
-            // second.
-            let busy_envs = (in_last_second.min(environments * 10).max(0) as f64 / 10.0).max(busy as f64);
-            sync_debt += line.syncs_per_second(busy_envs) / 1000.0;
-            while sync_debt >= 1.0 {
-                sync_debt -= 1.0;
-                if redis.take(sync_cost) {
-                    redis_used_this_second += sync_cost;
-                    second.redis_syncs += sync_cost / 1000.0;
-                }
-            }
+    }
+
+    /// Frees what finished by `step` and forgets what left the trailing second.
+    fn release(&mut self, step: u64) {
+        while self.finishing.front().is_some_and(|&(at, _)| at <= step) {
+            self.busy -= self.finishing.pop_front().map_or(0, |(_, n)| n);
         }
-        // This ms's requests: new fans, then those scheduled.
-        let mut due: Vec<u32> = std::mem::take(&mut later[step as usize]);
-        pending -= due.len();
-        if step < traffic_ms {
-            let t_s = step as f64 / 1000.0;
-            let rate = if traffic.ramp_s > 0.0 && t_s < traffic.ramp_s {
-                traffic.peak_rps * t_s / traffic.ramp_s
-            } else if traffic.decay_s > 0.0 {
-                traffic.peak_rps * (-(t_s - traffic.ramp_s) / traffic.decay_s).exp()
-            } else {
-                traffic.peak_rps
-            };
-            arrivals += rate / 1000.0;
-            let n = arrivals.floor() as u64;
-            arrivals -= n as f64;
-            for _ in 0..n {
-                due.push(fans.len() as u32);
-                fans.push(Fan { arrived_ms: step, ..Fan::default() });
-            }
-            sim.fans += n;
-            second.arrivals += n;
+        while self.last_second.front().is_some_and(|&(at, _)| at + 1000 <= step) {
+            self.in_last_second -= self.last_second.pop_front().map_or(0, |(_, n)| n);
         }
-        // The served mark: the grants made by now (the door's grants are
-        // scheduled at the pace, some of them still ahead).
-        let served = match spike.line {
-            Some(line) => {
-                let ahead_of_now = ((next_grant_ms - step as f64).max(0.0) * line.pace() / 1000.0).floor() as u64;
-                granted.saturating_sub(ahead_of_now)
-            }
-            None => granted,
-        };
+    }
+
+    /// Whether one more request runs this ms, after `served_now` others: a
+    /// warm environment, or a new one if the account and scaling allow.
+    fn runs(&mut self, served_now: i64, sim: &mut Simulation) -> bool {
+        let room = self.in_last_second + served_now < self.account_rps;
+        let warm = room && self.environments - self.busy - served_now > 0;
+        warm || (room && self.environments < self.limit && self.scaling.take(1.0) && {
+            self.environments += 1;
+            sim.cold_starts += 1;
+            true
+        })
+    }
+
+    /// The `n` requests run at `step` hold their environments and count
+    /// against the account's rate (a refusal does not).
+    fn hold(&mut self, step: u64, n: i64, sim: &mut Simulation) {
+        if n > 0 {
+            self.busy += n;
+            sim.peak_concurrency = sim.peak_concurrency.max(self.busy);
+            self.finishing.push_back((step + self.hold_steps, n));
+            self.last_second.push_back((step, n));
+            self.in_last_second += n;
+        }
+    }
+
+    /// Environments that served in the last second: each takes its share of
+    /// the requests, at most 10 a second.
+    fn serving(&self) -> f64 {
+        (self.in_last_second.min(self.environments * 10).max(0) as f64 / 10.0).max(self.busy as f64)
+    }
+}
+
+/// The line's side: places handed out, grants at the pace, syncs owed.
+#[derive(Default)]
+struct Line {
+    joined: u64,
+    granted: u64,
+    /// The pace's clock: when the next grant is due.
+    next_grant_ms: f64,
+    sync_debt: f64,
+    /// Fans who joined the line and are done with it (in, sold out, gave up).
+    left: u64,
+}
+
+/// What a request came to, for its fan.
+enum Next {
+    /// The fan comes back at this ms.
+    Again(u64),
+    /// In, sold out, or told to stop.
+    Done,
+    /// Refused (a 429 or a 503): it retries as a client does, not before
+    /// `retry_after` ms.
+    Refused { retry_after: u64 },
+}
+
+/// One spike in progress, a millisecond at a time.
+struct Run<'a> {
+    spike: &'a Spike,
+    costs: Costs,
+    api: Bucket,
+    /// The gate's core in ms of work: 250 ms of it may queue (the response timeout).
+    redis: Bucket,
+    redis_used_this_second: f64,
+    lambda: Lambda,
+    line: Line,
+    traffic_ms: u64,
+    /// Arrivals owed, fractional.
+    arrivals: f64,
+    fans: Vec<Fan>,
+    /// Requests scheduled for later, by ms.
+    later: Vec<Vec<u32>>,
+    pending: usize,
+    admitted: u64,
+    waits: Vec<u64>,
+    rng: SmallRng,
+    sim: Simulation,
+    second: Second,
+}
+
+impl<'a> Run<'a> {
+    fn new(spike: &'a Spike) -> Self {
+        let (traffic, quotas) = (spike.traffic, spike.quotas);
+        let traffic_ms = ((traffic.ramp_s + traffic.hold_s) * 1000.0).ceil() as u64;
+        Self {
+            spike,
+            costs: Costs::of(&spike.gate),
+            api: Bucket { tokens: quotas.api_burst, cap: quotas.api_burst, per_ms: quotas.api_rate / 1000.0 },
+            redis: Bucket { tokens: 250.0, cap: 250.0, per_ms: 1.0 },
+            redis_used_this_second: 0.0,
+            lambda: Lambda::new(spike),
+            line: Line::default(),
+            traffic_ms,
+            arrivals: 0.0,
+            fans: Vec::new(),
+            later: vec![Vec::new(); (traffic_ms + TAIL_MS) as usize + 1],
+            pending: 0,
+            admitted: 0,
+            waits: Vec::new(),
+            // Jitter needs no cryptographic randomness, and a seed makes runs comparable.
+            rng: SmallRng::seed_from_u64(spike.seed),
+            sim: Simulation::default(),
+            second: Second::default(),
+        }
+    }
+
+    fn step(&mut self, step: u64) {
+        self.lambda.release(step);
+        self.lambda.scaling.refill();
+        self.api.refill();
+        self.redis.refill();
+        self.sync_line();
+        let due = self.due(step);
+        let served = self.served_mark(step);
         let mut served_now = 0i64;
         for id in due {
-            let fan = &mut fans[id as usize];
-            sim.requests += 1;
-            second.requests += 1;
-            if fan.place.is_some() && fan.attempts == 0 {
-                second.polls += 1;
-            }
-            // What happens to this request, and when the fan comes back.
-            let mut again: Option<u64> = None;
-            let mut refused = false;
-            let mut retry_after = 0u64;
-            if !api.take(1.0) {
-                sim.throttled_by_api_gateway += 1;
-                second.throttled_by_api_gateway += 1;
-                refused = true;
-            } else {
-                let room = in_last_second + served_now < account_rps;
-                let warm = room && environments - busy - served_now > 0;
-                let created = room && !warm && environments < account_limit && scaling.take(1.0) && {
-                    environments += 1;
-                    sim.cold_starts += 1;
-                    true
-                };
-                if !(warm || created) {
-                    sim.throttled_by_lambda += 1;
-                    second.throttled_by_lambda += 1;
-                    refused = true;
-                } else {
-                    served_now += 1;
-                    second.served += 1;
-                    let sold_out = admitted >= spike.gate.capacity;
-                    // A fan in a line: its turn, then its grant.
-                    let turn = match spike.line {
-                        None => true,
-                        Some(line) => {
-                            let place = match fan.place {
-                                Some(place) => place,
-                                None => {
-                                    joined += 1;
-                                    fan.place = Some(joined - 1);
-                                    // Its count rides on its environment's
-                                    // next sync: charged now, room or not (a
-                                    // sync that fails is sent again).
-                                    redis.owe(place_cost);
-                                    redis_used_this_second += place_cost;
-                                    second.redis_syncs += place_cost / 1000.0;
-                                    joined - 1
-                                }
-                            };
-                            let lead = line.pace() * fanrush::rules::line::progress::LEAD.as_secs_f64();
-                            (place as f64) < served as f64 + lead
-                        }
-                    };
-                    let full = granted >= spike.gate.capacity;
-                    let unclaimed = spike.line.is_some() && fan.grant_at.is_none();
-                    if let Some(at) = fan.grant_at.filter(|at| *at > step) {
-                        again = Some(at);
-                    } else if sold_out && unclaimed {
-                        // Sold out for good: told from the environment's copy.
-                        fan.done = true;
-                        sim.sold_out += 1;
-                    } else if turn && unclaimed {
-                        if full {
-                            // At the door with no place free: one may come back.
-                            again = Some(step + fanrush::rules::line::poll::NO_PLACE_FREE.as_millis() as u64);
-                        } else {
-                            // It joins the door: its grant comes at the pace.
-                            let line = spike.line.expect("a door only in a line");
-                            let at = (step as f64).max(next_grant_ms);
-                            next_grant_ms = at + 1000.0 / line.pace();
-                            granted += 1;
-                            fan.grant_at = Some(at.ceil() as u64);
-                            again = Some((at.ceil() as u64).max(step + 1));
-                        }
-                    } else if turn {
-                        let c = if sold_out { answer_cost } else { admission_cost };
-                        if redis.take(c) {
-                            redis_used_this_second += c;
-                            if sold_out {
-                                second.redis_answers += c / 1000.0;
-                            } else {
-                                second.redis_admissions += c / 1000.0;
-                            }
-                            fan.done = true;
-                            if sold_out {
-                                sim.sold_out += 1;
-                            } else {
-                                admitted += 1;
-                                sim.admitted += 1;
-                                second.admitted += 1;
-                                waits.push(step - fan.arrived_ms);
-                            }
-                        } else {
-                            sim.refused_by_redis += 1;
-                            second.refused_by_redis += 1;
-                            refused = true;
-                            retry_after = 1000;
-                        }
-                    } else {
-                        let line = spike.line.expect("waiting only in a line");
-                        let place = fan.place.unwrap_or_default() as f64;
-                        let lead = line.pace() * fanrush::rules::line::progress::LEAD.as_secs_f64();
-                        let turn_in = ((place + 1.0 - served as f64 - lead) / line.pace()).max(0.0);
-                        // Every fan here comes (no walk-aways): show fraction 1.
-                        let places_left = spike.gate.capacity.saturating_sub(granted) as i64;
-                        let ahead = place - served as f64;
-                        let wait = if fanrush::rules::line::progress::beyond_reach(ahead, places_left, Some(1.0)) {
-                            beyond_reach(turn_in, rng.random::<f64>())
-                        } else {
-                            come_back_in(turn_in, rng.random::<f64>(), true)
-                        };
-                        again = Some(step + (wait.as_millis() as u64).max(1));
-                    }
-                }
-            }
-            if refused {
-                fan.attempts += 1;
-                let backoff = (100u64 << fan.attempts.min(5)).min(2_000) as f64 * rng.random::<f64>();
-                let at = step + (backoff as u64).max(retry_after).max(1);
-                if spike.retries && fan.attempts < 40 && at - fan.arrived_ms <= 90_000 {
-                    again = Some(at);
-                    sim.retries += 1;
-                } else {
-                    fan.done = true;
-                    sim.gave_up += 1;
-                }
-            }
-            if fan.done && fan.place.is_some() {
-                left_line += 1;
-            }
-            if let Some(at) = again {
-                if (at as usize) < later.len() {
-                    later[at as usize].push(id);
-                    pending += 1;
-                } else {
-                    fan.done = true;
-                    sim.gave_up += 1;
-                    left_line += u64::from(fan.place.is_some());
-                }
-            }
+            self.answer(id as usize, step, served, &mut served_now);
         }
-        if served_now > 0 {
-            busy += served_now;
-            sim.peak_concurrency = sim.peak_concurrency.max(busy);
-            finishing.push_back((step + hold_steps, served_now));
-            // What ran counts against the account's rate; a refusal does not.
-            last_second.push_back((step, served_now));
-            in_last_second += served_now;
-        }
+        self.lambda.hold(step, served_now, &mut self.sim);
         if step % 1000 == 999 {
-            second.waiting = joined - left_line;
-            sim.peak_requests_per_second = sim.peak_requests_per_second.max(second.requests);
-            sim.redis_peak_load = sim.redis_peak_load.max(redis_used_this_second / 1000.0);
-            sim.seconds.push(std::mem::take(&mut second));
-            redis_used_this_second = 0.0;
+            self.close_second();
         }
     }
-    if second.requests > 0 || second.arrivals > 0 {
-        sim.peak_requests_per_second = sim.peak_requests_per_second.max(second.requests);
-        sim.seconds.push(second);
+
+    /// Syncs of the environments busy in the last second, spread over the
+    /// ms. A sync that finds no room fails; the environment answers from
+    /// its last copy.
+    fn sync_line(&mut self) {
+        let Some(line) = self.spike.line else { return };
+        self.line.sync_debt += line.syncs_per_second(self.lambda.serving()) / 1000.0;
+        while self.line.sync_debt >= 1.0 {
+            self.line.sync_debt -= 1.0;
+            if self.redis.take(self.costs.sync) {
+                self.redis_used_this_second += self.costs.sync;
+                self.second.redis_syncs += self.costs.sync / 1000.0;
+            }
+        }
     }
-    sim.polls = sim.requests - sim.fans - sim.retries;
-    waits.sort_unstable();
-    if let Some(max) = waits.last() {
-        sim.wait_p50_seconds = waits[waits.len() / 2] as f64 / 1000.0;
-        sim.wait_max_seconds = *max as f64 / 1000.0;
+
+    /// This ms's requests: new fans, then those scheduled.
+    fn due(&mut self, step: u64) -> Vec<u32> {
+        let mut due = std::mem::take(&mut self.later[step as usize]);
+        self.pending -= due.len();
+        if step < self.traffic_ms {
+            self.arrivals += self.spike.traffic.rate_at(step as f64 / 1000.0) / 1000.0;
+            let n = self.arrivals.floor() as u64;
+            self.arrivals -= n as f64;
+            for _ in 0..n {
+                due.push(self.fans.len() as u32);
+                self.fans.push(Fan { arrived_ms: step, ..Fan::default() });
+            }
+            self.sim.fans += n;
+            self.second.arrivals += n;
+        }
+        due
     }
-    sim
+
+    /// The served mark: the grants made by now (the door's grants are
+    /// scheduled at the pace, some of them still ahead).
+    fn served_mark(&self, step: u64) -> u64 {
+        match self.spike.line {
+            Some(line) => {
+                let ahead_of_now = ((self.line.next_grant_ms - step as f64).max(0.0) * line.pace() / 1000.0).floor();
+                self.line.granted.saturating_sub(ahead_of_now as u64)
+            }
+            None => self.line.granted,
+        }
+    }
+
+    /// One request of fan `id`: through API Gateway and Lambda to the gate,
+    /// then when its fan comes back, if it does.
+    fn answer(&mut self, id: usize, step: u64, served: u64, served_now: &mut i64) {
+        self.sim.requests += 1;
+        self.second.requests += 1;
+        let fan = self.fans[id];
+        if fan.place.is_some() && fan.attempts == 0 {
+            self.second.polls += 1;
+        }
+        let next = if !self.api.take(1.0) {
+            self.sim.throttled_by_api_gateway += 1;
+            self.second.throttled_by_api_gateway += 1;
+            Next::Refused { retry_after: 0 }
+        } else if !self.lambda.runs(*served_now, &mut self.sim) {
+            self.sim.throttled_by_lambda += 1;
+            self.second.throttled_by_lambda += 1;
+            Next::Refused { retry_after: 0 }
+        } else {
+            *served_now += 1;
+            self.second.served += 1;
+            self.at_the_gate(id, step, served)
+        };
+        self.follow_up(id, step, next);
+    }
+
+    /// A request a function ran: the gate's answer, by where its fan is.
+    fn at_the_gate(&mut self, id: usize, step: u64, served: u64) -> Next {
+        let sold_out = self.admitted >= self.spike.gate.capacity;
+        let turn = match self.spike.line {
+            None => true,
+            Some(line) => (self.place_of(id) as f64) < served as f64 + line.lead(),
+        };
+        let fan = self.fans[id];
+        let unclaimed = self.spike.line.is_some() && fan.grant_at.is_none();
+        if let Some(at) = fan.grant_at.filter(|at| *at > step) {
+            Next::Again(at)
+        } else if sold_out && unclaimed {
+            // Sold out for good: told from the environment's copy.
+            self.sim.sold_out += 1;
+            Next::Done
+        } else if turn && unclaimed {
+            self.at_the_door(id, step)
+        } else if turn {
+            self.admit(id, step, sold_out)
+        } else {
+            self.wait(id, step, served)
+        }
+    }
+
+    /// The fan's place in the line, taken at its first request. Its count
+    /// rides on its environment's next sync: charged now, room or not (a
+    /// sync that fails is sent again).
+    fn place_of(&mut self, id: usize) -> u64 {
+        if let Some(place) = self.fans[id].place {
+            return place;
+        }
+        self.line.joined += 1;
+        let place = self.line.joined - 1;
+        self.fans[id].place = Some(place);
+        self.redis.owe(self.costs.place);
+        self.redis_used_this_second += self.costs.place;
+        self.second.redis_syncs += self.costs.place / 1000.0;
+        place
+    }
+
+    /// Its turn came: it joins the door, and its grant comes at the pace; or
+    /// no place is free and one may come back.
+    fn at_the_door(&mut self, id: usize, step: u64) -> Next {
+        if self.line.granted >= self.spike.gate.capacity {
+            return Next::Again(step + NO_PLACE_FREE.as_millis() as u64);
+        }
+        let line = self.spike.line.expect("a door only in a line");
+        let at = (step as f64).max(self.line.next_grant_ms);
+        self.line.next_grant_ms = at + 1000.0 / line.pace();
+        self.line.granted += 1;
+        self.fans[id].grant_at = Some(at.ceil() as u64);
+        Next::Again((at.ceil() as u64).max(step + 1))
+    }
+
+    /// The gate's call: admitted, or told it is sold out, if the core has
+    /// room; a 503 if not.
+    fn admit(&mut self, id: usize, step: u64, sold_out: bool) -> Next {
+        let c = if sold_out { self.costs.answer } else { self.costs.admission };
+        if !self.redis.take(c) {
+            self.sim.refused_by_redis += 1;
+            self.second.refused_by_redis += 1;
+            return Next::Refused { retry_after: 1000 };
+        }
+        self.redis_used_this_second += c;
+        if sold_out {
+            self.second.redis_answers += c / 1000.0;
+            self.sim.sold_out += 1;
+        } else {
+            self.second.redis_admissions += c / 1000.0;
+            self.admitted += 1;
+            self.sim.admitted += 1;
+            self.second.admitted += 1;
+            self.waits.push(step - self.fans[id].arrived_ms);
+        }
+        Next::Done
+    }
+
+    /// Not its turn: asked back when it is due, or rarely when the places
+    /// left cannot reach it.
+    fn wait(&mut self, id: usize, step: u64, served: u64) -> Next {
+        let line = self.spike.line.expect("waiting only in a line");
+        let place = self.fans[id].place.unwrap_or_default() as f64;
+        let turn_in = ((place + 1.0 - served as f64 - line.lead()) / line.pace()).max(0.0);
+        // Every fan here comes (no walk-aways): show fraction 1.
+        let places_left = self.spike.gate.capacity.saturating_sub(self.line.granted) as i64;
+        let ahead = place - served as f64;
+        let wait = if progress::beyond_reach(ahead, places_left, Some(1.0)) {
+            beyond_reach(turn_in, self.rng.random::<f64>())
+        } else {
+            come_back_in(turn_in, self.rng.random::<f64>(), true)
+        };
+        Next::Again(step + (wait.as_millis() as u64).max(1))
+    }
+
+    /// A refused fan retries with backoff (at least `Retry-After`) until it
+    /// gives up; a fan that comes back is scheduled.
+    fn follow_up(&mut self, id: usize, step: u64, next: Next) {
+        let again = match next {
+            Next::Again(at) => Some(at),
+            Next::Done => {
+                self.fans[id].done = true;
+                None
+            }
+            Next::Refused { retry_after } => {
+                let fan = &mut self.fans[id];
+                fan.attempts += 1;
+                let backoff = (100u64 << fan.attempts.min(5)).min(2_000) as f64 * self.rng.random::<f64>();
+                let at = step + (backoff as u64).max(retry_after).max(1);
+                if self.spike.retries && fan.attempts < 40 && at - fan.arrived_ms <= 90_000 {
+                    self.sim.retries += 1;
+                    Some(at)
+                } else {
+                    fan.done = true;
+                    self.sim.gave_up += 1;
+                    None
+                }
+            }
+        };
+        let fan = &mut self.fans[id];
+        if fan.done && fan.place.is_some() {
+            self.line.left += 1;
+        }
+        if let Some(at) = again {
+            if (at as usize) < self.later.len() {
+                self.later[at as usize].push(id as u32);
+                self.pending += 1;
+            } else {
+                fan.done = true;
+                self.sim.gave_up += 1;
+                self.line.left += u64::from(fan.place.is_some());
+            }
+        }
+    }
+
+    fn close_second(&mut self) {
+        self.second.waiting = self.line.joined - self.line.left;
+        self.sim.peak_requests_per_second = self.sim.peak_requests_per_second.max(self.second.requests);
+        self.sim.redis_peak_load = self.sim.redis_peak_load.max(self.redis_used_this_second / 1000.0);
+        self.sim.seconds.push(std::mem::take(&mut self.second));
+        self.redis_used_this_second = 0.0;
+    }
+
+    fn finish(mut self) -> Simulation {
+        let mut sim = self.sim;
+        if self.second.requests > 0 || self.second.arrivals > 0 {
+            sim.peak_requests_per_second = sim.peak_requests_per_second.max(self.second.requests);
+            sim.seconds.push(self.second);
+        }
+        sim.polls = sim.requests - sim.fans - sim.retries;
+        self.waits.sort_unstable();
+        if let Some(max) = self.waits.last() {
+            sim.wait_p50_seconds = self.waits[self.waits.len() / 2] as f64 / 1000.0;
+            sim.wait_max_seconds = *max as f64 / 1000.0;
+        }
+        sim
+    }
 }
 
 #[cfg(test)]
