@@ -53,9 +53,6 @@ pub struct SecretError {
     pub reason: String,
 }
 
-/// The extension's port (AWS's variable; 2773 when unset).
-pub const EXTENSION_PORT_VAR: &str = "PARAMETERS_SECRETS_EXTENSION_HTTP_PORT";
-
 /// The extension's port is set but is not a port: init stops rather than
 /// ask another port.
 #[derive(Debug, Clone, Error, PartialEq, Eq)]
@@ -99,7 +96,7 @@ impl SecretSource {
     ) -> Result<Self, MalformedPort> {
         let var = |k: &str| env(k).filter(|v| !v.is_empty());
         Ok(if let Some(secret_id) = var(secret_id_var) {
-            let port = match var(EXTENSION_PORT_VAR) {
+            let port = match var("PARAMETERS_SECRETS_EXTENSION_HTTP_PORT") {
                 None => 2773,
                 Some(p) => p.parse().map_err(|_| MalformedPort(p))?,
             };
@@ -232,7 +229,7 @@ mod tests {
         let vars = |port: &'static str| {
             move |k: &str| match k {
                 "ID" => Some("arn:aws:secretsmanager:eu-west-1:123456789012:secret:db".to_owned()),
-                EXTENSION_PORT_VAR if !port.is_empty() => Some(port.to_owned()),
+                "PARAMETERS_SECRETS_EXTENSION_HTTP_PORT" if !port.is_empty() => Some(port.to_owned()),
                 _ => None,
             }
         };
