@@ -24,7 +24,8 @@ started=$(date +%s)
 log "sam build (Architecture=$ARCHITECTURE; rust-cargolambda, release profile)"
 sam build --parameter-overrides "Architecture=$ARCHITECTURE"
 log "sam build took $(( $(date +%s) - started )) s"
-for fn in EntryApiFunction AdminApiFunction WriterFunction SchedulerFunction NotifierFunction; do
+for fn in EntryApiFunction AdminApiFunction WriterFunction SchedulerFunction NotifierFunction \
+  DatabaseSetupFunction; do
   bootstrap=".aws-sam/build/$fn/bootstrap"
   [ -x "$bootstrap" ] || { log "$bootstrap is missing"; exit 1; }
   file -b "$bootstrap" | grep -q "$machine" ||

@@ -126,7 +126,7 @@ if [ -n "$QUICK" ]; then
   cargo build --quiet --workspace --bins
   rm -rf "$BUILD" && mkdir -p "$BUILD"
   for pair in EntryApiFunction:entry-api AdminApiFunction:admin-api WriterFunction:writer \
-    SchedulerFunction:scheduler NotifierFunction:notifier; do
+    SchedulerFunction:scheduler NotifierFunction:notifier DatabaseSetupFunction:db-setup; do
     mkdir -p "$BUILD/${pair%%:*}"
     cp "target/debug/${pair##*:}" "$BUILD/${pair%%:*}/bootstrap"
   done
@@ -141,7 +141,7 @@ setup=$(REDIS_KEY_PREFIX=$PREFIX DATABASE_SCHEMA=$PREFIX target/debug/fanrush-lo
 eval "$setup" # SQS_QUEUE_URL, SQS_DLQ_URL
 "$VENV/bin/python" "$ROOT/scripts/sam-local-template.py" "$BUILD/template.yaml" "$BUILD/local.yaml" \
   REDIS_URL="redis://$GATEWAY:$REDIS_PORT" REDIS_KEY_PREFIX=$PREFIX \
-  DATABASE_URL="${DATABASE_URL/127.0.0.1/$GATEWAY}" DATABASE_SCHEMA=$PREFIX \
+  DATABASE_URL="${DATABASE_URL/127.0.0.1/$GATEWAY}" DATABASE_SCHEMA=$PREFIX DATABASE_MIGRATIONS=apply \
   SQS_QUEUE_URL="$SQS_QUEUE_URL" SQS_DLQ_URL="$SQS_DLQ_URL" AWS_ENDPOINT_URL="http://$GATEWAY:$SQS_PORT" \
   AWS_ACCESS_KEY_ID=local AWS_SECRET_ACCESS_KEY=local AWS_EC2_METADATA_DISABLED=true \
   LINE_TICKET_SECRET="$(line_ticket_secret)" FANRUSH_LOCAL=1 SCHEDULER_DRY_RUN=true \

@@ -33,8 +33,9 @@ pub struct PreflightArgs {
     #[arg(long, value_name = "N", requires = "account_limit")]
     unreserved: Option<i64>,
     /// Concurrency the stack reserves for the writer, the scheduler,
-    /// admin-api and the notifier (the template's defaults add up to 22):
-    /// out of the pool entry-api's provisioned concurrency draws from.
+    /// admin-api, the notifier and the database setup (the template's
+    /// defaults add up to 23): out of the pool entry-api's provisioned
+    /// concurrency draws from.
     #[arg(long, value_name = "N", default_value_t = CONTROL_PLANE_RESERVED)]
     reserved: i64,
     /// entry-api's reserved concurrency, when the stack caps it (the

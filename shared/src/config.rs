@@ -7,7 +7,7 @@
 
 use crate::adapters::https::HttpsClient;
 use crate::adapters::lambda_control::ProvisionedConcurrency;
-use crate::adapters::postgres_store::{Database, StoreError};
+use crate::adapters::postgres_store::{Database, Migrations, StoreError};
 use crate::adapters::redis_gate::{EntryGate, GateError, LazyRedis};
 use crate::adapters::secrets::{MalformedPort, SecretSource};
 use crate::adapters::slack::SlackNotifier;
@@ -16,6 +16,7 @@ use crate::rules::scaling::preflight::{price_per_gb_second, Capacities, Pricing,
 use crate::rules::scaling::Quotas;
 use crate::rules::scaling::ScalingParams;
 use crate::usecases::api::{AdminApi, AuthMode, FanApi, TicketKeyring};
+use crate::usecases::database_setup::DatabaseSetup;
 use crate::usecases::entrance::{RateLimit, KEYS_TTL};
 use crate::usecases::provisioning::{PreflightInputs, Provisioner, Target};
 use crate::usecases::recovery::Patience;
@@ -139,6 +140,10 @@ pub struct DatabaseConfig {
     /// `DATABASE_CA_FILE`: PEM roots for TLS (default: the system's; RDS
     /// without RDS Proxy needs the RDS bundle here).
     pub root_certificates: Option<Vec<u8>>,
+    /// `DATABASE_MIGRATIONS`: `apply` (default: the connection is the
+    /// owner's) or `expect` (a function's own role: db-setup applies
+    /// them).
+    pub migrations: Migrations,
 }
 
 impl DatabaseConfig {
@@ -149,18 +154,64 @@ impl DatabaseConfig {
             connect_timeout: millis("DATABASE_CONNECT_TIMEOUT_MS", 3000)?,
             password: SecretSource::from_env("DATABASE_PASSWORD_SECRET_ID", "DATABASE_PASSWORD")?,
             root_certificates: pem_file("DATABASE_CA_FILE")?,
+            migrations: migrations_mode(std::env::var("DATABASE_MIGRATIONS").ok().as_deref())?,
         })
     }
 
     /// The database on these settings. Does not connect, read the secret or
     /// load certificates.
     pub fn database(&self) -> Result<Database, ConfigError> {
-        let db =
-            Database::new(&self.url, self.schema.clone(), self.connect_timeout)?.with_password(self.password.clone());
+        let db = Database::new(&self.url, self.schema.clone(), self.connect_timeout)?
+            .with_password(self.password.clone())
+            .with_migrations(self.migrations);
         Ok(match &self.root_certificates {
             Some(pem) => db.with_root_certificates(pem.clone()),
             None => db,
         })
+    }
+}
+
+/// `DATABASE_MIGRATIONS`'s value.
+fn migrations_mode(value: Option<&str>) -> Result<Migrations, ConfigError> {
+    match value.unwrap_or_default() {
+        "" | "apply" => Ok(Migrations::Apply),
+        "expect" => Ok(Migrations::Expect),
+        other => Err(ConfigError::Invalid {
+            var: "DATABASE_MIGRATIONS",
+            reason: format!("{other:?} is not apply or expect"),
+        }),
+    }
+}
+
+/// `db-setup`: the owner's database (`DATABASE_*`, migrations
+/// applied whatever `DATABASE_MIGRATIONS` says) and each function role's
+/// secret, `DATABASE_ROLE_SECRET_IDS` (comma-separated Secrets Manager ids,
+/// read through the extension).
+#[derive(Debug, Clone)]
+pub struct DatabaseSetupConfig {
+    pub database: DatabaseConfig,
+    pub role_secrets: Vec<(String, SecretSource)>,
+}
+
+impl DatabaseSetupConfig {
+    pub fn from_env() -> Result<Self, ConfigError> {
+        let ids = required("DATABASE_ROLE_SECRET_IDS")?;
+        let mut role_secrets = Vec::new();
+        for id in ids.split(',').map(str::trim).filter(|id| !id.is_empty()) {
+            let env = |k: &str| if k == "ID" { Some(id.to_owned()) } else { std::env::var(k).ok() };
+            role_secrets.push((id.to_owned(), SecretSource::from_vars("ID", "", &env)?));
+        }
+        if role_secrets.is_empty() {
+            return Err(ConfigError::Missing("DATABASE_ROLE_SECRET_IDS"));
+        }
+        Ok(Self {
+            database: DatabaseConfig { migrations: Migrations::Apply, ..DatabaseConfig::from_env()? },
+            role_secrets,
+        })
+    }
+
+    pub fn setup(&self) -> Result<DatabaseSetup, ConfigError> {
+        Ok(DatabaseSetup::new(self.database.database()?, self.role_secrets.clone()))
     }
 }
 
@@ -528,6 +579,15 @@ fn millis(var: &'static str, default: u64) -> Result<Duration, ConfigError> {
 mod tests {
     use super::*;
     use std::collections::HashMap;
+
+    #[test]
+    fn database_migrations_are_applied_or_expected_and_nothing_else() {
+        assert_eq!(migrations_mode(None).unwrap(), Migrations::Apply);
+        assert_eq!(migrations_mode(Some("apply")).unwrap(), Migrations::Apply);
+        assert_eq!(migrations_mode(Some("expect")).unwrap(), Migrations::Expect);
+        let err = migrations_mode(Some("Expect")).unwrap_err().to_string();
+        assert!(err.contains("DATABASE_MIGRATIONS") && err.contains("\"Expect\""), "{err}");
+    }
 
     fn env<'a>(vars: &'a [(&'a str, &'a str)]) -> impl Fn(&str) -> Option<String> + 'a {
         let vars: HashMap<&str, &str> = vars.iter().copied().collect();

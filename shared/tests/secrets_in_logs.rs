@@ -96,6 +96,7 @@ async fn no_secret_appears_in_any_log_line() {
         connect_timeout: Duration::from_millis(300),
         password: SecretSource::Extension { secret_id: "db".into(), port: db_secret.port() },
         root_certificates: None,
+        migrations: Default::default(),
     }
     .database()
     .unwrap();

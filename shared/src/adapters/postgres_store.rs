@@ -32,7 +32,12 @@ const MIGRATIONS: &[(&str, &str)] = &[
     ("0002_retired_event_ids", include_str!("../../../migrations/0002_retired_event_ids.sql")),
     ("0003_the_line", include_str!("../../../migrations/0003_the_line.sql")),
     ("0004_the_line_without_pauses", include_str!("../../../migrations/0004_the_line_without_pauses.sql")),
+    ("0005_function_roles", include_str!("../../../migrations/0005_function_roles.sql")),
 ];
+
+/// The roles 0005 creates, one per function that reads or writes the
+/// database; the only roles db-setup gives a password.
+pub const FUNCTION_ROLES: [&str; 3] = ["fanrush_writer", "fanrush_admin", "fanrush_scheduler"];
 
 /// Applies the migrations `client` has not seen (its search path decides
 /// the schema).
@@ -56,6 +61,30 @@ async fn migrate(client: &mut Client) -> Result<(), tokio_postgres::Error> {
         tx.execute("INSERT INTO schema_migrations (version) VALUES ($1)", &[version]).await?;
     }
     tx.commit().await
+}
+
+/// The migrations `client`'s schema lacks, for a role that may not apply
+/// them (no table at all counts as none applied).
+async fn missing_migrations(client: &Client) -> Result<Vec<&'static str>, tokio_postgres::Error> {
+    let applied: Vec<String> = match client.query("SELECT version FROM schema_migrations", &[]).await {
+        Ok(rows) => rows.iter().map(|r| r.get(0)).collect(),
+        Err(e) if e.code() == Some(&SqlState::UNDEFINED_TABLE) => Vec::new(),
+        Err(e) => return Err(e),
+    };
+    Ok(MIGRATIONS.iter().map(|(v, _)| *v).filter(|v| !applied.iter().any(|a| a == v)).collect())
+}
+
+/// Who brings the schema up to date.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Migrations {
+    /// This connection applies what is missing (the owner: local runs,
+    /// tests, a bring-your-own database, db-setup).
+    #[default]
+    Apply,
+    /// The schema must be current already: a function's own role, which
+    /// may not create tables. A missing migration is an outage until
+    /// db-setup runs ([`StoreError::NotMigrated`]).
+    Expect,
 }
 
 /// Most rows one insert statement carries (5 parameters each, well under
@@ -116,6 +145,10 @@ pub enum StoreError {
     Secret(#[from] SecretError),
     #[error("a stored row is invalid: {0}")]
     Corrupt(String),
+    /// The schema lacks migrations this role may not apply: run
+    /// db-setup (docs/deploy.md). Retried like an outage.
+    #[error("the database schema lacks migrations {0:?}: run db-setup")]
+    NotMigrated(Vec<&'static str>),
 }
 
 /// The database's own words: SQLSTATE, message and detail for an error the
@@ -153,7 +186,7 @@ impl StoreError {
     }
 
     pub fn is_unavailable(&self) -> bool {
-        matches!(self, Self::Unavailable(_) | Self::Secret(_))
+        matches!(self, Self::Unavailable(_) | Self::Secret(_) | Self::NotMigrated(_))
     }
 
     /// True when the refusal was a unique-constraint violation.
@@ -175,7 +208,7 @@ async fn watch<F: std::future::Future<Output = Result<(), tokio_postgres::Error>
 
 /// A password secret is either the password itself or, as RDS and Secrets
 /// Manager rotation store it, JSON with `password` (and `username`).
-fn credentials(secret: &str) -> (Option<String>, String) {
+pub fn credentials(secret: &str) -> (Option<String>, String) {
     match serde_json::from_str::<serde_json::Value>(secret) {
         Ok(v) if v["password"].is_string() => {
             (v["username"].as_str().map(str::to_owned), v["password"].as_str().unwrap_or_default().to_owned())
@@ -221,6 +254,7 @@ pub struct Database {
     connection: Mutex<Option<Arc<Connection>>>,
     password: SecretSource,
     root_certificates: Option<Vec<u8>>,
+    migrations: Migrations,
     ready: OnceCell<Ready>,
 }
 
@@ -242,6 +276,7 @@ impl Database {
             connection: Mutex::new(None),
             password: SecretSource::None,
             root_certificates: None,
+            migrations: Migrations::Apply,
             ready: OnceCell::new(),
         })
     }
@@ -250,6 +285,12 @@ impl Database {
     /// connection) instead of the URL's own.
     pub fn with_password(mut self, password: SecretSource) -> Self {
         self.password = password;
+        self
+    }
+
+    /// Whether connections apply missing migrations or expect none.
+    pub fn with_migrations(mut self, migrations: Migrations) -> Self {
+        self.migrations = migrations;
         self
     }
 
@@ -306,14 +347,26 @@ impl Database {
                 client
             }
         };
-        if let Some(schema) = &self.schema {
-            client
-                .batch_execute(&format!("CREATE SCHEMA IF NOT EXISTS {schema}; SET search_path TO {schema}"))
-                .await
-                .map_err(StoreError::from_pg)?;
-        }
         let mut client = client;
-        migrate(&mut client).await.map_err(StoreError::from_pg)?;
+        match self.migrations {
+            Migrations::Apply => {
+                if let Some(schema) = &self.schema {
+                    let sql = format!("CREATE SCHEMA IF NOT EXISTS {schema}; SET search_path TO {schema}");
+                    client.batch_execute(&sql).await.map_err(StoreError::from_pg)?;
+                }
+                migrate(&mut client).await.map_err(StoreError::from_pg)?;
+            }
+            // A function's role may not create schemas or tables.
+            Migrations::Expect => {
+                if let Some(schema) = &self.schema {
+                    client.batch_execute(&format!("SET search_path TO {schema}")).await.map_err(StoreError::from_pg)?;
+                }
+                let missing = missing_migrations(&client).await.map_err(StoreError::from_pg)?;
+                if !missing.is_empty() {
+                    return Err(StoreError::NotMigrated(missing));
+                }
+            }
+        }
         let c = Arc::new(Connection { client, inserts: Default::default() });
         *slot = Some(c.clone());
         Ok(c)
@@ -331,6 +384,23 @@ impl Database {
     /// Connects and migrates now (setup and tests; functions connect lazily).
     pub async fn migrate(&self) -> Result<(), StoreError> {
         self.connection().await.map(|_| ())
+    }
+
+    /// Lets `role`, one of [`FUNCTION_ROLES`], log in with `password`. The
+    /// server gets a SCRAM-SHA-256 verifier computed here, never the
+    /// password itself (a statement log keeps no secret).
+    pub async fn set_role_password(&self, role: &str, password: &str) -> Result<(), StoreError> {
+        if !FUNCTION_ROLES.contains(&role) {
+            return Err(StoreError::Config(format!("{role:?} is not one of the functions' roles {FUNCTION_ROLES:?}")));
+        }
+        if password.is_empty() {
+            return Err(StoreError::Config(format!("the password for {role} is empty")));
+        }
+        let verifier = postgres_protocol::password::scram_sha_256(password.as_bytes());
+        // A verifier is base64 and '$', ':': nothing to escape in a literal.
+        let sql = format!("ALTER ROLE {role} WITH LOGIN PASSWORD '{verifier}'");
+        let c = self.connection().await?;
+        c.client.batch_execute(&sql).await.map_err(StoreError::from_pg)
     }
 
     /// Inserts entries in one round trip (per 1,024 rows); an entry already

@@ -12,12 +12,15 @@
 //!   reservations whose send outcome was unknown.
 //! - [`provisioning`]: reconciles `entry-api:live`'s provisioned concurrency
 //!   with the calendar's plan and tells Slack.
+//! - [`database_setup`]: the schema and the functions' database roles
+//!   (`db-setup`, once per deploy).
 //! - [`scheduler_job`]: the scheduler's minute job (`scheduler`): recovery,
 //!   the calendar, provisioning, dead letters named.
 
 pub mod alarms;
 pub mod api;
 pub mod clock;
+pub mod database_setup;
 pub mod entrance;
 pub mod provisioning;
 pub mod recovery;

@@ -12,6 +12,7 @@
 //! | [`api_input`] | bad input of every kind, identity, the admin calendar |
 //! | [`entries_export`] | operators take an event's entries out, page by page |
 //! | [`tls_and_secrets`] | Redis and PostgreSQL over TLS, secrets from the extension |
+//! | [`database_roles`] | each function's own database role, set up by `db-setup` |
 //! | [`sample_events`] | every sample under `events/` driven through its handler |
 //!
 //! Two tests keep binaries of their own, each for a process-wide reason:
@@ -23,6 +24,7 @@
 mod common;
 
 mod api_input;
+mod database_roles;
 mod entries_export;
 mod gate;
 mod queue_and_writer;

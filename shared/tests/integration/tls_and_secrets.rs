@@ -5,6 +5,7 @@
 //! `DatabaseConfig::database`) run against private servers that accept nothing
 //! else: no plaintext, no unverified certificate, no missing or wrong secret.
 
+use fanrush::adapters::postgres_store::Migrations;
 use fanrush::adapters::secrets::{Secret, SecretSource};
 use fanrush::config::{DatabaseConfig, RedisConfig};
 use fanrush_local::services::{PrivatePostgres, PrivateRedis, TestCertificates};
@@ -133,6 +134,7 @@ async fn postgres_over_tls_with_a_password_from_secrets_manager() {
         connect_timeout: Duration::from_secs(5),
         password: SecretSource::Extension { secret_id: "fanrush/db".into(), port: extension.port() },
         root_certificates: Some(certs.ca_pem().unwrap()),
+        migrations: Migrations::Apply,
     };
 
     let db = config.database().unwrap();
@@ -185,6 +187,7 @@ async fn a_rotated_database_password_is_read_again_at_the_next_connection() {
         connect_timeout: Duration::from_secs(5),
         password: SecretSource::Extension { secret_id: "fanrush/db".into(), port: extension.port() },
         root_certificates: Some(certs.ca_pem().unwrap()),
+        migrations: Default::default(),
     }
     .database()
     .unwrap();

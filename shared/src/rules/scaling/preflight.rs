@@ -148,8 +148,9 @@ pub struct Account {
 
 /// The template's defaults for the control plane's reserved concurrency:
 /// `WriterMaxConcurrency` 5, `SchedulerReservedConcurrency` 2,
-/// `AdminApiReservedConcurrency` 10, `NotifierReservedConcurrency` 5.
-pub const CONTROL_PLANE_RESERVED: i64 = 5 + 2 + 10 + 5;
+/// `AdminApiReservedConcurrency` 10, `NotifierReservedConcurrency` 5, and
+/// the database setup's 1.
+pub const CONTROL_PLANE_RESERVED: i64 = 5 + 2 + 10 + 5 + 1;
 
 /// The template's `FanRouteThrottleRate` and `AdminRouteThrottleRate`
 /// defaults: together within the account's default rate of 10,000.
