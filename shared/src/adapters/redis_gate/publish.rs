@@ -8,11 +8,11 @@ use crate::rules::domain::{EventId, FanEvent};
 use chrono::{DateTime, Utc};
 use std::time::Duration;
 
-/// A new event's line seed: 128 bits from the operating system's random
-/// source, kept secret (never served), fixing the pre-queue's shuffle.
+/// A new event's line seed: 128 bits from rand's thread generator (a
+/// cryptographic generator the operating system seeds), kept secret (never
+/// served), fixing the pre-queue's shuffle.
 pub fn new_line_seed() -> String {
-    let mut bytes = [0u8; 16];
-    getrandom::fill(&mut bytes).expect("the operating system's random source");
+    let bytes: [u8; 16] = rand::random();
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 

@@ -297,7 +297,7 @@ pub(super) struct Lines {
 
 impl Lines {
     pub fn new(sync_every: Duration) -> Self {
-        let environment = getrandom::u64().unwrap_or_else(|_| std::process::id().into());
+        let environment = rand::random();
         Self { events: Mutex::new(HashMap::new()), sync_every, environment }
     }
 

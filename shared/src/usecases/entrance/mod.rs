@@ -375,7 +375,7 @@ struct RequestTokens {
 
 impl RequestTokens {
     fn new() -> Self {
-        Self { seed: getrandom::u64().unwrap_or_else(|_| std::process::id().into()), counter: AtomicU64::new(0) }
+        Self { seed: rand::random(), counter: AtomicU64::new(0) }
     }
 
     fn next(&self) -> String {
