@@ -43,7 +43,7 @@ tables:
 package:
 	@scripts/package.sh
 
-## Every function under sam local invoke with every sample event in events/, against the local stack, in
+## Every function but db-setup under sam local invoke with every sample event in events/, against the local stack, in
 ## Docker (Debian's docker.io and a dockerd of the project's own; a Debian stand-in for the provided.al2023
 ## image): sam build for x86_64 first. sam-local-quick: admin-api and entry-api on the debug binaries.
 sam-local:

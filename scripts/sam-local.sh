@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # `make sam-local`: every function under `sam local invoke`, as the design
-# card says the suite is used, against the local stack, each answer checked.
+# card says the suite is used, against the local stack, each answer checked
+# (db-setup aside: it needs the deployed stack's secrets; locally the
+# schema's owner migrates).
 #
 # - Docker: Debian's docker.io if absent; a dockerd of the project's own on
 #   a socket under .local/ (vfs storage), started only if none answers there
