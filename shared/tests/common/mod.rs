@@ -58,6 +58,18 @@ pub fn database(schema: &str) -> Database {
     Database::new(&database_url(), Some(schema.to_owned()), Duration::from_secs(3)).unwrap()
 }
 
+/// An entry without a note, accepted at a fixed time.
+pub fn entry(event: &str, fan: &str, position: i64) -> fanrush::rules::domain::Entry {
+    use chrono::TimeZone;
+    fanrush::rules::domain::Entry {
+        event_id: fanrush::rules::domain::EventId::parse(event).unwrap(),
+        fan_id: fanrush::rules::domain::FanId::parse(fan).unwrap(),
+        position,
+        note: None,
+        accepted_at: Utc.timestamp_millis_opt(1_800_000_000_000).unwrap(),
+    }
+}
+
 pub const POLICY: SendPolicy = SendPolicy { attempts: 2, backoff: Duration::from_millis(20) };
 
 /// The line's ticket key every test stack signs with.

@@ -5,11 +5,12 @@
 //! has applied the migrations and set each role's password from its secret;
 //! then each role does its own work and is refused the rest.
 
+use crate::common::entry;
 use chrono::{Duration as Minutes, Utc};
 use fanrush::adapters::postgres_store::{Database, Migrations, StoreError};
 use fanrush::adapters::secrets::{Secret, SecretSource};
 use fanrush::config::DatabaseConfig;
-use fanrush::rules::domain::{Entry, EventId, FanEvent, FanId};
+use fanrush::rules::domain::{EventId, FanEvent};
 use fanrush::usecases::database_setup::{DatabaseSetup, SetupError};
 use fanrush_local::services::{PrivatePostgres, TestCertificates};
 use std::time::Duration;
@@ -79,16 +80,6 @@ fn event(id: &str) -> FanEvent {
         lead_minutes: None,
         cooldown_minutes: None,
         line: None,
-    }
-}
-
-fn entry(event: &str, fan: &str, position: i64) -> Entry {
-    Entry {
-        event_id: EventId::parse(event).unwrap(),
-        fan_id: FanId::parse(fan).unwrap(),
-        position,
-        note: None,
-        accepted_at: Utc::now(),
     }
 }
 

@@ -3,21 +3,10 @@
 //! failure when the database is down. Batches come from the real SQS endpoint.
 
 use crate::common::*;
-use chrono::{TimeZone, Utc};
 use fanrush::adapters::postgres_store::Database;
-use fanrush::rules::domain::{Entry, EntryMessage, EventId, FanId};
+use fanrush::rules::domain::{Entry, EntryMessage, EventId};
 use fanrush::usecases::writer::EntryWriter;
 use std::time::Duration;
-
-fn entry(event: &str, fan: &str, position: i64) -> Entry {
-    Entry {
-        event_id: EventId::parse(event).unwrap(),
-        fan_id: FanId::parse(fan).unwrap(),
-        position,
-        note: None,
-        accepted_at: Utc.timestamp_millis_opt(1_800_000_000_000).unwrap(),
-    }
-}
 
 /// Sends bodies to the stack's queue and receives them back as one batch.
 async fn batch(stack: &Stack, bodies: &[String]) -> Vec<aws_sdk_sqs::types::Message> {
