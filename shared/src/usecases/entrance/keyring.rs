@@ -98,38 +98,38 @@ impl TicketKeyring {
         Self::new(SecretSource::None, SecretSource::None)
     }
 
-    /// The keys, read again once their time to live is up; when that read fails,
-    /// the last ones read for up to [`KEYS_KEPT_ON_OUTAGE`].
+    /// The keys, read again once their time to live is up; when that read
+    /// fails, the last ones read for up to [`KEYS_KEPT_ON_OUTAGE`]. A failed
+    /// read is not tried again for [`KEYS_RETRY_GAP`], kept keys or none.
     pub async fn keys(&self) -> Result<TicketKeys, String> {
         let mut read = self.read.lock().await;
         if let Some((keys, at)) = &read.keys {
             if at.elapsed() < self.ttl {
                 return Ok(keys.clone());
             }
-            // Reading failed a moment ago: the kept keys serve until the
-            // next attempt, counted as stale.
-            if read.retry_at.is_some_and(|t| Instant::now() < t) && at.elapsed() < KEYS_KEPT_ON_OUTAGE {
-                metrics::counter!("TicketKeysStale").increment(1);
-                return Ok(keys.clone());
-            }
         }
-        match self.read_keys(Cache::Use).await {
-            Ok(keys) => {
-                read.keys = Some((keys.clone(), Instant::now()));
-                read.retry_at = None;
-                Ok(keys)
-            }
-            Err(e) => {
-                read.retry_at = Some(Instant::now() + KEYS_RETRY_GAP);
-                match &read.keys {
-                    Some((keys, at)) if at.elapsed() < KEYS_KEPT_ON_OUTAGE => {
-                        metrics::counter!("TicketKeysStale").increment(1);
-                        tracing::warn!(error = %e, age_s = at.elapsed().as_secs(), "ticket keys unreadable; the last read keep serving");
-                        Ok(keys.clone())
-                    }
-                    _ => Err(e),
+        let error = if read.retry_at.is_some_and(|t| Instant::now() < t) {
+            format!("the ticket keys could not be read; the next attempt is within {KEYS_RETRY_GAP:?}")
+        } else {
+            match self.read_keys(Cache::Use).await {
+                Ok(keys) => {
+                    read.keys = Some((keys.clone(), Instant::now()));
+                    read.retry_at = None;
+                    return Ok(keys);
+                }
+                Err(e) => {
+                    read.retry_at = Some(Instant::now() + KEYS_RETRY_GAP);
+                    tracing::warn!(error = %e, "ticket keys unreadable");
+                    e
                 }
             }
+        };
+        match &read.keys {
+            Some((keys, at)) if at.elapsed() < KEYS_KEPT_ON_OUTAGE => {
+                metrics::counter!("TicketKeysStale").increment(1);
+                Ok(keys.clone())
+            }
+            _ => Err(error),
         }
     }
 

@@ -172,3 +172,19 @@ async fn an_extension_outage_is_asked_once_a_second_while_the_kept_keys_serve() 
     let tried = extension.requests().len() - reads;
     assert!((1..=2).contains(&tried), "one attempt (current and previous), not one per call: {tried}");
 }
+
+#[tokio::test]
+async fn an_extension_down_at_the_first_read_is_asked_once_a_second_too() {
+    let extension = extension_ahead().await;
+    extension.answer_when(&["AWSPREVIOUS"], 500, "{\"message\":\"unreachable\"}");
+    extension.answer(500, "{\"message\":\"unreachable\"}");
+    let source = SecretSource::Extension { secret_id: "line-ticket-key".into(), port: extension.port() };
+    let keyring = TicketKeyring::new(source, SecretSource::None);
+    // No keys kept: every call is refused (the fan API answers 503), but
+    // only the first waits for the failing extension.
+    for _ in 0..20 {
+        assert!(keyring.keys().await.is_err(), "no keys to serve");
+    }
+    let tried = extension.requests().len();
+    assert!((1..=2).contains(&tried), "one attempt (current and previous), not one per call: {tried}");
+}
