@@ -198,8 +198,7 @@ impl DatabaseSetupConfig {
         let ids = required("DATABASE_ROLE_SECRET_IDS")?;
         let mut role_secrets = Vec::new();
         for id in ids.split(',').map(str::trim).filter(|id| !id.is_empty()) {
-            let env = |k: &str| if k == "ID" { Some(id.to_owned()) } else { std::env::var(k).ok() };
-            role_secrets.push((id.to_owned(), SecretSource::from_vars("ID", "", &env)?));
+            role_secrets.push((id.to_owned(), SecretSource::extension(id.to_owned(), &|k| std::env::var(k).ok())?));
         }
         if role_secrets.is_empty() {
             return Err(ConfigError::Missing("DATABASE_ROLE_SECRET_IDS"));

@@ -96,16 +96,22 @@ impl SecretSource {
     ) -> Result<Self, MalformedPort> {
         let var = |k: &str| env(k).filter(|v| !v.is_empty());
         Ok(if let Some(secret_id) = var(secret_id_var) {
-            let port = match var("PARAMETERS_SECRETS_EXTENSION_HTTP_PORT") {
-                None => 2773,
-                Some(p) => p.parse().map_err(|_| MalformedPort(p))?,
-            };
-            Self::Extension { secret_id, port }
+            Self::extension(secret_id, env)?
         } else if let Some(value) = var(plain_var) {
             Self::Plain(Secret::new(value))
         } else {
             Self::None
         })
+    }
+
+    /// The secret `secret_id`, read through the extension on the port the
+    /// variables name (`PARAMETERS_SECRETS_EXTENSION_HTTP_PORT`, 2773).
+    pub fn extension(secret_id: String, env: &dyn Fn(&str) -> Option<String>) -> Result<Self, MalformedPort> {
+        let port = match env("PARAMETERS_SECRETS_EXTENSION_HTTP_PORT").filter(|v| !v.is_empty()) {
+            None => 2773,
+            Some(p) => p.parse().map_err(|_| MalformedPort(p))?,
+        };
+        Ok(Self::Extension { secret_id, port })
     }
 
     /// Whether Lambda init may read it: the Parameters and Secrets extension
