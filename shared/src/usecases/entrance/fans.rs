@@ -68,12 +68,11 @@ impl Window {
 }
 
 /// What the gate's door told a fan: `ahead` fans before it, its grant due
-/// at `due_ms` (`None`: no place free when it asked), told at `told_ms`.
+/// at `due_ms` (`None`: no place free when it asked).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct DoorAnswer {
     pub ahead: u64,
     pub due_ms: Option<i64>,
-    pub told_ms: i64,
     /// Until when the answer stands: a call before it asks the gate nothing.
     pub until_ms: i64,
 }
@@ -213,7 +212,7 @@ mod tests {
     fn a_door_answer_stands_until_its_time() {
         let (e, f) = ids();
         let m = FanMemory::default();
-        m.remember_door(&e, &f, DoorAnswer { ahead: 3, due_ms: Some(500), told_ms: 0, until_ms: 500 });
+        m.remember_door(&e, &f, DoorAnswer { ahead: 3, due_ms: Some(500), until_ms: 500 });
         assert_eq!(m.door(&e, &f, 499).map(|d| d.ahead), Some(3));
         assert_eq!(m.door(&e, &f, 500), None);
         m.forget_door(&e, &f);

@@ -499,8 +499,7 @@ impl Lines {
         let Some(line) = events.get_mut(event) else { return Outcome::Refused(Refusal::EventNotFound) };
         let due_ms = door.due.map(|d| now_ms + d.as_millis() as i64);
         let wait = at_the_door(door.due, door.chance, super::jitter());
-        let answer =
-            DoorAnswer { ahead: door.ahead, due_ms, told_ms: now_ms, until_ms: now_ms + wait.as_millis() as i64 };
+        let answer = DoorAnswer { ahead: door.ahead, due_ms, until_ms: now_ms + wait.as_millis() as i64 };
         fans.remember_door(event, fan, answer);
         let told = Told { wait, ..told_at_door(line, answer, now_ms) };
         self.waiting(line, keys, event, fan, place, now, told)
@@ -539,15 +538,19 @@ impl Lines {
 }
 
 /// What a fan at the door is told at `now_ms`, from the door's answer
-/// (given then or earlier: the fans ahead of it go at the pace meanwhile).
+/// (given then or earlier). The fans still ahead are those the pace has not
+/// reached by now, counted back from when the grant is due, never more than
+/// the door held: the gate grants nothing before the opening or during a
+/// restore's hold, so the time since the answer alone would count fans as
+/// gone who are not, and the position would disagree with the ETA.
 fn told_at_door(line: &EventLine, door: DoorAnswer, now_ms: i64) -> Told {
     let due_in = door.due_ms.map(|d| (d - now_ms).max(0));
     let pace = line.rate * PACE_HEADROOM;
-    let gone = match door.due_ms {
-        Some(_) => ((now_ms - door.told_ms).max(0) as f64 * pace / 1000.0).floor() as u64,
-        None => 0,
+    let ahead = match due_in {
+        Some(d) => door.ahead.min((d as f64 * pace / 1000.0).floor() as u64),
+        None => door.ahead,
     };
-    let door = DoorAnswer { ahead: door.ahead.saturating_sub(gone), ..door };
+    let door = DoorAnswer { ahead, ..door };
     let places_left = line.places_left();
     // Before the opening the pre-queue's order is not told.
     let open = now_ms >= line.opens_at_ms;

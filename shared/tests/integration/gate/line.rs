@@ -364,6 +364,46 @@ async fn the_prequeue_is_shuffled_counted_once_and_every_prequeued_fan_goes_befo
     assert_ne!(joined_order, (1..=20).collect::<Vec<i64>>(), "not first come, first served in the pre-queue");
 }
 
+/// A pre-queued fan told at the door before the opening that calls again
+/// after it (ignoring `Retry-After`) is answered from the door's answer:
+/// nobody was granted before the opening, so its position still agrees
+/// with its ETA.
+#[tokio::test]
+async fn a_fan_at_the_door_asking_again_after_the_opening_is_told_a_position_that_agrees_with_its_eta() {
+    let t0 = second(Utc::now());
+    let (stack, clock) = stack_at(t0).await;
+    let opens = t0 + Minutes::seconds(20);
+    let rate = 10;
+    let event = stack.lined_event(100, rate, 10, opens, opens + Minutes::hours(1)).await;
+    let fans: Vec<String> = (0..60).map(|i| format!("pre-{i:02}")).collect();
+    let mut tickets = BTreeMap::new();
+    for fan in &fans {
+        let b = body_json(&stack.enter(&event, fan).await);
+        tickets.insert(fan.clone(), b["ticket"].as_str().unwrap().to_owned());
+    }
+    // Every pre-queued turn has come two seconds before the opening: each
+    // fan joins the door, and the last of them is told to come back when
+    // its grant is due, seconds after the opening.
+    clock.set(opens - Minutes::seconds(2));
+    let mut last = (String::new(), 0u64);
+    for fan in &fans {
+        let b = body_json(&post(&stack.fan, &event, fan, Some(&tickets[fan])).await);
+        assert!(b["position"].is_null(), "before the opening the order is not told: {b}");
+        let wait = b["retryAfterMs"].as_u64().unwrap();
+        if wait > last.1 {
+            last = (fan.clone(), wait);
+        }
+    }
+    assert!(last.1 > 4_000, "the door's last fan is due well after the opening: {last:?}");
+    clock.set(opens + Minutes::milliseconds(500));
+    let again = body_json(&post(&stack.fan, &event, &last.0, Some(&tickets[&last.0])).await);
+    assert_numbers_agree(&last.0, &again, rate as f64);
+    // 2.5 s after the door's answer, but only 0.5 s of granting.
+    let expected_ahead = ((last.1 - 2_500) as f64 * 1.05 * rate as f64 / 1000.0).floor();
+    let ahead = again["ahead"].as_f64().unwrap();
+    assert!((ahead - expected_ahead).abs() <= 1.0, "{ahead} ahead, about {expected_ahead} expected: {again}");
+}
+
 #[tokio::test]
 async fn three_hundred_joins_without_a_ticket_move_the_next_fan_back_at_most_one_place_and_cost_the_gate_nothing() {
     let t0 = second(Utc::now());
