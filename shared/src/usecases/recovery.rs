@@ -7,7 +7,8 @@
 //!   counted from when the loss was first noticed) and the queue has
 //!   drained, one restorer (a lease in Redis, every write fenced by it)
 //!   rebuilds each open or upcoming event from its stored entries, read in
-//!   pages of [`RESTORE_PAGE`] rows, plus its dead-lettered ones; a closed
+//!   pages of [`RESTORE_PAGE`] rows, plus its dead-lettered ones without a
+//!   row, once per fan however many copies the DLQ holds; a closed
 //!   event gets its definition and counters only. Nothing is counted from
 //!   zero and no stored or dead-lettered position is handed out again. An
 //!   event's line gets back its seed; its door and grants start empty, and
@@ -29,8 +30,9 @@
 use crate::adapters::postgres_store::{Database, StoreError};
 use crate::adapters::redis_gate::{Archival, EntryGate, GateError, Restored};
 use crate::adapters::sqs_queue::{DeadLetterQueue, DeadLetters, EntryQueue, QueueError};
-use crate::rules::domain::{Entry, FanEvent};
+use crate::rules::domain::{Entry, EventId, FanEvent};
 use chrono::{DateTime, Utc};
+use std::collections::HashSet;
 use std::time::Duration;
 use thiserror::Error;
 
@@ -122,7 +124,11 @@ pub async fn restore_gate(
     let mut entries = 0;
     for event in &events {
         gate.restore_clear(&lease, &event.id).await?;
-        let mine: Vec<&Entry> = dead.entries.iter().filter(|e| e.event_id == event.id).collect();
+        // Dead letters count as taken, once per fan, and a row, where there
+        // is one, wins: the DLQ may hold one entry twice (a send a retry
+        // took over is a second message) or one a redelivery also wrote.
+        let extra = dead_without_row(db, &event.id, &dead).await?;
+        let dead_seq = extra.iter().map(|e| e.position).max().unwrap_or(0);
         let (taken, seq) = if event.closes_at > now {
             let (mut taken, mut seq) = (0i64, 0);
             loop {
@@ -132,19 +138,11 @@ pub async fn restore_gate(
                 taken += page.len() as i64;
                 gate.restore_entries(&lease, &event.id, &page).await?;
             }
-            // Dead letters count as taken; a row, where there is one, wins.
-            let mut extra = Vec::new();
-            for e in &mine {
-                if !db.entry_exists(&event.id, &e.fan_id).await? {
-                    extra.push((*e).clone());
-                }
-            }
             gate.restore_entries(&lease, &event.id, &extra).await?;
-            let dead_seq = extra.iter().map(|e| e.position).max().unwrap_or(0);
             (taken + extra.len() as i64, seq.max(dead_seq))
         } else {
             let (taken, seq) = db.entry_totals(&event.id).await?;
-            (taken + mine.len() as i64, seq.max(mine.iter().map(|e| e.position).max().unwrap_or(0)))
+            (taken + extra.len() as i64, seq.max(dead_seq))
         };
         entries += taken as usize;
         let restored = if event.closes_at > now { Restored::Whole } else { Restored::Archived };
@@ -160,6 +158,19 @@ pub async fn restore_gate(
     gate.finish_restore(&lease).await?;
     tracing::info!(events = events.len(), entries, dead_letters = dead.entries.len(), "gate state restored");
     Ok(Restore::Restored { events: events.len(), entries })
+}
+
+/// The event's dead-lettered entries that PostgreSQL does not hold, one
+/// per fan.
+async fn dead_without_row(db: &Database, event: &EventId, dead: &DeadLetters) -> Result<Vec<Entry>, RecoveryError> {
+    let mut seen = HashSet::new();
+    let mut extra = Vec::new();
+    for e in dead.entries.iter().filter(|e| e.event_id == *event) {
+        if seen.insert(&e.fan_id) && !db.entry_exists(event, &e.fan_id).await? {
+            extra.push(e.clone());
+        }
+    }
+    Ok(extra)
 }
 
 /// A restorer's token: unique per process and call.
