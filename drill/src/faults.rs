@@ -308,11 +308,7 @@ async fn dead_lettered_fans(stack: &Stack, event: &str) -> Result<i64, String> {
     let mut last = String::new();
     for _ in 0..20 {
         match dlq.peek().await {
-            Ok(dead) => {
-                let fans: std::collections::HashSet<&str> =
-                    dead.entries.iter().filter(|e| e.event_id.as_str() == event).map(|e| e.fan_id.as_str()).collect();
-                return Ok(fans.len() as i64);
-            }
+            Ok(dead) => return Ok(dead.entries.iter().filter(|e| e.event_id.as_str() == event).count() as i64),
             Err(e) => last = e.to_string(),
         }
         tokio::time::sleep(Duration::from_millis(500)).await;

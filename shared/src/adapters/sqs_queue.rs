@@ -174,6 +174,8 @@ pub async fn depth(client: &Client, url: &str) -> Result<Depth, QueueError> {
 /// Entries read from the DLQ without removing them.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct DeadLetters {
+    /// One per fan of an event, however many messages hold it: a send a
+    /// retry took over is a second message of the same entry.
     pub entries: Vec<Entry>,
     /// Messages that are not entry messages at all (they hold no fan's place).
     pub unreadable: usize,
@@ -223,6 +225,7 @@ impl DeadLetterQueue {
             return Err(QueueError::DeadLettersBusy(before.in_flight));
         }
         let mut seen = std::collections::HashSet::new();
+        let mut fans = std::collections::HashSet::new();
         let mut receipts = Vec::new();
         let mut letters = DeadLetters::default();
         let mut empty = 0;
@@ -247,7 +250,11 @@ impl DeadLetterQueue {
                 }
                 receipts.extend(m.receipt_handle.clone());
                 match m.body.as_deref().map(EntryMessage::parse) {
-                    Some(Ok(entry)) => letters.entries.push(entry),
+                    Some(Ok(entry)) => {
+                        if fans.insert((entry.event_id.clone(), entry.fan_id.clone())) {
+                            letters.entries.push(entry);
+                        }
+                    }
                     _ => letters.unreadable += 1,
                 }
             }

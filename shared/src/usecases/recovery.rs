@@ -32,7 +32,6 @@ use crate::adapters::redis_gate::{Archival, EntryGate, GateError, Restored};
 use crate::adapters::sqs_queue::{DeadLetterQueue, DeadLetters, EntryQueue, QueueError};
 use crate::rules::domain::{Entry, EventId, FanEvent};
 use chrono::{DateTime, Utc};
-use std::collections::HashSet;
 use std::time::Duration;
 use thiserror::Error;
 
@@ -124,9 +123,8 @@ pub async fn restore_gate(
     let mut entries = 0;
     for event in &events {
         gate.restore_clear(&lease, &event.id).await?;
-        // Dead letters count as taken, once per fan, and a row, where there
-        // is one, wins: the DLQ may hold one entry twice (a send a retry
-        // took over is a second message) or one a redelivery also wrote.
+        // Dead letters (one per fan) count as taken, and a row, where there
+        // is one, wins: a redelivery may have written it too.
         let extra = dead_without_row(db, &event.id, &dead).await?;
         let dead_seq = extra.iter().map(|e| e.position).max().unwrap_or(0);
         let (taken, seq) = if event.closes_at > now {
@@ -160,13 +158,11 @@ pub async fn restore_gate(
     Ok(Restore::Restored { events: events.len(), entries })
 }
 
-/// The event's dead-lettered entries that PostgreSQL does not hold, one
-/// per fan.
+/// The event's dead-lettered entries that PostgreSQL does not hold.
 async fn dead_without_row(db: &Database, event: &EventId, dead: &DeadLetters) -> Result<Vec<Entry>, RecoveryError> {
-    let mut seen = HashSet::new();
     let mut extra = Vec::new();
     for e in dead.entries.iter().filter(|e| e.event_id == *event) {
-        if seen.insert(&e.fan_id) && !db.entry_exists(event, &e.fan_id).await? {
+        if !db.entry_exists(event, &e.fan_id).await? {
             extra.push(e.clone());
         }
     }

@@ -237,7 +237,7 @@ async fn dead_lettered_entries_stay_taken_through_a_restore_and_are_redriven() {
     // sight, so a second reader (another restore, the redrive) sees it now.
     let (queue, dead) = (stack.queue(), stack.dead_letters());
     assert_eq!(dead.depth().await.unwrap().in_flight, 0, "the peek hands back what it read");
-    assert_eq!(dead.peek().await.unwrap().entries.len(), 2);
+    assert_eq!(dead.peek().await.unwrap().entries.len(), 1, "one entry, however many messages hold it");
     let moved = dead.redrive_into(&queue).await.unwrap();
     assert_eq!((moved.moved, moved.unreadable), (2, 0));
     stack.drain().await;
