@@ -145,8 +145,11 @@ ensure_services() {
 # The line's ticket key for local runs: made once, kept in .local, so tickets
 # survive a restart of `make run` (in AWS the template generates it as a
 # Secrets Manager secret).
-line_ticket_secret() {
-  local file="$STATE/line-ticket.secret"
+line_ticket_secret() { local_secret line-ticket; }
+# The key admitted fans' receipts are signed with (locally, as the ticket's).
+receipt_secret() { local_secret receipt; }
+local_secret() { # name
+  local file="$STATE/$1.secret"
   if [ ! -s "$file" ]; then
     (umask 077 && head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n' >"$file")
   fi
@@ -173,6 +176,7 @@ write_function_env() { # file, queue url, DLQ url, extra KEY=value...
     echo "AWS_EC2_METADATA_DISABLED=true"
     echo "AUTH_MODE=dev"
     echo "LINE_TICKET_SECRET=$(line_ticket_secret)"
+    echo "RECEIPT_SECRET=$(receipt_secret)"
     echo "FANRUSH_LOCAL=1"
     printf '%s\n' "$@"
   } >"$file"

@@ -146,7 +146,7 @@ eval "$setup" # SQS_QUEUE_URL, SQS_DLQ_URL
   DATABASE_URL="${DATABASE_URL/127.0.0.1/$GATEWAY}" DATABASE_SCHEMA=$PREFIX DATABASE_MIGRATIONS=apply \
   SQS_QUEUE_URL="$SQS_QUEUE_URL" SQS_DLQ_URL="$SQS_DLQ_URL" AWS_ENDPOINT_URL="http://$GATEWAY:$SQS_PORT" \
   AWS_ACCESS_KEY_ID=local AWS_SECRET_ACCESS_KEY=local AWS_EC2_METADATA_DISABLED=true \
-  LINE_TICKET_SECRET="$(line_ticket_secret)" FANRUSH_LOCAL=1 SCHEDULER_DRY_RUN=true \
+  LINE_TICKET_SECRET="$(line_ticket_secret)" RECEIPT_SECRET="$(receipt_secret)" FANRUSH_LOCAL=1 SCHEDULER_DRY_RUN=true \
   SLACK_WEBHOOK_URL="http://$GATEWAY:$SLACK_PORT/hook" RUST_LOG=info
 # The same for start-api, where nothing local checks a JWT or a signature.
 "$VENV/bin/python" "$ROOT/scripts/sam-local-template.py" "$BUILD/local.yaml" "$BUILD/local-api.yaml" AUTH_MODE=dev

@@ -11,6 +11,8 @@
 //! - `fanrush events`: defines, reads, lists and deletes events through the
 //!   admin API, signed with SigV4; `fanrush entries` takes an event's
 //!   entries out, page after page.
+//! - `fanrush verify-draw`: checks an event's pre-queue draw, and a fan's
+//!   place or receipt in it, from what fanrush published.
 //!
 //! Operator commands only; the local stand-ins (`setup`, `bridge`,
 //! `gateway`) are `fanrush-local`'s.
@@ -23,6 +25,7 @@ mod plan;
 mod preflight;
 mod redrive;
 mod simulate;
+mod verify_draw;
 
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
@@ -63,6 +66,10 @@ enum Command {
     /// Writes an event's entries to stdout in position order, every page
     /// of them (SigV4 from the AWS credential chain).
     Entries(admin::EntriesArgs),
+    /// Checks an event's pre-queue draw against its commitment, recomputes
+    /// the whole order, and checks a fan's place or receipt; exits 1 at the
+    /// first discrepancy.
+    VerifyDraw(verify_draw::VerifyDrawArgs),
 }
 
 #[tokio::main]
@@ -86,6 +93,7 @@ async fn main() -> ExitCode {
         Command::Redrive(a) => ("redrive", redrive::run(a).await),
         Command::Events(a) => ("events", admin::events(a).await),
         Command::Entries(a) => ("entries", admin::entries(a).await),
+        Command::VerifyDraw(a) => ("verify-draw", verify_draw::run(a).await),
     };
     match outcome {
         Ok(()) => ExitCode::SUCCESS,

@@ -31,6 +31,13 @@ pub const PREFIX: &str = "fanrush";
 const TICK: Duration = Duration::from_secs(1);
 const RESTORE_SETTLE_S: &str = "5";
 const SWEEP_AFTER_S: &str = "5";
+/// The draw is revealed this long after the opening (production: 60 s,
+/// twice the longest sync interval; the drill's environments sync every
+/// second).
+const REVEAL_AFTER_S: &str = "5";
+/// The receipts' signing key (a local stand-in; the drill checks receipts
+/// against the keys entry-api publishes).
+const RECEIPT_SECRET: &str = "drill-receipt-key";
 
 /// Proxies between the functions and each service.
 pub(crate) struct Proxies {
@@ -249,7 +256,14 @@ impl Stack {
         }
         let entry = Arc::new(
             Pool::start_each(
-                &spec("entry-api", &[("LINE_TICKET_SECRET_ID", TICKET_SECRET_ID), ("SECRETS_MANAGER_TTL", KEYS_TTL_S)]),
+                &spec(
+                    "entry-api",
+                    &[
+                        ("LINE_TICKET_SECRET_ID", TICKET_SECRET_ID),
+                        ("SECRETS_MANAGER_TTL", KEYS_TTL_S),
+                        ("RECEIPT_SECRET", RECEIPT_SECRET),
+                    ],
+                ),
                 o.entry_environments(),
                 |i, s| {
                     s.env.push(("AWS_ENDPOINT_URL".into(), format!("http://{}", proxies.sqs_paths[i].addr())));
@@ -273,6 +287,7 @@ impl Stack {
                     ("SCHEDULER_DRY_RUN", "true"),
                     ("GATE_RESTORE_SETTLE_SECONDS", RESTORE_SETTLE_S),
                     ("PENDING_SWEEP_AFTER_SECONDS", SWEEP_AFTER_S),
+                    ("DRAW_REVEAL_AFTER_SECONDS", REVEAL_AFTER_S),
                 ],
             ))
             .await?,

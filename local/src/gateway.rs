@@ -5,7 +5,7 @@
 //! sends (a body that is not UTF-8 is base64-encoded, as API Gateway does),
 //! runs the real function binaries under the Runtime API harness, and turns
 //! their answers back into HTTP. `/events...` goes to `entry-api`,
-//! `/admin...` to `admin-api`; `GET /` and the files beside it serve the fan
+//! `/admin...` and `/draws/...` to `admin-api`; `GET /` and the files beside it serve the fan
 //! page (`web/`), as a static host would in AWS. No authorizer runs here:
 //! start the functions with `AUTH_MODE=dev`. Loopback only.
 //!
@@ -96,7 +96,9 @@ pub async fn serve(args: GatewayArgs) -> Result<(), String> {
     }
     let routes = Arc::new(Routes { fan, admin, others, invoke_api: args.invoke_api, web: args.web_dir });
     let listener = TcpListener::bind(("127.0.0.1", port)).await.map_err(|e| format!("127.0.0.1:{port}: {e}"))?;
-    eprintln!("gateway: http://127.0.0.1:{port} (/ -> the fan page, /events -> entry-api, /admin -> admin-api)");
+    eprintln!(
+        "gateway: http://127.0.0.1:{port} (/ -> the fan page, /events -> entry-api, /admin and /draws -> admin-api)"
+    );
     http_server::serve(listener, MAX_BODY, move |received| {
         let routes = routes.clone();
         async move { route(&routes, received).await }
@@ -117,7 +119,7 @@ async fn route(routes: &Routes, received: Result<Received, BodyError>) -> Respon
     if let Some(rest) = path.strip_prefix(INVOKE_PREFIX).filter(|_| routes.invoke_api) {
         return invoke(routes, &r, rest).await;
     }
-    let pool = if path.starts_with("/admin") {
+    let pool = if path.starts_with("/admin") || path.starts_with("/draws/") {
         &routes.admin
     } else if path.starts_with("/events") {
         &routes.fan

@@ -17,7 +17,7 @@ use crate::rules::scaling::Quotas;
 use crate::rules::scaling::ScalingParams;
 use crate::usecases::api::{AdminApi, AuthMode, FanApi, TicketKeyring};
 use crate::usecases::database_setup::DatabaseSetup;
-use crate::usecases::entrance::{RateLimit, KEYS_TTL};
+use crate::usecases::entrance::{RateLimit, ReceiptKeyring, KEYS_TTL};
 use crate::usecases::provisioning::{PreflightInputs, Provisioner, Target};
 use crate::usecases::recovery::Patience;
 use crate::usecases::scheduler_job::{CalendarFeed, GateUpkeep, SchedulerJob};
@@ -65,7 +65,7 @@ pub fn runs_in_aws(env: &dyn Fn(&str) -> Option<String>) -> bool {
 }
 
 /// What is for local runs only, refused in AWS: dev mode (`x-fan-id` names
-/// the fan, over a verified identity) and plain-text ticket keys (they
+/// the fan, over a verified identity) and plain-text ticket and receipt keys (they
 /// would sit in the function's configuration, readable by anyone who can
 /// read it). The template's Guard rule refuses the same.
 pub fn refuse_local_only_in_aws(env: &dyn Fn(&str) -> Option<String>) -> Result<(), ConfigError> {
@@ -76,10 +76,14 @@ pub fn refuse_local_only_in_aws(env: &dyn Fn(&str) -> Option<String>) -> Result<
         let reason = "dev mode trusts the x-fan-id header and is refused in AWS; use the authorizer".to_owned();
         return Err(ConfigError::Invalid { var: "AUTH_MODE", reason });
     }
-    for var in ["LINE_TICKET_SECRET", "LINE_TICKET_SECRET_PREVIOUS"] {
+    for (var, secret_id) in [
+        ("LINE_TICKET_SECRET", "LINE_TICKET_SECRET_ID"),
+        ("LINE_TICKET_SECRET_PREVIOUS", "LINE_TICKET_SECRET_ID"),
+        ("RECEIPT_SECRET", "RECEIPT_SECRET_ID"),
+        ("RECEIPT_SECRET_PREVIOUS", "RECEIPT_SECRET_ID"),
+    ] {
         if env(var).is_some() {
-            let reason =
-                "a plain-text ticket key is refused in AWS; set LINE_TICKET_SECRET_ID to its secret".to_owned();
+            let reason = format!("a plain-text key is refused in AWS; set {secret_id} to its secret");
             return Err(ConfigError::Invalid { var, reason });
         }
     }
@@ -291,6 +295,12 @@ pub struct EntryApiConfig {
     pub previous_ticket_key: SecretSource,
     /// How long read ticket keys are kept: the extension's cache time.
     pub ticket_keys_ttl: Duration,
+    /// The key admitted fans' receipts are signed with (Ed25519, derived
+    /// from the secret): `RECEIPT_SECRET_ID` (Secrets Manager, rotated as
+    /// the ticket key) or `RECEIPT_SECRET` (local runs only, with an
+    /// optional `RECEIPT_SECRET_PREVIOUS`).
+    pub receipt_key: SecretSource,
+    pub previous_receipt_key: SecretSource,
     /// `LINE_SYNC_MS`: how often each event's line is synced with the gate,
     /// at most.
     pub line_sync: Duration,
@@ -332,6 +342,8 @@ impl EntryApiConfig {
             // The extension's own setting (it caches secrets this long):
             // the keys are read again no sooner than it would see a change.
             ticket_keys_ttl: Duration::from_secs(number("SECRETS_MANAGER_TTL", KEYS_TTL.as_secs())?),
+            receipt_key: SecretSource::from_env("RECEIPT_SECRET_ID", "RECEIPT_SECRET")?,
+            previous_receipt_key: SecretSource::from_env("", "RECEIPT_SECRET_PREVIOUS")?,
             line_sync: millis("LINE_SYNC_MS", crate::rules::line::SYNC_EVERY.as_millis() as u64)?,
         })
     }
@@ -340,11 +352,11 @@ impl EntryApiConfig {
     pub fn fan_api(&self) -> Result<FanApi, ConfigError> {
         let keys = TicketKeyring::new(self.ticket_key.clone(), self.previous_ticket_key.clone())
             .with_ttl(self.ticket_keys_ttl);
-        Ok(FanApi::new(self.redis.gate()?, self.queue.queue(), self.auth, self.retry_after_s).with_line(
-            keys,
-            self.line_sync,
-            self.rate_limit,
-        ))
+        let receipts =
+            ReceiptKeyring::new(self.receipt_key.clone(), self.previous_receipt_key.clone(), self.ticket_keys_ttl);
+        Ok(FanApi::new(self.redis.gate()?, self.queue.queue(), self.auth, self.retry_after_s)
+            .with_line(keys, self.line_sync, self.rate_limit)
+            .with_receipts(receipts))
     }
 }
 
@@ -440,6 +452,9 @@ pub struct SchedulerConfig {
     pub slack: NotifierConfig,
     /// What the preflight at scale-out needs besides `GetAccountSettings`.
     pub preflight: PreflightInputs,
+    /// `DRAW_REVEAL_AFTER_SECONDS`: how long after an opening its
+    /// pre-queue's draw is revealed (drills shorten it).
+    pub reveal_after: Duration,
 }
 
 impl SchedulerConfig {
@@ -463,6 +478,10 @@ impl SchedulerConfig {
                 restore_settle: restore_settle()?,
                 sweep_after: Duration::from_secs(number("PENDING_SWEEP_AFTER_SECONDS", 300)?),
             },
+            reveal_after: Duration::from_secs(number(
+                "DRAW_REVEAL_AFTER_SECONDS",
+                crate::usecases::draws::REVEAL_AFTER.as_secs(),
+            )?),
             entry_function,
             entry_alias: var_or("ENTRY_FUNCTION_ALIAS", "live"),
             dry_run,
@@ -509,6 +528,7 @@ impl SchedulerConfig {
             queue,
             dead_letters,
             patience: self.patience,
+            reveal_after: self.reveal_after,
         };
         let feed = self.calendar_ics_url.clone().map(|url| CalendarFeed { url, https: HttpsClient::new() });
         Ok(SchedulerJob::new(

@@ -11,8 +11,11 @@
 
 use chrono::{TimeZone, Utc};
 use fanrush::rules::domain::{Entry, EventId, FanEvent, FanEventBody, FanId, LineSettings};
+use fanrush::rules::line::draw::{commitment, draw};
+use fanrush::rules::line::receipt::{ReceiptClaims, ReceiptKeys};
 use fanrush::usecases::api::bodies::{
-    AcceptedBody, AdminEventBody, EntryBody, EntryLineBody, ErrorBody, EventListBody, EventViewBody,
+    AcceptedBody, AdminEventBody, DrawPageBody, EntryBody, EntryLineBody, ErrorBody, EventListBody, EventViewBody,
+    ReceiptKeysBody,
 };
 use fanrush::usecases::entrance::Waiting;
 use serde::Serialize;
@@ -69,6 +72,11 @@ fn fits(spec: &Value, name: &str, body: &impl Serialize) {
     let fields = value.as_object().unwrap_or_else(|| panic!("{name}: not an object: {value}"));
     for (field, v) in fields {
         let property = properties.get(field).unwrap_or_else(|| panic!("{name}: {field} is not in openapi.yaml"));
+        if let Some(r) = property["$ref"].as_str() {
+            // A nested schema: the object fits it.
+            fits(spec, r.trim_start_matches("#/components/schemas/"), v);
+            continue;
+        }
         assert!(type_fits(v, property), "{name}.{field}: {v} does not fit {property}");
     }
     for field in &required {
@@ -109,19 +117,46 @@ fn every_response_body_fits_its_schema_in_openapi_yaml() {
         &ErrorBody { error: "invalid_field", message: "capacity: must be at least 1", field: Some("capacity") },
     );
     fits(&spec, "Error", &ErrorBody { error: "sold_out", message: "every place is taken", field: None });
-    let view = EventViewBody {
-        event_id: "drop",
-        title: "Album drop",
-        opens_at: "2026-12-01T10:00:00Z",
-        closes_at: "2026-12-01T11:00:00Z",
-        capacity: 5_000,
-        remaining: 12,
-    };
-    fits(&spec, "EventView", &view);
-    for note in [Some("for my sister"), None] {
+    for draw_commitment in [Some(commitment("a seed")), None] {
+        let view = EventViewBody {
+            event_id: "drop",
+            title: "Album drop",
+            opens_at: "2026-12-01T10:00:00Z",
+            closes_at: "2026-12-01T11:00:00Z",
+            capacity: 5_000,
+            remaining: 12,
+            draw_commitment,
+        };
+        fits(&spec, "EventView", &view);
+    }
+    let keys = ReceiptKeys::new(b"current", Some(b"previous"));
+    fits(&spec, "ReceiptKeys", &ReceiptKeysBody { keys: keys.published() });
+    for (note, draw_key) in [(Some("for my sister"), Some("00ff00ff00ff00ff".to_owned())), (None, None)] {
         let e = entry(note);
-        fits(&spec, "Accepted", &AcceptedBody::of(&e));
-        fits(&spec, "Entry", &EntryBody::of(&e));
+        let receipt = keys.current.sign(ReceiptClaims {
+            event_id: "drop".into(),
+            fan: "0011223344556677".into(),
+            position: e.position,
+            accepted_at: "2026-12-01T10:00:01.000Z".into(),
+            draw_key,
+        });
+        for receipt in [Some(receipt), None] {
+            fits(&spec, "Accepted", &AcceptedBody::of(&e, receipt.clone()));
+            fits(&spec, "Entry", &EntryBody::of(&e, receipt));
+        }
+    }
+    let rows = draw(b"a seed", "drop", [[1u8; 8], [2u8; 8], [3u8; 8]]);
+    for next in [Some(2), None] {
+        let page = DrawPageBody {
+            event_id: "drop",
+            commitment: &commitment("a seed"),
+            seed: "a seed",
+            revealed_at: "2026-12-01T10:01:00.000Z".into(),
+            prequeued: 3,
+            fans: &rows[..2],
+            next,
+        };
+        fits(&spec, "DrawPage", &page);
     }
     for line in [true, false] {
         let e = event(line);

@@ -14,6 +14,8 @@
 
 use crate::adapters::secrets::{SecretError, SecretSource};
 use crate::rules::domain::{Entry, EventId, FanEvent, FanId, LineSettings, Position};
+use crate::rules::line::draw::FanRef;
+use chrono::{DateTime, Utc};
 use std::sync::Arc;
 use std::time::Duration;
 use thiserror::Error;
@@ -33,6 +35,7 @@ const MIGRATIONS: &[(&str, &str)] = &[
     ("0003_the_line", include_str!("../../../migrations/0003_the_line.sql")),
     ("0004_the_line_without_pauses", include_str!("../../../migrations/0004_the_line_without_pauses.sql")),
     ("0005_function_roles", include_str!("../../../migrations/0005_function_roles.sql")),
+    ("0006_line_draws", include_str!("../../../migrations/0006_line_draws.sql")),
 ];
 
 /// The roles 0005 creates, one per function that reads or writes the
@@ -603,6 +606,37 @@ impl Database {
         rows.iter().map(event_from_row).collect()
     }
 
+    /// Stores an event's revealed draw: its seed and its pre-queued fans'
+    /// references in the draw's order. Written once: a draw already stored
+    /// is kept as it was (false).
+    pub async fn store_draw(&self, id: &EventId, seed: &str, fans: &[FanRef]) -> Result<bool, StoreError> {
+        let bytes: Vec<u8> = fans.concat();
+        let rows = self
+            .query(
+                "INSERT INTO line_draws (event_id, seed, fans) VALUES ($1, $2, $3)
+                 ON CONFLICT (event_id) DO NOTHING RETURNING 1",
+                &[&id.as_str(), &seed, &bytes],
+            )
+            .await?;
+        Ok(!rows.is_empty())
+    }
+
+    /// An event's revealed draw, if it was stored.
+    pub async fn draw(&self, id: &EventId) -> Result<Option<StoredDraw>, StoreError> {
+        let rows =
+            self.query("SELECT seed, fans, revealed_at FROM line_draws WHERE event_id = $1", &[&id.as_str()]).await?;
+        let Some(row) = rows.first() else { return Ok(None) };
+        let bytes: Vec<u8> = row.get(1);
+        let fans = bytes.chunks_exact(8).map(|c| c.try_into().expect("8 bytes")).collect();
+        Ok(Some(StoredDraw { seed: row.get(0), fans, revealed_at: row.get(2) }))
+    }
+
+    /// The events whose draws were stored, of those named.
+    pub async fn drawn(&self, ids: &[&str]) -> Result<Vec<String>, StoreError> {
+        let rows = self.query("SELECT event_id FROM line_draws WHERE event_id = ANY($1)", &[&ids]).await?;
+        Ok(rows.iter().map(|r| r.get(0)).collect())
+    }
+
     /// Deletes an event definition; true when it existed. Its entries stay
     /// (they are the record of who was accepted) and its id is retired.
     pub async fn delete_event(&self, id: &EventId) -> Result<bool, StoreError> {
@@ -614,6 +648,14 @@ impl Database {
             .await?;
         Ok(!rows.is_empty())
     }
+}
+
+/// A revealed draw as stored: the fans in the draw's order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredDraw {
+    pub seed: String,
+    pub fans: Vec<FanRef>,
+    pub revealed_at: DateTime<Utc>,
 }
 
 fn event_from_row(r: &Row) -> Result<FanEvent, StoreError> {

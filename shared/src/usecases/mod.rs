@@ -14,13 +14,16 @@
 //!   with the calendar's plan and tells Slack.
 //! - [`database_setup`]: the schema and the functions' database roles
 //!   (`db-setup`, once per deploy).
+//! - [`draws`]: reveals pre-queue draws after their openings, and reads
+//!   them back for `GET /draws/{eventId}`.
 //! - [`scheduler_job`]: the scheduler's minute job (`scheduler`): recovery,
-//!   the calendar, provisioning, dead letters named.
+//!   the calendar, provisioning, dead letters named, draws revealed.
 
 pub mod alarms;
 pub mod api;
 pub mod clock;
 pub mod database_setup;
+pub mod draws;
 pub mod entrance;
 pub mod provisioning;
 pub mod recovery;

@@ -1,8 +1,9 @@
 //! The scheduler function's job, every minute: gate housekeeping (restore,
 //! sweep), the dead letters named to Slack, then the calendar (PostgreSQL
 //! plus an optional iCalendar feed, whose skipped entries are named to
-//! Slack) reconciled with provisioned concurrency. Every failure reaches Slack; a failing feed or housekeeping
-//! step does not stop scaling.
+//! Slack) reconciled with provisioned concurrency, and the pre-queue draws
+//! that are due revealed. Every failure reaches Slack; a failing feed,
+//! housekeeping or reveal step does not stop scaling.
 
 use crate::adapters::https::HttpsClient;
 use crate::adapters::lambda_control::ControlError;
@@ -11,6 +12,7 @@ use crate::adapters::redis_gate::EntryGate;
 use crate::adapters::slack::Notice;
 use crate::adapters::sqs_queue::{DeadLetterQueue, EntryQueue};
 use crate::rules::domain::{parse_ics, FanEvent};
+use crate::usecases::draws::reveal_due;
 use crate::usecases::provisioning::Provisioner;
 use crate::usecases::recovery::{housekeeping, Patience, Queues};
 use chrono::{DateTime, Utc};
@@ -50,6 +52,9 @@ pub struct GateUpkeep {
     pub queue: EntryQueue,
     pub dead_letters: DeadLetterQueue,
     pub patience: Patience,
+    /// How long after an event's opening its pre-queue's draw is revealed
+    /// ([`crate::usecases::draws::REVEAL_AFTER`]).
+    pub reveal_after: Duration,
 }
 
 /// The job, built once per execution environment by
@@ -98,6 +103,15 @@ impl SchedulerJob {
                 return Err(e.into());
             }
         };
+        let draws = match reveal_due(&s.gate, &s.db, &stored, now, s.reveal_after).await {
+            Ok(revealed) => {
+                json!(revealed.iter().map(|(e, fans)| json!({ "event": e.as_str(), "fans": fans })).collect::<Vec<_>>())
+            }
+            Err(e) => {
+                notify(format!("a pre-queue draw could not be revealed: {e}")).await;
+                json!({ "error": e.to_string() })
+            }
+        };
         let mut calendar = stored.clone();
         if let Some(feed) = &job.feed {
             match feed.https.get_text(&feed.url, Duration::from_secs(5)).await {
@@ -116,6 +130,7 @@ impl SchedulerJob {
         Ok(json!({
             "housekeeping": house,
             "deadLetters": dead,
+            "drawsRevealed": draws,
             "provisionedConcurrency": r.desired.provisioned_concurrency,
             "previous": r.previous,
             "applied": format!("{:?}", r.applied),

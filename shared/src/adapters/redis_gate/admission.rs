@@ -119,6 +119,22 @@ pub struct EventView {
     pub closes_at: String,
     pub capacity: i64,
     pub taken: i64,
+    /// The line's draw, for an event with a line.
+    pub draw: Option<DrawSeed>,
+}
+
+/// What an event's line draws its pre-queue with: the seed (never shown to
+/// fans before the reveal) and whether the line has a pre-queue at all.
+#[derive(Clone, PartialEq, Eq)]
+pub struct DrawSeed {
+    pub seed: String,
+    pub prequeued: bool,
+}
+
+impl std::fmt::Debug for DrawSeed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "DrawSeed(<redacted>, prequeued: {})", self.prequeued)
+    }
 }
 
 impl EventView {
@@ -313,6 +329,9 @@ impl EntryGate {
                 closes_at: r.field(3)?.to_owned(),
                 capacity: r.int(4)?,
                 taken: r.int(5)?,
+                draw: Some(r.field(6)?)
+                    .filter(|seed| !seed.is_empty())
+                    .map(|seed| DrawSeed { seed: seed.to_owned(), prequeued: matches!(r.field(7), Ok("1")) }),
             })),
             "not_found" => Ok(None),
             _ => Err(r.unexpected()),

@@ -52,10 +52,12 @@
 //! The files: [`scripts`] loads the Lua, [`reply`] reads what it answers,
 //! [`admission`] decides entries, [`line`] syncs an environment's copy of a
 //! line, [`publish`] defines, archives and retires events, [`restore`] rebuilds the
-//! state, [`connection`] is the lazy connection.
+//! state, [`draw`] reads a pre-queue for its draw's reveal, [`connection`]
+//! is the lazy connection.
 
 mod admission;
 mod connection;
+mod draw;
 mod line;
 mod publish;
 mod reply;
@@ -63,8 +65,9 @@ mod restore;
 mod scripts;
 pub use scripts::{ADMIT_SOURCE, CONFIRM_SOURCE};
 
-pub use admission::{Admission, AtTheDoor, EntryLookup, EventView, LineCall, LineState, Reservation};
+pub use admission::{Admission, AtTheDoor, DrawSeed, EntryLookup, EventView, LineCall, LineState, Reservation};
 pub use connection::{LazyRedis, RedisFailure, Server};
+pub use draw::Prequeue;
 pub use line::{CountedFan, LineCountsRead, LineStatus, LineSync, LineSyncRequest};
 pub use publish::{new_line_seed, Archival, Published, SeedWrite};
 pub use restore::{RestoreLease, Restored};

@@ -6,12 +6,13 @@
 //!
 //! - fans who join in the pre-queue (before the opening) are all ahead of
 //!   everyone who arrives after it, in a uniformly random order fixed by a
-//!   shuffle key (SHA-256 of the event's secret seed and the fan), so when
+//!   draw key ([`draw`]: SHA-256 of the event's seed and the fan, which
+//!   the event commits to before the pre-queue and reveals after), so when
 //!   in the window a fan joined does not matter, and joining again, from
 //!   any device, draws the same key;
 //! - after the opening, first come, first served by arrival at API Gateway
 //!   ([`joined_at`]) in [`BUCKET_MS`] buckets, shuffled within a bucket by
-//!   the same key.
+//!   another keyed hash of the seed and the fan.
 //!
 //! The line is a closed loop around the gate. The gate grants places to
 //! the fans at its door in the order of their places, at the line's pace,
@@ -24,8 +25,10 @@
 //! when a waiting fan should come back.
 
 pub mod counts;
+pub mod draw;
 pub mod poll;
 pub mod progress;
+pub mod receipt;
 pub mod ticket;
 
 pub use counts::LineCounts;
@@ -103,8 +106,8 @@ pub enum Place {
     Arrival { at_ms: i64, shuffle: u32 },
 }
 
-/// The shuffle key of a fan in an event: a keyed hash, so nobody can
-/// compute a fan's place, or choose one, without the event's seed.
+/// The shuffle key of an arrival: a keyed hash, so nobody can compute a
+/// fan's place inside its bucket, or choose one, without the event's seed.
 fn shuffle(seed: &[u8], event: &str, fan: &str) -> [u8; 32] {
     Sha256::digest(
         [b"fanrush/line-shuffle\0".as_slice(), seed, b"\0", event.as_bytes(), b"\0", fan.as_bytes()].concat(),
@@ -184,10 +187,11 @@ pub fn place_for(held: Option<Place>, seed: &[u8], event: &str, fan: &str, now_m
     if let Some(place) = held {
         return place;
     }
-    let key = shuffle(seed, event, fan);
     if now_ms < opens_at_ms {
-        Place::Prequeue { shuffle: u64::from_be_bytes(key[..8].try_into().expect("8 bytes")) }
+        // The draw's own key, so the published draw is the pre-queue's order.
+        Place::Prequeue { shuffle: draw::draw_key(seed, event, &draw::fan_ref(seed, event, fan)) }
     } else {
+        let key = shuffle(seed, event, fan);
         Place::Arrival {
             at_ms: opens_at_ms + (now_ms - opens_at_ms).div_euclid(BUCKET_MS) * BUCKET_MS,
             shuffle: u32::from_be_bytes(key[8..12].try_into().expect("4 bytes")),

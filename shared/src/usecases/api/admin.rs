@@ -8,19 +8,23 @@
 //! Operators take an event's entries out page by page
 //! ([`entries_page`]): the record in PostgreSQL, in position order.
 //!
+//! Anyone may read an event's revealed pre-queue draw (`GET
+//! /draws/{eventId}`, no identity needed), page by page.
+//!
 //! A deleted event's id is retired: its entries stay in PostgreSQL, and a
 //! new event under the same id would hand their positions out again, so a
 //! PUT of a retired id is refused with 409 `event_id_retired`.
 
-use super::bodies::{AdminEventBody, EventListBody};
-use super::entries_page::{self, PageRequest};
+use super::bodies::{AdminEventBody, DrawPageBody, EventListBody};
+use super::entries_page::{self, DrawPageRequest, PageRequest};
 use super::AuthMode;
 use super::{identity, json_response, no_content, route, ApiError};
 use crate::adapters::postgres_store::{Database, StoreError, Upserted};
 use crate::adapters::redis_gate::{EntryGate, GateError, Published, SeedWrite};
 use crate::adapters::sqs_queue::{DeadLetterQueue, EntryQueue};
-use crate::rules::domain::FanEventBody;
+use crate::rules::domain::{rfc3339, FanEventBody};
 use crate::rules::domain::{EventId, FanEventSpec, ValidationError};
+use crate::usecases::draws;
 use crate::usecases::recovery::{self, Queues};
 use http::{Method, StatusCode};
 use lambda_http::{Body, Request, Response};
@@ -73,6 +77,11 @@ impl AdminApi {
                 identity::admin(req, self.auth)?;
                 return self.entries(&EventId::parse(id)?, req.uri().query()).await;
             }
+            // Public: anyone may check a draw.
+            ["draws", id] => {
+                route::allow(req.method(), "GET")?;
+                return self.draw(&EventId::parse(id)?, req.uri().query()).await;
+            }
             _ => return Err(ApiError::route_not_found()),
         };
         let allowed = if id.is_some() { "GET, PUT, DELETE" } else { "GET" };
@@ -99,6 +108,41 @@ impl AdminApi {
         let body =
             AdminEventBody { event: FanEventBody::of(&event), accepted: view.map(|v| v.taken), written: Some(written) };
         Ok(json_response(StatusCode::OK, &body))
+    }
+
+    /// A page of an event's revealed draw: the seed, its commitment and the
+    /// pre-queued fans from `from` on, in the draw's order.
+    async fn draw(&self, id: &EventId, query: Option<&str>) -> Result<Response<Body>, ApiError> {
+        let request = DrawPageRequest::parse(query)?;
+        let Some((reveal, revealed_at)) = draws::reveal(&self.db, id).await.map_err(|e| self.store_failed(e))? else {
+            let event = self.db.event(id).await.map_err(|e| self.store_failed(e))?.ok_or_else(event_not_found)?;
+            return Err(match event.line {
+                Some(line) if line.prequeue_minutes > 0 => ApiError::not_found(
+                    "draw_not_revealed",
+                    "the draw is revealed once the pre-queue is drawn, a minute or two after the opening; \
+                     its commitment is in GET /events/{eventId}",
+                ),
+                _ => ApiError::not_found("no_draw", "this event has no pre-queue, so no draw"),
+            });
+        };
+        let total = reveal.fans.len();
+        let from = (request.from as usize).min(total);
+        let to = (from + request.limit as usize).min(total);
+        let body = DrawPageBody {
+            event_id: id.as_str(),
+            commitment: &reveal.commitment,
+            seed: &reveal.seed,
+            revealed_at: rfc3339(revealed_at),
+            prequeued: total,
+            fans: &reveal.fans[from..to],
+            next: (to < total).then_some(to),
+        };
+        let mut response = json_response(StatusCode::OK, &body);
+        // Written once and never changed: caches may keep it.
+        response
+            .headers_mut()
+            .insert(http::header::CACHE_CONTROL, http::HeaderValue::from_static("public, max-age=300"));
+        Ok(response)
     }
 
     /// A page of the event's entries (PostgreSQL, position order): an

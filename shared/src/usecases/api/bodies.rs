@@ -5,6 +5,8 @@
 //! is [`FanEventBody`].
 
 use crate::rules::domain::{rfc3339, Entry, FanEventBody};
+use crate::rules::line::draw::RevealRow;
+use crate::rules::line::receipt::{PublishedKey, Receipt};
 use serde::Serialize;
 
 /// `Error`: every refusal.
@@ -26,6 +28,10 @@ pub struct EventViewBody<'a> {
     pub closes_at: &'a str,
     pub capacity: i64,
     pub remaining: i64,
+    /// For an event whose line has a pre-queue: the commitment to its
+    /// draw's seed (docs/line.md, "Checking the draw").
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub draw_commitment: Option<String>,
 }
 
 /// `Accepted`: a fan's entry was taken (202) or already was (200).
@@ -36,11 +42,21 @@ pub struct AcceptedBody<'a> {
     pub fan_id: &'a str,
     pub position: i64,
     pub status: &'static str,
+    /// The signed receipt of the place (absent only while the receipt keys
+    /// cannot be read; `GET /entries/me` gives it later).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub receipt: Option<Receipt>,
 }
 
 impl<'a> AcceptedBody<'a> {
-    pub fn of(e: &'a Entry) -> Self {
-        Self { event_id: e.event_id.as_str(), fan_id: e.fan_id.as_str(), position: e.position, status: "accepted" }
+    pub fn of(e: &'a Entry, receipt: Option<Receipt>) -> Self {
+        Self {
+            event_id: e.event_id.as_str(),
+            fan_id: e.fan_id.as_str(),
+            position: e.position,
+            status: "accepted",
+            receipt,
+        }
     }
 }
 
@@ -55,9 +71,15 @@ pub struct EntryBody<'a> {
 }
 
 impl<'a> EntryBody<'a> {
-    pub fn of(e: &'a Entry) -> Self {
-        Self { accepted: AcceptedBody::of(e), note: e.note.as_deref(), accepted_at: rfc3339(e.accepted_at) }
+    pub fn of(e: &'a Entry, receipt: Option<Receipt>) -> Self {
+        Self { accepted: AcceptedBody::of(e, receipt), note: e.note.as_deref(), accepted_at: rfc3339(e.accepted_at) }
     }
+}
+
+/// `ReceiptKeys`: the keys receipts are checked with, the current one first.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ReceiptKeysBody {
+    pub keys: Vec<PublishedKey>,
 }
 
 /// `FanEvent` with its counts, as the admin API answers: `accepted` is the
@@ -86,4 +108,19 @@ pub struct EntryLineBody<'a> {
     pub fan_id: &'a str,
     pub accepted_at: String,
     pub note: Option<&'a str>,
+}
+
+/// `DrawPage`: a page of an event's revealed pre-queue draw.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DrawPageBody<'a> {
+    pub event_id: &'a str,
+    pub commitment: &'a str,
+    pub seed: &'a str,
+    pub revealed_at: String,
+    /// How many fans the whole draw holds.
+    pub prequeued: usize,
+    pub fans: &'a [RevealRow],
+    /// The `from` of the next page; null on the last.
+    pub next: Option<usize>,
 }

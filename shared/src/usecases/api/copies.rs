@@ -62,7 +62,7 @@ mod tests {
     use super::*;
 
     fn view(taken: i64) -> EventView {
-        EventView { title: "t".into(), opens_at: "a".into(), closes_at: "b".into(), capacity: 5, taken }
+        EventView { title: "t".into(), opens_at: "a".into(), closes_at: "b".into(), capacity: 5, taken, draw: None }
     }
 
     #[test]

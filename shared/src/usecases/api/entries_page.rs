@@ -72,6 +72,34 @@ impl PageRequest {
     }
 }
 
+/// A page of a revealed draw: `from` (the first index, 0 by default) and
+/// `limit` (rows, up to [`MOST_DRAW_ROWS`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DrawPageRequest {
+    pub from: i64,
+    pub limit: i64,
+}
+
+/// The most rows of a draw one page holds: some 60 bytes each, so a page
+/// stays far below Lambda's 6 MB response payload ("Function configuration,
+/// deployment, and execution", Lambda quotas,
+/// <https://docs.aws.amazon.com/lambda/latest/dg/gettingstarted-limits.html>).
+pub const MOST_DRAW_ROWS: i64 = 20_000;
+
+impl DrawPageRequest {
+    pub fn parse(query: Option<&str>) -> Result<Self, ValidationError> {
+        let mut page = Self { from: 0, limit: MOST_DRAW_ROWS };
+        for (key, value) in form_urlencoded::parse(query.unwrap_or_default().as_bytes()) {
+            match key.as_ref() {
+                "from" => page.from = number("from", &value, 0, i64::MAX)?,
+                "limit" => page.limit = number("limit", &value, 1, MOST_DRAW_ROWS)?,
+                _ => return Err(invalid("query", format!("unknown parameter {key:?}; use from, limit"))),
+            }
+        }
+        Ok(page)
+    }
+}
+
 fn number(field: &'static str, value: &str, least: i64, most: i64) -> Result<i64, ValidationError> {
     value
         .parse::<i64>()

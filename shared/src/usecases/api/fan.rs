@@ -14,16 +14,18 @@
 //! it), and otherwise reaches the gate a few times per window
 //! ([`crate::usecases::entrance::ENTRY_READS`]).
 
-use super::bodies::{AcceptedBody, EntryBody, EventViewBody};
+use super::bodies::{AcceptedBody, EntryBody, EventViewBody, ReceiptKeysBody};
 use super::copies::{EventCopies, EVENT_COPY_MAX_AGE};
 use super::AuthMode;
 use super::{identity, json_response, route, ApiError};
-use crate::adapters::redis_gate::{EntryGate, EntryLookup, GateError, Reservation};
+use crate::adapters::redis_gate::{DrawSeed, EntryGate, EntryLookup, GateError, Reservation};
 use crate::adapters::sqs_queue::{EntryQueue, QueueError};
-use crate::rules::domain::{Entry, EntryRequest, EventId};
+use crate::rules::domain::{rfc3339, Entry, EntryRequest, EventId};
+use crate::rules::line::draw::{commitment, draw_key, fan_ref, hex};
+use crate::rules::line::receipt::{Receipt, ReceiptClaims};
 use crate::usecases::clock::{Clock, SystemClock};
 use crate::usecases::entrance::{
-    Entrance, EntranceError, EntryAttempt, Outcome, RateLimit, Refusal, TicketKeyring, Waiting,
+    Entrance, EntranceError, EntryAttempt, Outcome, RateLimit, ReceiptKeyring, Refusal, TicketKeyring, Waiting,
 };
 use http::{HeaderValue, StatusCode};
 use lambda_http::request::RequestContext;
@@ -58,6 +60,7 @@ pub struct FanApi {
     retry_after_s: u64,
     entrance: Entrance,
     events: EventCopies,
+    receipts: ReceiptKeyring,
     clock: Arc<dyn Clock>,
 }
 
@@ -69,7 +72,15 @@ impl FanApi {
         let sync = crate::rules::line::SYNC_EVERY;
         let entrance = Entrance::new(gate.clone(), TicketKeyring::none(), sync, RateLimit::OFF);
         let events = EventCopies::new(EVENT_COPY_MAX_AGE);
-        Self { gate, queue, auth, retry_after_s, entrance, events, clock: Arc::new(SystemClock) }
+        let receipts = ReceiptKeyring::none();
+        Self { gate, queue, auth, retry_after_s, entrance, events, receipts, clock: Arc::new(SystemClock) }
+    }
+
+    /// The keys admitted fans' receipts are signed with; without them the
+    /// answers carry none.
+    pub fn with_receipts(mut self, receipts: ReceiptKeyring) -> Self {
+        self.receipts = receipts;
+        self
     }
 
     /// The line's ticket keys, how often each event's line is synced, and
@@ -129,22 +140,17 @@ impl FanApi {
                 route::allow(req.method(), "GET")?;
                 self.my_entry(req, id).await
             }
+            ["receipt-keys"] => {
+                route::allow(req.method(), "GET")?;
+                self.receipt_keys().await
+            }
             _ => Err(ApiError::route_not_found()),
         }
     }
 
     async fn event(&self, id: &str) -> Result<Response<Body>, ApiError> {
         let id = EventId::parse(id)?;
-        let now_ms = self.clock.now().timestamp_millis();
-        let view = match self.events.fresh(&id, now_ms) {
-            Some(copy) => copy,
-            None => {
-                let read = self.gate.event(&id).await.map_err(|e| self.gate_failed(e))?;
-                self.events.keep(&id, read.clone(), now_ms);
-                read
-            }
-        };
-        let view = view.ok_or(Refusal::EventNotFound)?;
+        let view = self.event_view(&id).await?.ok_or(Refusal::EventNotFound)?;
         let body = EventViewBody {
             event_id: id.as_str(),
             title: &view.title,
@@ -152,8 +158,64 @@ impl FanApi {
             closes_at: &view.closes_at,
             capacity: view.capacity,
             remaining: view.remaining(),
+            draw_commitment: view.draw.as_ref().filter(|d| d.prequeued).map(|d| commitment(&d.seed)),
         };
         Ok(json_response(StatusCode::OK, &body))
+    }
+
+    /// The event's view: this environment's copy while fresh, else read.
+    async fn event_view(&self, id: &EventId) -> Result<Option<crate::adapters::redis_gate::EventView>, ApiError> {
+        let now_ms = self.clock.now().timestamp_millis();
+        if let Some(copy) = self.events.fresh(id, now_ms) {
+            return Ok(copy);
+        }
+        let read = self.gate.event(id).await.map_err(|e| self.gate_failed(e))?;
+        self.events.keep(id, read.clone(), now_ms);
+        Ok(read)
+    }
+
+    /// The published receipt keys.
+    async fn receipt_keys(&self) -> Result<Response<Body>, ApiError> {
+        let keys = self.receipts.keys().await.map_err(|why| {
+            tracing::warn!(why, "receipt keys unreadable");
+            unavailable("receipt_keys", self.retry_after_s, "the receipt keys cannot be read right now; retry")
+        })?;
+        let mut response = json_response(StatusCode::OK, &ReceiptKeysBody { keys: keys.published() });
+        // Public and the same for everyone: caches may keep it a while.
+        response.headers_mut().insert(http::header::CACHE_CONTROL, HeaderValue::from_static("public, max-age=60"));
+        Ok(response)
+    }
+
+    /// The signed receipt of an entry, with its event's draw (`None`: an
+    /// event without a line). None when the keys cannot be read.
+    async fn receipt(&self, e: &Entry, draw: Option<&DrawSeed>) -> Option<Receipt> {
+        let keys = match self.receipts.keys().await {
+            Ok(keys) => keys,
+            Err(_) => {
+                counter!("ReceiptsUnsigned").increment(1);
+                return None;
+            }
+        };
+        let (event, fan) = (e.event_id.as_str(), e.fan_id.as_str());
+        let seed = draw.map_or(&b""[..], |d| d.seed.as_bytes());
+        let reference = fan_ref(seed, event, fan);
+        let claims = ReceiptClaims {
+            event_id: event.to_owned(),
+            fan: hex(&reference),
+            position: e.position,
+            accepted_at: rfc3339(e.accepted_at),
+            draw_key: draw
+                .filter(|d| d.prequeued)
+                .map(|d| format!("{:016x}", draw_key(d.seed.as_bytes(), event, &reference))),
+        };
+        Some(keys.current.sign(claims))
+    }
+
+    /// An accepted answer (202 or 200) with its receipt.
+    async fn accepted(&self, status: StatusCode, e: &Entry) -> Response<Body> {
+        let draw = self.entrance.draw_seed(&e.event_id);
+        let receipt = self.receipt(e, draw.as_ref()).await;
+        json_response(status, &AcceptedBody::of(e, receipt))
     }
 
     async fn enter(&self, req: &Request, id: &str) -> Result<Response<Body>, ApiError> {
@@ -181,7 +243,7 @@ impl FanApi {
             Outcome::Existing(entry) => {
                 counter!("EntriesRepeated").increment(1);
                 self.entrance.told(&entry);
-                Ok(accepted(StatusCode::OK, &entry))
+                Ok(self.accepted(StatusCode::OK, &entry).await)
             }
             Outcome::Waiting(waiting) => Ok(waiting_response(&waiting)),
             Outcome::Refused(refusal) => {
@@ -205,7 +267,7 @@ impl FanApi {
             Ok(()) => {
                 counter!("EntriesAccepted").increment(1);
                 self.entrance.told(&reservation.entry);
-                let response = accepted(StatusCode::ACCEPTED, &reservation.entry);
+                let response = self.accepted(StatusCode::ACCEPTED, &reservation.entry).await;
                 confirm_detached(self.gate.clone(), reservation).await;
                 Ok(response)
             }
@@ -242,13 +304,13 @@ impl FanApi {
         let fan = identity::fan(req, self.auth)?;
         let event = EventId::parse(id)?;
         if let Some(entry) = self.entrance.told_entry(&event, &fan) {
-            return Ok(my_entry_response(&entry));
+            return Ok(self.my_entry_response(&entry).await);
         }
         self.entrance.entry_read(&event, &fan, self.clock.now()).map_err(|r| refused(r.into()))?;
         match self.gate.entry(&event, &fan).await.map_err(|e| self.gate_failed(e))? {
             EntryLookup::Confirmed(entry) => {
                 self.entrance.told(&entry);
-                Ok(my_entry_response(&entry))
+                Ok(self.my_entry_response(&entry).await)
             }
             EntryLookup::EventNotFound => Err(Refusal::EventNotFound.into()),
             EntryLookup::Archived => Err(ApiError::new(
@@ -260,6 +322,21 @@ impl FanApi {
                 Err(ApiError::not_found("entry_not_found", "you have no accepted entry in this event"))
             }
         }
+    }
+
+    /// A fan's own entry, as `GET /entries/me` answers it, with its receipt:
+    /// the event's draw from the line this environment follows, else from
+    /// the event's view (a failed read leaves the receipt out).
+    async fn my_entry_response(&self, e: &Entry) -> Response<Body> {
+        let draw = match self.entrance.draw_seed(&e.event_id) {
+            Some(draw) => Some(draw),
+            None => match self.event_view(&e.event_id).await {
+                Ok(view) => view.and_then(|v| v.draw),
+                Err(_) => return json_response(StatusCode::OK, &EntryBody::of(e, None)),
+            },
+        };
+        let receipt = self.receipt(e, draw.as_ref()).await;
+        json_response(StatusCode::OK, &EntryBody::of(e, receipt))
     }
 
     fn gate_failed(&self, e: GateError) -> ApiError {
@@ -311,15 +388,6 @@ async fn confirm_detached(gate: Arc<EntryGate>, reservation: Reservation) {
 fn refused(e: ApiError) -> ApiError {
     counter!("EntriesRejected", "reason" => e.code).increment(1);
     e
-}
-
-fn accepted(status: StatusCode, e: &Entry) -> Response<Body> {
-    json_response(status, &AcceptedBody::of(e))
-}
-
-/// A fan's own entry, as `GET /entries/me` answers it.
-fn my_entry_response(e: &Entry) -> Response<Body> {
-    json_response(StatusCode::OK, &EntryBody::of(e))
 }
 
 /// A waiting answer: 203 with the body, `Retry-After` and the ticket.

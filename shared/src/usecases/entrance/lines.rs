@@ -18,7 +18,7 @@
 use super::fans::{DoorAnswer, FanMemory};
 use super::{Outcome, Refusal, Waiting};
 use crate::adapters::redis_gate::{
-    AtTheDoor, CountedFan, EntryGate, GateError, LineCall, LineState, LineStatus, LineSync, LineSyncRequest,
+    AtTheDoor, CountedFan, DrawSeed, EntryGate, GateError, LineCall, LineState, LineStatus, LineSync, LineSyncRequest,
 };
 use crate::rules::domain::{EventId, FanId};
 use crate::rules::line::counts::bucket_of;
@@ -304,6 +304,13 @@ impl Lines {
     /// Whether this environment knows the event has a line.
     pub fn knows(&self, event: &EventId) -> bool {
         self.events.lock().unwrap().contains_key(event)
+    }
+
+    /// The draw of a line this environment knows.
+    pub fn draw_seed(&self, event: &EventId) -> Option<DrawSeed> {
+        let events = self.events.lock().unwrap();
+        let line = events.get(event)?;
+        Some(DrawSeed { seed: line.seed.clone(), prequeued: line.joinable_from_ms < line.opens_at_ms })
     }
 
     /// Syncs the event's copy when it is due (or first learns the line).

@@ -19,11 +19,13 @@
 mod fans;
 mod keyring;
 mod lines;
+mod receipts;
 
 pub use fans::{RateLimit, ENTRY_READS, ENTRY_READS_WINDOW, TICKETLESS_JOINS, TICKETLESS_WINDOW};
 pub use keyring::{TicketKeyring, KEYS_TTL};
+pub use receipts::ReceiptKeyring;
 
-use crate::adapters::redis_gate::{Admission, EntryGate, GateError, LineCall, Reservation};
+use crate::adapters::redis_gate::{Admission, DrawSeed, EntryGate, GateError, LineCall, Reservation};
 use crate::rules::domain::{Entry, EventId, FanId, Note};
 use crate::rules::line::{Ticket, TicketError};
 use chrono::{DateTime, Utc};
@@ -321,6 +323,11 @@ impl Entrance {
     /// queued in SQS, so it never changes and costs the gate no read.
     pub fn told_entry(&self, event: &EventId, fan: &FanId) -> Option<Entry> {
         self.fans.entry(event, fan)
+    }
+
+    /// The draw of the event's line, when this environment follows it.
+    pub fn draw_seed(&self, event: &EventId) -> Option<DrawSeed> {
+        self.lines.draw_seed(event)
     }
 
     /// Counts a read of the fan's own entry that would reach the gate;

@@ -19,6 +19,7 @@ use fanrush::rules::domain::EventId;
 use fanrush::rules::line::{Place, Ticket, TicketKeys};
 use fanrush::usecases::api::{AuthMode, FanApi, TicketKeyring, WAITING};
 use fanrush::usecases::clock::ManualClock;
+use fanrush::usecases::draws::reveal_due;
 use fanrush::usecases::entrance::RateLimit;
 use fanrush::usecases::recovery::Patience;
 use lambda_http::{Body, Response};
@@ -839,4 +840,132 @@ async fn a_line_that_opened_a_day_ago_answers_a_join_as_fast_as_one_that_just_op
     };
     let (o, f) = (median(times.get_mut(old.as_str()).unwrap()), median(times.get_mut(fresh.as_str()).unwrap()));
     assert!(o <= 2.0 * f, "a day-old line's join took {:.2} ms, a fresh one's {:.2} ms", o * 1e3, f * 1e3);
+}
+
+/// The receipt key every test environment here signs with.
+const RECEIPT_KEY: &str = "test-receipt-key";
+
+#[tokio::test]
+async fn the_draw_is_committed_before_the_prequeue_revealed_after_and_every_place_and_receipt_checks() {
+    use fanrush::rules::line::draw::{fan_ref, hex, Reveal, RevealRow};
+    use fanrush::rules::line::receipt::{PublishedKey, Receipt};
+    use fanrush::usecases::entrance::ReceiptKeyring;
+    let t0 = second(Utc::now());
+    let (stack, clock) = stack_at(t0).await;
+    let receipts = || {
+        ReceiptKeyring::new(SecretSource::Plain(Secret::new(RECEIPT_KEY)), SecretSource::None, Duration::from_secs(300))
+    };
+    let api = environment(&stack, &clock).with_receipts(receipts());
+    let other = environment(&stack, &clock).with_receipts(receipts());
+    let opens = t0 + Minutes::seconds(20);
+    let event = stack.lined_event(100, 40, 10, opens, opens + Minutes::hours(1)).await;
+    let unlined = stack.lined_event(100, 40, 0, opens, opens + Minutes::hours(1)).await;
+    // The commitment is public from the definition on, before anyone joins;
+    // a line without a pre-queue has no draw.
+    let view = |id: String| {
+        let api = &api;
+        async move { body_json(&api.handle(request("GET", &format!("/events/{id}"), &[], None)).await) }
+    };
+    let committed = view(event.clone()).await["drawCommitment"].as_str().expect("a commitment").to_owned();
+    assert_eq!(committed.len(), 64, "{committed}");
+    assert!(view(unlined.clone()).await.get("drawCommitment").is_none());
+    // An update of the event keeps its seed, so its commitment.
+    let body = json!({ "title": "Renamed drop", "opensAt": opens.to_rfc3339(), "closesAt": (opens + Minutes::hours(1)).to_rfc3339(),
+                       "capacity": 100, "expectedPeakRps": 1000, "admissionsPerSecond": 40, "prequeueMinutes": 10 });
+    let r = stack.admin.handle(request("PUT", &format!("/admin/events/{event}"), &[], Some(&body.to_string()))).await;
+    assert_eq!(r.status(), 200, "{}", body_json(&r));
+    assert_eq!(view(event.clone()).await["drawCommitment"].as_str(), Some(committed.as_str()));
+
+    let pre: Vec<String> = (0..12).map(|i| format!("pre-{i:02}")).collect();
+    let mut joins: Vec<(String, DateTime<Utc>)> =
+        pre.iter().enumerate().map(|(i, f)| (f.clone(), t0 + Minutes::milliseconds(300 * i as i64))).collect();
+    joins.extend((0..3).map(|i| (format!("late-{i}"), opens + Minutes::milliseconds(300 + i))));
+    let heard = Crowd { apis: &[&api, &other], clock: &clock, event: &event }
+        .follow(&joins, opens + Minutes::seconds(20))
+        .await;
+
+    // Not revealed before its time.
+    let get_draw = |from: u64| {
+        let admin = &stack.admin;
+        let event = event.clone();
+        async move { admin.handle(request("GET", &format!("/draws/{event}?from={from}&limit=5"), &[], None)).await }
+    };
+    assert_error(&get_draw(0).await, 404, "draw_not_revealed");
+    let unlined_draw = stack.admin.handle(request("GET", &format!("/draws/{unlined}"), &[], None)).await;
+    assert_error(&unlined_draw, 404, "no_draw");
+    let events = stack.db.events().await.unwrap();
+    let too_soon = reveal_due(&stack.gate, &stack.db, &events, opens + Minutes::seconds(30), Duration::from_secs(60));
+    assert!(too_soon.await.unwrap().is_empty(), "revealed only once every environment counted its pre-queue");
+    let revealed = reveal_due(&stack.gate, &stack.db, &events, opens + Minutes::seconds(61), Duration::from_secs(60));
+    assert_eq!(revealed.await.unwrap().len(), 1);
+    let again = reveal_due(&stack.gate, &stack.db, &events, opens + Minutes::seconds(62), Duration::from_secs(60));
+    assert!(again.await.unwrap().is_empty(), "revealed once");
+
+    // The reveal, page by page, checks against the commitment seen before.
+    let mut fans: Vec<RevealRow> = Vec::new();
+    let (mut from, mut first) = (0, None);
+    loop {
+        let r = get_draw(from).await;
+        assert_eq!(r.status(), 200);
+        let page = body_json(&r);
+        fans.extend(serde_json::from_value::<Vec<RevealRow>>(page["fans"].clone()).unwrap());
+        first.get_or_insert(page.clone());
+        match page["next"].as_u64() {
+            Some(n) => from = n,
+            None => break,
+        }
+    }
+    let first = first.unwrap();
+    assert_eq!(first["prequeued"], json!(12), "{first}");
+    let reveal = Reveal {
+        event_id: event.clone(),
+        commitment: first["commitment"].as_str().unwrap().into(),
+        seed: first["seed"].as_str().unwrap().into(),
+        fans,
+    };
+    assert_eq!(reveal.check(&event, &committed), Ok(()));
+    let mut swapped = reveal.clone();
+    (swapped.fans[0].fan, swapped.fans[1].fan) = (reveal.fans[1].fan.clone(), reveal.fans[0].fan.clone());
+    assert!(swapped.check(&event, &committed).is_err(), "a list with two fans swapped fails");
+
+    // Each pre-queued fan finds its row, and the pre-queue was admitted in
+    // the draw's order; the later fans are not in it.
+    stack.drain().await;
+    let rows = stack.rows(&event).await;
+    let position = |fan: &str| rows.iter().find(|(f, _)| f == fan).map(|(_, p)| *p).unwrap();
+    let seed = reveal.seed.as_bytes();
+    let mut by_index: Vec<(u64, i64)> = pre
+        .iter()
+        .map(|f| (reveal.row_of(&fan_ref(seed, &event, f)).expect("in the draw").index, position(f)))
+        .collect();
+    by_index.sort();
+    assert!(by_index.windows(2).all(|w| w[0].1 < w[1].1), "admitted in the draw's order: {by_index:?}");
+    for i in 0..3 {
+        assert!(reveal.row_of(&fan_ref(seed, &event, &format!("late-{i}"))).is_none());
+    }
+
+    // Every admitted fan's answer carries a receipt that checks with the
+    // published keys, names the fan by its reference, and for a pre-queued
+    // fan the key of its row; its own entry carries the same.
+    let keys = body_json(&api.handle(request("GET", "/receipt-keys", &[], None)).await);
+    let keys: Vec<PublishedKey> = serde_json::from_value(keys["keys"].clone()).unwrap();
+    for (fan, answers) in &heard {
+        let admitted = answers.iter().find(|h| h.status == 202).unwrap_or_else(|| panic!("{fan}: {answers:?}"));
+        let receipt: Receipt = serde_json::from_value(admitted.body["receipt"].clone()).unwrap();
+        assert_eq!(receipt.verify(&keys), Ok(()), "{fan}");
+        assert_eq!(receipt.claims.fan, hex(&fan_ref(seed, &event, fan)), "{fan}");
+        assert_eq!(receipt.claims.position, position(fan), "{fan}");
+        let row = reveal.fans.iter().find(|r| Some(&r.key) == receipt.claims.draw_key.as_ref());
+        assert_eq!(row.is_some(), fan.starts_with("pre-"), "{fan}: {receipt:?}");
+        let mine = body_json(
+            &other.handle(request("GET", &format!("/events/{event}/entries/me"), &[("x-fan-id", fan)], None)).await,
+        );
+        let again: Receipt =
+            serde_json::from_value(mine["receipt"].clone()).unwrap_or_else(|e| panic!("{fan}: {e}: {mine}"));
+        assert_eq!((again.verify(&keys), &again.claims), (Ok(()), &receipt.claims), "{fan}");
+    }
+    // Edited, it fails.
+    let mut edited: Receipt = serde_json::from_value(heard[&pre[5]].last().unwrap().body["receipt"].clone()).unwrap();
+    edited.claims.position = 1;
+    assert!(edited.verify(&keys).is_err());
 }

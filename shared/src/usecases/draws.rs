@@ -1,0 +1,81 @@
+//! Revealing pre-queue draws, and reading them back for anyone who asks.
+//!
+//! Once an event with a pre-queue has opened and every entry environment
+//! has counted the fans it gave a pre-queue place ([`REVEAL_AFTER`]), the
+//! scheduler reads the pre-queue from the gate, checks that the gate's seed
+//! is the one PostgreSQL holds (the one the commitment was made to), and
+//! stores the seed and the fans in the draw's order, once. The public
+//! `GET /draws/{eventId}` ([`reveal`]) answers from that row, so the
+//! reveal outlives the event's keys in Redis.
+
+use crate::adapters::postgres_store::{Database, StoreError};
+use crate::adapters::redis_gate::{EntryGate, GateError};
+use crate::rules::domain::{EventId, FanEvent};
+use crate::rules::line::draw::{commitment, draw, Reveal};
+use crate::rules::line::SYNC_EVERY_MOST;
+use chrono::{DateTime, Utc};
+use std::time::Duration;
+use thiserror::Error;
+
+/// How long after the opening a draw is revealed: twice the longest an
+/// environment waits between syncs of a line ([`SYNC_EVERY_MOST`]), so
+/// every pre-queue place given before the opening was counted by then.
+pub const REVEAL_AFTER: Duration = Duration::from_secs(2 * SYNC_EVERY_MOST.as_secs());
+
+#[derive(Debug, Error)]
+pub enum DrawError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Gate(#[from] GateError),
+    /// The gate's seed is not the one stored when the event was created:
+    /// the draw is not revealed, and an operator must look.
+    #[error("event {0}: the gate's line seed differs from the stored one; the draw is not revealed")]
+    SeedMismatch(EventId),
+}
+
+/// Reveals the draws that are due: events with a pre-queue, opened at
+/// least `after` ago and still open, whose draw is not stored yet. The
+/// events revealed, with how many fans each drew.
+pub async fn reveal_due(
+    gate: &EntryGate,
+    db: &Database,
+    events: &[FanEvent],
+    now: DateTime<Utc>,
+    after: Duration,
+) -> Result<Vec<(EventId, usize)>, DrawError> {
+    let after = chrono::Duration::from_std(after).unwrap_or(chrono::Duration::MAX);
+    let due: Vec<&FanEvent> = events
+        .iter()
+        .filter(|e| e.line.is_some_and(|l| l.prequeue_minutes > 0))
+        .filter(|e| e.opens_at + after <= now && now < e.closes_at)
+        .collect();
+    if due.is_empty() {
+        return Ok(Vec::new());
+    }
+    let ids: Vec<&str> = due.iter().map(|e| e.id.as_str()).collect();
+    let done = db.drawn(&ids).await?;
+    let mut revealed = Vec::new();
+    for event in due.into_iter().filter(|e| !done.iter().any(|d| d == e.id.as_str())) {
+        let Some(prequeue) = gate.prequeue(&event.id).await? else { continue };
+        if db.line_seed(&event.id).await?.as_deref() != Some(prequeue.draw.seed.as_str()) {
+            return Err(DrawError::SeedMismatch(event.id.clone()));
+        }
+        let seed = prequeue.draw.seed.as_bytes();
+        let rows = draw(seed, event.id.as_str(), prequeue.fans);
+        let ordered: Vec<_> = rows.iter().filter_map(|r| crate::rules::line::draw::parse_ref(&r.fan)).collect();
+        if db.store_draw(&event.id, &prequeue.draw.seed, &ordered).await? {
+            tracing::info!(event = %event.id, fans = ordered.len(), "pre-queue draw revealed");
+            revealed.push((event.id.clone(), ordered.len()));
+        }
+    }
+    Ok(revealed)
+}
+
+/// The reveal of an event's draw, if it was stored.
+pub async fn reveal(db: &Database, id: &EventId) -> Result<Option<(Reveal, DateTime<Utc>)>, StoreError> {
+    let Some(stored) = db.draw(id).await? else { return Ok(None) };
+    let fans = draw(stored.seed.as_bytes(), id.as_str(), stored.fans);
+    let reveal = Reveal { event_id: id.as_str().into(), commitment: commitment(&stored.seed), seed: stored.seed, fans };
+    Ok(Some((reveal, stored.revealed_at)))
+}
