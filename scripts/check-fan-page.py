@@ -10,7 +10,10 @@ state it shows (position = people ahead + 1, the progress bar = the share of
 the most people ever ahead who are no longer ahead); reloaded in the middle
 of the wait, it must carry on with the same ticket, not from the back; then
 it shows the answer "You're in" with a position, with no script error on the
-way. Screenshots of the states go to target/fan-page/.
+way. The event has a pre-queue: while the fan waits the page shows the
+draw's commitment the API gives, and once in, the fan's signed receipt (the
+one GET /entries/me gives) with links to the keys and the draw that check
+it. Screenshots of the states go to target/fan-page/.
 
     check-fan-page.py BASE_URL   (for example http://127.0.0.1:9400)
 """
@@ -181,6 +184,7 @@ def main():
         "capacity": 100,
         "expectedPeakRps": 100,
         "admissionsPerSecond": RATE,
+        "prequeueMinutes": 1,
     })
     if status not in (200, 201):
         sys.exit(f"could not define the event: {status} {body}")
@@ -234,6 +238,7 @@ def main():
         page.click("#enter")
 
         seen_waiting = None
+        page_commitment = None
         reloaded = None
         most_ahead = 0
         outcome = None
@@ -245,7 +250,12 @@ def main():
             " progress: document.getElementById('progress').value,"
             " ticket: (JSON.parse(sessionStorage.getItem('fanrush:attempt')) || {}).ticket || null,"
             " title: document.getElementById('result-title').textContent,"
-            " text: document.getElementById('result-text').textContent})"
+            " text: document.getElementById('result-text').textContent,"
+            " commitment: document.getElementById('commitment-text').hidden ? null"
+            "   : document.getElementById('commitment').textContent,"
+            " receipt: document.getElementById('receipt').hidden ? null"
+            "   : document.getElementById('receipt-json').textContent,"
+            " draw: document.getElementById('receipt-draw').href})"
         )
         deadline = time.time() + 90
         while time.time() < deadline:
@@ -258,6 +268,8 @@ def main():
                 expected = min(1, max(0, 1 - ahead / max(most_ahead, 1)))
                 if abs(state["progress"] - expected) > 0.01:
                     sys.exit(f"the progress bar shows {state['progress']}, not {expected:.3f} ({ahead} of {most_ahead}): {state}")
+                if state["commitment"]:
+                    page_commitment = state["commitment"]
                 if seen_waiting is None:
                     seen_waiting = state
                     page.screenshot(OUT / "waiting.png")
@@ -300,11 +312,21 @@ def main():
         status, entry = api(base, "GET", f"/events/{event}/entries/me", fan="browser-fan")
         if status != 200 or f"position {entry['position']}." not in outcome["text"]:
             sys.exit(f"the page's position does not match the API's entry: {outcome['text']} vs {status} {entry}")
+        status, view = api(base, "GET", f"/events/{event}")
+        shown = page_commitment or ""
+        if status != 200 or not view.get("drawCommitment") or shown != view["drawCommitment"]:
+            sys.exit(f"the page showed the commitment {shown!r} while waiting, the API gives {view}")
+        receipt = json.loads(outcome["receipt"] or "null")
+        signed = ("eventId", "fan", "position", "acceptedAt", "drawKey", "keyId", "signature")
+        if not receipt or any(receipt.get(k) != entry["receipt"].get(k) for k in signed):
+            sys.exit(f"the page's receipt is not the fan's: {receipt} vs {entry.get('receipt')}")
+        if not outcome["draw"].endswith(f"/draws/{event}"):
+            sys.exit(f"the receipt's check link is not the event's draw: {outcome['draw']}")
         pinned = check_api_is_pinned(page, base, event)
         before, after = reloaded
         print(f"fan page: waited at position {seen_waiting['position']} with {seen_waiting['ahead']} ahead "
               f"(ETA {seen_waiting['eta']}); reloaded at position {before['position']}, back at {after['position']} "
-              f"with the same ticket; then: {outcome['text']} {pinned} Screenshots in {OUT.relative_to(ROOT)}/")
+              f"with the same ticket, the draw's commitment shown; then: {outcome['text']}, with its receipt. {pinned} Screenshots in {OUT.relative_to(ROOT)}/")
     finally:
         browser.terminate()
         try:

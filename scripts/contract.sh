@@ -82,6 +82,8 @@ run_contract() {
   local_spec
   log "schemathesis: fan API"
   st_run "$base" '^/events' -H 'x-fan-id: contract-fan'
+  log "schemathesis: the public draw and receipt keys"
+  st_run "$base" '^/(draws|receipt-keys)'
   log "schemathesis: admin API"
   # positive_data_acceptance: "closesAt after opensAt" spans two fields, which
   # OpenAPI 3.0 cannot say, so schema-valid bodies may rightly get 400.

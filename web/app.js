@@ -11,6 +11,10 @@
 // most people ever ahead) is kept in sessionStorage, which lives as long as
 // the tab, and a reloaded page carries on with the same ticket, so the same
 // place. A final answer clears it.
+//
+// An event with a pre-queue shows its draw's commitment while the fan
+// waits, and an admission shows the fan's signed receipt with how to check
+// it (docs/line.md, "Checking the draw").
 "use strict";
 
 const params = new URLSearchParams(location.search);
@@ -92,9 +96,10 @@ function show(section) {
   $("result").hidden = section !== "result";
 }
 
-function finish(kind, title, text, canRejoin = false) {
+function finish(kind, title, text, canRejoin = false, receipt = null) {
   forget();
   show("result");
+  showReceipt(receipt);
   $("result").className = kind;
   $("result-title").textContent = title;
   $("result-text").textContent = text;
@@ -102,6 +107,30 @@ function finish(kind, title, text, canRejoin = false) {
   $("enter").disabled = false;
   say("");
   attempt = null;
+}
+
+// The admitted fan's signed receipt, and how anyone checks it.
+function showReceipt(receipt) {
+  $("receipt").hidden = !receipt;
+  if (!receipt) return;
+  const event = encodeURIComponent(receipt.eventId);
+  $("receipt-json").textContent = JSON.stringify(receipt, null, 2);
+  $("receipt-command").textContent =
+    `fanrush verify-draw --event ${receipt.eventId} --api ${API} --fan <your id> --receipt receipt.json`;
+  $("receipt-keys").href = `${API}/receipt-keys`;
+  $("receipt-draw").href = `${API}/draws/${event}`;
+}
+
+// The event's commitment to its pre-queue draw, shown while the fan waits.
+async function showCommitment(a) {
+  try {
+    const r = await call("GET", `/events/${encodeURIComponent(a.event)}`);
+    if (attempt !== a || r.status !== 200 || !r.data || !r.data.drawCommitment) return;
+    $("commitment").textContent = r.data.drawCommitment;
+    $("commitment-text").hidden = false;
+  } catch {
+    // Shown when it can be read; the wait goes on without it.
+  }
 }
 
 // The progress bar: the share of the most people ever ahead of this fan
@@ -156,7 +185,7 @@ async function enter() {
   switch (answer.status) {
     case 202:
     case 200:
-      finish("in", "You're in!", `You entered ${a.event} at position ${d.position}.`);
+      finish("in", "You're in!", `You entered ${a.event} at position ${d.position}.`, false, d.receipt || null);
       return;
     case 203: {
       a.ticket = answer.headers.get(TICKET_HEADER) || d.ticket || a.ticket;
@@ -228,7 +257,9 @@ function start(event, saved = null) {
   if (attempt) clearTimeout(attempt.timer);
   attempt = { event, ticket: saved?.ticket ?? null, firstAhead: saved?.firstAhead ?? null, timer: null, failures: 0 };
   $("enter").disabled = true;
+  $("commitment-text").hidden = true;
   show(null);
+  showCommitment(attempt);
   say(saved ? "Back in line with your ticket..." : "Entering...");
   enter();
 }

@@ -20,6 +20,7 @@
 //! (the line's checks), [`scenarios`] (what to play), [`stack`] (what it is
 //! played on), [`faults`] (playing a fault), [`report`], [`run`].
 
+mod draw;
 mod fairness;
 mod faults;
 mod line;

@@ -34,6 +34,8 @@ pub struct Row {
     pub scheduler_ticks_failed: Vec<String>,
     /// Redis commands per HTTP request while the traffic lasted.
     pub commands_per_request: Option<f64>,
+    /// The pre-queue draw, verified with `fanrush verify-draw`.
+    pub draw: Option<crate::draw::DrawCheck>,
 }
 
 impl Row {
@@ -167,6 +169,14 @@ impl Report {
                     r.scenario
                 );
             }
+            if let Some(d) = r.draw {
+                let _ = writeln!(
+                    t,
+                    "- {}: fanrush verify-draw: the draw of {} pre-queued fans checks against its commitment, a fan's \
+                     receipt against it, and a copy with two fans swapped fails",
+                    r.scenario, d.prequeued
+                );
+            }
             for p in &r.problems {
                 let _ = writeln!(t, "- {}: PROBLEM: {p}", r.scenario);
             }
@@ -209,6 +219,7 @@ impl Report {
                 // Beside the rest: one json! of it all outgrows the macro's recursion.
                 row["reads"] = json!(r.reads);
                 row["redisCommandsPerRequest"] = json!(r.commands_per_request);
+                row["drawVerified"] = json!(r.draw.map(|d| json!({ "prequeued": d.prequeued, "fanIndex": d.fan_index })));
                 row
             })
             .collect();

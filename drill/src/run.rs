@@ -3,6 +3,7 @@
 //! timeline, wait until everything settled, then check every invariant
 //! against PostgreSQL and Redis, and for a line its fairness too.
 
+use crate::draw;
 use crate::fairness;
 use crate::faults;
 use crate::line::{self, Opening};
@@ -56,6 +57,17 @@ async fn run_scenario(stack: &Stack, scenario: &Scenario, index: usize, o: &Opti
         row.problems.push(format!("could not open the event: {e}"));
         return row;
     }
+    // The draw's commitment, as a fan reads it before anyone joined.
+    let committed = match scenario.line {
+        Some(_) => match draw::commitment(stack, &event_id).await {
+            Ok(c) => Some(c),
+            Err(e) => {
+                row.problems.push(format!("the event shows no draw commitment: {e}"));
+                None
+            }
+        },
+        None => None,
+    };
     // The faults' timeline: fractions of the spike's arrival window, or of
     // the time a line takes from its opening to let everyone in.
     let (base, span) = match scenario.line {
@@ -129,6 +141,19 @@ async fn run_scenario(stack: &Stack, scenario: &Scenario, index: usize, o: &Opti
                         visit.kind,
                         before.unwrap_or_default()
                     ));
+                }
+                // The draw, checked from outside: on an opening without
+                // faults (a failover may lose the last counts of who was
+                // pre-queued before the reveal: docs/line.md).
+                let drawn = seen.visits.iter().find(|v| v.prequeued && admitted.contains_key(&v.fan));
+                if let (Some(committed), Some(fan), true) = (&committed, drawn, scenario.faults.is_empty()) {
+                    let dir = std::env::temp_dir().join(format!("fanrush-drill-draw-{}", std::process::id()));
+                    match draw::check(stack, &event_id, committed, &fan.fan, &dir).await {
+                        Ok(c) if c.fan_index.is_some() => row.draw = Some(c),
+                        Ok(c) => row.problems.push(format!("fan {} is not in its own draw: {c:?}", fan.fan)),
+                        Err(e) => row.problems.push(format!("the draw does not verify: {e}")),
+                    }
+                    let _ = std::fs::remove_dir_all(&dir);
                 }
                 if let Some(path) = &o.visits {
                     let path = path.with_extension(format!("{}.json", scenario.name));

@@ -86,12 +86,16 @@ pub struct DrawPageRequest {
 /// <https://docs.aws.amazon.com/lambda/latest/dg/gettingstarted-limits.html>).
 pub const MOST_DRAW_ROWS: i64 = 20_000;
 
+/// The largest `from`: far beyond any pre-queue (a page past the end is
+/// empty), and a bound `openapi.yaml` can state.
+pub const MOST_DRAW_FROM: i64 = 1_000_000_000;
+
 impl DrawPageRequest {
     pub fn parse(query: Option<&str>) -> Result<Self, ValidationError> {
         let mut page = Self { from: 0, limit: MOST_DRAW_ROWS };
         for (key, value) in form_urlencoded::parse(query.unwrap_or_default().as_bytes()) {
             match key.as_ref() {
-                "from" => page.from = number("from", &value, 0, i64::MAX)?,
+                "from" => page.from = number("from", &value, 0, MOST_DRAW_FROM)?,
                 "limit" => page.limit = number("limit", &value, 1, MOST_DRAW_ROWS)?,
                 _ => return Err(invalid("query", format!("unknown parameter {key:?}; use from, limit"))),
             }

@@ -1,0 +1,116 @@
+//! `fanrush verify-draw` from saved files, as an auditor runs it after the
+//! event: it passes on an honest draw and a genuine receipt, and fails,
+//! naming what is wrong, on each kind of tampering (two fans swapped, a
+//! seed that is not the committed one, a receipt signed by another key, a
+//! receipt whose place was edited).
+
+use fanrush::rules::line::draw::{commitment, draw, fan_ref, hex, Reveal};
+use fanrush::rules::line::receipt::{Receipt, ReceiptClaims, ReceiptKey, ReceiptKeys};
+use serde_json::json;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+const EVENT: &str = "drop";
+const SEED: &str = "a-revealed-seed";
+
+struct Files {
+    dir: PathBuf,
+}
+
+impl Files {
+    fn new(name: &str) -> Self {
+        let dir = std::env::temp_dir().join(format!("fanrush-verify-{name}-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        Self { dir }
+    }
+
+    fn write(&self, name: &str, value: &impl serde::Serialize) -> PathBuf {
+        let path = self.dir.join(name);
+        std::fs::write(&path, serde_json::to_string(value).unwrap()).unwrap();
+        path
+    }
+}
+
+impl Drop for Files {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+fn reveal() -> Reveal {
+    let fans = (0..30).map(|i| fan_ref(SEED.as_bytes(), EVENT, &format!("fan-{i}")));
+    Reveal {
+        event_id: EVENT.into(),
+        commitment: commitment(SEED),
+        seed: SEED.into(),
+        fans: draw(SEED.as_bytes(), EVENT, fans),
+    }
+}
+
+/// fan-7's receipt, as its admission answered it.
+fn receipt(key: &ReceiptKey) -> Receipt {
+    let reference = fan_ref(SEED.as_bytes(), EVENT, "fan-7");
+    let key_of = fanrush::rules::line::draw::draw_key(SEED.as_bytes(), EVENT, &reference);
+    key.sign(ReceiptClaims {
+        event_id: EVENT.into(),
+        fan: hex(&reference),
+        position: 4,
+        accepted_at: "2026-12-07T10:00:01.000Z".into(),
+        draw_key: Some(format!("{key_of:016x}")),
+    })
+}
+
+/// Runs verify-draw on saved files; its exit status and what it printed.
+fn verify(reveal: &Path, keys: &Path, receipt: &Path, committed: &str) -> (bool, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_fanrush"))
+        .args(["verify-draw", "--event", EVENT, "--commitment", committed, "--fan", "fan-7"])
+        .arg("--reveal")
+        .arg(reveal)
+        .arg("--keys")
+        .arg(keys)
+        .arg("--receipt")
+        .arg(receipt)
+        .output()
+        .unwrap();
+    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    (out.status.success(), text)
+}
+
+#[test]
+fn an_honest_draw_and_receipt_pass_and_every_tampering_fails_by_name() {
+    let files = Files::new("all");
+    let keys = ReceiptKeys::new(b"fanrush-receipt-key", None);
+    let key_file = files.write("keys.json", &json!({ "keys": keys.published() }));
+    let honest = files.write("reveal.json", &reveal());
+    let genuine = files.write("receipt.json", &receipt(&keys.current));
+    let committed = commitment(SEED);
+
+    let (ok, out) = verify(&honest, &key_file, &genuine, &committed);
+    assert!(ok, "{out}");
+    let report: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let index = reveal().row_of(&fan_ref(SEED.as_bytes(), EVENT, "fan-7")).unwrap().index;
+    assert_eq!(report["fan"]["index"], json!(index), "{out}");
+    assert_eq!(report["receipt"]["drawIndex"], json!(index), "{out}");
+
+    // A published list with two fans swapped.
+    let mut swapped = reveal();
+    (swapped.fans[10].fan, swapped.fans[11].fan) = (swapped.fans[11].fan.clone(), swapped.fans[10].fan.clone());
+    let (ok, out) = verify(&files.write("swapped.json", &swapped), &key_file, &genuine, &committed);
+    assert!(!ok && out.contains("row 10") && out.contains("draw key"), "{out}");
+
+    // A seed that does not match the commitment the event published.
+    let other = Reveal { seed: "another-seed".into(), commitment: commitment("another-seed"), ..reveal() };
+    let (ok, out) = verify(&files.write("other-seed.json", &other), &key_file, &genuine, &committed);
+    assert!(!ok && out.contains("does not hash to the commitment"), "{out}");
+
+    // A receipt signed by another key.
+    let forged = files.write("forged.json", &receipt(&ReceiptKey::from_secret(b"someone else")));
+    let (ok, out) = verify(&honest, &key_file, &forged, &committed);
+    assert!(!ok && out.contains("not among the published keys"), "{out}");
+
+    // A receipt whose place was edited.
+    let mut edited = receipt(&keys.current);
+    edited.claims.position = 1;
+    let (ok, out) = verify(&honest, &key_file, &files.write("edited.json", &edited), &committed);
+    assert!(!ok && out.contains("signature does not match"), "{out}");
+}
