@@ -225,11 +225,12 @@ def check_route_settings():
     routes = set()
     for method, path in re.findall(r"^ +Method: (\w+)\n +Path: (\S+)", text, re.M):
         routes.add(f"{method} {path}")
-    admin = {r for r in routes if r.split(" ", 1)[1].startswith("/admin/")}
+    # admin-api's routes: the operators' and the public draw it serves.
+    admin = {r for r in routes if r.split(" ", 1)[1].startswith(("/admin/", "/draws/"))}
     block = re.search(r"^      RouteSettings:\n((?:        .*\n)+)", text, re.M)
     throttled = set(re.findall(r'^        "([A-Z]+ [^"]+)":', block.group(1), re.M)) if block else set()
-    problems = [f"template.yaml: the admin route {r} has no RouteSettings throttle of its own" for r in sorted(admin - throttled)]
-    problems += [f"template.yaml: RouteSettings names {r}, which is no admin route of the API" for r in sorted(throttled - admin)]
+    problems = [f"template.yaml: the admin-api route {r} has no RouteSettings throttle of its own" for r in sorted(admin - throttled)]
+    problems += [f"template.yaml: RouteSettings names {r}, which is no admin-api route of the API" for r in sorted(throttled - admin)]
     return problems, len(admin)
 
 
@@ -248,7 +249,7 @@ def main():
         sys.exit(1)
     print(f"check-references: {pairs} (status, code) pairs and {variables} variables, each in its page; "
           f"{commands} commands of docs/deploy.md" + (" (fanrush's asked of the CLI)" if fanrush else "")
-          + f"; {admin_routes} admin routes, each throttled on its own")
+          + f"; {admin_routes} admin-api routes, each throttled on its own")
 
 
 if __name__ == "__main__":
