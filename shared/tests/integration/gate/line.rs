@@ -964,8 +964,8 @@ async fn the_draw_is_committed_before_the_prequeue_revealed_after_and_every_plac
             serde_json::from_value(mine["receipt"].clone()).unwrap_or_else(|e| panic!("{fan}: {e}: {mine}"));
         assert_eq!((again.verify(&keys), &again.claims), (Ok(()), &receipt.claims), "{fan}");
     }
-    // Edited, it fails.
+    // Edited to another place, it fails.
     let mut edited: Receipt = serde_json::from_value(heard[&pre[5]].last().unwrap().body["receipt"].clone()).unwrap();
-    edited.claims.position = 1;
+    edited.claims.position += 1;
     assert!(edited.verify(&keys).is_err());
 }
