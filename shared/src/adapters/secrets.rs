@@ -139,6 +139,20 @@ impl SecretSource {
         Ok((self.resolve_stage(Stage::Current, cache).await?, self.resolve_previous_with(cache).await?))
     }
 
+    /// A rotated key as signing and checking need it: this source's
+    /// current version, and the one before it (`AWSPREVIOUS`, or locally
+    /// `previous` given directly, which wins). `None` when no current one
+    /// is configured, or it is empty.
+    pub async fn resolve_rotated(
+        &self,
+        previous: &SecretSource,
+        cache: Cache,
+    ) -> Result<Option<(Secret, Option<Secret>)>, SecretError> {
+        let (current, before) = self.resolve_both(cache).await?;
+        let Some(current) = current.filter(|c| !c.expose().is_empty()) else { return Ok(None) };
+        Ok(Some((current, previous.resolve().await?.or(before))))
+    }
+
     async fn resolve_previous_with(&self, cache: Cache) -> Result<Option<Secret>, SecretError> {
         match self {
             Self::Extension { .. } => self.resolve_stage(Stage::Previous, cache).await,

@@ -4,7 +4,10 @@
 //! has counted the fans it gave a pre-queue place ([`REVEAL_AFTER`]), the
 //! scheduler reads the pre-queue from the gate, checks that the gate's seed
 //! is the one PostgreSQL holds (the one the commitment was made to), and
-//! stores the seed and the fans in the draw's order, once. The public
+//! stores the seed and the fans in the draw's order, once. A draw whose
+//! line was restored since its pre-queue opened is withheld, never
+//! published: the restore may have lost who was counted, and a published
+//! draw never changes (the scheduler names it to Slack). The public
 //! `GET /draws/{eventId}` ([`reveal`]) answers from that row, so the
 //! reveal outlives the event's keys in Redis.
 
@@ -34,42 +37,54 @@ pub enum DrawError {
     SeedMismatch(EventId),
 }
 
+/// What one pass revealed: the events and how many fans each drew, and
+/// the events whose draws are withheld.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Revealed {
+    pub revealed: Vec<(EventId, usize)>,
+    pub withheld: Vec<EventId>,
+}
+
 /// Reveals the draws that are due: events with a pre-queue, opened at
-/// least `after` ago and still open, whose draw is not stored yet. The
-/// events revealed, with how many fans each drew.
+/// least `after` ago and still open, whose draw is not stored yet.
 pub async fn reveal_due(
     gate: &EntryGate,
     db: &Database,
     events: &[FanEvent],
     now: DateTime<Utc>,
     after: Duration,
-) -> Result<Vec<(EventId, usize)>, DrawError> {
+) -> Result<Revealed, DrawError> {
     let after = chrono::Duration::from_std(after).unwrap_or(chrono::Duration::MAX);
     let due: Vec<&FanEvent> = events
         .iter()
         .filter(|e| e.line.is_some_and(|l| l.prequeue_minutes > 0))
         .filter(|e| e.opens_at + after <= now && now < e.closes_at)
         .collect();
+    let mut out = Revealed::default();
     if due.is_empty() {
-        return Ok(Vec::new());
+        return Ok(out);
     }
     let ids: Vec<&str> = due.iter().map(|e| e.id.as_str()).collect();
     let done = db.drawn(&ids).await?;
-    let mut revealed = Vec::new();
     for event in due.into_iter().filter(|e| !done.iter().any(|d| d == e.id.as_str())) {
         let Some(prequeue) = gate.prequeue(&event.id).await? else { continue };
         if db.line_seed(&event.id).await?.as_deref() != Some(prequeue.draw.seed.as_str()) {
             return Err(DrawError::SeedMismatch(event.id.clone()));
+        }
+        if !prequeue.complete {
+            tracing::error!(event = %event.id, "the line was restored since its pre-queue opened: its draw is withheld");
+            out.withheld.push(event.id.clone());
+            continue;
         }
         let seed = prequeue.draw.seed.as_bytes();
         let rows = draw(seed, event.id.as_str(), prequeue.fans);
         let ordered: Vec<_> = rows.iter().filter_map(|r| crate::rules::line::draw::parse_ref(&r.fan)).collect();
         if db.store_draw(&event.id, &prequeue.draw.seed, &ordered).await? {
             tracing::info!(event = %event.id, fans = ordered.len(), "pre-queue draw revealed");
-            revealed.push((event.id.clone(), ordered.len()));
+            out.revealed.push((event.id.clone(), ordered.len()));
         }
     }
-    Ok(revealed)
+    Ok(out)
 }
 
 /// The reveal of an event's draw, if it was stored.

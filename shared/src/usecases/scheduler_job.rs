@@ -67,13 +67,21 @@ pub struct SchedulerJob {
     /// The dead letters Slack was last told about, so a standing DLQ is
     /// named once per change, not every minute.
     dead_letters_told: std::sync::Mutex<Vec<String>>,
-    /// Likewise the feed entries skipped.
+    /// Likewise the feed entries skipped, and the draws withheld.
     skipped_told: std::sync::Mutex<Vec<String>>,
+    withheld_told: std::sync::Mutex<Vec<String>>,
 }
 
 impl SchedulerJob {
     pub fn new(upkeep: GateUpkeep, feed: Option<CalendarFeed>, provisioner: Provisioner) -> Self {
-        Self { upkeep, feed, provisioner, dead_letters_told: Default::default(), skipped_told: Default::default() }
+        Self {
+            upkeep,
+            feed,
+            provisioner,
+            dead_letters_told: Default::default(),
+            skipped_told: Default::default(),
+            withheld_told: Default::default(),
+        }
     }
 
     /// Runs the job once at `now` and reports what it did.
@@ -104,8 +112,19 @@ impl SchedulerJob {
             }
         };
         let draws = match reveal_due(&s.gate, &s.db, &stored, now, s.reveal_after).await {
-            Ok(revealed) => {
-                json!(revealed.iter().map(|(e, fans)| json!({ "event": e.as_str(), "fans": fans })).collect::<Vec<_>>())
+            Ok(r) => {
+                let withheld: Vec<String> = r.withheld.iter().map(|e| e.to_string()).collect();
+                if changed(&job.withheld_told, &withheld) && !withheld.is_empty() {
+                    notify(format!(
+                        "pre-queue draws withheld: {} (the line was restored after its pre-queue opened, so who was \
+                         counted may be incomplete; the draw is not published)",
+                        withheld.join(", ")
+                    ))
+                    .await;
+                }
+                let revealed: Vec<Value> =
+                    r.revealed.iter().map(|(e, fans)| json!({ "event": e.as_str(), "fans": fans })).collect();
+                json!({ "revealed": revealed, "withheld": withheld })
             }
             Err(e) => {
                 notify(format!("a pre-queue draw could not be revealed: {e}")).await;

@@ -3,7 +3,9 @@
 //!
 //! Read in `HSCAN` pages, so a large pre-queue costs the event's core many
 //! small reads rather than one long one; the fence is checked before and
-//! after, so a list read across a failover is never taken as the draw.
+//! after, so a list read across a failover is never taken as the draw. A
+//! line restored since its pre-queue opened may have lost who was counted
+//! (a flush, a failover's last writes): its list is marked incomplete.
 
 use super::{DrawSeed, EntryGate, GateError};
 use crate::rules::domain::EventId;
@@ -17,6 +19,8 @@ const PAGE: usize = 1000;
 pub struct Prequeue {
     pub draw: DrawSeed,
     pub fans: Vec<FanRef>,
+    /// False when the line was restored after its pre-queue opened.
+    pub complete: bool,
 }
 
 impl EntryGate {
@@ -52,8 +56,22 @@ impl EntryGate {
             }
             cursor = next;
         }
+        let meta = self.event_keys(id).meta;
+        let (opened, restored): (Option<i64>, Option<i64>) = self
+            .redis
+            .run(|mut c, _| {
+                let meta = meta.clone();
+                async move {
+                    redis::cmd("HMGET").arg(&meta).arg("linePrequeueMs").arg("lineRestoredAt").query_async(&mut c).await
+                }
+            })
+            .await?;
+        let complete = match (opened, restored) {
+            (Some(opened), Some(restored)) => restored < opened,
+            _ => true,
+        };
         // The state is still the one the list was read from.
         self.event(id).await?;
-        Ok(Some(Prequeue { draw, fans }))
+        Ok(Some(Prequeue { draw, fans, complete }))
     }
 }

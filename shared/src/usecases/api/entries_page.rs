@@ -6,6 +6,9 @@
 //! read by the keyset on `(event_id, position)`, so an event of any size is
 //! read page by page with flat memory on both sides. A page that stopped at
 //! either bound names the next cursor; a short one is the last.
+//!
+//! The public draw (`GET /draws/{eventId}`) is paged the same way, by index
+//! ([`DrawPageRequest`]), with the same query parsing.
 
 use super::bodies::EntryLineBody;
 use crate::rules::domain::{rfc3339, Entry, ValidationError};

@@ -165,14 +165,8 @@ impl TicketKeyring {
     }
 
     async fn read_keys(&self, cache: Cache) -> Result<TicketKeys, String> {
-        let (current, previous) = self.current.resolve_both(cache).await.map_err(|e| e.to_string())?;
-        let Some(current) = current.filter(|c| !c.expose().is_empty()) else {
-            return Err("no ticket key is configured (LINE_TICKET_SECRET_ID)".into());
-        };
-        let previous = match self.previous.resolve().await.map_err(|e| e.to_string())? {
-            Some(p) => Some(p),
-            None => previous,
-        };
+        let keys = self.current.resolve_rotated(&self.previous, cache).await.map_err(|e| e.to_string())?;
+        let (current, previous) = keys.ok_or("no ticket key is configured (LINE_TICKET_SECRET_ID)")?;
         Ok(TicketKeys::new(current.expose().as_bytes(), previous.as_ref().map(|p| p.expose().as_bytes())))
     }
 }

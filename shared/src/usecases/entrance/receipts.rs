@@ -70,14 +70,8 @@ impl ReceiptKeyring {
     }
 
     async fn read_keys(&self) -> Result<ReceiptKeys, String> {
-        let (current, previous) = self.current.resolve_both(Cache::Use).await.map_err(|e| e.to_string())?;
-        let Some(current) = current.filter(|c| !c.expose().is_empty()) else {
-            return Err("no receipt key is configured (RECEIPT_SECRET_ID)".into());
-        };
-        let previous = match self.previous.resolve().await.map_err(|e| e.to_string())? {
-            Some(p) => Some(p),
-            None => previous,
-        };
+        let keys = self.current.resolve_rotated(&self.previous, Cache::Use).await.map_err(|e| e.to_string())?;
+        let (current, previous) = keys.ok_or("no receipt key is configured (RECEIPT_SECRET_ID)")?;
         Ok(ReceiptKeys::new(current.expose().as_bytes(), previous.as_ref().map(|p| p.expose().as_bytes())))
     }
 }

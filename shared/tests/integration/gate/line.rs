@@ -895,11 +895,15 @@ async fn the_draw_is_committed_before_the_prequeue_revealed_after_and_every_plac
     assert_error(&unlined_draw, 404, "no_draw");
     let events = stack.db.events().await.unwrap();
     let too_soon = reveal_due(&stack.gate, &stack.db, &events, opens + Minutes::seconds(30), Duration::from_secs(60));
-    assert!(too_soon.await.unwrap().is_empty(), "revealed only once every environment counted its pre-queue");
+    assert_eq!(
+        too_soon.await.unwrap(),
+        Default::default(),
+        "revealed only once every environment counted its pre-queue"
+    );
     let revealed = reveal_due(&stack.gate, &stack.db, &events, opens + Minutes::seconds(61), Duration::from_secs(60));
-    assert_eq!(revealed.await.unwrap().len(), 1);
+    assert_eq!(revealed.await.unwrap().revealed.len(), 1);
     let again = reveal_due(&stack.gate, &stack.db, &events, opens + Minutes::seconds(62), Duration::from_secs(60));
-    assert!(again.await.unwrap().is_empty(), "revealed once");
+    assert_eq!(again.await.unwrap(), Default::default(), "revealed once");
 
     // The reveal, page by page, checks against the commitment seen before.
     let mut fans: Vec<RevealRow> = Vec::new();
@@ -968,4 +972,35 @@ async fn the_draw_is_committed_before_the_prequeue_revealed_after_and_every_plac
     let mut edited: Receipt = serde_json::from_value(heard[&pre[5]].last().unwrap().body["receipt"].clone()).unwrap();
     edited.claims.position += 1;
     assert!(edited.verify(&keys).is_err());
+}
+
+#[tokio::test]
+async fn a_draw_whose_line_was_restored_after_its_prequeue_opened_is_withheld_not_published() {
+    let t0 = second(Utc::now());
+    let (stack, clock) = stack_at(t0).await;
+    let opens = t0 + Minutes::seconds(10);
+    let event = stack.lined_event(100, 40, 10, opens, opens + Minutes::hours(1)).await;
+    for i in 0..5 {
+        stack.enter(&event, &format!("pre-{i}")).await;
+    }
+    clock.set(t0 + Minutes::seconds(2));
+    stack.enter(&event, "pre-5").await;
+    // The gate loses its state (a flush, a failover's last writes) and is
+    // restored: who was counted in the pre-queue may be gone.
+    let mut redis = redis::Client::open(redis_url()).unwrap().get_multiplexed_async_connection().await.unwrap();
+    let gate_keys: Vec<String> =
+        redis::cmd("KEYS").arg(format!("{}:*", stack.prefix)).query_async(&mut redis).await.unwrap();
+    let _: () = redis::cmd("DEL").arg(&gate_keys).query_async(&mut redis).await.unwrap();
+    let patience = Patience { restore_settle: Duration::ZERO, sweep_after: Duration::from_secs(300) };
+    let mut restored = false;
+    for s in 3..6 {
+        restored |= stack.housekeeping(t0 + Minutes::seconds(s), patience).await.restored.is_some();
+    }
+    assert!(restored, "the gate was restored");
+    let events = stack.db.events().await.unwrap();
+    let r = reveal_due(&stack.gate, &stack.db, &events, opens + Minutes::seconds(61), Duration::from_secs(60));
+    let r = r.await.unwrap();
+    assert_eq!((r.revealed, r.withheld), (vec![], vec![EventId::parse(&event).unwrap()]));
+    let draw = stack.admin.handle(request("GET", &format!("/draws/{event}"), &[], None)).await;
+    assert_error(&draw, 404, "draw_not_revealed");
 }
