@@ -13,6 +13,11 @@
 //! own entry is answered from memory once this environment told it (or read
 //! it), and otherwise reaches the gate a few times per window
 //! ([`crate::usecases::entrance::ENTRY_READS`]).
+//!
+//! Every accepted answer and a fan's own entry carry a signed receipt
+//! ([`crate::rules::line::receipt`]), and `GET /receipt-keys` publishes
+//! the keys that check it; an event whose line has a pre-queue shows the
+//! commitment to its draw ([`crate::rules::line::draw`]).
 
 use super::bodies::{AcceptedBody, EntryBody, EventViewBody, ReceiptKeysBody};
 use super::copies::{EventCopies, EVENT_COPY_MAX_AGE};
