@@ -161,8 +161,21 @@ fn every_response_body_fits_its_schema_in_openapi_yaml() {
     for line in [true, false] {
         let e = event(line);
         fits(&spec, "FanEvent", &FanEventBody::of(&e));
-        fits(&spec, "FanEvent", &AdminEventBody { event: FanEventBody::of(&e), accepted: Some(3), written: Some(2) });
-        fits(&spec, "FanEvent", &AdminEventBody { event: FanEventBody::of(&e), accepted: None, written: None });
+        fits(
+            &spec,
+            "FanEvent",
+            &AdminEventBody {
+                event: FanEventBody::of(&e),
+                accepted: Some(3),
+                written: Some(2),
+                draw_commitment: Some(commitment("s")),
+            },
+        );
+        fits(
+            &spec,
+            "FanEvent",
+            &AdminEventBody { event: FanEventBody::of(&e), accepted: None, written: None, draw_commitment: None },
+        );
     }
     for (position, ahead, eta, opens_in, speed) in
         [(Some(8), Some(7), Some(3), None, Some(2.5)), (None, None, None, Some(60), None)]

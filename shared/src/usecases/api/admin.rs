@@ -23,7 +23,8 @@ use crate::adapters::postgres_store::{Database, StoreError, Upserted};
 use crate::adapters::redis_gate::{EntryGate, GateError, Published, SeedWrite};
 use crate::adapters::sqs_queue::{DeadLetterQueue, EntryQueue};
 use crate::rules::domain::{rfc3339, FanEventBody};
-use crate::rules::domain::{EventId, FanEventSpec, ValidationError};
+use crate::rules::domain::{EventId, FanEvent, FanEventSpec, ValidationError};
+use crate::rules::line::draw::commitment;
 use crate::usecases::draws;
 use crate::usecases::recovery::{self, Queues};
 use http::{Method, StatusCode};
@@ -105,8 +106,13 @@ impl AdminApi {
         let event = self.db.event(id).await.map_err(|e| self.store_failed(e))?.ok_or_else(event_not_found)?;
         let written = self.db.written_count(id).await.map_err(|e| self.store_failed(e))?;
         let view = self.gate.event(id).await.map_err(|e| self.gate_failed(e))?;
-        let body =
-            AdminEventBody { event: FanEventBody::of(&event), accepted: view.map(|v| v.taken), written: Some(written) };
+        let seed = self.db.line_seed(id).await.map_err(|e| self.store_failed(e))?;
+        let body = AdminEventBody {
+            event: FanEventBody::of(&event),
+            accepted: view.map(|v| v.taken),
+            written: Some(written),
+            draw_commitment: draw_commitment(&event, seed.as_deref()),
+        };
         Ok(json_response(StatusCode::OK, &body))
     }
 
@@ -180,6 +186,7 @@ impl AdminApi {
         // The line's seed is fixed when the event is first stored: an update
         // publishes the stored one, a new event a fresh one.
         let stored = self.db.line_seed(&event.id).await.map_err(|e| self.store_failed(e))?;
+        refuse_another_commitment(body, stored.as_deref())?;
         let seed = stored.unwrap_or_else(crate::adapters::redis_gate::new_line_seed);
         let published = match self.gate.publish(&event, SeedWrite::Set(&seed)).await {
             Err(GateError::StateLost) => {
@@ -230,7 +237,12 @@ impl AdminApi {
             }
         };
         tracing::info!(event = %event.id, operator, created, "fan event defined");
-        let body = AdminEventBody { event: FanEventBody::of(&event), accepted: Some(taken), written: None };
+        let body = AdminEventBody {
+            event: FanEventBody::of(&event),
+            accepted: Some(taken),
+            written: None,
+            draw_commitment: draw_commitment(&event, Some(&kept_seed)),
+        };
         let status = if created { StatusCode::CREATED } else { StatusCode::OK };
         Ok(json_response(status, &body))
     }
@@ -282,6 +294,29 @@ fn retired(id: &EventId) -> ApiError {
         "event_id_retired",
         format!("event {id} was deleted and its entries are kept; define the new event under a new id"),
     )
+}
+
+/// The commitment to an event's draw, when its line has a pre-queue.
+fn draw_commitment(event: &FanEvent, seed: Option<&str>) -> Option<String> {
+    let prequeued = event.line.is_some_and(|l| l.prequeue_minutes > 0);
+    seed.filter(|_| prequeued).map(commitment)
+}
+
+/// The draw's seed is fixed when the event is first stored, so its
+/// commitment never changes: a PUT that names another one (or any, for a
+/// new event, whose seed fanrush draws) is refused by the field's name. A
+/// body read back from a GET names the stored one, and passes.
+fn refuse_another_commitment(body: &[u8], stored_seed: Option<&str>) -> Result<(), ApiError> {
+    let Ok(serde_json::Value::Object(fields)) = serde_json::from_slice(body) else { return Ok(()) };
+    let Some(claimed) = fields.get("drawCommitment") else { return Ok(()) };
+    if stored_seed.map(commitment).is_some_and(|c| claimed.as_str() == Some(&c)) {
+        return Ok(());
+    }
+    Err(ValidationError::InvalidField {
+        field: "drawCommitment",
+        reason: "the draw's commitment is fixed by fanrush when the event is created and never changes; omit it".into(),
+    }
+    .into())
 }
 
 fn event_not_found() -> ApiError {

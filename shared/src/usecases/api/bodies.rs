@@ -30,7 +30,7 @@ pub struct EventViewBody<'a> {
     pub remaining: i64,
     /// For an event whose line has a pre-queue: the commitment to its
     /// draw's seed (docs/line.md, "Checking the draw").
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(rename = "drawCommitment", skip_serializing_if = "Option::is_none")]
     pub draw_commitment: Option<String>,
 }
 
@@ -92,6 +92,10 @@ pub struct AdminEventBody<'a> {
     pub accepted: Option<i64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub written: Option<i64>,
+    /// For an event whose line has a pre-queue: the commitment to its
+    /// draw's seed, fixed when the event was created.
+    #[serde(rename = "drawCommitment", skip_serializing_if = "Option::is_none")]
+    pub draw_commitment: Option<String>,
 }
 
 /// The admin list: every event.

@@ -875,6 +875,19 @@ async fn the_draw_is_committed_before_the_prequeue_revealed_after_and_every_plac
     let r = stack.admin.handle(request("PUT", &format!("/admin/events/{event}"), &[], Some(&body.to_string()))).await;
     assert_eq!(r.status(), 200, "{}", body_json(&r));
     assert_eq!(view(event.clone()).await["drawCommitment"].as_str(), Some(committed.as_str()));
+    // The admin API shows it, takes it back unchanged, and refuses another by name.
+    let got = body_json(&stack.admin.handle(request("GET", &format!("/admin/events/{event}"), &[], None)).await);
+    assert_eq!(got["drawCommitment"].as_str(), Some(committed.as_str()), "{got}");
+    let mut same = body.clone();
+    same["drawCommitment"] = got["drawCommitment"].clone();
+    let r = stack.admin.handle(request("PUT", &format!("/admin/events/{event}"), &[], Some(&same.to_string()))).await;
+    assert_eq!(r.status(), 200, "{}", body_json(&r));
+    let mut changed = body.clone();
+    changed["drawCommitment"] = json!(fanrush::rules::line::draw::commitment("a seed of my choosing"));
+    let r =
+        stack.admin.handle(request("PUT", &format!("/admin/events/{event}"), &[], Some(&changed.to_string()))).await;
+    assert_eq!((r.status().as_u16(), body_json(&r)["field"].clone()), (400, json!("drawCommitment")));
+    assert_eq!(view(event.clone()).await["drawCommitment"].as_str(), Some(committed.as_str()));
 
     let pre: Vec<String> = (0..12).map(|i| format!("pre-{i:02}")).collect();
     let mut joins: Vec<(String, DateTime<Utc>)> =
