@@ -114,3 +114,59 @@ fn an_honest_draw_and_receipt_pass_and_every_tampering_fails_by_name() {
     let (ok, out) = verify(&honest, &key_file, &files.write("edited.json", &edited), &committed);
     assert!(!ok && out.contains("signature does not match"), "{out}");
 }
+
+/// `--api`: the commitment from `GET /events/{id}`, the reveal page by page
+/// from `GET /draws/{id}`, the keys from `GET /receipt-keys`, against a
+/// stand-in of the API answering what the real one would (the drill runs
+/// the same command on what the real functions published).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn from_the_api_it_reads_every_page_of_the_draw_and_checks_it() {
+    use fanrush::usecases::api::bodies::{DrawPageBody, ReceiptKeysBody};
+    let api = fanrush_local::HttpCapture::start().await.unwrap();
+    let files = Files::new("api");
+    let keys = ReceiptKeys::new(b"fanrush-receipt-key", None);
+    let whole = reveal();
+    let page = |from: usize, to: usize, fans: &[fanrush::rules::line::draw::RevealRow]| {
+        serde_json::to_string(&DrawPageBody {
+            event_id: EVENT,
+            commitment: &whole.commitment,
+            seed: &whole.seed,
+            revealed_at: "2026-12-07T10:01:00.000Z".into(),
+            prequeued: whole.fans.len(),
+            fans: &fans[from..to],
+            next: (to < fans.len()).then_some(to),
+        })
+        .unwrap()
+    };
+    let view = json!({ "eventId": EVENT, "title": "Drop", "opensAt": "2026-12-07T10:00:00Z", "closesAt": "2026-12-07T11:00:00Z",
+                       "capacity": 100, "remaining": 0, "drawCommitment": commitment(SEED) });
+    api.answer_when(&["/events/drop"], 200, &view.to_string());
+    api.answer_when(
+        &["/receipt-keys"],
+        200,
+        &serde_json::to_string(&ReceiptKeysBody { keys: keys.published() }).unwrap(),
+    );
+    api.answer_when(&["/draws/drop", "from=0"], 200, &page(0, 20, &whole.fans));
+    api.answer_when(&["/draws/drop", "from=20"], 200, &page(20, 30, &whole.fans));
+    let genuine = files.write("receipt.json", &receipt(&keys.current));
+    let run = |extra: &[&str]| {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_fanrush"));
+        c.args(["verify-draw", "--event", EVENT, "--api", &api.url(""), "--fan", "fan-7"]).args(extra);
+        c.arg("--receipt").arg(&genuine).output().unwrap()
+    };
+    let saved = files.dir.join("saved.json");
+    let out = run(&["--save-reveal", saved.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let draws: Vec<String> = api.requests().into_iter().map(|r| r.path).filter(|p| p.starts_with("/draws/")).collect();
+    assert_eq!(draws, ["/draws/drop?from=0", "/draws/drop?from=20"], "every page, in order");
+    let kept: Reveal = serde_json::from_str(&std::fs::read_to_string(&saved).unwrap()).unwrap();
+    assert_eq!(kept, whole, "the saved reveal is the whole draw");
+
+    // A second page whose first two fans were swapped fails.
+    let mut swapped = whole.fans.clone();
+    (swapped[20].fan, swapped[21].fan) = (swapped[21].fan.clone(), swapped[20].fan.clone());
+    api.answer_when(&["/draws/drop", "from=20"], 200, &page(20, 30, &swapped));
+    let out = run(&[]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && err.contains("row 20"), "{err}");
+}
