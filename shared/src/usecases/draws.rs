@@ -5,9 +5,9 @@
 //! scheduler reads the pre-queue from the gate, checks that the gate's seed
 //! is the one PostgreSQL holds (the one the commitment was made to), and
 //! stores the seed and the fans in the draw's order, once. A draw whose
-//! line was restored since its pre-queue opened is withheld, never
-//! published: the restore may have lost who was counted, and a published
-//! draw never changes (the scheduler names it to Slack). The public
+//! line was restored since its pre-queue opened, or whose gate holds
+//! another seed than the stored one, is withheld, never published: a
+//! published draw never changes (the scheduler names it to Slack). The public
 //! `GET /draws/{eventId}` ([`reveal`]) answers from that row, so the
 //! reveal outlives the event's keys in Redis.
 
@@ -31,18 +31,36 @@ pub enum DrawError {
     Store(#[from] StoreError),
     #[error(transparent)]
     Gate(#[from] GateError),
-    /// The gate's seed is not the one stored when the event was created:
-    /// the draw is not revealed, and an operator must look.
-    #[error("event {0}: the gate's line seed differs from the stored one; the draw is not revealed")]
-    SeedMismatch(EventId),
 }
 
 /// What one pass revealed: the events and how many fans each drew, and
-/// the events whose draws are withheld.
+/// the events whose draws are withheld, each with why.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Revealed {
     pub revealed: Vec<(EventId, usize)>,
-    pub withheld: Vec<EventId>,
+    pub withheld: Vec<(EventId, Withheld)>,
+}
+
+/// Why a draw is not published (it never will be without an operator).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Withheld {
+    /// The line was restored after its pre-queue opened: who was counted
+    /// may be incomplete.
+    RestoredSincePrequeue,
+    /// The gate's seed is not the one stored when the event was created,
+    /// the one its commitment was made to.
+    SeedMismatch,
+}
+
+impl std::fmt::Display for Withheld {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::RestoredSincePrequeue => {
+                "the line was restored after its pre-queue opened, so who was counted may be incomplete"
+            }
+            Self::SeedMismatch => "the gate's line seed differs from the stored one, which the commitment was made to",
+        })
+    }
 }
 
 /// Reveals the draws that are due: events with a pre-queue, opened at
@@ -68,12 +86,14 @@ pub async fn reveal_due(
     let done = db.drawn(&ids).await?;
     for event in due.into_iter().filter(|e| !done.iter().any(|d| d == e.id.as_str())) {
         let Some(prequeue) = gate.prequeue(&event.id).await? else { continue };
-        if db.line_seed(&event.id).await?.as_deref() != Some(prequeue.draw.seed.as_str()) {
-            return Err(DrawError::SeedMismatch(event.id.clone()));
-        }
-        if !prequeue.complete {
-            tracing::error!(event = %event.id, "the line was restored since its pre-queue opened: its draw is withheld");
-            out.withheld.push(event.id.clone());
+        let why = if db.line_seed(&event.id).await?.as_deref() != Some(prequeue.draw.seed.as_str()) {
+            Some(Withheld::SeedMismatch)
+        } else {
+            (!prequeue.complete).then_some(Withheld::RestoredSincePrequeue)
+        };
+        if let Some(why) = why {
+            tracing::error!(event = %event.id, why = %why, "a pre-queue draw is withheld");
+            out.withheld.push((event.id.clone(), why));
             continue;
         }
         let seed = prequeue.draw.seed.as_bytes();

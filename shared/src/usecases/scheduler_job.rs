@@ -113,14 +113,9 @@ impl SchedulerJob {
         };
         let draws = match reveal_due(&s.gate, &s.db, &stored, now, s.reveal_after).await {
             Ok(r) => {
-                let withheld: Vec<String> = r.withheld.iter().map(|e| e.to_string()).collect();
+                let withheld: Vec<String> = r.withheld.iter().map(|(e, why)| format!("{e} ({why})")).collect();
                 if changed(&job.withheld_told, &withheld) && !withheld.is_empty() {
-                    notify(format!(
-                        "pre-queue draws withheld: {} (the line was restored after its pre-queue opened, so who was \
-                         counted may be incomplete; the draw is not published)",
-                        withheld.join(", ")
-                    ))
-                    .await;
+                    notify(format!("pre-queue draws withheld, not published: {}", withheld.join("; "))).await;
                 }
                 let revealed: Vec<Value> =
                     r.revealed.iter().map(|(e, fans)| json!({ "event": e.as_str(), "fans": fans })).collect();

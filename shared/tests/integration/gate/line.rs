@@ -19,7 +19,7 @@ use fanrush::rules::domain::EventId;
 use fanrush::rules::line::{Place, Ticket, TicketKeys};
 use fanrush::usecases::api::{AuthMode, FanApi, TicketKeyring, WAITING};
 use fanrush::usecases::clock::ManualClock;
-use fanrush::usecases::draws::reveal_due;
+use fanrush::usecases::draws::{reveal_due, Withheld};
 use fanrush::usecases::entrance::RateLimit;
 use fanrush::usecases::recovery::Patience;
 use lambda_http::{Body, Response};
@@ -1013,7 +1013,43 @@ async fn a_draw_whose_line_was_restored_after_its_prequeue_opened_is_withheld_no
     let events = stack.db.events().await.unwrap();
     let r = reveal_due(&stack.gate, &stack.db, &events, opens + Minutes::seconds(61), Duration::from_secs(60));
     let r = r.await.unwrap();
-    assert_eq!((r.revealed, r.withheld), (vec![], vec![EventId::parse(&event).unwrap()]));
+    let withheld = vec![(EventId::parse(&event).unwrap(), Withheld::RestoredSincePrequeue)];
+    assert_eq!((r.revealed, r.withheld), (vec![], withheld));
     let draw = stack.admin.handle(request("GET", &format!("/draws/{event}"), &[], None)).await;
     assert_error(&draw, 404, "draw_not_revealed");
+}
+
+#[tokio::test]
+async fn a_draw_whose_gate_holds_another_seed_than_the_committed_one_is_withheld() {
+    let t0 = second(Utc::now());
+    let (stack, clock) = stack_at(t0).await;
+    let opens = t0 + Minutes::seconds(10);
+    let event = stack.lined_event(100, 40, 10, opens, opens + Minutes::hours(1)).await;
+    let other = stack.lined_event(100, 40, 10, opens, opens + Minutes::hours(1)).await;
+    for i in 0..3 {
+        stack.enter(&event, &format!("pre-{i}")).await;
+        stack.enter(&other, &format!("pre-{i}")).await;
+    }
+    clock.set(t0 + Minutes::seconds(2));
+    stack.enter(&event, "pre-3").await;
+    stack.enter(&other, "pre-3").await;
+    // A later request's sync carries the last join to the gate.
+    clock.set(t0 + Minutes::seconds(3));
+    stack.enter(&other, "pre-3").await;
+    // The gate's seed of one event is no longer the stored one.
+    let mut redis = redis::Client::open(redis_url()).unwrap().get_multiplexed_async_connection().await.unwrap();
+    let meta = format!("{}:ev:{event}", stack.prefix);
+    let _: () = redis::cmd("HSET")
+        .arg(&meta)
+        .arg("lineSeed")
+        .arg("not-the-committed-seed")
+        .query_async(&mut redis)
+        .await
+        .unwrap();
+    let events = stack.db.events().await.unwrap();
+    let r = reveal_due(&stack.gate, &stack.db, &events, opens + Minutes::seconds(61), Duration::from_secs(60));
+    let r = r.await.unwrap();
+    // That draw is withheld; the other event's is revealed all the same.
+    assert_eq!(r.withheld, vec![(EventId::parse(&event).unwrap(), Withheld::SeedMismatch)]);
+    assert_eq!(r.revealed, vec![(EventId::parse(&other).unwrap(), 4)]);
 }
