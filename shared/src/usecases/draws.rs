@@ -14,7 +14,7 @@
 use crate::adapters::postgres_store::{Database, StoreError};
 use crate::adapters::redis_gate::{EntryGate, GateError};
 use crate::rules::domain::{EventId, FanEvent};
-use crate::rules::line::draw::{commitment, draw, Reveal};
+use crate::rules::line::draw::{commitment, draw, order, FanRef, Reveal};
 use crate::rules::line::SYNC_EVERY_MOST;
 use chrono::{DateTime, Utc};
 use std::time::Duration;
@@ -97,8 +97,7 @@ pub async fn reveal_due(
             continue;
         }
         let seed = prequeue.draw.seed.as_bytes();
-        let rows = draw(seed, event.id.as_str(), prequeue.fans);
-        let ordered: Vec<_> = rows.iter().filter_map(|r| crate::rules::line::draw::parse_ref(&r.fan)).collect();
+        let ordered: Vec<FanRef> = order(seed, event.id.as_str(), prequeue.fans).into_iter().map(|(_, f)| f).collect();
         if db.store_draw(&event.id, &prequeue.draw.seed, &ordered).await? {
             tracing::info!(event = %event.id, fans = ordered.len(), "pre-queue draw revealed");
             out.revealed.push((event.id.clone(), ordered.len()));

@@ -41,12 +41,17 @@ pub fn draw_key(seed: &[u8], event: &str, fan: &FanRef) -> u64 {
     u64::from_be_bytes(digest[..8].try_into().expect("8 bytes"))
 }
 
-/// The draw of `fans` (each counted once): in the pre-queue's order.
-pub fn draw(seed: &[u8], event: &str, fans: impl IntoIterator<Item = FanRef>) -> Vec<RevealRow> {
+/// `fans` (each once) in the pre-queue's order, with their draw keys.
+pub fn order(seed: &[u8], event: &str, fans: impl IntoIterator<Item = FanRef>) -> Vec<(u64, FanRef)> {
     let mut keyed: Vec<(u64, FanRef)> = fans.into_iter().map(|f| (draw_key(seed, event, &f), f)).collect();
     keyed.sort_unstable();
     keyed.dedup();
     keyed
+}
+
+/// The draw of `fans` as a reveal lists it: [`order`], indexed.
+pub fn draw(seed: &[u8], event: &str, fans: impl IntoIterator<Item = FanRef>) -> Vec<RevealRow> {
+    order(seed, event, fans)
         .into_iter()
         .enumerate()
         .map(|(index, (key, fan))| RevealRow { index: index as u64, fan: hex(&fan), key: format!("{key:016x}") })

@@ -191,9 +191,13 @@ impl FanApi {
         Ok(response)
     }
 
-    /// The signed receipt of an entry, with its event's draw (`None`: an
-    /// event without a line). None when the keys cannot be read.
+    /// The receipt of an entry: the one this environment gave the fan
+    /// before, else signed now with its event's draw (`None`: an event
+    /// without a line). None when the keys cannot be read.
     async fn receipt(&self, e: &Entry, draw: Option<&DrawSeed>) -> Option<Receipt> {
+        if let Some(given) = self.entrance.told_receipt(&e.event_id, &e.fan_id) {
+            return Some(given);
+        }
         let keys = match self.receipts.keys().await {
             Ok(keys) => keys,
             Err(_) => {
@@ -216,10 +220,13 @@ impl FanApi {
         Some(keys.current.sign(claims))
     }
 
-    /// An accepted answer (202 or 200) with its receipt.
+    /// An accepted answer (202 or 200) with its receipt; the fan is
+    /// remembered as told both. The POST went through the line this
+    /// environment follows, or the direct way (no line, no draw).
     async fn accepted(&self, status: StatusCode, e: &Entry) -> Response<Body> {
         let draw = self.entrance.draw_seed(&e.event_id);
         let receipt = self.receipt(e, draw.as_ref()).await;
+        self.entrance.told(e, receipt.as_ref());
         json_response(status, &AcceptedBody::of(e, receipt))
     }
 
@@ -247,7 +254,6 @@ impl FanApi {
             Outcome::Reserved(reservation) => self.queue_entry(&event, reservation).await,
             Outcome::Existing(entry) => {
                 counter!("EntriesRepeated").increment(1);
-                self.entrance.told(&entry);
                 Ok(self.accepted(StatusCode::OK, &entry).await)
             }
             Outcome::Waiting(waiting) => Ok(waiting_response(&waiting)),
@@ -271,7 +277,6 @@ impl FanApi {
         match sent {
             Ok(()) => {
                 counter!("EntriesAccepted").increment(1);
-                self.entrance.told(&reservation.entry);
                 let response = self.accepted(StatusCode::ACCEPTED, &reservation.entry).await;
                 confirm_detached(self.gate.clone(), reservation).await;
                 Ok(response)
@@ -313,10 +318,7 @@ impl FanApi {
         }
         self.entrance.entry_read(&event, &fan, self.clock.now()).map_err(|r| refused(r.into()))?;
         match self.gate.entry(&event, &fan).await.map_err(|e| self.gate_failed(e))? {
-            EntryLookup::Confirmed(entry) => {
-                self.entrance.told(&entry);
-                Ok(self.my_entry_response(&entry).await)
-            }
+            EntryLookup::Confirmed(entry) => Ok(self.my_entry_response(&entry).await),
             EntryLookup::EventNotFound => Err(Refusal::EventNotFound.into()),
             EntryLookup::Archived => Err(ApiError::new(
                 StatusCode::GONE,
@@ -329,18 +331,25 @@ impl FanApi {
         }
     }
 
-    /// A fan's own entry, as `GET /entries/me` answers it, with its receipt:
-    /// the event's draw from the line this environment follows, else from
-    /// the event's view (a failed read leaves the receipt out).
+    /// A fan's own entry, as `GET /entries/me` answers it, with its
+    /// receipt: the one given before, else signed with the event's draw
+    /// (from the line this environment follows, else the event's view; a
+    /// failed read leaves the receipt out). The fan is remembered as told.
     async fn my_entry_response(&self, e: &Entry) -> Response<Body> {
-        let draw = match self.entrance.draw_seed(&e.event_id) {
-            Some(draw) => Some(draw),
-            None => match self.event_view(&e.event_id).await {
-                Ok(view) => view.and_then(|v| v.draw),
-                Err(_) => return json_response(StatusCode::OK, &EntryBody::of(e, None)),
-            },
+        let receipt = match self.entrance.told_receipt(&e.event_id, &e.fan_id) {
+            Some(given) => Some(given),
+            None => {
+                let draw = match self.entrance.draw_seed(&e.event_id) {
+                    Some(draw) => Ok(Some(draw)),
+                    None => self.event_view(&e.event_id).await.map(|v| v.and_then(|v| v.draw)),
+                };
+                match draw {
+                    Ok(draw) => self.receipt(e, draw.as_ref()).await,
+                    Err(_) => None,
+                }
+            }
         };
-        let receipt = self.receipt(e, draw.as_ref()).await;
+        self.entrance.told(e, receipt.as_ref());
         json_response(StatusCode::OK, &EntryBody::of(e, receipt))
     }
 

@@ -6,6 +6,7 @@
 //! door told it, and the entry it was told it has.
 
 use crate::rules::domain::{Entry, EventId, FanId};
+use crate::rules::line::receipt::Receipt;
 use crate::rules::line::Place;
 use lru::LruCache;
 use std::num::NonZeroUsize;
@@ -85,6 +86,8 @@ struct Remembered {
     reads: Window,
     door: Option<DoorAnswer>,
     entry: Option<Entry>,
+    /// The receipt the fan was given with its entry.
+    receipt: Option<Receipt>,
 }
 
 pub struct FanMemory {
@@ -151,9 +154,17 @@ impl FanMemory {
         self.fans.lock().unwrap().peek(&(event.clone(), fan.clone())).and_then(|r| r.entry.clone())
     }
 
-    pub fn remember_entry(&self, entry: &Entry) {
+    /// The receipt this fan was given with its entry, if one was signed.
+    pub fn receipt(&self, event: &EventId, fan: &FanId) -> Option<Receipt> {
+        self.fans.lock().unwrap().peek(&(event.clone(), fan.clone())).and_then(|r| r.receipt.clone())
+    }
+
+    pub fn remember_entry(&self, entry: &Entry, receipt: Option<&Receipt>) {
         self.with(&entry.event_id, &entry.fan_id, |r| {
             r.entry = Some(entry.clone());
+            if let Some(receipt) = receipt {
+                r.receipt = Some(receipt.clone());
+            }
             r.door = None;
         });
     }

@@ -27,6 +27,7 @@ pub use receipts::ReceiptKeyring;
 
 use crate::adapters::redis_gate::{Admission, DrawSeed, EntryGate, GateError, LineCall, Reservation};
 use crate::rules::domain::{Entry, EventId, FanId, Note};
+use crate::rules::line::receipt::Receipt;
 use crate::rules::line::{Ticket, TicketError};
 use chrono::{DateTime, Utc};
 use fans::FanMemory;
@@ -313,10 +314,16 @@ impl Entrance {
         })
     }
 
-    /// The fan was told its entry is queued (202 or 200): its next POSTs
-    /// here are answered from memory.
-    pub fn told(&self, entry: &Entry) {
-        self.fans.remember_entry(entry);
+    /// The fan was told its entry is queued (202 or 200), with its receipt
+    /// when one was signed: its next POSTs and reads here are answered from
+    /// memory, the same receipt included.
+    pub fn told(&self, entry: &Entry, receipt: Option<&Receipt>) {
+        self.fans.remember_entry(entry, receipt);
+    }
+
+    /// The receipt this environment gave the fan with its entry.
+    pub fn told_receipt(&self, event: &EventId, fan: &FanId) -> Option<Receipt> {
+        self.fans.receipt(event, fan)
     }
 
     /// The entry this environment told the fan it has (or read for it):
