@@ -176,7 +176,7 @@ async fn run(url: &str, prefix: &str, load: Load) -> Result<CoreFigures, Measure
         let (gate, id, joined, reserved) = (gates[i].clone(), busy.id.clone(), joined.clone(), reserved.clone());
         async move {
             let fan = FanId::parse(&format!("b{i}-{n}")).expect("a valid id");
-            let call = LineCall::Turn { order: n as i64 };
+            let call = LineCall::Turn { order: n as i64, drawn: None };
             match gate.admit_in_line(&id, &fan, &None, Utc::now(), "t", call).await.map_err(|e| e.to_string())? {
                 (Admission::AtTheDoor(_), _) => joined.lock().unwrap().push((i, n)),
                 (Admission::Reserved(r), _) => reserved.lock().unwrap().push(r),
@@ -197,7 +197,7 @@ async fn run(url: &str, prefix: &str, load: Load) -> Result<CoreFigures, Measure
         async move {
             let Some((j, n)) = waiting.lock().unwrap().pop() else { return Err(DONE.into()) };
             let fan = FanId::parse(&format!("b{j}-{n}")).expect("a valid id");
-            let call = LineCall::Turn { order: n as i64 };
+            let call = LineCall::Turn { order: n as i64, drawn: None };
             match gate.admit_in_line(&id, &fan, &None, Utc::now(), &format!("t{n}"), call).await {
                 Ok((Admission::Reserved(r), _)) => {
                     reserved.lock().unwrap().push(r);
@@ -218,7 +218,7 @@ async fn run(url: &str, prefix: &str, load: Load) -> Result<CoreFigures, Measure
         let (gate, id, reserved) = (gates[i].clone(), fast.id.clone(), reserved.clone());
         async move {
             let fan = FanId::parse(&format!("f{i}-{n}")).expect("a valid id");
-            let call = LineCall::Turn { order: n as i64 };
+            let call = LineCall::Turn { order: n as i64, drawn: None };
             match gate.admit_in_line(&id, &fan, &None, Utc::now(), &format!("t{n}"), call).await {
                 Ok((Admission::Reserved(r), _)) => {
                     reserved.lock().unwrap().push(r);

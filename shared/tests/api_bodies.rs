@@ -11,7 +11,7 @@
 
 use chrono::{TimeZone, Utc};
 use fanrush::rules::domain::{Entry, EventId, FanEvent, FanEventBody, FanId, LineSettings};
-use fanrush::rules::line::draw::{commitment, draw};
+use fanrush::rules::line::draw::{commitment, digest, draw};
 use fanrush::rules::line::receipt::{ReceiptClaims, ReceiptKeys};
 use fanrush::usecases::api::bodies::{
     AcceptedBody, AdminEventBody, DrawPageBody, EntryBody, EntryLineBody, ErrorBody, EventListBody, EventViewBody,
@@ -117,7 +117,9 @@ fn every_response_body_fits_its_schema_in_openapi_yaml() {
         &ErrorBody { error: "invalid_field", message: "capacity: must be at least 1", field: Some("capacity") },
     );
     fits(&spec, "Error", &ErrorBody { error: "sold_out", message: "every place is taken", field: None });
-    for draw_commitment in [Some(commitment("a seed")), None] {
+    for (draw_commitment, draw_digest) in
+        [(Some(commitment("a seed")), Some(digest(&[[1u8; 8]]))), (Some(commitment("a seed")), None), (None, None)]
+    {
         let view = EventViewBody {
             event_id: "drop",
             title: "Album drop",
@@ -126,6 +128,7 @@ fn every_response_body_fits_its_schema_in_openapi_yaml() {
             capacity: 5_000,
             remaining: 12,
             draw_commitment,
+            draw_digest,
         };
         fits(&spec, "EventView", &view);
     }
@@ -145,12 +148,14 @@ fn every_response_body_fits_its_schema_in_openapi_yaml() {
             fits(&spec, "Entry", &EntryBody::of(&e, receipt));
         }
     }
-    let rows = draw(b"a seed", "drop", [[1u8; 8], [2u8; 8], [3u8; 8]]);
+    let fans = [[1u8; 8], [2u8; 8], [3u8; 8]];
+    let rows = draw(b"a seed", "drop", &fans);
     for next in [Some(2), None] {
         let page = DrawPageBody {
             event_id: "drop",
             commitment: &commitment("a seed"),
             seed: "a seed",
+            digest: &digest(&fans),
             revealed_at: "2026-12-01T10:01:00.000Z".into(),
             prequeued: 3,
             fans: &rows[..2],

@@ -36,6 +36,7 @@ const MIGRATIONS: &[(&str, &str)] = &[
     ("0004_the_line_without_pauses", include_str!("../../../migrations/0004_the_line_without_pauses.sql")),
     ("0005_function_roles", include_str!("../../../migrations/0005_function_roles.sql")),
     ("0006_line_draws", include_str!("../../../migrations/0006_line_draws.sql")),
+    ("0007_sealed_draws", include_str!("../../../migrations/0007_sealed_draws.sql")),
 ];
 
 /// The roles 0005 creates, one per function that reads or writes the
@@ -606,16 +607,22 @@ impl Database {
         rows.iter().map(event_from_row).collect()
     }
 
-    /// Stores an event's revealed draw: its seed and its pre-queued fans'
-    /// references in the draw's order. Written once: a draw already stored
-    /// is kept as it was (false).
-    pub async fn store_draw(&self, id: &EventId, seed: &str, fans: &[FanRef]) -> Result<bool, StoreError> {
+    /// Stores an event's revealed draw: its seed, its digest and its
+    /// pre-queued fans' references in the order the gate counted them.
+    /// Written once: a draw already stored is kept as it was (false).
+    pub async fn store_draw(
+        &self,
+        id: &EventId,
+        seed: &str,
+        digest: &str,
+        fans: &[FanRef],
+    ) -> Result<bool, StoreError> {
         let bytes: Vec<u8> = fans.concat();
         let rows = self
             .query(
-                "INSERT INTO line_draws (event_id, seed, fans) VALUES ($1, $2, $3)
+                "INSERT INTO line_draws (event_id, seed, digest, fans) VALUES ($1, $2, $3, $4)
                  ON CONFLICT (event_id) DO NOTHING RETURNING 1",
-                &[&id.as_str(), &seed, &bytes],
+                &[&id.as_str(), &seed, &digest, &bytes],
             )
             .await?;
         Ok(!rows.is_empty())
@@ -623,12 +630,13 @@ impl Database {
 
     /// An event's revealed draw, if it was stored.
     pub async fn draw(&self, id: &EventId) -> Result<Option<StoredDraw>, StoreError> {
-        let rows =
-            self.query("SELECT seed, fans, revealed_at FROM line_draws WHERE event_id = $1", &[&id.as_str()]).await?;
+        let rows = self
+            .query("SELECT seed, digest, fans, revealed_at FROM line_draws WHERE event_id = $1", &[&id.as_str()])
+            .await?;
         let Some(row) = rows.first() else { return Ok(None) };
-        let bytes: Vec<u8> = row.get(1);
+        let bytes: Vec<u8> = row.get(2);
         let fans = bytes.chunks_exact(8).map(|c| c.try_into().expect("8 bytes")).collect();
-        Ok(Some(StoredDraw { seed: row.get(0), fans, revealed_at: row.get(2) }))
+        Ok(Some(StoredDraw { seed: row.get(0), digest: row.get(1), fans, revealed_at: row.get(3) }))
     }
 
     /// The events whose draws were stored, of those named.
@@ -650,10 +658,12 @@ impl Database {
     }
 }
 
-/// A revealed draw as stored: the fans in the draw's order.
+/// A revealed draw as stored: the seed, the digest it was sealed with, the
+/// fans in the order counted.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StoredDraw {
     pub seed: String,
+    pub digest: String,
     pub fans: Vec<FanRef>,
     pub revealed_at: DateTime<Utc>,
 }

@@ -150,10 +150,10 @@ async fn each_function_connects_as_its_own_role_once_db_setup_ran_and_may_do_onl
 
     // The scheduler reveals a draw once; admin-api reads it; the writer neither.
     let fans = [[1u8; 8], [2u8; 8]];
-    assert!(scheduler.store_draw(&kept, "seed", &fans).await.unwrap(), "the scheduler stores a draw");
-    assert!(!scheduler.store_draw(&kept, "another", &fans).await.unwrap(), "once: a draw is never rewritten");
+    assert!(scheduler.store_draw(&kept, "seed", "digest", &fans).await.unwrap(), "the scheduler stores a draw");
+    assert!(!scheduler.store_draw(&kept, "another", "digest", &fans).await.unwrap(), "once: a draw is never rewritten");
     assert_eq!(admin.draw(&kept).await.unwrap().map(|d| (d.seed, d.fans)), Some(("seed".into(), fans.to_vec())));
-    assert!(refused(admin.store_draw(&kept, "seed", &fans).await), "admin-api reveals no draw");
+    assert!(refused(admin.store_draw(&kept, "seed", "digest", &fans).await), "admin-api reveals no draw");
     assert!(refused(writer.draw(&kept).await), "the writer reads no draw");
 
     // A role never migrates: a migration it lacks is an outage until the setup runs.

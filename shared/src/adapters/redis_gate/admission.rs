@@ -6,6 +6,7 @@ use super::reply::{fence_refused, int_of, nested, text_of, Reply};
 use super::scripts::{ADMIT, CONFIRM, ENTRY, EVENT, RELEASE};
 use super::{texts, EntryGate, Fence, GateError};
 use crate::rules::domain::{Entry, EventId, FanId, Note, Position};
+use crate::rules::line::draw;
 use chrono::{DateTime, Utc};
 use std::time::Duration;
 
@@ -48,17 +49,35 @@ pub struct AtTheDoor {
 pub enum LineCall {
     /// The fan's turn came: it joins the door at its place's
     /// [`order_key`](crate::rules::line::Place::order_key), or claims its
-    /// grant.
-    Turn { order: i64 },
+    /// grant. A place in the pre-queue's draw names the fan as the draw
+    /// does.
+    Turn { order: i64, drawn: Option<Drawn> },
     /// The fan's turn passed: only an entry it already has.
     Existing,
 }
 
+/// A place in the pre-queue's draw, as the gate checks it at the door: the
+/// draw holds only the fans counted in it before it was sealed, so a fan
+/// the gate counted later (its environment synced after the seal) takes
+/// the place it was counted at, the opening's first bucket.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Drawn {
+    /// The fan's hash, as the gate counts it.
+    pub fan: [u8; 8],
+    /// The order key of its place if it is not in the draw.
+    pub late: i64,
+}
+
 impl LineCall {
-    fn args(self) -> [String; 2] {
+    fn args(self) -> [Vec<u8>; 4] {
         match self {
-            Self::Turn { order } => ["turn".into(), order.to_string()],
-            Self::Existing => ["existing".into(), "0".into()],
+            Self::Turn { order, drawn } => [
+                b"turn".to_vec(),
+                order.to_string().into_bytes(),
+                drawn.map_or_else(Vec::new, |d| d.fan.to_vec()),
+                drawn.map_or_else(Vec::new, |d| d.late.to_string().into_bytes()),
+            ],
+            Self::Existing => [b"existing".to_vec(), b"0".to_vec(), Vec::new(), Vec::new()],
         }
     }
 }
@@ -124,11 +143,14 @@ pub struct EventView {
 }
 
 /// What an event's line draws its pre-queue with: the seed (never shown to
-/// fans before the reveal) and whether the line has a pre-queue at all.
+/// fans before the reveal), whether the line has a draw, and its digest.
 #[derive(Clone, PartialEq, Eq)]
 pub struct DrawSeed {
     pub seed: String,
+    /// The line has a draw: its pre-queue opens before the draw closes.
     pub prequeued: bool,
+    /// The digest of the sealed draw, once it is.
+    pub digest: Option<String>,
 }
 
 impl std::fmt::Debug for DrawSeed {
@@ -190,7 +212,8 @@ impl EntryGate {
         now: DateTime<Utc>,
         token: &str,
     ) -> Result<Admission, GateError> {
-        let (answer, _) = self.admit_call(event, fan, note, now, token, ["direct".into(), "0".into()]).await?;
+        let direct = [b"direct".to_vec(), b"0".to_vec(), Vec::new(), Vec::new()];
+        let (answer, _) = self.admit_call(event, fan, note, now, token, direct).await?;
         admission(&answer, event, fan, token)
     }
 
@@ -219,15 +242,25 @@ impl EntryGate {
         note: &Note,
         now: DateTime<Utc>,
         token: &str,
-        [mode, order]: [String; 2],
+        [mode, order, drawn_fan, late]: [Vec<u8>; 4],
     ) -> Result<(Reply, Option<Vec<redis::Value>>), GateError> {
         let k = self.event_keys(event);
         let state = self.key("state");
         let now_ms = now.timestamp_millis().to_string();
         let has_note = if note.is_some() { "1" } else { "0" };
-        let args = [fan.as_str(), &now_ms, token, note.as_deref().unwrap_or(""), has_note, &mode, &order];
-        let keys = [state.as_str(), &k.meta, &k.fans, &k.notes, &k.pending, &k.door, &k.grants];
-        let reply: redis::Value = self.call(&ADMIT, Fence::ServerAndEviction, &keys, &texts(&args)).await?;
+        let args: [&[u8]; 9] = [
+            fan.as_str().as_bytes(),
+            now_ms.as_bytes(),
+            token.as_bytes(),
+            note.as_deref().unwrap_or("").as_bytes(),
+            has_note.as_bytes(),
+            &mode,
+            &order,
+            &drawn_fan,
+            &late,
+        ];
+        let keys = [state.as_str(), &k.meta, &k.fans, &k.notes, &k.pending, &k.door, &k.grants, &k.joined];
+        let reply: redis::Value = self.call(&ADMIT, Fence::ServerAndEviction, &keys, &args).await?;
         if fence_refused(&reply) {
             return Err(GateError::StateLost);
         }
@@ -329,9 +362,14 @@ impl EntryGate {
                 closes_at: r.field(3)?.to_owned(),
                 capacity: r.int(4)?,
                 taken: r.int(5)?,
-                draw: Some(r.field(6)?)
-                    .filter(|seed| !seed.is_empty())
-                    .map(|seed| DrawSeed { seed: seed.to_owned(), prequeued: matches!(r.field(7), Ok("1")) }),
+                draw: Some(r.field(6)?).filter(|seed| !seed.is_empty()).map(|seed| {
+                    let (prequeue, opens) = (r.field(7).ok().and_then(|v| v.parse().ok()), r.int(8).ok());
+                    DrawSeed {
+                        seed: seed.to_owned(),
+                        prequeued: prequeue.zip(opens).is_some_and(|(p, o)| draw::has_draw(p, o)),
+                        digest: r.field(9).ok().filter(|d| !d.is_empty()).map(str::to_owned),
+                    }
+                }),
             })),
             "not_found" => Ok(None),
             _ => Err(r.unexpected()),

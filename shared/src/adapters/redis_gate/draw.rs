@@ -1,62 +1,60 @@
-//! Reading an event's pre-queue for its draw's reveal: who was counted in
-//! the pre-queue (`P:ev:E:joined` fields valued `p`), with the seed.
+//! Reading an event's pre-queue draw for its reveal: who was counted in it
+//! (`P:ev:E:draw`, in the order counted) and the digest it was sealed with.
 //!
-//! Read in `HSCAN` pages, so a large pre-queue costs the event's core many
+//! Read in `GETRANGE` pages, so a large draw costs the event's core many
 //! small reads rather than one long one; the fence is checked before and
 //! after, so a list read across a failover is never taken as the draw. A
-//! line restored since its pre-queue opened may have lost who was counted
-//! (a flush, a failover's last writes): its list is marked incomplete.
+//! draw is complete only when the list read hashes to the sealed digest
+//! and the line was not restored since its pre-queue opened (a flush, a
+//! failover's last writes may have lost who was counted).
 
 use super::{DrawSeed, EntryGate, GateError};
 use crate::rules::domain::EventId;
-use crate::rules::line::draw::FanRef;
+use crate::rules::line::draw::{digest, FanRef};
 
-/// Fields per `HSCAN` page: a page costs the core well under a millisecond.
-const PAGE: usize = 1000;
+/// Fans per `GETRANGE` page: a page costs the core well under a millisecond.
+const PAGE: usize = 8_192;
 
-/// An event's pre-queue as the gate counted it.
+/// An event's pre-queue draw as the gate holds it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Prequeue {
     pub draw: DrawSeed,
+    /// The fans counted in the draw, in the order counted.
     pub fans: Vec<FanRef>,
-    /// False when the line was restored after its pre-queue opened.
+    /// The draw was sealed, the list hashes to its digest, and the line was
+    /// not restored since its pre-queue opened.
     pub complete: bool,
 }
 
 impl EntryGate {
-    /// The pre-queue of an event with a line; `None` for an event the gate
-    /// does not hold or that has no line.
+    /// The pre-queue draw of an event with a line; `None` for an event the
+    /// gate does not hold or that has no line.
     pub async fn prequeue(&self, id: &EventId) -> Result<Option<Prequeue>, GateError> {
         let Some(draw) = self.event(id).await?.and_then(|v| v.draw) else { return Ok(None) };
-        let joined = self.event_keys(id).joined;
-        let mut fans = Vec::new();
-        let mut cursor = 0u64;
+        let k = self.event_keys(id);
+        let mut bytes: Vec<u8> = Vec::new();
         loop {
-            let (next, page): (u64, Vec<Vec<u8>>) = self
+            let from = bytes.len();
+            let page: Vec<u8> = self
                 .redis
                 .run(|mut c, _| {
-                    let joined = joined.clone();
+                    let key = k.draw.clone();
                     async move {
-                        redis::cmd("HSCAN").arg(&joined).arg(cursor).arg("COUNT").arg(PAGE).query_async(&mut c).await
+                        redis::cmd("GETRANGE").arg(&key).arg(from).arg(from + PAGE * 8 - 1).query_async(&mut c).await
                     }
                 })
                 .await?;
-            for pair in page.chunks(2) {
-                if let [field, bucket] = pair {
-                    if bucket.as_slice() == b"p" {
-                        let fan: FanRef = field.as_slice().try_into().map_err(|_| {
-                            GateError::Protocol(format!("a pre-queue fan hash of {} bytes", field.len()))
-                        })?;
-                        fans.push(fan);
-                    }
-                }
-            }
-            if next == 0 {
+            let done = page.len() < PAGE * 8;
+            bytes.extend(page);
+            if done {
                 break;
             }
-            cursor = next;
         }
-        let meta = self.event_keys(id).meta;
+        if !bytes.len().is_multiple_of(8) {
+            return Err(GateError::Protocol(format!("a pre-queue draw of {} bytes", bytes.len())));
+        }
+        let fans: Vec<FanRef> = bytes.chunks_exact(8).map(|c| c.try_into().expect("8 bytes")).collect();
+        let meta = k.meta;
         let (opened, restored): (Option<i64>, Option<i64>) = self
             .redis
             .run(|mut c, _| {
@@ -66,10 +64,11 @@ impl EntryGate {
                 }
             })
             .await?;
-        let complete = match (opened, restored) {
-            (Some(opened), Some(restored)) => restored < opened,
-            _ => true,
+        let restored_since = match (opened, restored) {
+            (Some(opened), Some(restored)) => restored >= opened,
+            _ => false,
         };
+        let complete = !restored_since && draw.digest.as_deref() == Some(digest(&fans).as_str());
         // The state is still the one the list was read from.
         self.event(id).await?;
         Ok(Some(Prequeue { draw, fans, complete }))

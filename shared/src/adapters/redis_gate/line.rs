@@ -7,6 +7,7 @@ use super::reply::{array_of, counters_of, int_of, number_of, text_of};
 use super::scripts::LINE;
 use super::{EntryGate, Fence, GateError};
 use crate::rules::domain::EventId;
+use crate::rules::line::draw;
 use chrono::{DateTime, Utc};
 use redis::Value;
 
@@ -40,6 +41,9 @@ pub struct LineSyncRequest {
     /// Fans this environment saw at the door, with their places' order
     /// keys: put back there (after a restore), unless they hold a place.
     pub seated: Vec<(String, i64)>,
+    /// The digest of the draw this environment knows: the gate takes it
+    /// when it holds none (a restore cleared it).
+    pub draw_seen: Option<String>,
 }
 
 /// What a line sync read back.
@@ -51,7 +55,7 @@ pub enum LineSync {
         capacity: i64,
         taken: i64,
     },
-    Lined(LineStatus),
+    Lined(Box<LineStatus>),
 }
 
 /// An event's line as the gate holds it.
@@ -73,6 +77,8 @@ pub struct LineStatus {
     pub restored_at: Option<i64>,
     /// Environments that synced the line in the last minute.
     pub environments: u64,
+    /// The digest of the sealed draw ([`crate::rules::line::draw`]).
+    pub draw_digest: Option<String>,
 }
 
 /// The line's counts as one reply read them.
@@ -110,6 +116,9 @@ impl EntryGate {
             key(request.advance_to),
             request.from_bucket.map_or(-1, |b| b as i64).to_string(),
             request.environment.map(|e| format!("{e:016x}")).unwrap_or_default(),
+            request.draw_seen.clone().unwrap_or_default(),
+            draw::CLOSES_BEFORE.as_millis().to_string(),
+            draw::SEALED_BEFORE.as_millis().to_string(),
             request.seated.len().to_string(),
         ];
         let buckets: Vec<String> =
@@ -123,7 +132,18 @@ impl EntryGate {
             args.extend([fan.hash.as_slice(), bucket.as_bytes()]);
         }
         let state = self.key("state");
-        let keys = [state.as_str(), &k.meta, &k.counts, &k.joined, &k.fans, &k.pending, &k.door, &k.grants, &k.syncing];
+        let keys = [
+            state.as_str(),
+            &k.meta,
+            &k.counts,
+            &k.joined,
+            &k.fans,
+            &k.pending,
+            &k.door,
+            &k.grants,
+            &k.syncing,
+            &k.draw,
+        ];
         let reply: Vec<Value> = self.call(&LINE, Fence::Server, &keys, &args).await?;
         match text_of(reply.first(), "line sync")?.as_str() {
             "state_lost" => Err(GateError::StateLost),
@@ -132,7 +152,7 @@ impl EntryGate {
                 capacity: int_of(reply.get(1), "capacity")?,
                 taken: int_of(reply.get(2), "taken")?,
             }),
-            "ok" => Ok(LineSync::Lined(status(&reply)?)),
+            "ok" => Ok(LineSync::Lined(Box::new(status(&reply)?))),
             other => Err(GateError::Protocol(format!("line sync: {other:?}"))),
         }
     }
@@ -146,7 +166,7 @@ impl EntryGate {
 
 /// `{'ok', capacity, taken, opensAtMs, closesAtMs, rate, joinableFromMs,
 /// seed, state, duplicates, prequeued, fromBucket, buckets, counts,
-/// restoredAt, environments}`.
+/// restoredAt, environments, drawDigest}`.
 fn status(reply: &[Value]) -> Result<LineStatus, GateError> {
     let duplicates = array_of(reply.get(9), "duplicates")?
         .chunks(2)
@@ -172,5 +192,6 @@ fn status(reply: &[Value]) -> Result<LineStatus, GateError> {
         },
         restored_at: text_of(reply.get(14), "restoredAt")?.parse().ok(),
         environments: int_of(reply.get(15), "environments")?.max(0) as u64,
+        draw_digest: Some(text_of(reply.get(16), "drawDigest")?).filter(|d| !d.is_empty()),
     })
 }

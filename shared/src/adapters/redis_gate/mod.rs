@@ -11,12 +11,13 @@
 //! | `P:state` | string | the `run_id` of the server the whole gate state was built on |
 //! | `P:state-lost-at` | string | `run_id:ms`: when a server first noticed its state missing or foreign |
 //! | `P:restoring` | string | the lease of the one restorer at work (token, expires) |
-//! | `P:ev:E` | hash | event definition, `taken` (places held), `seq` (last position handed out), `archived` (1 once closed and archived: the event's other keys are gone); for a deleted event only `retired` = 1 (a tombstone: the id is never published again); for an event with a line also `lineRate`, `linePrequeueMs` (when joining opens), `lineSeed`, the pace's `lineTokens` and `lineTokensAt`, `lineServed` (the highest place granted, an order key), `lineGranted` (places granted so far) and `lineFirstBucket` (the first arrival bucket counted) |
+//! | `P:ev:E` | hash | event definition, `taken` (places held), `seq` (last position handed out), `archived` (1 once closed and archived: the event's other keys are gone); for a deleted event only `retired` = 1 (a tombstone: the id is never published again); for an event with a line also `lineRate`, `linePrequeueMs` (when joining opens), `lineSeed`, the pace's `lineTokens` and `lineTokensAt`, `lineServed` (the highest place granted, an order key), `lineGranted` (places granted so far), `lineFirstBucket` (the first arrival bucket counted) and `lineDrawDigest` (the digest of the sealed draw) |
 //! | `P:ev:E:fans` | hash | fan → record (below) |
 //! | `P:ev:E:notes` | hash | fan → note |
 //! | `P:ev:E:pending` | sorted set | fans whose send is pending, by the time of the last send, for the sweep |
 //! | `P:ev:E:line` | string | the line's counts of fans given a place, `u32`s (`BITFIELD`): the pre-queue's, then one per 100 ms bucket after the opening |
-//! | `P:ev:E:joined` | hash | an 8-byte hash of each fan counted in the line → the bucket it was counted at (`p`: the pre-queue), so a fan is counted once |
+//! | `P:ev:E:joined` | hash | an 8-byte hash of each fan counted in the line → the bucket it was counted at (`p`: the pre-queue's draw), so a fan is counted once |
+//! | `P:ev:E:draw` | string | the 8-byte hashes of the fans counted in the pre-queue's draw, in the order counted: sealed as its SHA-1, `lineDrawDigest` |
 //! | `P:ev:E:door` | sorted set | the line's door: fans whose turn came and who called, scored by their places' order keys |
 //! | `P:ev:E:grants` | sorted set | fans granted a place they have not claimed yet, scored by when the grant lapses |
 //!
@@ -65,7 +66,7 @@ mod restore;
 mod scripts;
 pub use scripts::{ADMIT_SOURCE, CONFIRM_SOURCE};
 
-pub use admission::{Admission, AtTheDoor, DrawSeed, EntryLookup, EventView, LineCall, LineState, Reservation};
+pub use admission::{Admission, AtTheDoor, DrawSeed, Drawn, EntryLookup, EventView, LineCall, LineState, Reservation};
 pub use connection::{LazyRedis, RedisFailure, Server};
 pub use draw::Prequeue;
 pub use line::{CountedFan, LineCountsRead, LineStatus, LineSync, LineSyncRequest};
@@ -136,6 +137,8 @@ struct EventKeys {
     grants: String,
     /// The environments syncing the line lately (`line.lua`).
     syncing: String,
+    /// Who was counted in the pre-queue's draw, in order (`line.lua`).
+    draw: String,
 }
 
 impl EventKeys {
@@ -145,7 +148,7 @@ impl EventKeys {
         [&self.meta, &self.fans, &self.notes, &self.pending, &self.door, &self.grants]
     }
 
-    fn all(&self) -> [&str; 9] {
+    fn all(&self) -> [&str; 10] {
         [
             &self.meta,
             &self.fans,
@@ -156,6 +159,7 @@ impl EventKeys {
             &self.door,
             &self.grants,
             &self.syncing,
+            &self.draw,
         ]
     }
 }
@@ -212,6 +216,7 @@ impl EntryGate {
             door: format!("{meta}:door"),
             grants: format!("{meta}:grants"),
             syncing: format!("{meta}:syncing"),
+            draw: format!("{meta}:draw"),
             meta,
         }
     }

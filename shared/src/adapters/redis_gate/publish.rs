@@ -113,9 +113,11 @@ impl EntryGate {
     pub async fn archive(&self, id: &EventId, now: DateTime<Utc>, after: Duration) -> Result<Archival, GateError> {
         let k = self.event_keys(id);
         let state = self.key("state");
-        let keys =
-            [&state, &k.meta, &k.fans, &k.notes, &k.pending, &k.counts, &k.joined, &k.door, &k.grants, &k.syncing]
-                .map(String::as_str);
+        let keys = [
+            &state, &k.meta, &k.fans, &k.notes, &k.pending, &k.counts, &k.joined, &k.door, &k.grants, &k.syncing,
+            &k.draw,
+        ]
+        .map(String::as_str);
         let args = [now.timestamp_millis().to_string(), (after.as_millis() as i64).to_string()];
         let r = self.call_tagged(&ARCHIVE, Fence::Server, &keys, &texts(&[&args[0], &args[1]])).await?;
         Ok(match r.tag() {

@@ -105,7 +105,7 @@ impl LineCounts {
     /// A place given here that the gate has not counted yet.
     pub fn give(&mut self, place: &Place) {
         match place {
-            Place::Prequeue { .. } => {
+            Place::Drawing { .. } | Place::Prequeue { .. } => {
                 self.prequeue_pending += 1;
                 self.prequeue_own += 1;
             }

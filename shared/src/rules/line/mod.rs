@@ -4,15 +4,18 @@
 //! it and gets a [`Ticket`]: a [`Place`] signed by fanrush, so joining and
 //! waiting cost the gate's Redis nothing. Places are ordered:
 //!
-//! - fans who join in the pre-queue (before the opening) are all ahead of
-//!   everyone who arrives after it, in a uniformly random order fixed by a
-//!   draw key ([`draw`]: SHA-256 of the event's seed and the fan, which
-//!   the event commits to before the pre-queue and reveals after), so when
-//!   in the window a fan joined does not matter, and joining again, from
-//!   any device, draws the same key;
-//! - after the opening, first come, first served by arrival at API Gateway
-//!   ([`joined_at`]) in [`BUCKET_MS`] buckets, shuffled within a bucket by
-//!   another keyed hash of the seed and the fan.
+//! - fans who join in the pre-queue (until the draw closes,
+//!   [`draw::CLOSES_BEFORE`] the opening) are all ahead of everyone who
+//!   arrives after it, in a uniformly random order fixed by a draw key
+//!   ([`draw`]: SHA-256 of the event's seed, the digest of who is in the
+//!   draw, and the fan), so when in the window a fan joined does not
+//!   matter, and joining again, from any device, draws the same key; until
+//!   the gate seals the draw a pre-queued place is [`Place::Drawing`];
+//! - after the close, first come, first served by arrival at API Gateway
+//!   ([`joined_at`]) in [`BUCKET_MS`] buckets from the opening (a fan who
+//!   joins between the close and the opening arrives in its first bucket),
+//!   shuffled within a bucket by another keyed hash of the seed and the
+//!   fan.
 //!
 //! The line is a closed loop around the gate. The gate grants places to
 //! the fans at its door in the order of their places, at the line's pace,
@@ -99,7 +102,10 @@ pub fn fan_hash(seed: &[u8], event: &str, fan: &str) -> [u8; 8] {
 /// pre-queued place before every arrival.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Place {
-    /// Joined before the opening; ordered by the shuffle key.
+    /// Joined before the draw closed, which is not sealed yet: its key is
+    /// not known. The fan's reference in the draw.
+    Drawing { fan: draw::FanRef },
+    /// Joined before the draw closed; ordered by its key in the sealed draw.
     Prequeue { shuffle: u64 },
     /// Joined after the opening: `at_ms` is the start of the arrival's
     /// bucket (Unix ms); the shuffle key orders a bucket.
@@ -140,8 +146,11 @@ impl Place {
     /// double (a Redis sorted set's score, below 2^53): the pre-queue's
     /// negative, by the shuffle's top 53 bits; an arrival's its bucket since
     /// the opening over the shuffle's top 24 bits (2^29 buckets: 621 days).
+    /// A place still drawing has no key yet: it stands at the pre-queue's
+    /// middle, where a uniform key is expected to fall.
     pub fn order_key(&self, opens_at_ms: i64) -> i64 {
         match *self {
+            Place::Drawing { .. } => -(1 << 52),
             Place::Prequeue { shuffle } => (shuffle >> 11) as i64 - (1 << 53),
             Place::Arrival { at_ms, shuffle } => {
                 let bucket = (at_ms - opens_at_ms).div_euclid(BUCKET_MS).clamp(0, (1 << 29) - 1);
@@ -181,21 +190,37 @@ pub fn joined_at(now_ms: i64, received_ms: Option<i64>, opens_at_ms: i64) -> i64
 }
 
 /// The place a fan holds after a POST at `now_ms`: the one its valid ticket
-/// names, else a new one (the pre-queue's before the opening, an arrival
-/// after it).
+/// names, else a new one (in the draw before it closes, an arrival after
+/// it: at the opening's first bucket until the opening).
 pub fn place_for(held: Option<Place>, seed: &[u8], event: &str, fan: &str, now_ms: i64, opens_at_ms: i64) -> Place {
     if let Some(place) = held {
         return place;
     }
-    if now_ms < opens_at_ms {
-        // The draw's own key, so the published draw is the pre-queue's order.
-        Place::Prequeue { shuffle: draw::draw_key(seed, event, &draw::fan_ref(seed, event, fan)) }
+    if now_ms < draw::closes_at(opens_at_ms) {
+        Place::Drawing { fan: draw::fan_ref(seed, event, fan) }
     } else {
         let key = shuffle(seed, event, fan);
         Place::Arrival {
-            at_ms: opens_at_ms + (now_ms - opens_at_ms).div_euclid(BUCKET_MS) * BUCKET_MS,
+            at_ms: opens_at_ms + (now_ms - opens_at_ms).max(0).div_euclid(BUCKET_MS) * BUCKET_MS,
             shuffle: u32::from_be_bytes(key[8..12].try_into().expect("4 bytes")),
         }
+    }
+}
+
+impl Place {
+    /// The place once the draw is sealed with `digest`: a place still
+    /// drawing gets its draw key, so the published draw is the pre-queue's
+    /// order; any other is as it was.
+    pub fn drawn(self, seed: &[u8], event: &str, digest: &str) -> Place {
+        match self {
+            Place::Drawing { fan } => Place::Prequeue { shuffle: draw::draw_key(seed, event, digest, &fan) },
+            other => other,
+        }
+    }
+
+    /// Whether the place is in the pre-queue (drawn or not yet).
+    pub fn prequeued(&self) -> bool {
+        matches!(self, Place::Drawing { .. } | Place::Prequeue { .. })
     }
 }
 
@@ -247,11 +272,21 @@ mod tests {
 
     #[test]
     fn the_prequeue_draws_the_same_place_whenever_and_wherever_a_fan_joins() {
+        let close = draw::closes_at(OPEN);
         let a = place_for(None, b"seed", "gig", "fan-1", OPEN - 3_600_000, OPEN);
-        let b = place_for(None, b"seed", "gig", "fan-1", OPEN - 1, OPEN);
-        assert_eq!(a, b, "joined an hour or a millisecond before the opening: the same place");
-        assert!(matches!(a, Place::Prequeue { .. }));
-        assert_ne!(a, place_for(None, b"other-seed", "gig", "fan-1", OPEN - 1, OPEN), "the seed decides");
+        let b = place_for(None, b"seed", "gig", "fan-1", close - 1, OPEN);
+        assert_eq!(a, b, "joined an hour or a millisecond before the draw closed: the same place");
+        assert!(matches!(a, Place::Drawing { .. }));
+        assert_ne!(a, place_for(None, b"other-seed", "gig", "fan-1", close - 1, OPEN), "the seed decides");
+        // Sealed: the key depends on the digest, so on who else is in the draw.
+        let drawn = a.drawn(b"seed", "gig", "digest-1");
+        assert!(matches!(drawn, Place::Prequeue { .. }) && drawn.prequeued());
+        assert_ne!(drawn, a.drawn(b"seed", "gig", "digest-2"), "the digest decides");
+        assert_eq!(drawn.drawn(b"seed", "gig", "digest-2"), drawn, "a drawn place stays drawn");
+        // After the close, until the opening: the opening's first bucket.
+        let late = place_for(None, b"seed", "gig", "fan-1", close, OPEN);
+        assert!(matches!(late, Place::Arrival { at_ms, .. } if at_ms == OPEN), "{late:?}");
+        assert!(drawn < late && late.order_key(OPEN) >= 0, "behind every drawn place");
         let after = place_for(None, b"seed", "gig", "fan-1", OPEN + 250, OPEN);
         assert_eq!(
             after,
@@ -298,7 +333,7 @@ mod tests {
         #[test]
         fn no_fan_ever_holds_a_better_place_than_its_first(
             steps in prop::collection::vec((0usize..6, 0usize..2, any::<bool>(), 0i64..5_000), 1..200),
-            start in -3_000i64..3_000,
+            start in -60_000i64..3_000,
         ) {
             let mut now = OPEN + start;
             let mut first: [Option<Place>; 6] = [None; 6];

@@ -28,6 +28,11 @@ pub const LEAD: Duration = Duration::from_secs(4);
 pub const PREQUEUE_CALL: Duration = Duration::from_secs(5);
 pub const PREQUEUE_SPREAD: Duration = Duration::from_secs(3);
 
+/// How soon a pre-queued fan whose draw key this environment cannot compute
+/// yet (it has not heard of the seal) is asked back, at the least: its
+/// next request finds the digest, which this one's sync fetches.
+pub const DRAWING_WAIT: Duration = Duration::from_secs(1);
+
 /// The grants a second the gate makes, as a multiple of the line's rate:
 /// `lua/pace.lua`'s `PACE_HEADROOM` (the adapter's tests hold the two
 /// equal).
@@ -194,6 +199,11 @@ pub fn standing(counts: &mut LineCounts, progress: &Progress, place: &Place, now
     let missed = progress.passed_at(key).is_some_and(|at| now_ms - at > TURN_WINDOW.as_millis() as i64);
     let turn = match place {
         _ if missed => Turn::Missed,
+        // Its key is not known until this environment hears of the seal:
+        // asked back soon, never called to the gate.
+        Place::Drawing { .. } => Turn::In(
+            DRAWING_WAIT.as_secs_f64().max((opens - PREQUEUE_CALL.as_millis() as i64 - now_ms) as f64 / 1000.0),
+        ),
         Place::Prequeue { shuffle } => {
             let spread = PREQUEUE_SPREAD.as_millis() as f64 * (*shuffle as f64 / u64::MAX as f64);
             let calls_at = opens - PREQUEUE_CALL.as_millis() as i64 + spread as i64;

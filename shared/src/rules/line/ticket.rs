@@ -27,7 +27,7 @@ use thiserror::Error;
 /// place; it is far above the longest `Retry-After` the line sets.
 pub const TICKET_TTL: Duration = Duration::from_secs(30 * 60);
 
-const VERSION: u8 = 1;
+const VERSION: u8 = 2;
 const BODY: usize = 22;
 const MAC: usize = 16;
 const DOMAIN: &[u8] = b"fanrush/line-ticket/v1\0";
@@ -114,6 +114,7 @@ impl Ticket {
         raw[0] = VERSION;
         let (kind, key, tie) = match self.place {
             Place::Prequeue { shuffle } => (0u8, shuffle, 0u32),
+            Place::Drawing { fan } => (2u8, u64::from_be_bytes(fan), 0u32),
             Place::Arrival { at_ms, shuffle } => (1u8, at_ms.max(0) as u64, shuffle),
         };
         raw[1] = kind;
@@ -129,7 +130,7 @@ impl Ticket {
     /// Verifies a ticket for this event and fan at `now_s` (Unix seconds).
     pub fn verify(text: &str, keys: &TicketKeys, event: &str, fan: &str, now_s: i64) -> Result<Self, TicketError> {
         let raw = URL_SAFE_NO_PAD.decode(text.trim()).map_err(|_| TicketError::Malformed)?;
-        if raw.len() != BODY + MAC || raw[0] != VERSION || raw[1] > 1 {
+        if raw.len() != BODY + MAC || raw[0] != VERSION || raw[1] > 2 {
             return Err(TicketError::Malformed);
         }
         let key = keys.by_id(&raw[18..22]).ok_or(TicketError::UnknownKey)?;
@@ -138,6 +139,7 @@ impl Ticket {
         let (key_value, tie, issued_at_s) = (word(2..10), word(10..14) as u32, word(14..18) as i64);
         let place = match raw[1] {
             0 => Place::Prequeue { shuffle: key_value },
+            2 => Place::Drawing { fan: key_value.to_be_bytes() },
             _ => Place::Arrival { at_ms: key_value as i64, shuffle: tie },
         };
         if now_s - issued_at_s > TICKET_TTL.as_secs() as i64 {
@@ -170,9 +172,11 @@ mod tests {
 
     #[test]
     fn a_ticket_round_trips_for_its_fan_and_event() {
-        for place in
-            [Place::Prequeue { shuffle: u64::MAX - 7 }, Place::Arrival { at_ms: 1_799_999_999_900, shuffle: 42 }]
-        {
+        for place in [
+            Place::Prequeue { shuffle: u64::MAX - 7 },
+            Place::Drawing { fan: [1, 2, 3, 4, 5, 6, 7, 8] },
+            Place::Arrival { at_ms: 1_799_999_999_900, shuffle: 42 },
+        ] {
             let t = Ticket { place, issued_at_s: NOW };
             let text = t.encode(&keys(), "gig", "auth0|abc");
             assert_eq!(text.len(), 51);

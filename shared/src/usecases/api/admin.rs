@@ -138,6 +138,7 @@ impl AdminApi {
             event_id: id.as_str(),
             commitment: &reveal.commitment,
             seed: &reveal.seed,
+            digest: &reveal.digest,
             revealed_at: rfc3339(revealed_at),
             prequeued: total,
             fans: &reveal.fans[from..to],

@@ -32,6 +32,10 @@ pub struct EventViewBody<'a> {
     /// draw's seed (docs/line.md, "Checking the draw").
     #[serde(rename = "drawCommitment", skip_serializing_if = "Option::is_none")]
     pub draw_commitment: Option<String>,
+    /// Once the draw is sealed, before the opening: the digest of who is
+    /// in it, which every place in it depends on.
+    #[serde(rename = "drawDigest", skip_serializing_if = "Option::is_none")]
+    pub draw_digest: Option<String>,
 }
 
 /// `Accepted`: a fan's entry was taken (202) or already was (200).
@@ -121,6 +125,8 @@ pub struct DrawPageBody<'a> {
     pub event_id: &'a str,
     pub commitment: &'a str,
     pub seed: &'a str,
+    /// The digest the draw was sealed with, before the opening.
+    pub digest: &'a str,
     pub revealed_at: String,
     /// How many fans the whole draw holds.
     pub prequeued: usize,

@@ -164,6 +164,7 @@ impl FanApi {
             capacity: view.capacity,
             remaining: view.remaining(),
             draw_commitment: view.draw.as_ref().filter(|d| d.prequeued).map(|d| commitment(&d.seed)),
+            draw_digest: view.draw.as_ref().filter(|d| d.prequeued).and_then(|d| d.digest.clone()),
         };
         Ok(json_response(StatusCode::OK, &body))
     }
@@ -213,9 +214,10 @@ impl FanApi {
             fan: hex(&reference),
             position: e.position,
             accepted_at: rfc3339(e.accepted_at),
-            draw_key: draw
-                .filter(|d| d.prequeued)
-                .map(|d| format!("{:016x}", draw_key(d.seed.as_bytes(), event, &reference))),
+            draw_key: draw.filter(|d| d.prequeued).and_then(|d| {
+                let digest = d.digest.as_deref()?;
+                Some(format!("{:016x}", draw_key(d.seed.as_bytes(), event, digest, &reference)))
+            }),
         };
         Some(keys.current.sign(claims))
     }

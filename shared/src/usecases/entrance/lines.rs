@@ -18,10 +18,12 @@
 use super::fans::{DoorAnswer, FanMemory};
 use super::{Outcome, Refusal, Waiting};
 use crate::adapters::redis_gate::{
-    AtTheDoor, CountedFan, DrawSeed, EntryGate, GateError, LineCall, LineState, LineStatus, LineSync, LineSyncRequest,
+    AtTheDoor, CountedFan, DrawSeed, Drawn, EntryGate, GateError, LineCall, LineState, LineStatus, LineSync,
+    LineSyncRequest,
 };
 use crate::rules::domain::{EventId, FanId};
 use crate::rules::line::counts::bucket_of;
+use crate::rules::line::draw;
 use crate::rules::line::poll::{at_the_door, come_back_in, while_gate_fails};
 use crate::rules::line::progress::{beyond_reach, speed, standing, Turn, PACE_HEADROOM};
 use crate::rules::line::{
@@ -113,6 +115,8 @@ struct EventLine {
     /// makes the next sync put the seated fans back.
     restored_at: Option<i64>,
     reseat: bool,
+    /// The digest of the pre-queue's draw, once the gate sealed it.
+    digest: Option<String>,
 }
 
 impl EventLine {
@@ -139,7 +143,29 @@ impl EventLine {
             seated: lru::LruCache::new(std::num::NonZeroUsize::new(SEATED).expect("not zero")),
             restored_at: status.restored_at,
             reseat: false,
+            digest: None,
         }
+    }
+
+    fn has_draw(&self) -> bool {
+        draw::has_draw(self.joinable_from_ms, self.opens_at_ms)
+    }
+
+    /// A place as the line orders it: drawn, once the draw is sealed.
+    fn drawn(&self, event: &EventId, place: Place) -> Place {
+        match &self.digest {
+            Some(digest) => place.drawn(self.seed.as_bytes(), event.as_str(), digest),
+            None => place,
+        }
+    }
+
+    /// The place of a fan the gate counted at `bucket` (`None`: the draw).
+    fn counted_place(&self, event: &EventId, fan: &FanId, bucket: Option<u64>) -> Place {
+        let at_ms = match bucket {
+            None => draw::closes_at(self.opens_at_ms) - 1,
+            Some(b) => self.opens_at_ms + b as i64 * BUCKET_MS,
+        };
+        place_for(None, self.seed.as_bytes(), event.as_str(), fan.as_str(), at_ms, self.opens_at_ms)
     }
 
     /// Whether to sync now: at the interval; at once while the counts are
@@ -157,9 +183,16 @@ impl EventLine {
                 self.read_more_from.is_some()
                     || self.reseat
                     || (self.gate_failing && since(self.attempted_at_ms, self.least_every))
+                    || (self.awaits_seal(now_ms) && since(self.attempted_at_ms, self.least_every))
                     || since(Some(at), self.every)
             }
         }
+    }
+
+    /// The draw is due sealed and this copy has no digest yet: the next
+    /// request syncs to learn it, as every pre-queued fan's turn needs it.
+    fn awaits_seal(&self, now_ms: i64) -> bool {
+        self.digest.is_none() && self.has_draw() && now_ms >= draw::sealed_at(self.opens_at_ms)
     }
 
     /// What the next sync carries: the places given here, the served mark
@@ -193,6 +226,7 @@ impl EventLine {
             advance_to: self.first_waiting.take(),
             from_bucket: from,
             seated,
+            draw_seen: self.digest.clone(),
         }
     }
 
@@ -214,17 +248,18 @@ impl EventLine {
         let prequeued = sent.iter().filter(|(f, _)| f.bucket.is_none()).count() as u64;
         let buckets: Vec<u64> = sent.iter().filter_map(|(f, _)| f.bucket).collect();
         self.counts.counted(prequeued, &buckets);
-        // A fan counted before keeps the place it was counted at.
-        for (index, bucket) in &status.duplicates {
-            if let Some((_, fan)) = sent.get(*index) {
-                let at_ms = bucket.map_or(self.opens_at_ms - 1, |b| self.opens_at_ms + b as i64 * BUCKET_MS);
-                let place =
-                    place_for(None, self.seed.as_bytes(), event.as_str(), fan.as_str(), at_ms, self.opens_at_ms);
-                fans.remember_place(event, fan, place);
-            }
-        }
         (self.opens_at_ms, self.closes_at_ms) = (status.opens_at_ms, status.closes_at_ms);
         (self.joinable_from_ms, self.rate, self.seed) = (status.joinable_from_ms, status.rate, status.seed);
+        if status.draw_digest.is_some() {
+            self.digest = status.draw_digest;
+        }
+        // A fan counted before keeps the place it was counted at (a fan the
+        // draw was sealed without, the opening's first bucket).
+        for (index, bucket) in &status.duplicates {
+            if let Some((_, fan)) = sent.get(*index) {
+                fans.remember_place(event, fan, self.counted_place(event, fan, *bucket));
+            }
+        }
         self.syncing_since_ms = None;
         self.synced_at_ms = Some(now_ms);
         let read = &status.counts;
@@ -258,7 +293,7 @@ impl EventLine {
     fn give(&mut self, event: &EventId, fan: &FanId, place: &Place) {
         self.counts.give(place);
         let bucket = match place {
-            Place::Prequeue { .. } => None,
+            Place::Drawing { .. } | Place::Prequeue { .. } => None,
             Place::Arrival { at_ms, .. } => Some(bucket_of(*at_ms, self.opens_at_ms)),
         };
         let hash = fan_hash(self.seed.as_bytes(), event.as_str(), fan.as_str());
@@ -310,7 +345,7 @@ impl Lines {
     pub fn draw_seed(&self, event: &EventId) -> Option<DrawSeed> {
         let events = self.events.lock().unwrap();
         let line = events.get(event)?;
-        Some(DrawSeed { seed: line.seed.clone(), prequeued: line.joinable_from_ms < line.opens_at_ms })
+        Some(DrawSeed { seed: line.seed.clone(), prequeued: line.has_draw(), digest: line.digest.clone() })
     }
 
     /// Syncs the event's copy when it is due (or first learns the line).
@@ -322,11 +357,37 @@ impl Lines {
         event: &EventId,
         now: DateTime<Utc>,
     ) -> Result<Synced, LineError> {
+        self.sync_when(gate, fans, event, now, EventLine::sync_due).await
+    }
+
+    /// Counts at once the places in the draw given here: the draw holds
+    /// only the fans the gate counted before it was sealed, and an
+    /// environment may serve no other request before then (a Lambda
+    /// environment runs nothing between requests), so a join into the
+    /// draw is counted in its own request. Its cost, one sync per new
+    /// pre-queued fan, falls before the opening, when the gate admits
+    /// nobody.
+    pub async fn count_draw(&self, gate: &EntryGate, fans: &FanMemory, event: &EventId, now: DateTime<Utc>) {
+        let drawing = |line: &EventLine, now_ms: i64| {
+            line.unsent.iter().any(|(f, _)| f.bucket.is_none())
+                && line.syncing_since_ms.is_none_or(|at| now_ms - at >= CALL_ABANDONED_MS)
+        };
+        let _ = self.sync_when(gate, fans, event, now, drawing).await;
+    }
+
+    async fn sync_when(
+        &self,
+        gate: &EntryGate,
+        fans: &FanMemory,
+        event: &EventId,
+        now: DateTime<Utc>,
+        due: impl Fn(&EventLine, i64) -> bool,
+    ) -> Result<Synced, LineError> {
         let now_ms = now.timestamp_millis();
         let request = {
             let mut events = self.events.lock().unwrap();
             let request = match events.get_mut(event) {
-                Some(line) if !line.sync_due(now_ms) => return Ok(Synced::Lined),
+                Some(line) if !due(line, now_ms) => return Ok(Synced::Lined),
                 Some(line) => line.start_sync(now_ms),
                 None => LineSyncRequest::default(),
             };
@@ -340,7 +401,7 @@ impl Lines {
                 Ok(LineSync::Lined(status)) => {
                     let every = self.sync_every;
                     let line = events.entry(event.clone()).or_insert_with(|| EventLine::new(&status, every));
-                    line.synced(status, now_ms, event, fans, reseated);
+                    line.synced(*status, now_ms, event, fans, reseated);
                     return Ok(Synced::Lined);
                 }
                 Ok(LineSync::Unlined { .. }) => {
@@ -415,6 +476,7 @@ impl Lines {
                 place
             }
         };
+        let place = line.drawn(event, place);
         if line.state.sold_out_for_good {
             return Step::Answer(Outcome::Refused(Refusal::SoldOut));
         }
@@ -436,10 +498,18 @@ impl Lines {
             Turn::Came => {
                 let order = place.order_key(line.opens_at_ms);
                 line.seated.put(fan.clone(), (order, now_ms));
-                Step::Call { call: LineCall::Turn { order }, place }
+                let drawn = place.prequeued().then(|| Drawn {
+                    fan: fan_hash(line.seed.as_bytes(), event.as_str(), fan.as_str()),
+                    late: line.counted_place(event, fan, Some(0)).order_key(line.opens_at_ms),
+                });
+                Step::Call { call: LineCall::Turn { order, drawn }, place }
             }
             Turn::In(turn_in) => {
-                line.note_waiting(&place);
+                // A place still drawing has no key: where the line stands
+                // is not known from it.
+                if !matches!(place, Place::Drawing { .. }) {
+                    line.note_waiting(&place);
+                }
                 let open = now_ms >= line.opens_at_ms;
                 let places_left = line.places_left();
                 let beyond = open && beyond_reach(s.ahead, places_left as i64, line.progress.show_fraction());
@@ -449,8 +519,9 @@ impl Lines {
                 if line.gate_failing {
                     wait = while_gate_fails(wait, jitter);
                 }
-                // Before the opening a pre-queued place is drawn, not counted yet.
-                let hidden = !open && matches!(place, Place::Prequeue { .. });
+                // Before the opening a pre-queued place is drawn, not counted
+                // yet; a place still drawing has no key.
+                let hidden = (!open && place.prequeued()) || matches!(place, Place::Drawing { .. });
                 let ahead = s.ahead.round() as u64;
                 let told = Told {
                     position: (!hidden).then_some(ahead + 1),

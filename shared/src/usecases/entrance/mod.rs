@@ -282,7 +282,10 @@ impl Entrance {
             },
         };
         let (call, place) = match self.lines.step(a.event, a.fan, held, a.received_ms, a.now, &keys, &self.fans) {
-            Step::Answer(outcome) => return Ok(outcome),
+            Step::Answer(outcome) => {
+                self.lines.count_draw(&self.gate, &self.fans, a.event, a.now).await;
+                return Ok(outcome);
+            }
             Step::Unlined => return self.after_line_removed(a).await,
             Step::Call { call, place } => (call, place),
         };

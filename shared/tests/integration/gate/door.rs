@@ -38,7 +38,7 @@ impl Door {
     }
 
     async fn turn(&self, fan: &str, order: i64, ms: i64) -> Admission {
-        self.call(fan, LineCall::Turn { order }, ms).await.0
+        self.call(fan, LineCall::Turn { order, drawn: None }, ms).await.0
     }
 }
 
@@ -79,7 +79,7 @@ async fn the_door_grants_places_in_their_order_at_the_pace_and_sends_a_caller_th
     assert!(of(8).due > of(2).due, "{due:?}");
     // A grant later the eighth calls first: the grant is the second's, and
     // waits for it; the second claims it when it comes.
-    let (eighth, state) = d.call("g8", LineCall::Turn { order: 8 }, 120).await;
+    let (eighth, state) = d.call("g8", LineCall::Turn { order: 8, drawn: None }, 120).await;
     assert_eq!(at_the_door(&eighth).ahead, 5);
     assert_eq!((state.granted, state.at_door), (2, 6), "{state:?}");
     // Admitted when its grant's token came (1/10.5 s after the first's),
@@ -110,11 +110,11 @@ async fn a_grant_waits_for_its_fan_a_while_then_lapses_and_its_place_goes_to_the
         .unwrap();
     // The place came back: `away` is granted it by the next call, then walks away.
     at_the_door(&d.turn("away", arrival(1), 2).await);
-    let (next, state) = d.call("next", LineCall::Turn { order: arrival(2) }, 200).await;
+    let (next, state) = d.call("next", LineCall::Turn { order: arrival(2), drawn: None }, 200).await;
     assert_eq!(at_the_door(&next).due, None, "no place free: the grant is away's");
     assert_eq!((state.taken, state.sold_out_for_good), (1, false), "taken, but it may come back: {state:?}");
     // Five seconds on, away's grant lapses, and the place is next's.
-    let (lapsed, state) = d.call("next", LineCall::Turn { order: arrival(2) }, 5_200).await;
+    let (lapsed, state) = d.call("next", LineCall::Turn { order: arrival(2), drawn: None }, 5_200).await;
     assert!(reserved(&lapsed), "{lapsed:?} {state:?}");
     // Away comes back: no place is left, and none can come back once next's is queued.
     if let Admission::Reserved(r) = lapsed {
@@ -143,7 +143,7 @@ async fn every_prequeued_fan_at_the_door_goes_before_every_arrival_and_a_better_
     let better = at_the_door(&d.turn("arrival", arrival(0), 0).await);
     assert!(better.ahead <= arriving.ahead, "{better:?} {arriving:?}");
     // The next grant is the pre-queued fan's, whoever calls.
-    let (_, state) = d.call("arrival", LineCall::Turn { order: arrival(0) }, 2).await;
+    let (_, state) = d.call("arrival", LineCall::Turn { order: arrival(0), drawn: None }, 2).await;
     assert!(state.granted > 50);
     assert!(reserved(&d.turn("pre", -5, 3).await), "pre-queued: granted first");
 }
@@ -271,7 +271,7 @@ async fn a_restored_line_holds_its_grants_a_moment_and_the_fans_an_environment_s
         other => panic!("{other:?}"),
     }
     // When the hold ends, the grants go in the order of places.
-    let (_, state) = d.call("late", LineCall::Turn { order: arrival(9) }, 2_150).await;
+    let (_, state) = d.call("late", LineCall::Turn { order: arrival(9), drawn: None }, 2_150).await;
     assert_eq!(state.granted, 1);
     assert!(reserved(&d.turn("early", arrival(1), 2_200).await), "the first place, though it called last");
 }

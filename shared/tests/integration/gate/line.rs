@@ -317,7 +317,7 @@ async fn prequeue_count(stack: &Stack, event: &str) -> u64 {
 async fn the_prequeue_is_shuffled_counted_once_and_every_prequeued_fan_goes_before_every_later_one() {
     let t0 = second(Utc::now());
     let (stack, clock) = stack_at(t0).await;
-    let opens = t0 + Minutes::seconds(20);
+    let opens = t0 + Minutes::seconds(60);
     let event = stack.lined_event(100, 40, 10, opens, opens + Minutes::hours(1)).await;
     // Before the pre-queue: not open.
     let early = stack.lined_event(100, 40, 1, t0 + Minutes::minutes(5), t0 + Minutes::hours(1)).await;
@@ -331,7 +331,7 @@ async fn the_prequeue_is_shuffled_counted_once_and_every_prequeued_fan_goes_befo
     // opening: the same place, and not counted again.
     clock.set(t0 + Minutes::seconds(5));
     let b = body_json(&stack.enter(&event, &pre[3]).await);
-    assert!(b["position"].is_null() && b["opensInSeconds"].as_u64() == Some(15), "before the shuffle: {b}");
+    assert!(b["position"].is_null() && b["opensInSeconds"].as_u64() == Some(55), "before the shuffle: {b}");
     let again = body_json(&post(&second_env, &event, &pre[3], None).await);
     assert_eq!(place_of(&event, &pre[3], &again), place_of(&event, &pre[3], &b));
     clock.set(t0 + Minutes::seconds(8));
@@ -357,7 +357,7 @@ async fn the_prequeue_is_shuffled_counted_once_and_every_prequeued_fan_goes_befo
     // The pre-queue was admitted in its shuffle order, not in join order.
     let mut by_shuffle: Vec<(Place, i64)> = pre
         .iter()
-        .map(|f| (place_of(&event, f, &heard[f].iter().find(|h| h.status == 203).unwrap().body), position(f)))
+        .map(|f| (place_of(&event, f, &heard[f].iter().rev().find(|h| h.status == 203).unwrap().body), position(f)))
         .collect();
     by_shuffle.sort();
     assert!(by_shuffle.windows(2).all(|w| w[0].1 < w[1].1), "admitted in shuffle order: {by_shuffle:?}");
@@ -373,7 +373,7 @@ async fn the_prequeue_is_shuffled_counted_once_and_every_prequeued_fan_goes_befo
 async fn a_fan_at_the_door_asking_again_after_the_opening_is_told_a_position_that_agrees_with_its_eta() {
     let t0 = second(Utc::now());
     let (stack, clock) = stack_at(t0).await;
-    let opens = t0 + Minutes::seconds(20);
+    let opens = t0 + Minutes::seconds(60);
     let rate = 10;
     let event = stack.lined_event(100, rate, 10, opens, opens + Minutes::hours(1)).await;
     let fans: Vec<String> = (0..60).map(|i| format!("pre-{i:02}")).collect();
@@ -857,7 +857,7 @@ async fn the_draw_is_committed_before_the_prequeue_revealed_after_and_every_plac
     };
     let api = environment(&stack, &clock).with_receipts(receipts());
     let other = environment(&stack, &clock).with_receipts(receipts());
-    let opens = t0 + Minutes::seconds(20);
+    let opens = t0 + Minutes::seconds(60);
     let event = stack.lined_event(100, 40, 10, opens, opens + Minutes::hours(1)).await;
     let unlined = stack.lined_event(100, 40, 0, opens, opens + Minutes::hours(1)).await;
     // The commitment is public from the definition on, before anyone joins;
@@ -938,12 +938,14 @@ async fn the_draw_is_committed_before_the_prequeue_revealed_after_and_every_plac
         event_id: event.clone(),
         commitment: first["commitment"].as_str().unwrap().into(),
         seed: first["seed"].as_str().unwrap().into(),
+        digest: first["digest"].as_str().unwrap().into(),
         fans,
     };
-    assert_eq!(reveal.check(&event, &committed), Ok(()));
+    let sealed = view(event.clone()).await["drawDigest"].as_str().expect("the sealed draw's digest").to_owned();
+    assert_eq!(reveal.check(&event, &committed, Some(&sealed)), Ok(()));
     let mut swapped = reveal.clone();
     (swapped.fans[0].fan, swapped.fans[1].fan) = (reveal.fans[1].fan.clone(), reveal.fans[0].fan.clone());
-    assert!(swapped.check(&event, &committed).is_err(), "a list with two fans swapped fails");
+    assert!(swapped.check(&event, &committed, Some(&sealed)).is_err(), "a list with two fans swapped fails");
 
     // Each pre-queued fan finds its row, and the pre-queue was admitted in
     // the draw's order; the later fans are not in it.
@@ -991,7 +993,7 @@ async fn the_draw_is_committed_before_the_prequeue_revealed_after_and_every_plac
 async fn a_draw_whose_line_was_restored_after_its_prequeue_opened_is_withheld_not_published() {
     let t0 = second(Utc::now());
     let (stack, clock) = stack_at(t0).await;
-    let opens = t0 + Minutes::seconds(10);
+    let opens = t0 + Minutes::seconds(60);
     let event = stack.lined_event(100, 40, 10, opens, opens + Minutes::hours(1)).await;
     for i in 0..5 {
         stack.enter(&event, &format!("pre-{i}")).await;
@@ -1023,7 +1025,7 @@ async fn a_draw_whose_line_was_restored_after_its_prequeue_opened_is_withheld_no
 async fn a_draw_whose_gate_holds_another_seed_than_the_committed_one_is_withheld() {
     let t0 = second(Utc::now());
     let (stack, clock) = stack_at(t0).await;
-    let opens = t0 + Minutes::seconds(10);
+    let opens = t0 + Minutes::seconds(60);
     let event = stack.lined_event(100, 40, 10, opens, opens + Minutes::hours(1)).await;
     let other = stack.lined_event(100, 40, 10, opens, opens + Minutes::hours(1)).await;
     for i in 0..3 {
@@ -1052,4 +1054,113 @@ async fn a_draw_whose_gate_holds_another_seed_than_the_committed_one_is_withheld
     // That draw is withheld; the other event's is revealed all the same.
     assert_eq!(r.withheld, vec![(EventId::parse(&event).unwrap(), Withheld::SeedMismatch)]);
     assert_eq!(r.revealed, vec![(EventId::parse(&other).unwrap(), 4)]);
+}
+
+/// The draw takes only the fans the gate counted in it before it was
+/// sealed: a fan who joined after it closed, and a pre-queued fan whose
+/// environment's count reached the gate only after the seal (lost in
+/// flight, retried), are not in the published draw and are admitted
+/// behind every fan who is, even when an environment that never heard of
+/// the late count calls the gate with the fan's ticket.
+#[tokio::test]
+async fn only_the_fans_counted_before_the_seal_are_drawn_and_every_other_waits_behind_them() {
+    use fanrush::adapters::redis_gate::{CountedFan, LineSync, LineSyncRequest};
+    use fanrush::rules::line::draw::{closes_at, digest, draw_key, fan_ref, sealed_at};
+    use fanrush::rules::line::fan_hash;
+    let t0 = second(Utc::now());
+    let (stack, clock) = stack_at(t0).await;
+    let busy = environment(&stack, &clock);
+    let opens = t0 + Minutes::seconds(60);
+    let event = stack.lined_event(100, 40, 10, opens, opens + Minutes::hours(1)).await;
+    let ms = |t: DateTime<Utc>| t.timestamp_millis();
+    let pre: Vec<String> = (0..5).map(|i| format!("pre-{i}")).collect();
+    let mut tickets: BTreeMap<String, String> = BTreeMap::new();
+    for fan in &pre {
+        keep(&mut tickets, fan, post(&busy, &event, fan, None).await);
+    }
+    // Each join into the draw is counted in its own request.
+    assert_eq!(prequeue_count(&stack, &event).await, 5);
+    let seed = stack.db.line_seed(&EventId::parse(&event).unwrap()).await.unwrap().unwrap();
+    clock.set(t0 + Minutes::seconds(2));
+    let r = post(&busy, &event, "pre-0", tickets.get("pre-0").map(String::as_str)).await;
+    let again = keep(&mut tickets, "pre-0", r);
+    assert!(again["position"].is_null(), "before the opening the order is not told: {again}");
+    // After the close, before the opening: the opening's first bucket.
+    let closed = DateTime::from_timestamp_millis(closes_at(ms(opens))).unwrap();
+    clock.set(closed + Minutes::seconds(1));
+    let b = keep(&mut tickets, "after-close", post(&busy, &event, "after-close", None).await);
+    assert!(matches!(place_of(&event, "after-close", &b), Place::Arrival { at_ms, .. } if at_ms == ms(opens)), "{b}");
+    // No digest before the seal; the first request after it seals the draw.
+    let view = || async { body_json(&busy.handle(request("GET", &format!("/events/{event}"), &[], None)).await) };
+    assert!(view().await.get("drawDigest").is_none());
+    let seal = DateTime::from_timestamp_millis(sealed_at(ms(opens))).unwrap();
+    clock.set(seal + Minutes::seconds(1));
+    let r = post(&busy, &event, "pre-1", tickets.get("pre-1").map(String::as_str)).await;
+    keep(&mut tickets, "pre-1", r);
+    let sealed = view().await["drawDigest"].as_str().expect("sealed before the opening").to_owned();
+    // "slow" joined before the close too, but its environment's count was
+    // lost on the way: it holds a ticket to a place still drawing, whose
+    // key in the sealed draw (chosen so) is ahead of every drawn fan's.
+    let key = |fan: &str| draw_key(seed.as_bytes(), &event, &sealed, &fan_ref(seed.as_bytes(), &event, fan));
+    let first = pre.iter().map(|f| key(f)).min().unwrap();
+    let slow = (0..1_000).map(|i| format!("slow-{i}")).find(|f| key(f) < first).unwrap();
+    let ticket =
+        Ticket { place: Place::Drawing { fan: fan_ref(seed.as_bytes(), &event, &slow) }, issued_at_s: t0.timestamp() };
+    tickets.insert(slow.clone(), ticket.encode(&keys(), &event, &slow));
+    // Its count arrives now, retried: the gate counts it at the opening's
+    // first bucket, not in the sealed draw, and says so.
+    let late = LineSyncRequest {
+        fans: vec![CountedFan { hash: fan_hash(seed.as_bytes(), &event, &slow), bucket: None }],
+        ..Default::default()
+    };
+    let id = EventId::parse(&event).unwrap();
+    match stack.gate.sync_line(&id, seal + Minutes::seconds(2), &late).await.unwrap() {
+        LineSync::Lined(status) => assert_eq!(status.duplicates, vec![(0, Some(0))]),
+        other => panic!("{other:?}"),
+    }
+    let refs: Vec<_> = pre.iter().map(|f| fan_ref(seed.as_bytes(), &event, f)).collect();
+    assert_eq!(sealed, digest(&refs), "the digest of the five fans counted before the seal, in the order counted");
+
+    // Everyone follows the line through the busy environment, which holds
+    // "slow"'s ticket as a pre-queued place: the gate's door puts it back.
+    let mut fans: Vec<String> = pre.clone();
+    fans.extend([slow.clone(), "after-close".to_owned()]);
+    let mut t = opens - Minutes::seconds(6);
+    let mut admitted: BTreeMap<String, i64> = BTreeMap::new();
+    while admitted.len() < fans.len() {
+        assert!(t < opens + Minutes::seconds(30), "still waiting: {admitted:?}");
+        clock.set(t);
+        for fan in fans.iter().filter(|f| !admitted.contains_key(*f)).cloned().collect::<Vec<_>>() {
+            let r = post(&busy, &event, &fan, tickets.get(&fan).map(String::as_str)).await;
+            let status = r.status().as_u16();
+            let b = keep(&mut tickets, &fan, r);
+            if status == 202 || status == 200 {
+                admitted.insert(fan, b["position"].as_i64().unwrap());
+            }
+        }
+        t += Minutes::milliseconds(250);
+    }
+    let last_drawn = pre.iter().map(|f| admitted[f]).max().unwrap();
+    assert!(admitted[&slow] > last_drawn && admitted["after-close"] > last_drawn, "{admitted:?}");
+
+    // The published draw is the five, and checks against the sealed digest.
+    let events = stack.db.events().await.unwrap();
+    let r = reveal_due(&stack.gate, &stack.db, &events, opens + Minutes::seconds(61), Duration::from_secs(60));
+    assert_eq!(r.await.unwrap().revealed, vec![(EventId::parse(&event).unwrap(), 5)]);
+    let (reveal, _) =
+        fanrush::usecases::draws::reveal(&stack.db, &EventId::parse(&event).unwrap()).await.unwrap().expect("revealed");
+    let committed = view().await["drawCommitment"].as_str().unwrap().to_owned();
+    assert_eq!(reveal.check(&event, &committed, Some(&sealed)), Ok(()));
+    for fan in [slow.as_str(), "after-close"] {
+        assert!(reveal.row_of(&fan_ref(seed.as_bytes(), &event, fan)).is_none(), "{fan} is not in the draw");
+    }
+}
+
+/// The body of an answer, keeping the ticket it carries as the fan's.
+fn keep(tickets: &mut BTreeMap<String, String>, fan: &str, r: Response<Body>) -> Value {
+    let b = body_json(&r);
+    if let Some(t) = b["ticket"].as_str() {
+        tickets.insert(fan.to_owned(), t.to_owned());
+    }
+    b
 }

@@ -1,11 +1,14 @@
 -- Admit one fan to one event, atomically: the gate's one decision.
 --
--- KEYS: state, meta, fans, notes, pending, door, grants
+-- KEYS: state, meta, fans, notes, pending, door, grants, joined
 -- ARGV: run_id, fanId, nowMs, token (this request's), note, hasNote ('1' or
---       '0'), mode, orderKey
+--       '0'), mode, orderKey, fanHash, lateKey
 --   mode 'direct':   the caller knows of no line (a lined event answers 'lined');
 --        'turn':     the fan's turn in the line came, orderKey is its place;
 --        'existing': its turn passed long ago: only what it already holds.
+--   fanHash, lateKey: for a place in the pre-queue's draw, the fan's hash
+--     as line.lua counts it, and its place's order key if the draw does not
+--     hold it (counted after the seal: the opening's first bucket); '' else.
 --
 -- Replies:
 --   {'reserved', position, acceptedAtMs, hasNote, note}: send it to SQS, then confirm;
@@ -19,9 +22,10 @@
 -- (pace.lua's line_state) unless the event is not there.
 
 local keys = {state = KEYS[1], meta = KEYS[2], fans = KEYS[3], notes = KEYS[4], pending = KEYS[5],
-  door = KEYS[6], grants = KEYS[7]}
+  door = KEYS[6], grants = KEYS[7], joined = KEYS[8]}
 local run_id, fan, now, token = ARGV[1], ARGV[2], tonumber(ARGV[3]), ARGV[4]
 local note, has_note, mode, order_key = ARGV[5], ARGV[6] == '1', ARGV[7], ARGV[8]
+local fan_hash, late_key = ARGV[9], ARGV[10]
 
 -- An entry's reply with the note its fan's record holds.
 local function entry_reply(tag, position, accepted_at)
@@ -78,7 +82,20 @@ end
 -- A fan whose turn came: the pace catches up with the fans already at the
 -- door, this fan joins it at its place (a better place it brings replaces
 -- a worse one), and claims at once a grant it gets now, if any.
+-- A place in the draw stands only if the gate counted its fan in the draw;
+-- one counted later takes the place it was counted at. A line restored
+-- since its pre-queue opened may have lost who was counted (its draw is
+-- withheld): the place stands as the fan holds it.
+local function drawn_or_late()
+  if late_key == '' then return order_key end
+  if redis.call('HGET', keys.joined, fan_hash) == 'p' then return order_key end
+  local m = redis.call('HMGET', keys.meta, 'linePrequeueMs', 'lineRestoredAt')
+  if m[2] and tonumber(m[2]) >= tonumber(m[1] or '0') then return order_key end
+  return late_key
+end
+
 local function at_the_door(ev)
+  order_key = drawn_or_late()
   if sold_out_for_good(ev, keys) then
     redis.call('ZREM', keys.door, fan)
     return {'sold_out'}

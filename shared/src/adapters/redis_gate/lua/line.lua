@@ -2,13 +2,17 @@
 -- trip: count the fans it gave a place since its last sync, each fan once
 -- however often it joined; run the pace; read back what the line needs.
 --
--- KEYS: state, meta, counts, joined, fans, pending, door, grants, syncing
+-- KEYS: state, meta, counts, joined, fans, pending, door, grants, syncing,
+--       draw
 --   counts: u32 counters (BITFIELD), the pre-queue's first, then one per
 --   100 ms bucket after the opening; joined: fan hash -> its bucket ('p' in
 --   the pre-queue), the place a fan was counted at; syncing: environment
---   -> when it last synced (ms), a sorted set of the last minute's.
+--   -> when it last synced (ms), a sorted set of the last minute's; draw:
+--   the 8-byte hashes of the fans counted in the pre-queue, in the order
+--   counted, until the draw is sealed.
 -- ARGV: run_id, nowMs, servedSeen, advanceTo, fromBucket, environment ('' for
---       the housekeeping, which is not one), seated (n), then
+--       the housekeeping, which is not one), drawSeen, closesBeforeMs,
+--       sealedBeforeMs, seated (n), then
 --       fanId, orderKey (x n: fans the environment saw at the door, put back
 --       there after a restore), then fanHash, bucket (x m)
 --   servedSeen: the served mark the environment last saw ('' none): taken
@@ -17,24 +21,34 @@
 --     the served mark moves there when nobody is at the door and the pace
 --     found nobody to grant to (an idle line catches up with its fans);
 --   fromBucket: the first bucket whose count to read back (-1: the served
---     mark's, less RECOUNT_BUCKETS, and no earlier than the first counted).
+--     mark's, less RECOUNT_BUCKETS, and no earlier than the first counted);
+--   drawSeen: the digest of the draw the environment knows ('' none): taken
+--     when the gate holds none (a restore cleared it);
+--   closesBeforeMs, sealedBeforeMs: how long before the opening the draw
+--     closes, and is sealed (rules/line/draw.rs): a line whose pre-queue
+--     opens before the close has a draw, sealed by the first sync at or
+--     after its time as the SHA-1 of `draw`; a pre-queue fan counted after
+--     the seal is counted at the opening's first bucket instead, and its
+--     environment hears so as a duplicate counted there.
 --
 -- Replies {'state_lost'}, {'not_found'}, {'unlined', capacity, taken}, or
 -- {'ok', capacity, taken, opensAtMs, closesAtMs, lineRate, joinableFromMs,
 --  seed, line state (pace.lua), duplicates, prequeued, fromBucket,
---  buckets, counts, restoredAt, environments}: duplicates is {index,
+--  buckets, counts, restoredAt, environments, drawDigest}: duplicates is {index,
 --  bucket, ...} for each fan of this sync already counted (at that bucket);
 --  counts are at most READ_BUCKETS u32s from fromBucket on; buckets is how
 --  many the gate counts; restoredAt when the line was last restored (''
 --  never); environments how many synced in the last minute, from which
---  each spaces its syncs so that all of them together stay within a budget.
+--  each spaces its syncs so that all of them together stay within a budget;
+--  drawDigest the sealed draw's digest ('' none yet, or no draw).
 
 local keys = {state = KEYS[1], meta = KEYS[2], counts = KEYS[3], joined = KEYS[4], fans = KEYS[5],
-  pending = KEYS[6], door = KEYS[7], grants = KEYS[8], syncing = KEYS[9]}
+  pending = KEYS[6], door = KEYS[7], grants = KEYS[8], syncing = KEYS[9], draw = KEYS[10]}
 local run_id, now, served_seen, advance_to, from = ARGV[1], tonumber(ARGV[2]), ARGV[3], ARGV[4], tonumber(ARGV[5])
-local environment = ARGV[6]
-local SEATED = 8
-local FIRST_FAN = SEATED + 2 * tonumber(ARGV[7])
+local environment, draw_seen = ARGV[6], ARGV[7]
+local closes_before, sealed_before = tonumber(ARGV[8]), tonumber(ARGV[9])
+local SEATED = 11
+local FIRST_FAN = SEATED + 2 * tonumber(ARGV[10])
 
 -- Buckets re-read behind the served mark when the caller does not say
 -- (10 s): longer than an environment keeps a place before counting it.
@@ -52,13 +66,21 @@ local SYNCING_WINDOW_MS = 60000
 -- where it was counted. The first arrival bucket ever counted is kept, so
 -- a line nobody was served from yet is read from there, not from its
 -- opening.
-local function count_fans(ev)
+local function count_fans(ev, sealed)
   local increments, duplicates = {}, {}
   local first = nil
   for i = FIRST_FAN, #ARGV, 2 do
     local hash, bucket = ARGV[i], ARGV[i + 1]
+    -- Past the seal the draw takes nobody: the opening's first bucket.
+    local late = bucket == 'p' and sealed
+    if late then bucket = '0' end
     if redis.call('HSETNX', keys.joined, hash, bucket) == 1 then
       local offset = 0
+      if bucket == 'p' then redis.call('APPEND', keys.draw, hash) end
+      if late then
+        duplicates[#duplicates + 1] = int((i - FIRST_FAN) / 2)
+        duplicates[#duplicates + 1] = '0'
+      end
       if bucket ~= 'p' then
         offset = tonumber(bucket) + 1
         if not first or offset - 1 < first then first = offset - 1 end
@@ -113,6 +135,19 @@ local function count_environments()
   return redis.call('ZCARD', keys.syncing)
 end
 
+-- The draw's digest: the one held; else an environment's (a restore
+-- cleared it); else, at its time, sealed now over who was counted in it.
+-- nil while there is none, or when the line has no draw.
+local function seal(ev, d)
+  if d[5] then return d[5] end
+  local prequeue_from = tonumber(d[1] or ev.opens)
+  if prequeue_from >= ev.opens - closes_before or now < ev.opens - sealed_before then return nil end
+  local digest = draw_seen
+  if digest == '' then digest = redis.sha1hex(redis.call('GET', keys.draw) or '') end
+  redis.call('HSET', keys.meta, 'lineDrawDigest', digest)
+  return digest
+end
+
 local function read_counts(ev)
   if from < 0 then
     from = ev.first_bucket or 0
@@ -132,17 +167,19 @@ local function sync()
   local ev = read_event(keys.meta)
   if not ev then return {'not_found'} end
   if not ev.rate then return {'unlined', int(ev.capacity), int(ev.taken)} end
-  local d = redis.call('HMGET', keys.meta, 'linePrequeueMs', 'lineSeed', 'lineFirstBucket', 'lineRestoredAt')
+  local d = redis.call('HMGET', keys.meta, 'linePrequeueMs', 'lineSeed', 'lineFirstBucket', 'lineRestoredAt',
+    'lineDrawDigest')
   ev.first_bucket = number_or(d[3], nil)
   if not ev.served and served_seen ~= '' then ev.served = tonumber(served_seen) end
-  local duplicates = count_fans(ev)
+  local duplicates = count_fans(ev, d[5] ~= false and d[5] ~= nil)
+  local digest = seal(ev, d)
   seat_fans()
   pace(ev, keys, now)
   if advance_to ~= '' then advance_when_idle(ev, tonumber(advance_to)) end
   local prequeued, first, buckets, counts = read_counts(ev)
   return {'ok', int(ev.capacity), int(ev.taken), int(ev.opens), int(ev.closes), tostring(ev.rate),
     d[1] or int(ev.opens), d[2] or '', line_state(ev, keys), duplicates, prequeued, first, buckets, counts,
-    d[4] or '', count_environments()}
+    d[4] or '', count_environments(), digest or ''}
 end
 
 return sync()
