@@ -1,8 +1,9 @@
 //! `fanrush verify-draw`: checks an event's pre-queue draw from outside,
 //! with nothing but what fanrush published (docs/line.md, "Checking the
-//! draw"): the commitment matches the revealed seed, the whole order is
-//! recomputed from the seed and the published fans, and a fan's place or
-//! receipt is checked against it.
+//! draw"): the commitment matches the revealed seed, the fans listed hash
+//! to the digest the draw was sealed with before the opening, the whole
+//! order is recomputed from the seed, the digest and the published fans,
+//! and a fan's place or receipt is checked against it.
 //!
 //! Everything can come from the API (`--api`) or from files saved earlier
 //! (`--reveal`, `--keys`, `--commitment`), so a check still runs after the
@@ -29,7 +30,12 @@ pub struct VerifyDrawArgs {
     /// digits), as noted then; else the one the API shows now.
     #[arg(long)]
     commitment: Option<String>,
-    /// A reveal saved earlier (JSON: eventId, commitment, seed, fans), instead of the API's.
+    /// The digest the event showed once its draw was sealed, before the
+    /// opening (40 hex digits), as noted then; else the one the API shows
+    /// now, if any.
+    #[arg(long)]
+    digest: Option<String>,
+    /// A reveal saved earlier (JSON: eventId, commitment, seed, digest, fans), instead of the API's.
     #[arg(long)]
     reveal: Option<PathBuf>,
     /// Writes the reveal read from the API to this file, for a later check.
@@ -54,6 +60,7 @@ struct DrawPage {
     event_id: String,
     commitment: String,
     seed: String,
+    digest: String,
     fans: Vec<RevealRow>,
     next: Option<u64>,
 }
@@ -76,16 +83,18 @@ pub async fn run(a: VerifyDrawArgs) -> Result<(), String> {
             serde_json::from_str::<Value>(&text).map_err(|e| format!("GET {path}: not JSON: {e}"))
         }
     };
+    let view = match (&a.commitment, &a.digest, &a.api) {
+        (Some(_), Some(_), _) | (_, _, None) => Value::Null,
+        _ => get(format!("/events/{}", a.event)).await?,
+    };
     let committed = match &a.commitment {
         Some(c) => c.clone(),
-        None => {
-            let view = get(format!("/events/{}", a.event)).await?;
-            view["drawCommitment"]
-                .as_str()
-                .ok_or_else(|| format!("event {} shows no draw commitment (no pre-queue?)", a.event))?
-                .to_owned()
-        }
+        None => view["drawCommitment"]
+            .as_str()
+            .ok_or_else(|| format!("event {} shows no draw commitment (no pre-queue?)", a.event))?
+            .to_owned(),
     };
+    let sealed = a.digest.clone().or_else(|| view["drawDigest"].as_str().map(str::to_owned));
     let reveal: Reveal = match &a.reveal {
         Some(path) => read_json(path)?,
         None => {
@@ -104,30 +113,33 @@ pub async fn run(a: VerifyDrawArgs) -> Result<(), String> {
             }
             let first = &pages[0];
             let (event_id, commitment, seed) = (first.event_id.clone(), first.commitment.clone(), first.seed.clone());
-            if pages.iter().any(|p| p.seed != seed || p.commitment != commitment) {
-                return Err("the draw's pages disagree on the seed or the commitment".into());
+            let digest = first.digest.clone();
+            if pages.iter().any(|p| p.seed != seed || p.commitment != commitment || p.digest != digest) {
+                return Err("the draw's pages disagree on the seed, the commitment or the digest".into());
             }
             let fans = pages.into_iter().flat_map(|p| p.fans).collect();
-            Reveal { event_id, commitment, seed, fans }
+            Reveal { event_id, commitment, seed, digest, fans }
         }
     };
     if let Some(path) = &a.save_reveal {
         let text = serde_json::to_string(&reveal).map_err(|e| e.to_string())?;
         std::fs::write(path, text).map_err(|e| format!("{}: {e}", path.display()))?;
     }
-    reveal.check(&a.event, &committed).map_err(|d| format!("the draw does not check: {d}"))?;
+    reveal.check(&a.event, &committed, sealed.as_deref()).map_err(|d| format!("the draw does not check: {d}"))?;
     let mut report = json!({
         "event": a.event,
         "commitment": committed,
+        "digest": reveal.digest,
+        "digestAsSealed": if sealed.is_some() { "matches" } else { "not given: checked against the fans listed only" },
         "prequeued": reveal.fans.len(),
-        "order": "recomputed from the seed: it matches",
+        "order": "recomputed from the seed and the digest: it matches",
     });
     let seed = reveal.seed.as_bytes();
     let own = a.fan.as_deref().map(|f| hex(&fan_ref(seed, &a.event, f)));
     if let Some(fan) = &own {
         report["fan"] = match reveal.fans.iter().find(|r| &r.fan == fan) {
             Some(row) => json!({ "reference": fan, "index": row.index, "of": reveal.fans.len() }),
-            None => json!({ "reference": fan, "index": null, "note": "not in the draw: joined after the opening" }),
+            None => json!({ "reference": fan, "index": null, "note": "not in the draw: joined after it closed" }),
         };
     }
     if let Some(path) = &a.receipt {
@@ -150,6 +162,12 @@ pub async fn run(a: VerifyDrawArgs) -> Result<(), String> {
         if let Some(row) = row {
             if row.fan != c.fan {
                 return Err(format!("the receipt's draw key is fan {}'s in the draw, not {}'s", row.fan, c.fan));
+            }
+        }
+        // A fan in the draw holds its key there, whatever its receipt says.
+        if let Some(drawn) = reveal.fans.iter().find(|r| r.fan == c.fan) {
+            if c.draw_key.as_deref().is_some_and(|k| k != drawn.key) {
+                return Err(format!("the receipt's draw key is not fan {}'s key in the draw, {}", c.fan, drawn.key));
             }
         }
         report["receipt"] = json!({

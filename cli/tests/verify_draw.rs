@@ -4,7 +4,7 @@
 //! seed that is not the committed one, a receipt signed by another key, a
 //! receipt whose place was edited).
 
-use fanrush::rules::line::draw::{commitment, draw, fan_ref, hex, Reveal};
+use fanrush::rules::line::draw::{commitment, digest, draw, fan_ref, hex, Reveal};
 use fanrush::rules::line::receipt::{Receipt, ReceiptClaims, ReceiptKey, ReceiptKeys};
 use serde_json::json;
 use std::path::{Path, PathBuf};
@@ -38,19 +38,20 @@ impl Drop for Files {
 }
 
 fn reveal() -> Reveal {
-    let fans = (0..30).map(|i| fan_ref(SEED.as_bytes(), EVENT, &format!("fan-{i}")));
+    let fans: Vec<_> = (0..30).map(|i| fan_ref(SEED.as_bytes(), EVENT, &format!("fan-{i}"))).collect();
     Reveal {
         event_id: EVENT.into(),
         commitment: commitment(SEED),
         seed: SEED.into(),
-        fans: draw(SEED.as_bytes(), EVENT, fans),
+        digest: digest(&fans),
+        fans: draw(SEED.as_bytes(), EVENT, &fans),
     }
 }
 
 /// fan-7's receipt, as its admission answered it.
 fn receipt(key: &ReceiptKey) -> Receipt {
     let reference = fan_ref(SEED.as_bytes(), EVENT, "fan-7");
-    let key_of = fanrush::rules::line::draw::draw_key(SEED.as_bytes(), EVENT, &reference);
+    let key_of = fanrush::rules::line::draw::draw_key(SEED.as_bytes(), EVENT, &reveal().digest, &reference);
     key.sign(ReceiptClaims {
         event_id: EVENT.into(),
         fan: hex(&reference),
@@ -92,11 +93,30 @@ fn an_honest_draw_and_receipt_pass_and_every_tampering_fails_by_name() {
     assert_eq!(report["fan"]["index"], json!(index), "{out}");
     assert_eq!(report["receipt"]["drawIndex"], json!(index), "{out}");
 
-    // A published list with two fans swapped.
+    // A published list with two fans swapped: it no longer hashes to the
+    // digest; swapped with where they were counted too, the keys fail.
     let mut swapped = reveal();
     (swapped.fans[10].fan, swapped.fans[11].fan) = (swapped.fans[11].fan.clone(), swapped.fans[10].fan.clone());
     let (ok, out) = verify(&files.write("swapped.json", &swapped), &key_file, &genuine, &committed);
+    assert!(!ok && out.contains("hash to the digest"), "{out}");
+    (swapped.fans[10].counted, swapped.fans[11].counted) = (swapped.fans[11].counted, swapped.fans[10].counted);
+    let (ok, out) = verify(&files.write("swapped-counted.json", &swapped), &key_file, &genuine, &committed);
     assert!(!ok && out.contains("row 10") && out.contains("draw key"), "{out}");
+
+    // A draw re-made after the seal: one fan fewer, every key recomputed
+    // for the new digest. It checks on its own, but not against the digest
+    // the event showed when the draw was sealed.
+    let fewer: Vec<_> = (0..29).map(|i| fan_ref(SEED.as_bytes(), EVENT, &format!("fan-{i}"))).collect();
+    let remade = Reveal { digest: digest(&fewer), fans: draw(SEED.as_bytes(), EVENT, &fewer), ..reveal() };
+    let remade = files.write("remade.json", &remade);
+    let out = Command::new(env!("CARGO_BIN_EXE_fanrush"))
+        .args(["verify-draw", "--event", EVENT, "--commitment", &committed, "--digest", &reveal().digest])
+        .arg("--reveal")
+        .arg(&remade)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && err.contains("not the one sealed before the opening"), "{err}");
 
     // A seed that does not match the commitment the event published.
     let other = Reveal { seed: "another-seed".into(), commitment: commitment("another-seed"), ..reveal() };
@@ -131,6 +151,7 @@ async fn from_the_api_it_reads_every_page_of_the_draw_and_checks_it() {
             event_id: EVENT,
             commitment: &whole.commitment,
             seed: &whole.seed,
+            digest: &whole.digest,
             revealed_at: "2026-12-07T10:01:00.000Z".into(),
             prequeued: whole.fans.len(),
             fans: &fans[from..to],
@@ -139,7 +160,8 @@ async fn from_the_api_it_reads_every_page_of_the_draw_and_checks_it() {
         .unwrap()
     };
     let view = json!({ "eventId": EVENT, "title": "Drop", "opensAt": "2026-12-07T10:00:00Z", "closesAt": "2026-12-07T11:00:00Z",
-                       "capacity": 100, "remaining": 0, "drawCommitment": commitment(SEED) });
+                       "capacity": 100, "remaining": 0, "drawCommitment": commitment(SEED),
+                       "drawDigest": whole.digest });
     api.answer_when(&["/events/drop"], 200, &view.to_string());
     api.answer_when(
         &["/receipt-keys"],
@@ -162,9 +184,11 @@ async fn from_the_api_it_reads_every_page_of_the_draw_and_checks_it() {
     let kept: Reveal = serde_json::from_str(&std::fs::read_to_string(&saved).unwrap()).unwrap();
     assert_eq!(kept, whole, "the saved reveal is the whole draw");
 
-    // A second page whose first two fans were swapped fails.
+    // A second page whose first two fans were swapped (where they were
+    // counted too, so the digest holds) fails by row.
     let mut swapped = whole.fans.clone();
     (swapped[20].fan, swapped[21].fan) = (swapped[21].fan.clone(), swapped[20].fan.clone());
+    (swapped[20].counted, swapped[21].counted) = (swapped[21].counted, swapped[20].counted);
     api.answer_when(&["/draws/drop", "from=20"], 200, &page(20, 30, &swapped));
     let out = run(&[]);
     let err = String::from_utf8_lossy(&out.stderr);
