@@ -301,22 +301,36 @@ mod tests {
     /// depend on when it joined. Each seed's rank correlation between join
     /// order and place stays within the bound every opening of the drill is
     /// held to, but about once in a thousand, and their mean is about 0.
+    /// The gate counts fans in the order they joined, so that is the order
+    /// the sealed digest is taken in.
     #[test]
     fn over_many_seeds_a_prequeued_fans_place_is_independent_of_when_it_joined() {
-        use fanrush::rules::line::{place_for, Place};
+        use fanrush::rules::line::{draw, place_for, Place};
         let opens = 1_800_000_000_000;
         let (fans, seeds) = (1_000usize, 200usize);
         let joined: Vec<f64> = (0..fans).map(|i| i as f64).collect();
         let rhos: Vec<f64> = (0..seeds)
             .map(|s| {
                 let seed = format!("{s:064x}");
-                let places: Vec<f64> = (0..fans)
+                let drawing: Vec<Place> = (0..fans)
                     .map(|i| {
-                        let at = opens - 60_000 + i as i64 * 50;
-                        match place_for(None, seed.as_bytes(), "drill-draw", &format!("fan-{i:04}"), at, opens) {
-                            Place::Prequeue { shuffle } => shuffle as f64,
-                            other => panic!("joined before the opening, drawn: {other:?}"),
-                        }
+                        let at = opens - 110_000 + i as i64 * 50;
+                        place_for(None, seed.as_bytes(), "drill-draw", &format!("fan-{i:04}"), at, opens)
+                    })
+                    .collect();
+                let refs: Vec<draw::FanRef> = drawing
+                    .iter()
+                    .map(|p| match p {
+                        Place::Drawing { fan } => *fan,
+                        other => panic!("joined before the draw closed, drawing: {other:?}"),
+                    })
+                    .collect();
+                let digest = draw::digest(&refs);
+                let places: Vec<f64> = drawing
+                    .into_iter()
+                    .map(|p| match p.drawn(seed.as_bytes(), "drill-draw", &digest) {
+                        Place::Prequeue { shuffle } => shuffle as f64,
+                        other => panic!("sealed, drawn: {other:?}"),
                     })
                     .collect();
                 spearman(&joined, &places)

@@ -1,6 +1,6 @@
 //! An opening at a line, played by fans on phones against `entry-api`
 //! (JWT authorizer claims, as API Gateway delivers them). Some join the
-//! pre-queue before the opening, a crowd arrives in its first second and a
+//! pre-queue before its draw closes, a crowd arrives in its first second and a
 //! thinner tail after. Each fan POSTs, and while it is told 203 `waiting`
 //! it repeats the POST with its ticket when `retryAfterMs` says; a 503, a
 //! 429 or no answer is retried with the spike client's backoff, keeping the
@@ -22,6 +22,7 @@
 
 use crate::spike::{api_gateway_post, parse, Observed, Rng};
 use crate::verify::Told;
+use fanrush::rules::line::draw::CLOSES_BEFORE;
 use fanrush_local::pool::Pool;
 use fanrush_local::GatewayEvent;
 use rand::{RngExt, SeedableRng};
@@ -295,11 +296,11 @@ pub async fn run(
     let mut fans: Vec<(Instant, Kind)> = Vec::with_capacity(opening.fans());
     for i in 0..opening.fans() {
         let at = if i < opening.prequeuers {
-            // At least a tenth of a second early, so the POST lands before
-            // the opening.
-            let before =
-                opening.prequeue_window.mul_f64(rng.random::<f64>()).clamp(Duration::from_millis(100), until_opening);
-            opened - before
+            // At least a tenth of a second before the draw closes, so the
+            // POST lands in it.
+            let closes = opened - CLOSES_BEFORE;
+            let window = until_opening.saturating_sub(CLOSES_BEFORE);
+            closes - opening.prequeue_window.mul_f64(rng.random::<f64>()).clamp(Duration::from_millis(100), window)
         } else if i < opening.prequeuers + opening.crowd {
             opened + Duration::from_secs(1).mul_f64(rng.random::<f64>())
         } else {
