@@ -1,9 +1,9 @@
 //! After an opening at a line: its pre-queue draw checked as an auditor
 //! would, with `fanrush verify-draw` on what the APIs published during the
-//! run (the commitment read before anyone joined, the reveal page by page,
-//! the receipt keys, one pre-queued fan's receipt from `GET
-//! /entries/me`). It must pass, and it must fail on a copy of the reveal
-//! with two fans swapped.
+//! run (the commitment read before anyone joined, the digest the event
+//! shows since its draw was sealed, the reveal page by page, the receipt
+//! keys, one pre-queued fan's receipt from `GET /entries/me`). It must
+//! pass, and it must fail on a copy of the reveal with two fans swapped.
 
 use crate::spike::parse;
 use crate::stack::Stack;
@@ -35,6 +35,8 @@ pub async fn commitment(stack: &Stack, event: &str) -> Result<String, String> {
 /// pre-queued fan that was admitted).
 pub async fn check(stack: &Stack, event: &str, committed: &str, fan: &str, dir: &Path) -> Result<DrawCheck, String> {
     let reveal = reveal(stack, event).await?;
+    let view = get(stack, &format!("/events/{event}"), "GET /events/{eventId}", event, None, false).await?;
+    let sealed = view["drawDigest"].as_str().ok_or_else(|| format!("no sealed draw digest in {view}"))?.to_owned();
     let keys = get(stack, "/receipt-keys", "GET /receipt-keys", event, None, false).await?;
     let mine =
         get(stack, &format!("/events/{event}/entries/me"), "GET /events/{eventId}/entries/me", event, Some(fan), false)
@@ -49,7 +51,7 @@ pub async fn check(stack: &Stack, event: &str, committed: &str, fan: &str, dir: 
     let receipt_file = write("receipt.json", &mine["receipt"])?;
     let verify = |reveal: &Path| {
         let mut command = std::process::Command::new(stack.bin_dir.join("fanrush"));
-        command.args(["verify-draw", "--event", event, "--commitment", committed, "--fan", fan]);
+        command.args(["verify-draw", "--event", event, "--commitment", committed, "--digest", &sealed, "--fan", fan]);
         command.arg("--reveal").arg(reveal).arg("--keys").arg(&keys_file).arg("--receipt").arg(&receipt_file);
         command.output().map_err(|e| format!("could not run fanrush verify-draw: {e}"))
     };
@@ -102,7 +104,8 @@ async fn reveal(stack: &Stack, event: &str) -> Result<Value, String> {
         }
     }
     let first = first.expect("a page");
-    Ok(json!({ "eventId": event, "commitment": first["commitment"], "seed": first["seed"], "fans": fans }))
+    Ok(json!({ "eventId": event, "commitment": first["commitment"], "seed": first["seed"], "digest": first["digest"],
+               "fans": fans }))
 }
 
 /// One GET through entry-api (or admin-api), as API Gateway sends it.

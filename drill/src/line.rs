@@ -296,11 +296,12 @@ pub async fn run(
     let mut fans: Vec<(Instant, Kind)> = Vec::with_capacity(opening.fans());
     for i in 0..opening.fans() {
         let at = if i < opening.prequeuers {
-            // At least a tenth of a second before the draw closes, so the
-            // POST lands in it.
-            let closes = opened - CLOSES_BEFORE;
-            let window = until_opening.saturating_sub(CLOSES_BEFORE);
-            closes - opening.prequeue_window.mul_f64(rng.random::<f64>()).clamp(Duration::from_millis(100), window)
+            // Sent a longest round trip (or more) before the draw closes,
+            // so the POST lands in it whatever the network.
+            let margin = Duration::from_millis(opening.network.cap_ms as u64);
+            let closes = opened - CLOSES_BEFORE - margin;
+            let window = until_opening.saturating_sub(CLOSES_BEFORE + margin);
+            closes - opening.prequeue_window.mul_f64(rng.random::<f64>()).min(window)
         } else if i < opening.prequeuers + opening.crowd {
             opened + Duration::from_secs(1).mul_f64(rng.random::<f64>())
         } else {

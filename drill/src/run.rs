@@ -22,7 +22,7 @@ use std::time::{Duration, Instant};
 /// How long before its opening a line's event is defined: the pre-queue's
 /// joins land in this window, before the draw closes
 /// ([`fanrush::rules::line::draw::CLOSES_BEFORE`] the opening).
-const BEFORE_OPENING: Duration = Duration::from_secs(10 + fanrush::rules::line::draw::CLOSES_BEFORE.as_secs());
+const BEFORE_OPENING: Duration = Duration::from_secs(12 + fanrush::rules::line::draw::CLOSES_BEFORE.as_secs());
 
 pub async fn run_all(stack: &Stack, scenarios: &[Scenario], o: &Options) -> Report {
     let shape = o.shape();
