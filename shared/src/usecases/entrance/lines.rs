@@ -45,6 +45,12 @@ const RECOUNT_BUCKETS: u64 = 100;
 /// on its way after this was lost, and its places go out with the next.
 const CALL_ABANDONED_MS: i64 = 5_000;
 
+/// Syncs a request makes, beyond its own, for places in the draw given
+/// here while its sync was on its way: only an environment that serves
+/// requests at the same time (a local one) needs them; a Lambda
+/// environment serves one at a time.
+const DRAW_RESYNCS: usize = 3;
+
 /// Fans this environment remembers at the door, at most, and for how long
 /// after they last called it: long enough to outlast an outage and its
 /// restore, short enough that a fan who walked away is not put back.
@@ -187,6 +193,12 @@ impl EventLine {
                     || since(Some(at), self.every)
             }
         }
+    }
+
+    /// Places in the draw wait to be counted, and no sync is on its way.
+    fn drawing_unsent(&self, now_ms: i64) -> bool {
+        self.unsent.iter().any(|(f, _)| f.bucket.is_none())
+            && self.syncing_since_ms.is_none_or(|at| now_ms - at >= CALL_ABANDONED_MS)
     }
 
     /// The draw is due sealed and this copy has no digest yet: the next
@@ -368,13 +380,13 @@ impl Lines {
     /// pre-queued fan, falls before the opening, when the gate admits
     /// nobody.
     pub async fn count_draw(&self, gate: &EntryGate, fans: &FanMemory, event: &EventId, now: DateTime<Utc>) {
-        let drawing = |line: &EventLine, now_ms: i64| {
-            line.unsent.iter().any(|(f, _)| f.bucket.is_none())
-                && line.syncing_since_ms.is_none_or(|at| now_ms - at >= CALL_ABANDONED_MS)
-        };
-        let _ = self.sync_when(gate, fans, event, now, drawing).await;
+        let _ = self.sync_when(gate, fans, event, now, EventLine::drawing_unsent).await;
     }
 
+    /// Syncs when `due` says so; then again, a few times at most, while
+    /// places in the draw were given here during the sync (by requests
+    /// this environment served at the same time, which found it on its
+    /// way): they are counted before this request ends.
     async fn sync_when(
         &self,
         gate: &EntryGate,
@@ -382,6 +394,32 @@ impl Lines {
         event: &EventId,
         now: DateTime<Utc>,
         due: impl Fn(&EventLine, i64) -> bool,
+    ) -> Result<Synced, LineError> {
+        let mut synced = self.sync_once(gate, fans, event, now, &due).await;
+        for _ in 0..DRAW_RESYNCS {
+            // Not while the gate fails: the places wait for the next request.
+            let again = matches!(synced, Ok(Synced::Lined))
+                && self
+                    .events
+                    .lock()
+                    .unwrap()
+                    .get(event)
+                    .is_some_and(|l| !l.gate_failing && l.drawing_unsent(now.timestamp_millis()));
+            if !again {
+                break;
+            }
+            synced = self.sync_once(gate, fans, event, now, &EventLine::drawing_unsent).await;
+        }
+        synced
+    }
+
+    async fn sync_once(
+        &self,
+        gate: &EntryGate,
+        fans: &FanMemory,
+        event: &EventId,
+        now: DateTime<Utc>,
+        due: &impl Fn(&EventLine, i64) -> bool,
     ) -> Result<Synced, LineError> {
         let now_ms = now.timestamp_millis();
         let request = {
