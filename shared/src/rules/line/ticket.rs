@@ -27,7 +27,7 @@ use thiserror::Error;
 /// place; it is far above the longest `Retry-After` the line sets.
 pub const TICKET_TTL: Duration = Duration::from_secs(30 * 60);
 
-const VERSION: u8 = 2;
+const VERSION: u8 = 1;
 const BODY: usize = 22;
 const MAC: usize = 16;
 const DOMAIN: &[u8] = b"fanrush/line-ticket/v1\0";
@@ -112,6 +112,9 @@ impl Ticket {
     pub fn encode(&self, keys: &TicketKeys, event: &str, fan: &str) -> String {
         let mut raw = [0u8; BODY + MAC];
         raw[0] = VERSION;
+        // The place's kind: 0 a drawn pre-queue key, 1 an arrival, 2 a
+        // place still drawing (the fan's reference). An arrival's ticket is
+        // as it always was, so one issued before a deploy holds after it.
         let (kind, key, tie) = match self.place {
             Place::Prequeue { shuffle } => (0u8, shuffle, 0u32),
             Place::Drawing { fan } => (2u8, u64::from_be_bytes(fan), 0u32),
