@@ -29,10 +29,10 @@ export async function handler(event) {
     return json(404, { error: "route_not_found", message: "no such route" });
   }
   const eventId = parts[1];
-  const meta = `${prefix}:ev:${eventId}`;
+  const meta = `${prefix}:ev:{${eventId}}`;
   const token = `${process.pid}-${counter++}`;
-  const r = await redis.admit(`${prefix}:state`, meta, `${meta}:fans`, `${meta}:notes`, `${meta}:pending`, `${meta}:door`,
-    `${meta}:grants`, await serverRunId(), fan, Date.now(), token, "", "0", "direct", "0");
+  const r = await redis.admit(meta, `${meta}:fans`, `${meta}:notes`, `${meta}:pending`, `${meta}:door`,
+    `${meta}:grants`, `${meta}:joined`, await serverRunId(), fan, Date.now(), token, "", "0", "direct", "0");
   if (r[0] === "existing") return json(200, { eventId, fanId: fan, position: Number(r[1]), status: "accepted" });
   if (r[0] === "sold_out") return json(409, { error: "sold_out", message: "no places are left" });
   if (r[0] !== "reserved") return json(404, { error: r[0], message: r[0] });

@@ -363,7 +363,7 @@ async fn day_old(root: &Path, env: &[(String, String)], url: &str, quick: bool, 
     let day_buckets: i64 = 24 * 3_600 * 10;
     for bucket in [0, day_buckets / 2, day_buckets - 50] {
         let _: () = redis::cmd("BITFIELD")
-            .arg(format!("{prefix}:ev:{}:line", old.id))
+            .arg(format!("{prefix}:ev:{{{}}}:line", old.id))
             .arg(&["INCRBY", "u32", &format!("#{}", bucket + 1), "3"][..])
             .query_async(&mut redis)
             .await
@@ -371,7 +371,7 @@ async fn day_old(root: &Path, env: &[(String, String)], url: &str, quick: bool, 
     }
     let served = (day_buckets - 60) << 24;
     let _: () = redis::cmd("HSET")
-        .arg(format!("{prefix}:ev:{}", old.id))
+        .arg(format!("{prefix}:ev:{{{}}}", old.id))
         .arg(&["lineServed", &served.to_string()][..])
         .query_async(&mut redis)
         .await

@@ -58,7 +58,9 @@ pub async fn restore(root: &Path, env: &[(String, String)], quick: bool, report:
         Err(_) => None,
     };
     if let Some(c) = redis.as_mut() {
-        let _: Result<(), _> = redis::cmd("DEL").arg(format!("{prefix}:state")).query_async(c).await;
+        // The directory of events lost: the setup's restore rebuilds it,
+        // and the event, which the gate never held, from PostgreSQL.
+        let _: Result<(), _> = redis::cmd("DEL").arg(format!("{prefix}:events")).query_async(c).await;
     }
     let out = setup().output().await;
     let measured = out.ok().and_then(|o| {

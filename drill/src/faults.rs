@@ -324,10 +324,11 @@ async fn flush_and_check_restore(stack: &Stack, event: &str, dead: i64) -> Resul
     let started = Instant::now();
     while started.elapsed() < Duration::from_secs(60) {
         tokio::time::sleep(Duration::from_millis(500)).await;
-        let taken = match stack.redis.lock().await.command(&["HGET", &format!("{PREFIX}:ev:{event}"), "taken"]).await {
-            Ok(redis::Value::BulkString(b)) => String::from_utf8_lossy(&b).parse::<i64>().unwrap_or(-1),
-            _ => continue,
-        };
+        let taken =
+            match stack.redis.lock().await.command(&["HGET", &format!("{PREFIX}:ev:{{{event}}}"), "taken"]).await {
+                Ok(redis::Value::BulkString(b)) => String::from_utf8_lossy(&b).parse::<i64>().unwrap_or(-1),
+                _ => continue,
+            };
         let rows = stack.db.entries(&id).await.map_err(|e| e.to_string())?.len() as i64;
         if taken != rows + dead {
             return Err(format!("the restored gate counts {taken} taken; {rows} rows + {dead} dead-lettered fans"));

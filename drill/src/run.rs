@@ -243,6 +243,20 @@ async fn admissions(stack: &Stack, id: &EventId) -> Result<HashMap<String, fairn
         .collect())
 }
 
+/// Whether the event's state is fenced by the server now running: it was
+/// built there, or restored there after a fault.
+async fn built_here(redis: &fanrush_local::services::PrivateRedis, event: &str) -> bool {
+    let text = |v: Result<redis::Value, String>| match v {
+        Ok(redis::Value::BulkString(b)) => String::from_utf8_lossy(&b).into_owned(),
+        Ok(redis::Value::VerbatimString { text, .. }) => text,
+        _ => String::new(),
+    };
+    let info = text(redis.command(&["INFO", "server"]).await);
+    let run_id = info.lines().find_map(|l| l.strip_prefix("run_id:")).map(str::trim);
+    let fence = text(redis.command(&["HGET", &format!("{PREFIX}:ev:{{{event}}}"), "fence"]).await);
+    run_id.is_some_and(|id| !id.is_empty() && id == fence)
+}
+
 /// Waits until the queue drained, the gate state is there and nothing
 /// is pending or granted for the event, twice in a row.
 async fn settle(stack: &Stack, event: &str, limit: Duration) -> Result<(), String> {
@@ -251,10 +265,10 @@ async fn settle(stack: &Stack, event: &str, limit: Duration) -> Result<(), Strin
     while started.elapsed() < limit {
         let drained = stack.queue_depth(&stack.queue_url).await == Ok(0);
         let redis = stack.redis.lock().await;
-        let state = matches!(redis.command(&["EXISTS", &format!("{PREFIX}:state")]).await, Ok(redis::Value::Int(1)));
-        let pending = redis.command(&["ZCARD", &format!("{PREFIX}:ev:{event}:pending")]).await;
+        let state = built_here(&redis, event).await;
+        let pending = redis.command(&["ZCARD", &format!("{PREFIX}:ev:{{{event}}}:pending")]).await;
         // A line's grants whose fans walked away lapse at the scheduler's tick.
-        let grants = redis.command(&["ZCARD", &format!("{PREFIX}:ev:{event}:grants")]).await;
+        let grants = redis.command(&["ZCARD", &format!("{PREFIX}:ev:{{{event}}}:grants")]).await;
         drop(redis);
         let quiet = matches!(pending, Ok(redis::Value::Int(0))) && matches!(grants, Ok(redis::Value::Int(0)));
         calm = if drained && state && quiet { calm + 1 } else { 0 };
@@ -277,11 +291,11 @@ async fn check(stack: &Stack, event: &str, capacity: i64, observed: &Observed) -
         .map(|e| (e.fan_id.as_str().to_owned(), e.position))
         .collect();
     let redis = stack.redis.lock().await;
-    let taken = match redis.command(&["HGET", &format!("{PREFIX}:ev:{event}"), "taken"]).await? {
+    let taken = match redis.command(&["HGET", &format!("{PREFIX}:ev:{{{event}}}"), "taken"]).await? {
         redis::Value::BulkString(b) => String::from_utf8_lossy(&b).parse().unwrap_or(-1),
         _ => 0,
     };
-    let fans = redis.command(&["HGETALL", &format!("{PREFIX}:ev:{event}:fans")]).await?;
+    let fans = redis.command(&["HGETALL", &format!("{PREFIX}:ev:{{{event}}}:fans")]).await?;
     let mut gate = GateView { taken, ..GateView::default() };
     if let redis::Value::Array(items) = fans {
         let text = |v: &redis::Value| match v {

@@ -348,7 +348,7 @@ async fn memory(
     prefix: &str,
     admin: &mut redis::aio::MultiplexedConnection,
 ) -> Result<MemoryFigures, MeasureError> {
-    // Keys as the gate names them (EntryGate's `P:ev:E` and `P:ev:E:*`).
+    // Keys as the gate names them (EntryGate's `P:ev:{E}` and `P:ev:{E}:*`).
     let gate = EntryGate::new(url, prefix, Duration::from_secs(5), Duration::from_secs(5))?;
     gate.mark_state_present().await?;
     let note = "n".repeat(MAX_NOTE_CHARS);
@@ -379,7 +379,7 @@ async fn memory(
         }
         // Every key of the event, each counted whole (SAMPLES 0).
         let mut bytes = 0;
-        for key in event_keys(admin, &format!("{prefix}:ev:{id}")).await? {
+        for key in event_keys(admin, &format!("{prefix}:ev:{{{id}}}")).await? {
             bytes += memory_usage(admin, &key).await?;
         }
         per_fan.push(bytes as f64 / MEMORY_FANS as f64);
@@ -495,10 +495,10 @@ where
     Ok(CoreFigure { per_second: calls / cpu, core_busy: (cpu / wall).min(1.0) })
 }
 
-/// Refuses a server where any key looks like a gate's (`*:state`, `*:ev:*`)
+/// Refuses a server where any key looks like a gate's (`*:events`, `*:ev:*`)
 /// outside `prefix`.
 async fn refuse_live_gate(c: &mut redis::aio::MultiplexedConnection, prefix: &str) -> Result<(), MeasureError> {
-    for pattern in ["*:state", "*:ev:*"] {
+    for pattern in ["*:events", "*:ev:*"] {
         let mut cursor: u64 = 0;
         loop {
             let (next, keys) = scan_page(c, cursor, pattern).await?;

@@ -1,14 +1,15 @@
 //! Putting the gate back in step with PostgreSQL and the DLQ.
 //!
-//! - [`restore_gate`]: the gate refuses everything once its state is missing
-//!   or was built on another server (a failover, a restart from a snapshot;
-//!   see [`crate::adapters::redis_gate`]). Once every entry request that was in flight then
-//!   has finished (`settle`, longer than the entry function's timeout,
-//!   counted from when the loss was first noticed) and the queue has
-//!   drained, one restorer (a lease in Redis, every write fenced by it)
-//!   rebuilds each open or upcoming event from its stored entries, read in
-//!   pages of [`RESTORE_PAGE`] rows, plus its dead-lettered ones without a
-//!   row, once per fan however many copies the DLQ holds; a closed
+//! - [`restore_gate`]: an event refuses everything once its state is
+//!   missing or was built on another server (a failover, a restart from a
+//!   snapshot; see [`crate::adapters::redis_gate`]). Once every entry
+//!   request that was in flight then has finished (`settle`, longer than the
+//!   entry function's timeout, counted from when the loss was first
+//!   noticed) and the queue has drained, one restorer per event (a lease in
+//!   the event's slot, every write fenced by it) rebuilds each lost event
+//!   from its stored entries, read in pages of [`RESTORE_PAGE`] rows, plus
+//!   its dead-lettered ones without a row, once per fan however many copies
+//!   the DLQ holds; a closed
 //!   event gets its definition and counters only. Nothing is counted from
 //!   zero and no stored or dead-lettered position is handed out again. An
 //!   event's line gets back its seed; its door and grants start empty, and
@@ -28,7 +29,7 @@
 //!   memory holds the events that are open or coming, not every event ever.
 
 use crate::adapters::postgres_store::{Database, StoreError};
-use crate::adapters::redis_gate::{Archival, EntryGate, GateError, Restored};
+use crate::adapters::redis_gate::{Archival, EntryGate, GateError, RestoreLease, Restored};
 use crate::adapters::sqs_queue::{DeadLetterQueue, DeadLetters, EntryQueue, QueueError};
 use crate::rules::domain::{Entry, EventId, FanEvent};
 use chrono::{DateTime, Utc};
@@ -90,16 +91,22 @@ pub struct Queues<'a> {
 /// What [`restore_gate`] did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Restore {
-    /// The state was there; nothing to do.
+    /// Every event's state was there; nothing to do.
     NotNeeded,
     Restored {
+        /// Events rebuilt in this pass.
         events: usize,
         entries: usize,
+        /// Other lost events wait for a later pass (their loss is recent,
+        /// or another restorer holds them).
+        deferred: bool,
     },
 }
 
-/// Rebuilds the gate from PostgreSQL and the DLQ if it is lost, once the
-/// loss is `settle` old and the queue has drained.
+/// Rebuilds, from PostgreSQL and the DLQ, each event whose state is lost
+/// once its loss is `settle` old and the queue has drained; the events
+/// whose state holds are not touched and keep admitting. First the
+/// directory of events, if it was lost.
 pub async fn restore_gate(
     gate: &EntryGate,
     db: &Database,
@@ -107,55 +114,94 @@ pub async fn restore_gate(
     now: DateTime<Utc>,
     settle: Duration,
 ) -> Result<Restore, RecoveryError> {
-    let Some(lost_at) = gate.state_lost_since(now).await? else {
-        return Ok(Restore::NotNeeded);
-    };
-    let age = (now - lost_at).to_std().unwrap_or_default();
-    if age < settle {
-        return Err(RecoveryError::Settling(age));
+    let events = db.events().await?;
+    if !gate.directory_holds().await? {
+        let ids: Vec<EventId> = events.iter().map(|e| e.id.clone()).collect();
+        gate.rebuild_directory(&ids).await?;
+        tracing::info!(events = ids.len(), "directory of events rebuilt");
+    }
+    let (mut lost, mut settling) = (Vec::new(), None::<Duration>);
+    for event in &events {
+        let Some(lost_at) = gate.state_lost_since(&event.id, now).await? else { continue };
+        let age = (now - lost_at).to_std().unwrap_or_default();
+        if age < settle {
+            settling = Some(settling.map_or(age, |s| s.min(age)));
+        } else {
+            lost.push(event);
+        }
+    }
+    if lost.is_empty() {
+        return match settling {
+            Some(age) => Err(RecoveryError::Settling(age)),
+            None => Ok(Restore::NotNeeded),
+        };
     }
     if !queues.entries.is_drained().await? {
         return Err(RecoveryError::QueueNotDrained);
     }
-    let lease = gate.begin_restore(&restore_token(), RESTORE_LEASE).await?;
     let dead = queues.dead_letters.peek().await?;
-    let events = db.events().await?;
-    let mut entries = 0;
-    for event in &events {
-        gate.restore_clear(&lease, &event.id).await?;
-        // Dead letters (one per fan) count as taken, and a row, where there
-        // is one, wins: a redelivery may have written it too.
-        let extra = dead_without_row(db, &event.id, &dead).await?;
-        let dead_seq = extra.iter().map(|e| e.position).max().unwrap_or(0);
-        let (taken, seq) = if event.closes_at > now {
-            let (mut taken, mut seq) = (0i64, 0);
-            loop {
-                let page = db.entries_after(&event.id, seq, RESTORE_PAGE).await?;
-                let Some(last) = page.last() else { break };
-                seq = last.position;
-                taken += page.len() as i64;
-                gate.restore_entries(&lease, &event.id, &page).await?;
+    let token = restore_token();
+    let (mut restored, mut entries, mut busy) = (0, 0, false);
+    for event in lost {
+        let lease = match gate.begin_restore(&event.id, &token, RESTORE_LEASE).await {
+            Ok(lease) => lease,
+            Err(GateError::RestoreBusy) => {
+                busy = true;
+                continue;
             }
-            gate.restore_entries(&lease, &event.id, &extra).await?;
-            (taken + extra.len() as i64, seq.max(dead_seq))
-        } else {
-            let (taken, seq) = db.entry_totals(&event.id).await?;
-            (taken + extra.len() as i64, seq.max(dead_seq))
+            Err(e) => return Err(e.into()),
         };
-        entries += taken as usize;
-        let restored = if event.closes_at > now { Restored::Whole } else { Restored::Archived };
-        let seed = match event.line {
-            Some(_) => db.line_seed(&event.id).await?,
-            None => None,
-        };
-        // The line's hold runs from when its definition is back, however
-        // long the restore took so far.
-        let resumed = now.max(Utc::now());
-        gate.restore_definition(&lease, event, seed.as_deref(), taken, seq, restored, resumed).await?;
+        entries += restore_event(gate, db, &lease, event, &dead, now).await?;
+        restored += 1;
+        tracing::info!(event = %event.id, "event state restored");
     }
-    gate.finish_restore(&lease).await?;
-    tracing::info!(events = events.len(), entries, dead_letters = dead.entries.len(), "gate state restored");
-    Ok(Restore::Restored { events: events.len(), entries })
+    if restored == 0 {
+        return Err(GateError::RestoreBusy.into());
+    }
+    tracing::info!(events = restored, entries, dead_letters = dead.entries.len(), "gate state restored");
+    Ok(Restore::Restored { events: restored, entries, deferred: busy || settling.is_some() })
+}
+
+/// Rebuilds one event under its lease: how many entries it holds.
+async fn restore_event(
+    gate: &EntryGate,
+    db: &Database,
+    lease: &RestoreLease,
+    event: &FanEvent,
+    dead: &DeadLetters,
+    now: DateTime<Utc>,
+) -> Result<usize, RecoveryError> {
+    gate.restore_clear(lease).await?;
+    // Dead letters (one per fan) count as taken, and a row, where there
+    // is one, wins: a redelivery may have written it too.
+    let extra = dead_without_row(db, &event.id, dead).await?;
+    let dead_seq = extra.iter().map(|e| e.position).max().unwrap_or(0);
+    let (taken, seq) = if event.closes_at > now {
+        let (mut taken, mut seq) = (0i64, 0);
+        loop {
+            let page = db.entries_after(&event.id, seq, RESTORE_PAGE).await?;
+            let Some(last) = page.last() else { break };
+            seq = last.position;
+            taken += page.len() as i64;
+            gate.restore_entries(lease, &page).await?;
+        }
+        gate.restore_entries(lease, &extra).await?;
+        (taken + extra.len() as i64, seq.max(dead_seq))
+    } else {
+        let (taken, seq) = db.entry_totals(&event.id).await?;
+        (taken + extra.len() as i64, seq.max(dead_seq))
+    };
+    let restored = if event.closes_at > now { Restored::Whole } else { Restored::Archived };
+    let seed = match event.line {
+        Some(_) => db.line_seed(&event.id).await?,
+        None => None,
+    };
+    // The line's hold runs from when its definition is back, however
+    // long the restore took so far.
+    let resumed = now.max(Utc::now());
+    gate.restore_definition(lease, event, seed.as_deref(), taken, seq, restored, resumed).await?;
+    gate.finish_restore(lease).await?;
+    Ok(taken as usize)
 }
 
 /// The event's dead-lettered entries that PostgreSQL does not hold.
@@ -254,12 +300,14 @@ pub async fn housekeeping(
 ) -> Result<Housekeeping, RecoveryError> {
     let mut report = Housekeeping::default();
     match restore_gate(gate, db, queues, now, patience.restore_settle).await {
-        Ok(Restore::Restored { events, entries }) => report.restored = Some((events, entries)),
-        Ok(Restore::NotNeeded) => {}
-        Err(e) if e.is_deferred() => {
-            report.deferred = true;
-            return Ok(report);
+        Ok(Restore::Restored { events, entries, deferred }) => {
+            report.restored = Some((events, entries));
+            report.deferred = deferred;
         }
+        Ok(Restore::NotNeeded) => {}
+        // The events that were not lost go on: the passes below skip
+        // the ones still waiting.
+        Err(e) if e.is_deferred() => report.deferred = true,
         Err(e) => return Err(e),
     }
     let cutoff = now - chrono::Duration::from_std(patience.sweep_after).unwrap_or(chrono::Duration::MAX);
@@ -288,7 +336,12 @@ pub async fn archive_closed(
         .iter()
         .filter(|e| e.closes_at + after_chrono <= now && now - e.closes_at < after_chrono + ARCHIVE_LOOKBACK)
     {
-        match gate.archive(&event.id, now, after).await? {
+        let archival = match gate.archive(&event.id, now, after).await {
+            // Lost: archived once its restore is done.
+            Err(GateError::StateLost) => continue,
+            other => other?,
+        };
+        match archival {
             Archival::Archived => {
                 tracing::info!(event = %event.id, "closed event archived: its fans are in PostgreSQL only");
                 archived += 1;
@@ -307,7 +360,13 @@ pub async fn archive_closed(
 /// a line; this is the call when there are none).
 pub async fn tend_lines(gate: &EntryGate, events: &[FanEvent], now: DateTime<Utc>) -> Result<(), RecoveryError> {
     for event in events.iter().filter(|e| e.line.is_some() && e.opens_at <= now && now < e.closes_at) {
-        gate.tend_line(&event.id, now).await?;
+        match gate.tend_line(&event.id, now).await {
+            // Lost: its restore comes first.
+            Err(GateError::StateLost) => continue,
+            other => {
+                other?;
+            }
+        }
     }
     Ok(())
 }

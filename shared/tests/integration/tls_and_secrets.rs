@@ -52,18 +52,18 @@ async fn redis_over_tls_with_an_auth_token_from_secrets_manager() {
     let gate = config.gate().unwrap();
     assert!(extension.requests().is_empty(), "nothing is read before the first use");
     gate.mark_state_present().await.unwrap();
-    assert_eq!(gate.state_lost_since(chrono::Utc::now()).await.unwrap(), None, "the state is there");
-    assert_eq!(gate.state_lost_since(chrono::Utc::now()).await.unwrap(), None);
+    assert!(gate.directory_holds().await.unwrap(), "the directory is there");
+    assert!(gate.directory_holds().await.unwrap());
     assert_eq!(extension.requests().len(), 1, "the token is read once per connection, not per command");
 
     let without_token = RedisConfig { auth: SecretSource::None, ..config.clone() }.gate().unwrap();
-    assert!(without_token.state_lost_since(chrono::Utc::now()).await.is_err(), "AUTH is required");
+    assert!(without_token.directory_holds().await.is_err(), "AUTH is required");
     let wrong_token = RedisConfig { auth: SecretSource::Plain(Secret::new("wrong")), ..config.clone() };
-    assert!(wrong_token.gate().unwrap().state_lost_since(chrono::Utc::now()).await.is_err());
+    assert!(wrong_token.gate().unwrap().directory_holds().await.is_err());
     let system_roots = RedisConfig { root_certificates: None, ..config.clone() }.gate().unwrap();
-    assert!(system_roots.state_lost_since(chrono::Utc::now()).await.is_err(), "the server's certificate is verified");
+    assert!(system_roots.directory_holds().await.is_err(), "the server's certificate is verified");
     let plaintext = RedisConfig { url: redis.url().replace("rediss://", "redis://"), ..config };
-    assert!(plaintext.gate().unwrap().state_lost_since(chrono::Utc::now()).await.is_err(), "TLS only");
+    assert!(plaintext.gate().unwrap().directory_holds().await.is_err(), "TLS only");
     drop(redis);
     let _ = std::fs::remove_dir_all(dir);
 }
@@ -110,11 +110,11 @@ async fn a_provisioned_init_opens_tls_without_the_secret_and_a_rotated_token_is_
     const ROTATED: &str = "redis-auth-token-rotated-42";
     admin(&redis, &certs, REDIS_TOKEN, redis::cmd("CONFIG").arg(&["SET", "requirepass", ROTATED])).await;
     admin(&redis, &certs, ROTATED, redis::cmd("CLIENT").arg(&["KILL", "TYPE", "normal", "SKIPME", "yes"])).await;
-    assert!(gate.state_lost_since(chrono::Utc::now()).await.is_err(), "the old token is refused");
+    assert!(gate.directory_holds().await.is_err(), "the old token is refused");
     // Once the extension serves the new token, the next request reads it
     // again and gets in, in the same environment.
     extension.answer(200, &serde_json::json!({ "SecretString": ROTATED }).to_string());
-    assert_eq!(gate.state_lost_since(chrono::Utc::now()).await.unwrap(), None);
+    assert!(gate.directory_holds().await.unwrap());
     assert!(extension.requests().len() >= 3, "the token was read again after the AUTH failure");
     drop(redis);
     let _ = std::fs::remove_dir_all(dir);

@@ -2,7 +2,7 @@
 //! queued entry, releasing a place whose send failed, the sweep's view of
 //! pending sends, and the fan API's reads of an event and of an entry.
 
-use super::reply::{fence_refused, int_of, nested, text_of, Reply};
+use super::reply::{int_of, nested, tagged, text_of, Reply};
 use super::scripts::{ADMIT, CONFIRM, ENTRY, EVENT, RELEASE};
 use super::{texts, EntryGate, Fence, GateError};
 use crate::rules::domain::{Entry, EventId, FanId, Note, Position};
@@ -245,7 +245,6 @@ impl EntryGate {
         [mode, order, drawn_fan, late]: [Vec<u8>; 4],
     ) -> Result<(Reply, Option<Vec<redis::Value>>), GateError> {
         let k = self.event_keys(event);
-        let state = self.key("state");
         let now_ms = now.timestamp_millis().to_string();
         let has_note = if note.is_some() { "1" } else { "0" };
         let args: [&[u8]; 9] = [
@@ -259,9 +258,9 @@ impl EntryGate {
             &drawn_fan,
             &late,
         ];
-        let keys = [state.as_str(), &k.meta, &k.fans, &k.notes, &k.pending, &k.door, &k.grants, &k.joined];
-        let reply: redis::Value = self.call(&ADMIT, Fence::ServerAndEviction, &keys, &args).await?;
-        if fence_refused(&reply) {
+        let keys = [&k.meta, &k.fans, &k.notes, &k.pending, &k.door, &k.grants, &k.joined].map(String::as_str);
+        let reply: redis::Value = self.call_event(event, &ADMIT, Fence::ServerAndEviction, &keys, &args).await?;
+        if tagged(&reply, "state_lost") {
             return Err(GateError::StateLost);
         }
         nested(reply)
@@ -354,7 +353,7 @@ impl EntryGate {
     /// The fan API's view of an event, `None` when it does not exist.
     pub async fn event(&self, id: &EventId) -> Result<Option<EventView>, GateError> {
         let k = self.event_keys(id);
-        let r = self.call_tagged(&EVENT, Fence::Server, &[&self.key("state"), &k.meta], &[]).await?;
+        let r = self.call_tagged(id, &EVENT, Fence::Server, &[&k.meta], &[]).await?;
         match r.tag() {
             "ok" => Ok(Some(EventView {
                 title: r.field(1)?.to_owned(),
@@ -379,9 +378,8 @@ impl EntryGate {
     /// One fan's entry in one event.
     pub async fn entry(&self, event: &EventId, fan: &FanId) -> Result<EntryLookup, GateError> {
         let k = self.event_keys(event);
-        let keys = [self.key("state"), k.meta, k.fans, k.notes];
-        let keys = keys.each_ref().map(String::as_str);
-        let r = self.call_tagged(&ENTRY, Fence::Server, &keys, &texts(&[fan.as_str()])).await?;
+        let keys = [&k.meta, &k.fans, &k.notes].map(String::as_str);
+        let r = self.call_tagged(event, &ENTRY, Fence::Server, &keys, &texts(&[fan.as_str()])).await?;
         Ok(match r.tag() {
             "ok" => EntryLookup::Confirmed(r.entry(event, fan)?),
             "pending" => EntryLookup::Pending,

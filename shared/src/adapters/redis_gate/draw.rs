@@ -1,5 +1,5 @@
 //! Reading an event's pre-queue draw for its reveal: who was counted in it
-//! (`P:ev:E:draw`, in the order counted) and the digest it was sealed with.
+//! (`P:ev:{E}:draw`, in the order counted) and the digest it was sealed with.
 //!
 //! Read in `GETRANGE` pages, so a large draw costs the event's core many
 //! small reads rather than one long one; the fence is checked before and

@@ -131,20 +131,9 @@ impl EntryGate {
         for (fan, bucket) in request.fans.iter().zip(&buckets) {
             args.extend([fan.hash.as_slice(), bucket.as_bytes()]);
         }
-        let state = self.key("state");
-        let keys = [
-            state.as_str(),
-            &k.meta,
-            &k.counts,
-            &k.joined,
-            &k.fans,
-            &k.pending,
-            &k.door,
-            &k.grants,
-            &k.syncing,
-            &k.draw,
-        ];
-        let reply: Vec<Value> = self.call(&LINE, Fence::Server, &keys, &args).await?;
+        let keys =
+            [k.meta.as_str(), &k.counts, &k.joined, &k.fans, &k.pending, &k.door, &k.grants, &k.syncing, &k.draw];
+        let reply: Vec<Value> = self.call_event(event, &LINE, Fence::Server, &keys, &args).await?;
         match text_of(reply.first(), "line sync")?.as_str() {
             "state_lost" => Err(GateError::StateLost),
             "not_found" => Ok(LineSync::NotFound),

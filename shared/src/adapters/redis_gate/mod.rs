@@ -4,22 +4,24 @@
 //! trip. Every script is idempotent: one retried after a lost reply (see
 //! [`LazyRedis::run`]) finds what its first run wrote and answers the same,
 //! so nothing is counted twice. Keys, under a configurable prefix (tests use
-//! a unique one each):
+//! a unique one each); all of one event's share the hash tag `{E}`, so each
+//! event script touches one hash slot, and nothing global is read beside
+//! them (the directory is a call of its own):
 //!
 //! | key | type | holds |
 //! |---|---|---|
-//! | `P:state` | string | the `run_id` of the server the whole gate state was built on |
-//! | `P:state-lost-at` | string | `run_id:ms`: when a server first noticed its state missing or foreign |
-//! | `P:restoring` | string | the lease of the one restorer at work (token, expires) |
-//! | `P:ev:E` | hash | event definition, `taken` (places held), `seq` (last position handed out), `archived` (1 once closed and archived: the event's other keys are gone); for a deleted event only `retired` = 1 (a tombstone: the id is never published again); for an event with a line also `lineRate`, `linePrequeueMs` (when joining opens), `lineSeed`, the pace's `lineTokens` and `lineTokensAt`, `lineServed` (the highest place granted, an order key), `lineGranted` (places granted so far), `lineFirstBucket` (the first arrival bucket counted) and `lineDrawDigest` (the digest of the sealed draw) |
-//! | `P:ev:E:fans` | hash | fan → record (below) |
-//! | `P:ev:E:notes` | hash | fan → note |
-//! | `P:ev:E:pending` | sorted set | fans whose send is pending, by the time of the last send, for the sweep |
-//! | `P:ev:E:line` | string | the line's counts of fans given a place, `u32`s (`BITFIELD`): the pre-queue's, then one per 100 ms bucket after the opening |
-//! | `P:ev:E:joined` | hash | an 8-byte hash of each fan counted in the line → the bucket it was counted at (`p`: the pre-queue's draw), so a fan is counted once |
-//! | `P:ev:E:draw` | string | the 8-byte hashes of the fans counted in the pre-queue's draw, in the order counted: sealed as its SHA-1, `lineDrawDigest` |
-//! | `P:ev:E:door` | sorted set | the line's door: fans whose turn came and who called, scored by their places' order keys |
-//! | `P:ev:E:grants` | sorted set | fans granted a place they have not claimed yet, scored by when the grant lapses |
+//! | `P:events` | hash | the directory: every event id the gate was given → `1`, and `~fence`, the `run_id` of the server it was built on; it tells an unknown event from one lost with all its keys |
+//! | `P:ev:{E}` | hash | event definition, `fence` (the `run_id` of the server the event's state was built on), `taken` (places held), `seq` (last position handed out), `archived` (1 once closed and archived: the event's other keys are gone); for a deleted event only `retired` = 1 and `fence` (a tombstone: the id is never published again); for an event with a line also `lineRate`, `linePrequeueMs` (when joining opens), `lineSeed`, the pace's `lineTokens` and `lineTokensAt`, `lineServed` (the highest place granted, an order key), `lineGranted` (places granted so far), `lineFirstBucket` (the first arrival bucket counted), `lineDrawDigest` (the digest of the sealed draw) and `lineRestoredAt` |
+//! | `P:ev:{E}:lost-at` | string | `run_id:ms`: when a server first noticed the event's state missing or foreign |
+//! | `P:ev:{E}:restoring` | string | the lease of the one restorer rebuilding the event (token, expires) |
+//! | `P:ev:{E}:fans` | hash | fan → record (below) |
+//! | `P:ev:{E}:notes` | hash | fan → note |
+//! | `P:ev:{E}:pending` | sorted set | fans whose send is pending, by the time of the last send, for the sweep |
+//! | `P:ev:{E}:line` | string | the line's counts of fans given a place, `u32`s (`BITFIELD`): the pre-queue's, then one per 100 ms bucket after the opening |
+//! | `P:ev:{E}:joined` | hash | an 8-byte hash of each fan counted in the line → the bucket it was counted at (`p`: the pre-queue's draw), so a fan is counted once |
+//! | `P:ev:{E}:draw` | string | the 8-byte hashes of the fans counted in the pre-queue's draw, in the order counted: sealed as its SHA-1, `lineDrawDigest` |
+//! | `P:ev:{E}:door` | sorted set | the line's door: fans whose turn came and who called, scored by their places' order keys |
+//! | `P:ev:{E}:grants` | sorted set | fans granted a place they have not claimed yet, scored by when the grant lapses |
 //!
 //! A fan's record is `position:acceptedAtMs` once the entry is durably
 //! queued; `position:acceptedAtMs:*` while a line's grant waits for the fan
@@ -31,16 +33,23 @@
 //! releases it, after the queue drained and neither PostgreSQL nor the DLQ
 //! holds the entry. A grant no request claimed lapses by itself.
 //!
-//! **The fence.** Redis may go back in time: a failover promotes a replica
-//! that missed the last acknowledged writes (replication is asynchronous), a
-//! server restarts from an older snapshot. Either way the server is a new
-//! process with a new `run_id`, and every connection learns its server's
-//! `run_id` when it opens ([`LazyRedis`]). Every script that reads or
-//! decides checks `P:state` against it (`lua/prelude.lua`), so the first
-//! request on another server is refused (`state_lost`, 503) before it can
-//! admit anyone, and the state stays refused until
-//! [`crate::usecases::recovery`] rebuilds it from PostgreSQL and the DLQ and
-//! stamps it with the new server's `run_id`. A restore keeps the line's
+//! **The fence, per event.** Redis may go back in time: a failover promotes
+//! a replica that missed the last acknowledged writes (replication is
+//! asynchronous), a server restarts from an older snapshot. Either way the
+//! server is a new process with a new `run_id`, and every connection learns
+//! its server's `run_id` when it opens ([`LazyRedis`]). Every script that
+//! reads or decides checks its event's `fence` against it
+//! (`lua/prelude.lua`), so the first request on another server is refused
+//! (`state_lost`, 503) before it can admit anyone, and the event stays
+//! refused until [`crate::usecases::recovery`] rebuilds it from PostgreSQL
+//! and the DLQ and stamps it with the new server's `run_id`. Only the
+//! events whose state was lost are refused and rebuilt; the others keep
+//! admitting. An event with no key at all is looked up in the directory
+//! (`lua/dir.lua`): listed, it was lost with its keys (503); never listed,
+//! it is unknown (404). The directory is fenced the same way and rebuilt
+//! from PostgreSQL. A publish lists a new id first, and builds the event on
+//! this server only if the directory did not know it: an id it knew with no
+//! keys is only ever rebuilt by a restore. A restore keeps the line's
 //! counts and who was counted, and clears its door and grants: the fans
 //! come back and call again.
 //!
@@ -75,6 +84,7 @@ pub use restore::{RestoreLease, Restored};
 
 use crate::rules::domain::EventId;
 use redis::Script;
+use scripts::DIRECTORY;
 use std::time::Duration;
 use thiserror::Error;
 
@@ -86,10 +96,11 @@ pub enum GateError {
     Unavailable(redis::RedisError),
     #[error("redis refused a gate command: {0}")]
     Refused(redis::RedisError),
-    /// The gate state is missing (a flush) or was built on another server (a
-    /// failover, a restart from a snapshot): it may have gone back in time,
-    /// so it refuses everything until it is restored from PostgreSQL.
-    #[error("the gate state is gone from redis or was built on another server, and must be restored")]
+    /// The event's gate state is missing (a flush) or was built on another
+    /// server (a failover, a restart from a snapshot): it may have gone back
+    /// in time, so the event refuses everything until it is restored from
+    /// PostgreSQL. So does any event the directory cannot vouch for.
+    #[error("the event's gate state is gone from redis or was built on another server, and must be restored")]
     StateLost,
     /// The server may evict keys without a TTL (`maxmemory-policy
     /// allkeys-*`): fan records and counters could vanish silently.
@@ -115,7 +126,7 @@ impl From<RedisFailure> for GateError {
     }
 }
 
-/// Whether a script checks `P:state` against the connection's server.
+/// Whether a script checks its event's fence against the connection's server.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Fence {
     /// ARGV[1] is the server's `run_id`.
@@ -139,6 +150,10 @@ struct EventKeys {
     syncing: String,
     /// Who was counted in the pre-queue's draw, in order (`line.lua`).
     draw: String,
+    /// The lease of the one restorer rebuilding the event.
+    restoring: String,
+    /// When a server first noticed the event's state lost (`lost.lua`).
+    lost_at: String,
 }
 
 impl EventKeys {
@@ -148,9 +163,11 @@ impl EventKeys {
         [&self.meta, &self.fans, &self.notes, &self.pending, &self.door, &self.grants]
     }
 
-    fn all(&self) -> [&str; 10] {
+    fn all(&self) -> [&str; 12] {
         [
             &self.meta,
+            &self.restoring,
+            &self.lost_at,
             &self.fans,
             &self.notes,
             &self.pending,
@@ -205,8 +222,10 @@ impl EntryGate {
         format!("{}:{name}", self.prefix)
     }
 
+    /// An event's keys, all under the hash tag `{id}`: each script touches
+    /// one hash slot, so a Redis cluster runs it on the event's shard.
     fn event_keys(&self, id: &EventId) -> EventKeys {
-        let meta = format!("{}:ev:{}", self.prefix, id);
+        let meta = format!("{}:ev:{{{}}}", self.prefix, id);
         EventKeys {
             fans: format!("{meta}:fans"),
             notes: format!("{meta}:notes"),
@@ -217,6 +236,8 @@ impl EntryGate {
             grants: format!("{meta}:grants"),
             syncing: format!("{meta}:syncing"),
             draw: format!("{meta}:draw"),
+            restoring: format!("{meta}:restoring"),
+            lost_at: format!("{meta}:lost-at"),
             meta,
         }
     }
@@ -265,19 +286,54 @@ impl EntryGate {
         })
     }
 
-    /// A script whose reply is `[tag, ...]`; `state_lost` is an error.
+    /// Runs one of `event`'s fenced scripts. An event with no key at all
+    /// (the script answers `absent`) is looked up in the directory: one it
+    /// never listed answers `not_found`, as the script would; one it did
+    /// was lost with all its keys, and is [`GateError::StateLost`].
+    async fn call_event<T: redis::FromRedisValue>(
+        &self,
+        event: &EventId,
+        script: &'static Script,
+        fence: Fence,
+        keys: &[&str],
+        args: &[&[u8]],
+    ) -> Result<T, GateError> {
+        let reply: redis::Value = self.call(script, fence, keys, args).await?;
+        let reply = if reply::tagged(&reply, "absent") {
+            match self.directory_step("check", event.as_str()).await?.tag() {
+                "unknown" => redis::Value::Array(vec![redis::Value::BulkString(b"not_found".to_vec())]),
+                "listed" | "state_lost" => return Err(GateError::StateLost),
+                _ => return Err(GateError::Protocol("unexpected directory answer".into())),
+            }
+        } else {
+            reply
+        };
+        T::from_redis_value(reply).map_err(|e| GateError::Protocol(e.to_string()))
+    }
+
+    /// A script of `event` whose reply is `[tag, ...]`; `state_lost` is an
+    /// error.
     async fn call_tagged(
         &self,
+        event: &EventId,
         script: &'static Script,
         fence: Fence,
         keys: &[&str],
         args: &[&[u8]],
     ) -> Result<reply::Reply, GateError> {
-        let reply = reply::Reply::of(self.call(script, fence, keys, args).await?)?;
+        let reply = reply::Reply::of(self.call_event(event, script, fence, keys, args).await?)?;
         match reply.tag() {
             "state_lost" => Err(GateError::StateLost),
             _ => Ok(reply),
         }
+    }
+
+    /// One step of `dir.lua` on the directory of events, for `id`. A new
+    /// id is listed only where its publish may follow (no eviction).
+    async fn directory_step(&self, step: &str, id: &str) -> Result<reply::Reply, GateError> {
+        let dir = self.key("events");
+        let fence = if step == "list" { Fence::ServerAndEviction } else { Fence::Server };
+        reply::Reply::of(self.call(&DIRECTORY, fence, &[&dir], &texts(&[step, id])).await?)
     }
 }
 

@@ -95,9 +95,16 @@ impl EntryGate {
             seed.value(),
             seed.mode(),
         ];
-        let keys = [self.key("state"), k.meta];
-        let keys = keys.each_ref().map(String::as_str);
-        let r = self.call_tagged(&PUBLISH, Fence::ServerAndEviction, &keys, &texts(&args)).await?;
+        // Listed first: a crash between the two leaves a listed event
+        // without keys, which answers as lost until a restore builds it.
+        let fresh = match self.directory_step("list", e.id.as_str()).await?.tag() {
+            "new" => "1",
+            "listed" => "0",
+            "state_lost" => return Err(GateError::StateLost),
+            _ => return Err(GateError::Protocol("unexpected directory answer".into())),
+        };
+        let args: Vec<&str> = args.into_iter().chain([fresh]).collect();
+        let r = self.call_tagged(&e.id, &PUBLISH, Fence::ServerAndEviction, &[&k.meta], &texts(&args)).await?;
         match r.tag() {
             "ok" => Ok(Published::Ok { taken: r.int(1)? }),
             "below" => Ok(Published::CapacityBelowTaken { taken: r.int(1)? }),
@@ -112,14 +119,11 @@ impl EntryGate {
     /// definition and counters.
     pub async fn archive(&self, id: &EventId, now: DateTime<Utc>, after: Duration) -> Result<Archival, GateError> {
         let k = self.event_keys(id);
-        let state = self.key("state");
-        let keys = [
-            &state, &k.meta, &k.fans, &k.notes, &k.pending, &k.counts, &k.joined, &k.door, &k.grants, &k.syncing,
-            &k.draw,
-        ]
-        .map(String::as_str);
+        let keys =
+            [&k.meta, &k.fans, &k.notes, &k.pending, &k.counts, &k.joined, &k.door, &k.grants, &k.syncing, &k.draw]
+                .map(String::as_str);
         let args = [now.timestamp_millis().to_string(), (after.as_millis() as i64).to_string()];
-        let r = self.call_tagged(&ARCHIVE, Fence::Server, &keys, &texts(&[&args[0], &args[1]])).await?;
+        let r = self.call_tagged(id, &ARCHIVE, Fence::Server, &keys, &texts(&[&args[0], &args[1]])).await?;
         Ok(match r.tag() {
             "ok" => Archival::Archived,
             "already" => Archival::Already,
@@ -134,7 +138,7 @@ impl EntryGate {
     /// a later publish of it is refused ([`Published::Retired`]).
     pub async fn unpublish(&self, id: &EventId) -> Result<(), GateError> {
         let k = self.event_keys(id);
-        let r = self.call_tagged(&RETIRE, Fence::None, &k.all(), &[]).await?;
+        let r = self.call_tagged(id, &RETIRE, Fence::Server, &k.all(), &[]).await?;
         match r.tag() {
             "ok" => Ok(()),
             _ => Err(r.unexpected()),

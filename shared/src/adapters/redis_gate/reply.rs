@@ -48,10 +48,11 @@ impl Reply {
     }
 }
 
-/// `state_lost` comes back flat from every script, whatever its shape.
-pub(super) fn fence_refused(value: &Value) -> bool {
+/// A flat answer `[tag]`: how `state_lost` and `absent` come back from
+/// every script, whatever its shape.
+pub(super) fn tagged(value: &Value, tag: &str) -> bool {
     matches!(value, Value::Array(items)
-        if matches!(items.first(), Some(Value::BulkString(b)) if b.as_slice() == b"state_lost"))
+        if matches!(items.first(), Some(Value::BulkString(b)) if b.as_slice() == tag.as_bytes()))
 }
 
 /// An answer nested with what follows it (`{answer, state}`), or a flat

@@ -1,8 +1,9 @@
-//! Rebuilding the gate state (`restore.lua`, `lost.lua`): noticing that it
-//! was lost, and the fenced steps of a restore, each under the restorer's
-//! lease.
+//! Rebuilding an event's gate state (`restore.lua`, `lost.lua`): noticing
+//! that it was lost, and the fenced steps of its restore, each under its
+//! restorer's lease; and the directory of events (`dir.lua`), rebuilt from
+//! PostgreSQL when it was lost.
 
-use super::scripts::{LOST, RESTORE};
+use super::scripts::{DIRECTORY, LOST, RESTORE};
 use super::{texts, EntryGate, Fence, GateError};
 use crate::rules::domain::{Entry, EventId, FanEvent, Position};
 use chrono::{DateTime, TimeZone, Utc};
@@ -17,24 +18,31 @@ pub enum Restored {
     Archived,
 }
 
-/// The right to write a restore, held by one restorer at a time. Every
-/// write under it checks it is still held, so a restorer that stalled past
-/// its lease writes nothing.
+/// The right to write an event's restore, held by one restorer at a time.
+/// Every write under it checks it is still held, so a restorer that stalled
+/// past its lease writes nothing.
 #[derive(Debug, Clone)]
 pub struct RestoreLease {
+    event: EventId,
     token: String,
     ttl: Duration,
 }
 
+/// Ids listed per call of a directory rebuild.
+const DIRECTORY_CHUNK: usize = 500;
+
 impl EntryGate {
-    /// `None` while Redis holds the gate state built on this server;
+    /// `None` while Redis holds `event`'s state built on this server;
     /// otherwise when this server first noticed it missing or foreign
     /// (recorded now if nobody noticed before).
-    pub async fn state_lost_since(&self, now: DateTime<Utc>) -> Result<Option<DateTime<Utc>>, GateError> {
-        let keys = [self.key("state"), self.key("state-lost-at")];
+    pub async fn state_lost_since(
+        &self,
+        event: &EventId,
+        now: DateTime<Utc>,
+    ) -> Result<Option<DateTime<Utc>>, GateError> {
+        let k = self.event_keys(event);
         let now_ms = now.timestamp_millis().to_string();
-        let r: Option<i64> =
-            self.call(&LOST, Fence::Server, &keys.each_ref().map(String::as_str), &texts(&[&now_ms])).await?;
+        let r: Option<i64> = self.call(&LOST, Fence::Server, &[&k.meta, &k.lost_at], &texts(&[&now_ms])).await?;
         r.map(|ms| {
             Utc.timestamp_millis_opt(ms)
                 .single()
@@ -43,33 +51,28 @@ impl EntryGate {
         .transpose()
     }
 
-    /// Takes the restore lease (or renews it, for its holder). `RestoreBusy`
-    /// when another restorer holds it.
-    pub async fn begin_restore(&self, token: &str, ttl: Duration) -> Result<RestoreLease, GateError> {
-        let lease = RestoreLease { token: token.to_owned(), ttl };
+    /// Takes `event`'s restore lease (or renews it, for its holder).
+    /// `RestoreBusy` when another restorer holds it.
+    pub async fn begin_restore(&self, event: &EventId, token: &str, ttl: Duration) -> Result<RestoreLease, GateError> {
+        let lease = RestoreLease { event: event.clone(), token: token.to_owned(), ttl };
         self.restore_step(&lease, "begin", &[], &[]).await?;
         Ok(lease)
     }
 
     /// Clears what the gate holds for one event, before it is rewritten:
     /// all but the line's counts and who was counted.
-    pub async fn restore_clear(&self, lease: &RestoreLease, id: &EventId) -> Result<(), GateError> {
-        let k = self.event_keys(id);
+    pub async fn restore_clear(&self, lease: &RestoreLease) -> Result<(), GateError> {
+        let k = self.event_keys(&lease.event);
         self.restore_step(lease, "clear", &k.rebuilt(), &[]).await
     }
 
     /// Writes queued fan records (and notes) for stored entries; called
     /// chunk by chunk so no restorer holds a whole event in memory.
-    pub async fn restore_entries(
-        &self,
-        lease: &RestoreLease,
-        id: &EventId,
-        entries: &[Entry],
-    ) -> Result<(), GateError> {
+    pub async fn restore_entries(&self, lease: &RestoreLease, entries: &[Entry]) -> Result<(), GateError> {
         if entries.is_empty() {
             return Ok(());
         }
-        let k = self.event_keys(id);
+        let k = self.event_keys(&lease.event);
         let records: Vec<String> =
             entries.iter().map(|x| format!("{}:{}", x.position, x.accepted_at.timestamp_millis())).collect();
         let mut args: Vec<&str> = Vec::with_capacity(entries.len() * 4);
@@ -99,7 +102,7 @@ impl EntryGate {
         restored: Restored,
         resumed: DateTime<Utc>,
     ) -> Result<(), GateError> {
-        let k = self.event_keys(&e.id);
+        let k = self.event_keys(&lease.event);
         let json = e.to_json();
         let mut fields = vec![
             ("title", e.title.clone()),
@@ -127,10 +130,11 @@ impl EntryGate {
         self.restore_step(lease, "meta", &[&k.meta], &args).await
     }
 
-    /// Stamps the gate state with this server's `run_id`: admissions resume.
+    /// Stamps the event's fence with this server's `run_id`: its
+    /// admissions resume.
     pub async fn finish_restore(&self, lease: &RestoreLease) -> Result<(), GateError> {
-        let keys = [self.key("state"), self.key("state-lost-at")];
-        self.restore_step(lease, "finish", &keys.each_ref().map(String::as_str), &[]).await
+        let k = self.event_keys(&lease.event);
+        self.restore_step(lease, "finish", &[&k.meta, &k.lost_at], &[]).await
     }
 
     async fn restore_step(
@@ -140,7 +144,7 @@ impl EntryGate {
         keys: &[&str],
         args: &[&str],
     ) -> Result<(), GateError> {
-        let lease_key = self.key("restoring");
+        let lease_key = self.event_keys(&lease.event).restoring;
         let all_keys: Vec<&str> = std::iter::once(lease_key.as_str()).chain(keys.iter().copied()).collect();
         let ttl = lease.ttl.as_millis().max(1).to_string();
         let all_args: Vec<&str> = [lease.token.as_str(), &ttl, step].into_iter().chain(args.iter().copied()).collect();
@@ -153,11 +157,29 @@ impl EntryGate {
         }
     }
 
-    /// Marks an empty gate complete, built on this server: a new
+    /// Marks an empty gate's directory whole, built on this server: a new
     /// deployment's first setup (and tests). Never use it on a gate that
-    /// held entries; restore that instead.
+    /// held events; restore that instead ([`EntryGate::rebuild_directory`]).
     pub async fn mark_state_present(&self) -> Result<(), GateError> {
-        let lease = self.begin_restore("setup", Duration::from_secs(10)).await?;
-        self.finish_restore(&lease).await
+        self.rebuild_directory(&[]).await
+    }
+
+    /// Whether the directory of events is whole on this server.
+    pub async fn directory_holds(&self) -> Result<bool, GateError> {
+        let dir = self.key("events");
+        let holds: i64 = self.call(&DIRECTORY, Fence::Server, &[&dir], &texts(&["holds"])).await?;
+        Ok(holds == 1)
+    }
+
+    /// Lists `ids` (every event PostgreSQL holds) in the directory, then
+    /// marks it whole on this server. Ids listed before stay listed.
+    pub async fn rebuild_directory(&self, ids: &[EventId]) -> Result<(), GateError> {
+        let dir = self.key("events");
+        for chunk in ids.chunks(DIRECTORY_CHUNK) {
+            let args: Vec<&str> = ["add"].into_iter().chain(chunk.iter().map(EventId::as_str)).collect();
+            let _: i64 = self.call(&DIRECTORY, Fence::Server, &[&dir], &texts(&args)).await?;
+        }
+        let _: i64 = self.call(&DIRECTORY, Fence::Server, &[&dir], &texts(&["stamp"])).await?;
+        Ok(())
     }
 }

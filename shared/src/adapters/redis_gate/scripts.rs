@@ -36,3 +36,4 @@ pub(super) static PUBLISH: LazyLock<Script> = gate_script!("lua/publish.lua");
 pub(super) static RESTORE: LazyLock<Script> = gate_script!("lua/restore.lua");
 pub(super) static RETIRE: LazyLock<Script> = gate_script!("lua/retire.lua");
 pub(super) static ARCHIVE: LazyLock<Script> = gate_script!("lua/archive.lua");
+pub(super) static DIRECTORY: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("lua/dir.lua")));

@@ -463,7 +463,7 @@ impl Lines {
         if matches!(failed, GateError::StateLost) {
             // Marked now, not at the scheduler's next run: the restore waits
             // for requests in flight from the loss itself.
-            let _ = gate.state_lost_since(now).await;
+            let _ = gate.state_lost_since(event, now).await;
         }
         Ok(Synced::Lined)
     }

@@ -250,10 +250,10 @@ async fn an_idle_line_moves_its_served_mark_to_the_first_waiting_place_and_a_res
 async fn a_restored_line_holds_its_grants_a_moment_and_the_fans_an_environment_saw_at_the_door_go_first() {
     let d = Door::new(100, 10).await;
     // The gate is rebuilt: the line resumes at 1 s, holding grants for a second.
-    let lease = d.stack.gate.begin_restore("test", Duration::from_secs(10)).await.unwrap();
+    let lease = d.stack.gate.begin_restore(&d.id, "test", Duration::from_secs(10)).await.unwrap();
     let event = d.stack.db.events().await.unwrap().into_iter().find(|e| e.id == d.id).unwrap();
     let seed = d.stack.db.line_seed(&d.id).await.unwrap();
-    d.stack.gate.restore_clear(&lease, &d.id).await.unwrap();
+    d.stack.gate.restore_clear(&lease).await.unwrap();
     let restored = fanrush::adapters::redis_gate::Restored::Whole;
     d.stack.gate.restore_definition(&lease, &event, seed.as_deref(), 0, 0, restored, d.at(1_000)).await.unwrap();
     d.stack.gate.finish_restore(&lease).await.unwrap();

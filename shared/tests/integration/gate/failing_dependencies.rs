@@ -269,6 +269,71 @@ async fn the_sweep_confirms_landed_entries_and_releases_ghost_slots() {
     assert_eq!(stack.rows(&event).await, vec![("landed".to_owned(), 1)]);
 }
 
+/// Deletes every key the gate holds under `pattern`, as a lost shard or a
+/// flush would.
+async fn lose(pattern: &str) {
+    let mut conn = redis::Client::open(redis_url()).unwrap().get_multiplexed_async_connection().await.unwrap();
+    let keys: Vec<String> = redis::cmd("KEYS").arg(pattern).query_async(&mut conn).await.unwrap();
+    assert!(!keys.is_empty(), "nothing under {pattern}");
+    redis::cmd("DEL").arg(&keys).query_async::<()>(&mut conn).await.unwrap();
+}
+
+#[tokio::test]
+async fn an_event_that_lost_its_state_is_fenced_and_restored_alone_while_the_others_keep_admitting() {
+    let stack = Stack::new().await;
+    let (lost, kept) = (stack.open_event(4).await, stack.open_event(4).await);
+    for fan in ["p", "q"] {
+        assert_eq!(stack.enter(&lost, fan).await.status(), 202);
+        assert_eq!(stack.enter(&kept, fan).await.status(), 202);
+    }
+    stack.drain().await;
+
+    // One event's keys are gone (its slot's shard lost them); the gate
+    // knows the event, so it refuses it rather than calling it unknown.
+    lose(&format!("{}:ev:{{{lost}}}*", stack.prefix)).await;
+    assert_error(&stack.enter(&lost, "r").await, 503, "unavailable");
+    assert_error(&stack.fan.handle(request("GET", &format!("/events/{lost}"), &[], None)).await, 503, "unavailable");
+    assert_eq!(stack.enter(&kept, "r").await.status(), 202, "the other event admits throughout");
+    assert_error(&stack.fan.handle(request("GET", "/events/never-defined", &[], None)).await, 404, "event_not_found");
+
+    let patience = Patience { restore_settle: Duration::from_secs(15), sweep_after: Duration::from_secs(300) };
+    let noticed = Utc::now();
+    let early = stack.housekeeping(noticed, patience).await;
+    assert_eq!((early.restored, early.deferred), (None, true), "{early:?}");
+    assert_eq!(stack.enter(&kept, "s").await.status(), 202, "the other event admits while the lost one settles");
+    stack.drain().await;
+
+    let report = stack.housekeeping(noticed + chrono::Duration::seconds(16), patience).await;
+    assert_eq!(report.restored, Some((1, 2)), "only the lost event is rebuilt: {report:?}");
+    assert_eq!(body_json(&stack.enter(&lost, "q").await)["position"], 2, "its fans keep their places");
+    assert_eq!(body_json(&stack.enter(&lost, "r").await)["position"], 3);
+    assert_eq!(view(&stack, &kept).await, 0, "the other event's counters were not touched");
+    stack.drain().await;
+    let positions = |rows: Vec<(String, i64)>| rows.iter().map(|r| r.1).collect::<Vec<_>>();
+    assert_eq!(positions(stack.rows(&lost).await), vec![1, 2, 3]);
+    assert_eq!(positions(stack.rows(&kept).await), vec![1, 2, 3, 4]);
+}
+
+#[tokio::test]
+async fn a_lost_directory_of_events_is_rebuilt_and_no_event_pauses_for_it() {
+    let stack = Stack::new().await;
+    let event = stack.open_event(3).await;
+    assert_eq!(stack.enter(&event, "p").await.status(), 202);
+    lose(&format!("{}:events", stack.prefix)).await;
+
+    // The event's own state holds: it admits. An id without keys cannot be
+    // told unknown until the directory is back.
+    assert_eq!(stack.enter(&event, "q").await.status(), 202);
+    let unknown = || stack.fan.handle(request("GET", "/events/never-defined", &[], None));
+    assert_error(&unknown().await, 503, "unavailable");
+    stack.drain().await;
+    let report =
+        stack.housekeeping(Utc::now(), Patience { restore_settle: Duration::ZERO, sweep_after: Duration::ZERO }).await;
+    assert_eq!(report.restored, None, "no event was lost: {report:?}");
+    assert_error(&unknown().await, 404, "event_not_found");
+    assert_eq!(body_json(&stack.enter(&event, "r").await)["position"], 3);
+}
+
 #[tokio::test]
 async fn a_gate_that_lost_its_state_refuses_then_is_rebuilt_from_postgres() {
     let stack = Stack::new().await;

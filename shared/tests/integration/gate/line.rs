@@ -305,7 +305,7 @@ async fn a_ticket_for_an_event_without_a_line_is_not_read_and_the_fan_enters() {
 async fn prequeue_count(stack: &Stack, event: &str) -> u64 {
     let mut redis = redis::Client::open(redis_url()).unwrap().get_multiplexed_async_connection().await.unwrap();
     let counts: Vec<Option<u64>> = redis::cmd("BITFIELD")
-        .arg(format!("{}:ev:{event}:line", stack.prefix))
+        .arg(format!("{}:ev:{{{event}}}:line", stack.prefix))
         .arg(&["GET", "u32", "#0"][..])
         .query_async(&mut redis)
         .await
@@ -488,7 +488,7 @@ async fn among_thousands_of_environments_each_syncs_a_line_seldom_enough_that_to
     // 7,649 other environments synced the line a moment ago.
     let mut redis = redis::Client::open(redis_url()).unwrap().get_multiplexed_async_connection().await.unwrap();
     let mut zadd = redis::cmd("ZADD");
-    zadd.arg(format!("{}:ev:{id}:syncing", stack.prefix));
+    zadd.arg(format!("{}:ev:{{{id}}}:syncing", stack.prefix));
     for e in 0..7_649 {
         zadd.arg(t0.timestamp_millis()).arg(format!("other-{e}"));
     }
@@ -511,7 +511,7 @@ async fn among_thousands_of_environments_each_syncs_a_line_seldom_enough_that_to
 async fn arrivals_counted(stack: &Stack, event: &str) -> u64 {
     let mut redis = redis::Client::open(redis_url()).unwrap().get_multiplexed_async_connection().await.unwrap();
     let raw: Vec<u8> =
-        redis::cmd("GET").arg(format!("{}:ev:{event}:line", stack.prefix)).query_async(&mut redis).await.unwrap();
+        redis::cmd("GET").arg(format!("{}:ev:{{{event}}}:line", stack.prefix)).query_async(&mut redis).await.unwrap();
     raw.chunks_exact(4).skip(1).map(|c| u32::from_be_bytes([c[0], c[1], c[2], c[3]]) as u64).sum()
 }
 
@@ -651,7 +651,7 @@ async fn a_restore_keeps_the_lines_seed_its_served_mark_and_every_place() {
     clock.set(t0 + Minutes::milliseconds(10_150));
     let before = body_json(&stack.enter(&event, "d").await);
     let ticket = before["ticket"].as_str().unwrap().to_owned();
-    let meta = format!("{}:ev:{event}", stack.prefix);
+    let meta = format!("{}:ev:{{{event}}}", stack.prefix);
     let mut redis = redis::Client::open(redis_url()).unwrap().get_multiplexed_async_connection().await.unwrap();
     let seed: String = redis::cmd("HGET").arg(&meta).arg("lineSeed").query_async(&mut redis).await.unwrap();
     let served: i64 = redis::cmd("HGET").arg(&meta).arg("lineServed").query_async(&mut redis).await.unwrap();
@@ -807,7 +807,7 @@ async fn a_line_that_opened_a_day_ago_answers_a_join_as_fast_as_one_that_just_op
     let day_buckets = 24 * 3_600 * 10;
     for bucket in [0, day_buckets / 2, day_buckets - 50] {
         let _: () = redis::cmd("BITFIELD")
-            .arg(format!("{}:ev:{old}:line", stack.prefix))
+            .arg(format!("{}:ev:{{{old}}}:line", stack.prefix))
             .arg(&["INCRBY", "u32", &format!("#{}", bucket + 1), "3"][..])
             .query_async(&mut redis)
             .await
@@ -815,7 +815,7 @@ async fn a_line_that_opened_a_day_ago_answers_a_join_as_fast_as_one_that_just_op
     }
     let served = ((day_buckets - 60) as i64) << 24;
     let _: () = redis::cmd("HSET")
-        .arg(format!("{}:ev:{old}", stack.prefix))
+        .arg(format!("{}:ev:{{{old}}}", stack.prefix))
         .arg(&["lineServed", &served.to_string()][..])
         .query_async(&mut redis)
         .await
@@ -1040,7 +1040,7 @@ async fn a_draw_whose_gate_holds_another_seed_than_the_committed_one_is_withheld
     stack.enter(&other, "pre-3").await;
     // The gate's seed of one event is no longer the stored one.
     let mut redis = redis::Client::open(redis_url()).unwrap().get_multiplexed_async_connection().await.unwrap();
-    let meta = format!("{}:ev:{event}", stack.prefix);
+    let meta = format!("{}:ev:{{{event}}}", stack.prefix);
     let _: () = redis::cmd("HSET")
         .arg(&meta)
         .arg("lineSeed")

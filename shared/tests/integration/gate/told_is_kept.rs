@@ -74,7 +74,7 @@ async fn a_double_tap_whose_second_send_is_refused_does_not_free_the_first() {
     let first = tokio::spawn(async move { first_env.handle(first_post()).await });
     // The second tap arrives once the first holds the reservation.
     let mut conn = redis::Client::open(redis_url()).unwrap().get_multiplexed_async_connection().await.unwrap();
-    let fans = format!("{}:ev:{event}:fans", stack.prefix);
+    let fans = format!("{}:ev:{{{event}}}:fans", stack.prefix);
     while !redis::cmd("HEXISTS").arg(&fans).arg("fan").query_async::<bool>(&mut conn).await.unwrap() {
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
@@ -306,8 +306,8 @@ async fn a_closed_event_is_archived_an_hour_after_it_closes_and_cannot_reopen() 
 
     let mut conn = redis::Client::open(redis_url()).unwrap().get_multiplexed_async_connection().await.unwrap();
     let keys: Vec<String> =
-        redis::cmd("KEYS").arg(format!("{}:ev:{event}*", stack.prefix)).query_async(&mut conn).await.unwrap();
-    assert_eq!(keys, vec![format!("{}:ev:{event}", stack.prefix)], "only the definition and counters stay");
+        redis::cmd("KEYS").arg(format!("{}:ev:{{{event}}}*", stack.prefix)).query_async(&mut conn).await.unwrap();
+    assert_eq!(keys, vec![format!("{}:ev:{{{event}}}", stack.prefix)], "only the definition and counters stay");
 
     // An environment that told "a" nothing: the gate no longer knows its fans.
     let reader = FanApi::new(gate(&redis_url(), &stack.prefix), stack.queue(), AuthMode::Dev, 1);

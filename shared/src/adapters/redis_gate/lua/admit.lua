@@ -1,6 +1,6 @@
 -- Admit one fan to one event, atomically: the gate's one decision.
 --
--- KEYS: state, meta, fans, notes, pending, door, grants, joined
+-- KEYS: meta, fans, notes, pending, door, grants, joined
 -- ARGV: run_id, fanId, nowMs, token (this request's), note, hasNote ('1' or
 --       '0'), mode, orderKey, fanHash, lateKey
 --   mode 'direct':   the caller knows of no line (a lined event answers 'lined');
@@ -17,12 +17,12 @@
 --     grant due in dueMs (-1: no place is free now); when none is, a place
 --     may come back in chanceMs (the first grant's lapse; -1: unknown);
 --   {'sold_out'}, {'not_found'}, {'not_open'}, {'closed'}, {'turn_missed'},
---   {'lined'}, {'state_lost'}.
+--   {'lined'}, {'state_lost'}, {'absent'} (prelude.lua's refusal).
 -- A call in the line ('turn' or 'existing') gets {reply, line state}
 -- (pace.lua's line_state) unless the event is not there.
 
-local keys = {state = KEYS[1], meta = KEYS[2], fans = KEYS[3], notes = KEYS[4], pending = KEYS[5],
-  door = KEYS[6], grants = KEYS[7], joined = KEYS[8]}
+local keys = {meta = KEYS[1], fans = KEYS[2], notes = KEYS[3], pending = KEYS[4],
+  door = KEYS[5], grants = KEYS[6], joined = KEYS[7]}
 local run_id, fan, now, token = ARGV[1], ARGV[2], tonumber(ARGV[3]), ARGV[4]
 local note, has_note, mode, order_key = ARGV[5], ARGV[6] == '1', ARGV[7], ARGV[8]
 local fan_hash, late_key = ARGV[9], ARGV[10]
@@ -134,7 +134,8 @@ local function at_the_door(ev)
 end
 
 local function decide()
-  if not fence_holds(keys.state, run_id) then return {'state_lost'} end
+  local refused = refusal(keys.meta, run_id)
+  if refused then return {refused} end
   local ev = read_event(keys.meta)
   if not ev then return {'not_found'} end
   local lined = ev.rate ~= nil

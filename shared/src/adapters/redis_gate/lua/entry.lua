@@ -1,12 +1,13 @@
 -- Read one fan's entry in one round trip.
--- KEYS: state, meta, fans, notes
+-- KEYS: meta, fans, notes
 -- ARGV: run_id, fanId
 -- Replies {'ok', position, acceptedAtMs, hasNote, note}, {'pending'},
--- {'none'}, {'archived'}, {'not_found'} or {'state_lost'}.
-local state_key, meta_key, fans_key, notes_key = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
+-- {'none'}, {'archived'}, {'not_found'}, {'state_lost'} or {'absent'}.
+local meta_key, fans_key, notes_key = KEYS[1], KEYS[2], KEYS[3]
 local run_id, fan = ARGV[1], ARGV[2]
 
-if not fence_holds(state_key, run_id) then return {'state_lost'} end
+local refused = refusal(meta_key, run_id)
+if refused then return {refused} end
 local m = redis.call('HMGET', meta_key, 'capacity', 'archived')
 if not m[1] then return {'not_found'} end
 local record = redis.call('HGET', fans_key, fan)

@@ -1,15 +1,16 @@
 -- Read an event's public view in one round trip.
--- KEYS: state, meta
+-- KEYS: meta
 -- ARGV: run_id
 -- Replies {'ok', title, opensAt, closesAt, capacity, taken, lineSeed,
--- linePrequeueMs, opensAtMs, lineDrawDigest}, {'not_found'} or
--- {'state_lost'}: lineSeed is '' without a line, linePrequeueMs when
+-- linePrequeueMs, opensAtMs, lineDrawDigest}, {'not_found'}, {'state_lost'}
+-- or {'absent'}: lineSeed is '' without a line, linePrequeueMs when
 -- joining opens ('' without a line), lineDrawDigest the sealed draw's
 -- digest ('' none yet). The seed stays in the entry function (only its
 -- commitment is shown before the reveal).
-local state_key, meta_key = KEYS[1], KEYS[2]
+local meta_key = KEYS[1]
 
-if not fence_holds(state_key, ARGV[1]) then return {'state_lost'} end
+local refused = refusal(meta_key, ARGV[1])
+if refused then return {refused} end
 local m = redis.call('HMGET', meta_key, 'title', 'opensAt', 'closesAt', 'capacity', 'taken', 'lineRate',
   'lineSeed', 'linePrequeueMs', 'opensAtMs', 'lineDrawDigest')
 if not m[4] then return {'not_found'} end

@@ -2,7 +2,7 @@
 -- trip: count the fans it gave a place since its last sync, each fan once
 -- however often it joined; run the pace; read back what the line needs.
 --
--- KEYS: state, meta, counts, joined, fans, pending, door, grants, syncing,
+-- KEYS: meta, counts, joined, fans, pending, door, grants, syncing,
 --       draw
 --   counts: u32 counters (BITFIELD), the pre-queue's first, then one per
 --   100 ms bucket after the opening; joined: fan hash -> its bucket ('p' in
@@ -31,7 +31,7 @@
 --     the seal is counted at the opening's first bucket instead, and its
 --     environment hears so as a duplicate counted there.
 --
--- Replies {'state_lost'}, {'not_found'}, {'unlined', capacity, taken}, or
+-- Replies {'state_lost'}, {'absent'}, {'not_found'}, {'unlined', capacity, taken}, or
 -- {'ok', capacity, taken, opensAtMs, closesAtMs, lineRate, joinableFromMs,
 --  seed, line state (pace.lua), duplicates, prequeued, fromBucket,
 --  buckets, counts, restoredAt, environments, drawDigest}: duplicates is {index,
@@ -42,8 +42,8 @@
 --  each spaces its syncs so that all of them together stay within a budget;
 --  drawDigest the sealed draw's digest ('' none yet, or no draw).
 
-local keys = {state = KEYS[1], meta = KEYS[2], counts = KEYS[3], joined = KEYS[4], fans = KEYS[5],
-  pending = KEYS[6], door = KEYS[7], grants = KEYS[8], syncing = KEYS[9], draw = KEYS[10]}
+local keys = {meta = KEYS[1], counts = KEYS[2], joined = KEYS[3], fans = KEYS[4],
+  pending = KEYS[5], door = KEYS[6], grants = KEYS[7], syncing = KEYS[8], draw = KEYS[9]}
 local run_id, now, served_seen, advance_to, from = ARGV[1], tonumber(ARGV[2]), ARGV[3], ARGV[4], tonumber(ARGV[5])
 local environment, draw_seen = ARGV[6], ARGV[7]
 local closes_before, sealed_before = tonumber(ARGV[8]), tonumber(ARGV[9])
@@ -163,7 +163,8 @@ local function read_counts(ev)
 end
 
 local function sync()
-  if not fence_holds(keys.state, run_id) then return {'state_lost'} end
+  local refused = refusal(keys.meta, run_id)
+  if refused then return {refused} end
   local ev = read_event(keys.meta)
   if not ev then return {'not_found'} end
   if not ev.rate then return {'unlined', int(ev.capacity), int(ev.taken)} end

@@ -1,5 +1,5 @@
 -- The prelude of every gate script (scripts.rs loads it in front of each):
--- the fence and a fan's record, written once.
+-- the per-event fence and a fan's record, written once.
 --
 -- A fan's record is 'position:acceptedAtMs' once its entry is durably
 -- queued, and 'position:acceptedAtMs:owner' while it is not: the owner is
@@ -9,11 +9,18 @@
 
 local GRANTED = '*'
 
--- Whether the gate state in Redis was built on the server running this
--- script (its run_id): a failover or a stale snapshot makes it false, and
--- the script refuses with 'state_lost' until a restore.
-local function fence_holds(state_key, run_id)
-  return redis.call('GET', state_key) == run_id
+-- Why a script must refuse its event, or nil when it may go on. An
+-- event's state is fenced by the `run_id` of the server it was built on,
+-- its meta hash's `fence` field: a failover or a stale snapshot makes the
+-- server another, and the event answers 'state_lost' until a restore
+-- rebuilds it (so does a definition a restore has not finished). An event
+-- with no key at all is 'absent': unknown, or lost with all its keys; the
+-- adapter asks the directory which (dir.lua).
+local function refusal(meta_key, run_id)
+  local fence = redis.call('HGET', meta_key, 'fence')
+  if fence == run_id then return nil end
+  if fence or redis.call('EXISTS', meta_key) == 1 then return 'state_lost' end
+  return 'absent'
 end
 
 -- position, acceptedAtMs, owner ('' once queued), shared ('' or 'shared')

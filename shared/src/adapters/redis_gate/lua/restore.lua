@@ -1,11 +1,11 @@
--- One step of a gate restore, fenced by the restorer's lease: a restorer
+-- One step of an event's restore, fenced by the restorer's lease: a restorer
 -- that lost its lease (it stalled, another took over) writes nothing.
--- KEYS: lease, then per step:
+-- KEYS: the event's lease, then per step:
 --   begin:  -                      take or renew the lease
 --   clear:  every key of the event a restore rebuilds
 --   rows:   fans, notes            ARGV[5..]: fan, record, hasNote, note (x n)
 --   meta:   meta                   ARGV[5..]: field, value (x n)
---   finish: state, lostAt          (stamps the state with ARGV[1])
+--   finish: meta, lostAt           (stamps the event's fence with ARGV[1])
 -- ARGV: server run_id, token, leaseMs, step, ...
 -- Replies 1 when the step was written, 0 when the lease is another's.
 local lease_key = KEYS[1]
@@ -31,8 +31,8 @@ elseif step == 'rows' then
 elseif step == 'meta' then
   for i = FIRST, #ARGV, 2 do redis.call('HSET', KEYS[2], ARGV[i], ARGV[i + 1]) end
 elseif step == 'finish' then
-  local state_key, lost_at_key = KEYS[2], KEYS[3]
-  redis.call('SET', state_key, run_id)
+  local meta_key, lost_at_key = KEYS[2], KEYS[3]
+  redis.call('HSET', meta_key, 'fence', run_id)
   redis.call('DEL', lost_at_key, lease_key)
 end
 return 1
