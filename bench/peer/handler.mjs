@@ -7,18 +7,23 @@ import { SQSClient, SendMessageCommand } from "@aws-sdk/client-sqs";
 
 const prefix = process.env.REDIS_KEY_PREFIX ?? "fanrush";
 const redis = new Redis(process.env.REDIS_URL ?? "redis://127.0.0.1:6379", { lazyConnect: true });
-// The gate's scripts as its adapter loads them (make bench writes them out),
-// called with the adapter's keys and arguments.
-redis.defineCommand("admit", { numberOfKeys: 7, lua: readFileSync(process.env.ADMIT_SCRIPT, "utf8") });
-redis.defineCommand("confirm", { numberOfKeys: 2, lua: readFileSync(process.env.CONFIRM_SCRIPT, "utf8") });
+// The gate's function library as its adapter loads it (make bench writes it
+// out), its functions called with the adapter's keys and arguments.
+const library = readFileSync(process.env.GATE_LIBRARY, "utf8");
+let loaded;
+const ensureLibrary = () =>
+  (loaded ??= redis.call("FUNCTION", "LOAD", library).catch((e) => {
+    if (!/already exists/.test(e.message)) throw e;
+  }));
+const admit = async (...keysAndArgs) => {
+  await ensureLibrary();
+  return redis.call("FCALL", process.env.ADMIT_FUNCTION, 7, ...keysAndArgs);
+};
+const confirm = (...keysAndArgs) => redis.call("FCALL", process.env.CONFIRM_FUNCTION, 2, ...keysAndArgs);
 // fauxqs names queues by a host that does not resolve; send to the endpoint instead.
 const sqs = new SQSClient({ useQueueUrlAsEndpoint: false });
 const queueUrl = process.env.SQS_QUEUE_URL;
 let counter = 0;
-// The gate's fence, as fanrush does it: the server's run_id, read once per
-// connection (fanrush reads INFO at connect), passed to every admission.
-let runId;
-const serverRunId = async () => (runId ??= /run_id:(\w+)/.exec(await redis.info("server"))[1]);
 
 const json = (statusCode, body) => ({ statusCode, headers: { "content-type": "application/json" }, body: JSON.stringify(body) });
 
@@ -31,13 +36,13 @@ export async function handler(event) {
   const eventId = parts[1];
   const meta = `${prefix}:ev:{${eventId}}`;
   const token = `${process.pid}-${counter++}`;
-  const r = await redis.admit(meta, `${meta}:fans`, `${meta}:notes`, `${meta}:pending`, `${meta}:door`,
-    `${meta}:grants`, `${meta}:joined`, await serverRunId(), fan, Date.now(), token, "", "0", "direct", "0");
+  const r = await admit(meta, `${meta}:fans`, `${meta}:notes`, `${meta}:pending`, `${meta}:door`,
+    `${meta}:grants`, `${meta}:joined`, fan, Date.now(), token, "", "0", "direct", "0");
   if (r[0] === "existing") return json(200, { eventId, fanId: fan, position: Number(r[1]), status: "accepted" });
   if (r[0] === "sold_out") return json(409, { error: "sold_out", message: "no places are left" });
   if (r[0] !== "reserved") return json(404, { error: r[0], message: r[0] });
   const body = JSON.stringify({ v: 1, eventId, fanId: fan, position: Number(r[1]), acceptedAtMs: Number(r[2]) });
   await sqs.send(new SendMessageCommand({ QueueUrl: queueUrl, MessageBody: body }));
-  await redis.confirm(`${meta}:fans`, `${meta}:pending`, fan, r[1]);
+  await confirm(`${meta}:fans`, `${meta}:pending`, fan, r[1]);
   return json(202, { eventId, fanId: fan, position: Number(r[1]), status: "accepted" });
 }

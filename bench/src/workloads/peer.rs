@@ -7,18 +7,19 @@ impl Workloads {
     pub async fn peer(&self, report: &mut Report) {
         let peer = self.root.join("bench/peer/bootstrap.mjs");
         let node = PathBuf::from(var("NODE", "/usr/bin/node"));
-        // The gate's own scripts, as its adapter loads them (the prelude in front).
+        // The gate's own function library, as its adapter loads it, and the
+        // names of the two functions the accept path calls.
+        use fanrush::adapters::redis_gate::{admit_function, confirm_function, gate_library};
         let scripts = std::env::temp_dir().join(format!("fanrush-bench-peer-{}", std::process::id()));
         std::fs::create_dir_all(&scripts).expect("a scratch directory");
+        let library = scripts.join("gate.lua");
+        std::fs::write(&library, gate_library()).expect("write the library for the peer");
         let mut peer_env = self.env.clone();
-        for (name, file, source) in [
-            ("ADMIT_SCRIPT", "admit.lua", fanrush::adapters::redis_gate::ADMIT_SOURCE),
-            ("CONFIRM_SCRIPT", "confirm.lua", fanrush::adapters::redis_gate::CONFIRM_SOURCE),
-        ] {
-            let path = scripts.join(file);
-            std::fs::write(&path, source).expect("write a script for the peer");
-            peer_env.push((name.into(), path.display().to_string()));
-        }
+        peer_env.extend([
+            ("GATE_LIBRARY".into(), library.display().to_string()),
+            ("ADMIT_FUNCTION".into(), admit_function()),
+            ("CONFIRM_FUNCTION".into(), confirm_function()),
+        ]);
         let args = [peer.to_str().unwrap()];
         let node_cold = self.cold_start(&node, &peer_env, &args).await;
         let rust_cold = self.cold_start(&self.binary("entry-api"), &self.env, &[]).await;

@@ -4,7 +4,7 @@
 
 use super::reply::{int_of, nested, tagged, text_of, Reply};
 use super::scripts::{ADMIT, CONFIRM, ENTRY, EVENT, RELEASE};
-use super::{texts, EntryGate, Fence, GateError};
+use super::{texts, EntryGate, GateError, OnEviction};
 use crate::rules::domain::{Entry, EventId, FanId, Note, Position};
 use crate::rules::line::draw;
 use chrono::{DateTime, Utc};
@@ -259,7 +259,7 @@ impl EntryGate {
             &late,
         ];
         let keys = [&k.meta, &k.fans, &k.notes, &k.pending, &k.door, &k.grants, &k.joined].map(String::as_str);
-        let reply: redis::Value = self.call_event(event, &ADMIT, Fence::ServerAndEviction, &keys, &args).await?;
+        let reply: redis::Value = self.call_event(event, &ADMIT, OnEviction::Refuse, &keys, &args).await?;
         if tagged(&reply, "state_lost") {
             return Err(GateError::StateLost);
         }
@@ -276,7 +276,7 @@ impl EntryGate {
     pub async fn confirm_position(&self, event: &EventId, fan: &FanId, position: Position) -> Result<bool, GateError> {
         let k = self.event_keys(event);
         let args = [fan.as_str(), &position.to_string()];
-        let done: i64 = self.call(&CONFIRM, Fence::None, &[&k.fans, &k.pending], &texts(&args)).await?;
+        let done: i64 = self.call(&CONFIRM, OnEviction::Run, &[&k.fans, &k.pending], &texts(&args)).await?;
         Ok(done == 1)
     }
 
@@ -309,7 +309,7 @@ impl EntryGate {
         let k = self.event_keys(event);
         let args = [fan.as_str(), &position.to_string(), token, cutoff_ms];
         let keys = [k.meta.as_str(), &k.fans, &k.notes, &k.pending];
-        let done: i64 = self.call(&RELEASE, Fence::None, &keys, &texts(&args)).await?;
+        let done: i64 = self.call(&RELEASE, OnEviction::Run, &keys, &texts(&args)).await?;
         Ok(done == 1)
     }
 
@@ -353,7 +353,7 @@ impl EntryGate {
     /// The fan API's view of an event, `None` when it does not exist.
     pub async fn event(&self, id: &EventId) -> Result<Option<EventView>, GateError> {
         let k = self.event_keys(id);
-        let r = self.call_tagged(id, &EVENT, Fence::Server, &[&k.meta], &[]).await?;
+        let r = self.call_tagged(id, &EVENT, OnEviction::Run, &[&k.meta], &[]).await?;
         match r.tag() {
             "ok" => Ok(Some(EventView {
                 title: r.field(1)?.to_owned(),
@@ -379,7 +379,7 @@ impl EntryGate {
     pub async fn entry(&self, event: &EventId, fan: &FanId) -> Result<EntryLookup, GateError> {
         let k = self.event_keys(event);
         let keys = [&k.meta, &k.fans, &k.notes].map(String::as_str);
-        let r = self.call_tagged(event, &ENTRY, Fence::Server, &keys, &texts(&[fan.as_str()])).await?;
+        let r = self.call_tagged(event, &ENTRY, OnEviction::Run, &keys, &texts(&[fan.as_str()])).await?;
         Ok(match r.tag() {
             "ok" => EntryLookup::Confirmed(r.entry(event, fan)?),
             "pending" => EntryLookup::Pending,

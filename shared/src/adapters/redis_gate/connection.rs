@@ -17,10 +17,10 @@
 //!
 //! A connection is opened (TCP, TLS) and then introduced: `AUTH` (when there
 //! is a password), `SELECT` and `INFO` in one pipelined round trip, before
-//! any command. `INFO` gives the server's `run_id`, which the gate uses to notice that it
-//! is talking to another server than the one its state was built on (a
-//! failover, a restart from a snapshot), and its `maxmemory-policy` (read
-//! from `INFO`, because ElastiCache refuses `CONFIG GET`). A `READONLY`
+//! any command. `INFO` gives the server's `run_id` (which server this
+//! connection reached; the gate's fence reads it on the server itself) and
+//! its `maxmemory-policy` (read from `INFO`, because ElastiCache refuses
+//! `CONFIG GET`). A `READONLY`
 //! answer means the endpoint now names a demoted primary: the connection is
 //! replaced, as after a failover.
 //!

@@ -5,7 +5,7 @@
 use super::admission::LineState;
 use super::reply::{array_of, counters_of, int_of, number_of, text_of};
 use super::scripts::LINE;
-use super::{EntryGate, Fence, GateError};
+use super::{EntryGate, GateError, OnEviction};
 use crate::rules::domain::EventId;
 use crate::rules::line::draw;
 use chrono::{DateTime, Utc};
@@ -133,7 +133,7 @@ impl EntryGate {
         }
         let keys =
             [k.meta.as_str(), &k.counts, &k.joined, &k.fans, &k.pending, &k.door, &k.grants, &k.syncing, &k.draw];
-        let reply: Vec<Value> = self.call_event(event, &LINE, Fence::Server, &keys, &args).await?;
+        let reply: Vec<Value> = self.call_event(event, &LINE, OnEviction::Run, &keys, &args).await?;
         match text_of(reply.first(), "line sync")?.as_str() {
             "state_lost" => Err(GateError::StateLost),
             "not_found" => Ok(LineSync::NotFound),

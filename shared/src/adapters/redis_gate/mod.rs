@@ -1,7 +1,8 @@
 //! The Redis admission gate: the one place a fan's entry is decided.
 //!
-//! Every decision is one Lua script, so it is atomic and costs one round
-//! trip. Every script is idempotent: one retried after a lost reply (see
+//! Every decision is one Lua function of the gate's library (`FCALL`,
+//! [`scripts`]), so it is atomic and costs one round trip. Every function
+//! is idempotent: one retried after a lost reply (see
 //! [`LazyRedis::run`]) finds what its first run wrote and answers the same,
 //! so nothing is counted twice. Keys, under a configurable prefix (tests use
 //! a unique one each); all of one event's share the hash tag `{E}`, so each
@@ -36,10 +37,10 @@
 //! **The fence, per event.** Redis may go back in time: a failover promotes
 //! a replica that missed the last acknowledged writes (replication is
 //! asynchronous), a server restarts from an older snapshot. Either way the
-//! server is a new process with a new `run_id`, and every connection learns
-//! its server's `run_id` when it opens ([`LazyRedis`]). Every script that
-//! reads or decides checks its event's `fence` against it
-//! (`lua/prelude.lua`), so the first request on another server is refused
+//! server is a new process with a new `run_id`, which the library reads
+//! once per server process on the server itself ([`scripts`]). Every
+//! function that reads or decides checks its event's `fence` against it
+//! (`lua/prelude.lua`), on whichever node runs it, so the first request on another server is refused
 //! (`state_lost`, 503) before it can admit anyone, and the event stays
 //! refused until [`crate::usecases::recovery`] rebuilds it from PostgreSQL
 //! and the DLQ and stamps it with the new server's `run_id`. Only the
@@ -73,7 +74,7 @@ mod publish;
 mod reply;
 mod restore;
 mod scripts;
-pub use scripts::{ADMIT_SOURCE, CONFIRM_SOURCE};
+pub use scripts::{admit_function, confirm_function, gate_library};
 
 pub use admission::{Admission, AtTheDoor, DrawSeed, Drawn, EntryLookup, EventView, LineCall, LineState, Reservation};
 pub use connection::{LazyRedis, RedisFailure, Server};
@@ -83,8 +84,7 @@ pub use publish::{new_line_seed, Archival, Published, SeedWrite};
 pub use restore::{RestoreLease, Restored};
 
 use crate::rules::domain::EventId;
-use redis::Script;
-use scripts::DIRECTORY;
+use scripts::{GateFunction, DIRECTORY, LIBRARY};
 use std::time::Duration;
 use thiserror::Error;
 
@@ -126,14 +126,12 @@ impl From<RedisFailure> for GateError {
     }
 }
 
-/// Whether a script checks its event's fence against the connection's server.
+/// What a call does on a server that may evict keys without a TTL.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Fence {
-    /// ARGV[1] is the server's `run_id`.
-    Server,
-    /// As `Server`, and refused outright if the server may evict gate keys.
-    ServerAndEviction,
-    None,
+enum OnEviction {
+    /// Refused outright: it writes what the gate must not lose.
+    Refuse,
+    Run,
 }
 
 /// Every key the gate holds for one event.
@@ -242,35 +240,39 @@ impl EntryGate {
         }
     }
 
-    /// Runs one gate script: `keys`, then (when fenced) the server's
-    /// `run_id`, then `args`. A stale connection is replaced and the script
-    /// retried once (see [`LazyRedis::run`]); every script is idempotent.
+    /// Runs one gate function (`FCALL`) with `keys` and `args`; a fenced
+    /// one gets its server's `run_id` in front of them from the library
+    /// ([`scripts`]). A server without the library is given it and asked
+    /// again. A stale connection is replaced and the call retried once
+    /// (see [`LazyRedis::run`]); every function is idempotent.
     async fn call<T: redis::FromRedisValue>(
         &self,
-        script: &'static Script,
-        fence: Fence,
+        function: &'static GateFunction,
+        on_eviction: OnEviction,
         keys: &[&str],
         args: &[&[u8]],
     ) -> Result<T, GateError> {
+        let name = function.called();
         let reply = self
             .redis
             .run(|mut c, server| {
-                let mut inv = script.prepare_invoke();
-                for k in keys {
-                    inv.key(*k);
-                }
-                if fence != Fence::None {
-                    inv.arg(server.run_id.as_str());
-                }
+                let mut call = redis::cmd("FCALL");
+                call.arg(&name).arg(keys.len()).arg(keys);
                 for a in args {
-                    inv.arg(*a);
+                    call.arg(*a);
                 }
-                let refuse = (fence == Fence::ServerAndEviction && server.may_evict_gate_keys())
+                let refuse = (on_eviction == OnEviction::Refuse && server.may_evict_gate_keys())
                     .then(|| server.maxmemory_policy.clone());
                 async move {
-                    match refuse {
-                        Some(policy) => Ok(Err(policy)),
-                        None => inv.invoke_async(&mut c).await.map(Ok),
+                    if let Some(policy) = refuse {
+                        return Ok(Err(policy));
+                    }
+                    match call.query_async(&mut c).await {
+                        Err(e) if is_function_missing(&e) => {
+                            load_library(&mut c).await?;
+                            call.query_async(&mut c).await.map(Ok)
+                        }
+                        other => other.map(Ok),
                     }
                 }
             })
@@ -293,12 +295,12 @@ impl EntryGate {
     async fn call_event<T: redis::FromRedisValue>(
         &self,
         event: &EventId,
-        script: &'static Script,
-        fence: Fence,
+        function: &'static GateFunction,
+        on_eviction: OnEviction,
         keys: &[&str],
         args: &[&[u8]],
     ) -> Result<T, GateError> {
-        let reply: redis::Value = self.call(script, fence, keys, args).await?;
+        let reply: redis::Value = self.call(function, on_eviction, keys, args).await?;
         let reply = if reply::tagged(&reply, "absent") {
             match self.directory_step("check", event.as_str()).await?.tag() {
                 "unknown" => redis::Value::Array(vec![redis::Value::BulkString(b"not_found".to_vec())]),
@@ -316,12 +318,12 @@ impl EntryGate {
     async fn call_tagged(
         &self,
         event: &EventId,
-        script: &'static Script,
-        fence: Fence,
+        function: &'static GateFunction,
+        on_eviction: OnEviction,
         keys: &[&str],
         args: &[&[u8]],
     ) -> Result<reply::Reply, GateError> {
-        let reply = reply::Reply::of(self.call_event(event, script, fence, keys, args).await?)?;
+        let reply = reply::Reply::of(self.call_event(event, function, on_eviction, keys, args).await?)?;
         match reply.tag() {
             "state_lost" => Err(GateError::StateLost),
             _ => Ok(reply),
@@ -332,12 +334,27 @@ impl EntryGate {
     /// id is listed only where its publish may follow (no eviction).
     async fn directory_step(&self, step: &str, id: &str) -> Result<reply::Reply, GateError> {
         let dir = self.key("events");
-        let fence = if step == "list" { Fence::ServerAndEviction } else { Fence::Server };
-        reply::Reply::of(self.call(&DIRECTORY, fence, &[&dir], &texts(&[step, id])).await?)
+        let on_eviction = if step == "list" { OnEviction::Refuse } else { OnEviction::Run };
+        reply::Reply::of(self.call(&DIRECTORY, on_eviction, &[&dir], &texts(&[step, id])).await?)
     }
 }
 
 /// Script arguments from text.
 fn texts<'a>(args: &'a [&'a str]) -> Vec<&'a [u8]> {
     args.iter().map(|a| a.as_bytes()).collect()
+}
+
+/// The server does not hold the gate's library (a new node, a replica
+/// promoted before it was loaded, `FUNCTION FLUSH`).
+fn is_function_missing(e: &redis::RedisError) -> bool {
+    matches!(e.kind(), redis::ErrorKind::Server(_)) && e.to_string().contains("Function not found")
+}
+
+/// Loads the gate's library; one a concurrent caller loaded first is as
+/// good.
+async fn load_library(c: &mut redis::aio::MultiplexedConnection) -> redis::RedisResult<()> {
+    match redis::cmd("FUNCTION").arg("LOAD").arg(&LIBRARY.source).query_async::<String>(c).await {
+        Err(e) if e.to_string().contains("already exists") => Ok(()),
+        other => other.map(|_| ()),
+    }
 }

@@ -3,7 +3,7 @@
 //! (`retire.lua`).
 
 use super::scripts::{ARCHIVE, PUBLISH, RETIRE};
-use super::{texts, EntryGate, Fence, GateError};
+use super::{texts, EntryGate, GateError, OnEviction};
 use crate::rules::domain::{EventId, FanEvent};
 use chrono::{DateTime, Utc};
 use std::time::Duration;
@@ -104,7 +104,7 @@ impl EntryGate {
             _ => return Err(GateError::Protocol("unexpected directory answer".into())),
         };
         let args: Vec<&str> = args.into_iter().chain([fresh]).collect();
-        let r = self.call_tagged(&e.id, &PUBLISH, Fence::ServerAndEviction, &[&k.meta], &texts(&args)).await?;
+        let r = self.call_tagged(&e.id, &PUBLISH, OnEviction::Refuse, &[&k.meta], &texts(&args)).await?;
         match r.tag() {
             "ok" => Ok(Published::Ok { taken: r.int(1)? }),
             "below" => Ok(Published::CapacityBelowTaken { taken: r.int(1)? }),
@@ -123,7 +123,7 @@ impl EntryGate {
             [&k.meta, &k.fans, &k.notes, &k.pending, &k.counts, &k.joined, &k.door, &k.grants, &k.syncing, &k.draw]
                 .map(String::as_str);
         let args = [now.timestamp_millis().to_string(), (after.as_millis() as i64).to_string()];
-        let r = self.call_tagged(id, &ARCHIVE, Fence::Server, &keys, &texts(&[&args[0], &args[1]])).await?;
+        let r = self.call_tagged(id, &ARCHIVE, OnEviction::Run, &keys, &texts(&[&args[0], &args[1]])).await?;
         Ok(match r.tag() {
             "ok" => Archival::Archived,
             "already" => Archival::Already,
@@ -138,7 +138,7 @@ impl EntryGate {
     /// a later publish of it is refused ([`Published::Retired`]).
     pub async fn unpublish(&self, id: &EventId) -> Result<(), GateError> {
         let k = self.event_keys(id);
-        let r = self.call_tagged(id, &RETIRE, Fence::Server, &k.all(), &[]).await?;
+        let r = self.call_tagged(id, &RETIRE, OnEviction::Run, &k.all(), &[]).await?;
         match r.tag() {
             "ok" => Ok(()),
             _ => Err(r.unexpected()),

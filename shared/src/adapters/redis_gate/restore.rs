@@ -4,7 +4,7 @@
 //! PostgreSQL when it was lost.
 
 use super::scripts::{DIRECTORY, LOST, RESTORE};
-use super::{texts, EntryGate, Fence, GateError};
+use super::{texts, EntryGate, GateError, OnEviction};
 use crate::rules::domain::{Entry, EventId, FanEvent, Position};
 use chrono::{DateTime, TimeZone, Utc};
 use std::time::Duration;
@@ -42,7 +42,7 @@ impl EntryGate {
     ) -> Result<Option<DateTime<Utc>>, GateError> {
         let k = self.event_keys(event);
         let now_ms = now.timestamp_millis().to_string();
-        let r: Option<i64> = self.call(&LOST, Fence::Server, &[&k.meta, &k.lost_at], &texts(&[&now_ms])).await?;
+        let r: Option<i64> = self.call(&LOST, OnEviction::Run, &[&k.meta, &k.lost_at], &texts(&[&now_ms])).await?;
         r.map(|ms| {
             Utc.timestamp_millis_opt(ms)
                 .single()
@@ -149,7 +149,7 @@ impl EntryGate {
         let ttl = lease.ttl.as_millis().max(1).to_string();
         let all_args: Vec<&str> = [lease.token.as_str(), &ttl, step].into_iter().chain(args.iter().copied()).collect();
         // Fenced by the server so the finish step can stamp its run_id.
-        let done: i64 = self.call(&RESTORE, Fence::Server, &all_keys, &texts(&all_args)).await?;
+        let done: i64 = self.call(&RESTORE, OnEviction::Run, &all_keys, &texts(&all_args)).await?;
         if done == 1 {
             Ok(())
         } else {
@@ -167,7 +167,7 @@ impl EntryGate {
     /// Whether the directory of events is whole on this server.
     pub async fn directory_holds(&self) -> Result<bool, GateError> {
         let dir = self.key("events");
-        let holds: i64 = self.call(&DIRECTORY, Fence::Server, &[&dir], &texts(&["holds"])).await?;
+        let holds: i64 = self.call(&DIRECTORY, OnEviction::Run, &[&dir], &texts(&["holds"])).await?;
         Ok(holds == 1)
     }
 
@@ -177,9 +177,9 @@ impl EntryGate {
         let dir = self.key("events");
         for chunk in ids.chunks(DIRECTORY_CHUNK) {
             let args: Vec<&str> = ["add"].into_iter().chain(chunk.iter().map(EventId::as_str)).collect();
-            let _: i64 = self.call(&DIRECTORY, Fence::Server, &[&dir], &texts(&args)).await?;
+            let _: i64 = self.call(&DIRECTORY, OnEviction::Run, &[&dir], &texts(&args)).await?;
         }
-        let _: i64 = self.call(&DIRECTORY, Fence::Server, &[&dir], &texts(&["stamp"])).await?;
+        let _: i64 = self.call(&DIRECTORY, OnEviction::Run, &[&dir], &texts(&["stamp"])).await?;
         Ok(())
     }
 }
