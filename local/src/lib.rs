@@ -9,7 +9,7 @@
 //! | [`runtime`], [`pool`] | the Lambda Runtime API, and execution environments (one process each) |
 //! | [`esm`], [`bridge`] | the SQS event-source mapping in front of `writer`, the minute schedule |
 //! | [`local_aws`], [`setup`] | the template's queue and DLQ; SDK clients pointed at the loopback endpoint |
-//! | [`services`] | private Redis and PostgreSQL servers (TLS optional) |
+//! | [`services`], [`cluster`] | private Redis and PostgreSQL servers (TLS optional); a private Redis cluster (cluster mode enabled) |
 //! | [`FaultProxy`], [`HttpCapture`] | the network's failures; a Slack webhook |
 //!
 //! The binary `fanrush-local` runs `setup`, `bridge` and `gateway`; the
@@ -17,6 +17,7 @@
 
 pub mod bridge;
 mod capture;
+pub mod cluster;
 pub mod esm;
 mod fault_proxy;
 pub mod gateway;

@@ -42,6 +42,8 @@ pub struct PrivateRedis {
     dir: PathBuf,
     tls: Option<TestCertificates>,
     password: Option<String>,
+    /// More `redis-server` arguments (a cluster node's).
+    extra: Vec<String>,
     child: Option<Child>,
 }
 
@@ -57,7 +59,16 @@ impl PrivateRedis {
         password: Option<String>,
     ) -> Result<Self, String> {
         std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
-        let mut redis = Self { port: free_port(), dir, tls, password, child: None };
+        let mut redis = Self { port: free_port(), dir, tls, password, extra: Vec::new(), child: None };
+        redis.spawn().await?;
+        Ok(redis)
+    }
+
+    /// A plain server on `port` with more arguments (a cluster node's,
+    /// see [`crate::cluster`]).
+    pub async fn start_on(dir: PathBuf, port: u16, extra: &[String]) -> Result<Self, String> {
+        std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+        let mut redis = Self { port, dir, tls: None, password: None, extra: extra.to_vec(), child: None };
         redis.spawn().await?;
         Ok(redis)
     }
@@ -90,6 +101,7 @@ impl PrivateRedis {
         if let Some(p) = &self.password {
             command.args(["--requirepass", p]);
         }
+        command.args(&self.extra);
         let child = command
             .arg("--dir")
             .arg(&self.dir)

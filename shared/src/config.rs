@@ -102,6 +102,9 @@ pub struct RedisConfig {
     pub auth: SecretSource,
     /// `REDIS_CA_FILE`: PEM roots for a `rediss://` server (default: the system's).
     pub root_certificates: Option<Vec<u8>>,
+    /// `REDIS_CLUSTER`: `REDIS_URL` is a cluster's configuration endpoint
+    /// (ElastiCache with cluster mode enabled).
+    pub cluster: bool,
 }
 
 impl RedisConfig {
@@ -113,6 +116,7 @@ impl RedisConfig {
             response_timeout: millis("REDIS_RESPONSE_TIMEOUT_MS", 250)?,
             auth: SecretSource::from_env("REDIS_AUTH_SECRET_ID", "REDIS_AUTH_TOKEN")?,
             root_certificates: pem_file("REDIS_CA_FILE")?,
+            cluster: flag("REDIS_CLUSTER")?,
         })
     }
 
@@ -124,6 +128,9 @@ impl RedisConfig {
             .with_auth(self.auth.clone());
         if let Some(pem) = &self.root_certificates {
             redis = redis.with_root_certificates(pem.clone());
+        }
+        if self.cluster {
+            redis = redis.in_cluster_mode();
         }
         Ok(EntryGate::on(redis, &self.key_prefix))
     }

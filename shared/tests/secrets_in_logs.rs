@@ -85,6 +85,7 @@ async fn no_secret_appears_in_any_log_line() {
         response_timeout: Duration::from_millis(300),
         auth: SecretSource::Extension { secret_id: "redis".into(), port: redis_secret.port() },
         root_certificates: None,
+        cluster: false,
     };
     for url in ["redis://127.0.0.1:1", &redis_url()] {
         let fan = FanApi::new(redis_config(url).gate().unwrap(), stack.queue(), AuthMode::Dev, 1);

@@ -54,6 +54,15 @@ pub fn gate(url: &str, prefix: &str) -> EntryGate {
     EntryGate::new(url, prefix, Duration::from_millis(200), Duration::from_millis(250)).unwrap()
 }
 
+/// A gate on the cluster whose configuration endpoint is `url`.
+pub fn cluster_gate(url: &str, prefix: &str) -> EntryGate {
+    let redis =
+        fanrush::adapters::redis_gate::LazyRedis::new(url, Duration::from_millis(500), Duration::from_millis(500))
+            .unwrap()
+            .in_cluster_mode();
+    EntryGate::on(redis, prefix)
+}
+
 pub fn database(schema: &str) -> Database {
     Database::new(&database_url(), Some(schema.to_owned()), Duration::from_secs(3)).unwrap()
 }
@@ -151,6 +160,23 @@ impl Stack {
             admin,
             db,
         }
+    }
+
+    /// A stack whose every function reaches the Redis cluster whose
+    /// configuration endpoint is `url`.
+    pub async fn on_cluster(url: &str) -> Self {
+        let mut stack = Self::with(url, &sqs_endpoint(), Duration::from_millis(1000)).await;
+        stack.fan = fan_api(cluster_gate(url, &stack.prefix), stack.queue(), AuthMode::Dev);
+        stack.admin = AdminApi::new(
+            cluster_gate(url, &stack.prefix),
+            database(&stack.schema),
+            stack.queue(),
+            stack.queue().dead_letters(&stack.dlq_url),
+            AuthMode::Dev,
+            1,
+        );
+        stack.gate = cluster_gate(url, &stack.prefix);
+        stack
     }
 
     pub fn queue(&self) -> EntryQueue {

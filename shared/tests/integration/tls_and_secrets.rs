@@ -36,6 +36,7 @@ fn redis_config(redis: &PrivateRedis, certs: &TestCertificates, extension: &Http
         response_timeout: Duration::from_secs(2),
         auth: SecretSource::Extension { secret_id: "fanrush/redis-auth".into(), port: extension.port() },
         root_certificates: Some(certs.ca_pem().unwrap()),
+        cluster: false,
     }
 }
 

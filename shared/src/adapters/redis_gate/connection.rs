@@ -39,8 +39,14 @@
 
 use crate::adapters::secrets::Secret;
 use crate::adapters::secrets::{SecretError, SecretSource};
-use redis::aio::MultiplexedConnection;
-use redis::{AsyncConnectionConfig, Client, ConnectionInfo, IntoConnectionInfo, RedisConnectionInfo, RedisError};
+use redis::aio::{ConnectionLike, MultiplexedConnection};
+use redis::cluster::{ClusterClient, ClusterClientBuilder};
+use redis::cluster_async::ClusterConnection;
+use redis::cluster_routing::{RoutingInfo, SingleNodeRoutingInfo};
+use redis::{
+    AsyncConnectionConfig, Client, Cmd, ConnectionInfo, IntoConnectionInfo, Pipeline, RedisConnectionInfo, RedisError,
+    RedisFuture, Value,
+};
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
@@ -56,7 +62,49 @@ pub struct LazyRedis {
     root_certificates: Option<Vec<u8>>,
     client: OnceCell<Client>,
     config: AsyncConnectionConfig,
+    /// The URL names a cluster's configuration endpoint (`REDIS_CLUSTER`):
+    /// commands go to the node serving their slot.
+    cluster: bool,
+    connect_timeout: Duration,
+    response_timeout: Duration,
     connection: Mutex<Option<Open>>,
+}
+
+/// A connection to one node, or to a cluster through redis-rs's cluster
+/// client, which follows `MOVED` and `ASK`, retries `TRYAGAIN` and reads
+/// the slots again after a failover.
+#[derive(Clone)]
+pub enum GateConnection {
+    Node(MultiplexedConnection),
+    Cluster(ClusterConnection),
+}
+
+impl ConnectionLike for GateConnection {
+    fn req_packed_command<'a>(&'a mut self, cmd: &'a Cmd) -> RedisFuture<'a, Value> {
+        match self {
+            Self::Node(c) => c.req_packed_command(cmd),
+            Self::Cluster(c) => c.req_packed_command(cmd),
+        }
+    }
+
+    fn req_packed_commands<'a>(
+        &'a mut self,
+        pipeline: &'a Pipeline,
+        offset: usize,
+        count: usize,
+    ) -> RedisFuture<'a, Vec<Value>> {
+        match self {
+            Self::Node(c) => c.req_packed_commands(pipeline, offset, count),
+            Self::Cluster(c) => c.req_packed_commands(pipeline, offset, count),
+        }
+    }
+
+    fn get_db(&self) -> i64 {
+        match self {
+            Self::Node(c) => c.get_db(),
+            Self::Cluster(c) => c.get_db(),
+        }
+    }
 }
 
 /// What the URL said about who to be and which database to use.
@@ -68,7 +116,7 @@ struct UrlCredentials {
 
 /// An open connection; `server` is `None` until it is introduced.
 struct Open {
-    connection: MultiplexedConnection,
+    connection: GateConnection,
     server: Option<Arc<Server>>,
 }
 
@@ -152,8 +200,18 @@ impl LazyRedis {
             config: AsyncConnectionConfig::new()
                 .set_connection_timeout(Some(connect_timeout))
                 .set_response_timeout(Some(response_timeout)),
+            cluster: false,
+            connect_timeout,
+            response_timeout,
             connection: Mutex::new(None),
         })
+    }
+
+    /// The URL is a cluster's configuration endpoint (ElastiCache with
+    /// cluster mode enabled): connect through the cluster client.
+    pub fn in_cluster_mode(mut self) -> Self {
+        self.cluster = true;
+        self
     }
 
     /// The AUTH token, read at each new connection (it replaces any
@@ -194,7 +252,7 @@ impl LazyRedis {
     /// returned at once so an outage answers quickly.
     pub async fn run<T, F, Fut>(&self, op: F) -> Result<T, RedisFailure>
     where
-        F: Fn(MultiplexedConnection, Arc<Server>) -> Fut,
+        F: Fn(GateConnection, Arc<Server>) -> Fut,
         Fut: Future<Output = Result<T, RedisError>>,
     {
         let (connection, server, fresh) = self.connection().await?;
@@ -235,6 +293,17 @@ impl LazyRedis {
             return Ok(());
         }
         let config = self.config.clone().set_connection_timeout(Some(connect_budget));
+        if self.cluster {
+            // The cluster client authenticates as it connects: with a token
+            // from the extension, the first request opens it.
+            if !self.auth.readable_in_init() {
+                return Ok(());
+            }
+            let mut connection = self.open_cluster(connect_budget).await?;
+            let server = Some(self.introduce(&mut connection).await?);
+            *slot = Some(Open { connection, server });
+            return Ok(());
+        }
         let mut connection = self.open(&config).await?;
         let server = if self.auth.readable_in_init() { Some(self.introduce(&mut connection).await?) } else { None };
         *slot = Some(Open { connection, server });
@@ -242,7 +311,7 @@ impl LazyRedis {
     }
 
     /// A live, introduced connection, and whether it was opened just now.
-    async fn connection(&self) -> Result<(MultiplexedConnection, Arc<Server>, bool), RedisFailure> {
+    async fn connection(&self) -> Result<(GateConnection, Arc<Server>, bool), RedisFailure> {
         let mut slot = self.connection.lock().await;
         if let Some(Open { connection, server: Some(server) }) = slot.as_ref() {
             return Ok((connection.clone(), server.clone(), false));
@@ -261,24 +330,82 @@ impl LazyRedis {
                 Err(e) => return Err(e),
             }
         }
-        let mut connection = self.open(&self.config).await?;
+        let mut connection =
+            if self.cluster { self.open_cluster(self.connect_timeout).await? } else { self.open(&self.config).await? };
         let server = self.introduce(&mut connection).await?;
         *slot = Some(Open { connection: connection.clone(), server: Some(server.clone()) });
         Ok((connection, server, true))
     }
 
     /// TCP and, for `rediss://`, TLS.
-    async fn open(&self, config: &AsyncConnectionConfig) -> Result<MultiplexedConnection, RedisFailure> {
+    async fn open(&self, config: &AsyncConnectionConfig) -> Result<GateConnection, RedisFailure> {
         self.client()
             .await?
             .get_multiplexed_async_connection_with_config(config)
             .await
+            .map(GateConnection::Node)
             .map_err(RedisFailure::Unreachable)
+    }
+
+    /// The cluster client from the configuration endpoint: it reads the
+    /// slots from the node it reaches and connects to each node as needed,
+    /// with the AUTH token read now. A command redirected or refused during
+    /// a slot migration (`TRYAGAIN`) is retried a few times, waits included
+    /// in the response timeout's order, so a request still answers within
+    /// its budget (then 503 with nothing reserved).
+    async fn open_cluster(&self, connect_timeout: Duration) -> Result<GateConnection, RedisFailure> {
+        if self.credentials.db != 0 {
+            return Err(RedisFailure::Refused(RedisError::from((
+                redis::ErrorKind::InvalidClientConfig,
+                "a Redis cluster has only database 0",
+            ))));
+        }
+        let token =
+            self.auth.resolve().await.map_err(RedisFailure::Secret)?.or_else(|| self.credentials.password.clone());
+        let mut builder = ClusterClientBuilder::new(vec![self.info.clone()])
+            .connection_timeout(connect_timeout)
+            .response_timeout(self.response_timeout)
+            .retries(CLUSTER_RETRIES)
+            .min_retry_wait(CLUSTER_RETRY_WAIT_MS)
+            .max_retry_wait(CLUSTER_RETRY_WAIT_MS * 4);
+        if let Some(token) = &token {
+            builder = builder.password(token.expose());
+        }
+        if let Some(username) = &self.credentials.username {
+            builder = builder.username(username);
+        }
+        if let Some(pem) = &self.root_certificates {
+            builder = builder.certs(redis::TlsCertificates { client_tls: None, root_cert: Some(pem.clone()) });
+        }
+        let client: ClusterClient = builder.build().map_err(RedisFailure::Refused)?;
+        client.get_async_connection().await.map(GateConnection::Cluster).map_err(RedisFailure::Unreachable)
     }
 
     /// `AUTH` (the token read now, else the URL's password), `SELECT` and
     /// `INFO`, pipelined: one round trip.
-    async fn introduce(&self, connection: &mut MultiplexedConnection) -> Result<Arc<Server>, RedisFailure> {
+    async fn introduce(&self, connection: &mut GateConnection) -> Result<Arc<Server>, RedisFailure> {
+        let info = match connection {
+            GateConnection::Node(c) => self.introduce_node(c).await?,
+            // Authenticated as it connected; INFO from one node (a cluster's
+            // nodes share one parameter group).
+            GateConnection::Cluster(c) => {
+                let reply = c
+                    .route_command(redis::cmd("INFO"), RoutingInfo::SingleNode(SingleNodeRoutingInfo::Random))
+                    .await
+                    .map_err(RedisFailure::of)?;
+                redis::from_redis_value::<String>(reply).map_err(|e| RedisFailure::Refused(e.into()))?
+            }
+        };
+        Server::from_info(&info).map(Arc::new).ok_or_else(|| {
+            RedisFailure::Refused(RedisError::from((
+                redis::ErrorKind::UnexpectedReturnType,
+                "INFO named no run_id or maxmemory_policy",
+            )))
+        })
+    }
+
+    /// A node's introduction: its `INFO`.
+    async fn introduce_node(&self, connection: &mut MultiplexedConnection) -> Result<String, RedisFailure> {
         let token =
             self.auth.resolve().await.map_err(RedisFailure::Secret)?.or_else(|| self.credentials.password.clone());
         let mut pipe = redis::pipe();
@@ -294,12 +421,7 @@ impl LazyRedis {
         }
         pipe.cmd("INFO");
         let (info,): (String,) = pipe.query_async(connection).await.map_err(RedisFailure::of)?;
-        Server::from_info(&info).map(Arc::new).ok_or_else(|| {
-            RedisFailure::Refused(RedisError::from((
-                redis::ErrorKind::UnexpectedReturnType,
-                "INFO named no run_id or maxmemory_policy",
-            )))
-        })
+        Ok(info)
     }
 
     /// Drops the connection, so the next command connects and reads the
@@ -310,6 +432,12 @@ impl LazyRedis {
     }
 }
 
+/// Retries of a cluster command redirected or refused mid-migration, and
+/// the shortest wait between them: a resharding's `TRYAGAIN` lasts while one
+/// key moves, a failover's slots are read again within the node timeout.
+const CLUSTER_RETRIES: u32 = 3;
+const CLUSTER_RETRY_WAIT_MS: u64 = 10;
+
 /// A broken, timed-out or demoted connection: drop it and connect again.
 /// `READONLY` comes from a primary that a failover turned into a replica
 /// while this connection stayed open to it.
@@ -319,6 +447,7 @@ fn is_connection_failure(e: &RedisError) -> bool {
         || e.is_timeout()
         || e.is_unrecoverable_error()
         || e.code() == Some("READONLY")
+        || e.kind() == redis::ErrorKind::ClusterConnectionNotFound
 }
 
 #[cfg(test)]

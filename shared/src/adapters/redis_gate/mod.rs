@@ -77,7 +77,7 @@ mod scripts;
 pub use scripts::{admit_function, confirm_function, gate_library};
 
 pub use admission::{Admission, AtTheDoor, DrawSeed, Drawn, EntryLookup, EventView, LineCall, LineState, Reservation};
-pub use connection::{LazyRedis, RedisFailure, Server};
+pub use connection::{GateConnection, LazyRedis, RedisFailure, Server};
 pub use draw::Prequeue;
 pub use line::{CountedFan, LineCountsRead, LineStatus, LineSync, LineSyncRequest};
 pub use publish::{new_line_seed, Archival, Published, SeedWrite};
@@ -352,7 +352,7 @@ fn is_function_missing(e: &redis::RedisError) -> bool {
 
 /// Loads the gate's library; one a concurrent caller loaded first is as
 /// good.
-async fn load_library(c: &mut redis::aio::MultiplexedConnection) -> redis::RedisResult<()> {
+async fn load_library(c: &mut GateConnection) -> redis::RedisResult<()> {
     match redis::cmd("FUNCTION").arg("LOAD").arg(&LIBRARY.source).query_async::<String>(c).await {
         Err(e) if e.to_string().contains("already exists") => Ok(()),
         other => other.map(|_| ()),

@@ -2,6 +2,8 @@
 
 /// Admission outcomes and the burst invariants, end to end.
 mod admissions;
+/// The gate on a real three-shard Redis cluster.
+mod cluster;
 /// The line's door and pace in the gate's scripts.
 mod door;
 /// The gate under failing dependencies: the lazy connection, outages,

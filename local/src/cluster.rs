@@ -1,0 +1,231 @@
+//! A private Redis cluster (cluster mode enabled, as ElastiCache's is): a
+//! `redis-server --cluster-enabled yes` per node on free loopback ports,
+//! joined by `redis-cli --cluster create`, each node a child of the test
+//! or drill that started it and killed with it. Its shards are what
+//! ElastiCache calls node groups: a primary and its replicas, serving a
+//! range of the 16,384 hash slots.
+
+use crate::services::{free_port, PrivateRedis};
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+use tokio::process::Command;
+
+/// One shard: the slots it serves, its primary and its replicas.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Shard {
+    pub slots: Vec<(u16, u16)>,
+    pub primary: u16,
+    pub replicas: Vec<u16>,
+}
+
+impl Shard {
+    pub fn serves(&self, slot: u16) -> bool {
+        self.slots.iter().any(|&(from, to)| (from..=to).contains(&slot))
+    }
+}
+
+/// The cluster's nodes, each a [`PrivateRedis`] started with cluster mode.
+pub struct PrivateRedisCluster {
+    nodes: Vec<PrivateRedis>,
+}
+
+impl PrivateRedisCluster {
+    /// `primaries` shards with `replicas` replicas each, under `dir`;
+    /// returns once every node sees every slot served (`cluster_state:ok`)
+    /// and every replica is attached.
+    pub async fn start(dir: PathBuf, primaries: usize, replicas: usize) -> Result<Self, String> {
+        let mut nodes = Vec::new();
+        for i in 0..primaries * (1 + replicas) {
+            let port = free_port();
+            let node_dir = dir.join(format!("node-{i}"));
+            let extra = [
+                "--cluster-enabled".to_owned(),
+                "yes".to_owned(),
+                "--cluster-config-file".to_owned(),
+                node_dir.join("nodes.conf").display().to_string(),
+                "--cluster-node-timeout".to_owned(),
+                "2000".to_owned(),
+            ];
+            nodes.push(PrivateRedis::start_on(node_dir, port, &extra).await?);
+        }
+        let addresses: Vec<String> = nodes.iter().map(|n| n.addr().to_string()).collect();
+        let created = Command::new("redis-cli")
+            .arg("--cluster")
+            .arg("create")
+            .args(&addresses)
+            .args(["--cluster-replicas", &replicas.to_string(), "--cluster-yes"])
+            .output()
+            .await
+            .map_err(|e| format!("redis-cli --cluster create: {e}"))?;
+        if !created.status.success() {
+            return Err(format!("redis-cli --cluster create: {}", String::from_utf8_lossy(&created.stdout)));
+        }
+        let cluster = Self { nodes };
+        cluster.wait_until_ok().await?;
+        // Replicas attach a moment after the slots are served.
+        let started = Instant::now();
+        loop {
+            let shards = cluster.shards().await?;
+            if shards.len() == primaries && shards.iter().all(|s| s.replicas.len() == replicas) {
+                return Ok(cluster);
+            }
+            if started.elapsed() > Duration::from_secs(30) {
+                return Err(format!("the replicas did not attach within 30 s: {shards:?}"));
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// Waits until every node reports `cluster_state:ok` and the shards'
+    /// primaries agree on who serves what.
+    async fn wait_until_ok(&self) -> Result<(), String> {
+        let started = Instant::now();
+        while started.elapsed() < Duration::from_secs(30) {
+            let mut ok = true;
+            for node in &self.nodes {
+                ok &= text(node.command(&["CLUSTER", "INFO"]).await).contains("cluster_state:ok");
+            }
+            if ok {
+                return Ok(());
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        Err("the cluster did not reach cluster_state:ok within 30 s".into())
+    }
+
+    /// A URL for the cluster client to start from (as ElastiCache's
+    /// configuration endpoint): the first node's.
+    pub fn url(&self) -> String {
+        self.nodes[0].url()
+    }
+
+    /// The node listening on `port`.
+    pub fn node(&self, port: u16) -> Option<&PrivateRedis> {
+        self.nodes.iter().find(|n| n.addr().port() == port)
+    }
+
+    /// The shards as the first node that answers sees them (`CLUSTER
+    /// NODES`).
+    pub async fn shards(&self) -> Result<Vec<Shard>, String> {
+        let mut last = String::new();
+        for node in &self.nodes {
+            match node.command(&["CLUSTER", "NODES"]).await {
+                Ok(v) => return Ok(shards_of(&text(Ok(v)))),
+                Err(e) => last = e,
+            }
+        }
+        Err(format!("no node answered CLUSTER NODES: {last}"))
+    }
+
+    /// The hash slot of `key` (`CLUSTER KEYSLOT`).
+    pub async fn slot(&self, key: &str) -> Result<u16, String> {
+        match self.nodes[0].command(&["CLUSTER", "KEYSLOT", key]).await? {
+            redis::Value::Int(slot) => u16::try_from(slot).map_err(|e| e.to_string()),
+            other => Err(format!("CLUSTER KEYSLOT answered {other:?}")),
+        }
+    }
+
+    /// A manual failover of the shard whose primary listens on `primary`:
+    /// its first replica takes over (`CLUSTER FAILOVER`, which waits until
+    /// the replica caught up), as ElastiCache's test failover of a node
+    /// group does. Returns the new primary's port.
+    pub async fn fail_over(&self, primary: u16) -> Result<u16, String> {
+        let shard = self.shards().await?.into_iter().find(|s| s.primary == primary).ok_or("no such primary")?;
+        let replica = *shard.replicas.first().ok_or("the shard has no replica")?;
+        self.node(replica).ok_or("no such node")?.command(&["CLUSTER", "FAILOVER"]).await?;
+        let started = Instant::now();
+        while started.elapsed() < Duration::from_secs(30) {
+            let promoted = self.shards().await?.iter().any(|s| s.primary == replica);
+            if promoted && text(self.node(replica).unwrap().command(&["ROLE"]).await).contains("master") {
+                self.wait_until_ok().await?;
+                return Ok(replica);
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        Err("the replica did not take over within 30 s".into())
+    }
+
+    /// Kills every node.
+    pub async fn kill(&mut self) {
+        for node in &mut self.nodes {
+            node.kill().await;
+        }
+    }
+}
+
+fn text(v: Result<redis::Value, String>) -> String {
+    match v {
+        Ok(redis::Value::BulkString(b)) => String::from_utf8_lossy(&b).into_owned(),
+        Ok(redis::Value::SimpleString(s)) => s,
+        Ok(redis::Value::VerbatimString { text, .. }) => text,
+        Ok(redis::Value::Array(items)) => items.into_iter().map(|i| text(Ok(i))).collect::<Vec<_>>().join(" "),
+        _ => String::new(),
+    }
+}
+
+/// The shards named in a `CLUSTER NODES` reply: one line per node, `id
+/// ip:port@bus flags master-id ping pong epoch link slot-ranges...`.
+fn shards_of(nodes: &str) -> Vec<Shard> {
+    struct Node {
+        id: String,
+        port: u16,
+        primary_of: Option<String>,
+        slots: Vec<(u16, u16)>,
+    }
+    let parsed: Vec<Node> = nodes
+        .lines()
+        .filter_map(|line| {
+            let f: Vec<&str> = line.split_whitespace().collect();
+            let port = f.get(1)?.split('@').next()?.rsplit(':').next()?.parse().ok()?;
+            let flags = *f.get(2)?;
+            if flags.contains("fail") && !flags.contains("fail?") {
+                return None;
+            }
+            let primary_of = flags.contains("slave").then(|| f.get(3).map(|s| s.to_string())).flatten();
+            let slots = f
+                .iter()
+                .skip(8)
+                .filter(|r| !r.starts_with('['))
+                .filter_map(|r| match r.split_once('-') {
+                    Some((a, b)) => Some((a.parse().ok()?, b.parse().ok()?)),
+                    None => r.parse().ok().map(|s| (s, s)),
+                })
+                .collect();
+            Some(Node { id: f[0].to_owned(), port, primary_of, slots })
+        })
+        .collect();
+    let mut shards: Vec<Shard> = parsed
+        .iter()
+        .filter(|n| n.primary_of.is_none() && !n.slots.is_empty())
+        .map(|p| Shard {
+            slots: p.slots.clone(),
+            primary: p.port,
+            replicas: parsed.iter().filter(|r| r.primary_of.as_deref() == Some(&p.id)).map(|r| r.port).collect(),
+        })
+        .collect();
+    shards.sort_by_key(|s| s.slots.first().copied());
+    shards
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cluster_nodes_are_read_as_shards_with_their_replicas() {
+        let nodes = "a1 127.0.0.1:7001@17001 myself,master - 0 0 1 connected 0-5460\n\
+                     b2 127.0.0.1:7002@17002 master - 0 0 2 connected 5461-10922 12000\n\
+                     c3 127.0.0.1:7003@17003 slave a1 0 0 1 connected\n\
+                     d4 127.0.0.1:7004@17004 slave b2 0 0 2 connected\n\
+                     e5 127.0.0.1:7005@17005 master,fail - 0 0 3 disconnected\n";
+        let shards = shards_of(nodes);
+        assert_eq!(
+            shards,
+            vec![
+                Shard { slots: vec![(0, 5460)], primary: 7001, replicas: vec![7003] },
+                Shard { slots: vec![(5461, 10922), (12000, 12000)], primary: 7002, replicas: vec![7004] },
+            ]
+        );
+        assert!(shards[1].serves(12000) && !shards[1].serves(11000));
+    }
+}

@@ -1,0 +1,77 @@
+//! The gate on a real Redis cluster (cluster mode enabled, three shards of a
+//! primary and a replica), through redis-rs's cluster client as the
+//! functions reach ElastiCache's configuration endpoint: each event runs on
+//! its own slot, and a shard's failover fences only that shard's events.
+
+use crate::common::*;
+use chrono::Utc;
+use fanrush::usecases::recovery::Patience;
+use fanrush_local::cluster::{PrivateRedisCluster, Shard};
+use std::time::Duration;
+
+const NOW: Patience = Patience { restore_settle: Duration::ZERO, sweep_after: Duration::ZERO };
+
+/// Defines events until one lands in each shard: the shard and its event.
+async fn one_event_per_shard(cluster: &PrivateRedisCluster, stack: &Stack, shards: &[Shard]) -> Vec<String> {
+    let mut placed: Vec<Option<String>> = vec![None; shards.len()];
+    while placed.iter().any(Option::is_none) {
+        let id = unique("ev").replace('_', "-");
+        let slot = cluster.slot(&format!("{{{id}}}")).await.unwrap();
+        let Some(i) = shards.iter().position(|s| s.serves(slot)) else { continue };
+        if placed[i].is_some() {
+            continue;
+        }
+        let body = serde_json::json!({ "title": "Cluster drop",
+            "opensAt": (Utc::now() - chrono::Duration::minutes(1)).to_rfc3339(),
+            "closesAt": (Utc::now() + chrono::Duration::hours(1)).to_rfc3339(), "capacity": 5, "expectedPeakRps": 1000 });
+        let r = stack.admin.handle(request("PUT", &format!("/admin/events/{id}"), &[], Some(&body.to_string()))).await;
+        assert_eq!(r.status(), 201, "create event: {}", body_json(&r));
+        placed[i] = Some(id);
+    }
+    placed.into_iter().flatten().collect()
+}
+
+#[tokio::test]
+async fn on_a_three_shard_cluster_a_failover_fences_only_the_events_of_its_shard() {
+    let root = std::env::temp_dir().join(unique("cluster"));
+    let mut cluster = PrivateRedisCluster::start(root.clone(), 3, 1).await.unwrap();
+    let shards = cluster.shards().await.unwrap();
+    assert_eq!(shards.len(), 3, "{shards:?}");
+    let stack = Stack::on_cluster(&cluster.url()).await;
+    stack.gate.mark_state_present().await.unwrap();
+    let events = one_event_per_shard(&cluster, &stack, &shards).await;
+    for event in &events {
+        for fan in ["a", "b"] {
+            assert_eq!(stack.enter(event, fan).await.status(), 202, "{fan} in {event}");
+        }
+    }
+
+    // The second shard fails over: its replica, another server process,
+    // takes over with the data intact. The client follows the slots; that
+    // shard's event is refused until it is restored, and the events on the
+    // other shards admit throughout.
+    cluster.fail_over(shards[1].primary).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_error(&stack.enter(&events[1], "c").await, 503, "unavailable");
+    assert_error(
+        &stack.fan.handle(request("GET", &format!("/events/{}", events[1]), &[], None)).await,
+        503,
+        "unavailable",
+    );
+    for event in [&events[0], &events[2]] {
+        assert_eq!(stack.enter(event, "c").await.status(), 202, "a shard that did not fail over admits");
+    }
+
+    stack.drain().await;
+    let report = stack.housekeeping(Utc::now(), NOW).await;
+    assert_eq!(report.restored, Some((1, 2)), "only the failed shard's event is rebuilt: {report:?}");
+    assert_eq!(body_json(&stack.enter(&events[1], "b").await)["position"], 2, "a fan told 202 keeps its place");
+    assert_eq!(body_json(&stack.enter(&events[1], "c").await)["position"], 3);
+    stack.drain().await;
+    for event in &events {
+        let positions: Vec<i64> = stack.rows(event).await.iter().map(|r| r.1).collect();
+        assert_eq!(positions, vec![1, 2, 3], "{event}");
+    }
+    cluster.kill().await;
+    let _ = std::fs::remove_dir_all(&root);
+}
