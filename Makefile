@@ -2,8 +2,9 @@
 .PHONY: run test check bench drill charts tables package sam-local sam-local-quick sam-api build lint fmt clean
 
 ## Start the whole suite locally and serve the API on 127.0.0.1:8080.
+## make run CLUSTER=3: the gate on a private three-shard Redis cluster instead of one node.
 run:
-	@scripts/run.sh
+	@CLUSTER="$(CLUSTER)" scripts/run.sh
 
 ## Install what is missing and run every check and test.
 test:

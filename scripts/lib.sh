@@ -96,6 +96,37 @@ ensure_redis() {
   wait_port "$REDIS_PORT" Redis
 }
 
+# A private Redis cluster on loopback (cluster mode enabled, as ElastiCache's):
+# $1 primaries, each with one replica, from redis-server and
+# `redis-cli --cluster create`, on ports from REDIS_CLUSTER_PORT (7100) up,
+# stopped with everything else this script started. Sets REDIS_URL to a node
+# (the cluster client reads the slots from it) and REDIS_CLUSTER=true.
+start_redis_cluster() {
+  local primaries=$1 base=${REDIS_CLUSTER_PORT:-7100} nodes=() port i
+  command -v redis-server >/dev/null || apt_install redis-server
+  rm -rf "$STATE/cluster"
+  for ((i = 0; i < primaries * 2; i++)); do
+    port=$((base + i))
+    if port_open "$port"; then
+      log "127.0.0.1:$port is taken; set REDIS_CLUSTER_PORT"
+      exit 1
+    fi
+    mkdir -p "$STATE/cluster/$port"
+    start_bg "redis-cluster-$port" redis-server --bind 127.0.0.1 --port "$port" --save "" --appendonly no \
+      --cluster-enabled yes --cluster-config-file "$STATE/cluster/$port/nodes.conf" --cluster-node-timeout 2000 \
+      --dir "$STATE/cluster/$port"
+    nodes+=("127.0.0.1:$port")
+  done
+  for node in "${nodes[@]}"; do wait_port "${node##*:}" "Redis cluster node"; done
+  redis-cli --cluster create "${nodes[@]}" --cluster-replicas 1 --cluster-yes >"$STATE/redis-cluster-create.log"
+  for ((i = 0; i < 300; i++)); do
+    redis-cli -p "$base" cluster info | grep -q "cluster_state:ok" && break
+    sleep 0.1
+  done
+  export REDIS_URL="redis://127.0.0.1:$base" REDIS_CLUSTER=true
+  log "Redis cluster of $primaries shards (a primary and a replica each) on 127.0.0.1:$base-$((base + primaries * 2 - 1))"
+}
+
 ensure_postgres() {
   if command -v pg_isready >/dev/null && pg_isready -q -h 127.0.0.1 -p "$PG_PORT"; then
     log "reusing PostgreSQL on 127.0.0.1:$PG_PORT"
@@ -166,6 +197,7 @@ write_function_env() { # file, queue url, DLQ url, extra KEY=value...
   shift 3
   {
     echo "REDIS_URL=$REDIS_URL"
+    echo "REDIS_CLUSTER=${REDIS_CLUSTER:-false}"
     echo "DATABASE_URL=$DATABASE_URL"
     echo "SQS_QUEUE_URL=$queue_url"
     echo "SQS_DLQ_URL=$dlq_url"

@@ -7,6 +7,8 @@
 # Lambda's Invoke API (for the bridge and `cargo lambda invoke`), and runs
 # the local stand-in for the SQS event-source mapping and the minute
 # schedule. Ctrl-C stops what it started and nothing else.
+# `make run CLUSTER=3` runs the gate on a private Redis cluster of three
+# shards (a primary and a replica each) instead of the single node.
 source "$(dirname "$0")/lib.sh"
 trap 'stop_started; exit 0' INT TERM
 trap stop_started EXIT
@@ -16,6 +18,9 @@ QUEUE_NAME=${QUEUE_NAME:-fanrush-entries}
 
 ensure_rust
 ensure_services
+if [ -n "${CLUSTER:-}" ]; then
+  start_redis_cluster "$CLUSTER"
+fi
 
 cd "$ROOT"
 log "building the workspace"
@@ -55,6 +60,7 @@ FAN_API=http://127.0.0.1:$API_PORT
 ADMIN_API=http://127.0.0.1:$API_PORT
 DATABASE_URL=$DATABASE_URL
 REDIS_URL=$REDIS_URL
+REDIS_CLUSTER=${REDIS_CLUSTER:-false}
 SQS_QUEUE_URL=$SQS_QUEUE_URL
 READY
 log "ready; logs in .local/*.log; Ctrl-C stops everything this run started"

@@ -7,7 +7,6 @@
 use crate::local_aws::provision;
 use fanrush::adapters::aws_sdk::{aws_config, sqs_client};
 use fanrush::adapters::postgres_store::Database;
-use fanrush::adapters::redis_gate::EntryGate;
 use fanrush::adapters::sqs_queue::{EntryQueue, SendPolicy};
 use fanrush::config::{DatabaseConfig, RedisConfig};
 use fanrush::usecases::recovery::{restore_gate, Queues};
@@ -36,9 +35,11 @@ pub async fn run(args: SetupArgs) -> Result<(), String> {
     let d = DatabaseConfig::from_env().map_err(|e| e.to_string())?;
     let db = Database::new(&d.url, d.schema.clone(), d.connect_timeout).map_err(|e| e.to_string())?;
     db.migrate().await.map_err(|e| e.to_string())?;
+    // The functions' own settings (a cluster with REDIS_CLUSTER), with
+    // longer timeouts: a restore writes in pages.
     let r = RedisConfig::from_env().map_err(|e| e.to_string())?;
-    let gate = EntryGate::new(&r.url, &r.key_prefix, Duration::from_secs(2), Duration::from_secs(10))
-        .map_err(|e| e.to_string())?;
+    let r = RedisConfig { connect_timeout: Duration::from_secs(2), response_timeout: Duration::from_secs(10), ..r };
+    let gate = r.gate().map_err(|e| e.to_string())?;
     let queue = EntryQueue::new(sqs, &queue_url, SendPolicy { attempts: 1, backoff: Duration::ZERO });
     // Setup runs before any function is started: no request can be in flight.
     let dead_letters = queue.dead_letters(&dlq_url);
