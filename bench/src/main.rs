@@ -8,10 +8,12 @@
 //! cost of `WAIT 1` per admission, the line (admitted fans per second with both
 //! scripts, commands per join and poll, a waiting answer's p50), a hostile client's
 //! commands on the core, the opening second (200 environments' first
-//! requests at once against Redis with TLS and AUTH), package size, concurrency per 10,000 rps, and the Weverse talk's
+//! requests at once against Redis with TLS and AUTH), three events on one shard and on a three-shard
+//! cluster, package size, concurrency per 10,000 rps, and the Weverse talk's
 //! Node.js stack (`bench/peer`) side by side. See docs/benchmarks.md for what each
 //! measures and why.
 
+mod cluster;
 mod figures;
 mod hostile;
 mod line;
@@ -36,6 +38,7 @@ enum Section {
     Line,
     Hostile,
     Opening,
+    Cluster,
     Package,
     Arm64,
     Peer,
@@ -97,6 +100,10 @@ async fn main() {
     if run(Section::Opening) {
         eprintln!("[bench] the opening second");
         opening::opening(&root, w.env(), quick, &mut report).await;
+    }
+    if run(Section::Cluster) {
+        eprintln!("[bench] three events at once: one shard, then three");
+        cluster::cluster(quick, &mut report).await;
     }
     if run(Section::Package) {
         eprintln!("[bench] package size");
