@@ -179,6 +179,13 @@ impl Stack {
         stack
     }
 
+    /// [`Stack::on_cluster`], its fan API deciding by `clock`.
+    pub async fn on_cluster_with_clock(url: &str, clock: std::sync::Arc<dyn fanrush::usecases::clock::Clock>) -> Self {
+        let mut stack = Self::on_cluster(url).await;
+        stack.fan = fan_api(cluster_gate(url, &stack.prefix), stack.queue(), AuthMode::Dev).with_clock(clock);
+        stack
+    }
+
     pub fn queue(&self) -> EntryQueue {
         EntryQueue::new(self.sqs.clone(), &self.queue_url, POLICY)
     }

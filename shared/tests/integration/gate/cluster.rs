@@ -4,9 +4,12 @@
 //! its own slot, and a shard's failover fences only that shard's events.
 
 use crate::common::*;
+use crate::gate::line::{admitted_at_the_lines_pace_in_the_order_of_places, second};
 use chrono::Utc;
+use fanrush::usecases::clock::ManualClock;
 use fanrush::usecases::recovery::Patience;
 use fanrush_local::cluster::{PrivateRedisCluster, Shard};
+use std::sync::Arc;
 use std::time::Duration;
 
 const NOW: Patience = Patience { restore_settle: Duration::ZERO, sweep_after: Duration::ZERO };
@@ -72,6 +75,19 @@ async fn on_a_three_shard_cluster_a_failover_fences_only_the_events_of_its_shard
         let positions: Vec<i64> = stack.rows(event).await.iter().map(|r| r.1).collect();
         assert_eq!(positions, vec![1, 2, 3], "{event}");
     }
+    cluster.kill().await;
+    let _ = std::fs::remove_dir_all(&root);
+}
+
+#[tokio::test]
+async fn on_a_three_shard_cluster_a_line_admits_at_its_pace_in_the_order_of_places() {
+    let root = std::env::temp_dir().join(unique("cluster-line"));
+    let mut cluster = PrivateRedisCluster::start(root.clone(), 3, 0).await.unwrap();
+    let t0 = second(Utc::now());
+    let clock = Arc::new(ManualClock::at(t0));
+    let stack = Stack::on_cluster_with_clock(&cluster.url(), clock.clone()).await;
+    stack.gate.mark_state_present().await.unwrap();
+    admitted_at_the_lines_pace_in_the_order_of_places(&stack, &clock, t0).await;
     cluster.kill().await;
     let _ = std::fs::remove_dir_all(&root);
 }

@@ -39,7 +39,7 @@ async fn stack_at(t: DateTime<Utc>) -> (Stack, Arc<ManualClock>) {
     (Stack::with_clock(clock.clone()).await, clock)
 }
 
-fn second(t: DateTime<Utc>) -> DateTime<Utc> {
+pub(crate) fn second(t: DateTime<Utc>) -> DateTime<Utc> {
     DateTime::from_timestamp(t.timestamp(), 0).unwrap()
 }
 
@@ -138,12 +138,21 @@ fn place_of(event: &str, fan: &str, body: &Value) -> Place {
 async fn fans_are_admitted_at_the_lines_pace_in_the_order_of_their_places_and_every_answer_agrees() {
     let t0 = second(Utc::now());
     let (stack, clock) = stack_at(t0).await;
+    admitted_at_the_lines_pace_in_the_order_of_places(&stack, &clock, t0).await;
+}
+
+/// The line's pace and order, on `stack` (a single node or a cluster)
+/// whose fan API reads `clock`, set at `t0`.
+pub(crate) async fn admitted_at_the_lines_pace_in_the_order_of_places(
+    stack: &Stack,
+    clock: &Arc<ManualClock>,
+    t0: DateTime<Utc>,
+) {
     let rate = 10;
     let event = stack.lined_event(100, rate, 0, t0 - Minutes::minutes(1), t0 + Minutes::hours(1)).await;
     let joins: Vec<(String, DateTime<Utc>)> =
         (0..30).map(|i| (format!("fan-{i:02}"), t0 + Minutes::milliseconds(i * 3))).collect();
-    let heard =
-        Crowd { apis: &[&stack.fan], clock: &clock, event: &event }.follow(&joins, t0 + Minutes::seconds(20)).await;
+    let heard = Crowd { apis: &[&stack.fan], clock, event: &event }.follow(&joins, t0 + Minutes::seconds(20)).await;
     let mut places = BTreeMap::new();
     for (fan, answers) in &heard {
         let last = answers.last().unwrap();
