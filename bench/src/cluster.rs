@@ -20,7 +20,7 @@
 use crate::figures::{Figure, Report};
 use chrono::Utc;
 use fanrush::adapters::redis_gate::{Admission, EntryGate, LazyRedis};
-use fanrush::rules::domain::{EventId, FanEvent, FanId};
+use fanrush::rules::domain::{EventId, FanId};
 use fanrush_local::cluster::PrivateRedisCluster;
 use fanrush_local::services::PrivateRedis;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -173,17 +173,7 @@ async fn admitted(gate: impl Fn() -> EntryGate, events: &[&str], seconds: Durati
     gates[0].mark_state_present().await.map_err(|e| e.to_string())?;
     let ids: Vec<EventId> = events.iter().map(|e| EventId::parse(e).expect("a valid id")).collect();
     for id in &ids {
-        let event = FanEvent {
-            id: id.clone(),
-            title: "bench".into(),
-            opens_at: Utc::now() - chrono::Duration::minutes(1),
-            closes_at: Utc::now() + chrono::Duration::hours(1),
-            capacity: 1_000_000_000,
-            expected_peak_rps: 0.0,
-            lead_minutes: None,
-            cooldown_minutes: None,
-            line: None,
-        };
+        let event = fanrush_ops::measure::scratch_event(id.as_str());
         gates[0]
             .publish(&event, fanrush::adapters::redis_gate::SeedWrite::Set("bench"))
             .await

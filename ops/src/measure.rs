@@ -109,6 +109,22 @@ pub struct MemoryFigures {
 /// tables' doublings average out.
 pub const MEMORY_FANS: u64 = 20_000;
 
+/// An event open for the next hour without a line, with room for any
+/// measurement: what the measurements admit fans to.
+pub fn scratch_event(id: &str) -> FanEvent {
+    FanEvent {
+        id: EventId::parse(id).expect("a valid id"),
+        title: "measure".into(),
+        opens_at: Utc::now() - chrono::Duration::minutes(1),
+        closes_at: Utc::now() + chrono::Duration::hours(1),
+        capacity: 1_000_000_000,
+        expected_peak_rps: 0.0,
+        lead_minutes: None,
+        cooldown_minutes: None,
+        line: None,
+    }
+}
+
 /// Measures the core behind `url` under `prefix` (which must be unused).
 pub async fn measure_gate(url: &str, prefix: &str, load: Load) -> Result<CoreFigures, MeasureError> {
     let client = redis::Client::open(url).map_err(|e| MeasureError::Redis(e.to_string()))?;
@@ -128,15 +144,9 @@ async fn run(url: &str, prefix: &str, load: Load) -> Result<CoreFigures, Measure
         .collect::<Result<_, _>>()?;
     gates[0].mark_state_present().await?;
     let event = |id: &str, capacity: i64, rate: Option<i64>| FanEvent {
-        id: EventId::parse(id).expect("a valid id"),
-        title: "measure".into(),
-        opens_at: Utc::now() - chrono::Duration::minutes(1),
-        closes_at: Utc::now() + chrono::Duration::hours(1),
         capacity,
-        expected_peak_rps: 0.0,
-        lead_minutes: None,
-        cooldown_minutes: None,
         line: rate.map(|admissions_per_second| LineSettings { admissions_per_second, prequeue_minutes: 0 }),
+        ..scratch_event(id)
     };
     // A rate far above what a core admits, so the pace never binds; and one
     // so low that every call only joins the door.
@@ -354,17 +364,7 @@ async fn memory(
     let note = "n".repeat(MAX_NOTE_CHARS);
     let mut per_fan = Vec::new();
     for (id, with_note) in [("plain", false), ("noted", true)] {
-        let event = FanEvent {
-            id: EventId::parse(id).expect("a valid id"),
-            title: "measure".into(),
-            opens_at: Utc::now() - chrono::Duration::minutes(1),
-            closes_at: Utc::now() + chrono::Duration::hours(1),
-            capacity: 1_000_000_000,
-            expected_peak_rps: 0.0,
-            lead_minutes: None,
-            cooldown_minutes: None,
-            line: None,
-        };
+        let event = scratch_event(id);
         gate.publish(&event, SeedWrite::Set("measure")).await?;
         let note = with_note.then(|| note.clone());
         for n in 0..MEMORY_FANS {
