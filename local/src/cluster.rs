@@ -125,24 +125,36 @@ impl PrivateRedisCluster {
         }
     }
 
-    /// A manual failover of the shard whose primary listens on `primary`:
-    /// its first replica takes over (`CLUSTER FAILOVER`, which waits until
-    /// the replica caught up), as ElastiCache's test failover of a node
-    /// group does. Returns the new primary's port.
+    /// A failover of the shard whose primary listens on `primary`: its
+    /// first replica takes over, as ElastiCache's test failover of a node
+    /// group does. First a manual failover (`CLUSTER FAILOVER`, which waits
+    /// until the replica caught up); one that a busy machine lets lapse
+    /// (Redis gives it 5 s) is followed by `CLUSTER FAILOVER TAKEOVER`, a
+    /// takeover without the primary's agreement. Returns the new primary's
+    /// port.
     pub async fn fail_over(&self, primary: u16) -> Result<u16, String> {
         let shard = self.shards().await?.into_iter().find(|s| s.primary == primary).ok_or("no such primary")?;
         let replica = *shard.replicas.first().ok_or("the shard has no replica")?;
-        self.node(replica).ok_or("no such node")?.command(&["CLUSTER", "FAILOVER"]).await?;
-        let started = Instant::now();
-        while started.elapsed() < Duration::from_secs(30) {
-            let promoted = self.shards().await?.iter().any(|s| s.primary == replica);
-            if promoted && text(self.node(replica).unwrap().command(&["ROLE"]).await).contains("master") {
-                self.wait_until_ok().await?;
-                return Ok(replica);
+        let node = self.node(replica).ok_or("no such node")?;
+        for (how, wait) in [(None, Duration::from_secs(10)), (Some("TAKEOVER"), Duration::from_secs(30))] {
+            let mut failover = vec!["CLUSTER", "FAILOVER"];
+            failover.extend(how);
+            node.command(&failover).await?;
+            let started = Instant::now();
+            while started.elapsed() < wait {
+                // Done once the old primary knows too: until then it would
+                // still take writes for the shard's slots.
+                let old = self.node(primary).ok_or("no such node")?;
+                if text(node.command(&["ROLE"]).await).starts_with("master")
+                    && text(old.command(&["ROLE"]).await).starts_with("slave")
+                {
+                    self.wait_until_ok().await?;
+                    return Ok(replica);
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
             }
-            tokio::time::sleep(Duration::from_millis(100)).await;
         }
-        Err("the replica did not take over within 30 s".into())
+        Err("the replica did not take over, even with TAKEOVER".into())
     }
 
     /// Kills every node.
