@@ -15,7 +15,7 @@ use fanrush::rules::line::draw::{commitment, digest, draw};
 use fanrush::rules::line::receipt::{ReceiptClaims, ReceiptKeys};
 use fanrush::usecases::api::bodies::{
     AcceptedBody, AdminEventBody, DrawPageBody, EntryBody, EntryLineBody, ErrorBody, EventListBody, EventViewBody,
-    ReceiptKeysBody,
+    GatePlacementBody, ReceiptKeysBody,
 };
 use fanrush::usecases::entrance::Waiting;
 use serde::Serialize;
@@ -174,12 +174,23 @@ fn every_response_body_fits_its_schema_in_openapi_yaml() {
                 accepted: Some(3),
                 written: Some(2),
                 draw_commitment: Some(commitment("s")),
+                gate: Some(GatePlacementBody {
+                    hash_tag: "drop~3".into(),
+                    slot: 1234,
+                    shard: Some("10.0.0.1:6379".into()),
+                }),
             },
         );
         fits(
             &spec,
             "FanEvent",
-            &AdminEventBody { event: FanEventBody::of(&e), accepted: None, written: None, draw_commitment: None },
+            &AdminEventBody {
+                event: FanEventBody::of(&e),
+                accepted: None,
+                written: None,
+                draw_commitment: None,
+                gate: Some(GatePlacementBody { hash_tag: "drop".into(), slot: 0, shard: None }),
+            },
         );
     }
     for (position, ahead, eta, opens_in, speed) in

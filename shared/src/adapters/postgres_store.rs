@@ -37,6 +37,7 @@ const MIGRATIONS: &[(&str, &str)] = &[
     ("0005_function_roles", include_str!("../../../migrations/0005_function_roles.sql")),
     ("0006_line_draws", include_str!("../../../migrations/0006_line_draws.sql")),
     ("0007_sealed_draws", include_str!("../../../migrations/0007_sealed_draws.sql")),
+    ("0008_gate_tags", include_str!("../../../migrations/0008_gate_tags.sql")),
 ];
 
 /// The roles 0005 creates, one per function that reads or writes the
@@ -568,6 +569,36 @@ impl Database {
             Some((false, seed)) => (Upserted::Updated, seed),
             None => (Upserted::Retired, String::new()),
         })
+    }
+
+    /// Stores the hash tag an event's gate keys carry, unless it has one:
+    /// a tag is never changed. The tag the event holds comes back (none for
+    /// an event that is not stored).
+    pub async fn keep_gate_tag(&self, id: &EventId, tag: &str) -> Result<Option<String>, StoreError> {
+        let rows = self
+            .query(
+                "UPDATE fan_events SET gate_tag = COALESCE(gate_tag, $2) WHERE event_id = $1 RETURNING gate_tag",
+                &[&id.as_str(), &tag],
+            )
+            .await?;
+        Ok(rows.first().map(|r| r.get(0)))
+    }
+
+    /// The hash tag of every event of the calendar (deleted ones left
+    /// out): the one stored, else the id.
+    pub async fn gate_tags(&self) -> Result<Vec<(EventId, String)>, StoreError> {
+        let rows = self
+            .query(
+                "SELECT event_id, COALESCE(gate_tag, event_id) FROM fan_events WHERE deleted_at IS NULL ORDER BY event_id",
+                &[],
+            )
+            .await?;
+        rows.iter()
+            .map(|r| {
+                let id = EventId::parse(r.get(0)).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+                Ok((id, r.get(1)))
+            })
+            .collect()
     }
 
     /// The line's seed of an event (deleted or not), if it exists: the

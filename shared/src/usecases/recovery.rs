@@ -116,9 +116,9 @@ pub async fn restore_gate(
 ) -> Result<Restore, RecoveryError> {
     let events = db.events().await?;
     if !gate.directory_holds().await? {
-        let ids: Vec<EventId> = events.iter().map(|e| e.id.clone()).collect();
-        gate.rebuild_directory(&ids).await?;
-        tracing::info!(events = ids.len(), "directory of events rebuilt");
+        let tags = db.gate_tags().await?;
+        gate.rebuild_directory(&tags).await?;
+        tracing::info!(events = tags.len(), "directory of events rebuilt");
     }
     let (mut lost, mut settling) = (Vec::new(), None::<Duration>);
     for event in &events {

@@ -244,7 +244,7 @@ impl EntryGate {
         token: &str,
         [mode, order, drawn_fan, late]: [Vec<u8>; 4],
     ) -> Result<(Reply, Option<Vec<redis::Value>>), GateError> {
-        let k = self.event_keys(event);
+        let k = self.keys_of(event).await?;
         let now_ms = now.timestamp_millis().to_string();
         let has_note = if note.is_some() { "1" } else { "0" };
         let args: [&[u8]; 9] = [
@@ -274,7 +274,7 @@ impl EntryGate {
 
     /// Marks a fan's pending record at `position` durably queued.
     pub async fn confirm_position(&self, event: &EventId, fan: &FanId, position: Position) -> Result<bool, GateError> {
-        let k = self.event_keys(event);
+        let k = self.keys_of(event).await?;
         let args = [fan.as_str(), &position.to_string()];
         let done: i64 = self.call(&CONFIRM, OnEviction::Run, &[&k.fans, &k.pending], &texts(&args)).await?;
         Ok(done == 1)
@@ -306,7 +306,7 @@ impl EntryGate {
         token: &str,
         cutoff_ms: &str,
     ) -> Result<bool, GateError> {
-        let k = self.event_keys(event);
+        let k = self.keys_of(event).await?;
         let args = [fan.as_str(), &position.to_string(), token, cutoff_ms];
         let keys = [k.meta.as_str(), &k.fans, &k.notes, &k.pending];
         let done: i64 = self.call(&RELEASE, OnEviction::Run, &keys, &texts(&args)).await?;
@@ -319,7 +319,7 @@ impl EntryGate {
         event: &EventId,
         cutoff: DateTime<Utc>,
     ) -> Result<Vec<(FanId, Position)>, GateError> {
-        let k = self.event_keys(event);
+        let k = self.keys_of(event).await?;
         let cutoff_ms = cutoff.timestamp_millis();
         let (fans, records): (Vec<String>, Vec<Option<String>>) = self
             .redis
@@ -352,7 +352,7 @@ impl EntryGate {
 
     /// The fan API's view of an event, `None` when it does not exist.
     pub async fn event(&self, id: &EventId) -> Result<Option<EventView>, GateError> {
-        let k = self.event_keys(id);
+        let k = self.keys_of(id).await?;
         let r = self.call_tagged(id, &EVENT, OnEviction::Run, &[&k.meta], &[]).await?;
         match r.tag() {
             "ok" => Ok(Some(EventView {
@@ -377,7 +377,7 @@ impl EntryGate {
 
     /// One fan's entry in one event.
     pub async fn entry(&self, event: &EventId, fan: &FanId) -> Result<EntryLookup, GateError> {
-        let k = self.event_keys(event);
+        let k = self.keys_of(event).await?;
         let keys = [&k.meta, &k.fans, &k.notes].map(String::as_str);
         let r = self.call_tagged(event, &ENTRY, OnEviction::Run, &keys, &texts(&[fan.as_str()])).await?;
         Ok(match r.tag() {

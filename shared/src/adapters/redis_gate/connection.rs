@@ -39,6 +39,7 @@
 
 use crate::adapters::secrets::Secret;
 use crate::adapters::secrets::{SecretError, SecretSource};
+use crate::rules::scaling::placement::Shard;
 use redis::aio::{ConnectionLike, MultiplexedConnection};
 use redis::cluster::{ClusterClient, ClusterClientBuilder};
 use redis::cluster_async::ClusterConnection;
@@ -271,6 +272,31 @@ impl LazyRedis {
         }
     }
 
+    /// The shards serving the gate: a cluster's from `CLUSTER SLOTS` (any
+    /// node answers for all), in slot order; a single node is one shard
+    /// holding every slot.
+    pub async fn shards(&self) -> Result<Vec<Shard>, RedisFailure> {
+        let whole = Shard::whole(self.info.addr().to_string());
+        self.run(|c, _| {
+            let whole = whole.clone();
+            async move {
+                match c {
+                    GateConnection::Node(_) => Ok(vec![whole]),
+                    GateConnection::Cluster(mut c) => {
+                        let reply = c
+                            .route_command(
+                                redis::cmd("CLUSTER").arg("SLOTS").clone(),
+                                RoutingInfo::SingleNode(SingleNodeRoutingInfo::Random),
+                            )
+                            .await?;
+                        shards_of(reply)
+                    }
+                }
+            }
+        })
+        .await
+    }
+
     fn classify(&self, e: RedisError) -> RedisFailure {
         let failure = RedisFailure::of(e);
         if matches!(failure, RedisFailure::Unreachable(_)) {
@@ -448,6 +474,40 @@ fn is_connection_failure(e: &RedisError) -> bool {
         || e.is_unrecoverable_error()
         || e.code() == Some("READONLY")
         || e.kind() == redis::ErrorKind::ClusterConnectionNotFound
+}
+
+/// The shards in a `CLUSTER SLOTS` reply: entries `[start, end, [host,
+/// port, id, ..], replicas..]`, grouped by primary, in slot order.
+fn shards_of(reply: Value) -> Result<Vec<Shard>, RedisError> {
+    let entries: Vec<Vec<Value>> = redis::from_redis_value(reply)?;
+    let mut shards: Vec<Shard> = Vec::new();
+    for entry in entries {
+        let (start, end): (u16, u16) = match &entry[..] {
+            [start, end, ..] => (redis::from_redis_value(start.clone())?, redis::from_redis_value(end.clone())?),
+            _ => return Err(RedisError::from((redis::ErrorKind::Parse, "CLUSTER SLOTS named no slot range"))),
+        };
+        let primary = match entry.get(2) {
+            Some(node) => {
+                let (host, port): (String, u16) = match node {
+                    Value::Array(fields) if fields.len() >= 2 => {
+                        (redis::from_redis_value(fields[0].clone())?, redis::from_redis_value(fields[1].clone())?)
+                    }
+                    _ => return Err(RedisError::from((redis::ErrorKind::Parse, "CLUSTER SLOTS named no primary"))),
+                };
+                format!("{host}:{port}")
+            }
+            None => return Err(RedisError::from((redis::ErrorKind::Parse, "CLUSTER SLOTS named no primary"))),
+        };
+        match shards.iter_mut().find(|s| s.primary == primary) {
+            Some(s) => s.slots.push(start..=end),
+            None => shards.push(Shard { primary, slots: vec![start..=end] }),
+        }
+    }
+    for s in &mut shards {
+        s.slots.sort_by_key(|r| *r.start());
+    }
+    shards.sort_by_key(|s| s.slots.first().map(|r| *r.start()));
+    Ok(shards)
 }
 
 #[cfg(test)]

@@ -31,7 +31,7 @@ impl EntryGate {
     /// gate does not hold or that has no line.
     pub async fn prequeue(&self, id: &EventId) -> Result<Option<Prequeue>, GateError> {
         let Some(draw) = self.event(id).await?.and_then(|v| v.draw) else { return Ok(None) };
-        let k = self.event_keys(id);
+        let k = self.keys_of(id).await?;
         let mut bytes: Vec<u8> = Vec::new();
         loop {
             let from = bytes.len();

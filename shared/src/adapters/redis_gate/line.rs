@@ -108,7 +108,7 @@ impl EntryGate {
         now: DateTime<Utc>,
         request: &LineSyncRequest,
     ) -> Result<LineSync, GateError> {
-        let k = self.event_keys(event);
+        let k = self.keys_of(event).await?;
         let key = |k: Option<i64>| k.map(|k| k.to_string()).unwrap_or_default();
         let head = [
             now.timestamp_millis().to_string(),

@@ -5,13 +5,16 @@
 //! is idempotent: one retried after a lost reply (see
 //! [`LazyRedis::run`]) finds what its first run wrote and answers the same,
 //! so nothing is counted twice. Keys, under a configurable prefix (tests use
-//! a unique one each); all of one event's share the hash tag `{E}`, so each
+//! a unique one each); all of one event's share its hash tag `{E}`, so each
 //! event script touches one hash slot, and nothing global is read beside
-//! them (the directory is a call of its own):
+//! them (the directory is a call of its own). The tag is the event's id,
+//! or for an event placed on a cluster's least loaded shard
+//! ([`crate::rules::scaling::placement`]) the id with a suffix `~n`; the
+//! directory lists it, and each environment looks it up once:
 //!
 //! | key | type | holds |
 //! |---|---|---|
-//! | `P:events` | hash | the directory: every event id the gate was given → `1`, and `~fence`, the `run_id` of the server it was built on; it tells an unknown event from one lost with all its keys |
+//! | `P:events` | hash | the directory: every event id the gate was given → its hash tag (`1`, listed before tags: the id), and `~fence`, the `run_id` of the server it was built on; it tells an unknown event from one lost with all its keys |
 //! | `P:ev:{E}` | hash | event definition, `fence` (the `run_id` of the server the event's state was built on), `taken` (places held), `seq` (last position handed out), `archived` (1 once closed and archived: the event's other keys are gone); for a deleted event only `retired` = 1 and `fence` (a tombstone: the id is never published again); for an event with a line also `lineRate`, `linePrequeueMs` (when joining opens), `lineSeed`, the pace's `lineTokens` and `lineTokensAt`, `lineServed` (the highest place granted, an order key), `lineGranted` (places granted so far), `lineFirstBucket` (the first arrival bucket counted), `lineDrawDigest` (the digest of the sealed draw) and `lineRestoredAt` |
 //! | `P:ev:{E}:lost-at` | string | `run_id:ms`: when a server first noticed the event's state missing or foreign |
 //! | `P:ev:{E}:restoring` | string | the lease of the one restorer rebuilding the event (token, expires) |
@@ -84,7 +87,9 @@ pub use publish::{new_line_seed, Archival, Published, SeedWrite};
 pub use restore::{RestoreLease, Restored};
 
 use crate::rules::domain::EventId;
+use crate::rules::scaling::placement::Shard;
 use scripts::{GateFunction, DIRECTORY, LIBRARY};
+use std::collections::HashMap;
 use std::time::Duration;
 use thiserror::Error;
 
@@ -183,6 +188,8 @@ impl EventKeys {
 pub struct EntryGate {
     redis: LazyRedis,
     prefix: String,
+    /// Event id → the hash tag its keys carry, as the directory listed it.
+    tags: std::sync::Mutex<HashMap<String, String>>,
 }
 
 impl EntryGate {
@@ -196,13 +203,14 @@ impl EntryGate {
         Ok(Self {
             redis: LazyRedis::new(url, connect_timeout, response_timeout).map_err(GateError::Refused)?,
             prefix: prefix.to_owned(),
+            tags: Default::default(),
         })
     }
 
     /// Builds the gate on a connection configured elsewhere (AUTH token,
     /// TLS roots). Does not connect.
     pub fn on(redis: LazyRedis, prefix: &str) -> Self {
-        Self { redis, prefix: prefix.to_owned() }
+        Self { redis, prefix: prefix.to_owned(), tags: Default::default() }
     }
 
     /// Opens the Redis connection now; see [`LazyRedis::warm`].
@@ -220,10 +228,11 @@ impl EntryGate {
         format!("{}:{name}", self.prefix)
     }
 
-    /// An event's keys, all under the hash tag `{id}`: each script touches
-    /// one hash slot, so a Redis cluster runs it on the event's shard.
-    fn event_keys(&self, id: &EventId) -> EventKeys {
-        let meta = format!("{}:ev:{{{}}}", self.prefix, id);
+    /// An event's keys, all under its hash tag `{tag}`: each script
+    /// touches one hash slot, so a Redis cluster runs it on the event's
+    /// shard.
+    fn keys_at(&self, tag: &str) -> EventKeys {
+        let meta = format!("{}:ev:{{{}}}", self.prefix, tag);
         EventKeys {
             fans: format!("{meta}:fans"),
             notes: format!("{meta}:notes"),
@@ -238,6 +247,38 @@ impl EntryGate {
             lost_at: format!("{meta}:lost-at"),
             meta,
         }
+    }
+
+    /// An event's keys, under the tag the directory lists it with. An id
+    /// the directory does not know gets the keys of its own id: its scripts
+    /// answer `absent`, which [`EntryGate::call_event`] resolves.
+    async fn keys_of(&self, id: &EventId) -> Result<EventKeys, GateError> {
+        Ok(self.keys_at(self.tag_of(id).await?.as_deref().unwrap_or(id.as_str())))
+    }
+
+    /// The hash tag an event's keys carry, if the directory lists the
+    /// event. A tag never changes, so each is looked up once per
+    /// environment.
+    pub async fn tag_of(&self, id: &EventId) -> Result<Option<String>, GateError> {
+        if let Some(tag) = self.tags.lock().expect("tag cache").get(id.as_str()) {
+            return Ok(Some(tag.clone()));
+        }
+        let r = self.directory_step("tag", &[id.as_str()]).await?;
+        match r.tag() {
+            "listed" => {
+                let tag = r.field(1)?.to_owned();
+                self.tags.lock().expect("tag cache").insert(id.as_str().to_owned(), tag.clone());
+                Ok(Some(tag))
+            }
+            "unknown" => Ok(None),
+            "state_lost" => Err(GateError::StateLost),
+            _ => Err(r.unexpected()),
+        }
+    }
+
+    /// The shards serving the gate, in slot order (one for a single node).
+    pub async fn shards(&self) -> Result<Vec<Shard>, GateError> {
+        Ok(self.redis.shards().await?)
     }
 
     /// Runs one gate function (`FCALL`) with `keys` and `args`; a fenced
@@ -302,7 +343,7 @@ impl EntryGate {
     ) -> Result<T, GateError> {
         let reply: redis::Value = self.call(function, on_eviction, keys, args).await?;
         let reply = if reply::tagged(&reply, "absent") {
-            match self.directory_step("check", event.as_str()).await?.tag() {
+            match self.directory_step("check", &[event.as_str()]).await?.tag() {
                 "unknown" => redis::Value::Array(vec![redis::Value::BulkString(b"not_found".to_vec())]),
                 "listed" | "state_lost" => return Err(GateError::StateLost),
                 _ => return Err(GateError::Protocol("unexpected directory answer".into())),
@@ -330,12 +371,13 @@ impl EntryGate {
         }
     }
 
-    /// One step of `dir.lua` on the directory of events, for `id`. A new
-    /// id is listed only where its publish may follow (no eviction).
-    async fn directory_step(&self, step: &str, id: &str) -> Result<reply::Reply, GateError> {
+    /// One step of `dir.lua` on the directory of events. A new id is
+    /// listed only where its publish may follow (no eviction).
+    async fn directory_step(&self, step: &str, args: &[&str]) -> Result<reply::Reply, GateError> {
         let dir = self.key("events");
         let on_eviction = if step == "list" { OnEviction::Refuse } else { OnEviction::Run };
-        reply::Reply::of(self.call(&DIRECTORY, on_eviction, &[&dir], &texts(&[step, id])).await?)
+        let args: Vec<&str> = std::iter::once(step).chain(args.iter().copied()).collect();
+        reply::Reply::of(self.call(&DIRECTORY, on_eviction, &[&dir], &texts(&args)).await?)
     }
 }
 

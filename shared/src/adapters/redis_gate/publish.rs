@@ -75,9 +75,22 @@ pub enum Archival {
 
 impl EntryGate {
     /// Publishes an event definition, keeping its counters, and writes its
-    /// line's seed as `seed` says.
+    /// line's seed as `seed` says. A new event's keys carry its own id as
+    /// their tag; see [`EntryGate::publish_at`].
     pub async fn publish(&self, e: &FanEvent, seed: SeedWrite<'_>) -> Result<Published, GateError> {
-        let k = self.event_keys(&e.id);
+        Ok(self.publish_at(e, e.id.as_str(), seed).await?.0)
+    }
+
+    /// Publishes an event definition as [`EntryGate::publish`] does; a new
+    /// event's keys carry `tag` (its placement, which
+    /// [`crate::rules::scaling::placement`] chooses). An event listed before
+    /// keeps the tag it was listed with, which comes back with the outcome.
+    pub async fn publish_at(
+        &self,
+        e: &FanEvent,
+        tag: &str,
+        seed: SeedWrite<'_>,
+    ) -> Result<(Published, String), GateError> {
         let json = e.to_json();
         let (opens_ms, closes_ms) =
             (e.opens_at.timestamp_millis().to_string(), e.closes_at.timestamp_millis().to_string());
@@ -97,28 +110,33 @@ impl EntryGate {
         ];
         // Listed first: a crash between the two leaves a listed event
         // without keys, which answers as lost until a restore builds it.
-        let fresh = match self.directory_step("list", e.id.as_str()).await?.tag() {
+        let listed = self.directory_step("list", &[e.id.as_str(), tag]).await?;
+        let fresh = match listed.tag() {
             "new" => "1",
             "listed" => "0",
             "state_lost" => return Err(GateError::StateLost),
-            _ => return Err(GateError::Protocol("unexpected directory answer".into())),
+            _ => return Err(listed.unexpected()),
         };
+        let tag = listed.field(1)?.to_owned();
+        self.tags.lock().expect("tag cache").insert(e.id.as_str().to_owned(), tag.clone());
+        let k = self.keys_at(&tag);
         let args: Vec<&str> = args.into_iter().chain([fresh]).collect();
         let r = self.call_tagged(&e.id, &PUBLISH, OnEviction::Refuse, &[&k.meta], &texts(&args)).await?;
-        match r.tag() {
-            "ok" => Ok(Published::Ok { taken: r.int(1)? }),
-            "below" => Ok(Published::CapacityBelowTaken { taken: r.int(1)? }),
-            "retired" => Ok(Published::Retired),
-            "archived" => Ok(Published::Archived),
-            _ => Err(r.unexpected()),
-        }
+        let published = match r.tag() {
+            "ok" => Published::Ok { taken: r.int(1)? },
+            "below" => Published::CapacityBelowTaken { taken: r.int(1)? },
+            "retired" => Published::Retired,
+            "archived" => Published::Archived,
+            _ => return Err(r.unexpected()),
+        };
+        Ok((published, tag))
     }
 
     /// Archives an event closed for at least `after` at `now`: drops what
     /// the gate holds per fan (PostgreSQL holds the entries), keeps the
     /// definition and counters.
     pub async fn archive(&self, id: &EventId, now: DateTime<Utc>, after: Duration) -> Result<Archival, GateError> {
-        let k = self.event_keys(id);
+        let k = self.keys_of(id).await?;
         let keys =
             [&k.meta, &k.fans, &k.notes, &k.pending, &k.counts, &k.joined, &k.door, &k.grants, &k.syncing, &k.draw]
                 .map(String::as_str);
@@ -137,7 +155,7 @@ impl EntryGate {
     /// Removes everything the gate holds for an event and retires its id:
     /// a later publish of it is refused ([`Published::Retired`]).
     pub async fn unpublish(&self, id: &EventId) -> Result<(), GateError> {
-        let k = self.event_keys(id);
+        let k = self.keys_of(id).await?;
         let r = self.call_tagged(id, &RETIRE, OnEviction::Run, &k.all(), &[]).await?;
         match r.tag() {
             "ok" => Ok(()),

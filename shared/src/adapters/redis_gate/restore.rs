@@ -40,7 +40,7 @@ impl EntryGate {
         event: &EventId,
         now: DateTime<Utc>,
     ) -> Result<Option<DateTime<Utc>>, GateError> {
-        let k = self.event_keys(event);
+        let k = self.keys_of(event).await?;
         let now_ms = now.timestamp_millis().to_string();
         let r: Option<i64> = self.call(&LOST, OnEviction::Run, &[&k.meta, &k.lost_at], &texts(&[&now_ms])).await?;
         r.map(|ms| {
@@ -62,7 +62,7 @@ impl EntryGate {
     /// Clears what the gate holds for one event, before it is rewritten:
     /// all but the line's counts and who was counted.
     pub async fn restore_clear(&self, lease: &RestoreLease) -> Result<(), GateError> {
-        let k = self.event_keys(&lease.event);
+        let k = self.keys_of(&lease.event).await?;
         self.restore_step(lease, "clear", &k.rebuilt(), &[]).await
     }
 
@@ -72,7 +72,7 @@ impl EntryGate {
         if entries.is_empty() {
             return Ok(());
         }
-        let k = self.event_keys(&lease.event);
+        let k = self.keys_of(&lease.event).await?;
         let records: Vec<String> =
             entries.iter().map(|x| format!("{}:{}", x.position, x.accepted_at.timestamp_millis())).collect();
         let mut args: Vec<&str> = Vec::with_capacity(entries.len() * 4);
@@ -102,7 +102,7 @@ impl EntryGate {
         restored: Restored,
         resumed: DateTime<Utc>,
     ) -> Result<(), GateError> {
-        let k = self.event_keys(&lease.event);
+        let k = self.keys_of(&lease.event).await?;
         let json = e.to_json();
         let mut fields = vec![
             ("title", e.title.clone()),
@@ -133,7 +133,7 @@ impl EntryGate {
     /// Stamps the event's fence with this server's `run_id`: its
     /// admissions resume.
     pub async fn finish_restore(&self, lease: &RestoreLease) -> Result<(), GateError> {
-        let k = self.event_keys(&lease.event);
+        let k = self.keys_of(&lease.event).await?;
         self.restore_step(lease, "finish", &[&k.meta, &k.lost_at], &[]).await
     }
 
@@ -144,7 +144,7 @@ impl EntryGate {
         keys: &[&str],
         args: &[&str],
     ) -> Result<(), GateError> {
-        let lease_key = self.event_keys(&lease.event).restoring;
+        let lease_key = self.keys_of(&lease.event).await?.restoring;
         let all_keys: Vec<&str> = std::iter::once(lease_key.as_str()).chain(keys.iter().copied()).collect();
         let ttl = lease.ttl.as_millis().max(1).to_string();
         let all_args: Vec<&str> = [lease.token.as_str(), &ttl, step].into_iter().chain(args.iter().copied()).collect();
@@ -171,12 +171,14 @@ impl EntryGate {
         Ok(holds == 1)
     }
 
-    /// Lists `ids` (every event PostgreSQL holds) in the directory, then
-    /// marks it whole on this server. Ids listed before stay listed.
-    pub async fn rebuild_directory(&self, ids: &[EventId]) -> Result<(), GateError> {
+    /// Lists `events` (every event PostgreSQL holds, each with its tag) in
+    /// the directory, then marks it whole on this server. Events listed
+    /// before stay listed.
+    pub async fn rebuild_directory(&self, events: &[(EventId, String)]) -> Result<(), GateError> {
         let dir = self.key("events");
-        for chunk in ids.chunks(DIRECTORY_CHUNK) {
-            let args: Vec<&str> = ["add"].into_iter().chain(chunk.iter().map(EventId::as_str)).collect();
+        for chunk in events.chunks(DIRECTORY_CHUNK) {
+            let pairs = chunk.iter().flat_map(|(id, tag)| [id.as_str(), tag.as_str()]);
+            let args: Vec<&str> = ["add"].into_iter().chain(pairs).collect();
             let _: i64 = self.call(&DIRECTORY, OnEviction::Run, &[&dir], &texts(&args)).await?;
         }
         let _: i64 = self.call(&DIRECTORY, OnEviction::Run, &[&dir], &texts(&["stamp"])).await?;

@@ -8,10 +8,13 @@
 //!   The simulator that plays a spike into them is fanrush-ops'.
 //! - [`preflight`]: every quota an event needs next to what the account
 //!   has, what to raise and by how much.
+//! - [`placement`]: which shard of a Redis cluster an event's gate lives
+//!   on, chosen by its hash tag when it is defined.
 //! - [`measured`]: the figures of the last recorded `make bench` run that
 //!   the preflight and the simulator use, written by `make tables`.
 
 pub mod measured;
+pub mod placement;
 pub mod plan;
 pub mod preflight;
 pub mod quotas;

@@ -11,11 +11,16 @@
 //! Anyone may read an event's revealed pre-queue draw (`GET
 //! /draws/{eventId}`, no identity needed), page by page.
 //!
+//! A new event is placed: its gate's keys get the hash tag that puts them
+//! on the Redis shard least loaded during its window
+//! ([`crate::rules::scaling::placement`]); PostgreSQL keeps the tag and the
+//! GET shows it with its slot and shard.
+//!
 //! A deleted event's id is retired: its entries stay in PostgreSQL, and a
 //! new event under the same id would hand their positions out again, so a
 //! PUT of a retired id is refused with 409 `event_id_retired`.
 
-use super::bodies::{AdminEventBody, DrawPageBody, EventListBody};
+use super::bodies::{AdminEventBody, DrawPageBody, EventListBody, GatePlacementBody};
 use super::entries_page::{self, DrawPageRequest, PageRequest};
 use super::AuthMode;
 use super::{identity, json_response, no_content, route, ApiError};
@@ -25,6 +30,7 @@ use crate::adapters::sqs_queue::{DeadLetterQueue, EntryQueue};
 use crate::rules::domain::{rfc3339, FanEventBody};
 use crate::rules::domain::{EventId, FanEvent, FanEventSpec, ValidationError};
 use crate::rules::line::draw::commitment;
+use crate::rules::scaling::placement::{self, Placed};
 use crate::usecases::draws;
 use crate::usecases::recovery::{self, Queues};
 use http::{Method, StatusCode};
@@ -107,11 +113,13 @@ impl AdminApi {
         let written = self.db.written_count(id).await.map_err(|e| self.store_failed(e))?;
         let view = self.gate.event(id).await.map_err(|e| self.gate_failed(e))?;
         let seed = self.db.line_seed(id).await.map_err(|e| self.store_failed(e))?;
+        let gate = self.placement(id).await.map_err(|e| self.gate_failed(e))?;
         let body = AdminEventBody {
             event: FanEventBody::of(&event),
             accepted: view.map(|v| v.taken),
             written: Some(written),
             draw_commitment: draw_commitment(&event, seed.as_deref()),
+            gate,
         };
         Ok(json_response(StatusCode::OK, &body))
     }
@@ -188,11 +196,17 @@ impl AdminApi {
         // publishes the stored one, a new event a fresh one.
         let stored = self.db.line_seed(&event.id).await.map_err(|e| self.store_failed(e))?;
         refuse_another_commitment(body, stored.as_deref())?;
+        // A new event is placed on the shard least loaded in its window; one
+        // the gate lists keeps its tag whatever is asked.
+        let wanted = match stored {
+            Some(_) => event.id.as_str().to_owned(),
+            None => self.place(&event).await?,
+        };
         let seed = stored.unwrap_or_else(crate::adapters::redis_gate::new_line_seed);
-        let published = match self.gate.publish(&event, SeedWrite::Set(&seed)).await {
+        let (published, tag) = match self.gate.publish_at(&event, &wanted, SeedWrite::Set(&seed)).await {
             Err(GateError::StateLost) => {
                 self.restore().await?;
-                self.gate.publish(&event, SeedWrite::Set(&seed)).await
+                self.gate.publish_at(&event, &wanted, SeedWrite::Set(&seed)).await
             }
             other => other,
         }
@@ -228,6 +242,12 @@ impl AdminApi {
             // Another PUT created the event first: its seed is the one stored.
             self.gate.publish(&event, SeedWrite::Set(&kept_seed)).await.map_err(|e| self.gate_failed(e))?;
         }
+        if upserted != Upserted::Retired {
+            let kept = self.db.keep_gate_tag(&event.id, &tag).await.map_err(|e| self.store_failed(e))?;
+            if kept.as_deref().is_some_and(|k| k != tag) {
+                tracing::error!(event = %event.id, gate = %tag, stored = ?kept, "the gate and the database name different tags");
+            }
+        }
         let created = match upserted {
             Upserted::Created => true,
             Upserted::Updated => false,
@@ -243,6 +263,7 @@ impl AdminApi {
             accepted: Some(taken),
             written: None,
             draw_commitment: draw_commitment(&event, Some(&kept_seed)),
+            gate: None,
         };
         let status = if created { StatusCode::CREATED } else { StatusCode::OK };
         Ok(json_response(status, &body))
@@ -257,6 +278,35 @@ impl AdminApi {
         }
         tracing::info!(event = %id, operator, "fan event deleted");
         Ok(no_content())
+    }
+
+    /// The hash tag for a new event: on the shard whose load peaks lowest
+    /// during its window, counting the calendar's events where their tags
+    /// put them ([`placement`]).
+    async fn place(&self, event: &FanEvent) -> Result<String, ApiError> {
+        let shards = self.gate.shards().await.map_err(|e| self.gate_failed(e))?;
+        if shards.len() < 2 {
+            return Ok(event.id.as_str().to_owned());
+        }
+        let events = self.db.events().await.map_err(|e| self.store_failed(e))?;
+        let tags = self.db.gate_tags().await.map_err(|e| self.store_failed(e))?;
+        let placed: Vec<Placed> = events
+            .iter()
+            .filter_map(|e| tags.iter().find(|(id, _)| *id == e.id).map(|(_, tag)| Placed { event: e, tag }))
+            .collect();
+        let tag =
+            placement::choose_shard(&shards, &placed, event).and_then(|s| placement::tag_on(&event.id, &shards[s]));
+        Ok(tag.unwrap_or_else(|| event.id.as_str().to_owned()))
+    }
+
+    /// Where an event's gate lives now; `None` when the gate does not list
+    /// it.
+    async fn placement(&self, id: &EventId) -> Result<Option<GatePlacementBody>, GateError> {
+        let Some(tag) = self.gate.tag_of(id).await? else { return Ok(None) };
+        let slot = placement::slot_of(&tag);
+        let shards = self.gate.shards().await?;
+        let shard = placement::shard_of(&shards, slot).map(|s| shards[s].primary.clone());
+        Ok(Some(GatePlacementBody { hash_tag: tag, slot, shard }))
     }
 
     async fn restore(&self) -> Result<(), ApiError> {

@@ -100,6 +100,19 @@ pub struct AdminEventBody<'a> {
     /// draw's seed, fixed when the event was created.
     #[serde(rename = "drawCommitment", skip_serializing_if = "Option::is_none")]
     pub draw_commitment: Option<String>,
+    /// Where the event's gate lives (the GET only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub gate: Option<GatePlacementBody>,
+}
+
+/// Where an event's gate lives: the hash tag its keys carry, the tag's
+/// slot and the primary serving the slot now.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct GatePlacementBody {
+    #[serde(rename = "hashTag")]
+    pub hash_tag: String,
+    pub slot: u16,
+    pub shard: Option<String>,
 }
 
 /// The admin list: every event.

@@ -46,6 +46,11 @@ async fn events_are_created_updated_listed_and_deleted() {
     let body = body_json(&one);
     assert_eq!((body["accepted"].as_i64(), body["written"].as_i64()), (Some(3), Some(3)));
     assert_eq!(body["expectedPeakRps"], 2500.5);
+    // A single node is one shard holding every slot: the event keeps its id
+    // as its tag, on the node it was defined on.
+    assert_eq!(body["gate"]["hashTag"], "meet");
+    assert_eq!(body["gate"]["slot"], fanrush::rules::scaling::placement::slot_of("meet"));
+    assert!(body["gate"]["shard"].as_str().is_some_and(|s| s.starts_with("127.0.0.1:")), "{}", body["gate"]);
 
     let list = stack.admin.handle(request("GET", "/admin/events", &[], None)).await;
     assert_eq!(body_json(&list)["events"].as_array().unwrap().len(), 1);

@@ -14,24 +14,36 @@ use std::time::Duration;
 
 const NOW: Patience = Patience { restore_settle: Duration::ZERO, sweep_after: Duration::ZERO };
 
-/// Defines events until one lands in each shard: the shard and its event.
-async fn one_event_per_shard(cluster: &PrivateRedisCluster, stack: &Stack, shards: &[Shard]) -> Vec<String> {
-    let mut placed: Vec<Option<String>> = vec![None; shards.len()];
-    while placed.iter().any(Option::is_none) {
+/// Defines three events at the same time through the admin API and reads
+/// where each was placed: placement spreads them, one per shard. The events
+/// in the order of their shards, with their hash tags.
+async fn one_event_per_shard(cluster: &PrivateRedisCluster, stack: &Stack, shards: &[Shard]) -> Vec<(String, String)> {
+    let mut placed: Vec<Option<(String, String)>> = vec![None; shards.len()];
+    for peak in [9_000, 8_000, 7_000] {
         let id = unique("ev").replace('_', "-");
-        let slot = cluster.slot(&format!("{{{id}}}")).await.unwrap();
-        let Some(i) = shards.iter().position(|s| s.serves(slot)) else { continue };
-        if placed[i].is_some() {
-            continue;
-        }
         let body = serde_json::json!({ "title": "Cluster drop",
             "opensAt": (Utc::now() - chrono::Duration::minutes(1)).to_rfc3339(),
-            "closesAt": (Utc::now() + chrono::Duration::hours(1)).to_rfc3339(), "capacity": 5, "expectedPeakRps": 1000 });
+            "closesAt": (Utc::now() + chrono::Duration::hours(1)).to_rfc3339(), "capacity": 5, "expectedPeakRps": peak });
         let r = stack.admin.handle(request("PUT", &format!("/admin/events/{id}"), &[], Some(&body.to_string()))).await;
         assert_eq!(r.status(), 201, "create event: {}", body_json(&r));
-        placed[i] = Some(id);
+        let gate = placement(stack, &id).await;
+        let primary = gate["shard"].as_str().expect("a shard serves the slot").to_owned();
+        let i = shards.iter().position(|s| primary.ends_with(&format!(":{}", s.primary))).expect("a known primary");
+        let tag = gate["hashTag"].as_str().unwrap();
+        let slot = cluster.slot(&format!("{{{tag}}}")).await.unwrap();
+        assert_eq!(gate["slot"], slot, "the server's own CLUSTER KEYSLOT");
+        assert!(shards[i].serves(slot), "{gate}");
+        assert!(placed[i].is_none(), "two events at the same time on one shard: {gate}");
+        placed[i] = Some((id, gate["hashTag"].as_str().unwrap().to_owned()));
     }
     placed.into_iter().flatten().collect()
+}
+
+/// The admin GET's `gate`: the event's hash tag, slot and shard.
+async fn placement(stack: &Stack, id: &str) -> serde_json::Value {
+    let r = stack.admin.handle(request("GET", &format!("/admin/events/{id}"), &[], None)).await;
+    assert_eq!(r.status(), 200);
+    body_json(&r)["gate"].clone()
 }
 
 #[tokio::test]
@@ -42,7 +54,8 @@ async fn on_a_three_shard_cluster_a_failover_fences_only_the_events_of_its_shard
     assert_eq!(shards.len(), 3, "{shards:?}");
     let stack = Stack::on_cluster(&cluster.url()).await;
     stack.gate.mark_state_present().await.unwrap();
-    let events = one_event_per_shard(&cluster, &stack, &shards).await;
+    let placed = one_event_per_shard(&cluster, &stack, &shards).await;
+    let events: Vec<String> = placed.iter().map(|(id, _)| id.clone()).collect();
     for event in &events {
         for fan in ["a", "b"] {
             assert_eq!(stack.enter(event, fan).await.status(), 202, "{fan} in {event}");
@@ -70,6 +83,7 @@ async fn on_a_three_shard_cluster_a_failover_fences_only_the_events_of_its_shard
     assert_eq!(report.restored, Some((1, 2)), "only the failed shard's event is rebuilt: {report:?}");
     assert_eq!(body_json(&stack.enter(&events[1], "b").await)["position"], 2, "a fan told 202 keeps its place");
     assert_eq!(body_json(&stack.enter(&events[1], "c").await)["position"], 3);
+    assert_eq!(placement(&stack, &events[1]).await["hashTag"], placed[1].1.as_str(), "a restore keeps the tag");
     stack.drain().await;
     for event in &events {
         let positions: Vec<i64> = stack.rows(event).await.iter().map(|r| r.1).collect();
