@@ -18,6 +18,8 @@ Then, with the CLI built on those constants:
 From target/drill/results.json (make drill):
   - <!-- table:drill --> in docs/drills.md.
 From the code alone (the CLI built on measured.rs):
+  - <!-- table:platform --> in docs/scaling.md: `fanrush preflight` of a
+    platform's hour on one shard and on three (`--shards`).
   - <!-- table:preflight --> in docs/scaling.md: `fanrush preflight` of the
     worked event, the one page that says which quotas it needs. make test
     runs `--check` on it, so a change to the code's limits or constants
@@ -174,6 +176,27 @@ def preflight_block():
     return f"_Written by `make tables` from `{command}`; do not edit by hand._\n\n```text\n{run.stdout.rstrip()}\n```"
 
 
+# A platform's hour (calendars/platform-drops.json): the million-fan drop
+# and two drops of 200,000 fans at the same time, on one shard and on three.
+PLATFORM = ["--calendar", "calendars/platform-drops.json", "--account-limit", "1000", "--unreserved", "978",
+            "--now", "2026-12-05T09:00:00Z"]
+
+
+def platform_block():
+    parts = []
+    for shards in ("1", "3"):
+        args = [*PLATFORM, "--shards", shards]
+        run = subprocess.run([str(FANRUSH), "preflight", *args], cwd=ROOT, capture_output=True, text=True)
+        if run.returncode not in (0, 1) or not run.stdout.strip():
+            sys.exit(f"tables: fanrush preflight failed ({run.returncode}): {run.stderr.strip()}")
+        lines = [line for line in run.stdout.splitlines()
+                 if line.startswith("shard ") or ("redis" in line and not line.startswith("     ->"))]
+        parts.append(f"$ fanrush preflight {' '.join(args)} | grep -E 'redis|^shard'\n" + "\n".join(lines))
+    note = ("_Written by `make tables` from the two commands shown (their Redis lines: the Lambda and API Gateway "
+            "checks are the worked event's); do not edit by hand._")
+    return note + "\n\n```text\n" + "\n\n".join(parts) + "\n```"
+
+
 # The commands docs/scaling.md shows, with what they print.
 EXAMPLES = [
     ["plan", "--calendar", "calendars/two-overlapping.json", "--duration-ms", "150", "--account-limit", "10000"],
@@ -319,6 +342,7 @@ def main():
         subprocess.run(["cargo", "build", "--quiet", "-p", "fanrush-cli"], cwd=ROOT, check=True)
     if FANRUSH.exists():
         replace_block(ROOT / "docs/scaling.md", "preflight", preflight_block(), check, stale)
+        replace_block(ROOT / "docs/scaling.md", "platform", platform_block(), check, stale)
         replace_block(ROOT / "docs/scaling.md", "examples", examples_block(), check, stale)
         write(ROOT / "docs/cli.md", cli_reference(), check, stale)
     elif check:

@@ -7,13 +7,16 @@
 //! API Gateway itself), and the HTTP API's route throttles from
 //! `--fan-route-rate` and `--admin-route-rate` (the template's defaults
 //! otherwise); the control plane's reserved concurrency from `--reserved`;
-//! the Redis and writer capacities from `make bench`.
+//! the Redis and writer capacities from `make bench`. With `--shards N` the
+//! events are placed on a cluster of N shards as the admin API would place
+//! them, and each shard's peak is checked against its one core.
 
 use crate::calendar;
 use crate::plan::Sizing;
 use fanrush::adapters::lambda_control::ProvisionedConcurrency;
 use fanrush::rules::domain::MAX_NOTE_CHARS;
 use fanrush::rules::domain::{rfc3339, EventId};
+use fanrush::rules::scaling::placement::{even_shards, Placement};
 use fanrush::rules::scaling::preflight::{
     preflight, Account, Capacities, Preflight, Pricing, ADMIN_ROUTE_RATE, CONTROL_PLANE_RESERVED, FAN_ROUTE_RATE,
     MEASURED_GATE_BYTES_PER_NOTE, PRICE_PER_GB_SECOND,
@@ -97,6 +100,12 @@ pub struct PreflightArgs {
     /// The moment to check at (RFC 3339) [default: now].
     #[arg(long, value_parser = parse_time)]
     now: Option<chrono::DateTime<chrono::Utc>>,
+    /// Shards of the Redis cluster the gate runs on (the template's
+    /// CacheShards): the calendar's events are placed on them in the order
+    /// given, as the admin API places each new event, and each shard's
+    /// load is checked on its own; 1: a single node.
+    #[arg(long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=500))]
+    shards: u16,
     /// Print JSON.
     #[arg(long)]
     json: bool,
@@ -141,12 +150,16 @@ pub async fn run(args: PreflightArgs) -> Result<(), String> {
     let pricing = Pricing { memory_mb: args.memory_mb, per_gb_second: args.price_per_gb_second };
     let now = args.now.unwrap_or_else(chrono::Utc::now);
     let calendar = calendar::load(&args.calendar, now)?;
-    let mut report = preflight(&params, &calendar.events, account, capacities, pricing, now);
+    let placement = match args.shards {
+        1 => Placement::single(),
+        n => Placement::planned(even_shards(usize::from(n)), &calendar.events),
+    };
+    let mut report = preflight(&params, &calendar.events, &placement, account, capacities, pricing, now);
     report.skipped = calendar.skipped;
     if args.json {
-        println!("{}", to_json(&report, account, capacities));
+        println!("{}", to_json(&report, &placement, account, capacities));
     } else {
-        print_text(&report, capacities);
+        print_text(&report, &placement, capacities);
     }
     let failed = report.failed().count();
     if failed > 0 {
@@ -155,7 +168,7 @@ pub async fn run(args: PreflightArgs) -> Result<(), String> {
     Ok(())
 }
 
-fn to_json(report: &Preflight, account: Account, capacities: Capacities) -> Value {
+fn to_json(report: &Preflight, placement: &Placement, account: Account, capacities: Capacities) -> Value {
     let events: Vec<Value> = report
         .events
         .iter()
@@ -192,6 +205,22 @@ fn to_json(report: &Preflight, account: Account, capacities: Capacities) -> Valu
             })
         })
         .collect();
+    let shards: Vec<Value> = report
+        .shards
+        .iter()
+        .map(|p| {
+            let shard = &placement.shards[p.shard];
+            json!({
+                "shard": p.shard + 1,
+                "slots": shard.describe_slots(),
+                "events": placement_of(placement, p.shard),
+                "peakAt": p.at.map(rfc3339),
+                "peakEvents": p.events.iter().map(EventId::as_str).collect::<Vec<_>>(),
+                "gateAdmissionsPerSecond": p.gate_rps,
+                "redisLoad": round(p.gate_rps / capacities.redis_admissions_per_second, 3),
+            })
+        })
+        .collect();
     let checks: Vec<Value> = report
         .checks
         .iter()
@@ -203,6 +232,7 @@ fn to_json(report: &Preflight, account: Account, capacities: Capacities) -> Valu
         "ok": report.ok(),
         "events": events,
         "overlaps": overlaps,
+        "shards": shards,
         "checks": checks,
         "skipped": report.skipped,
         "account": {
@@ -221,7 +251,7 @@ fn to_json(report: &Preflight, account: Account, capacities: Capacities) -> Valu
     })
 }
 
-fn print_text(report: &Preflight, capacities: Capacities) {
+fn print_text(report: &Preflight, placement: &Placement, capacities: Capacities) {
     for f in &report.events {
         println!(
             "{}: {} rps ({:.0} requests/s with polls), capacity {}: {} environments (bound by {}) from {} until {}, \
@@ -253,6 +283,21 @@ fn print_text(report: &Preflight, capacities: Capacities) {
             o.peak_rps
         );
     }
+    for p in &report.shards {
+        let ids: Vec<&str> = p.events.iter().map(EventId::as_str).collect();
+        println!(
+            "shard {} (slots {}): {}; peak {:.0} admissions/s ({:.0}% of one core){}",
+            p.shard + 1,
+            placement.shards[p.shard].describe_slots(),
+            match placement_of(placement, p.shard) {
+                events if events.is_empty() => "no event".to_owned(),
+                events => events.join(", "),
+            },
+            p.gate_rps,
+            p.gate_rps / capacities.redis_admissions_per_second * 100.0,
+            p.at.map(|at| format!(" at {} ({})", rfc3339(at), ids.join(" + "))).unwrap_or_default()
+        );
+    }
     for why in &report.skipped {
         println!("skipped: {why}");
     }
@@ -273,4 +318,14 @@ fn print_text(report: &Preflight, capacities: Capacities) {
 fn round(x: f64, digits: i32) -> f64 {
     let p = 10f64.powi(digits);
     (x * p).round() / p
+}
+
+/// The events placed on `shard`, each with its tag when it is not the id.
+fn placement_of(placement: &Placement, shard: usize) -> Vec<String> {
+    placement
+        .tags
+        .iter()
+        .filter(|(id, _)| placement.shard(id) == shard)
+        .map(|(id, tag)| if tag == id.as_str() { tag.clone() } else { format!("{id} (tag {tag})") })
+        .collect()
 }

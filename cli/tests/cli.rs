@@ -297,6 +297,53 @@ fn preflight_fails_a_peak_over_the_redis_ceiling_without_a_line_and_passes_with_
 }
 
 #[test]
+fn preflight_on_shards_places_three_drops_apart_where_one_node_cannot_hold_them() {
+    let drop = |id: &str, rate: u32| {
+        json!({"eventId": id, "title": id, "opensAt": "2026-12-01T20:00:00Z", "closesAt": "2026-12-01T20:30:00Z",
+               "capacity": 20000, "expectedPeakRps": 10000, "admissionsPerSecond": rate})
+    };
+    let calendar = json!([drop("big", 6000), drop("one", 4000), drop("two", 4000)]);
+    let roomy = [
+        "--account-limit",
+        "100000",
+        "--api-rate",
+        "1000000",
+        "--fan-route-rate",
+        "900000",
+        "--redis-admissions-per-second",
+        "10000",
+    ];
+    let (ok, report) = preflight(&calendar, &roomy);
+    assert!(!ok, "14,000 a second on one core: {report}");
+    assert_eq!(report["shards"], json!([]));
+    let (ok, report) = preflight(&calendar, &[&roomy[..], &["--shards", "3"]].concat());
+    assert!(ok, "{report}");
+    let shards = report["shards"].as_array().unwrap();
+    assert_eq!(shards.len(), 3);
+    let mut placed: Vec<String> = shards
+        .iter()
+        .map(|s| s["peakEvents"].as_array().unwrap().iter().map(|e| e.as_str().unwrap()).collect())
+        .collect();
+    placed.sort();
+    assert_eq!(placed, ["big", "one", "two"], "one event a shard: {report}");
+    // Two shards: two drops share one, 8,000 a second over its 8,000 budget
+    // passes; a third drop a little faster does not, and it is named.
+    let (ok, report) = preflight(
+        &json!([drop("big", 6000), drop("one", 4000), drop("two", 4500)]),
+        &[&roomy[..], &["--shards", "2"]].concat(),
+    );
+    assert!(!ok);
+    let failed: Vec<&str> = report["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["ok"] == false)
+        .map(|c| c["name"].as_str().unwrap())
+        .collect();
+    assert!(failed.iter().any(|n| n.starts_with("shard ") && n.contains("at its peak")), "{failed:?}");
+}
+
+#[test]
 fn bad_arguments_are_refused_with_a_message_naming_the_flag() {
     let out = Command::new(env!("CARGO_BIN_EXE_fanrush")).args(["simulate", "--peak-rps", "x"]).output().unwrap();
     assert!(!out.status.success());

@@ -16,6 +16,7 @@ use crate::adapters::lambda_control::{
 use crate::adapters::redis_gate::{new_line_seed, EntryGate, SeedWrite};
 use crate::adapters::slack::{Notice, SlackNotifier};
 use crate::rules::domain::{rfc3339, FanEvent};
+use crate::rules::scaling::placement::Placement;
 use crate::rules::scaling::plan::grantable;
 use crate::rules::scaling::preflight::{preflight, Account, Capacities, Pricing};
 use crate::rules::scaling::{PlanAction, ScalingParams, ScalingPlan};
@@ -170,13 +171,7 @@ impl Provisioner {
                     .await;
                 if desired.provisioned_concurrency > previous {
                     self.prewarm(&desired, publishable, gate).await;
-                    // The node's memory as it reports it; unknown when the
-                    // gate is unreachable (the check is then left out).
-                    let maxmemory = match gate {
-                        Some(gate) => gate.maxmemory().await.ok(),
-                        None => None,
-                    };
-                    alerts += self.preflight(calendar, &desired, account, maxmemory, previous, now).await;
+                    alerts += self.preflight(calendar, &desired, gate, account, previous, now).await;
                 }
                 applied
             };
@@ -225,12 +220,19 @@ impl Provisioner {
         &self,
         calendar: &[FanEvent],
         desired: &PlanAction,
+        gate: Option<&EntryGate>,
         account: Option<AccountConcurrency>,
-        cache_maxmemory: Option<u64>,
         previous: i64,
         now: DateTime<Utc>,
     ) -> usize {
         let Some(inputs) = self.preflight else { return 0 };
+        // The node's memory as it reports it, and where the events live;
+        // unknown when the gate is unreachable (the memory check is then
+        // left out, and every overlap is read as sharing one core).
+        let (cache_maxmemory, placement) = match gate {
+            Some(gate) => (gate.maxmemory().await.ok(), placement_of(gate, calendar).await),
+            None => (None, Placement::single()),
+        };
         let events: Vec<FanEvent> = calendar.iter().filter(|e| desired.events.contains(&e.id)).cloned().collect();
         // Unknown in a dry run without ACCOUNT_CONCURRENCY_LIMIT: AWS's defaults.
         let defaults = Account::defaults();
@@ -247,7 +249,7 @@ impl Provisioner {
             fan_route_rate: inputs.fan_route_rate,
             admin_route_rate: inputs.admin_route_rate,
         };
-        let report = preflight(&self.params, &events, account, inputs.capacities, inputs.pricing, now);
+        let report = preflight(&self.params, &events, &placement, account, inputs.capacities, inputs.pricing, now);
         let failed: Vec<String> = report
             .failed()
             .map(|c| {
@@ -313,4 +315,19 @@ impl Provisioner {
 
 fn ids(action: &PlanAction) -> Vec<String> {
     action.events.iter().map(|e| e.to_string()).collect()
+}
+
+/// Where the gate holds the calendar's events: its shards and each event's
+/// tag, as the gate lists them; one node when the gate cannot say (the
+/// preflight then adds every overlap's load on one core, the cautious
+/// reading).
+async fn placement_of(gate: &EntryGate, calendar: &[FanEvent]) -> Placement {
+    let Ok(shards) = gate.shards().await else { return Placement::single() };
+    let mut tags = Vec::new();
+    for e in calendar {
+        if let Ok(Some(tag)) = gate.tag_of(&e.id).await {
+            tags.push((e.id.clone(), tag));
+        }
+    }
+    Placement { shards, tags }
 }

@@ -122,6 +122,99 @@ pub fn tag_on(id: &EventId, shard: &Shard) -> Option<String> {
     (1..1_000_000u32).map(|n| format!("{id}~{n}")).find(|t| shard.holds(slot_of(t)))
 }
 
+/// `n` shards splitting the slots in even ranges, as `redis-cli --cluster
+/// create` and a new ElastiCache cluster do: the shape a plan assumes.
+pub fn even_shards(n: usize) -> Vec<Shard> {
+    let n = n.max(1);
+    let per = usize::from(HASH_SLOTS) / n;
+    (0..n)
+        .map(|i| {
+            let start = (i * per) as u16;
+            let end = if i + 1 == n { HASH_SLOTS - 1 } else { ((i + 1) * per - 1) as u16 };
+            Shard { primary: format!("shard {}", i + 1), slots: vec![start..=end] }
+        })
+        .collect()
+}
+
+/// Where a calendar's events live: the shards and each event's tag.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Placement {
+    pub shards: Vec<Shard>,
+    /// Event id → its tag; an event not named here keeps its id.
+    pub tags: Vec<(EventId, String)>,
+}
+
+impl Placement {
+    /// One node: every event on it.
+    pub fn single() -> Self {
+        Self { shards: vec![Shard::whole("the node")], tags: Vec::new() }
+    }
+
+    /// `events` defined one after another on `shards`, each placed as the
+    /// admin API places a new event, seeing those before it.
+    pub fn planned(shards: Vec<Shard>, events: &[FanEvent]) -> Self {
+        let mut tags: Vec<(EventId, String)> = Vec::new();
+        for e in events {
+            let placed: Vec<Placed> = events
+                .iter()
+                .filter_map(|o| tags.iter().find(|(id, _)| *id == o.id).map(|(_, tag)| Placed { event: o, tag }))
+                .collect();
+            let tag = choose_shard(&shards, &placed, e).and_then(|s| tag_on(&e.id, &shards[s]));
+            tags.push((e.id.clone(), tag.unwrap_or_else(|| e.id.as_str().to_owned())));
+        }
+        Self { shards, tags }
+    }
+
+    pub fn tag<'a>(&'a self, id: &'a EventId) -> &'a str {
+        self.tags.iter().find(|(e, _)| e == id).map_or(id.as_str(), |(_, tag)| tag.as_str())
+    }
+
+    /// The index of the shard an event lives on (the first when its slot
+    /// has no owner).
+    pub fn shard(&self, id: &EventId) -> usize {
+        shard_of(&self.shards, slot_of(self.tag(id))).unwrap_or(0)
+    }
+}
+
+/// One shard's busiest moment: its load and the events running then.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ShardPeak {
+    pub shard: usize,
+    pub at: Option<DateTime<Utc>>,
+    /// Admissions a second ([`gate_rps`]) of its events running at `at`.
+    pub gate_rps: f64,
+    pub events: Vec<EventId>,
+}
+
+/// Each shard's busiest moment over `events`.
+pub fn shard_peaks(placement: &Placement, events: &[FanEvent]) -> Vec<ShardPeak> {
+    (0..placement.shards.len())
+        .map(|shard| {
+            let mine: Vec<&FanEvent> = events.iter().filter(|e| placement.shard(&e.id) == shard).collect();
+            let mut peak = ShardPeak { shard, at: None, gate_rps: 0.0, events: Vec::new() };
+            for t in mine.iter().map(|e| window(e).0) {
+                let running: Vec<&&FanEvent> = mine
+                    .iter()
+                    .filter(|e| {
+                        let (start, end) = window(e);
+                        start <= t && end > t
+                    })
+                    .collect();
+                let load: f64 = running.iter().map(|e| gate_rps(e)).sum();
+                if load > peak.gate_rps {
+                    peak = ShardPeak {
+                        shard,
+                        at: Some(t),
+                        gate_rps: load,
+                        events: running.iter().map(|e| e.id.clone()).collect(),
+                    };
+                }
+            }
+            peak
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -149,6 +242,34 @@ mod tests {
             cooldown_minutes: None,
             line: line.map(|admissions_per_second| LineSettings { admissions_per_second, prequeue_minutes: 0 }),
         }
+    }
+
+    #[test]
+    fn a_plan_spreads_a_calendar_as_the_admin_api_would_and_finds_each_shards_peak() {
+        let shards = even_shards(3);
+        assert_eq!(shards[0].slots, vec![0..=5460]);
+        assert_eq!(shards[2].slots, vec![10922..=16383]);
+        let million = event("million", 12, 0.0, Some(8_850));
+        let first = event("two-a", 12, 0.0, Some(3_000));
+        let second = event("two-b", 12, 0.0, Some(3_000));
+        let evening = event("evening", 20, 0.0, Some(5_000));
+        let calendar = [million.clone(), first.clone(), second.clone(), evening.clone()];
+        let plan = Placement::planned(shards, &calendar);
+        let homes: Vec<usize> = calendar.iter().map(|e| plan.shard(&e.id)).collect();
+        assert_eq!(homes[..3].iter().collect::<std::collections::HashSet<_>>().len(), 3, "{homes:?}");
+        for e in &calendar {
+            assert!(plan.shards[plan.shard(&e.id)].holds(slot_of(plan.tag(&e.id))));
+        }
+        let peaks = shard_peaks(&plan, &calendar);
+        assert_eq!(peaks[homes[0]].gate_rps, 8_850.0);
+        assert_eq!(peaks[homes[0]].events, vec![million.id.clone()]);
+        // The evening event goes where the noon ones do not matter: the first
+        // shard, all being idle then, and its peak is the noon one.
+        assert_eq!(homes[3], 0);
+        assert_eq!(Placement::single().shard(&million.id), 0);
+        let one = shard_peaks(&Placement::single(), &calendar);
+        assert_eq!(one[0].gate_rps, 14_850.0);
+        assert_eq!(one[0].events.len(), 3);
     }
 
     #[test]

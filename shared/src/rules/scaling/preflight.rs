@@ -40,6 +40,7 @@
 //! Lambda Developer Guide, "Configuring provisioned concurrency"), the queue
 //! drain time at the writer's measured rate, and the cost.
 
+use super::placement::{shard_peaks, Placement, ShardPeak};
 use super::plan::{grantable, Bound, ScalingParams, ScalingPlan, PROVISIONING_RATE_PER_MINUTE, UNRESERVED_MINIMUM};
 use super::Quotas;
 use super::ACCOUNT_RPS_PER_CONCURRENCY;
@@ -284,6 +285,8 @@ pub struct Overlap {
 pub struct Preflight {
     pub events: Vec<EventFigures>,
     pub overlaps: Vec<Overlap>,
+    /// On a cluster (more than one shard): each shard's busiest moment.
+    pub shards: Vec<ShardPeak>,
     pub checks: Vec<Check>,
     /// Calendar entries that are not in the plan, each named with why.
     pub skipped: Vec<String>,
@@ -309,6 +312,7 @@ pub fn allocation_time(environments: i64) -> Duration {
 pub fn preflight(
     params: &ScalingParams,
     events: &[FanEvent],
+    placement: &Placement,
     account: Account,
     capacities: Capacities,
     pricing: Pricing,
@@ -318,7 +322,13 @@ pub fn preflight(
     let events = &events[..];
     let plan = ScalingPlan::new(params, events, None);
     let gb = f64::from(pricing.memory_mb) / 1024.0;
-    let mut report = Preflight { events: Vec::new(), overlaps: Vec::new(), checks: Vec::new(), skipped: Vec::new() };
+    let mut report = Preflight {
+        events: Vec::new(),
+        overlaps: Vec::new(),
+        shards: Vec::new(),
+        checks: Vec::new(),
+        skipped: Vec::new(),
+    };
     for need in &plan.needs {
         let Some(event) = events.iter().find(|e| e.id == need.event) else { continue };
         let drain_rate = capacities.writer_rows_per_second.max(f64::MIN_POSITIVE);
@@ -350,7 +360,8 @@ pub fn preflight(
             unlined: event.line.is_none(),
             places: event.capacity,
         };
-        report.checks.extend(shared_checks(&label, demand, account, capacities));
+        report.checks.extend(account_checks(&label, &demand, account));
+        report.checks.extend(gate_checks(&label, &demand, account, capacities));
         // Allocation starts when the scheduler asks (scale-out, or now when
         // that is already past) and must end by the opening.
         let starts = need.from.max(now);
@@ -407,7 +418,53 @@ pub fn preflight(
             unlined: o.unlined,
             places: o.places,
         };
-        report.checks.extend(shared_checks(&label, demand, account, capacities));
+        report.checks.extend(account_checks(&label, &demand, account));
+        // The gate's load adds up only on a shared shard: the members on
+        // each shard, when more than one is.
+        for shard in 0..placement.shards.len() {
+            let members: Vec<&FanEvent> =
+                events.iter().filter(|e| o.events.contains(&e.id) && placement.shard(&e.id) == shard).collect();
+            if members.len() < 2 {
+                continue;
+            }
+            let ids: Vec<&str> = members.iter().map(|e| e.id.as_str()).collect();
+            let label = match placement.shards.len() {
+                1 => label.clone(),
+                _ => format!("{}: {}", shard_label(placement, shard), ids.join(" + ")),
+            };
+            let demand = Demand {
+                gate_rps: members.iter().map(|e| gate_rps(e)).sum(),
+                arrivals: members.iter().map(|e| e.expected_peak_rps).sum(),
+                unlined: members.iter().any(|e| e.line.is_none()),
+                places: members.iter().map(|e| e.capacity).sum(),
+                ..demand
+            };
+            report.checks.extend(gate_checks(&label, &demand, account, capacities));
+        }
+    }
+    if placement.shards.len() > 1 {
+        report.shards = shard_peaks(placement, events);
+        let budget = (LINE_SHARE_OF_CEILING * capacities.redis_admissions_per_second).floor();
+        for peak in &report.shards {
+            let ids: Vec<&str> = peak.events.iter().map(EventId::as_str).collect();
+            report.checks.push(check(
+                format!(
+                    "{}: redis admissions/s at its peak ({})",
+                    shard_label(placement, peak.shard),
+                    if ids.is_empty() { "no event".to_owned() } else { ids.join(" + ") }
+                ),
+                peak.gate_rps,
+                budget,
+                format!(
+                    "at most {budget:.0} a second ({:.0}% of the {:.0} one core admits) on one shard: lower these \
+                     events' admissionsPerSecond to fit together, move one to another time, or add a shard (online \
+                     resharding) and define the next events after it; placement puts each new event on the shard \
+                     least loaded in its window",
+                    LINE_SHARE_OF_CEILING * 100.0,
+                    capacities.redis_admissions_per_second
+                ),
+            ));
+        }
     }
     // API Gateway throttles at the account before any route (API Gateway
     // Developer Guide, "Throttling requests to your HTTP API"): fans at
@@ -435,7 +492,17 @@ pub fn gate_rps(e: &FanEvent) -> f64 {
     }
 }
 
+/// `shard 2`, with its primary's address when it has one.
+pub fn shard_label(placement: &Placement, shard: usize) -> String {
+    let primary = &placement.shards[shard].primary;
+    match primary.starts_with("shard ") {
+        true => format!("shard {}", shard + 1),
+        false => format!("shard {} ({primary})", shard + 1),
+    }
+}
+
 /// What an event, or overlapping events together, draw at their peak.
+#[derive(Clone, Copy)]
 struct Demand {
     environments: i64,
     requests_per_second: f64,
@@ -448,12 +515,10 @@ struct Demand {
     places: i64,
 }
 
-/// The checks one event and an overlap share: what they draw from the
-/// account, API Gateway and Redis together.
-fn shared_checks(label: &str, demand: Demand, account: Account, capacities: Capacities) -> Vec<Check> {
-    let Demand { environments, requests_per_second: peak_rps, gate_rps, arrivals, unlined, places } = demand;
-    let concurrency_needed = environments + UNRESERVED_MINIMUM;
-    let account_rps = ACCOUNT_RPS_PER_CONCURRENCY * account.concurrency as f64;
+/// The checks of what one event, or events on one shard together, ask of
+/// the shard's Redis primary: its core and its memory.
+fn gate_checks(label: &str, demand: &Demand, account: Account, capacities: Capacities) -> Vec<Check> {
+    let Demand { gate_rps, arrivals, unlined, places, .. } = *demand;
     let ceiling = capacities.redis_admissions_per_second;
     let LineRates { at_most: line_rate, suggested } = LineRates::for_core(&capacities, arrivals);
     let redis = if unlined {
@@ -481,7 +546,28 @@ fn shared_checks(label: &str, demand: Demand, account: Account, capacities: Capa
             ),
         )
     };
-    let mut checks = vec![
+    let mut checks = vec![redis];
+    if let Some(maxmemory) = account.cache_maxmemory.filter(|m| *m > 0) {
+        let bytes = places as f64 * (capacities.bytes_per_fan + capacities.bytes_per_note);
+        checks.push(check(
+            format!("{label}: redis memory (MB) for its places"),
+            (bytes / 1e6).ceil(),
+            (maxmemory as f64 / 1e6).floor(),
+            "choose a CacheNodeType with more memory (an r-type), or lower the capacity; closed events' keys are \
+             retired after their window"
+                .to_owned(),
+        ));
+    }
+    checks
+}
+
+/// The checks one event and an overlap share: what they draw from the
+/// account and API Gateway together.
+fn account_checks(label: &str, demand: &Demand, account: Account) -> Vec<Check> {
+    let Demand { environments, requests_per_second: peak_rps, .. } = *demand;
+    let concurrency_needed = environments + UNRESERVED_MINIMUM;
+    let account_rps = ACCOUNT_RPS_PER_CONCURRENCY * account.concurrency as f64;
+    vec![
         check(
             format!("{label}: lambda account concurrency"),
             concurrency_needed as f64,
@@ -541,20 +627,7 @@ fn shared_checks(label: &str, demand: Demand, account: Account, capacities: Capa
                 peak_rps.ceil()
             ),
         ),
-        redis,
-    ];
-    if let Some(maxmemory) = account.cache_maxmemory.filter(|m| *m > 0) {
-        let bytes = places as f64 * (capacities.bytes_per_fan + capacities.bytes_per_note);
-        checks.push(check(
-            format!("{label}: redis memory (MB) for its places"),
-            (bytes / 1e6).ceil(),
-            (maxmemory as f64 / 1e6).floor(),
-            "choose a CacheNodeType with more memory (an r-type), or lower the capacity; closed events' keys are \
-             retired after their window"
-                .to_owned(),
-        ));
-    }
-    checks
+    ]
 }
 
 fn check(name: String, needed: f64, available: f64, raise: String) -> Check {
@@ -602,7 +675,7 @@ mod tests {
     const PRICING: Pricing = Pricing { memory_mb: 128, per_gb_second: PRICE_PER_GB_SECOND };
 
     fn run(events: &[FanEvent], account: Account, now: DateTime<Utc>) -> Preflight {
-        preflight(&ScalingParams::default(), events, account, Capacities::default(), PRICING, now)
+        preflight(&ScalingParams::default(), events, &Placement::single(), account, Capacities::default(), PRICING, now)
     }
 
     fn named<'a>(p: &'a Preflight, name: &str) -> &'a Check {
@@ -642,7 +715,7 @@ mod tests {
         // recorded run measured on its machine.
         let core = Capacities { redis_admissions_per_second: 20_000.0, ..Capacities::default() };
         let gig = [event("gig", (20, 0), (20, 30), 10_000.0, 100_000)];
-        let p = preflight(&ScalingParams::default(), &gig, raised, core, PRICING, t(12, 0));
+        let p = preflight(&ScalingParams::default(), &gig, &Placement::single(), raised, core, PRICING, t(12, 0));
         assert!(p.ok(), "{:?}", p.failed().collect::<Vec<_>>());
         assert!(p.checks.iter().all(|c| c.raise.is_none()));
     }
@@ -683,13 +756,21 @@ mod tests {
         // 600,000 that overlap do not fit, each alone does.
         let node = Account { cache_maxmemory: Some(500_000_000), ..Account::defaults() };
         let events = [event("a", (10, 0), (10, 30), 100.0, 600_000), event("b", (10, 20), (11, 0), 100.0, 600_000)];
-        let p = preflight(&ScalingParams::default(), &events, node, capacities, PRICING, t(8, 0));
+        let p = preflight(&ScalingParams::default(), &events, &Placement::single(), node, capacities, PRICING, t(8, 0));
         assert!(named(&p, "a: redis memory (MB) for its places").ok());
         let both = named(&p, "a + b: redis memory (MB) for its places");
         assert_eq!((both.needed, both.available, both.ok()), (600.0, 500.0, false));
         assert!(both.raise.as_deref().unwrap().contains("CacheNodeType"), "{both:?}");
         // No node known (a default account, or a server without maxmemory): no check.
-        let p = preflight(&ScalingParams::default(), &events, Account::defaults(), capacities, PRICING, t(8, 0));
+        let p = preflight(
+            &ScalingParams::default(),
+            &events,
+            &Placement::single(),
+            Account::defaults(),
+            capacities,
+            PRICING,
+            t(8, 0),
+        );
         assert!(p.checks.iter().all(|c| !c.name.contains("memory")), "{:?}", p.checks);
     }
 
@@ -724,6 +805,46 @@ mod tests {
         let both = named(&p, "a + b: api gateway throttle rate");
         assert!(!both.ok() && both.raise.as_deref().unwrap().contains("ApiThrottleRateQuota=15000"), "{both:?}");
         assert!(named(&p, "a + b: lambda account concurrency").ok());
+    }
+
+    #[test]
+    fn on_a_cluster_only_events_sharing_a_shard_add_up_and_each_shard_is_held_to_80_percent() {
+        let big = Account { concurrency: 200_000, unreserved: 200_000, api_rate: 1e6, ..Account::defaults() };
+        let core = Capacities { redis_admissions_per_second: 10_000.0, ..Capacities::default() };
+        let lined = |id, rate| FanEvent {
+            line: Some(crate::rules::domain::LineSettings { admissions_per_second: rate, prequeue_minutes: 0 }),
+            ..event(id, (20, 0), (20, 30), 20_000.0, 10_000)
+        };
+        let events = [lined("a", 5_000), lined("b", 4_500), lined("c", 4_500)];
+        let at = |placement: &Placement| {
+            preflight(&ScalingParams::default(), &events, placement, big, core, PRICING, t(12, 0))
+        };
+        // One node: the three lines together need 14,000 of one core.
+        let one = at(&Placement::single());
+        assert!(!named(&one, "a + b + c: redis admissions/s on one primary (the line's rate)").ok());
+        assert!(one.shards.is_empty());
+        // Three shards: each event on its own, each shard's peak within 80%.
+        let three = at(&Placement::planned(super::super::placement::even_shards(3), &events));
+        assert!(
+            three.checks.iter().all(|c| !(c.name.contains(" + ") && c.name.contains("redis"))),
+            "no shard holds two"
+        );
+        assert_eq!(three.shards.len(), 3);
+        for i in 1..=3 {
+            let c = three
+                .checks
+                .iter()
+                .find(|c| c.name.starts_with(&format!("shard {i}: redis admissions/s at its peak")))
+                .unwrap();
+            assert!(c.ok() && c.available == 8_000.0, "{c:?}");
+        }
+        // Two shards: two events share one, and that shard fails by name.
+        let two = at(&Placement::planned(super::super::placement::even_shards(2), &events));
+        let shared = two.shards.iter().find(|p| p.events.len() == 2).expect("a shard holds two");
+        let label = format!("shard {}: ", shared.shard + 1);
+        let c = two.checks.iter().find(|c| c.name.starts_with(&label) && c.name.contains("at its peak")).unwrap();
+        assert!(!c.ok() && c.needed == 9_000.0 && c.available == 8_000.0, "{c:?}");
+        assert!(c.raise.as_deref().unwrap().contains("add a shard"), "{c:?}");
     }
 
     #[test]
