@@ -7,7 +7,7 @@
 
 use crate::options::Options;
 use crate::scenarios::Fault;
-use crate::stack::{Stack, PREFIX};
+use crate::stack::{DrillEvent, Stack, PREFIX};
 use fanrush_local::services::PrivateRedis;
 use fanrush_local::{local_aws, Fault as ProxyFault, FaultProxy, GatewayEvent};
 use serde_json::Value;
@@ -17,10 +17,11 @@ use std::time::{Duration, Instant};
 /// entry function's 1 s SQS attempt timeout.
 const SLOW_PATH: Duration = Duration::from_millis(200);
 
-/// Plays one fault against the scenario's `event`. An error is a
-/// problem of the scenario (the fault could not be played, or what it
-/// checks on the way did not hold).
-pub async fn play(stack: &Stack, fault: Fault, event: &str, o: &Options) -> Result<String, String> {
+/// Plays one fault against the scenario's events (most against the first).
+/// An error is a problem of the scenario (the fault could not be played, or
+/// what it checks on the way did not hold).
+pub async fn play(stack: &Stack, fault: Fault, events: &[DrillEvent], o: &Options) -> Result<String, String> {
+    let event = events.first().map(|e| e.id.as_str()).ok_or("the scenario has no event")?;
     let outcome = match fault {
         Fault::RedisClientsKilled => {
             stack.redis.lock().await.kill_clients().await.map(|n| format!("Redis: {n} client connections killed"))
@@ -69,6 +70,7 @@ pub async fn play(stack: &Stack, fault: Fault, event: &str, o: &Options) -> Resu
         }
         Fault::WriterKilled => Ok(kill_a_writer(stack).await),
         Fault::RedisFailover(lag) => failover(stack, lag).await,
+        Fault::ClusterFailover(lag) => cluster_failover(stack, events, lag).await,
         Fault::RedisStaleSnapshot(lag) => {
             let snapshot = stack.root.join("stale.rdb");
             let redis = stack.redis.lock().await;
@@ -127,6 +129,34 @@ pub async fn play(stack: &Stack, fault: Fault, event: &str, o: &Options) -> Resu
         }
     };
     outcome.map_err(|e| format!("{fault:?} failed: {e}"))
+}
+
+/// One shard's failover on the cluster, as ElastiCache plays it with
+/// asynchronous replication ([`fanrush_local::cluster::PrivateRedisCluster::fail_over_lagging`]):
+/// the shard of the second event, or of the next one whose primary is not
+/// the node the functions' configuration endpoint names (a client that
+/// reconnects starts there, as it would from ElastiCache's endpoint, which
+/// never names a dead node).
+async fn cluster_failover(stack: &Stack, events: &[DrillEvent], lag: Duration) -> Result<String, String> {
+    let cluster = stack.cluster.as_ref().ok_or("not a cluster stack")?;
+    let mut cluster = cluster.lock().await;
+    let shards = cluster.shards().await?;
+    for e in events.iter().skip(1) {
+        let slot = cluster.slot(&format!("{{{}}}", e.tag)).await?;
+        let Some(shard) = shards.iter().find(|s| s.serves(slot)) else { continue };
+        if shard.primary == cluster.url_port() {
+            continue;
+        }
+        stack.failed_over.lock().unwrap().push(e.id.clone());
+        let replica = cluster.fail_over_lagging(shard.primary, lag).await?;
+        return Ok(format!(
+            "shard of {} failed over: replication cut {:.1} s before its primary (port {}) died; replica {replica} took over",
+            e.id,
+            lag.as_secs_f64(),
+            shard.primary
+        ));
+    }
+    Err("no event's shard could be failed over".into())
 }
 
 /// A failover as ElastiCache plays it with asynchronous replication: a

@@ -12,7 +12,8 @@
 //! are all zero, no answer was a 5xx other than 503, and every line was fair.
 //!
 //! Everything runs on loopback: a private redis-server and PostgreSQL
-//! cluster (children of the drill), the SQS endpoint of `make run`
+//! cluster (children of the drill), for the cluster scenarios a private
+//! three-shard Redis cluster on a second stack, the SQS endpoint of `make run`
 //! (`AWS_ENDPOINT_URL`), and a fault proxy in front of each.
 //!
 //! The modules, each using only those before it: [`options`], [`verify`]
@@ -53,24 +54,41 @@ async fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let stack = match Stack::start(&options).await {
-        Ok(s) => s,
-        Err(e) => {
-            eprintln!("fanrush-drill: could not start the stack: {e}");
-            return ExitCode::from(2);
+    // The scenarios on one node first, then those on a cluster, each set on
+    // a stack of its own.
+    let mut report = None::<report::Report>;
+    for cluster in [false, true] {
+        let these: Vec<&scenarios::Scenario> = scenarios.iter().filter(|s| s.cluster == cluster).collect();
+        if these.is_empty() {
+            continue;
         }
-    };
-    // Ctrl-C stops the run; the drill's children (functions, Redis,
-    // PostgreSQL) are stopped either way.
-    let report = tokio::select! {
-        report = run::run_all(&stack, &scenarios, &options) => Some(report),
-        _ = tokio::signal::ctrl_c() => None,
-    };
-    stack.stop().await;
-    let Some(report) = report else {
-        eprintln!("fanrush-drill: interrupted; stopped what the drill started");
-        return ExitCode::from(130);
-    };
+        let stack = match Stack::start(&options, cluster).await {
+            Ok(s) => s,
+            Err(e) => {
+                eprintln!("fanrush-drill: could not start the stack: {e}");
+                return ExitCode::from(2);
+            }
+        };
+        // Ctrl-C stops the run; the drill's children (functions, Redis,
+        // PostgreSQL) are stopped either way.
+        let part = tokio::select! {
+            part = run::run_all(&stack, &these, &options) => Some(part),
+            _ = tokio::signal::ctrl_c() => None,
+        };
+        stack.stop().await;
+        let Some(part) = part else {
+            eprintln!("fanrush-drill: interrupted; stopped what the drill started");
+            return ExitCode::from(130);
+        };
+        report = Some(match report {
+            Some(mut r) => {
+                r.rows.extend(part.rows);
+                r
+            }
+            None => part,
+        });
+    }
+    let Some(report) = report else { return ExitCode::from(2) };
     println!("{}", report.table());
     if let Err(e) = report.save(&options.out) {
         eprintln!("fanrush-drill: could not write {}: {e}", options.out.display());

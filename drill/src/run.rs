@@ -11,11 +11,12 @@ use crate::options::Options;
 use crate::report::{Report, Row};
 use crate::scenarios::Scenario;
 use crate::spike::{self, Observed};
-use crate::stack::{Stack, PREFIX};
+use crate::stack::{DrillEvent, Stack, PREFIX};
 use crate::verify::{self, GateView, Tally};
 use chrono::Utc;
 use fanrush::adapters::redis_gate::{new_line_seed, SeedWrite};
 use fanrush::rules::domain::{EventId, FanEvent, LineSettings};
+use fanrush::rules::scaling::placement;
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
@@ -24,98 +25,172 @@ use std::time::{Duration, Instant};
 /// ([`fanrush::rules::line::draw::CLOSES_BEFORE`] the opening).
 const BEFORE_OPENING: Duration = Duration::from_secs(12 + fanrush::rules::line::draw::CLOSES_BEFORE.as_secs());
 
-pub async fn run_all(stack: &Stack, scenarios: &[Scenario], o: &Options) -> Report {
+pub async fn run_all(stack: &Stack, scenarios: &[&Scenario], o: &Options) -> Report {
     let shape = o.shape();
     let mut report = Report { rows: Vec::new(), shape: format!("{shape:?}"), capacity: o.capacity };
     for (i, scenario) in scenarios.iter().enumerate() {
         eprintln!("drill: scenario {} ...", scenario.name);
-        let row = run_scenario(stack, scenario, i, o).await;
-        eprintln!("drill: {} done in {:.1} s: {:?}", scenario.name, row.seconds, row.tally);
-        if let Some(c) = row.commands_per_request {
-            eprintln!("drill: {}: {c:.2} Redis commands per HTTP request (INFO commandstats)", scenario.name);
+        for row in run_scenario(stack, scenario, i, o).await {
+            eprintln!("drill: {} done in {:.1} s: {:?}", row.scenario, row.seconds, row.tally);
+            if let Some(c) = row.commands_per_request {
+                eprintln!("drill: {}: {c:.2} Redis commands per HTTP request (INFO commandstats)", row.scenario);
+            }
+            report.rows.push(row);
         }
-        report.rows.push(row);
     }
     report
 }
 
-async fn run_scenario(stack: &Stack, scenario: &Scenario, index: usize, o: &Options) -> Row {
+/// What one event's traffic saw.
+struct Traffic {
+    observed: Observed,
+    seen: Option<line::Seen>,
+}
+
+/// Plays a scenario: its events opened at once (on a cluster, each on a
+/// shard of its own), their traffic together, the faults on a timeline;
+/// then one row per event.
+async fn run_scenario(stack: &Stack, scenario: &Scenario, index: usize, o: &Options) -> Vec<Row> {
     let started = Instant::now();
-    let event_id = format!("drill-{}-{}", scenario.name, std::process::id());
-    let mut row = Row { scenario: scenario.name.to_owned(), ..Row::default() };
-    let event = match scenario.line {
-        Some(opening) => lined_event(&event_id, opening),
-        None => Stack::event(&event_id, o.capacity),
+    let failed = |why: String| vec![Row { scenario: scenario.name.to_owned(), problems: vec![why], ..Row::default() }];
+    let shards = match (&stack.cluster, scenario.events) {
+        (Some(_), n) if n > 1 => match stack.gate.shards().await {
+            Ok(s) => s,
+            Err(e) => return failed(format!("could not read the cluster's shards: {e}")),
+        },
+        _ => Vec::new(),
     };
-    let event = match event {
-        Ok(e) => e,
-        Err(e) => {
-            row.problems.push(format!("could not define the event: {e}"));
-            return row;
+    let mut events = Vec::new();
+    for k in 0..scenario.events {
+        let id = match scenario.events {
+            1 => format!("drill-{}-{}", scenario.name, std::process::id()),
+            _ => format!("drill-{}-{}-{}", scenario.name, std::process::id(), k + 1),
+        };
+        let event = match scenario.line {
+            Some(opening) => lined_event(&id, opening),
+            None => Stack::event(&id, o.capacity),
+        };
+        let event = match event {
+            Ok(e) => e,
+            Err(e) => return failed(format!("could not define the event: {e}")),
+        };
+        // One event a shard, as placement spreads events at the same time.
+        let tag = match shards.get(k % shards.len().max(1)) {
+            Some(shard) => placement::tag_on(&event.id, shard).unwrap_or_else(|| id.clone()),
+            None => id.clone(),
+        };
+        if let Err(e) = open_event(stack, &event, &tag).await {
+            return failed(format!("could not open the event: {e}"));
         }
-    };
-    if let Err(e) = open_event(stack, &event).await {
-        row.problems.push(format!("could not open the event: {e}"));
-        return row;
+        events.push((event, DrillEvent { id, tag }));
     }
     // The draw's commitment, as a fan reads it before anyone joined.
-    let committed = match scenario.line {
-        Some(_) => match draw::commitment(stack, &event_id).await {
-            Ok(c) => Some(c),
-            Err(e) => {
-                row.problems.push(format!("the event shows no draw commitment: {e}"));
-                None
-            }
-        },
-        None => None,
-    };
+    let mut committed = Vec::new();
+    for (_, e) in &events {
+        committed.push(match scenario.line {
+            Some(_) => draw::commitment(stack, &e.id).await.map(Some),
+            None => Ok(None),
+        });
+    }
     // The faults' timeline: fractions of the spike's arrival window, or of
     // the time a line takes from its opening to let everyone in.
     let (base, span) = match scenario.line {
         Some(opening) => (Instant::now() + BEFORE_OPENING, opening.duration()),
         None => (Instant::now(), o.shape().duration),
     };
+    let drill_events: Vec<DrillEvent> = events.iter().map(|(_, e)| e.clone()).collect();
     let timeline = futures::future::join_all(scenario.faults.iter().map(|(at, fault)| {
-        let event_id = &event_id;
+        let drill_events = &drill_events;
         async move {
             tokio::time::sleep_until((base + span.mul_f64(*at)).into()).await;
-            faults::play(stack, *fault, event_id, o).await
+            faults::play(stack, *fault, drill_events, o).await
         }
     }));
-    let fan_prefix = format!("s{index}-fan-");
-    let seed = o.seed + index as u64;
     let commands_before = commands_processed(stack).await;
-    let (observed, seen) = match scenario.line {
-        Some(opening) => {
-            let traffic = line::run(stack.entry.clone(), &event_id, &fan_prefix, opening, BEFORE_OPENING, 256, seed);
-            let (seen, injected) = tokio::join!(traffic, timeline);
-            take_faults(&mut row, injected);
-            (seen.observed.clone(), Some(seen))
+    let traffic = futures::future::join_all(events.iter().enumerate().map(|(k, (_, e))| {
+        let fan_prefix = match scenario.events {
+            1 => format!("s{index}-fan-"),
+            _ => format!("s{index}-{}-fan-", k + 1),
+        };
+        let seed = o.seed + index as u64 + 1_000 * k as u64;
+        async move {
+            match scenario.line {
+                Some(opening) => {
+                    let seen =
+                        line::run(stack.entry.clone(), &e.id, &fan_prefix, opening, BEFORE_OPENING, 256, seed).await;
+                    Traffic { observed: seen.observed.clone(), seen: Some(seen) }
+                }
+                None => {
+                    let shape = o.shape();
+                    let observed =
+                        spike::run(stack.entry.clone(), &e.id, &fan_prefix, &shape, scenario.repeat, seed).await;
+                    Traffic { observed, seen: None }
+                }
+            }
         }
-        None => {
-            let shape = o.shape();
-            let traffic = spike::run(stack.entry.clone(), &event_id, &fan_prefix, &shape, scenario.repeat, seed);
-            let (observed, injected) = tokio::join!(traffic, timeline);
-            take_faults(&mut row, injected);
-            (observed, None)
+    }));
+    let (traffic, injected) = tokio::join!(traffic, timeline);
+    let mut rows = Vec::new();
+    for (k, (((event, e), traffic), committed)) in events.iter().zip(traffic).zip(committed).enumerate() {
+        let name = match scenario.events {
+            1 => scenario.name.to_owned(),
+            n => format!("{}:{}/{n}", scenario.name, k + 1),
+        };
+        let mut row = Row { scenario: name, ..Row::default() };
+        if k == 0 {
+            take_faults(&mut row, injected.clone());
         }
-    };
-    // Every command Redis ran while the traffic lasted (scripts' inner ones
-    // too), over the HTTP requests: syncs and scheduler ticks ride along,
-    // so it errs high. A failover's new server starts counting afresh.
-    if let (Some(before), Some(after)) = (commands_before, commands_processed(stack).await) {
-        if after >= before && observed.attempts > 0 {
-            row.commands_per_request = Some((after - before) as f64 / observed.attempts as f64);
+        // Every command Redis ran while the traffic lasted (scripts' inner
+        // ones too), over the HTTP requests: syncs and scheduler ticks ride
+        // along, so it errs high. A failover's new server starts afresh.
+        if let (Some(before), Some(after), 1) = (commands_before, commands_processed(stack).await, scenario.events) {
+            if after >= before && traffic.observed.attempts > 0 {
+                row.commands_per_request = Some((after - before) as f64 / traffic.observed.attempts as f64);
+            }
         }
+        let committed = match committed {
+            Ok(c) => c,
+            Err(e) => {
+                row.problems.push(format!("the event shows no draw commitment: {e}"));
+                None
+            }
+        };
+        finish_event(stack, scenario, o, event, e, traffic, committed, &mut row).await;
+        if stack.cluster.is_some() && scenario.events > 1 && !stack.failed_over.lock().unwrap().contains(&e.id) {
+            // A shard that did not fail over serves its events throughout.
+            if let Some(n) = row.statuses.get("503").filter(|n| **n > 0) {
+                row.problems.push(format!("{n} answers 503 from an event whose shard did not fail over"));
+            }
+        }
+        row.seconds = started.elapsed().as_secs_f64();
+        rows.push(row);
     }
+    rows
+}
+
+/// Settles one event, checks every invariant and, at a line, its fairness
+/// and draw; fills its row.
+#[allow(clippy::too_many_arguments)]
+async fn finish_event(
+    stack: &Stack,
+    scenario: &Scenario,
+    o: &Options,
+    event: &FanEvent,
+    e: &DrillEvent,
+    traffic: Traffic,
+    committed: Option<String>,
+    row: &mut Row,
+) {
+    let Traffic { observed, seen } = traffic;
+    let event_id = &e.id;
     row.deleted_event = scenario.deletes_event;
-    if let Err(e) = settle(stack, &event_id, o.settle_limit()).await {
-        row.problems.push(e);
+    if let Err(problem) = settle(stack, &e.tag, o.settle_limit()).await {
+        row.problems.push(problem);
     }
     let capacity = event.capacity;
-    match check(stack, &event_id, capacity, &observed).await {
+    match check(stack, &e.tag, capacity, &observed).await {
         Ok(t) => row.tally = t,
-        Err(e) => row.problems.push(format!("could not check: {e}")),
+        Err(problem) => row.problems.push(format!("could not check: {problem}")),
     }
     if let (Some(seen), Some(opening)) = (&seen, scenario.line) {
         match admissions(stack, &event.id).await {
@@ -149,7 +224,7 @@ async fn run_scenario(stack: &Stack, scenario: &Scenario, index: usize, o: &Opti
                 let drawn = seen.visits.iter().find(|v| v.prequeued && admitted.contains_key(&v.fan));
                 if let (Some(committed), Some(fan), true) = (&committed, drawn, scenario.faults.is_empty()) {
                     let dir = std::env::temp_dir().join(format!("fanrush-drill-draw-{}", std::process::id()));
-                    match draw::check(stack, &event_id, committed, &fan.fan, &dir).await {
+                    match draw::check(stack, event_id, committed, &fan.fan, &dir).await {
                         Ok(c) if c.fan_index.is_some() => row.draw = Some(c),
                         Ok(c) => row.problems.push(format!("fan {} is not in its own draw: {c:?}", fan.fan)),
                         Err(e) => row.problems.push(format!("the draw does not verify: {e}")),
@@ -175,13 +250,14 @@ async fn run_scenario(stack: &Stack, scenario: &Scenario, index: usize, o: &Opti
     row.capacity = capacity;
     row.scheduler_ticks_failed = stack.take_failed_ticks();
     row.fill(&observed);
-    row.seconds = started.elapsed().as_secs_f64();
-    row
 }
 
 /// The calls of every command Redis ran (`INFO commandstats`, which counts
 /// the commands inside scripts too), when it answers.
 async fn commands_processed(stack: &Stack) -> Option<u64> {
+    if stack.cluster.is_some() {
+        return None;
+    }
     let info = stack.redis.lock().await.command(&["INFO", "commandstats"]).await.ok()?;
     let text = match info {
         redis::Value::BulkString(bytes) => String::from_utf8_lossy(&bytes).into_owned(),
@@ -219,12 +295,17 @@ fn lined_event(id: &str, opening: Opening) -> Result<FanEvent, String> {
     })
 }
 
-async fn open_event(stack: &Stack, event: &FanEvent) -> Result<(), String> {
+/// Defines the event in PostgreSQL and publishes it to the gate under
+/// `tag`, which PostgreSQL keeps too (a restore lists it again).
+async fn open_event(stack: &Stack, event: &FanEvent, tag: &str) -> Result<(), String> {
     let (_, seed) = stack.db.upsert_event(event, &new_line_seed()).await.map_err(|e| e.to_string())?;
     // A scenario before may have left the gate to be restored; wait for it.
     for _ in 0..600 {
-        match stack.gate.publish(event, SeedWrite::Set(&seed)).await {
-            Ok(_) => return Ok(()),
+        match stack.gate.publish_at(event, tag, SeedWrite::Set(&seed)).await {
+            Ok((_, tag)) => {
+                stack.db.keep_gate_tag(&event.id, &tag).await.map_err(|e| e.to_string())?;
+                return Ok(());
+            }
             Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
         }
     }
@@ -243,33 +324,33 @@ async fn admissions(stack: &Stack, id: &EventId) -> Result<HashMap<String, fairn
         .collect())
 }
 
-/// Whether the event's state is fenced by the server now running: it was
-/// built there, or restored there after a fault.
-async fn built_here(redis: &fanrush_local::services::PrivateRedis, event: &str) -> bool {
+/// Whether the event's state (keys tagged `tag`) is fenced by the server
+/// now holding it: it was built there, or restored there after a fault.
+async fn built_here(stack: &Stack, tag: &str) -> bool {
     let text = |v: Result<redis::Value, String>| match v {
         Ok(redis::Value::BulkString(b)) => String::from_utf8_lossy(&b).into_owned(),
         Ok(redis::Value::VerbatimString { text, .. }) => text,
         _ => String::new(),
     };
-    let info = text(redis.command(&["INFO", "server"]).await);
+    let meta = format!("{PREFIX}:ev:{{{tag}}}");
+    let info = text(stack.command_for(&meta, &["INFO", "server"]).await);
     let run_id = info.lines().find_map(|l| l.strip_prefix("run_id:")).map(str::trim);
-    let fence = text(redis.command(&["HGET", &format!("{PREFIX}:ev:{{{event}}}"), "fence"]).await);
+    let fence = text(stack.command_for(&meta, &["HGET", &meta, "fence"]).await);
     run_id.is_some_and(|id| !id.is_empty() && id == fence)
 }
 
 /// Waits until the queue drained, the gate state is there and nothing
-/// is pending or granted for the event, twice in a row.
-async fn settle(stack: &Stack, event: &str, limit: Duration) -> Result<(), String> {
+/// is pending or granted for the event (keys tagged `tag`), twice in a row.
+async fn settle(stack: &Stack, tag: &str, limit: Duration) -> Result<(), String> {
     let started = Instant::now();
     let mut calm = 0;
+    let meta = format!("{PREFIX}:ev:{{{tag}}}");
     while started.elapsed() < limit {
         let drained = stack.queue_depth(&stack.queue_url).await == Ok(0);
-        let redis = stack.redis.lock().await;
-        let state = built_here(&redis, event).await;
-        let pending = redis.command(&["ZCARD", &format!("{PREFIX}:ev:{{{event}}}:pending")]).await;
+        let state = built_here(stack, tag).await;
+        let pending = stack.command_for(&meta, &["ZCARD", &format!("{meta}:pending")]).await;
         // A line's grants whose fans walked away lapse at the scheduler's tick.
-        let grants = redis.command(&["ZCARD", &format!("{PREFIX}:ev:{{{event}}}:grants")]).await;
-        drop(redis);
+        let grants = stack.command_for(&meta, &["ZCARD", &format!("{meta}:grants")]).await;
         let quiet = matches!(pending, Ok(redis::Value::Int(0))) && matches!(grants, Ok(redis::Value::Int(0)));
         calm = if drained && state && quiet { calm + 1 } else { 0 };
         if calm >= 2 {
@@ -280,8 +361,14 @@ async fn settle(stack: &Stack, event: &str, limit: Duration) -> Result<(), Strin
     Err(format!("did not settle within {limit:?} (queue, gate state or pending reservations)"))
 }
 
-async fn check(stack: &Stack, event: &str, capacity: i64, observed: &Observed) -> Result<Tally, String> {
-    let id = EventId::parse(event).map_err(|e| e.to_string())?;
+/// Every invariant of the event whose keys carry `tag`, against
+/// PostgreSQL and the gate.
+async fn check(stack: &Stack, tag: &str, capacity: i64, observed: &Observed) -> Result<Tally, String> {
+    let id = match tag.split_once('~') {
+        Some((id, _)) => id,
+        None => tag,
+    };
+    let id = EventId::parse(id).map_err(|e| e.to_string())?;
     let rows: Vec<(String, i64)> = stack
         .db
         .entries(&id)
@@ -290,12 +377,12 @@ async fn check(stack: &Stack, event: &str, capacity: i64, observed: &Observed) -
         .into_iter()
         .map(|e| (e.fan_id.as_str().to_owned(), e.position))
         .collect();
-    let redis = stack.redis.lock().await;
-    let taken = match redis.command(&["HGET", &format!("{PREFIX}:ev:{{{event}}}"), "taken"]).await? {
+    let meta = format!("{PREFIX}:ev:{{{tag}}}");
+    let taken = match stack.command_for(&meta, &["HGET", &meta, "taken"]).await? {
         redis::Value::BulkString(b) => String::from_utf8_lossy(&b).parse().unwrap_or(-1),
         _ => 0,
     };
-    let fans = redis.command(&["HGETALL", &format!("{PREFIX}:ev:{{{event}}}:fans")]).await?;
+    let fans = stack.command_for(&meta, &["HGETALL", &format!("{meta}:fans")]).await?;
     let mut gate = GateView { taken, ..GateView::default() };
     if let redis::Value::Array(items) = fans {
         let text = |v: &redis::Value| match v {

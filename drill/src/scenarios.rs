@@ -1,5 +1,6 @@
 //! The drill's scenarios: a baseline, each fault alone, the openings at a
-//! line, then everything together; and the faults they play, each as AWS
+//! line, a shard's failover and an opening on a Redis cluster, then
+//! everything together; and the faults they play, each as AWS
 //! documents the failure (asynchronous replication at a failover, a lost
 //! connection, a redelivery). [`resolve`] turns the names asked for into
 //! scenarios, once.
@@ -58,6 +59,11 @@ pub enum Fault {
     /// Every entry environment's secrets extension answers 500 for this
     /// long, as when Secrets Manager cannot be reached.
     SecretsExtensionDown(Duration),
+    /// On the cluster: one shard's failover with asynchronous replication,
+    /// as [`Fault::RedisFailover`] plays it for one node: its replica's
+    /// link is cut for this long, then its primary dies and the replica
+    /// takes over. The shard is that of the scenario's second event.
+    ClusterFailover(Duration),
 }
 
 /// One drill scenario: a name and its faults, each at a fraction of the
@@ -74,11 +80,17 @@ pub struct Scenario {
     /// An opening at a line, its fans following the line's protocol,
     /// instead of the spike.
     pub line: Option<Opening>,
+    /// Played on a three-shard Redis cluster (the functions with
+    /// `REDIS_CLUSTER=true`) rather than on one node.
+    pub cluster: bool,
+    /// Events opened at once, each with the traffic; on the cluster each is
+    /// placed on its own shard.
+    pub events: usize,
 }
 
 impl Scenario {
     fn new(name: &'static str, faults: Vec<(f64, Fault)>) -> Self {
-        Self { name, faults, repeat: Repeat::Reload, deletes_event: false, line: None }
+        Self { name, faults, repeat: Repeat::Reload, deletes_event: false, line: None, cluster: false, events: 1 }
     }
 
     fn at_a_line(name: &'static str, opening: Opening, faults: Vec<(f64, Fault)>) -> Self {
@@ -125,6 +137,12 @@ pub fn all_scenarios() -> Vec<Scenario> {
             // which the rotation alone plays.
             vec![(0.1, TicketKeyRotated(s2)), (0.5, SecretsExtensionDown(Duration::from_secs(10)))],
         ),
+        Scenario {
+            cluster: true,
+            events: 3,
+            ..Scenario::new("cluster-failover", vec![(0.05, ClusterFailover(Duration::from_secs(1)))])
+        },
+        Scenario { cluster: true, ..Scenario::at_a_line("cluster-opening-line", Opening::DRILL, vec![]) },
         Scenario::new(
             "all-together",
             vec![
@@ -165,6 +183,9 @@ mod tests {
         let clients = all.iter().find(|s| s.name == "hostile-clients").unwrap();
         assert!(clients.line.is_some_and(|o| o.hostile.is_some_and(|h| h.getters > 0)));
         assert!(clients.faults.iter().any(|(_, f)| matches!(f, Fault::TicketKeyRotated(_))));
+        let cluster: Vec<&str> = all.iter().filter(|s| s.cluster).map(|s| s.name).collect();
+        assert_eq!(cluster, ["cluster-failover", "cluster-opening-line"]);
+        assert_eq!(all.iter().find(|s| s.name == "cluster-failover").unwrap().events, 3);
         let two = resolve(&["redis-flush".into(), "baseline".into()]).unwrap();
         assert_eq!(two.iter().map(|s| s.name).collect::<Vec<_>>(), ["baseline", "redis-flush"]);
         let err = resolve(&["nope".into()]).err().unwrap();

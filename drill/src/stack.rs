@@ -7,8 +7,9 @@
 use crate::options::Options;
 use chrono::Utc;
 use fanrush::adapters::postgres_store::Database;
-use fanrush::adapters::redis_gate::EntryGate;
+use fanrush::adapters::redis_gate::{EntryGate, LazyRedis};
 use fanrush::rules::domain::{EventId, FanEvent};
+use fanrush_local::cluster::PrivateRedisCluster;
 use fanrush_local::esm::{EventSourceMapping, Polled};
 use fanrush_local::local_aws::provision;
 use fanrush_local::pool::{Environment, FunctionSpec, Pool};
@@ -152,6 +153,11 @@ pub struct Stack {
     pub(crate) root: PathBuf,
     pub(crate) bin_dir: PathBuf,
     pub(crate) redis: Mutex<PrivateRedis>,
+    /// On a cluster stack, the three-shard cluster the functions use (the
+    /// node above then stands by).
+    pub(crate) cluster: Option<Mutex<PrivateRedisCluster>>,
+    /// Events whose shard a fault failed over: their 503s are expected.
+    pub(crate) failed_over: std::sync::Mutex<Vec<String>>,
     pub(crate) postgres: Mutex<Option<PrivatePostgres>>,
     pub(crate) proxies: Proxies,
     pub(crate) sqs: aws_sdk_sqs::Client,
@@ -172,6 +178,13 @@ pub struct Stack {
     pub(crate) started: Instant,
 }
 
+/// One of a scenario's events: its id and the hash tag its keys carry.
+#[derive(Debug, Clone)]
+pub struct DrillEvent {
+    pub id: String,
+    pub tag: String,
+}
+
 pub(crate) fn endpoint() -> String {
     std::env::var("AWS_ENDPOINT_URL").unwrap_or_else(|_| "http://127.0.0.1:9324".into())
 }
@@ -187,14 +200,22 @@ fn loopback(url: &str) -> Result<SocketAddr, String> {
 }
 
 impl Stack {
-    pub async fn start(o: &Options) -> Result<Self, String> {
+    /// The drill's stack; with `cluster`, its gate on a private three-shard
+    /// Redis cluster, each shard a primary and a replica.
+    pub async fn start(o: &Options, cluster: bool) -> Result<Self, String> {
         let started = Instant::now();
-        let root = std::env::temp_dir().join(format!("fanrush-drill-{}", std::process::id()));
-        let logs = o.out.parent().map(|p| p.join("logs")).unwrap_or_else(|| PathBuf::from("logs"));
+        let topology = if cluster { "cluster" } else { "node" };
+        let root = std::env::temp_dir().join(format!("fanrush-drill-{}-{topology}", std::process::id()));
+        let logs_dir = if cluster { "logs-cluster" } else { "logs" };
+        let logs = o.out.parent().map(|p| p.join(logs_dir)).unwrap_or_else(|| PathBuf::from(logs_dir));
         let _ = std::fs::remove_dir_all(&logs);
         std::fs::create_dir_all(&logs).map_err(|e| format!("{}: {e}", logs.display()))?;
         eprintln!("drill: private redis-server and PostgreSQL under {}", root.display());
         let redis = PrivateRedis::start(root.join("redis")).await?;
+        let cluster = match cluster {
+            true => Some(PrivateRedisCluster::start(root.join("cluster"), 3, 1).await?),
+            false => None,
+        };
         let postgres = PrivatePostgres::start(root.join("pg")).await?;
         let sqs_addr = loopback(&endpoint())?;
         let proxy = |a| async move { FaultProxy::start(a).await.map_err(|e| format!("proxy: {e}")) };
@@ -216,14 +237,15 @@ impl Stack {
             .map_err(|e| format!("the SQS endpoint at {}: {e}", endpoint()))?;
         let db = Database::new(&postgres.url(), None, Duration::from_secs(5)).map_err(|e| e.to_string())?;
         db.migrate().await.map_err(|e| e.to_string())?;
-        // Through the endpoint proxy, which a failover moves to the replica.
-        let gate = EntryGate::new(
-            &format!("redis://{}", proxies.redis.addr()),
-            PREFIX,
-            Duration::from_secs(2),
-            Duration::from_secs(5),
-        )
-        .map_err(|e| e.to_string())?;
+        // Through the endpoint proxy, which a failover moves to the replica;
+        // on a cluster, through the cluster client as the functions reach it.
+        let redis_url = match &cluster {
+            Some(c) => c.url(),
+            None => format!("redis://{}", proxies.redis.addr()),
+        };
+        let lazy =
+            LazyRedis::new(&redis_url, Duration::from_secs(2), Duration::from_secs(5)).map_err(|e| e.to_string())?;
+        let gate = EntryGate::on(if cluster.is_some() { lazy.in_cluster_mode() } else { lazy }, PREFIX);
         gate.mark_state_present().await.map_err(|e| e.to_string())?;
 
         let ticket_keys = TicketKeyExtensions::start().await?;
@@ -232,7 +254,8 @@ impl Stack {
             let mut v = local_aws::function_env(&format!("http://{}", proxies.sqs.addr()));
             v.extend(
                 [
-                    ("REDIS_URL", format!("redis://{}", proxies.redis.addr())),
+                    ("REDIS_URL", redis_url.clone()),
+                    ("REDIS_CLUSTER", cluster.is_some().to_string()),
                     ("DATABASE_URL", format!("postgres://postgres@{}/postgres", proxies.postgres.addr())),
                     ("SQS_QUEUE_URL", queue_url.clone()),
                     ("SQS_DLQ_URL", dlq_url.clone()),
@@ -296,6 +319,8 @@ impl Stack {
             root,
             bin_dir: o.bin_dir.clone(),
             redis: Mutex::new(redis),
+            cluster: cluster.map(Mutex::new),
+            failed_over: Default::default(),
             postgres: Mutex::new(Some(postgres)),
             proxies,
             sqs,
@@ -390,6 +415,15 @@ impl Stack {
         })
     }
 
+    /// Runs `args` on the Redis server holding `key`: the one node, or the
+    /// cluster's primary serving the key's slot.
+    pub(crate) async fn command_for(&self, key: &str, args: &[&str]) -> Result<redis::Value, String> {
+        match &self.cluster {
+            Some(cluster) => cluster.lock().await.command_for_key(key, args).await,
+            None => self.redis.lock().await.command(args).await,
+        }
+    }
+
     pub(crate) async fn queue_depth(&self, url: &str) -> Result<i64, String> {
         fanrush::adapters::sqs_queue::depth(&self.sqs, url).await.map(|d| d.total()).map_err(|e| e.to_string())
     }
@@ -410,6 +444,9 @@ impl Stack {
         }
         if let Some(pg) = self.postgres.lock().await.take() {
             pg.stop().await;
+        }
+        if let Some(cluster) = &self.cluster {
+            cluster.lock().await.kill().await;
         }
         let _ = std::fs::remove_dir_all(&self.root);
         eprintln!(

@@ -27,6 +27,8 @@ impl Shard {
 /// The cluster's nodes, each a [`PrivateRedis`] started with cluster mode.
 pub struct PrivateRedisCluster {
     nodes: Vec<PrivateRedis>,
+    /// Ports of the nodes killed by a failover: no longer asked.
+    dead: Vec<u16>,
 }
 
 impl PrivateRedisCluster {
@@ -60,7 +62,7 @@ impl PrivateRedisCluster {
         if !created.status.success() {
             return Err(format!("redis-cli --cluster create: {}", String::from_utf8_lossy(&created.stdout)));
         }
-        let cluster = Self { nodes };
+        let cluster = Self { nodes, dead: Vec::new() };
         cluster.wait_until_ok().await?;
         // Replicas attach a moment after the slots are served.
         let started = Instant::now();
@@ -82,7 +84,7 @@ impl PrivateRedisCluster {
         let started = Instant::now();
         while started.elapsed() < Duration::from_secs(30) {
             let mut ok = true;
-            for node in &self.nodes {
+            for node in self.live() {
                 ok &= text(node.command(&["CLUSTER", "INFO"]).await).contains("cluster_state:ok");
             }
             if ok {
@@ -91,6 +93,10 @@ impl PrivateRedisCluster {
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
         Err("the cluster did not reach cluster_state:ok within 30 s".into())
+    }
+
+    fn live(&self) -> impl Iterator<Item = &PrivateRedis> {
+        self.nodes.iter().filter(|n| !self.dead.contains(&n.addr().port()))
     }
 
     /// A URL for the cluster client to start from (as ElastiCache's
@@ -108,7 +114,7 @@ impl PrivateRedisCluster {
     /// NODES`).
     pub async fn shards(&self) -> Result<Vec<Shard>, String> {
         let mut last = String::new();
-        for node in &self.nodes {
+        for node in self.live() {
             match node.command(&["CLUSTER", "NODES"]).await {
                 Ok(v) => return Ok(shards_of(&text(Ok(v)))),
                 Err(e) => last = e,
@@ -155,6 +161,57 @@ impl PrivateRedisCluster {
             }
         }
         Err("the replica did not take over, even with TAKEOVER".into())
+    }
+
+    /// The port of the node [`PrivateRedisCluster::url`] names.
+    pub fn url_port(&self) -> u16 {
+        self.nodes[0].addr().port()
+    }
+
+    /// Runs `args` on the primary serving `key`'s slot.
+    pub async fn command_for_key(&self, key: &str, args: &[&str]) -> Result<redis::Value, String> {
+        let slot = self.slot(key).await?;
+        let shards = self.shards().await?;
+        let shard = shards.iter().find(|s| s.serves(slot)).ok_or(format!("no shard serves slot {slot}"))?;
+        self.node(shard.primary).ok_or("no such node")?.command(args).await
+    }
+
+    /// A failover as ElastiCache plays one with asynchronous replication:
+    /// the shard's replica stops receiving writes (its link to the primary
+    /// is cut: the replica's `masterauth` is made wrong, so the link it
+    /// re-opens fails at AUTH) while the primary keeps acknowledging them
+    /// for `lag`; then the primary dies, and the replica takes over
+    /// (`CLUSTER FAILOVER TAKEOVER`: the primary is gone) without the
+    /// writes of those last `lag`. Returns the new primary's port.
+    pub async fn fail_over_lagging(&mut self, primary: u16, lag: Duration) -> Result<u16, String> {
+        let shard = self.shards().await?.into_iter().find(|s| s.primary == primary).ok_or("no such primary")?;
+        let replica = *shard.replicas.first().ok_or("the shard has no replica")?;
+        let (old, new) = (self.node(primary).ok_or("no such node")?, self.node(replica).ok_or("no such node")?);
+        new.command(&["CONFIG", "SET", "masterauth", "the-link-is-cut"]).await?;
+        old.command(&["CLIENT", "KILL", "TYPE", "replica"]).await?;
+        let started = Instant::now();
+        while !text(new.command(&["INFO", "replication"]).await).contains("master_link_status:down") {
+            if started.elapsed() > Duration::from_secs(5) {
+                return Err("the replica's link did not go down".into());
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        tokio::time::sleep(lag).await;
+        let index = self.nodes.iter().position(|n| n.addr().port() == primary).ok_or("no such node")?;
+        self.nodes[index].kill().await;
+        self.dead.push(primary);
+        let new = self.node(replica).ok_or("no such node")?;
+        new.command(&["CONFIG", "SET", "masterauth", ""]).await?;
+        new.command(&["CLUSTER", "FAILOVER", "TAKEOVER"]).await?;
+        let started = Instant::now();
+        while !text(new.command(&["ROLE"]).await).starts_with("master") {
+            if started.elapsed() > Duration::from_secs(30) {
+                return Err("the replica did not take over".into());
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        self.wait_until_ok().await?;
+        Ok(replica)
     }
 
     /// Kills every node.
