@@ -71,6 +71,7 @@ pub async fn play(stack: &Stack, fault: Fault, events: &[DrillEvent], o: &Option
         Fault::WriterKilled => Ok(kill_a_writer(stack).await),
         Fault::RedisFailover(lag) => failover(stack, lag).await,
         Fault::ClusterFailover(lag) => cluster_failover(stack, events, lag).await,
+        Fault::ClusterReshard => cluster_reshard(stack, &events[0]).await,
         Fault::RedisStaleSnapshot(lag) => {
             let snapshot = stack.root.join("stale.rdb");
             let redis = stack.redis.lock().await;
@@ -157,6 +158,27 @@ async fn cluster_failover(stack: &Stack, events: &[DrillEvent], lag: Duration) -
         ));
     }
     Err("no event's shard could be failed over".into())
+}
+
+/// The slot of `event` moves to the next shard mid-spike, keys and all,
+/// as an online resharding moves it. Its state arrives on a server with
+/// another `run_id`, so the fence refuses it until the restore.
+async fn cluster_reshard(stack: &Stack, event: &DrillEvent) -> Result<String, String> {
+    let cluster = stack.cluster.as_ref().ok_or("not a cluster stack")?;
+    let cluster = cluster.lock().await;
+    let slot = cluster.slot(&format!("{{{}}}", event.tag)).await?;
+    let shards = cluster.shards().await?;
+    let from = shards.iter().position(|s| s.serves(slot)).ok_or("no shard serves the event's slot")?;
+    let to = shards[(from + 1) % shards.len()].primary;
+    let started = Instant::now();
+    let moved = cluster.migrate_slot(slot, to).await?;
+    stack.failed_over.lock().unwrap().push(event.id.clone());
+    Ok(format!(
+        "slot {slot} of {} ({moved} keys) migrated from port {} to {to} in {:.2} s",
+        event.id,
+        shards[from].primary,
+        started.elapsed().as_secs_f64()
+    ))
 }
 
 /// A failover as ElastiCache plays it with asynchronous replication: a

@@ -64,6 +64,10 @@ pub enum Fault {
     /// link is cut for this long, then its primary dies and the replica
     /// takes over. The shard is that of the scenario's second event.
     ClusterFailover(Duration),
+    /// On the cluster: the slot of the scenario's first event moves to
+    /// another shard mid-spike, as an online resharding moves it
+    /// (`CLUSTER SETSLOT`, `MIGRATE`).
+    ClusterReshard,
 }
 
 /// One drill scenario: a name and its faults, each at a fraction of the
@@ -142,6 +146,7 @@ pub fn all_scenarios() -> Vec<Scenario> {
             events: 3,
             ..Scenario::new("cluster-failover", vec![(0.05, ClusterFailover(Duration::from_secs(1)))])
         },
+        Scenario { cluster: true, ..Scenario::new("cluster-reshard", vec![(0.2, ClusterReshard)]) },
         Scenario { cluster: true, ..Scenario::at_a_line("cluster-opening-line", Opening::DRILL, vec![]) },
         Scenario::new(
             "all-together",
@@ -184,7 +189,7 @@ mod tests {
         assert!(clients.line.is_some_and(|o| o.hostile.is_some_and(|h| h.getters > 0)));
         assert!(clients.faults.iter().any(|(_, f)| matches!(f, Fault::TicketKeyRotated(_))));
         let cluster: Vec<&str> = all.iter().filter(|s| s.cluster).map(|s| s.name).collect();
-        assert_eq!(cluster, ["cluster-failover", "cluster-opening-line"]);
+        assert_eq!(cluster, ["cluster-failover", "cluster-reshard", "cluster-opening-line"]);
         assert_eq!(all.iter().find(|s| s.name == "cluster-failover").unwrap().events, 3);
         let two = resolve(&["redis-flush".into(), "baseline".into()]).unwrap();
         assert_eq!(two.iter().map(|s| s.name).collect::<Vec<_>>(), ["baseline", "redis-flush"]);

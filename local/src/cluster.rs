@@ -214,6 +214,49 @@ impl PrivateRedisCluster {
         Ok(replica)
     }
 
+    /// Moves `slot` with its keys to the shard whose primary listens on
+    /// `to`, as an online resharding does (Redis Cluster specification,
+    /// "Live resharding"): the target is marked `IMPORTING`, the source
+    /// `MIGRATING` (a command on a key already moved is answered `ASK`,
+    /// one that spans moved and unmoved keys `TRYAGAIN`), the keys move in
+    /// batches with `MIGRATE`, then every node is told the slot's new
+    /// owner (`SETSLOT NODE`). Returns how many keys moved.
+    pub async fn migrate_slot(&self, slot: u16, to: u16) -> Result<usize, String> {
+        let shards = self.shards().await?;
+        let from = shards.iter().find(|s| s.serves(slot)).ok_or(format!("no shard serves slot {slot}"))?.primary;
+        if from == to {
+            return Err(format!("slot {slot} is already served by {to}"));
+        }
+        let (source, target) = (self.node(from).ok_or("no such node")?, self.node(to).ok_or("no such node")?);
+        let source_id = text(source.command(&["CLUSTER", "MYID"]).await);
+        let target_id = text(target.command(&["CLUSTER", "MYID"]).await);
+        let slot_text = slot.to_string();
+        target.command(&["CLUSTER", "SETSLOT", &slot_text, "IMPORTING", &source_id]).await?;
+        source.command(&["CLUSTER", "SETSLOT", &slot_text, "MIGRATING", &target_id]).await?;
+        let mut moved = 0;
+        loop {
+            let keys = match source.command(&["CLUSTER", "GETKEYSINSLOT", &slot_text, "100"]).await? {
+                redis::Value::Array(keys) => keys.into_iter().map(|k| text(Ok(k))).collect::<Vec<_>>(),
+                other => return Err(format!("GETKEYSINSLOT answered {other:?}")),
+            };
+            if keys.is_empty() {
+                break;
+            }
+            let port = to.to_string();
+            let mut migrate = vec!["MIGRATE", "127.0.0.1", &port, "", "0", "5000", "KEYS"];
+            migrate.extend(keys.iter().map(String::as_str));
+            source.command(&migrate).await?;
+            moved += keys.len();
+        }
+        for node in [target, source] {
+            node.command(&["CLUSTER", "SETSLOT", &slot_text, "NODE", &target_id]).await?;
+        }
+        for node in self.live() {
+            let _ = node.command(&["CLUSTER", "SETSLOT", &slot_text, "NODE", &target_id]).await;
+        }
+        Ok(moved)
+    }
+
     /// Kills every node.
     pub async fn kill(&mut self) {
         for node in &mut self.nodes {
