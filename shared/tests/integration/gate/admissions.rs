@@ -10,7 +10,13 @@ use std::collections::{HashMap, HashSet};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_burst_admits_exactly_capacity_and_every_acceptance_lands_once() {
-    let stack = Stack::new().await;
+    a_burst_admits_exactly_capacity(&Stack::new().await).await;
+}
+
+/// 300 fans at once, 60 of them twice, for 40 places: exactly the
+/// capacity accepted, each once, with unique positions, and one row each
+/// with the position it was told. On a node or a cluster.
+pub async fn a_burst_admits_exactly_capacity(stack: &Stack) {
     let capacity = 40;
     let event = stack.open_event(capacity).await;
     // 300 distinct fans, and the first 60 of them press the button twice.

@@ -4,6 +4,7 @@
 //! its own slot, and a shard's failover fences only that shard's events.
 
 use crate::common::*;
+use crate::gate::admissions::a_burst_admits_exactly_capacity;
 use crate::gate::line::{admitted_at_the_lines_pace_in_the_order_of_places, second};
 use chrono::Utc;
 use fanrush::usecases::clock::ManualClock;
@@ -102,6 +103,17 @@ async fn on_a_three_shard_cluster_a_line_admits_at_its_pace_in_the_order_of_plac
     let stack = Stack::on_cluster_with_clock(&cluster.url(), clock.clone()).await;
     stack.gate.mark_state_present().await.unwrap();
     admitted_at_the_lines_pace_in_the_order_of_places(&stack, &clock, t0).await;
+    cluster.kill().await;
+    let _ = std::fs::remove_dir_all(&root);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn on_a_three_shard_cluster_a_burst_admits_exactly_capacity_and_every_acceptance_lands_once() {
+    let root = std::env::temp_dir().join(unique("cluster-burst"));
+    let mut cluster = PrivateRedisCluster::start(root.clone(), 3, 0).await.unwrap();
+    let stack = Stack::on_cluster(&cluster.url()).await;
+    stack.gate.mark_state_present().await.unwrap();
+    a_burst_admits_exactly_capacity(&stack).await;
     cluster.kill().await;
     let _ = std::fs::remove_dir_all(&root);
 }
