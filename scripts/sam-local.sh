@@ -142,7 +142,7 @@ log "built in $(( $(date +%s) - started )) s"
 setup=$(REDIS_KEY_PREFIX=$PREFIX DATABASE_SCHEMA=$PREFIX target/debug/fanrush-local setup --queue "$PREFIX")
 eval "$setup" # SQS_QUEUE_URL, SQS_DLQ_URL
 "$VENV/bin/python" "$ROOT/scripts/sam-local-template.py" "$BUILD/template.yaml" "$BUILD/local.yaml" \
-  REDIS_URL="redis://$GATEWAY:$REDIS_PORT" REDIS_KEY_PREFIX=$PREFIX \
+  REDIS_URL="redis://$GATEWAY:$REDIS_PORT" REDIS_CLUSTER=false REDIS_KEY_PREFIX=$PREFIX \
   DATABASE_URL="${DATABASE_URL/127.0.0.1/$GATEWAY}" DATABASE_SCHEMA=$PREFIX DATABASE_MIGRATIONS=apply \
   SQS_QUEUE_URL="$SQS_QUEUE_URL" SQS_DLQ_URL="$SQS_DLQ_URL" AWS_ENDPOINT_URL="http://$GATEWAY:$SQS_PORT" \
   AWS_ACCESS_KEY_ID=local AWS_SECRET_ACCESS_KEY=local AWS_EC2_METADATA_DISABLED=true \
