@@ -11,10 +11,18 @@
 //! another event. The tag is kept for the event's life: a restore lists it
 //! again and a resharding moves its slot, never the tag.
 
-use super::preflight::gate_rps;
 use crate::rules::domain::{EventId, FanEvent};
 use chrono::{DateTime, Utc};
 use std::ops::RangeInclusive;
+
+/// Admissions per second an event brings to the gate at its peak: its
+/// arrivals, or with a line the line's rate.
+pub fn gate_rps(e: &FanEvent) -> f64 {
+    match e.line {
+        Some(line) => line.admissions_per_second as f64,
+        None => e.expected_peak_rps,
+    }
+}
 
 /// Hash slots of a Redis cluster.
 pub const HASH_SLOTS: u16 = 16_384;

@@ -40,6 +40,7 @@
 //! Lambda Developer Guide, "Configuring provisioned concurrency"), the queue
 //! drain time at the writer's measured rate, and the cost.
 
+pub use super::placement::gate_rps;
 use super::placement::{shard_peaks, Placement, ShardPeak};
 use super::plan::{grantable, Bound, ScalingParams, ScalingPlan, PROVISIONING_RATE_PER_MINUTE, UNRESERVED_MINIMUM};
 use super::Quotas;
@@ -481,15 +482,6 @@ pub fn preflight(
         ),
     ));
     report
-}
-
-/// Admissions per second an event brings to the gate at its peak: its
-/// arrivals, or with a line the line's rate.
-pub fn gate_rps(e: &FanEvent) -> f64 {
-    match e.line {
-        Some(line) => line.admissions_per_second as f64,
-        None => e.expected_peak_rps,
-    }
 }
 
 /// `shard 2`, with its primary's address when it has one.
