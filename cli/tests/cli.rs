@@ -254,6 +254,10 @@ fn preflight_checks_the_places_memory_against_the_node_when_told_its_maxmemory()
     assert!(!out.status.success() && String::from_utf8_lossy(&out.stderr).contains("--note-chars"), "{out:?}");
 }
 
+/// Account and API quotas far above what the calendars below need, so only
+/// the gate's checks can fail.
+const ROOMY_QUOTAS: &[&str] = &["--account-limit", "100000", "--api-rate", "1000000", "--fan-route-rate", "900000"];
+
 #[test]
 fn preflight_fails_a_peak_over_the_redis_ceiling_without_a_line_and_passes_with_one() {
     let unlined = json!([
@@ -263,19 +267,17 @@ fn preflight_fails_a_peak_over_the_redis_ceiling_without_a_line_and_passes_with_
     // The line's syncs take 500 / 10,000 = 5% of the core, the places of
     // 60,000 arrivals a second 10%: 80% less those leaves 65% of 14,000.
     let big = [
-        "--account-limit",
-        "100000",
-        "--api-rate",
-        "1000000",
-        "--fan-route-rate",
-        "900000",
-        "--redis-admissions-per-second",
-        "14000",
-        "--redis-syncs-per-second",
-        "10000",
-        "--redis-places-per-second",
-        "600000",
-    ];
+        ROOMY_QUOTAS,
+        &[
+            "--redis-admissions-per-second",
+            "14000",
+            "--redis-syncs-per-second",
+            "10000",
+            "--redis-places-per-second",
+            "600000",
+        ],
+    ]
+    .concat();
     let (ok, report) = preflight(&unlined, &big);
     assert!(!ok);
     let redis = report["checks"]
@@ -303,16 +305,7 @@ fn preflight_on_shards_places_three_drops_apart_where_one_node_cannot_hold_them(
                "capacity": 20000, "expectedPeakRps": 10000, "admissionsPerSecond": rate})
     };
     let calendar = json!([drop("big", 6000), drop("one", 4000), drop("two", 4000)]);
-    let roomy = [
-        "--account-limit",
-        "100000",
-        "--api-rate",
-        "1000000",
-        "--fan-route-rate",
-        "900000",
-        "--redis-admissions-per-second",
-        "10000",
-    ];
+    let roomy = [ROOMY_QUOTAS, &["--redis-admissions-per-second", "10000"]].concat();
     let (ok, report) = preflight(&calendar, &roomy);
     assert!(!ok, "14,000 a second on one core: {report}");
     assert_eq!(report["shards"], json!([]));

@@ -130,6 +130,22 @@ pub fn tag_on(id: &EventId, shard: &Shard) -> Option<String> {
     (1..1_000_000u32).map(|n| format!("{id}~{n}")).find(|t| shard.holds(slot_of(t)))
 }
 
+/// The hash tag for `event` among the events already `tagged`: on the shard
+/// whose load peaks lowest during its window ([`choose_shard`]); the id
+/// itself on one shard or when no shard holds a slot.
+pub fn place(shards: &[Shard], events: &[FanEvent], tagged: &[(EventId, String)], event: &FanEvent) -> String {
+    if shards.len() < 2 {
+        return event.id.as_str().to_owned();
+    }
+    let placed: Vec<Placed> = events
+        .iter()
+        .filter_map(|e| tagged.iter().find(|(id, _)| *id == e.id).map(|(_, tag)| Placed { event: e, tag }))
+        .collect();
+    choose_shard(shards, &placed, event)
+        .and_then(|s| tag_on(&event.id, &shards[s]))
+        .unwrap_or_else(|| event.id.as_str().to_owned())
+}
+
 /// `n` shards splitting the slots in even ranges, as `redis-cli --cluster
 /// create` and a new ElastiCache cluster do: the shape a plan assumes.
 pub fn even_shards(n: usize) -> Vec<Shard> {
@@ -163,12 +179,8 @@ impl Placement {
     pub fn planned(shards: Vec<Shard>, events: &[FanEvent]) -> Self {
         let mut tags: Vec<(EventId, String)> = Vec::new();
         for e in events {
-            let placed: Vec<Placed> = events
-                .iter()
-                .filter_map(|o| tags.iter().find(|(id, _)| *id == o.id).map(|(_, tag)| Placed { event: o, tag }))
-                .collect();
-            let tag = choose_shard(&shards, &placed, e).and_then(|s| tag_on(&e.id, &shards[s]));
-            tags.push((e.id.clone(), tag.unwrap_or_else(|| e.id.as_str().to_owned())));
+            let tag = place(&shards, events, &tags, e);
+            tags.push((e.id.clone(), tag));
         }
         Self { shards, tags }
     }

@@ -30,7 +30,7 @@ use crate::adapters::sqs_queue::{DeadLetterQueue, EntryQueue};
 use crate::rules::domain::{rfc3339, FanEventBody};
 use crate::rules::domain::{EventId, FanEvent, FanEventSpec, ValidationError};
 use crate::rules::line::draw::commitment;
-use crate::rules::scaling::placement::{self, Placed};
+use crate::rules::scaling::placement;
 use crate::usecases::draws;
 use crate::usecases::recovery::{self, Queues};
 use http::{Method, StatusCode};
@@ -290,13 +290,7 @@ impl AdminApi {
         }
         let events = self.db.events().await.map_err(|e| self.store_failed(e))?;
         let tags = self.db.gate_tags().await.map_err(|e| self.store_failed(e))?;
-        let placed: Vec<Placed> = events
-            .iter()
-            .filter_map(|e| tags.iter().find(|(id, _)| *id == e.id).map(|(_, tag)| Placed { event: e, tag }))
-            .collect();
-        let tag =
-            placement::choose_shard(&shards, &placed, event).and_then(|s| placement::tag_on(&event.id, &shards[s]));
-        Ok(tag.unwrap_or_else(|| event.id.as_str().to_owned()))
+        Ok(placement::place(&shards, &events, &tags, event))
     }
 
     /// Where an event's gate lives now; `None` when the gate does not list
