@@ -37,6 +37,26 @@ pub struct Environment {
     spec: FunctionSpec,
     harness: Harness,
     child: Mutex<Option<Child>>,
+    /// Invocations sent here and not answered yet (the one it serves and
+    /// those queued behind it).
+    outstanding: AtomicUsize,
+}
+
+/// Counts an invocation as outstanding for as long as it lives, however
+/// its caller's future ends.
+struct Outstanding<'a>(&'a AtomicUsize);
+
+impl<'a> Outstanding<'a> {
+    fn new(count: &'a AtomicUsize) -> Self {
+        count.fetch_add(1, Ordering::Relaxed);
+        Self(count)
+    }
+}
+
+impl Drop for Outstanding<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
 }
 
 impl Environment {
@@ -46,11 +66,17 @@ impl Environment {
         if harness.first_next(Duration::from_secs(30)).await.is_none() {
             return Err(format!("{} did not start; see {}", spec.name, spec.log.display()));
         }
-        Ok(Self { spec, harness, child: Mutex::new(Some(child)) })
+        Ok(Self { spec, harness, child: Mutex::new(Some(child)), outstanding: AtomicUsize::new(0) })
     }
 
     pub async fn invoke(&self, event: &Value, timeout: Duration) -> Result<Answer, InvokeError> {
+        let _counted = Outstanding::new(&self.outstanding);
         self.harness.try_invoke(event.to_string(), timeout).await
+    }
+
+    /// Invocations sent here and not answered yet.
+    pub fn outstanding(&self) -> usize {
+        self.outstanding.load(Ordering::Relaxed)
     }
 
     /// Whether the function is working on an invocation right now.
@@ -74,7 +100,12 @@ impl Environment {
     }
 }
 
-/// Environments of one function, invoked round-robin.
+/// Environments of one function. A request goes to an idle environment,
+/// as Lambda routes it ("Lambda function scaling", AWS Lambda Developer
+/// Guide: a request that finds every environment busy gets a new one).
+/// The pool cannot start one, so when every environment is busy the request
+/// queues behind the one with the fewest outstanding; ties go round-robin,
+/// which spreads requests over equals.
 pub struct Pool {
     environments: Vec<Environment>,
     next: AtomicUsize,
@@ -103,7 +134,12 @@ impl Pool {
     }
 
     pub async fn invoke(&self, event: &Value, timeout: Duration) -> Result<Answer, InvokeError> {
-        let i = self.next.fetch_add(1, Ordering::Relaxed) % self.environments.len();
+        let n = self.environments.len();
+        let start = self.next.fetch_add(1, Ordering::Relaxed);
+        let i = (0..n)
+            .map(|k| (start + k) % n)
+            .min_by_key(|&i| self.environments[i].outstanding())
+            .expect("a pool has an environment");
         self.environments[i].invoke(event, timeout).await
     }
 }
