@@ -17,6 +17,11 @@
 //! note (`MEMORY USAGE` of the event's keys over thousands
 //! of them), for the preflight's memory check.
 //!
+//! On a cluster (cluster mode enabled), [`measure_shards`] measures every
+//! shard's primary in turn, the same calls through the gate's cluster
+//! client, its scratch events tagged into that shard's slots: each shard
+//! has its own core, and an event's ceiling is its shard's.
+//!
 //! A figure is calls per second of the *server's* CPU time (`INFO CPU`,
 //! `used_cpu_user` + `used_cpu_sys`, over the run): what the core admits
 //! when it is the limit, whether or not this client kept it busy (on one
@@ -26,9 +31,10 @@
 
 use chrono::Utc;
 use fanrush::adapters::redis_gate::{
-    Admission, CountedFan, EntryGate, GateError, LineCall, LineSyncRequest, Reservation, SeedWrite,
+    Admission, CountedFan, EntryGate, GateError, LazyRedis, LineCall, LineSyncRequest, Reservation, SeedWrite,
 };
 use fanrush::rules::domain::{EventId, FanEvent, FanId, LineSettings, MAX_NOTE_CHARS};
+use fanrush::rules::scaling::placement::{tag_on, Shard};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -42,6 +48,8 @@ pub enum MeasureError {
     Gate(#[from] GateError),
     #[error("redis: {0}")]
     Redis(String),
+    #[error("the cluster's primary {0:?} cannot be reached as a node of {1}")]
+    Node(String, String),
 }
 
 /// How hard and how long to drive each kind of call.
@@ -125,23 +133,113 @@ pub fn scratch_event(id: &str) -> FanEvent {
     }
 }
 
+/// One shard of a cluster and what its primary's core answers.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ShardFigures {
+    pub shard: Shard,
+    pub figures: CoreFigures,
+}
+
+/// Where a measurement runs: a node, or one shard of a cluster reached
+/// through its configuration endpoint.
+struct Target<'a> {
+    /// What the gate connects to (the node, or the configuration endpoint).
+    url: &'a str,
+    /// The shard measured; `None` on a node.
+    shard: Option<&'a Shard>,
+    /// The node whose core is measured (`INFO CPU`, `SET`, `SCAN`).
+    node: redis::Client,
+}
+
+impl<'a> Target<'a> {
+    fn node(url: &'a str) -> Result<Self, MeasureError> {
+        Ok(Self { url, shard: None, node: open(url)? })
+    }
+
+    fn shard(url: &'a str, shard: &'a Shard) -> Result<Self, MeasureError> {
+        Ok(Self { url, shard: Some(shard), node: open(&node_url(url, &shard.primary)?)? })
+    }
+
+    /// A gate as the functions build it: the cluster client on a cluster.
+    fn gate(&self, prefix: &str) -> Result<EntryGate, MeasureError> {
+        let redis =
+            LazyRedis::new(self.url, Duration::from_secs(5), Duration::from_secs(5)).map_err(GateError::Refused)?;
+        Ok(EntryGate::on(if self.shard.is_some() { redis.in_cluster_mode() } else { redis }, prefix))
+    }
+
+    /// The hash tag that puts `id`'s keys on the measured shard.
+    fn tag(&self, id: &str) -> String {
+        let id = EventId::parse(id).expect("a valid id");
+        self.shard.and_then(|s| tag_on(&id, s)).unwrap_or_else(|| id.as_str().to_owned())
+    }
+
+    async fn admin(&self) -> Result<redis::aio::MultiplexedConnection, MeasureError> {
+        self.node.get_multiplexed_async_connection().await.map_err(|e| MeasureError::Redis(e.to_string()))
+    }
+}
+
+fn open(url: &str) -> Result<redis::Client, MeasureError> {
+    redis::Client::open(url).map_err(|e| MeasureError::Redis(e.to_string()))
+}
+
+/// `url` (scheme, credentials, options) pointed at the node `host:port`.
+fn node_url(url: &str, node: &str) -> Result<String, MeasureError> {
+    let unreachable = || MeasureError::Node(node.to_owned(), "the configuration endpoint".into());
+    let mut parsed = url::Url::parse(url).map_err(|_| unreachable())?;
+    let (host, port) = node.rsplit_once(':').ok_or_else(unreachable)?;
+    let host = if host.contains(':') { format!("[{host}]") } else { host.to_owned() };
+    parsed.set_host(Some(&host)).map_err(|_| unreachable())?;
+    parsed.set_port(Some(port.parse().map_err(|_| unreachable())?)).map_err(|_| unreachable())?;
+    Ok(parsed.into())
+}
+
 /// Measures the core behind `url` under `prefix` (which must be unused).
 pub async fn measure_gate(url: &str, prefix: &str, load: Load) -> Result<CoreFigures, MeasureError> {
-    let client = redis::Client::open(url).map_err(|e| MeasureError::Redis(e.to_string()))?;
-    let mut admin = client.get_multiplexed_async_connection().await.map_err(|e| MeasureError::Redis(e.to_string()))?;
+    let target = Target::node(url)?;
+    let mut admin = target.admin().await?;
     refuse_live_gate(&mut admin, prefix).await?;
-    let figures = run(url, prefix, load).await;
+    let figures = run(&target, prefix, load).await;
     let cleaned = clean(&mut admin, prefix).await;
     let figures = figures?;
     cleaned?;
     Ok(figures)
 }
 
-async fn run(url: &str, prefix: &str, load: Load) -> Result<CoreFigures, MeasureError> {
-    let client = redis::Client::open(url).map_err(|e| MeasureError::Redis(e.to_string()))?;
-    let gates: Vec<Arc<EntryGate>> = (0..load.connections.max(1))
-        .map(|_| EntryGate::new(url, prefix, Duration::from_secs(5), Duration::from_secs(5)).map(Arc::new))
-        .collect::<Result<_, _>>()?;
+/// Measures each shard of the cluster whose configuration endpoint is
+/// `url`, one after another (the others idle), under `prefix` (which must
+/// be unused on every primary).
+pub async fn measure_shards(url: &str, prefix: &str, load: Load) -> Result<Vec<ShardFigures>, MeasureError> {
+    let cluster = LazyRedis::new(url, Duration::from_secs(5), Duration::from_secs(5)).map_err(GateError::Refused)?;
+    let shards = EntryGate::on(cluster.in_cluster_mode(), prefix).shards().await?;
+    let targets: Vec<Target> = shards.iter().map(|s| Target::shard(url, s)).collect::<Result<_, _>>()?;
+    let mut admins = Vec::with_capacity(targets.len());
+    for t in &targets {
+        let mut admin = t.admin().await?;
+        refuse_live_gate(&mut admin, prefix).await?;
+        admins.push(admin);
+    }
+    let mut measured = Vec::with_capacity(targets.len());
+    let mut failed = None;
+    for (i, t) in targets.iter().enumerate() {
+        // A directory of scratch events per shard: the same ids on each.
+        match run(t, &format!("{prefix}:s{i}"), load).await {
+            Ok(figures) => measured.push(ShardFigures { shard: shards[i].clone(), figures }),
+            Err(e) => {
+                failed = Some(e);
+                break;
+            }
+        }
+    }
+    for admin in &mut admins {
+        clean(admin, prefix).await?;
+    }
+    failed.map_or(Ok(measured), Err)
+}
+
+async fn run(target: &Target<'_>, prefix: &str, load: Load) -> Result<CoreFigures, MeasureError> {
+    let client = &target.node;
+    let gates: Vec<Arc<EntryGate>> =
+        (0..load.connections.max(1)).map(|_| target.gate(prefix).map(Arc::new)).collect::<Result<_, _>>()?;
     gates[0].mark_state_present().await?;
     let event = |id: &str, capacity: i64, rate: Option<i64>| FanEvent {
         capacity,
@@ -157,12 +255,13 @@ async fn run(url: &str, prefix: &str, load: Load) -> Result<CoreFigures, Measure
         event("open", 1_000_000_000, None),
     );
     for e in [&fast, &busy, &full, &open] {
-        gates[0].publish(e, SeedWrite::Set("measure")).await?;
+        gates[0].publish_at(e, &target.tag(e.id.as_str()), SeedWrite::Set("measure")).await?;
     }
     let first = FanId::parse("first").expect("a valid id");
     let _ = gates[0].admit(&full.id, &first, &None, Utc::now(), "t").await?;
 
-    let set_key = format!("{prefix}:set");
+    // On the measured node: its own slots on a cluster.
+    let set_key = format!("{prefix}:set:{{{}}}", target.tag("set"));
     // SET through long-lived connections, one per gate, as the gate's own.
     let conns: Vec<redis::aio::MultiplexedConnection> = {
         let mut v = Vec::new();
@@ -171,7 +270,7 @@ async fn run(url: &str, prefix: &str, load: Load) -> Result<CoreFigures, Measure
         }
         v
     };
-    let set = drive(&client, &gates, load, |i, n| {
+    let set = drive(client, &gates, load, |i, n| {
         let mut c = conns[i % conns.len()].clone();
         let key = format!("{set_key}:{}", n % 1024);
         async move { redis::cmd("SET").arg(&key).arg("v").query_async::<()>(&mut c).await.map_err(|e| e.to_string()) }
@@ -182,7 +281,7 @@ async fn run(url: &str, prefix: &str, load: Load) -> Result<CoreFigures, Measure
     // first caller is granted.
     let joined: Arc<std::sync::Mutex<Vec<(usize, u64)>>> = Arc::default();
     let reserved: Arc<std::sync::Mutex<Vec<Reservation>>> = Arc::default();
-    let joins = drive(&client, &gates, load, |i, n| {
+    let joins = drive(client, &gates, load, |i, n| {
         let (gate, id, joined, reserved) = (gates[i].clone(), busy.id.clone(), joined.clone(), reserved.clone());
         async move {
             let fan = FanId::parse(&format!("b{i}-{n}")).expect("a valid id");
@@ -202,7 +301,7 @@ async fn run(url: &str, prefix: &str, load: Load) -> Result<CoreFigures, Measure
     let waiting = Arc::new(std::sync::Mutex::new(std::mem::take(&mut *joined.lock().unwrap())));
     waiting.lock().unwrap().reverse();
     let until_done = Load { seconds: Duration::from_secs(3600), ..load };
-    let claims = drive(&client, &gates, until_done, |i, _| {
+    let claims = drive(client, &gates, until_done, |i, _| {
         let (gate, id, waiting, reserved) = (gates[i].clone(), busy.id.clone(), waiting.clone(), reserved.clone());
         async move {
             let Some((j, n)) = waiting.lock().unwrap().pop() else { return Err(DONE.into()) };
@@ -224,7 +323,7 @@ async fn run(url: &str, prefix: &str, load: Load) -> Result<CoreFigures, Measure
     })
     .await?;
     // A line that keeps up: one call joins, is granted and claims.
-    let at_once = drive(&client, &gates, load, |i, n| {
+    let at_once = drive(client, &gates, load, |i, n| {
         let (gate, id, reserved) = (gates[i].clone(), fast.id.clone(), reserved.clone());
         async move {
             let fan = FanId::parse(&format!("f{i}-{n}")).expect("a valid id");
@@ -240,7 +339,7 @@ async fn run(url: &str, prefix: &str, load: Load) -> Result<CoreFigures, Measure
     })
     .await?;
     let queue = Arc::new(std::sync::Mutex::new(std::mem::take(&mut *reserved.lock().unwrap())));
-    let confirms = drive(&client, &gates, until_done, |i, _| {
+    let confirms = drive(client, &gates, until_done, |i, _| {
         let (gate, queue) = (gates[i].clone(), queue.clone());
         async move {
             let Some(r) = queue.lock().unwrap().pop() else { return Err(DONE.into()) };
@@ -248,7 +347,7 @@ async fn run(url: &str, prefix: &str, load: Load) -> Result<CoreFigures, Measure
         }
     })
     .await?;
-    let answers = drive(&client, &gates, load, |i, n| {
+    let answers = drive(client, &gates, load, |i, n| {
         let (gate, id) = (gates[i].clone(), full.id.clone());
         async move {
             let fan = FanId::parse(&format!("s{i}-{n}")).expect("a valid id");
@@ -287,7 +386,7 @@ async fn run(url: &str, prefix: &str, load: Load) -> Result<CoreFigures, Measure
     };
     // An event without a line: new fans reserve a place (each driver's first
     // fan's entry is queued too); then those first fans ask again.
-    let direct = drive(&client, &gates, load, |i, n| {
+    let direct = drive(client, &gates, load, |i, n| {
         let (gate, id) = (gates[i].clone(), open.id.clone());
         async move {
             let fan = FanId::parse(&format!("d{i}-{n}")).expect("a valid id");
@@ -301,7 +400,7 @@ async fn run(url: &str, prefix: &str, load: Load) -> Result<CoreFigures, Measure
         }
     })
     .await?;
-    let repeats = drive(&client, &gates, load, |i, n| {
+    let repeats = drive(client, &gates, load, |i, n| {
         let (gate, id) = (gates[i].clone(), open.id.clone());
         async move {
             // Each driver's first fan, whose entry is queued.
@@ -313,8 +412,8 @@ async fn run(url: &str, prefix: &str, load: Load) -> Result<CoreFigures, Measure
         }
     })
     .await?;
-    let syncs = drive(&client, &gates, load, sync(0)).await?;
-    let full_syncs = drive(&client, &gates, load, sync(PLACES_PER_SYNC)).await?;
+    let syncs = drive(client, &gates, load, sync(0)).await?;
+    let full_syncs = drive(client, &gates, load, sync(PLACES_PER_SYNC)).await?;
     // A place's cost: a full sync's, less an empty one's, over its places.
     let per_place = (1.0 / full_syncs.per_second - 1.0 / syncs.per_second).max(1e-9) / PLACES_PER_SYNC as f64;
     let places = CoreFigure { per_second: 1.0 / per_place, core_busy: full_syncs.core_busy };
@@ -343,10 +442,23 @@ async fn run(url: &str, prefix: &str, load: Load) -> Result<CoreFigures, Measure
 /// fans without a note, then as many with notes of [`MAX_NOTE_CHARS`]
 /// characters, each admitted and confirmed.
 pub async fn measure_memory(url: &str, prefix: &str) -> Result<MemoryFigures, MeasureError> {
-    let client = redis::Client::open(url).map_err(|e| MeasureError::Redis(e.to_string()))?;
-    let mut admin = client.get_multiplexed_async_connection().await.map_err(|e| MeasureError::Redis(e.to_string()))?;
+    memory_on(&Target::node(url)?, prefix).await
+}
+
+/// [`measure_memory`] on the first shard of the cluster whose
+/// configuration endpoint is `url`: a fan's bytes are the same on every
+/// shard.
+pub async fn measure_memory_in_cluster(url: &str, prefix: &str) -> Result<MemoryFigures, MeasureError> {
+    let cluster = LazyRedis::new(url, Duration::from_secs(5), Duration::from_secs(5)).map_err(GateError::Refused)?;
+    let shards = EntryGate::on(cluster.in_cluster_mode(), prefix).shards().await?;
+    let first = shards.first().ok_or_else(|| MeasureError::Redis("CLUSTER SLOTS named no shard".into()))?;
+    memory_on(&Target::shard(url, first)?, prefix).await
+}
+
+async fn memory_on(target: &Target<'_>, prefix: &str) -> Result<MemoryFigures, MeasureError> {
+    let mut admin = target.admin().await?;
     refuse_live_gate(&mut admin, prefix).await?;
-    let figures = memory(url, prefix, &mut admin).await;
+    let figures = memory(target, prefix, &mut admin).await;
     let cleaned = clean(&mut admin, prefix).await;
     let figures = figures?;
     cleaned?;
@@ -354,18 +466,18 @@ pub async fn measure_memory(url: &str, prefix: &str) -> Result<MemoryFigures, Me
 }
 
 async fn memory(
-    url: &str,
+    target: &Target<'_>,
     prefix: &str,
     admin: &mut redis::aio::MultiplexedConnection,
 ) -> Result<MemoryFigures, MeasureError> {
     // Keys as the gate names them (EntryGate's `P:ev:{E}` and `P:ev:{E}:*`).
-    let gate = EntryGate::new(url, prefix, Duration::from_secs(5), Duration::from_secs(5))?;
+    let gate = target.gate(prefix)?;
     gate.mark_state_present().await?;
     let note = "n".repeat(MAX_NOTE_CHARS);
     let mut per_fan = Vec::new();
     for (id, with_note) in [("plain", false), ("noted", true)] {
         let event = scratch_event(id);
-        gate.publish(&event, SeedWrite::Set("measure")).await?;
+        let (_, tag) = gate.publish_at(&event, &target.tag(id), SeedWrite::Set("measure")).await?;
         let note = with_note.then(|| note.clone());
         for n in 0..MEMORY_FANS {
             // A Cognito sub's shape: 36 characters.
@@ -379,7 +491,7 @@ async fn memory(
         }
         // Every key of the event, each counted whole (SAMPLES 0).
         let mut bytes = 0;
-        for key in event_keys(admin, &format!("{prefix}:ev:{{{id}}}")).await? {
+        for key in event_keys(admin, &format!("{prefix}:ev:{{{tag}}}")).await? {
             bytes += memory_usage(admin, &key).await?;
         }
         per_fan.push(bytes as f64 / MEMORY_FANS as f64);
@@ -520,11 +632,12 @@ async fn clean(c: &mut redis::aio::MultiplexedConnection, prefix: &str) -> Resul
     loop {
         let (next, keys) = scan_page(c, cursor, &format!("{prefix}:*")).await?;
         if !keys.is_empty() {
-            redis::cmd("UNLINK")
-                .arg(&keys)
-                .query_async::<()>(c)
-                .await
-                .map_err(|e| MeasureError::Redis(e.to_string()))?;
+            // One UNLINK per key: a cluster node refuses one over several slots.
+            let mut unlink = redis::pipe();
+            for key in &keys {
+                unlink.cmd("UNLINK").arg(key).ignore();
+            }
+            unlink.query_async::<()>(c).await.map_err(|e| MeasureError::Redis(e.to_string()))?;
         }
         if next == 0 {
             return Ok(());
