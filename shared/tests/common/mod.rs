@@ -165,8 +165,16 @@ impl Stack {
     /// A stack whose every function reaches the Redis cluster whose
     /// configuration endpoint is `url`.
     pub async fn on_cluster(url: &str) -> Self {
-        let mut stack = Self::with(url, &sqs_endpoint(), Duration::from_millis(1000)).await;
-        stack.fan = fan_api(cluster_gate(url, &stack.prefix), stack.queue(), AuthMode::Dev);
+        Self::on_cluster_via(url, &sqs_endpoint(), Duration::from_millis(1000)).await
+    }
+
+    /// [`Stack::on_cluster`], its fan API reaching SQS at `fan_sqs` (a
+    /// fault proxy, say) as [`Stack::with`] does.
+    pub async fn on_cluster_via(url: &str, fan_sqs: &str, sqs_attempt_timeout: Duration) -> Self {
+        let mut stack = Self::with(url, fan_sqs, sqs_attempt_timeout).await;
+        let fan_queue =
+            EntryQueue::new(sqs_client(&sdk_config(fan_sqs).await, sqs_attempt_timeout), &stack.queue_url, POLICY);
+        stack.fan = fan_api(cluster_gate(url, &stack.prefix), fan_queue, AuthMode::Dev);
         stack.admin = AdminApi::new(
             cluster_gate(url, &stack.prefix),
             database(&stack.schema),

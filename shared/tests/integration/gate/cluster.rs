@@ -5,11 +5,15 @@
 
 use crate::common::*;
 use crate::gate::admissions::a_burst_admits_exactly_capacity;
+use crate::gate::failing_dependencies::{
+    addr, an_unknown_sqs_outcome_keeps_the_position, sqs_unreachable_releases_the_slot, the_sweep_confirms_and_releases,
+};
 use crate::gate::line::{admitted_at_the_lines_pace_in_the_order_of_places, second};
 use chrono::Utc;
 use fanrush::usecases::clock::ManualClock;
 use fanrush::usecases::recovery::Patience;
 use fanrush_local::cluster::{PrivateRedisCluster, Shard};
+use fanrush_local::FaultProxy;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -114,6 +118,25 @@ async fn on_a_three_shard_cluster_a_burst_admits_exactly_capacity_and_every_acce
     let stack = Stack::on_cluster(&cluster.url()).await;
     stack.gate.mark_state_present().await.unwrap();
     a_burst_admits_exactly_capacity(&stack).await;
+    cluster.kill().await;
+    let _ = std::fs::remove_dir_all(&root);
+}
+
+/// What a fan was told is kept on the cluster as on one node: a send that
+/// never reached SQS gives its place back, one whose answer was lost keeps
+/// the position for the retry, and the sweep confirms the one that landed
+/// and frees the ghost's place.
+#[tokio::test]
+async fn on_a_three_shard_cluster_an_sqs_failure_keeps_what_each_fan_was_told() {
+    let root = std::env::temp_dir().join(unique("cluster-sqs"));
+    let mut cluster = PrivateRedisCluster::start(root.clone(), 3, 0).await.unwrap();
+    let proxy = FaultProxy::start(addr(&sqs_endpoint())).await.unwrap();
+    let stack =
+        Stack::on_cluster_via(&cluster.url(), &format!("http://{}", proxy.addr()), Duration::from_millis(300)).await;
+    stack.gate.mark_state_present().await.unwrap();
+    sqs_unreachable_releases_the_slot(&stack, &proxy).await;
+    an_unknown_sqs_outcome_keeps_the_position(&stack, &proxy).await;
+    the_sweep_confirms_and_releases(&stack, &proxy).await;
     cluster.kill().await;
     let _ = std::fs::remove_dir_all(&root);
 }

@@ -12,7 +12,7 @@ use fanrush_local::{Fault, FaultProxy};
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-fn addr(url: &str) -> SocketAddr {
+pub fn addr(url: &str) -> SocketAddr {
     let hostport = url.split("://").nth(1).unwrap().trim_end_matches('/');
     let hostport = hostport.rsplit('@').next().unwrap();
     hostport.replace("localhost", "127.0.0.1").parse().unwrap()
@@ -210,12 +210,17 @@ async fn a_redis_restart_is_noticed_and_refused_until_the_gate_is_restored() {
 async fn sqs_unreachable_answers_503_and_releases_the_slot() {
     let proxy = FaultProxy::start(addr(&sqs_endpoint())).await.unwrap();
     let stack = Stack::with(&redis_url(), &format!("http://{}", proxy.addr()), Duration::from_millis(500)).await;
+    sqs_unreachable_releases_the_slot(&stack, &proxy).await;
+}
+
+/// `stack`'s fan API reaches SQS through `proxy`.
+pub async fn sqs_unreachable_releases_the_slot(stack: &Stack, proxy: &FaultProxy) {
     let event = stack.open_event(2).await;
     proxy.set(Fault::Refuse);
     let r = stack.enter(&event, "gus").await;
     assert_error(&r, 503, "unavailable");
     assert!(r.headers().contains_key("retry-after"));
-    assert_eq!(view(&stack, &event).await, 2, "a send that never happened gives its slot back");
+    assert_eq!(view(stack, &event).await, 2, "a send that never happened gives its slot back");
     assert_eq!(stack.drain().await, 0);
 
     proxy.set(Fault::None);
@@ -229,13 +234,19 @@ async fn sqs_unreachable_answers_503_and_releases_the_slot() {
 async fn an_unknown_sqs_outcome_keeps_the_position_for_the_retry_and_lands_one_row() {
     let proxy = FaultProxy::start(addr(&sqs_endpoint())).await.unwrap();
     let stack = Stack::with(&redis_url(), &format!("http://{}", proxy.addr()), Duration::from_millis(300)).await;
+    an_unknown_sqs_outcome_keeps_the_position(&stack, &proxy).await;
+}
+
+/// `stack`'s fan API reaches SQS through `proxy`, giving up on an attempt
+/// well within the proxy's dropped answer.
+pub async fn an_unknown_sqs_outcome_keeps_the_position(stack: &Stack, proxy: &FaultProxy) {
     let event = stack.open_event(5).await;
     assert_eq!(stack.enter(&event, "first").await.status(), 202);
 
     // SQS stores the message but its answer never comes back.
     proxy.set(Fault::DropResponses);
     assert_error(&stack.enter(&event, "hana").await, 503, "unavailable");
-    assert_eq!(view(&stack, &event).await, 3, "the slot stays reserved for the retry");
+    assert_eq!(view(stack, &event).await, 3, "the slot stays reserved for the retry");
 
     proxy.set(Fault::None);
     let retry = stack.enter(&event, "hana").await;
@@ -249,6 +260,11 @@ async fn an_unknown_sqs_outcome_keeps_the_position_for_the_retry_and_lands_one_r
 async fn the_sweep_confirms_landed_entries_and_releases_ghost_slots() {
     let proxy = FaultProxy::start(addr(&sqs_endpoint())).await.unwrap();
     let stack = Stack::with(&redis_url(), &format!("http://{}", proxy.addr()), Duration::from_millis(300)).await;
+    the_sweep_confirms_and_releases(&stack, &proxy).await;
+}
+
+/// As [`an_unknown_sqs_outcome_keeps_the_position`].
+pub async fn the_sweep_confirms_and_releases(stack: &Stack, proxy: &FaultProxy) {
     let event = stack.open_event(5).await;
 
     proxy.set(Fault::DropResponses); // landed, answer lost
@@ -256,13 +272,13 @@ async fn the_sweep_confirms_landed_entries_and_releases_ghost_slots() {
     proxy.set(Fault::Blackhole); // never reached SQS, outcome unknown to the function
     assert_error(&stack.enter(&event, "ghost").await, 503, "unavailable");
     proxy.set(Fault::None);
-    assert_eq!(view(&stack, &event).await, 3);
+    assert_eq!(view(stack, &event).await, 3);
 
     stack.drain().await;
     let patience = Patience { restore_settle: Duration::ZERO, sweep_after: Duration::ZERO };
     let report = stack.housekeeping(chrono::Utc::now(), patience).await;
     assert_eq!((report.sweep.confirmed, report.sweep.released), (1, 1), "{report:?}");
-    assert_eq!(view(&stack, &event).await, 4, "the ghost's slot is free again");
+    assert_eq!(view(stack, &event).await, 4, "the ghost's slot is free again");
     let me = |fan| stack.fan.handle(request("GET", &format!("/events/{event}/entries/me"), &[("x-fan-id", fan)], None));
     assert_eq!(me("landed").await.status(), 200);
     assert_error(&me("ghost").await, 404, "entry_not_found");
