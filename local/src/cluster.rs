@@ -40,9 +40,14 @@ impl PrivateRedisCluster {
         for i in 0..primaries * (1 + replicas) {
             let port = free_port();
             let node_dir = dir.join(format!("node-{i}"));
+            // The bus port is its own free port: the default, the data
+            // port plus 10,000, passes 65,535 for an ephemeral port above
+            // 55,535, and redis-server then refuses to start.
             let extra = [
                 "--cluster-enabled".to_owned(),
                 "yes".to_owned(),
+                "--cluster-port".to_owned(),
+                free_port().to_string(),
                 "--cluster-config-file".to_owned(),
                 node_dir.join("nodes.conf").display().to_string(),
                 "--cluster-node-timeout".to_owned(),
