@@ -1,10 +1,10 @@
 //! The figures of the last recorded `make bench` run that the preflight,
 //! `fanrush simulate` and `fanrush plan` use. Written by `make tables` from
-//! `target/bench/results.json` (Intel(R) Xeon(R) Processor, 2 cores, 2026-12-07); do not edit by hand:
+//! `target/bench/results.json` (Intel(R) Xeon(R) Processor, 2 cores, 2026-12-08); do not edit by hand:
 //! run `make bench`, then `make tables`.
 
 /// Where and when these figures were measured.
-pub const MEASURED_ON: &str = "Intel(R) Xeon(R) Processor, 2 cores, 2026-12-07";
+pub const MEASURED_ON: &str = "Intel(R) Xeon(R) Processor, 2 cores, 2026-12-08";
 
 /// New fans one Redis core admits per second through a busy line: the
 /// calls an admitted fan costs (it joins the door, claims its grant at a later
@@ -14,22 +14,22 @@ pub const MEASURED_ON: &str = "Intel(R) Xeon(R) Processor, 2 cores, 2026-12-07";
 /// set from. A loopback figure of one machine's core: ElastiCache's network
 /// adds latency per call, not work, but its cores differ, so measure the node.
 /// `make bench`'s "line: admitted fans/s on one Redis core (admit + confirm)".
-pub const MEASURED_GATE_ADMISSIONS_PER_SECOND: f64 = 13_223.0;
+pub const MEASURED_GATE_ADMISSIONS_PER_SECOND: f64 = 11_690.0;
 
 /// The gate's cheaper answers per second on one core (`admit.lua` for a
 /// sold-out event).
 /// `make bench`'s "line: gate answers/s to a sold-out event".
-pub const MEASURED_GATE_ANSWERS_PER_SECOND: f64 = 72_360.0;
+pub const MEASURED_GATE_ANSWERS_PER_SECOND: f64 = 68_231.0;
 
 /// `line.lua` syncs per second on one core that carry no place, each
 /// reading ten seconds of counts back.
 /// `make bench`'s "line: line.lua syncs/s, no places, on one Redis core".
-pub const MEASURED_LINE_SYNCS_PER_SECOND: f64 = 30_997.0;
+pub const MEASURED_LINE_SYNCS_PER_SECOND: f64 = 29_761.0;
 
 /// Places one core counts per second inside `line.lua` syncs (each fan's
 /// first join, counted once): syncs of 50 places, less an empty sync's cost.
 /// `make bench`'s "line: places counted/s in line.lua syncs, on one Redis core".
-pub const MEASURED_LINE_PLACES_PER_SECOND: f64 = 440_834.0;
+pub const MEASURED_LINE_PLACES_PER_SECOND: f64 = 398_734.0;
 
 /// Bytes the gate holds per admitted fan of an event (its record, a
 /// 36-character id such as a Cognito `sub`, no note): `MEMORY USAGE` of the
@@ -48,4 +48,4 @@ pub const MEASURED_GATE_BYTES_PER_NOTE: f64 = 412.0;
 /// bound, as `MaximumConcurrency` writers add more only while the database
 /// keeps up. Over RDS Proxy each batch adds network round trips: measure.
 /// `make bench`'s "writer rows/s, SQS batches of 100".
-pub const MEASURED_WRITER_ROWS_PER_SECOND: f64 = 111_350.0;
+pub const MEASURED_WRITER_ROWS_PER_SECOND: f64 = 112_518.0;
