@@ -325,7 +325,11 @@ def main():
             sys.exit(f"{rel(BENCH)} holds no rendered table: re-run make bench with this code")
         _, _, note = provenance(doc, BENCH, "make bench")
         write(MEASURED, measured_rs(doc), check, stale)
-        replace_block(ROOT / "docs/benchmarks.md", "bench", f"{note}\n\n{doc['table']}", check, stale)
+        # A section re-run on its own and merged into the run says so, with why.
+        rerun = "".join(f" Section `{name}` was run on its own at {s['measuredAt'][:16].replace('T', ' ')} UTC and "
+                        f"merged into these results: {s['why']}."
+                        for name, s in sorted(doc.get("sections", {}).items()))
+        replace_block(ROOT / "docs/benchmarks.md", "bench", f"{note}{rerun}\n\n{doc['table']}", check, stale)
         if not check:
             subprocess.run(["cargo", "build", "--quiet", "-p", "fanrush-cli"], cwd=ROOT, check=True)
         if FANRUSH.exists():
