@@ -58,7 +58,10 @@ pub async fn a_burst_admits_exactly_capacity(stack: &Stack) {
 
 #[tokio::test]
 async fn a_repeat_entry_answers_200_with_the_same_position_and_queues_nothing_new() {
-    let stack = Stack::new().await;
+    a_repeat_entry_keeps_its_position(&Stack::new().await).await;
+}
+
+pub async fn a_repeat_entry_keeps_its_position(stack: &Stack) {
     let event = stack.open_event(10).await;
     let first = stack.enter(&event, "alice").await;
     assert_eq!(first.status(), 202);
@@ -71,7 +74,10 @@ async fn a_repeat_entry_answers_200_with_the_same_position_and_queues_nothing_ne
 
 #[tokio::test]
 async fn the_event_window_and_existence_are_enforced() {
-    let stack = Stack::new().await;
+    window_and_existence_are_enforced(&Stack::new().await).await;
+}
+
+pub async fn window_and_existence_are_enforced(stack: &Stack) {
     let later = stack.event(5, Utc::now() + Duration::hours(1), Utc::now() + Duration::hours(2)).await;
     assert_error(&stack.enter(&later, "bob").await, 403, "event_not_open");
     let past = stack.event(5, Utc::now() - Duration::hours(2), Utc::now() - Duration::hours(1)).await;
@@ -84,7 +90,10 @@ async fn the_event_window_and_existence_are_enforced() {
 
 #[tokio::test]
 async fn an_event_reads_back_with_remaining_places() {
-    let stack = Stack::new().await;
+    an_event_reads_back(&Stack::new().await).await;
+}
+
+pub async fn an_event_reads_back(stack: &Stack) {
     let event = stack.open_event(3).await;
     stack.enter(&event, "a").await;
     let r = stack.fan.handle(request("GET", &format!("/events/{event}"), &[], None)).await;
@@ -98,7 +107,10 @@ async fn an_event_reads_back_with_remaining_places() {
 
 #[tokio::test]
 async fn a_fan_reads_back_its_entry_with_its_note() {
-    let stack = Stack::new().await;
+    an_entry_reads_back_with_its_note(&Stack::new().await).await;
+}
+
+pub async fn an_entry_reads_back_with_its_note(stack: &Stack) {
     let event = stack.open_event(3).await;
     let path = format!("/events/{event}/entries");
     let r =

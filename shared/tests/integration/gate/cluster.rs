@@ -4,7 +4,10 @@
 //! its own slot, and a shard's failover fences only that shard's events.
 
 use crate::common::*;
-use crate::gate::admissions::a_burst_admits_exactly_capacity;
+use crate::gate::admissions::{
+    a_burst_admits_exactly_capacity, a_repeat_entry_keeps_its_position, an_entry_reads_back_with_its_note,
+    an_event_reads_back, window_and_existence_are_enforced,
+};
 use crate::gate::failing_dependencies::{
     addr, an_unknown_sqs_outcome_keeps_the_position, sqs_unreachable_releases_the_slot, the_sweep_confirms_and_releases,
 };
@@ -137,6 +140,24 @@ async fn on_a_three_shard_cluster_an_sqs_failure_keeps_what_each_fan_was_told() 
     sqs_unreachable_releases_the_slot(&stack, &proxy).await;
     an_unknown_sqs_outcome_keeps_the_position(&stack, &proxy).await;
     the_sweep_confirms_and_releases(&stack, &proxy).await;
+    cluster.kill().await;
+    let _ = std::fs::remove_dir_all(&root);
+}
+
+/// The fan path's everyday answers on the cluster as on one node: a repeat
+/// keeps its position, the window is enforced and an unknown id is 404 (the
+/// directory, on its own slot, tells it from a lost event), and an event
+/// and an entry read back.
+#[tokio::test]
+async fn on_a_three_shard_cluster_the_fan_paths_answers_are_those_of_one_node() {
+    let root = std::env::temp_dir().join(unique("cluster-answers"));
+    let mut cluster = PrivateRedisCluster::start(root.clone(), 3, 0).await.unwrap();
+    let stack = Stack::on_cluster(&cluster.url()).await;
+    stack.gate.mark_state_present().await.unwrap();
+    a_repeat_entry_keeps_its_position(&stack).await;
+    window_and_existence_are_enforced(&stack).await;
+    an_event_reads_back(&stack).await;
+    an_entry_reads_back_with_its_note(&stack).await;
     cluster.kill().await;
     let _ = std::fs::remove_dir_all(&root);
 }
