@@ -133,6 +133,11 @@ impl Pool {
         Ok(Self { environments, next: AtomicUsize::new(0) })
     }
 
+    /// Invocations sent to the pool and not answered yet.
+    pub fn outstanding(&self) -> usize {
+        self.environments.iter().map(Environment::outstanding).sum()
+    }
+
     pub async fn invoke(&self, event: &Value, timeout: Duration) -> Result<Answer, InvokeError> {
         let n = self.environments.len();
         let start = self.next.fetch_add(1, Ordering::Relaxed);
