@@ -22,6 +22,26 @@ use std::time::Duration;
 
 const NOW: Patience = Patience { restore_settle: Duration::ZERO, sweep_after: Duration::ZERO };
 
+/// A private three-shard cluster of a test's own, in a directory removed
+/// with it.
+struct Scratch {
+    cluster: PrivateRedisCluster,
+    root: std::path::PathBuf,
+}
+
+impl Scratch {
+    async fn start(name: &str, replicas: usize) -> Self {
+        let root = std::env::temp_dir().join(unique(name));
+        let cluster = PrivateRedisCluster::start(root.clone(), 3, replicas).await.unwrap();
+        Self { cluster, root }
+    }
+
+    async fn stop(mut self) {
+        self.cluster.kill().await;
+        let _ = std::fs::remove_dir_all(&self.root);
+    }
+}
+
 /// Defines three events at the same time through the admin API and reads
 /// where each was placed: placement spreads them, one per shard. The events
 /// in the order of their shards, with their hash tags.
@@ -56,13 +76,12 @@ async fn placement(stack: &Stack, id: &str) -> serde_json::Value {
 
 #[tokio::test]
 async fn on_a_three_shard_cluster_a_failover_fences_only_the_events_of_its_shard() {
-    let root = std::env::temp_dir().join(unique("cluster"));
-    let mut cluster = PrivateRedisCluster::start(root.clone(), 3, 1).await.unwrap();
-    let shards = cluster.shards().await.unwrap();
+    let scratch = Scratch::start("cluster", 1).await;
+    let shards = scratch.cluster.shards().await.unwrap();
     assert_eq!(shards.len(), 3, "{shards:?}");
-    let stack = Stack::on_cluster(&cluster.url()).await;
+    let stack = Stack::on_cluster(&scratch.cluster.url()).await;
     stack.gate.mark_state_present().await.unwrap();
-    let placed = one_event_per_shard(&cluster, &stack, &shards).await;
+    let placed = one_event_per_shard(&scratch.cluster, &stack, &shards).await;
     let events: Vec<String> = placed.iter().map(|(id, _)| id.clone()).collect();
     for event in &events {
         for fan in ["a", "b"] {
@@ -74,7 +93,7 @@ async fn on_a_three_shard_cluster_a_failover_fences_only_the_events_of_its_shard
     // takes over with the data intact. The client follows the slots; that
     // shard's event is refused until it is restored, and the events on the
     // other shards admit throughout.
-    cluster.fail_over(shards[1].primary).await.unwrap();
+    scratch.cluster.fail_over(shards[1].primary).await.unwrap();
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert_error(&stack.enter(&events[1], "c").await, 503, "unavailable");
     assert_error(
@@ -97,32 +116,27 @@ async fn on_a_three_shard_cluster_a_failover_fences_only_the_events_of_its_shard
         let positions: Vec<i64> = stack.rows(event).await.iter().map(|r| r.1).collect();
         assert_eq!(positions, vec![1, 2, 3], "{event}");
     }
-    cluster.kill().await;
-    let _ = std::fs::remove_dir_all(&root);
+    scratch.stop().await;
 }
 
 #[tokio::test]
 async fn on_a_three_shard_cluster_a_line_admits_at_its_pace_in_the_order_of_places() {
-    let root = std::env::temp_dir().join(unique("cluster-line"));
-    let mut cluster = PrivateRedisCluster::start(root.clone(), 3, 0).await.unwrap();
+    let scratch = Scratch::start("cluster-line", 0).await;
     let t0 = second(Utc::now());
     let clock = Arc::new(ManualClock::at(t0));
-    let stack = Stack::on_cluster_with_clock(&cluster.url(), clock.clone()).await;
+    let stack = Stack::on_cluster_with_clock(&scratch.cluster.url(), clock.clone()).await;
     stack.gate.mark_state_present().await.unwrap();
     admitted_at_the_lines_pace_in_the_order_of_places(&stack, &clock, t0).await;
-    cluster.kill().await;
-    let _ = std::fs::remove_dir_all(&root);
+    scratch.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn on_a_three_shard_cluster_a_burst_admits_exactly_capacity_and_every_acceptance_lands_once() {
-    let root = std::env::temp_dir().join(unique("cluster-burst"));
-    let mut cluster = PrivateRedisCluster::start(root.clone(), 3, 0).await.unwrap();
-    let stack = Stack::on_cluster(&cluster.url()).await;
+    let scratch = Scratch::start("cluster-burst", 0).await;
+    let stack = Stack::on_cluster(&scratch.cluster.url()).await;
     stack.gate.mark_state_present().await.unwrap();
     a_burst_admits_exactly_capacity(&stack).await;
-    cluster.kill().await;
-    let _ = std::fs::remove_dir_all(&root);
+    scratch.stop().await;
 }
 
 /// What a fan was told is kept on the cluster as on one node: a send that
@@ -131,17 +145,16 @@ async fn on_a_three_shard_cluster_a_burst_admits_exactly_capacity_and_every_acce
 /// and frees the ghost's place.
 #[tokio::test]
 async fn on_a_three_shard_cluster_an_sqs_failure_keeps_what_each_fan_was_told() {
-    let root = std::env::temp_dir().join(unique("cluster-sqs"));
-    let mut cluster = PrivateRedisCluster::start(root.clone(), 3, 0).await.unwrap();
+    let scratch = Scratch::start("cluster-sqs", 0).await;
     let proxy = FaultProxy::start(addr(&sqs_endpoint())).await.unwrap();
     let stack =
-        Stack::on_cluster_via(&cluster.url(), &format!("http://{}", proxy.addr()), Duration::from_millis(300)).await;
+        Stack::on_cluster_via(&scratch.cluster.url(), &format!("http://{}", proxy.addr()), Duration::from_millis(300))
+            .await;
     stack.gate.mark_state_present().await.unwrap();
     sqs_unreachable_releases_the_slot(&stack, &proxy).await;
     an_unknown_sqs_outcome_keeps_the_position(&stack, &proxy).await;
     the_sweep_confirms_and_releases(&stack, &proxy).await;
-    cluster.kill().await;
-    let _ = std::fs::remove_dir_all(&root);
+    scratch.stop().await;
 }
 
 /// The fan path's everyday answers on the cluster as on one node: a repeat
@@ -150,14 +163,12 @@ async fn on_a_three_shard_cluster_an_sqs_failure_keeps_what_each_fan_was_told() 
 /// and an entry read back.
 #[tokio::test]
 async fn on_a_three_shard_cluster_the_fan_paths_answers_are_those_of_one_node() {
-    let root = std::env::temp_dir().join(unique("cluster-answers"));
-    let mut cluster = PrivateRedisCluster::start(root.clone(), 3, 0).await.unwrap();
-    let stack = Stack::on_cluster(&cluster.url()).await;
+    let scratch = Scratch::start("cluster-answers", 0).await;
+    let stack = Stack::on_cluster(&scratch.cluster.url()).await;
     stack.gate.mark_state_present().await.unwrap();
     a_repeat_entry_keeps_its_position(&stack).await;
     window_and_existence_are_enforced(&stack).await;
     an_event_reads_back(&stack).await;
     an_entry_reads_back_with_its_note(&stack).await;
-    cluster.kill().await;
-    let _ = std::fs::remove_dir_all(&root);
+    scratch.stop().await;
 }
