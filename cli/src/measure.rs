@@ -72,10 +72,11 @@ pub async fn run(args: MeasureArgs) -> Result<(), String> {
     let cores: Vec<(Value, Vec<String>)> =
         shards.iter().map(|(shard, f)| core_report(shard.as_ref(), f, &memory, args.peak_rps)).collect();
     if args.json {
-        let mut out = cores[0].0.clone();
-        if args.cluster {
-            out = json!({ "shards": cores.iter().map(|(v, _)| v.clone()).collect::<Vec<_>>() });
-        }
+        let mut out = if args.cluster {
+            json!({ "shards": cores.iter().map(|(v, _)| v.clone()).collect::<Vec<_>>() })
+        } else {
+            cores[0].0.clone()
+        };
         out["bytesPerFan"] = json!(memory.per_fan.round());
         out["bytesPerNote"] = json!(memory.per_note.round());
         println!("{out}");

@@ -48,8 +48,8 @@ pub enum MeasureError {
     Gate(#[from] GateError),
     #[error("redis: {0}")]
     Redis(String),
-    #[error("the cluster's primary {0:?} cannot be reached as a node of {1}")]
-    Node(String, String),
+    #[error("the cluster's primary {0:?} makes no URL from the configuration endpoint's")]
+    Node(String),
 }
 
 /// How hard and how long to drive each kind of call.
@@ -184,13 +184,20 @@ fn open(url: &str) -> Result<redis::Client, MeasureError> {
 
 /// `url` (scheme, credentials, options) pointed at the node `host:port`.
 fn node_url(url: &str, node: &str) -> Result<String, MeasureError> {
-    let unreachable = || MeasureError::Node(node.to_owned(), "the configuration endpoint".into());
+    let unreachable = || MeasureError::Node(node.to_owned());
     let mut parsed = url::Url::parse(url).map_err(|_| unreachable())?;
     let (host, port) = node.rsplit_once(':').ok_or_else(unreachable)?;
     let host = if host.contains(':') { format!("[{host}]") } else { host.to_owned() };
     parsed.set_host(Some(&host)).map_err(|_| unreachable())?;
     parsed.set_port(Some(port.parse().map_err(|_| unreachable())?)).map_err(|_| unreachable())?;
     Ok(parsed.into())
+}
+
+/// The shards of the cluster whose configuration endpoint is `url`, as the
+/// gate's cluster client reads them (`CLUSTER SLOTS`), in slot order.
+async fn cluster_shards(url: &str) -> Result<Vec<Shard>, MeasureError> {
+    let cluster = LazyRedis::new(url, Duration::from_secs(5), Duration::from_secs(5)).map_err(GateError::Refused)?;
+    Ok(EntryGate::on(cluster.in_cluster_mode(), "").shards().await?)
 }
 
 /// Measures the core behind `url` under `prefix` (which must be unused).
@@ -209,8 +216,7 @@ pub async fn measure_gate(url: &str, prefix: &str, load: Load) -> Result<CoreFig
 /// `url`, one after another (the others idle), under `prefix` (which must
 /// be unused on every primary).
 pub async fn measure_shards(url: &str, prefix: &str, load: Load) -> Result<Vec<ShardFigures>, MeasureError> {
-    let cluster = LazyRedis::new(url, Duration::from_secs(5), Duration::from_secs(5)).map_err(GateError::Refused)?;
-    let shards = EntryGate::on(cluster.in_cluster_mode(), prefix).shards().await?;
+    let shards = cluster_shards(url).await?;
     let targets: Vec<Target> = shards.iter().map(|s| Target::shard(url, s)).collect::<Result<_, _>>()?;
     let mut admins = Vec::with_capacity(targets.len());
     for t in &targets {
@@ -449,8 +455,7 @@ pub async fn measure_memory(url: &str, prefix: &str) -> Result<MemoryFigures, Me
 /// configuration endpoint is `url`: a fan's bytes are the same on every
 /// shard.
 pub async fn measure_memory_in_cluster(url: &str, prefix: &str) -> Result<MemoryFigures, MeasureError> {
-    let cluster = LazyRedis::new(url, Duration::from_secs(5), Duration::from_secs(5)).map_err(GateError::Refused)?;
-    let shards = EntryGate::on(cluster.in_cluster_mode(), prefix).shards().await?;
+    let shards = cluster_shards(url).await?;
     let first = shards.first().ok_or_else(|| MeasureError::Redis("CLUSTER SLOTS named no shard".into()))?;
     memory_on(&Target::shard(url, first)?, prefix).await
 }
